@@ -1,0 +1,57 @@
+/*
+ * cli.h: shared pieces of the plexburst command-line tool: the command table, the option parser,
+ * exit codes, and the output conventions (numbered phases between separator lines, state emojis
+ * at the start of a line, [HH:MM:SS] on monitoring lines, results on stdout, diagnostics on
+ * stderr as "plexburst: <message>").
+ * The CLI uses only the public headers of libplexburst.
+ */
+#ifndef PB_CLI_H
+#define PB_CLI_H
+
+#include <stdio.h>
+#include <plexburst/plexburst.h>
+
+/* Exit codes (docs/cli.md): a contract. */
+#define CLI_EXIT_OK      0
+#define CLI_EXIT_ERROR   1
+#define CLI_EXIT_USAGE   2
+#define CLI_EXIT_REFUSED 3 /* a guard refused the operation */
+#define CLI_EXIT_CANCEL  4
+
+typedef struct cli_cmd {
+    const char *name;
+    int (*fn)(int argc, char **argv);
+    const char *summary;
+} cli_cmd;
+
+/* Declarative options: one table per command drives parsing and --help. */
+typedef enum { CLI_OPT_FLAG, CLI_OPT_STRING, CLI_OPT_INT, CLI_OPT_DOUBLE } cli_opt_type;
+
+typedef struct cli_opt {
+    const char *name; /* long name without dashes, e.g. "plex-dir" */
+    cli_opt_type type;
+    void *value;     /* int* for FLAG/INT, const char** for STRING, double* for DOUBLE */
+    const char *arg; /* argument name shown in --help, e.g. "DIR" */
+    const char *help;
+} cli_opt;
+
+/**
+ * Parses argv (after the command name) against `opts`; positional arguments are collected in
+ * `pos` (up to `max_pos`, count in *npos; pos may be NULL when none are accepted). Prints the
+ * command's help and returns 1 on --help; prints a usage error and returns -1 on bad usage.
+ */
+int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc, char **argv,
+              char **pos, int max_pos, int *npos);
+
+/* Output: phases and state lines. */
+void cli_phase(int n, const char *title);
+void cli_state(const char *emoji, const char *fmt, ...) PB_PRINTF(2, 3);
+void cli_monitor(const char *emoji, const char *fmt, ...) PB_PRINTF(2, 3);
+int cli_fail(const pb_error *err, int code);
+void cli_usage_error(const char *cmd, const char *fmt, ...) PB_PRINTF(2, 3);
+int cli_exit_code(int code);
+
+/* Commands. */
+int cmd_check(int argc, char **argv);
+
+#endif

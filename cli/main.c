@@ -1,0 +1,51 @@
+/*
+ * main.c: entry point of the plexburst CLI: the command table, `help` and `version`.
+ * Role: dispatches to cmd_<name>() in the other cli/ files; each command parses its options,
+ * calls libplexburst's public API and renders the result. Nothing else lives in cli/.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static int cmd_version(int argc, char **argv)
+{
+    printf("plexburst %s\n", pb_version());
+    return CLI_EXIT_OK;
+}
+
+static int cmd_help(int argc, char **argv);
+
+static const cli_cmd commands[] = {
+    {"check", cmd_check, "check a Plex data dir: schema, integrity, Plex's own SQLite engine"},
+    {"version", cmd_version, "print the version"},
+    {"help", cmd_help, "list the commands"},
+    {NULL, NULL, NULL},
+};
+
+static int cmd_help(int argc, char **argv)
+{
+    printf("plexburst %s: a Plex-aware delta sync engine for cloud bursting\n\n", pb_version());
+    printf("usage: plexburst <command> [options]   (plexburst <command> --help for details)\n\n");
+    for (const cli_cmd *c = commands; c->name; c++)
+        printf("  %-12s %s\n", c->name, c->summary);
+    printf("\nexit codes: 0 ok, 1 error, 2 usage, 3 refused by a guard, 4 cancelled\n");
+    return CLI_EXIT_OK;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        cmd_help(0, NULL);
+        return CLI_EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
+        return cmd_help(0, NULL);
+    if (strcmp(argv[1], "--version") == 0)
+        return cmd_version(0, NULL);
+    for (const cli_cmd *c = commands; c->name; c++)
+        if (strcmp(c->name, argv[1]) == 0)
+            return c->fn(argc - 2, argv + 2);
+    fprintf(stderr, "plexburst: unknown command '%s' (see plexburst help)\n", argv[1]);
+    return CLI_EXIT_USAGE;
+}

@@ -1,0 +1,2 @@
+/* placeholder, replaced by Plex engine detection */
+#include "plexburst/compat.h"

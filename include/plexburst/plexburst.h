@@ -1,0 +1,12 @@
+/*
+ * plexburst/plexburst.h: umbrella header of libplexburst, the Plex-aware delta sync engine.
+ * Include this one; the per-module headers it pulls in document each API.
+ */
+#ifndef PLEXBURST_H
+#define PLEXBURST_H
+
+#include "plexburst/common.h"
+#include "plexburst/errors.h"
+#include "plexburst/compat.h"
+
+#endif

@@ -1,0 +1,2 @@
+/* placeholder, replaced by the compatibility layer */
+#include "plexburst/compat.h"

@@ -1,0 +1,27 @@
+/*
+ * testutil.h: helpers shared by the cmocka tests: scratch directories, running the built tools,
+ * and skipping with a reason (exit code 77, which ctest reports as skipped, never as passed).
+ */
+#ifndef PB_TESTUTIL_H
+#define PB_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/** Makes a fresh scratch directory under $TMPDIR (or /tmp) and returns its path (static). */
+const char *tu_tmpdir(const char *tag);
+/** Path of a built artifact: $PB_BUILD_DIR/name (static buffer, one per call site is fine). */
+const char *tu_build_path(const char *name);
+/** Path of a source file: $PB_SOURCE_DIR/name. */
+const char *tu_source_path(const char *name);
+/** Runs a shell command line (printf-style); returns its exit status, -1 if it did not exit. */
+int tu_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/** Runs a shell command and captures up to cap-1 bytes of its stdout into out. */
+int tu_sh_out(char *out, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** Prints why and exits 77 (ctest: skipped). */
+void tu_skip(const char *why) __attribute__((noreturn));
+
+#endif
