@@ -8,5 +8,6 @@
 #include "plexburst/common.h"
 #include "plexburst/errors.h"
 #include "plexburst/compat.h"
+#include "plexburst/plex.h"
 
 #endif
