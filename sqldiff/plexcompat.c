@@ -423,6 +423,18 @@ static int register_tokenizer(sqlite3 *db, char **msg)
     sqlite3_stmt *stmt = NULL;
     int prev = 0, rc;
 
+    /* Already registered (a second pb_compat_register, or the extension loaded twice)?
+     * fts3_tokenizer() refuses to re-insert the same pointer, with a misleading "out of memory". */
+    if (sqlite3_prepare_v2(db, "SELECT fts3_tokenizer(?1)", -1, &stmt, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(stmt, 1, "collating", -1, SQLITE_STATIC);
+        int same = sqlite3_step(stmt) == SQLITE_ROW &&
+                   sqlite3_column_bytes(stmt, 0) == sizeof(mod) &&
+                   memcmp(sqlite3_column_blob(stmt, 0), &mod, sizeof(mod)) == 0;
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+        if (same)
+            return SQLITE_OK;
+    }
     sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, -1, &prev);
     if (!prev)
         sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_FTS3_TOKENIZER, 1, (int *)0);
