@@ -148,10 +148,13 @@ static int register_collation(sqlite3 *db, const char *name, UColAttributeValue 
     }
     if (strength != UCOL_DEFAULT)
         ucol_setStrength(coll, strength);
-    /* On failure SQLite calls the destructor itself. */
+    /* Unlike other SQLite interfaces, a failed create_collation_v2 does not call the
+     * destructor: free the collator here. */
     int rc = sqlite3_create_collation_v2(db, name, SQLITE_UTF8, coll, cmp, collator_free);
-    if (rc != SQLITE_OK)
+    if (rc != SQLITE_OK) {
         *msg = sqlite3_mprintf("collation %s: %s", name, sqlite3_errmsg(db));
+        ucol_close(coll);
+    }
     return rc;
 }
 
