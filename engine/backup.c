@@ -1,0 +1,229 @@
+/*
+ * backup.c: backups of the live Plex DB pair with SQLite's online backup API, and their rotation
+ * (see backup.h).
+ * Role: taken right before the merge writes, so that the state before any plexburst write can be
+ * restored. The backup API copies a consistent snapshot even while Plex runs (PLEX.md §4.2).
+ * Prerequisites: a writable backup directory; nothing Plex-specific beyond file names.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <sqlite3.h>
+
+#include "backup.h"
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static int mkdir_p(const char *path, pb_error *err)
+{
+    char buf[4096];
+    int n = snprintf(buf, sizeof(buf), "%s", path);
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return pb_error_set(err, PB_EINVALID, "backup: path too long: %.200s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+            return pb_error_errno(err, "backup: cannot create %s", buf);
+        *p = '/';
+    }
+    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
+        return pb_error_errno(err, "backup: cannot create %s", buf);
+    return 0;
+}
+
+/* Removes the regular files of `dir` and the directory itself (best effort). */
+static void remove_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char path[4096 + 256];
+    if (d) {
+        while ((e = readdir(d)) != NULL) {
+            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+                continue;
+            snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+            unlink(path);
+        }
+        closedir(d);
+    }
+    rmdir(dir);
+}
+
+/* One DB file copied with the backup API. */
+static int copy_db(const char *src_path, const char *dst_path, pb_error *err)
+{
+    int error = 0, rc;
+    sqlite3 *src = NULL, *dst = NULL;
+    sqlite3_backup *b = NULL;
+
+    rc = sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READONLY, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc != SQLITE_OK) {
+        error = pb_error_setd(err, PB_ESQLITE, rc, "backup: cannot open %s: %s",
+                              dst ? dst_path : src_path, sqlite3_errstr(rc));
+        goto done;
+    }
+    sqlite3_busy_timeout(src, 30000);
+    sqlite3_busy_timeout(dst, 30000);
+    if (!(b = sqlite3_backup_init(dst, "main", src, "main"))) {
+        error = pb_error_setd(err, PB_ESQLITE, sqlite3_extended_errcode(dst),
+                              "backup: cannot copy %s: %s", src_path, sqlite3_errmsg(dst));
+        goto done;
+    }
+    do {
+        rc = sqlite3_backup_step(b, 4096);
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+            sqlite3_sleep(50);
+    } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE) {
+        error = pb_error_setd(err, PB_ESQLITE, rc, "backup: copying %s failed: %s", src_path,
+                              sqlite3_errstr(rc));
+        goto done;
+    }
+    /* a self-contained file: no -wal left next to the copy */
+    sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+done:
+    sqlite3_close(dst);
+    sqlite3_close(src);
+    return error;
+}
+
+/* YYYYMMDDTHHMMSSZ, optionally followed by -N. */
+static int is_backup_name(const char *s)
+{
+    static const char shape[] = "dddddddd.dddddd.";
+    for (int i = 0; shape[i]; i++) {
+        char c = s[i];
+        if (shape[i] == 'd' ? (c < '0' || c > '9') : c != (i == 8 ? 'T' : 'Z'))
+            return 0;
+    }
+    s += 16;
+    if (!*s)
+        return 1;
+    if (*s++ != '-' || !*s)
+        return 0;
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return 0;
+    return 1;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    const char *x = *(const char *const *)a, *y = *(const char *const *)b;
+    size_t lx = strlen(x), ly = strlen(y);
+    int c = strncmp(x, y, 16);
+    if (c)
+        return c;
+    /* "T" < "T-2" < "T-10" */
+    if (lx != ly)
+        return lx < ly ? -1 : 1;
+    return strcmp(x, y);
+}
+
+static int rotate(const char *dir, int keep, unsigned *removed, pb_error *err)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int error = 0;
+
+    if (!d)
+        return pb_error_errno(err, "backup: cannot list %s", dir);
+    while ((e = readdir(d)) != NULL) {
+        if (!is_backup_name(e->d_name))
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            char **nn = realloc(names, ncap * sizeof(*nn));
+            if (!nn) {
+                error = pb_error_set(err, PB_ENOMEM, "backup: out of memory");
+                goto done;
+            }
+            names = nn;
+            cap = ncap;
+        }
+        if (!(names[n] = strdup(e->d_name))) {
+            error = pb_error_set(err, PB_ENOMEM, "backup: out of memory");
+            goto done;
+        }
+        n++;
+    }
+    qsort(names, n, sizeof(*names), cmp_names);
+    for (size_t i = 0; keep >= 0 && n > (size_t)keep && i < n - (size_t)keep; i++) {
+        char path[4096 + 64];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+        if (lstat(path, &st) != 0 || !S_ISDIR(st.st_mode))
+            continue;
+        remove_dir(path);
+        if (removed)
+            (*removed)++;
+    }
+done:
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    closedir(d);
+    return error;
+}
+
+int pb_plex_backup(char *made, size_t cap, unsigned *removed, const char *dir, const char *live,
+                   const char *blobs_live, int keep, pb_error *err)
+{
+    int error = 0;
+    char path[4096], file[4096 + 256];
+    char stamp[32];
+    struct tm tm;
+    time_t now = time(NULL);
+
+    if (removed)
+        *removed = 0;
+    if (made && cap)
+        made[0] = '\0';
+    if (!dir || !live)
+        return pb_error_set(err, PB_EINVALID, "backup: no directory or DB");
+    if ((error = mkdir_p(dir, err)) != 0)
+        return error;
+    gmtime_r(&now, &tm);
+    strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
+    for (int i = 1;; i++) {
+        int n = i == 1 ? snprintf(path, sizeof(path), "%s/%s", dir, stamp)
+                       : snprintf(path, sizeof(path), "%s/%s-%d", dir, stamp, i);
+        if (n < 0 || (size_t)n >= sizeof(path))
+            return pb_error_set(err, PB_EINVALID, "backup: path too long: %.200s", dir);
+        if (mkdir(path, 0700) == 0)
+            break;
+        if (errno != EEXIST || i > 1000)
+            return pb_error_errno(err, "backup: cannot create %s", path);
+    }
+    snprintf(file, sizeof(file), "%s/%s", path, base_name(live));
+    if ((error = copy_db(live, file, err)) != 0)
+        goto done;
+    if (blobs_live) {
+        snprintf(file, sizeof(file), "%s/%s", path, base_name(blobs_live));
+        if ((error = copy_db(blobs_live, file, err)) != 0)
+            goto done;
+    }
+    if (made && cap)
+        snprintf(made, cap, "%s", path);
+    error = rotate(dir, keep, removed, err);
+done:
+    if (error && made && !made[0])
+        remove_dir(path);
+    return error;
+}

@@ -1,0 +1,40 @@
+/*
+ * guards.h (internal): the two guards of a Plex merge, each returning a verdict for the report
+ * whether it passes or not.
+ * - schema guard: every DB involved is at the same Plex schema (schema_migrations: newest version
+ *   and the whole set) and has the same tables and columns (in order, with types and PK flags);
+ * - deletion guard: no library section loses more than max_delete_pct of its metadata_items or
+ *   media_parts (a cloud mount that failed makes Plex delete most of a section).
+ * Role: engine/plexmerge.c runs them before anything is written.
+ */
+#ifndef PB_GUARDS_H
+#define PB_GUARDS_H
+
+#include "plexburst/plexmerge.h"
+
+/** The DBs of a merge; any may be NULL (not involved). */
+typedef struct pb_plex_db_set {
+    const char *base, *cloud, *live;
+    const char *blobs_base, *blobs_cloud, *blobs_live;
+} pb_plex_db_set;
+
+/**
+ * Compares the library DBs among themselves and the blobs DBs among themselves (all opened
+ * read-only). Internal `sqlite_*` tables are not compared.
+ * @return 0 (v->ok = 1); PB_ESCHEMA with the one-line verdict in `err` and v->message, e.g.
+ *         "schema guard: cloud is at 500000000001.231, home at 500000000001.229"; PB_ENOTFOUND /
+ *         PB_ECORRUPT / PB_ESQLITE when a DB cannot be read.
+ */
+int pb_plex_guard_schema(pb_plex_schema_verdict *v, const pb_plex_db_set *dbs, pb_error *err);
+
+/**
+ * Evaluates the per-section figures of a changeset (pb_plex_report.sections: base counts and
+ * deletions) against `max_pct`. Items without a section (id 0, playlists) are not guarded.
+ * @return 0 (v->ok = 1, v names the worst section anyway), or PB_EREFUSED with the verdict in
+ *         `err` and v->message, e.g. `deletion guard: section "Movies" (id 1) would lose 221 of
+ *         224 items (98.7 % > 5 %)`.
+ */
+int pb_plex_guard_deletion(pb_plex_deletion_verdict *v, const pb_plex_section_report *sections,
+                           size_t nsections, double max_pct, pb_error *err);
+
+#endif
