@@ -53,5 +53,6 @@ int cli_exit_code(int code);
 
 /* Commands. */
 int cmd_check(int argc, char **argv);
+int cmd_fingerprint(int argc, char **argv);
 
 #endif

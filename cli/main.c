@@ -18,6 +18,7 @@ static int cmd_help(int argc, char **argv);
 
 static const cli_cmd commands[] = {
     {"check", cmd_check, "check a Plex data dir: schema, integrity, Plex's own SQLite engine"},
+    {"fingerprint", cmd_fingerprint, "fingerprint the synced part of a Plex data dir (manifest)"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "list the commands"},
     {NULL, NULL, NULL},

@@ -8,6 +8,7 @@
 #include "plexburst/common.h"
 #include "plexburst/errors.h"
 #include "plexburst/compat.h"
+#include "plexburst/fingerprint.h"
 #include "plexburst/plex.h"
 
 #endif

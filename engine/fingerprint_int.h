@@ -1,0 +1,50 @@
+/*
+ * fingerprint_int.h: internals shared by fingerprint.c (walk, cache) and fingerprint_manifest.c
+ * (the manifest format): the path order, the Merkle feed of a directory hash, and the streaming
+ * manifest writer. Not installed.
+ */
+#ifndef PB_FINGERPRINT_INT_H
+#define PB_FINGERPRINT_INT_H
+
+#include <stdint.h>
+#include <xxhash.h>
+#include "plexburst/fingerprint.h"
+
+/** Walk order of paths: bytewise, with '/' sorting before every other byte, which is exactly a
+ * pre-order walk with each directory's names sorted by strcmp. */
+int pb_fp__pathcmp(const char *a, size_t na, const char *b, size_t nb);
+
+/** Feeds one child (name, type, mode, hash) into its directory's Merkle state. */
+void pb_fp__dir_feed(XXH3_state_t *st, const char *name, size_t name_len, int type, uint32_t mode,
+                     const uint8_t hash[PB_HASH_LEN]);
+/** Finishes a directory's Merkle state into `out` (canonical bytes). */
+void pb_fp__dir_digest(uint8_t out[PB_HASH_LEN], XXH3_state_t *st);
+
+/* Streaming writer of a manifest: records are appended in walk order; a directory record is
+ * written with a placeholder hash and patched once its subtree is done (in the write buffer when
+ * still there, else with pwrite). Finishing writes the trailer and checksum, then renames the
+ * temporary file over `path`. */
+typedef struct pb_fp_writer pb_fp_writer;
+
+int pb_fp__writer_open(pb_fp_writer **out, const char *path, pb_error *err);
+/** Appends a record; returns its offset in *off. extra = symlink target or leader path. */
+int pb_fp__writer_add(pb_fp_writer *w, uint64_t *off, int type, int flags, const char *path,
+                      size_t path_len, uint32_t mode, uint64_t size, int64_t mtime_ns,
+                      const uint8_t hash[PB_HASH_LEN], const char *extra, size_t extra_len,
+                      pb_error *err);
+/** Current end offset (where the next record goes). */
+uint64_t pb_fp__writer_offset(const pb_fp_writer *w);
+/** Sets the record count, hash and subtree end of the directory record at `off`. */
+int pb_fp__writer_patch_dir(pb_fp_writer *w, uint64_t off, uint64_t records,
+                            const uint8_t hash[PB_HASH_LEN], uint64_t subtree_end, pb_error *err);
+/** Writes trailer and header (root hash, counts), the checksum, and renames into place. */
+int pb_fp__writer_finish(pb_fp_writer *w, const uint8_t root[PB_HASH_LEN], uint64_t file_bytes,
+                         pb_error *err);
+/** Frees the writer, removing the temporary file unless finished; accepts NULL. */
+void pb_fp__writer_free(pb_fp_writer *w);
+
+/* Record flags. */
+#define PB_FP_MULTI    0x1 /* the file's inode has other paths (st_nlink > 1) */
+#define PB_FP_FOLLOWER 0x2 /* a member of a hard-link group; extra = the leader's path */
+
+#endif
