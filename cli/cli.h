@@ -53,6 +53,8 @@ int cli_exit_code(int code);
 
 /* Commands. */
 int cmd_check(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 int cmd_fingerprint(int argc, char **argv);
 
 #endif

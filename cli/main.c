@@ -19,6 +19,8 @@ static int cmd_help(int argc, char **argv);
 static const cli_cmd commands[] = {
     {"check", cmd_check, "check a Plex data dir: schema, integrity, Plex's own SQLite engine"},
     {"fingerprint", cmd_fingerprint, "fingerprint the synced part of a Plex data dir (manifest)"},
+    {"diff", cmd_diff, "what a cloud run changed: per table and section, guards, 3-way view"},
+    {"merge", cmd_merge, "merge a cloud run's rows into the live Plex DB pair (guarded, backed up)"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "list the commands"},
     {NULL, NULL, NULL},

@@ -35,6 +35,58 @@ const char *pb_plex_phase_name(int phase)
     }
 }
 
+const char *pb_plex_op_name(int op)
+{
+    switch (op) {
+    case SQLITE_INSERT:
+        return "insert";
+    case SQLITE_UPDATE:
+        return "update";
+    case SQLITE_DELETE:
+        return "delete";
+    default:
+        return "?";
+    }
+}
+
+const char *pb_plex_resolution_name(int res)
+{
+    switch (res) {
+    case PB_RES_APPLIED:
+        return "applied";
+    case PB_RES_REMAPPED:
+        return "remapped";
+    case PB_RES_NATKEY:
+        return "natkey";
+    case PB_RES_KEPT_LIVE:
+        return "kept_live";
+    case PB_RES_CLOUD_WON:
+        return "cloud_won";
+    case PB_RES_DROPPED_USER:
+        return "dropped_user";
+    case PB_RES_NOTFOUND:
+        return "notfound";
+    case PB_RES_SAME:
+        return "same";
+    default:
+        return "?";
+    }
+}
+
+const char *pb_plex_class_name(int cls)
+{
+    switch (cls) {
+    case PB_CLASS_LIBRARY:
+        return "library";
+    case PB_CLASS_USER:
+        return "user";
+    case PB_CLASS_DERIVED:
+        return "derived";
+    default:
+        return "?";
+    }
+}
+
 void pb_plex_report_dispose(pb_plex_report *r)
 {
     if (!r)

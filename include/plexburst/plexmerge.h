@@ -223,6 +223,16 @@ typedef struct pb_plex_report {
     } ms;
 } pb_plex_report;
 
+/** "insert", "update", "delete" for a changeset op (SQLITE_INSERT, ...); "?" otherwise. */
+PB_EXTERN(const char *) pb_plex_op_name(int op);
+
+/** "applied", "remapped", "natkey", "kept_live", "cloud_won", "dropped_user", "notfound",
+ * "same" for a pb_merge_resolution. */
+PB_EXTERN(const char *) pb_plex_resolution_name(int resolution);
+
+/** "library", "user", "derived" for a pb_table_class. */
+PB_EXTERN(const char *) pb_plex_class_name(int cls);
+
 /** Releases what the report owns (tables, sections) and zeroes it; accepts NULL. */
 PB_EXTERN(void) pb_plex_report_dispose(pb_plex_report *report);
 

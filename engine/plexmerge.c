@@ -1,0 +1,811 @@
+/*
+ * plexmerge.c: pb_plex_diff() and pb_plex_merge() (plexburst/plexmerge.h): the five phases of
+ * merging a cloud run's rows into the live home Plex DB pair.
+ * Role: the orchestration over the generic pieces: schema guard (guards.c), row diff
+ * (sqldiff.h), report scan (report.c), deletion guard, backup (backup.c), 3-way merge under the
+ * Plex policy (merge.h + plexpolicy.c), written by Plex's own engine through a generated SQL script
+ * (plexengine.h) or in-process through the compatibility layer.
+ * Prerequisites: the DBs are Plex library (and blobs) DBs; for the merge Plex should be stopped
+ * (the journal-mode switch that makes main + blobs atomic needs exclusive access; when it cannot
+ * be had, each file still commits atomically and the report says so).
+ *
+ * Cross-file atomicity: Plex runs its DBs in WAL mode, where a transaction over two attached DBs
+ * commits per file. Before writing, both files are switched to journal_mode=DELETE (SQLite then
+ * ties them with a super-journal: all or nothing across the pair) and back to WAL afterwards, also
+ * after a failure.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <sqlite3.h>
+
+#include "plexburst/compat.h"
+#include "plexburst/plexmerge.h"
+#include "plexburst/sqldiff.h"
+#include "backup.h"
+#include "guards.h"
+#include "plexengine.h"
+#include "plexpolicy.h"
+#include "report.h"
+#include "zstream.h"
+
+extern char **environ;
+
+#define DEFAULT_MAX_DELETE_PCT 5.0
+#define DEFAULT_KEEP_BACKUPS   3
+#define DEFAULT_ZSTD_LEVEL     19
+#define BACKUP_SUBDIR          "plexburst-backups"
+
+void pb_plex_merge_options_init(pb_plex_merge_options *o)
+{
+    if (!o)
+        return;
+    memset(o, 0, sizeof(*o));
+    o->version = PB_PLEX_MERGE_OPTIONS_VERSION;
+    o->max_delete_pct = DEFAULT_MAX_DELETE_PCT;
+    o->keep_backups = DEFAULT_KEEP_BACKUPS;
+    o->zstd_level = DEFAULT_ZSTD_LEVEL;
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The run's state
+ */
+
+typedef struct run {
+    const pb_plex_merge_options *o;
+    pb_plex_report *r;
+    int merge; /* pb_plex_merge (else pb_plex_diff) */
+    int write; /* the live DBs are written (merge and not dry-run) */
+    int blobs; /* the blobs DB takes part */
+    pb_pathmap *pm_owned;
+    const pb_pathmap *pm;
+    pb_plex_policy *pol;
+    char work[4096];
+    int work_made;
+    char cs_main[4200], cs_blobs[4200]; /* raw changesets */
+    char z_main[4200], z_blobs[4200];   /* their zstd copies */
+    char script[4200], errlog[4200];
+} run;
+
+static void phase(run *x, int p)
+{
+    x->r->phase = p;
+    if (x->o->on_phase)
+        x->o->on_phase(p, x->o->phase_payload);
+}
+
+static int check_options(run *x, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    if (!o || o->version != PB_PLEX_MERGE_OPTIONS_VERSION)
+        return pb_error_set(err, PB_EINVALID,
+                            "merge: options not initialised "
+                            "(pb_plex_merge_options_init)");
+    if (!o->base || !*o->base)
+        return pb_error_set(err, PB_EINVALID, "merge: no base DB (--base)");
+    if (!!o->cloud == !!o->changeset)
+        return pb_error_set(err, PB_EINVALID,
+                            "merge: give either the cloud DB (--cloud) or a changeset");
+    if (x->merge && !o->live)
+        return pb_error_set(err, PB_EINVALID, "merge: no live DB (--live)");
+    x->blobs = o->blobs_base || o->blobs_cloud || o->blobs_live || o->blobs_changeset;
+    if (x->blobs) {
+        if (!o->blobs_base)
+            return pb_error_set(err, PB_EINVALID, "merge: blobs given without --blobs-base");
+        if (!!o->blobs_cloud == !!o->blobs_changeset)
+            return pb_error_set(err, PB_EINVALID,
+                                "merge: blobs given without --blobs-cloud (or a blobs changeset)");
+        if ((x->merge || o->live) && !o->blobs_live)
+            return pb_error_set(err, PB_EINVALID, "merge: blobs given without --blobs-live");
+        if (!x->merge && !o->live && o->blobs_live)
+            return pb_error_set(err, PB_EINVALID, "diff: --blobs-live needs --live");
+    }
+    if (o->max_delete_pct < 0)
+        return pb_error_set(err, PB_EINVALID, "merge: negative --max-delete-pct");
+    if (o->engine == PB_PLEX_ENGINE_PATH && (!o->plex_sqlite || !*o->plex_sqlite))
+        return pb_error_set(err, PB_EINVALID, "merge: no engine path (--plex-sqlite)");
+    if (o->engine < PB_PLEX_ENGINE_AUTO || o->engine > PB_PLEX_ENGINE_IN_PROCESS)
+        return pb_error_set(err, PB_EINVALID, "merge: unknown engine choice %d", o->engine);
+    return 0;
+}
+
+static int make_work(run *x, pb_error *err)
+{
+    const char *base = x->o->work_dir;
+    if (!base || !*base)
+        base = getenv("TMPDIR");
+    if (!base || !*base)
+        base = "/tmp";
+    int n = snprintf(x->work, sizeof(x->work), "%s/plexburst-merge-XXXXXX", base);
+    if (n < 0 || (size_t)n >= sizeof(x->work))
+        return pb_error_set(err, PB_EINVALID, "merge: work directory path too long");
+    if (!mkdtemp(x->work))
+        return pb_error_errno(err, "merge: cannot create a work directory in %s", base);
+    x->work_made = 1;
+    snprintf(x->cs_main, sizeof(x->cs_main), "%s/main.changeset", x->work);
+    snprintf(x->z_main, sizeof(x->z_main), "%s/main.changeset.zst", x->work);
+    snprintf(x->cs_blobs, sizeof(x->cs_blobs), "%s/blobs.changeset", x->work);
+    snprintf(x->z_blobs, sizeof(x->z_blobs), "%s/blobs.changeset.zst", x->work);
+    snprintf(x->script, sizeof(x->script), "%s/merge.sql", x->work);
+    snprintf(x->errlog, sizeof(x->errlog), "%s/engine.log", x->work);
+    return 0;
+}
+
+static void remove_work(run *x)
+{
+    if (!x->work_made || x->o->keep_work)
+        return;
+    const char *files[] = {x->cs_main, x->z_main, x->cs_blobs, x->z_blobs, x->script, x->errlog};
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++)
+        unlink(files[i]);
+    rmdir(x->work);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Opening DBs
+ */
+
+static int attach(sqlite3 *db, const char *path, const char *schema, const char *what,
+                  pb_error *err)
+{
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return pb_error_set(err, errno == ENOENT ? PB_ENOTFOUND : PB_EIO,
+                            "merge: cannot open the %s DB %s: %s", what, path, strerror(errno));
+    char *sql = sqlite3_mprintf("ATTACH %Q AS \"%w\"", path, schema);
+    if (!sql)
+        return pb_error_set(err, PB_ENOMEM, "merge: out of memory");
+    int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+        return pb_error_setd(err, PB_ESQLITE, sqlite3_extended_errcode(db),
+                             "merge: cannot attach the %s DB %s: %s", what, path,
+                             sqlite3_errmsg(db));
+    return 0;
+}
+
+/* Opens `main_path` (+ `blobs_path` attached as "blobs"); read-only unless `rw`. */
+static int open_pair(sqlite3 **out, const char *main_path, const char *blobs_path, int rw,
+                     const char *what, pb_error *err)
+{
+    sqlite3 *db = NULL;
+    int error = pb_compat_open(&db, main_path, rw ? 0 : PB_OPEN_READONLY, err);
+    if (!error && blobs_path)
+        error = attach(db, blobs_path, "blobs", what, err);
+    if (error) {
+        sqlite3_close(db);
+        db = NULL;
+    }
+    *out = db;
+    return error;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Phase 2: diff
+ */
+
+typedef struct include_ctx {
+    const pb_plex_policy *pol;
+    const char *schema;
+} include_ctx;
+
+static int include_table(const char *table, void *payload)
+{
+    const include_ctx *c = payload;
+    return pb_plex_policy_include(c->pol, c->schema, table);
+}
+
+static int is_zstd(const char *path, int *yes, pb_error *err)
+{
+    unsigned char m[4] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return pb_error_set(err, errno == ENOENT ? PB_ENOTFOUND : PB_EIO,
+                            "merge: cannot open the changeset %s: %s", path, strerror(errno));
+    size_t n = fread(m, 1, 4, f);
+    fclose(f);
+    *yes = n == 4 && m[0] == 0x28 && m[1] == 0xB5 && m[2] == 0x2F && m[3] == 0xFD;
+    return 0;
+}
+
+static int compress_file(const char *in_path, const char *out_path, int level, uint64_t *in_bytes,
+                         uint64_t *out_bytes, pb_error *err)
+{
+    int error = 0;
+    FILE *in = fopen(in_path, "rb"), *out = NULL;
+    if (!in)
+        return pb_error_errno(err, "merge: cannot read %s", in_path);
+    if (!(out = fopen(out_path, "wb"))) {
+        error = pb_error_errno(err, "merge: cannot write %s", out_path);
+        goto done;
+    }
+    error = pb_zstd_compress_stream(in, out, level, 0, in_bytes, out_bytes, err);
+    if (fclose(out) != 0 && !error)
+        error = pb_error_errno(err, "merge: cannot write %s", out_path);
+done:
+    fclose(in);
+    return error;
+}
+
+/* Gets the raw changeset of one DB into `raw`: diffed, or taken from a given file (zstd or raw,
+ * validated strictly). `*path_used` is the raw file to read. */
+static int get_changeset(run *x, const char *schema, const char *base, const char *cloud,
+                         const char *given, const char *raw, const char **path_used, pb_error *err)
+{
+    int error = 0;
+    FILE *f = NULL, *in = NULL;
+    *path_used = raw;
+    if (cloud) {
+        include_ctx ic = {x->pol, schema};
+        pb_diff_options dopts = PB_DIFF_OPTIONS_INIT;
+        pb_diff_stats ds;
+        dopts.include = include_table;
+        dopts.include_payload = &ic;
+        if (!(f = fopen(raw, "wb")))
+            return pb_error_errno(err, "merge: cannot write %s", raw);
+        error = pb_sqldiff_diff(&ds, base, cloud, &dopts, pb_sqldiff_write_file, f, err);
+        if (fclose(f) != 0 && !error)
+            error = pb_error_errno(err, "merge: cannot write %s", raw);
+        return error;
+    }
+    int z = 0;
+    if ((error = is_zstd(given, &z, err)) != 0)
+        return error;
+    if (z) {
+        if (!(in = fopen(given, "rb")))
+            return pb_error_errno(err, "merge: cannot read %s", given);
+        if (!(f = fopen(raw, "wb"))) {
+            fclose(in);
+            return pb_error_errno(err, "merge: cannot write %s", raw);
+        }
+        error = pb_zstd_decompress_stream(in, f, 0, NULL, err);
+        if (fclose(f) != 0 && !error)
+            error = pb_error_errno(err, "merge: cannot write %s", raw);
+        fclose(in);
+        if (error)
+            return error;
+    } else {
+        *path_used = given;
+    }
+    /* a changeset from elsewhere is checked strictly before anything reads it */
+    if (!(in = fopen(*path_used, "rb")))
+        return pb_error_errno(err, "merge: cannot read %s", *path_used);
+    pb_changeset_summary sum;
+    error = pb_changeset_validate_file(&sum, in, NULL, err);
+    fclose(in);
+    return error;
+}
+
+static int phase_diff(run *x, const char **main_cs, const char **blobs_cs, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    pb_plex_report *r = x->r;
+    int error = 0;
+    sqlite3 *ref = NULL, *base = NULL;
+    pb_plex_scan *scan = NULL;
+    const char *schemas[2] = {"main", "blobs"};
+    uint64_t raw = 0, z = 0;
+
+    /* the policy reads the live schema (the base's when there is no live DB; equal by phase 1) */
+    if (o->live)
+        error = open_pair(&ref, o->live, x->blobs ? o->blobs_live : NULL, 0, "home blobs", err);
+    else
+        error = open_pair(&ref, o->base, x->blobs ? o->blobs_base : NULL, 0, "base blobs", err);
+    if (error)
+        goto done;
+    if ((error = pb_plex_policy_new(&x->pol, ref, schemas, x->blobs ? 2 : 1, x->pm, err)) != 0)
+        goto done;
+    for (const char *u; (u = pb_plex_policy_unknown(x->pol, r->nunknown)) != NULL;) {
+        if (r->nunknown < sizeof(r->unknown_tables) / sizeof(r->unknown_tables[0]))
+            snprintf(r->unknown_tables[r->nunknown], sizeof(r->unknown_tables[0]), "%s", u);
+        r->nunknown++;
+    }
+
+    if ((error = get_changeset(x, "main", o->base, o->cloud, o->changeset, x->cs_main, main_cs,
+                               err)) != 0)
+        goto done;
+    if (x->blobs && (error = get_changeset(x, "blobs", o->blobs_base, o->blobs_cloud,
+                                           o->blobs_changeset, x->cs_blobs, blobs_cs, err)) != 0)
+        goto done;
+
+    int level = o->zstd_level > 0 ? o->zstd_level : DEFAULT_ZSTD_LEVEL;
+    if ((error = compress_file(*main_cs, x->z_main, level, &raw, &z, err)) != 0)
+        goto done;
+    r->bytes_changeset += raw;
+    r->bytes_changeset_zstd += z;
+    if (x->blobs) {
+        if ((error = compress_file(*blobs_cs, x->z_blobs, level, &raw, &z, err)) != 0)
+            goto done;
+        r->bytes_changeset += raw;
+        r->bytes_changeset_zstd += z;
+    }
+
+    if ((error = open_pair(&base, o->base, NULL, 0, "base", err)) != 0)
+        goto done;
+    if ((error = pb_plex_scan_new(&scan, r, base, x->pol, err)) != 0)
+        goto done;
+    if ((error = pb_plex_scan_changeset(scan, "main", *main_cs, err)) != 0)
+        goto done;
+    if (x->blobs && (error = pb_plex_scan_changeset(scan, "blobs", *blobs_cs, err)) != 0)
+        goto done;
+done:
+    pb_plex_scan_free(scan);
+    sqlite3_close(base);
+    sqlite3_close(ref);
+    return error;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Phase 5: merge
+ */
+
+static int get_journal_mode(const char *path, char *mode, size_t cap)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int ok = -1;
+    mode[0] = '\0';
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+        sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW) {
+        snprintf(mode, cap, "%s", (const char *)sqlite3_column_text(st, 0));
+        ok = 0;
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ok;
+}
+
+/* Sets the journal mode of the DB file at `path`; 0 when it is now `mode`. */
+static int set_journal_mode(const char *path, const char *mode)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int ok = -1;
+    char *sql = sqlite3_mprintf("PRAGMA journal_mode=%s", mode);
+    if (sql && sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 2000);
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW &&
+            sqlite3_stricmp((const char *)sqlite3_column_text(st, 0), mode) == 0)
+            ok = 0;
+    }
+    sqlite3_free(sql);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return ok;
+}
+
+/* Journal modes of the live pair, switched for an atomic commit and restored after. */
+typedef struct journals {
+    const char *path[2];
+    int switched[2];
+} journals;
+
+static void journals_restore(journals *j)
+{
+    for (int i = 0; i < 2; i++)
+        if (j->switched[i]) {
+            set_journal_mode(j->path[i], "wal");
+            j->switched[i] = 0;
+        }
+}
+
+/* Switches WAL files to DELETE when there are two files; sets r->atomic_pair. */
+static void journals_prepare(run *x, journals *j)
+{
+    memset(j, 0, sizeof(*j));
+    j->path[0] = x->o->live;
+    j->path[1] = x->blobs ? x->o->blobs_live : NULL;
+    if (!j->path[1]) {
+        x->r->atomic_pair = 1; /* one file: always atomic */
+        return;
+    }
+    int atomic = 1;
+    for (int i = 0; i < 2; i++) {
+        char mode[32];
+        if (get_journal_mode(j->path[i], mode, sizeof(mode)) != 0) {
+            atomic = 0;
+            continue;
+        }
+        if (sqlite3_stricmp(mode, "wal") == 0) {
+            if (set_journal_mode(j->path[i], "delete") == 0)
+                j->switched[i] = 1;
+            else
+                atomic = 0; /* another connection (Plex running?): per-file atomicity only */
+        } else if (sqlite3_stricmp(mode, "delete") != 0 && sqlite3_stricmp(mode, "truncate") != 0 &&
+                   sqlite3_stricmp(mode, "persist") != 0) {
+            atomic = 0;
+        }
+    }
+    x->r->atomic_pair = atomic;
+}
+
+static void on_action(const pb_merge_action *a, void *payload)
+{
+    run *x = payload;
+    pb_plex_report_note_action(x->r, a);
+    if (x->o->on_action)
+        x->o->on_action(a, x->o->action_payload);
+}
+
+/* The first line of the engine's stderr, for the error message. */
+static void first_line(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    out[0] = '\0';
+    if (!f)
+        return;
+    char line[400];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0]) {
+            snprintf(out, cap, "%s", line);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+/* Runs the engine on the live DB with the script on stdin. */
+static int run_engine(run *x, const pb_plex_engine *e, pb_error *err)
+{
+    int error = 0, in = -1, errfd = -1, nullfd = -1, status = 0;
+    pb_plex_engine_cmd cmd;
+    posix_spawn_file_actions_t fa;
+    int fa_init = 0;
+    pid_t pid;
+
+    if ((error = pb_plex_engine_argv(
+             &cmd, e, x->o->live,
+             e->kind == PB_ENGINE_SQLITE3_SHELL ? x->o->compat_extension : NULL, err)) != 0)
+        return error;
+    if ((in = open(x->script, O_RDONLY | O_CLOEXEC)) < 0 ||
+        (errfd = open(x->errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
+        (nullfd = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
+        error = pb_error_errno(err, "merge: cannot prepare the engine's input and output");
+        goto done;
+    }
+    if (posix_spawn_file_actions_init(&fa) != 0) {
+        error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
+        goto done;
+    }
+    fa_init = 1;
+    posix_spawn_file_actions_adddup2(&fa, in, 0);
+    posix_spawn_file_actions_adddup2(&fa, nullfd, 1);
+    posix_spawn_file_actions_adddup2(&fa, errfd, 2);
+    int rc = posix_spawn(&pid, cmd.argv[0], &fa, NULL, (char *const *)cmd.argv, environ);
+    if (rc != 0) {
+        errno = rc;
+        error = pb_error_errno(err, "merge: cannot run %s", cmd.argv[0]);
+        goto done;
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            error = pb_error_errno(err, "merge: waiting for %s", cmd.argv[0]);
+            goto done;
+        }
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char line[400];
+        first_line(x->errlog, line, sizeof(line));
+        if (WIFEXITED(status))
+            error = pb_error_set(err, PB_ERROR, "merge: the engine %s failed (exit %d): %s",
+                                 cmd.argv[0], WEXITSTATUS(status), line[0] ? line : "no message");
+        else
+            error = pb_error_set(err, PB_ERROR, "merge: the engine %s was killed by signal %d",
+                                 cmd.argv[0], WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+        goto done;
+    }
+done:
+    if (fa_init)
+        posix_spawn_file_actions_destroy(&fa);
+    if (in >= 0)
+        close(in);
+    if (errfd >= 0)
+        close(errfd);
+    if (nullfd >= 0)
+        close(nullfd);
+    return error;
+}
+
+/* Resolves the engine: 1 with `e` filled, 0 for in-process, or an error. */
+static int resolve_engine(run *x, pb_plex_engine *e, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    memset(e, 0, sizeof(*e));
+    if (o->engine == PB_PLEX_ENGINE_IN_PROCESS)
+        return 0;
+    if (o->engine == PB_PLEX_ENGINE_PATH) {
+        int error = pb_plex_engine_find(e, o->plex_sqlite, err);
+        return error ? error : 1;
+    }
+    pb_error quiet = PB_ERROR_INIT;
+    int rc = pb_plex_engine_find(e, NULL, &quiet);
+    if (rc == 0)
+        return 1;
+    if (rc == PB_ENOTFOUND)
+        return 0;
+    return pb_error_set(err, rc, "%s", quiet.msg);
+}
+
+static void describe_engine(char *out, size_t cap, const pb_plex_engine *e, const char *ext)
+{
+    if (e->kind == PB_ENGINE_PMS_SQLITE)
+        snprintf(out, cap, "plex-sqlite: %s --sqlite", e->path);
+    else if (e->kind == PB_ENGINE_SQLITE3_SHELL)
+        snprintf(out, cap, "plex-sqlite: %s (sqlite3 stand-in%s%s)", e->path, ext ? ", .load " : "",
+                 ext ? ext : "");
+    else
+        snprintf(out, cap, "plex-sqlite: %s", e->path);
+}
+
+/* The script the engine runs: shell settings, ATTACH, then the merge's transaction. */
+static int script_header(run *x, FILE *f)
+{
+    fprintf(f, ".bail on\n.timeout 30000\nPRAGMA foreign_keys=OFF;\n");
+    if (x->blobs) {
+        char *sql = sqlite3_mprintf("ATTACH %Q AS blobs;\n", x->o->blobs_live);
+        if (!sql)
+            return PB_ENOMEM;
+        fputs(sql, f);
+        sqlite3_free(sql);
+    }
+    return 0;
+}
+
+static int phase_merge(run *x, const char *main_cs, const char *blobs_cs, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    pb_plex_report *r = x->r;
+    int error = 0, use_engine;
+    sqlite3 *live = NULL;
+    FILE *script = NULL;
+    pb_merge_stats *stats = NULL;
+    pb_plex_engine e;
+    journals j;
+    pb_merge_input inputs[2] = {{"main", main_cs}, {"blobs", blobs_cs}};
+    size_t ninputs = x->blobs ? 2 : 1;
+    pb_merge_options mo = PB_MERGE_OPTIONS_INIT;
+
+    memset(&j, 0, sizeof(j));
+    mo.on_action = on_action;
+    mo.action_payload = x;
+    if (!(stats = calloc(1, sizeof(*stats))))
+        return pb_error_set(err, PB_ENOMEM, "merge: out of memory");
+    if ((use_engine = resolve_engine(x, &e, err)) < 0) {
+        error = use_engine;
+        goto done;
+    }
+    char engine_desc[sizeof(r->engine)];
+    if (use_engine)
+        describe_engine(engine_desc, sizeof(engine_desc), &e, o->compat_extension);
+    else
+        snprintf(engine_desc, sizeof(engine_desc), "in-process compatibility layer");
+
+    if (!x->write) {
+        /* dry run: decide against the live DB opened read-only, script discarded */
+        snprintf(r->engine, sizeof(r->engine), "none (dry run; would write with %.4150s)",
+                 engine_desc);
+        if ((error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 0, "home blobs",
+                               err)) != 0)
+            goto done;
+        if (!(script = fopen(x->script, "w"))) {
+            error = pb_error_errno(err, "merge: cannot write %s", x->script);
+            goto done;
+        }
+        mo.script = script;
+        error =
+            pb_merge_apply(live, inputs, ninputs, pb_plex_policy_merge(x->pol), &mo, stats, err);
+        goto done;
+    }
+
+    snprintf(r->engine, sizeof(r->engine), "%s", engine_desc);
+    journals_prepare(x, &j);
+    if (use_engine) {
+        if ((error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 0, "home blobs",
+                               err)) != 0)
+            goto done;
+        if (!(script = fopen(x->script, "w"))) {
+            error = pb_error_errno(err, "merge: cannot write %s", x->script);
+            goto done;
+        }
+        if (script_header(x, script) != 0) {
+            error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
+            goto done;
+        }
+        mo.script = script;
+        if ((error = pb_merge_apply(live, inputs, ninputs, pb_plex_policy_merge(x->pol), &mo, stats,
+                                    err)) != 0)
+            goto done;
+        sqlite3_close(live);
+        live = NULL;
+        if (fclose(script) != 0) {
+            script = NULL;
+            error = pb_error_errno(err, "merge: cannot write %s", x->script);
+            goto done;
+        }
+        script = NULL;
+        if ((error = run_engine(x, &e, err)) != 0)
+            goto done;
+        r->merged = 1;
+    } else {
+        if ((error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 1, "home blobs",
+                               err)) != 0)
+            goto done;
+        if ((error = pb_merge_apply(live, inputs, ninputs, pb_plex_policy_merge(x->pol), &mo, stats,
+                                    err)) != 0)
+            goto done;
+        r->merged = 1;
+    }
+done:
+    if (script)
+        fclose(script);
+    sqlite3_close(live);
+    journals_restore(&j);
+    if (pb_plex_report_add_merge(r, stats, x->pol) != 0 && !error)
+        error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
+    free(stats);
+    return error;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The two entry points
+ */
+
+static void default_backup_dir(const char *live, char *out, size_t cap)
+{
+    const char *slash = strrchr(live, '/');
+    if (!slash)
+        snprintf(out, cap, "%s", BACKUP_SUBDIR);
+    else if (slash == live)
+        snprintf(out, cap, "/%s", BACKUP_SUBDIR);
+    else
+        snprintf(out, cap, "%.*s/%s", (int)(slash - live), live, BACKUP_SUBDIR);
+}
+
+static int run_all(run *x, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    pb_plex_report *r = x->r;
+    int error = 0;
+    const char *main_cs = NULL, *blobs_cs = NULL;
+    double t0 = now_ms(), t;
+
+    if ((error = check_options(x, err)) != 0)
+        goto done;
+    r->dry_run = !x->write;
+    r->three_way = o->live != NULL;
+    r->with_blobs = x->blobs;
+    if (o->pathmap) {
+        x->pm = o->pathmap;
+    } else if (o->path_map) {
+        if ((error = pb_pathmap_load(&x->pm_owned, o->path_map, err)) != 0)
+            goto done;
+        x->pm = x->pm_owned;
+    }
+    if ((error = make_work(x, err)) != 0)
+        goto done;
+
+    /* 1. schema guard */
+    phase(x, PB_PHASE_SCHEMA);
+    t = now_ms();
+    pb_plex_db_set dbs = {o->base,
+                          o->cloud,
+                          o->live,
+                          x->blobs ? o->blobs_base : NULL,
+                          x->blobs ? o->blobs_cloud : NULL,
+                          x->blobs ? o->blobs_live : NULL};
+    error = pb_plex_guard_schema(&r->schema, &dbs, err);
+    r->ms.schema = now_ms() - t;
+    if (error)
+        goto done;
+
+    /* 2. diff */
+    phase(x, PB_PHASE_DIFF);
+    t = now_ms();
+    error = phase_diff(x, &main_cs, &blobs_cs, err);
+    r->ms.diff = now_ms() - t;
+    if (error)
+        goto done;
+
+    /* 3. deletion guard (reported by a diff, enforced by a merge) */
+    phase(x, PB_PHASE_GUARDS);
+    t = now_ms();
+    pb_error gerr = PB_ERROR_INIT;
+    int g = pb_plex_guard_deletion(&r->deletion, r->sections, r->nsections, o->max_delete_pct,
+                                   x->merge ? err : &gerr);
+    r->ms.guards = now_ms() - t;
+    if (g && x->merge) {
+        error = g;
+        goto done;
+    }
+
+    /* 4. backup */
+    if (x->write && o->keep_backups > 0) {
+        char dir[4096];
+        phase(x, PB_PHASE_BACKUP);
+        t = now_ms();
+        if (o->backup_dir && *o->backup_dir)
+            snprintf(dir, sizeof(dir), "%s", o->backup_dir);
+        else
+            default_backup_dir(o->live, dir, sizeof(dir));
+        error = pb_plex_backup(r->backup_dir, sizeof(r->backup_dir), &r->backups_removed, dir,
+                               o->live, x->blobs ? o->blobs_live : NULL, o->keep_backups, err);
+        r->ms.backup = now_ms() - t;
+        if (error)
+            goto done;
+    }
+
+    /* 5. merge (a dry run for a 3-way diff) */
+    if (o->live) {
+        phase(x, PB_PHASE_MERGE);
+        t = now_ms();
+        error = phase_merge(x, main_cs, blobs_cs, err);
+        r->ms.merge = now_ms() - t;
+        if (error)
+            goto done;
+    }
+    phase(x, PB_PHASE_DONE);
+    r->ok = 1;
+done:
+    r->ms.total = now_ms() - t0;
+    if (error) {
+        r->ok = 0;
+        r->error_code = error;
+        snprintf(r->error, sizeof(r->error), "%s",
+                 err && err->code ? err->msg : pb_strerror(error));
+    }
+    remove_work(x);
+    pb_plex_policy_free(x->pol);
+    pb_pathmap_free(x->pm_owned);
+    return error;
+}
+
+int pb_plex_diff(const pb_plex_merge_options *opts, pb_plex_report *report, pb_error *err)
+{
+    pb_plex_report tmp;
+    run x;
+    if (!report)
+        report = &tmp;
+    memset(report, 0, sizeof(*report));
+    memset(&x, 0, sizeof(x));
+    x.o = opts;
+    x.r = report;
+    int error = run_all(&x, err);
+    if (report == &tmp)
+        pb_plex_report_dispose(&tmp);
+    return error;
+}
+
+int pb_plex_merge(const pb_plex_merge_options *opts, pb_plex_report *report, pb_error *err)
+{
+    pb_plex_report tmp;
+    run x;
+    if (!report)
+        report = &tmp;
+    memset(report, 0, sizeof(*report));
+    memset(&x, 0, sizeof(x));
+    x.o = opts;
+    x.r = report;
+    x.merge = 1;
+    x.write = opts && !opts->dry_run;
+    int error = run_all(&x, err);
+    if (report == &tmp)
+        pb_plex_report_dispose(&tmp);
+    return error;
+}
