@@ -315,7 +315,8 @@ static int scan_entry(scan *s, int dfd, const char *name)
 
     if (base + (base ? 1 : 0) + nlen > 4095)
         return pb_error_set(s->err, PB_ERROR,
-                            "fingerprint: path longer than 4095 bytes below %.200s/", s->path);
+                            "fingerprint: path longer than 4095 bytes: %.200s... (%zu + %zu bytes)",
+                            s->path, base, nlen);
     if (base)
         s->path[s->plen++] = '/';
     memcpy(s->path + s->plen, name, nlen + 1);
