@@ -473,7 +473,8 @@ static int scan_dir(scan *s, DIR *d)
     }
     for (size_t i = 0; i < count; i++)
         names[i] = arena + (uintptr_t)names[i];
-    qsort(names, count, sizeof(*names), name_cmp);
+    if (count)
+        qsort(names, count, sizeof(*names), name_cmp);
     for (size_t i = 0; i < count && error == 0; i++)
         error = scan_entry(s, dirfd(d), names[i]);
     goto done;

@@ -5,3 +5,4 @@ pb_add_test(NAME test_fingerprint SOURCES test_fingerprint.c LABELS unit TIMEOUT
 # The same tests' mkplex case: a data directory written by the fixture tool (skipped until built).
 pb_add_test(NAME test_fingerprint_mkplex SOURCES test_fingerprint.c LABELS integration TIMEOUT 300)
 target_compile_definitions(test_fingerprint_mkplex PRIVATE PB_FP_INTEGRATION)
+target_compile_options(test_fingerprint_mkplex PRIVATE -Wno-unused-function)

@@ -740,6 +740,7 @@ static void test_progress_cancel_state(void **state)
     assert_int_equal(pb_state_dir_default(sd, sizeof(sd), "/", &e4), PB_EINVALID);
 }
 
+#ifdef PB_FP_INTEGRATION
 /* ---- integration: a data directory written by the fixture tool ---- */
 
 static void test_mkplex(void **state)
@@ -791,7 +792,6 @@ static void test_mkplex(void **state)
     pb_manifest_free(b);
 }
 
-#ifdef PB_FP_INTEGRATION
 int main(void)
 {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_mkplex)};
