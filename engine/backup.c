@@ -182,6 +182,26 @@ done:
     return error;
 }
 
+/* 1 + the largest suffix among the backups named `stamp` or `stamp-N` in `dir` (1 when none). */
+static int next_suffix(const char *dir, const char *stamp)
+{
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int max = 0;
+    size_t sl = strlen(stamp);
+    if (!d)
+        return 1;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, stamp, sl) != 0 || !is_backup_name(e->d_name))
+            continue;
+        int n = e->d_name[sl] == '-' ? atoi(e->d_name + sl + 1) : 1;
+        if (n > max)
+            max = n;
+    }
+    closedir(d);
+    return max + 1;
+}
+
 int pb_plex_backup(char *made, size_t cap, unsigned *removed, const char *dir, const char *live,
                    const char *blobs_live, int keep, pb_error *err)
 {
@@ -201,14 +221,16 @@ int pb_plex_backup(char *made, size_t cap, unsigned *removed, const char *dir, c
         return error;
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
-    for (int i = 1;; i++) {
+    /* a name after every backup of this second, even removed ones' successors */
+    int next = next_suffix(dir, stamp);
+    for (int i = next;; i++) {
         int n = i == 1 ? snprintf(path, sizeof(path), "%s/%s", dir, stamp)
                        : snprintf(path, sizeof(path), "%s/%s-%d", dir, stamp, i);
         if (n < 0 || (size_t)n >= sizeof(path))
             return pb_error_set(err, PB_EINVALID, "backup: path too long: %.200s", dir);
         if (mkdir(path, 0700) == 0)
             break;
-        if (errno != EEXIST || i > 1000)
+        if (errno != EEXIST || i > next + 1000)
             return pb_error_errno(err, "backup: cannot create %s", path);
     }
     snprintf(file, sizeof(file), "%s/%s", path, base_name(live));

@@ -626,6 +626,13 @@ static int scan_media_part(pb_plex_scan *s, const rec *r, const cols *c)
     return 0;
 }
 
+static int scan_media_stream(pb_plex_scan *s, const rec *r, const cols *c)
+{
+    if (gained(r, c->extra, "ln:"))
+        s->r->analysis.loudness_streams++;
+    return 0;
+}
+
 static int scan_tagging(pb_plex_scan *s, const rec *r, const cols *c)
 {
     if (r->op != SQLITE_INSERT)
@@ -729,6 +736,8 @@ static int walk(pb_plex_scan *s, const char *schema, const char *path, int pre, 
                 fn = scan_media_item;
             } else if (is_main && strcmp(tab, "media_parts") == 0) {
                 fn = scan_media_part;
+            } else if (is_main && strcmp(tab, "media_streams") == 0) {
+                fn = scan_media_stream;
             } else if (is_main && strcmp(tab, "taggings") == 0) {
                 fn = scan_tagging;
             } else if (is_main && strcmp(tab, "library_sections") == 0) {
