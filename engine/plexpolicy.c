@@ -130,6 +130,7 @@ typedef struct pp_table {
     int known;
     int ipk; /* an INTEGER PRIMARY KEY (rowid alias) */
     const char **cols;
+    unsigned char *notnull; /* per column: declared NOT NULL (or the integer PK) */
     size_t ncols;
 } pp_table;
 
@@ -190,8 +191,10 @@ void pb_plex_policy_free(pb_plex_policy *p)
         return;
     for (size_t i = 0; i < p->npool; i++)
         free(p->pool[i]);
-    for (size_t i = 0; i < p->nt; i++)
+    for (size_t i = 0; i < p->nt; i++) {
         free(p->t[i].cols);
+        free(p->t[i].notnull);
+    }
     free(p->pool);
     free(p->t);
     free(p->refs);
@@ -213,6 +216,14 @@ static int has_col(const pp_table *t, const char *c)
     for (size_t i = 0; i < t->ncols; i++)
         if (strcmp(t->cols[i], c) == 0)
             return 1;
+    return 0;
+}
+
+static int col_notnull(const pp_table *t, const char *c)
+{
+    for (size_t i = 0; i < t->ncols; i++)
+        if (strcmp(t->cols[i], c) == 0)
+            return t->notnull && t->notnull[i];
     return 0;
 }
 
@@ -324,13 +335,17 @@ static int load_columns(pb_plex_policy *p, sqlite3 *db, pp_table *t, pb_error *e
         if (t->ncols == cap) {
             size_t ncap = cap ? cap * 2 : 16;
             const char **nc = realloc(t->cols, ncap * sizeof(*nc));
-            if (!nc) {
+            if (nc)
+                t->cols = nc;
+            unsigned char *nn = nc ? realloc(t->notnull, ncap) : NULL;
+            if (!nn) {
                 error = pb_error_set(err, PB_ENOMEM, "plex policy: out of memory");
                 goto done;
             }
-            t->cols = nc;
+            t->notnull = nn;
             cap = ncap;
         }
+        t->notnull[t->ncols] = sqlite3_column_int(st, 3) || pk;
         if (!(t->cols[t->ncols] = pool_str(p, name ? name : ""))) {
             error = pb_error_set(err, PB_ENOMEM, "plex policy: out of memory");
             goto done;
@@ -663,6 +678,11 @@ static int unique_natkeys(pb_plex_policy *p, sqlite3 *db, const pp_table *t, pb_
         }
         sqlite3_finalize(ci);
         ci = NULL;
+        /* natural keys match with `IS` (NULL = NULL) while a UNIQUE index lets NULLs repeat: a
+         * nullable column could map an insert onto an unrelated row, so such indexes are left out
+         * (a real duplicate then fails the merge loudly instead of merging silently wrong) */
+        for (size_t k = 0; ok && k < ncols; k++)
+            ok = col_notnull(t, cols[k]);
         if (ok && add_natkey(p, t, cols, ncols) != 0) {
             error = pb_error_set(err, PB_ENOMEM, "plex policy: out of memory");
             goto done;

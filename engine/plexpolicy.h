@@ -25,7 +25,9 @@ int pb_plex_class_by_name(const char *table, int *known);
  * attached on `db`) and builds the policy: classes (virtual tables and their shadow tables are
  * derived whatever their names), references (from column names, only between library tables
  * with an integer primary key; blobs.linked_id conditionally to main.media_parts /
- * main.media_streams), natural keys (the fixed list plus every UNIQUE index of a library table)
+ * main.media_streams), natural keys (the fixed list plus every UNIQUE index of a library table
+ * over NOT NULL columns only: natural keys compare with `IS`, so a nullable column would map
+ * an insert onto an unrelated row whose value is NULL too)
  * and path mapping through `pm` (may be NULL; borrowed, must outlive the policy).
  * @return 0, PB_ESQLITE, PB_ENOMEM.
  */

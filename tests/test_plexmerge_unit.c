@@ -304,8 +304,11 @@ static void test_policy(void **state)
     assert_true(has_natkey(mp, "library_sections", "uuid"));
     assert_true(has_natkey(mp, "metadata_agent_providers", "identifier"));
     assert_true(has_natkey(mp, "blobs", "linked_type,linked_id,blob_type"));
-    assert_true(has_natkey(mp, "location_places", "location_id,guid"));
-    assert_true(has_natkey(mp, "media_provider_resources", "uuid"));
+    assert_true(has_natkey(mp, "locatables", "location_id,locatable_id,locatable_type"));
+    /* UNIQUE over nullable columns: NULL = NULL would map onto an unrelated row */
+    assert_false(has_natkey(mp, "location_places", "location_id,guid"));
+    assert_false(has_natkey(mp, "media_provider_resources", "uuid"));
+    assert_false(has_natkey(mp, "blobs", "linked_type,linked_guid,blob_type"));
     assert_false(has_natkey(mp, "preferences", "name")); /* user state */
 
     /* path mapping through the policy */
