@@ -10,5 +10,6 @@
 #include "plexburst/compat.h"
 #include "plexburst/fingerprint.h"
 #include "plexburst/plex.h"
+#include "plexburst/plexmerge.h"
 
 #endif
