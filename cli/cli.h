@@ -56,5 +56,8 @@ int cmd_check(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_merge(int argc, char **argv);
 int cmd_fingerprint(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_sigs(int argc, char **argv);
+int cmd_apply(int argc, char **argv);
 
 #endif

@@ -8,8 +8,11 @@
 #include "plexburst/common.h"
 #include "plexburst/errors.h"
 #include "plexburst/compat.h"
+#include "plexburst/merge.h"
 #include "plexburst/fingerprint.h"
+#include "plexburst/sqldiff.h"
 #include "plexburst/plex.h"
 #include "plexburst/plexmerge.h"
+#include "plexburst/bundle.h"
 
 #endif
