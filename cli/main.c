@@ -62,7 +62,8 @@ static int recover_first(const char *cmd, int argc, char **argv)
                 dir = v;
             else if (k == 1)
                 state = v;
-            else if (!dir && strlen(v) > rel + 1 && strcmp(v + strlen(v) - rel, PB_PLEX_DB_REL) == 0 &&
+            else if (!dir && strlen(v) > rel + 1 &&
+                     strcmp(v + strlen(v) - rel, PB_PLEX_DB_REL) == 0 &&
                      v[strlen(v) - rel - 1] == '/') {
                 snprintf(buf, sizeof(buf), "%.*s", (int)(strlen(v) - rel - 1), v);
                 dir = buf;
