@@ -35,9 +35,13 @@ static void test_mkplex_merge(void **state)
         tu_skip("mkplex analyze/stream failed (fixture tool not ready)");
 #define DB  "/Plug-in Support/Databases/com.plexapp.plugins.library.db"
 #define BDB "/Plug-in Support/Databases/com.plexapp.plugins.library.blobs.db"
-    char live[4400], blive[4400];
+    char live[4400], blive[4400], live2[4400], blive2[4400];
     snprintf(live, sizeof(live), "%s" DB, home_dir);
     snprintf(blive, sizeof(blive), "%s" BDB, home_dir);
+    snprintf(live2, sizeof(live2), "%s/live2.db", dir);
+    snprintf(blive2, sizeof(blive2), "%s/live2.blobs.db", dir);
+    pm_copy(live, live2);
+    pm_copy(blive, blive2);
     pm_checksum(live, before);
     snprintf(args, sizeof(args),
              "merge --base '%s" DB "' --cloud '%s" DB "' --live '%s' --blobs-base '%s" BDB
@@ -51,9 +55,39 @@ static void test_mkplex_merge(void **state)
     assert_true(json_integer_value(pm_path(j, "rows.updated")) +
                     json_integer_value(pm_path(j, "rows.inserted")) >
                 0);
+    json_int_t inserted = json_integer_value(pm_path(j, "rows.inserted"));
+    json_int_t conflicts = json_integer_value(pm_path(j, "rows.conflicts"));
     json_decref(j);
     pm_checksum(live, after);
     assert_true(strcmp(before, after) != 0);
+
+    /* the same merge through the engine path (stock sqlite3 + plexcompat standing in for Plex
+     * SQLite): the same decisions and the same rows, in both DBs */
+    if (access("/usr/bin/sqlite3", X_OK) == 0) {
+        char h1[33], h2[33];
+        snprintf(args, sizeof(args),
+                 "merge --base '%s" DB "' --cloud '%s" DB "' --live '%s' --blobs-base '%s" BDB
+                 "' --blobs-cloud '%s" BDB "' --blobs-live '%s' --plex-sqlite /usr/bin/sqlite3 "
+                 "--compat-extension '%s' --keep-backups 0 --json --zstd-level 3",
+                 base_dir, cloud_dir, live2, base_dir, cloud_dir, blive2,
+                 tu_build_path("plexcompat"));
+        rc = pm_cli(err, sizeof(err), dir, args);
+        if (rc != 0)
+            fail_msg("engine merge of an mkplex run: exit %d: %s", rc, err);
+        j = pm_json();
+        assert_true(strncmp(json_string_value(pm_path(j, "engine")),
+                            "plex-sqlite: /usr/bin/sqlite3", 29) == 0);
+        assert_int_equal(json_integer_value(pm_path(j, "rows.inserted")), inserted);
+        assert_int_equal(json_integer_value(pm_path(j, "rows.conflicts")), conflicts);
+        assert_true(json_is_true(pm_path(j, "atomic_pair")));
+        json_decref(j);
+        pm_checksum(live, h1);
+        pm_checksum(live2, h2);
+        assert_string_equal(h1, h2);
+        pm_checksum(blive, h1);
+        pm_checksum(blive2, h2);
+        assert_string_equal(h1, h2);
+    }
 
     /* a mass deletion on the cloud is refused */
     char cloud2[4300];
