@@ -76,10 +76,10 @@ static void show(view *v, int phase)
         const pb_plex_report *p = &r->report;
         if (!r->have_report)
             break;
-        cli_state(p->schema.ok ? "✅" : "❌", "schema guard: %s",
-                  p->schema.message[0] ? p->schema.message : "same schema");
-        cli_state(p->deletion.ok ? "✅" : "🚨", "deletion guard: %s",
-                  p->deletion.message[0] ? p->deletion.message : "no deletions");
+        cli_state(p->schema.ok ? "✅" : "❌", "%s",
+                  p->schema.message[0] ? p->schema.message : "schema guard: same schema");
+        cli_state(p->deletion.ok ? "✅" : "🚨", "%s",
+                  p->deletion.message[0] ? p->deletion.message : "deletion guard: no deletions");
         cli_state("📊", "changesets: %llu inserts, %llu updates, %llu deletes in %zu tables",
                   (ull)p->cs_inserted, (ull)p->cs_updated, (ull)p->cs_deleted, p->ntables);
         cli_state("📊",

@@ -323,13 +323,53 @@ static int phase_guards(apply_run *x)
 
 /* ---- phase 4: staging ---- */
 
-static int mkdir_journal(void *payload, const char *dir, pb_error *err)
+/* The directories of `path` that do not exist yet: journaled (not yet durable) before any is
+ * created; returns how many. Errors other than a missing component are left to the real walk. */
+static int journal_missing_dirs(apply_run *x, const char *path, pb_error *err)
+{
+    char rel[PB_BUNDLE_PATH_MAX + 1];
+    const char *p = path, *slash;
+    int fd = dup(x->root_fd), n = 0, error = 0, missing = 0;
+    if (fd < 0)
+        return pb_error_errno(err, "cannot duplicate the data dir fd");
+    while ((slash = strchr(p, '/')) != NULL) {
+        size_t len = (size_t)(slash - p), rl = (size_t)(slash - path);
+        memcpy(rel, path, rl);
+        rel[rl] = '\0';
+        if (!missing) {
+            char comp[PB_BUNDLE_NAME_MAX + 1];
+            if (len > PB_BUNDLE_NAME_MAX)
+                break;
+            memcpy(comp, p, len);
+            comp[len] = '\0';
+            int nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (nfd < 0 && errno != ENOENT)
+                break;
+            if (nfd >= 0) {
+                close(fd);
+                fd = nfd;
+            } else {
+                missing = 1;
+            }
+        }
+        if (missing) {
+            if ((error = pb_journal__add_dir(x->j, rel, err)) < 0)
+                break;
+            n++;
+        }
+        p = slash + 1;
+    }
+    close(fd);
+    return error < 0 ? error : n;
+}
+
+static int mkdir_count(void *payload, const char *dir, pb_error *err)
 {
     apply_run *x = payload;
-    int error = pb_journal__add_dir(x->j, dir, err);
-    if (!error)
-        x->out->dirs_created++;
-    return error;
+    (void)dir;
+    (void)err;
+    x->out->dirs_created++;
+    return 0;
 }
 
 typedef struct delta_in {
@@ -382,8 +422,21 @@ static int stage_record(apply_run *x, pb_bundle_reader *r, const pb_bundle_rec *
 
     snprintf(stage, sizeof(stage), "%s%s-%llu", PB_STAGE_PREFIX, run_id,
              (unsigned long long)rec->index);
-    if ((error =
-             pb_bundle__open_parent(&dfd, &name, x->root_fd, rec->path, mkdir_journal, x, err)) < 0)
+    /* journal first, durably: the directories about to be made and the stage file's directory */
+    const char *slash = strrchr(rec->path, '/');
+    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - rec->path), rec->path);
+    int ndirs = journal_missing_dirs(x, rec->path, err), newdir = 0;
+    if (ndirs < 0 || (newdir = pb_journal__add_stagedir(x->j, dir, err)) < 0) {
+        error = ndirs < 0 ? ndirs : newdir;
+        goto done;
+    }
+    if (ndirs || newdir) {
+        if ((error = pb_journal__flush(x->j, err)) < 0)
+            goto done;
+        pb_journal__crash_point(ndirs ? "dir" : "stagedir");
+    }
+    if ((error = pb_bundle__open_parent(&dfd, &name, x->root_fd, rec->path, mkdir_count, x, err)) <
+        0)
         goto done;
     if ((error = current_file(dfd, name, rec->path, &present, &cur_fd, &sb, cur, err)) < 0)
         goto done;
@@ -418,11 +471,6 @@ static int stage_record(apply_run *x, pb_bundle_reader *r, const pb_bundle_rec *
                              rec->path, hexc);
         goto done;
     }
-    /* the stage file goes beside the target: its directory is journaled first */
-    const char *slash = strrchr(rec->path, '/');
-    snprintf(dir, sizeof(dir), "%.*s", (int)(slash - rec->path), rec->path);
-    if ((error = pb_journal__add_stagedir(x->j, dir, err)) < 0)
-        goto done;
     unlinkat(dfd, stage, 0); /* a leftover of this very run id cannot exist, but be exact */
 
     if (rec->type == PB_REC_LINK) {
@@ -704,7 +752,7 @@ static int phase_merge(apply_run *x, const char *run_id)
             goto done;
         }
         sqlite3_free(sql);
-        sql = sqlite3_mprintf("ATTACH %Q AS " PB_JOURNAL_SCHEMA, pb_journal__path(x->j));
+        sql = sqlite3_mprintf("ATTACH %Q AS " PB_MARKER_SCHEMA, pb_journal__marker_path(x->j));
         error = sql ? exec_sql(db, sql, "attach the journal", err)
                     : pb_error_set(err, PB_ENOMEM, "out of memory");
         sqlite3_free(sql);
@@ -742,9 +790,9 @@ static int phase_merge(apply_run *x, const char *run_id)
         }
         if ((error = exec_sql(db,
                               with_blobs ? "PRAGMA main.synchronous=FULL; PRAGMA "
-                                           "blobs.synchronous=FULL; PRAGMA pbj.synchronous=FULL"
+                                           "blobs.synchronous=FULL; PRAGMA pbmark.synchronous=FULL"
                                          : "PRAGMA main.synchronous=FULL; PRAGMA "
-                                           "pbj.synchronous=FULL",
+                                           "pbmark.synchronous=FULL",
                               "synchronous", err)) < 0)
             goto done;
         pb_journal__crash_point("modes");

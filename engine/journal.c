@@ -5,8 +5,9 @@
  * rolls back what the journal describes. Prerequisites: SQLite (the journal is a small SQLite DB
  * in rollback-journal mode), Linux syncfs().
  *
- * THE JOURNAL. <state dir>/apply.journal, journal_mode=DELETE, synchronous=FULL, guarded by an
- * flock on <state dir>/apply.lock (one apply or recovery per data dir at a time). Tables:
+ * THE JOURNAL. <state dir>/apply.journal, journal_mode=WAL, synchronous=FULL (one fsync per
+ * commit), guarded by an flock on <state dir>/apply.lock (one apply or recovery per data dir at
+ * a time). Tables:
  *   run(run_id, state, plex_dir, bundle, online, plex_stopped, main_mode, blobs_mode, has_blobs,
  *       target ids)     the one run in progress; state: staging -> staged -> merging -> merged
  *                       -> installed, then the run's rows are deleted (the journal is empty)
@@ -16,7 +17,8 @@
  *   files(n, path, stage, kind, hash, done)   per bundle record: its stage file (or 'U': the
  *                       target already held the content), recorded in batches, all durable
  *                       before the state becomes staged
- *   pb_apply_marker(run_id)   the commit marker (below)
+ * and beside it <state dir>/apply.marker, a one-table DB in journal_mode=DELETE holding the
+ * commit marker pb_apply_marker(run_id) (below).
  * Stage files are named .pb-stage-<run>-<n> in their target's directory (same file system, so the
  * final rename is atomic); their data and directory entries are made durable with one syncfs()
  * before Plex is stopped.
@@ -27,9 +29,9 @@
  * recovery needs one bit, exactly in step with the DB: was the merge transaction committed?
  *   - Plex stopped (the normal case): the live pair is switched from WAL to journal_mode=DELETE
  *     for the merge (its former modes recorded first, restored after, and by recovery), and the
- *     journal DB is ATTACHed to the merge's connection. TEMP triggers on every table the
- *     changesets touch insert the run id into pbj.pb_apply_marker, so the marker row is written
- *     by the merge's own transaction. With every file in a rollback-journal mode, SQLite commits
+ *     marker DB is ATTACHed to the merge's connection. TEMP triggers on every table of main
+ *     and blobs insert the run id into pbmark.pb_apply_marker, so the marker row is written by
+ *     the merge's own transaction. With every file in a rollback-journal mode, SQLite commits
  *     a multi-file transaction through a super-journal: main, blobs and the marker commit
  *     atomically (all or none, also across power loss). After a crash, opening the DBs rolls
  *     back a hot journal whose super-journal still exists, so "marker present" <=> "rows
@@ -86,6 +88,7 @@ struct pb_journal {
     unsigned batch;
     char state_dir[PATH_MAX];
     char path[PATH_MAX + 32];
+    char marker[PATH_MAX + 32];
     char probes[PATH_MAX + 32];
     char plex_dir[PATH_MAX];
     char last_stagedir[PB_BUNDLE_PATH_MAX + 1];
@@ -101,8 +104,7 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS dirs(n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);"
     "CREATE TABLE IF NOT EXISTS stagedirs(path TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS files(n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, "
-    "stage TEXT, kind INTEGER NOT NULL, hash BLOB NOT NULL, done INTEGER NOT NULL DEFAULT 0);"
-    "CREATE TABLE IF NOT EXISTS " PB_MARKER_TABLE "(run_id TEXT PRIMARY KEY);";
+    "stage TEXT, kind INTEGER NOT NULL, hash BLOB NOT NULL, done INTEGER NOT NULL DEFAULT 0);";
 
 /* ---------------------------------------------------------------------------------------- */
 /* test hook                                                                                 */
@@ -209,6 +211,40 @@ void pb_journal__live_paths(const char *plex_dir, char *main_db, char *blobs_db,
     snprintf(blobs_db, cap, "%s/%s", plex_dir, PB_PLEX_BLOBS_REL);
 }
 
+/* Runs SQL on the marker DB through a short-lived connection (opening it lets SQLite roll back
+ * or clean up what an interrupted merge left). With `run_id`, *present tells whether the
+ * marker row of that run exists. */
+static int marker_exec(pb_journal *j, const char *sql, const char *run_id, int *present,
+                       pb_error *err)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_open_v2(j->marker, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    if (rc == SQLITE_OK) {
+        sqlite3_busy_timeout(db, 10000);
+        rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+    }
+    if (rc == SQLITE_OK && run_id) {
+        rc = sqlite3_prepare_v2(db, "SELECT 1 FROM " PB_MARKER_TABLE " WHERE run_id = ?", -1, &st,
+                                NULL);
+        if (rc == SQLITE_OK)
+            rc = sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
+        if (rc == SQLITE_OK) {
+            rc = sqlite3_step(st);
+            *present = rc == SQLITE_ROW;
+            rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+        }
+        sqlite3_finalize(st);
+    }
+    int error = 0;
+    if (rc != SQLITE_OK)
+        error =
+            pb_error_setd(err, rc == SQLITE_BUSY ? PB_EBUSY : PB_ESQLITE, rc, "apply marker %s: %s",
+                          j->marker, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return error;
+}
+
 int pb_journal__open(pb_journal **out, const char *state_dir, const char *plex_dir, pb_error *err)
 {
     int error = 0, rc;
@@ -226,6 +262,7 @@ int pb_journal__open(pb_journal **out, const char *state_dir, const char *plex_d
         goto done;
     }
     snprintf(j->path, sizeof(j->path), "%s/%s", state_dir, PB_JOURNAL_NAME);
+    snprintf(j->marker, sizeof(j->marker), "%s/%s", state_dir, PB_MARKER_NAME);
     snprintf(j->probes, sizeof(j->probes), "%s/apply.probes", state_dir);
     snprintf(lock, sizeof(lock), "%s/%s", state_dir, PB_JOURNAL_LOCK);
     if ((j->lock_fd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
@@ -247,9 +284,15 @@ int pb_journal__open(pb_journal **out, const char *state_dir, const char *plex_d
         goto done;
     }
     sqlite3_busy_timeout(j->db, 10000);
-    if ((error = jexec(j, "PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL;", "pragmas", err)) <
+    if ((error = jexec(j, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;", "pragmas", err)) <
             0 ||
         (error = jexec(j, SCHEMA, "schema", err)) < 0)
+        goto done;
+    if ((error =
+             marker_exec(j,
+                         "PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL; "
+                         "CREATE TABLE IF NOT EXISTS " PB_MARKER_TABLE "(run_id TEXT PRIMARY KEY);",
+                         NULL, NULL, err)) < 0)
         goto done;
     *out = j;
     j = NULL;
@@ -275,6 +318,11 @@ void pb_journal__close(pb_journal *j)
 const char *pb_journal__path(const pb_journal *j)
 {
     return j->path;
+}
+
+const char *pb_journal__marker_path(const pb_journal *j)
+{
+    return j->marker;
 }
 
 sqlite3 *pb_journal__db(pb_journal *j)
@@ -303,9 +351,11 @@ int pb_journal__begin(pb_journal *j, const char *run_id, const char *bundle, int
     if (rc == SQLITE_ROW)
         return pb_error_set(err, PB_EBUSY, "apply journal: a run is already recorded");
     unlink(j->probes);
+    if ((error = marker_exec(j, "DELETE FROM " PB_MARKER_TABLE, NULL, NULL, err)) < 0)
+        return error;
     if ((error = jexec(j,
                        "BEGIN IMMEDIATE; DELETE FROM dirs; DELETE FROM stagedirs; "
-                       "DELETE FROM files; DELETE FROM " PB_MARKER_TABLE ";",
+                       "DELETE FROM files;",
                        "begin", err)) < 0)
         return error;
     j->in_batch = 1;
@@ -370,9 +420,6 @@ int pb_journal__add_dir(pb_journal *j, const char *rel, pb_error *err)
         return error;
     if ((rc = run1(j, "INSERT OR IGNORE INTO dirs(path) VALUES(?)", "t", rel)) != SQLITE_OK)
         return sqlerr(j, rc, "dir", err);
-    if ((error = commit(j, err)) < 0)
-        return error;
-    pb_journal__crash_point("dir");
     return 0;
 }
 
@@ -385,11 +432,8 @@ int pb_journal__add_stagedir(pb_journal *j, const char *rel, pb_error *err)
         return error;
     if ((rc = run1(j, "INSERT OR IGNORE INTO stagedirs(path) VALUES(?)", "t", rel)) != SQLITE_OK)
         return sqlerr(j, rc, "stage dir", err);
-    if ((error = commit(j, err)) < 0)
-        return error;
     snprintf(j->last_stagedir, sizeof(j->last_stagedir), "%s", rel);
-    pb_journal__crash_point("stagedir");
-    return 0;
+    return sqlite3_changes(j->db) > 0;
 }
 
 int pb_journal__add_file(pb_journal *j, uint64_t n, const char *path, const char *stage, int kind,
@@ -487,19 +531,9 @@ static int load_run(pb_journal *j, run_row *r, pb_error *err)
 
 static int marker_present(pb_journal *j, const char *run_id, int *yes, pb_error *err)
 {
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(j->db, "SELECT 1 FROM " PB_MARKER_TABLE " WHERE run_id = ?", -1,
-                                &st, NULL);
     *yes = 0;
-    if (rc == SQLITE_OK)
-        rc = sqlite3_bind_text(st, 1, run_id, -1, SQLITE_STATIC);
-    if (rc == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        *yes = rc == SQLITE_ROW;
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-    }
-    sqlite3_finalize(st);
-    return rc == SQLITE_OK ? 0 : sqlerr(j, rc, "read the marker", err);
+    return marker_exec(j, "CREATE TABLE IF NOT EXISTS " PB_MARKER_TABLE "(run_id TEXT PRIMARY KEY)",
+                       run_id, yes, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -751,8 +785,7 @@ int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
     out->modes_restored = restored;
     if ((error = jexec(j,
                        "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM dirs; "
-                       "DELETE FROM stagedirs; DELETE FROM " PB_MARKER_TABLE
-                       "; DELETE FROM run; COMMIT;",
+                       "DELETE FROM stagedirs; DELETE FROM run; COMMIT;",
                        "clear the run", err)) < 0)
         goto done;
     unlink(j->probes);
@@ -950,8 +983,7 @@ int pb_journal__finish(pb_journal *j, pb_error *err)
         return error;
     if ((error = jexec(j,
                        "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM dirs; "
-                       "DELETE FROM stagedirs; DELETE FROM " PB_MARKER_TABLE
-                       "; DELETE FROM run; COMMIT;",
+                       "DELETE FROM stagedirs; DELETE FROM run; COMMIT;",
                        "clear the run", err)) < 0) {
         if (!sqlite3_get_autocommit(j->db))
             sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);

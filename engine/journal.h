@@ -10,10 +10,11 @@
 #include <sqlite3.h>
 #include "plexburst/bundle.h"
 
-#define PB_JOURNAL_NAME   "apply.journal"
-#define PB_JOURNAL_LOCK   "apply.lock"
-#define PB_MARKER_TABLE   "pb_apply_marker"
-#define PB_JOURNAL_SCHEMA "pbj" /* the name the journal is attached under in the merge */
+#define PB_JOURNAL_NAME  "apply.journal"
+#define PB_MARKER_NAME   "apply.marker"
+#define PB_JOURNAL_LOCK  "apply.lock"
+#define PB_MARKER_TABLE  "pb_apply_marker"
+#define PB_MARKER_SCHEMA "pbmark" /* the name the marker DB is attached under in the merge */
 
 /* Journal states of a run, in order. */
 #define PB_JST_STAGING   "staging" /* files are being staged; nothing visible has changed */
@@ -36,8 +37,9 @@ int pb_journal__open(pb_journal **out, const char *state_dir, const char *plex_d
 /** Closes the journal and releases the lock; accepts NULL. */
 void pb_journal__close(pb_journal *j);
 
-/** The journal DB's path and connection (for attaching it into the merge). */
+/** The journal DB's path and connection; the marker DB's path (attached into the merge). */
 const char *pb_journal__path(const pb_journal *j);
+const char *pb_journal__marker_path(const pb_journal *j);
 sqlite3 *pb_journal__db(pb_journal *j);
 
 /** Starts a run (state staging): fails with PB_EBUSY when a run is recorded. */
@@ -51,9 +53,11 @@ int pb_journal__set_plex(pb_journal *j, int stopped, pb_error *err);
 int pb_journal__set_merging(pb_journal *j, const char *main_mode, const char *blobs_mode,
                             pb_error *err);
 
-/** Records a directory about to be created (committed before the mkdir). */
+/** Records a directory about to be created (durable at the next flush, which must come before
+ * the mkdir). */
 int pb_journal__add_dir(pb_journal *j, const char *rel, pb_error *err);
-/** Records a directory about to receive stage files (committed before the first one). */
+/** Records a directory about to receive stage files (durable at the next flush, which must come
+ * before the first stage file); 1 when it was new, 0 when already recorded. */
 int pb_journal__add_stagedir(pb_journal *j, const char *rel, pb_error *err);
 /** Records a staged record (batched: durable at the next flush or commit). */
 int pb_journal__add_file(pb_journal *j, uint64_t n, const char *path, const char *stage, int kind,
