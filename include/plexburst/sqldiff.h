@@ -1,0 +1,232 @@
+/*
+ * plexburst/sqldiff.h: generic row diff of two SQLite databases into a changeset in SQLite's
+ * session format, the whole-DB logical checksum, and a strict changeset validator.
+ *
+ * Role: the row-delta primitives of the sync engine. This module knows nothing of Plex: the
+ * engine decides which tables take part (the `include` filter) and guards the schemas first.
+ * Prerequisites: SQLite with the session extension (only for consumers of the changesets), and
+ * databases in UTF-8. Every function streams: memory does not grow with the size of a database
+ * or of a changeset (it is bounded by fixed buffers plus the largest single row).
+ *
+ * Ownership: no function keeps a pointer to its arguments after it returns; pointers handed to
+ * callbacks (table names, stats) are valid during the callback only.
+ */
+#ifndef PLEXBURST_SQLDIFF_H
+#define PLEXBURST_SQLDIFF_H
+
+#include <stdio.h>
+#include "plexburst/errors.h"
+
+/**
+ * Output callback: receives the next `n` bytes (1 <= n <= PB_SQLDIFF_CHUNK) of a stream, like
+ * the `xOutput` of sqlite3session_changeset_strm(). Return 0 to continue; a negative PB_E* code
+ * stops the producer, which returns that code; any other non-zero value stops it with
+ * PB_ECANCELLED.
+ */
+typedef int (*pb_output_fn)(void *payload, const void *data, size_t n);
+
+/**
+ * Input callback: copies up to `*n` bytes of the stream into `data` and sets `*n` to the number
+ * copied; `*n == 0` means the end of the stream. Returns 0, or a negative PB_E* code that stops
+ * the reader, which returns it.
+ */
+typedef int (*pb_input_fn)(void *payload, void *data, size_t *n);
+
+/** The largest piece handed to a pb_output_fn, and the size of the streaming buffers. */
+#define PB_SQLDIFF_CHUNK 65536
+
+/** An output callback writing to the `FILE *` given as payload (PB_EIO on a short write). */
+PB_EXTERN(int) pb_sqldiff_write_file(void *file, const void *data, size_t n);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Row diff                                                                                  */
+/* ---------------------------------------------------------------------------------------- */
+
+/** Per-table result of a diff, handed to pb_diff_options.table_done after each table. */
+typedef struct pb_diff_table_stats {
+    const char *table;    /* table name, valid during the callback only */
+    unsigned columns;     /* columns in the changeset (generated columns are not part of it) */
+    int has_pk;           /* 1: keyed by its PRIMARY KEY; 0: a row multiset keyed by all columns */
+    uint64_t rows_base;   /* rows read from the base DB */
+    uint64_t rows_target; /* rows read from the target DB */
+    uint64_t inserted;    /* INSERT records emitted */
+    uint64_t updated;     /* UPDATE records emitted */
+    uint64_t deleted;     /* DELETE records emitted */
+    uint64_t bytes;       /* changeset bytes of this table, header included (0 if unchanged) */
+} pb_diff_table_stats;
+
+/** Per-table result of a checksum, handed to pb_diff_options.table_checksum. */
+typedef struct pb_table_checksum {
+    const char *table; /* table name, valid during the callback only */
+    unsigned columns;  /* columns hashed */
+    uint64_t rows;     /* rows in the table */
+    uint8_t sum[16];   /* sum of the row hashes mod 2^128, big-endian */
+} pb_table_checksum;
+
+/* pb_diff_options.flags */
+#define PB_DIFF_SINGLE_THREAD 0x1 /* read both DBs on the calling thread (default: 2 readers) */
+#define PB_DIFF_PATCHSET      0x2 /* emit a patchset ('P' headers, no old values) */
+
+typedef struct pb_diff_options {
+    unsigned version; /* PB_DIFF_OPTIONS_VERSION */
+    /**
+     * Table filter: called once for every candidate table (internal `sqlite_*` tables, virtual
+     * tables and their shadow tables are never candidates); return non-zero to include it.
+     * NULL includes every candidate.
+     */
+    int (*include)(const char *table, void *payload);
+    void *include_payload;
+    /** Diff only: called after each table; a non-zero return cancels (PB_ECANCELLED). */
+    int (*table_done)(const pb_diff_table_stats *stats, void *payload);
+    /** Checksum only: called after each table; a non-zero return cancels (PB_ECANCELLED). */
+    int (*table_checksum)(const pb_table_checksum *sum, void *payload);
+    void *table_payload; /* payload of table_done and table_checksum */
+    unsigned flags;      /* PB_DIFF_* */
+} pb_diff_options;
+
+#define PB_DIFF_OPTIONS_VERSION 1
+#define PB_DIFF_OPTIONS_INIT                                                                       \
+    {                                                                                              \
+        PB_DIFF_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, 0                                   \
+    }
+
+/** Totals of a diff. */
+typedef struct pb_diff_stats {
+    uint64_t rows_base;         /* rows read from the base DB */
+    uint64_t rows_target;       /* rows read from the target DB */
+    uint64_t rows_compared;     /* row pairs matched by key and compared column by column */
+    uint64_t inserted;          /* INSERT records */
+    uint64_t updated;           /* UPDATE records */
+    uint64_t deleted;           /* DELETE records */
+    uint64_t bytes;             /* bytes handed to the output callback */
+    unsigned tables;            /* tables diffed */
+    unsigned tables_changed;    /* tables with at least one record */
+    unsigned tables_without_pk; /* tables diffed as row multisets (no PK, or NULL in the PK) */
+    unsigned tables_skipped;    /* internal, virtual and shadow tables, and tables filtered out */
+} pb_diff_stats;
+
+/**
+ * Diffs two databases of the same schema: streams to `out` the changeset that turns the rows of
+ * `base_path` into those of `target_path`, in SQLite's session CHANGESET format (readable by
+ * sqlite3changeset_start(); see sqldiff/diff.c for the exact contract). Tables are visited in
+ * name order (bytewise); a table without changes emits nothing, so identical DBs give zero bytes.
+ *
+ * Rows are matched by PRIMARY KEY with SQLite's own ordering (NULL < numbers < text < blob,
+ * text and blobs bytewise). A value counts as changed when its storage class or its bytes
+ * differ: 0.0 vs -0.0 and 1 vs 1.0 are changes here, while sqlite3session_diff() ignores them.
+ * Tables without a PRIMARY KEY (or with a NULL in a nullable PK column) are diffed as row
+ * multisets: the 'T' header flags every column as PK and only INSERT and DELETE records are
+ * emitted, one per surplus copy of a row; sqlite3changeset_apply() skips such tables (their PK
+ * flags do not match the table), so they need their own applier.
+ *
+ * Both DBs are opened read-only, each in one read transaction (a consistent snapshot).
+ * @param stats        OUT, optional: totals, filled also on failure (what was done so far).
+ * @param opts         optional; NULL means PB_DIFF_OPTIONS_INIT.
+ * @param out          receives the changeset in chunks of at most PB_SQLDIFF_CHUNK bytes.
+ * @return 0; PB_ESCHEMA when a table exists on one side only or its columns or primary key
+ *         differ (checked for all tables before any output); PB_EINVALID for non-UTF-8 DBs;
+ *         PB_ENOTFOUND, PB_ESQLITE, PB_ENOMEM, PB_ECANCELLED, or the output callback's code.
+ */
+PB_EXTERN(int)
+pb_sqldiff_diff(pb_diff_stats *stats, const char *base_path, const char *target_path,
+                const pb_diff_options *opts, pb_output_fn out, void *out_payload, pb_error *err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Logical checksum                                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/** A whole-DB logical checksum (caller-allocated; nothing to free). */
+typedef struct pb_checksum {
+    uint8_t digest[16]; /* XXH3-128 over the sorted per-table (name, columns, count, sum) list */
+    uint64_t rows;      /* rows hashed in all tables */
+    unsigned tables;    /* tables hashed */
+} pb_checksum;
+
+#define PB_CHECKSUM_HEX_SIZE 33 /* 32 hex digits and a NUL */
+
+/**
+ * Computes the logical checksum of the DB at `path`: independent of the physical layout and of
+ * row order (VACUUM, insertion order), sensitive to any value, storage class, row count, table
+ * or column name. The encoding is specified at the top of sqldiff/checksum.c. Tables are chosen
+ * like pb_sqldiff_diff does (`opts->include`). Not collision-resistant against an adversary.
+ * @param out   OUT: the checksum.
+ * @param opts  optional; uses include, table_checksum and flags.
+ * @return 0, or PB_ENOTFOUND / PB_ESQLITE / PB_ENOMEM / PB_ECANCELLED with detail in `err`.
+ */
+PB_EXTERN(int)
+pb_sqldiff_checksum(pb_checksum *out, const char *path, const pb_diff_options *opts, pb_error *err);
+
+/** Writes the digest of `sum` as 32 lower-case hex digits into `hex`; returns `hex`. */
+PB_EXTERN(const char *) pb_checksum_hex(char hex[PB_CHECKSUM_HEX_SIZE], const pb_checksum *sum);
+
+/** 1 when the digests of `a` and `b` are equal, else 0. */
+PB_EXTERN(int) pb_checksum_equal(const pb_checksum *a, const pb_checksum *b);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Changeset validation and summary                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/** Per-table counts of a validated changeset, handed to the `table` callback at the end. */
+typedef struct pb_changeset_table {
+    const char *table; /* valid during the callback only */
+    unsigned columns;
+    const uint8_t *pk; /* `columns` PK bytes (0, or the PK position), valid during the callback */
+    uint64_t inserted, updated, deleted;
+} pb_changeset_table;
+
+/** Totals of a validated changeset. */
+typedef struct pb_changeset_summary {
+    uint64_t bytes;    /* bytes read */
+    uint64_t inserted; /* INSERT records */
+    uint64_t updated;  /* UPDATE records */
+    uint64_t deleted;  /* DELETE records */
+    unsigned tables;   /* distinct tables */
+    int patchset;      /* 1 when the stream is a patchset ('P' headers) */
+} pb_changeset_summary;
+
+typedef struct pb_changeset_check_options {
+    unsigned version;      /* PB_CHANGESET_CHECK_OPTIONS_VERSION */
+    uint64_t expect_bytes; /* when non-zero, the stream must have exactly this length */
+    /** Optional: called once per distinct table, in order of first appearance, at the end;
+     * a non-zero return cancels (PB_ECANCELLED). */
+    int (*table)(const pb_changeset_table *t, void *payload);
+    void *payload;
+} pb_changeset_check_options;
+
+#define PB_CHANGESET_CHECK_OPTIONS_VERSION 1
+#define PB_CHANGESET_CHECK_OPTIONS_INIT                                                            \
+    {                                                                                              \
+        PB_CHANGESET_CHECK_OPTIONS_VERSION, 0, NULL, NULL                                          \
+    }
+
+/**
+ * Walks a changeset (or patchset) stream and checks its structure strictly: table headers
+ * (column count 1..32767, PK bytes 0 or a PK position with at least one PK column, a non-empty
+ * NUL-terminated name, the same columns and PK bytes whenever a table reappears, at least one
+ * change per header), change
+ * records (known op, indirect flag 0/1, every value's type byte, varints, lengths and
+ * bounds, no undefined value where the format forbids one, UPDATEs that change something, no
+ * NaN), and the stream's end. Fills the summary and calls `opts->table` for per-table counts.
+ *
+ * A stream cut exactly between two changes is itself a valid, shorter changeset: only an
+ * expected length (`opts->expect_bytes`, from the enclosing frame) detects that truncation.
+ * Memory is bounded by a PB_SQLDIFF_CHUNK buffer plus the table list (at most 4096 tables).
+ * @param out  OUT, optional: totals, filled also on failure (what was read so far).
+ * @return 0; PB_ECORRUPT with the byte offset in a one-line message; PB_ENOMEM,
+ *         PB_ECANCELLED, or the input callback's code.
+ */
+PB_EXTERN(int)
+pb_changeset_validate(pb_changeset_summary *out, pb_input_fn in, void *in_payload,
+                      const pb_changeset_check_options *opts, pb_error *err);
+
+/** pb_changeset_validate over the rest of a FILE (PB_EIO on a read error). */
+PB_EXTERN(int)
+pb_changeset_validate_file(pb_changeset_summary *out, FILE *f,
+                           const pb_changeset_check_options *opts, pb_error *err);
+
+/** pb_changeset_validate over a buffer of `n` bytes. */
+PB_EXTERN(int)
+pb_changeset_validate_mem(pb_changeset_summary *out, const void *data, size_t n,
+                          const pb_changeset_check_options *opts, pb_error *err);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * rowsrc.h: a stream of encoded rows from a prepared SELECT, read either on the calling thread
+ * or by a reader thread a few batches ahead (internal to sqldiff/).
+ * Prerequisites: POSIX threads; the statement's connection must not be used by anyone else
+ * while the source is open.
+ */
+#ifndef PB_SQLDIFF_ROWSRC_H
+#define PB_SQLDIFF_ROWSRC_H
+
+#include <pthread.h>
+
+#include "record.h"
+
+#define PB_ROWSRC_BATCHES 4 /* batches in flight per threaded source */
+
+typedef struct pb_batch {
+    pb_rbuf b;     /* rows in the pb_rec__append_row layout */
+    uint32_t rows; /* rows in b */
+} pb_batch;
+
+typedef struct pb_rowsrc {
+    sqlite3_stmt *st; /* borrowed; stepped by the reader */
+    int ncol;
+    int threaded;
+    /* current row, valid until the next pb_rowsrc__next */
+    pb_row row;
+    int eof;
+    uint64_t rows; /* rows delivered so far */
+
+    /* reader state (threaded: shared under mu) */
+    pb_batch batch[PB_ROWSRC_BATCHES];
+    int head;    /* next batch the reader fills */
+    int tail;    /* batch the consumer reads */
+    int full;    /* published batches not yet released (the consumer's included) */
+    int done;    /* the reader published its last batch */
+    int stop;    /* the consumer asks the reader to stop */
+    int rc;      /* reader's PB_E* error, 0 */
+    int dep;     /* its SQLite code */
+    int holding; /* the consumer holds batch[tail] */
+    char msg[512];
+    pthread_t thread;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* consumer cursor in batch[tail] */
+    size_t pos;
+    uint32_t left;
+} pb_rowsrc;
+
+/** Starts reading `st` (`ncol` result columns). */
+int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int threaded, pb_error *err);
+
+/** Moves to the next row (s->row), or sets s->eof. */
+int pb_rowsrc__next(pb_rowsrc *s, pb_error *err);
+
+/** Stops the reader and frees the batches; the statement is left to the caller. */
+void pb_rowsrc__close(pb_rowsrc *s);
+
+#endif
