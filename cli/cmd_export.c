@@ -43,7 +43,7 @@ int cmd_export(int argc, char **argv)
 {
     const char *cloud = NULL, *base_db = NULL, *base_blobs = NULL, *base_dir = NULL, *sigs = NULL;
     const char *output = NULL, *list = NULL, *cloud_db = NULL, *cloud_blobs = NULL, *work = NULL;
-    int list_only = 0, json = 0, level = 19, keep = 0;
+    int list_only = 0, json = 0, level = 19, keep = 0, whole = 0;
     const cli_opt opts[] = {
         {"cloud-dir", CLI_OPT_STRING, &cloud, "DIR", "the cloud's Plex data dir (required)"},
         {"base-db", CLI_OPT_STRING, &base_db, "DB", "the baseline library DB"},
@@ -58,6 +58,8 @@ int cmd_export(int argc, char **argv)
         {"cloud-db", CLI_OPT_STRING, &cloud_db, "DB", "the cloud library DB (default: in DIR)"},
         {"cloud-blobs", CLI_OPT_STRING, &cloud_blobs, "DB", "the cloud blobs DB (default: in DIR)"},
         {"zstd-level", CLI_OPT_INT, &level, "N", "compression level of the payloads (1..19)"},
+        {"whole-below", CLI_OPT_INT, &whole, "BYTES",
+         "with --base-dir HOME: send files smaller than this whole (default 65536)"},
         {"work-dir", CLI_OPT_STRING, &work, "DIR", "temporary files (default $TMPDIR)"},
         {"keep-work", CLI_OPT_FLAG, &keep, NULL, "keep the temporary files"},
         {"json", CLI_OPT_FLAG, &json, NULL, "print one JSON object"},
@@ -109,6 +111,7 @@ int cmd_export(int argc, char **argv)
     o.work_dir = work;
     o.keep_work = keep;
     o.zstd_level = level;
+    o.whole_below = whole > 0 ? (uint64_t)whole : 0;
     if (base_dir) {
         struct stat sb;
         if (stat(base_dir, &sb) != 0) {

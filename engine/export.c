@@ -1074,7 +1074,7 @@ int pb_export_build(pb_export_stats *out, const char *bundle_path, const pb_expo
         list_used = list;
     }
     if (o->home_dir && !o->home_manifest) {
-        pb_answer_options ao = {PB_ANSWER_OPTIONS_VERSION, NULL, NULL, 0};
+        pb_answer_options ao = {PB_ANSWER_OPTIONS_VERSION, NULL, NULL, o->whole_below};
         char hstate[4300];
         pb_export_stats as;
         snprintf(hstate, sizeof(hstate), "%s/home-state", work);

@@ -111,24 +111,27 @@ static const char SCHEMA[] =
 
 void pb_journal__crash_point(const char *step)
 {
-    static int loaded;
-    static char want[64];
-    static long want_k = 1, seen;
-    if (!loaded) {
-        const char *e = getenv("PB_TEST_CRASH_AT");
-        loaded = 1;
-        if (e && *e) {
-            snprintf(want, sizeof(want), "%s", e);
-            char *colon = strchr(want, ':');
-            if (colon) {
-                *colon = '\0';
-                want_k = strtol(colon + 1, NULL, 10);
-                if (want_k < 1)
-                    want_k = 1;
-            }
-        }
+    /* the spec is re-read on every call so that a forked child with a new environment works */
+    static char cur[64];
+    static long seen;
+    const char *e = getenv("PB_TEST_CRASH_AT");
+    if (!e || !*e)
+        return;
+    if (strncmp(cur, e, sizeof(cur) - 1) != 0) {
+        snprintf(cur, sizeof(cur), "%s", e);
+        seen = 0;
     }
-    if (want[0] && strcmp(want, step) == 0 && ++seen == want_k)
+    char want[64];
+    long k = 1;
+    snprintf(want, sizeof(want), "%s", cur);
+    char *colon = strchr(want, ':');
+    if (colon) {
+        *colon = '\0';
+        k = strtol(colon + 1, NULL, 10);
+        if (k < 1)
+            k = 1;
+    }
+    if (strcmp(want, step) == 0 && ++seen == k)
         raise(SIGKILL);
 }
 
@@ -720,7 +723,7 @@ int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
     /* the recorded stage files */
     rc = sqlite3_prepare_v2(j->db, "SELECT path, stage FROM files WHERE stage IS NOT NULL", -1, &st,
                             NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *path = (const char *)sqlite3_column_text(st, 0);
         const char *stage = (const char *)sqlite3_column_text(st, 1);
         char sp[PB_BUNDLE_PATH_MAX + 80];
@@ -747,7 +750,7 @@ int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
     }
     /* any stage file of the run not recorded yet */
     rc = sqlite3_prepare_v2(j->db, "SELECT path FROM stagedirs", -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW)
+    while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (rc = sqlite3_step(st)) == SQLITE_ROW)
         if ((error = sweep_stagedir(root_fd, (const char *)sqlite3_column_text(st, 0), r.run_id,
                                     &out->files_removed, err)) < 0)
             goto done;
@@ -759,7 +762,7 @@ int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
     }
     /* created directories, deepest (latest) first, only when empty */
     rc = sqlite3_prepare_v2(j->db, "SELECT path FROM dirs ORDER BY n DESC", -1, &st, NULL);
-    while (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *path = (const char *)sqlite3_column_text(st, 0);
         int dfd = -1;
         const char *name;
@@ -1167,6 +1170,7 @@ static int on_commit(void *payload)
         p->failed = 1;
         return 1;
     }
+    pb_journal__crash_point("probes");
     return 0;
 }
 

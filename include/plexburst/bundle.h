@@ -176,8 +176,9 @@ typedef struct pb_export_options {
     const char *home_manifest; /* a home manifest; `answer` then optionally adds signatures */
     const char *work_dir;      /* temporary files (default $TMPDIR); removed unless keep_work */
     int keep_work;
-    int zstd_level;      /* payload compression level (default 19) */
-    const char *creator; /* creator string of the header (default "plexburst <version>") */
+    int zstd_level;       /* payload compression level (default 19) */
+    const char *creator;  /* creator string of the header (default "plexburst <version>") */
+    uint64_t whole_below; /* home_dir route: files below this size are sent whole (0: 64 KiB) */
 } pb_export_options;
 
 #define PB_EXPORT_OPTIONS_VERSION 1
