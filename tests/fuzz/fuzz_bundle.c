@@ -32,6 +32,8 @@ static int mem_in(void *payload, void *buf, size_t cap, size_t *got, pb_error *e
     return 0;
 }
 
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     memin in = {data, size, 0};
