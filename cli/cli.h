@@ -59,5 +59,10 @@ int cmd_fingerprint(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_sigs(int argc, char **argv);
 int cmd_apply(int argc, char **argv);
+int cmd_bootstrap(int argc, char **argv);
+int cmd_sync(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_agent(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
 
 #endif

@@ -345,8 +345,20 @@ int pb_store_local_new(pb_store **out, const char *dir, pb_error *err)
     *out = NULL;
     if (!dir || !*dir)
         return pb_error_set(err, PB_EINVALID, "store: no directory given");
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return pb_error_errno(err, "store: cannot create %s", dir);
+    char tmp[4096];
+    if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
+        return pb_error_set(err, PB_EINVALID, "store: path too long: %s", dir);
+    for (char *p = tmp + 1;; p++) { /* mkdir -p */
+        if (*p != '/' && *p != '\0')
+            continue;
+        char c = *p;
+        *p = '\0';
+        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
+            return pb_error_errno(err, "store: cannot create %s", tmp);
+        *p = c;
+        if (!c)
+            break;
+    }
     local_store *ls = calloc(1, sizeof(*ls));
     if (!ls)
         return pb_error_set(err, PB_ENOMEM, "store: out of memory");

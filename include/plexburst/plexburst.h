@@ -12,6 +12,7 @@
 #include "plexburst/fingerprint.h"
 #include "plexburst/sqldiff.h"
 #include "plexburst/plex.h"
+#include "plexburst/run.h"
 #include "plexburst/plexmerge.h"
 #include "plexburst/bundle.h"
 

@@ -1,0 +1,91 @@
+/*
+ * progress.h: rendering of the runs (bootstrap, sync, demo) for the CLI: the event callback of
+ * plexburst/run.h turned into numbered phases between separator lines, state lines with an
+ * emoji at the start, [HH:MM:SS] monitoring lines, progress bars (bytes, rate, ETA, redrawn a
+ * few times a second on a terminal; plain lines otherwise and with --json), the diff report,
+ * the summary or the POST-MORTEM, and the --json object. Every line also goes to the run's log
+ * file (<state dir>/logs/<run-id>.log). Ctrl-C handling (a clean stop) lives here too.
+ * Role: shared by cmd_sync.c, cmd_bootstrap.c and cmd_demo.c; prints only.
+ */
+#ifndef PB_CLI_PROGRESS_H
+#define PB_CLI_PROGRESS_H
+
+#include <stdio.h>
+#include <jansson.h>
+#include <plexburst/run.h>
+
+#define RV_TAIL 8 /* runner lines kept for the post-mortem */
+
+typedef struct runview {
+    const char *command; /* "sync", "bootstrap", "demo" */
+    int json;            /* --json: stdout carries only the final object */
+    int tty;             /* stderr is a terminal: redrawn progress bars */
+    int quiet_phases;    /* the demo prints its own phase headers */
+    int phase_offset;    /* added to the run's phase numbers (the demo's own phases first) */
+    FILE *log;           /* the run's log file, NULL until START */
+    char log_path[4200];
+    /* progress bar state */
+    int bar_on;      /* a redrawn bar is on screen */
+    double bar_last; /* last draw (s) */
+    double bar_t0;   /* start of the current transfer (s) */
+    char bar_what[48];
+    uint64_t bar_done, bar_total;
+    int report_shown;
+    char tail[RV_TAIL][240];
+    int ntail;
+} runview;
+
+void rv_init(runview *v, const char *command, int json);
+/** pb_run_options.on_event. */
+void rv_on_event(const pb_run_event *ev, void *payload);
+/** Prints the summary (or the POST-MORTEM), or the --json object; closes the log.
+ * @return the exit code. */
+int rv_finish(runview *v, int rc, const pb_error *err, const pb_run_result *r);
+/** The --json object of a run (the contract of docs/README "Runs"); caller decrefs. */
+json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err);
+
+/* Output helpers: stdout (unless --json) and the log. */
+void rv_phase(runview *v, int n, const char *title);
+void rv_state(runview *v, const char *emoji, const char *fmt, ...) PB_PRINTF(3, 4);
+void rv_monitor(runview *v, const char *emoji, const char *fmt, ...) PB_PRINTF(3, 4);
+/** Opens the log file at `path` (directories must exist); 0 or -1. */
+int rv_open_log(runview *v, const char *path);
+void rv_close_log(runview *v);
+/** Human-readable bytes ("12.3 MB"). */
+const char *rv_bytes(char *buf, size_t cap, uint64_t n);
+
+/** SIGINT/SIGTERM set a flag (a second Ctrl-C exits at once with status 130). */
+void rv_install_signals(void);
+/** pb_run_options.cancelled. */
+int rv_cancelled(void *payload);
+
+/** Registers the run options shared by bootstrap and sync (the apply options passed through). */
+#define RV_COMMON_OPTS(o)                                                                          \
+    {"plex-dir", CLI_OPT_STRING, &(o).plex_dir, "DIR", "the home Plex data dir"},                  \
+        {"cloud", CLI_OPT_STRING, &(o).cloud, "local[:DIR]",                                       \
+         "where the agent runs (default local: <state dir>/cloud)"},                               \
+        {"store", CLI_OPT_STRING, &(o).store, "DIR", "the store (default: <cloud dir>/store)"},    \
+        {"runner", CLI_OPT_STRING, &(o).runner, "'CMD'",                                           \
+         "analysis runner: a command line ({plex_dir}, {mkplex} substituted)"},                    \
+        {"state-dir", CLI_OPT_STRING, &(o).state_dir, "DIR", "default: <plex dir>.plexburst"},     \
+        {"config", CLI_OPT_STRING, &(o).config_file, "FILE",                                       \
+         ".env-style configuration (PLEXBURST_* keys)"},                                           \
+        {"plex-stop-cmd", CLI_OPT_STRING, &(o).plex_stop_cmd, "CMD", "stops the home Plex"},       \
+        {"plex-start-cmd", CLI_OPT_STRING, &(o).plex_start_cmd, "CMD", "starts it again"},         \
+        {"online", CLI_OPT_FLAG, &(o).online, NULL, "merge while Plex runs (no stop/start)"},      \
+        {"max-delete-pct", CLI_OPT_DOUBLE, &(o).max_delete_pct, "P",                               \
+         "deletion guard: refuse losing more than P % of a section (default 5)"},                  \
+        {"path-map", CLI_OPT_STRING, &(o).path_map, "FILE",                                        \
+         "path_mappings.json: {\"mappings\": {\"/cloud\": \"/home\"}}"},                           \
+        {"plex-libraries", CLI_OPT_STRING, &(o).plex_libraries, "FILE",                            \
+         "plex_libraries.json (sections for the plex runner)"},                                    \
+        {"zstd-level", CLI_OPT_INT, &(o).zstd_level, "N", "compression level (default 19)"},       \
+        {"keep-work", CLI_OPT_FLAG, &(o).keep_work, NULL, "keep the run's work files"},            \
+    {                                                                                              \
+        "agent", CLI_OPT_STRING, &(o).agent_program, "PATH", "the plexburst binary for the agent"  \
+    }
+
+/** Runs `o` with the view and returns the exit code (signals, log, finish). */
+int rv_run(runview *v, pb_run_options *o, pb_run_result *r);
+
+#endif

@@ -1,0 +1,308 @@
+/*
+ * config.c: `.env`-style configuration files and the environment (PLEXBURST_*), and the
+ * plex_libraries.json reader (engine/config.h).
+ * Role: the runs (engine/run_sync.c) fill unset options from here. Prerequisites: jansson.
+ * The file is small and read once; values are kept in a flat list.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jansson.h>
+
+#include "config.h"
+
+typedef struct kv {
+    char *key, *value;
+} kv;
+
+struct pb_config {
+    kv *v;
+    size_t n, cap;
+};
+
+void pb_config_free(pb_config *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->v[i].key);
+        free(c->v[i].value);
+    }
+    free(c->v);
+    free(c);
+}
+
+static int set(pb_config *c, const char *key, size_t kn, const char *val)
+{
+    for (size_t i = 0; i < c->n; i++)
+        if (strlen(c->v[i].key) == kn && strncmp(c->v[i].key, key, kn) == 0) {
+            char *v = strdup(val);
+            if (!v)
+                return PB_ENOMEM;
+            free(c->v[i].value);
+            c->v[i].value = v; /* the last assignment wins, as in a shell */
+            return 0;
+        }
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? c->cap * 2 : 16;
+        kv *p = realloc(c->v, cap * sizeof(*p));
+        if (!p)
+            return PB_ENOMEM;
+        c->v = p;
+        c->cap = cap;
+    }
+    c->v[c->n].key = strndup(key, kn);
+    c->v[c->n].value = strdup(val);
+    if (!c->v[c->n].key || !c->v[c->n].value) {
+        free(c->v[c->n].key);
+        free(c->v[c->n].value);
+        return PB_ENOMEM;
+    }
+    c->n++;
+    return 0;
+}
+
+/* Parses the value part of a line into out (cap bytes); returns NULL or an error text. */
+static const char *parse_value(const char *p, char *out, size_t cap)
+{
+    size_t n = 0;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (*p == '"' || *p == '\'') {
+        char q = *p++;
+        while (*p && *p != q) {
+            char c = *p++;
+            if (q == '"' && c == '\\' && *p) {
+                c = *p++;
+                c = c == 'n' ? '\n' : c == 't' ? '\t' : c;
+            }
+            if (n + 1 >= cap)
+                return "value too long";
+            out[n++] = c;
+        }
+        if (*p != q)
+            return "unterminated quote";
+        p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (*p && *p != '#')
+            return "text after the closing quote";
+    } else {
+        const char *end = p;
+        while (*end && !(*end == '#' && end > p && (end[-1] == ' ' || end[-1] == '\t')))
+            end++;
+        while (end > p && (end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        if ((size_t)(end - p) + 1 > cap)
+            return "value too long";
+        memcpy(out, p, (size_t)(end - p));
+        n = (size_t)(end - p);
+    }
+    out[n] = '\0';
+    return NULL;
+}
+
+int pb_config_load(pb_config **out, const char *path, pb_error *err)
+{
+    int error = 0;
+    FILE *f = NULL;
+    char *line = NULL, *val = NULL;
+    size_t lcap = 0;
+    pb_config *c = calloc(1, sizeof(*c));
+    *out = NULL;
+    if (!c)
+        return pb_error_set(err, PB_ENOMEM, "config: out of memory");
+    if (!path)
+        goto ok;
+    if (!(f = fopen(path, "r"))) {
+        if (errno == ENOENT)
+            error = pb_error_set(err, PB_ENOTFOUND, "config: no file %s", path);
+        else
+            error = pb_error_errno(err, "config: cannot read %s", path);
+        goto done;
+    }
+    val = malloc(8192);
+    if (!val) {
+        error = pb_error_set(err, PB_ENOMEM, "config: out of memory");
+        goto done;
+    }
+    for (unsigned lineno = 1; getline(&line, &lcap, f) >= 0; lineno++) {
+        char *p = line;
+        size_t l = strlen(p);
+        while (l && (p[l - 1] == '\n' || p[l - 1] == '\r'))
+            p[--l] = '\0';
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p || *p == '#')
+            continue;
+        if (strncmp(p, "export ", 7) == 0)
+            p += 7;
+        while (*p == ' ')
+            p++;
+        const char *key = p;
+        while (isalnum((unsigned char)*p) || *p == '_')
+            p++;
+        size_t kn = (size_t)(p - key);
+        if (kn == 0 || isdigit((unsigned char)key[0]) || *p != '=') {
+            error =
+                pb_error_set(err, PB_EINVALID, "config: %s:%u: expected KEY=value", path, lineno);
+            goto done;
+        }
+        const char *why = parse_value(p + 1, val, 8192);
+        if (why) {
+            error = pb_error_set(err, PB_EINVALID, "config: %s:%u: %s", path, lineno, why);
+            goto done;
+        }
+        if (set(c, key, kn, val) != 0) {
+            error = pb_error_set(err, PB_ENOMEM, "config: out of memory");
+            goto done;
+        }
+    }
+ok:
+    *out = c;
+    c = NULL;
+done:
+    free(val);
+    free(line);
+    if (f)
+        fclose(f);
+    pb_config_free(c);
+    return error;
+}
+
+const char *pb_config_get(const pb_config *c, const char *key)
+{
+    const char *e = getenv(key);
+    if (e && *e)
+        return e;
+    for (size_t i = 0; c && i < c->n; i++)
+        if (strcmp(c->v[i].key, key) == 0)
+            return c->v[i].value[0] ? c->v[i].value : NULL;
+    return NULL;
+}
+
+int pb_config_is_secret(const char *key)
+{
+    static const char *const words[] = {"SECRET",     "TOKEN", "PASSWORD", "PASSPHRASE",
+                                        "ACCESS_KEY", "CLAIM", "PRIVATE"};
+    for (size_t i = 0; i < sizeof(words) / sizeof(*words); i++)
+        if (strstr(key, words[i]))
+            return 1;
+    return 0;
+}
+
+void pb_config_describe(const pb_config *c, char *out, size_t cap)
+{
+    size_t n = 0;
+    out[0] = '\0';
+    for (size_t i = 0; c && i < c->n; i++) {
+        const char *k = c->v[i].key;
+        if (strncmp(k, "PLEXBURST_", 10) != 0)
+            continue;
+        const char *v = pb_config_is_secret(k) ? "<secret>" : pb_config_get(c, k);
+        int w = snprintf(out + n, n < cap ? cap - n : 0, "%s%s=%s", n ? ", " : "", k, v ? v : "");
+        if (w < 0 || n + (size_t)w >= cap)
+            break;
+        n += (size_t)w;
+    }
+}
+
+static int copy_str(char *dst, size_t cap, json_t *v, const char *field, size_t idx, pb_error *err)
+{
+    if (!v)
+        return 0;
+    if (!json_is_string(v) || json_string_length(v) >= cap)
+        return pb_error_set(err, PB_EINVALID,
+                            "plex_libraries.json: library %zu: \"%s\" must be a string of at most "
+                            "%zu bytes",
+                            idx, field, cap - 1);
+    snprintf(dst, cap, "%s", json_string_value(v));
+    return 0;
+}
+
+int pb_plex_libraries_load(pb_plex_library **out, size_t *n, const char *path, pb_error *err)
+{
+    int error = 0;
+    json_error_t je;
+    pb_plex_library *libs = NULL;
+    *out = NULL;
+    *n = 0;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root) {
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return pb_error_set(err, PB_ENOTFOUND, "plex_libraries.json: no file %s", path);
+        fclose(f);
+        return pb_error_set(err, PB_EINVALID, "plex_libraries.json: %s:%d: %s", path, je.line,
+                            je.text);
+    }
+    json_t *arr = json_is_array(root) ? root : json_object_get(root, "libraries");
+    if (!json_is_array(arr)) {
+        error = pb_error_set(err, PB_EINVALID,
+                             "plex_libraries.json: expected {\"libraries\": [...]} or an array");
+        goto done;
+    }
+    size_t cnt = json_array_size(arr);
+    libs = calloc(cnt ? cnt : 1, sizeof(*libs));
+    if (!libs) {
+        error = pb_error_set(err, PB_ENOMEM, "plex_libraries.json: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < cnt; i++) {
+        json_t *e = json_array_get(arr, i);
+        pb_plex_library *l = &libs[i];
+        if (!json_is_object(e)) {
+            error = pb_error_set(err, PB_EINVALID,
+                                 "plex_libraries.json: library %zu is not an "
+                                 "object",
+                                 i);
+            goto done;
+        }
+        if ((error = copy_str(l->name, sizeof(l->name), json_object_get(e, "name"), "name", i,
+                              err)) < 0 ||
+            (error = copy_str(l->type, sizeof(l->type), json_object_get(e, "type"), "type", i,
+                              err)) < 0 ||
+            (error = copy_str(l->agent, sizeof(l->agent), json_object_get(e, "agent"), "agent", i,
+                              err)) < 0 ||
+            (error = copy_str(l->scanner, sizeof(l->scanner), json_object_get(e, "scanner"),
+                              "scanner", i, err)) < 0 ||
+            (error = copy_str(l->language, sizeof(l->language), json_object_get(e, "language"),
+                              "language", i, err)) < 0)
+            goto done;
+        if (!l->name[0] || !l->type[0]) {
+            error = pb_error_set(err, PB_EINVALID,
+                                 "plex_libraries.json: library %zu needs \"name\" and \"type\"", i);
+            goto done;
+        }
+        json_t *locs = json_object_get(e, "locations");
+        if (!locs)
+            locs = json_object_get(e, "paths");
+        json_t *one = json_object_get(e, "location");
+        if (json_is_string(one)) {
+            snprintf(l->locations[0], sizeof(l->locations[0]), "%s", json_string_value(one));
+            l->nlocations = 1;
+        } else if (json_is_array(locs)) {
+            for (size_t k = 0; k < json_array_size(locs) && k < 8; k++) {
+                if ((error = copy_str(l->locations[k], sizeof(l->locations[k]),
+                                      json_array_get(locs, k), "locations", i, err)) < 0)
+                    goto done;
+                l->nlocations++;
+            }
+        }
+        if (l->nlocations == 0) {
+            error =
+                pb_error_set(err, PB_EINVALID,
+                             "plex_libraries.json: library %zu (%s) has no locations", i, l->name);
+            goto done;
+        }
+    }
+    *out = libs;
+    *n = cnt;
+    libs = NULL;
+done:
+    free(libs);
+    json_decref(root);
+    return error;
+}
