@@ -85,9 +85,11 @@ static inline const uint8_t *field_at(const pb_row *r, int i)
 
 static inline int64_t be64_signed(const uint8_t *p)
 {
-    uint64_t x = 0;
-    for (int i = 0; i < 8; i++)
-        x = (x << 8) | p[i];
+    uint64_t x;
+    memcpy(&x, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    x = __builtin_bswap64(x);
+#endif
     return (int64_t)x;
 }
 
@@ -222,6 +224,20 @@ static int save_key(tdiff *d, side *s)
 static int advance_pk(tdiff *d, side *s)
 {
     int error;
+    if (d->t->npk == 1) { /* fast path: one integer key column, the usual case */
+        const uint8_t *x = field_at(&s->src.row, d->t->pkcol[0]);
+        if (x[0] == PB_REC_INT) {
+            int64_t prev = be64_signed(x + 1);
+            if ((error = pb_rowsrc__next(&s->src, d->err)) < 0 || s->src.eof)
+                return error;
+            const uint8_t *y = field_at(&s->src.row, d->t->pkcol[0]);
+            if (y[0] == PB_REC_INT) /* integers sort after NULL, before reals > them */
+                return be64_signed(y + 1) > prev ? 0 : order_error(d, s);
+            pb_val a = {PB_REC_INT, prev, 0, NULL, 0}, b;
+            pb_rec__decode(y, &b);
+            return pb_rec__cmp(&a, &b) < 0 ? 0 : order_error(d, s);
+        }
+    }
     if ((error = save_key(d, s)) < 0 || (error = pb_rowsrc__next(&s->src, d->err)) < 0)
         return error;
     if (s->src.eof)

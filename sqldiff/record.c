@@ -73,20 +73,22 @@ size_t pb_rec__varint_get(const uint8_t *p, size_t n, uint64_t *v)
     return 9;
 }
 
-static uint64_t get_be64(const uint8_t *p)
+static inline uint64_t get_be64(const uint8_t *p)
 {
-    uint64_t x = 0;
-    for (int i = 0; i < 8; i++)
-        x = (x << 8) | p[i];
+    uint64_t x;
+    memcpy(&x, p, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    x = __builtin_bswap64(x);
+#endif
     return x;
 }
 
-static void put_be64(uint8_t *p, uint64_t x)
+static inline void put_be64(uint8_t *p, uint64_t x)
 {
-    for (int i = 7; i >= 0; i--) {
-        p[i] = (uint8_t)x;
-        x >>= 8;
-    }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    x = __builtin_bswap64(x);
+#endif
+    memcpy(p, &x, 8);
 }
 
 size_t pb_rec__field_len(const uint8_t *p)
@@ -226,59 +228,62 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, pb_error *err)
 {
     int error;
     size_t hdr = PB_ROW_HDR(ncol), pad = (4 - (b->n & 3)) & 3;
+    size_t fixed = 9 * (size_t)ncol; /* room kept for the remaining fixed-size fields */
 
     /* Room for the header and every fixed-size field in one go; text and blobs reserve more. */
-    if ((error = pb_rbuf__reserve(b, pad + hdr + 9 * (size_t)ncol, err)) < 0)
+    if (b->cap - b->n < pad + hdr + fixed &&
+        (error = pb_rbuf__reserve(b, pad + hdr + fixed, err)) < 0)
         return error;
     memset(b->p + b->n, 0, pad);
     b->n += pad;
     size_t hpos = b->n, start = b->n + hdr;
-    b->n = start;
+    uint8_t *p = b->p + start;
+    uint32_t *off = (uint32_t *)(void *)(b->p + hpos);
     for (int i = 0; i < ncol; i++) {
         sqlite3_value *v = sqlite3_column_value(st, i);
-        uint8_t *p;
-        ((uint32_t *)(void *)(b->p + hpos))[i] = (uint32_t)(b->n - start);
-        switch (sqlite3_value_type(v)) {
-        case SQLITE_INTEGER:
-            p = b->p + b->n;
+        int type = sqlite3_value_type(v);
+        off[i] = (uint32_t)(p - (b->p + start));
+        if (type == SQLITE_INTEGER) {
             p[0] = PB_REC_INT;
             put_be64(p + 1, (uint64_t)sqlite3_value_int64(v));
-            b->n += 9;
-            break;
-        case SQLITE_FLOAT: {
+            p += 9;
+        } else if (type == SQLITE_NULL) {
+            *p++ = PB_REC_NULL;
+        } else if (type == SQLITE_FLOAT) {
             double d = sqlite3_value_double(v);
             uint64_t x;
             memcpy(&x, &d, 8);
-            p = b->p + b->n;
             p[0] = PB_REC_REAL;
             put_be64(p + 1, x);
-            b->n += 9;
-            break;
-        }
-        case SQLITE_NULL:
-            b->p[b->n++] = PB_REC_NULL;
-            break;
-        default: { /* TEXT or BLOB */
-            int type = sqlite3_value_type(v);
+            p += 9;
+        } else { /* TEXT or BLOB */
             const void *z =
                 type == SQLITE_TEXT ? (const void *)sqlite3_value_text(v) : sqlite3_value_blob(v);
             size_t n = (size_t)sqlite3_value_bytes(v);
             if (!z && n)
                 return pb_error_set(err, PB_ENOMEM, "sqldiff: out of memory reading a value");
-            /* the fixed-size reservation above still covers this field's 9 bytes */
-            if ((error = pb_rbuf__reserve(b, 1 + PB_VARINT_MAX + n + 9 * (size_t)ncol, err)) < 0)
-                return error;
-            p = b->p + b->n;
+            size_t used = (size_t)(p - b->p), need = 1 + PB_VARINT_MAX + n + fixed;
+            if (b->cap - used < need) {
+                b->n = used;
+                if ((error = pb_rbuf__reserve(b, need, err)) < 0)
+                    return error;
+                p = b->p + used;
+                off = (uint32_t *)(void *)(b->p + hpos);
+            }
             p[0] = type == SQLITE_TEXT ? PB_REC_TEXT : PB_REC_BLOB;
-            size_t k = 1 + pb_rec__varint_put(p + 1, n);
+            if (n <= 0x7f) {
+                p[1] = (uint8_t)n;
+                p += 2;
+            } else {
+                p += 1 + pb_rec__varint_put(p + 1, n);
+            }
             if (n)
-                memcpy(p + k, z, n);
-            b->n += k + n;
-            break;
-        }
+                memcpy(p, z, n);
+            p += n;
         }
     }
-    ((uint32_t *)(void *)(b->p + hpos))[ncol] = (uint32_t)(b->n - start);
+    b->n = (size_t)(p - b->p);
+    off[ncol] = (uint32_t)(b->n - start);
     return 0;
 }
 

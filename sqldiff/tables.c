@@ -1,7 +1,8 @@
 /*
  * tables.c: enumerates the tables a diff or checksum covers, reads their columns and primary
  * keys, checks that two DBs agree on them, and builds the ordered SELECTs both read through.
- * Role: the schema side of sqldiff/; the row side is rowsrc.c. Prerequisites: SQLite >= 3.37.
+ * Role: the schema side of sqldiff/; the row side is rowsrc.c. Prerequisites: SQLite >= 3.37,
+ * the compatibility layer (pb_compat_open), so that Plex DBs' collations and modules resolve.
  *
  * Candidates are the ordinary tables of the main schema except the internal `sqlite_*` tables
  * (sqlite_sequence and sqlite_stat1 among them), virtual tables, and their shadow tables:
@@ -10,12 +11,11 @@
  * are not). Columns are those of PRAGMA table_info: generated columns are left out, as the
  * session extension does.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
+#include "plexburst/compat.h"
 #include "tables.h"
 
 /* Page cache of each read-only connection: the scans are sequential, so a small cache does. */
@@ -27,33 +27,10 @@ static int sql_error(pb_error *err, sqlite3 *db, int rc, const char *what)
                          db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
-/*
- * The one place that opens a DB. TODO(compat): switch to pb_compat_open(PB_OPEN_READONLY) once
- * sqldiff/plexcompat.c is committed, so that Plex's collations and modules are registered.
- */
+/* The one place that opens a DB: Plex's collations and modules registered, busy timeout. */
 static int open_readonly(sqlite3 **out, const char *path, pb_error *err)
 {
-    struct stat st;
-    sqlite3 *db = NULL;
-    int rc;
-
-    *out = NULL;
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT)
-            return pb_error_set(err, PB_ENOTFOUND, "sqldiff: cannot open %s: no such file", path);
-        return pb_error_errno(err, "sqldiff: cannot open %s", path);
-    }
-    rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
-    if (rc != SQLITE_OK) {
-        int error = pb_error_setd(err, PB_ESQLITE, rc, "sqldiff: cannot open %s: %s", path,
-                                  db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
-        sqlite3_close(db);
-        return error;
-    }
-    sqlite3_extended_result_codes(db, 1);
-    sqlite3_busy_timeout(db, 30000);
-    *out = db;
-    return 0;
+    return pb_compat_open(out, path, PB_OPEN_READONLY, err);
 }
 
 int pb_tables__open(sqlite3 **out, const char *path, int utf8_only, pb_error *err)
