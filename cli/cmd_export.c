@@ -1,7 +1,8 @@
 /*
  * cmd_export.c: `plexburst export`: builds a bundle on the cloud side (include/plexburst/
- * bundle.h), or with --list-only writes step (a) of the protocol, the cloud's LIST.
- *   plexburst export --cloud-dir C --list-only -o LIST
+ * bundle.h), or with --list-only writes step (a) of the protocol, the cloud's LIST (its manifest;
+ * with --base-dir MANIFEST only the paths that differ from the home manifest, as text).
+ *   plexburst export --cloud-dir C --list-only [--base-dir MANIFEST] -o LIST
  *   plexburst export --cloud-dir C --base-db B.db [--base-blobs BB.db] WHAT-HOME-HOLDS -o BUNDLE
  * where WHAT-HOME-HOLDS is --base-dir HOME (a readable home data dir or snapshot: the answer is
  * computed locally), --base-dir MANIFEST [--sigs ANSWER] (a home manifest, signatures optional),
@@ -53,7 +54,8 @@ int cmd_export(int argc, char **argv)
         {"sigs", CLI_OPT_STRING, &sigs, "ANSWER",
          "the home's answer with signatures (plexburst sigs)"},
         {"output", CLI_OPT_STRING, &output, "FILE", "the bundle (or LIST) to write; also -o"},
-        {"list-only", CLI_OPT_FLAG, &list_only, NULL, "step (a): write the cloud's LIST only"},
+        {"list-only", CLI_OPT_FLAG, &list_only, NULL,
+         "step (a): write the cloud's LIST only (with --base-dir MANIFEST: just what differs)"},
         {"list", CLI_OPT_STRING, &list, "LIST", "the LIST already made by --list-only"},
         {"cloud-db", CLI_OPT_STRING, &cloud_db, "DB", "the cloud library DB (default: in DIR)"},
         {"cloud-blobs", CLI_OPT_STRING, &cloud_blobs, "DB", "the cloud blobs DB (default: in DIR)"},
@@ -70,7 +72,8 @@ int cmd_export(int argc, char **argv)
     int rc = cli_parse("export",
                        "--cloud-dir C --base-db B.db [--base-blobs BB.db] (--base-dir HOME | "
                        "--base-dir MANIFEST [--sigs ANSWER] | --sigs ANSWER) -o BUNDLE\n"
-                       "       plexburst export --cloud-dir C --list-only -o LIST",
+                       "       plexburst export --cloud-dir C --list-only [--base-dir MANIFEST] "
+                       "-o LIST",
                        opts, argc, av, NULL, 0, NULL);
     free(av);
     if (rc)
@@ -81,6 +84,19 @@ int cmd_export(int argc, char **argv)
     }
     pb_error err = PB_ERROR_INIT;
     pb_export_stats st;
+    if (list_only && base_dir && is_manifest(base_dir)) {
+        rc = pb_export_wanted(&st, cloud, NULL, base_dir, output, &err);
+        if (rc)
+            return cli_fail(&err, rc);
+        if (json)
+            printf("{\"ok\": true, \"command\": \"export\", \"wanted\": \"%s\", \"paths\": "
+                   "%llu}\n",
+                   output, (ull)st.answers);
+        else
+            cli_state("✅", "wanted LIST: %llu paths that differ from the home manifest, in %s",
+                      (ull)st.answers, output);
+        return CLI_EXIT_OK;
+    }
     if (list_only) {
         rc = pb_export_list(&st, cloud, NULL, output, &err);
         if (rc)

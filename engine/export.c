@@ -412,6 +412,83 @@ int pb_export_list(pb_export_stats *out, const char *cloud_dir, const char *stat
     return 0;
 }
 
+typedef struct wanted_ctx {
+    FILE *f;
+    pb_export_stats *st;
+} wanted_ctx;
+
+static int wanted_cb(pb_cmp_kind kind, const pb_manifest_entry *home,
+                     const pb_manifest_entry *other, int subtree, void *payload)
+{
+    wanted_ctx *w = payload;
+    (void)subtree;
+    if (!other || other->type != PB_ENTRY_FILE || kind == PB_CMP_ONLY_HOME)
+        return 0;
+    if (kind == PB_CMP_UNCHANGED) {
+        w->st->listed++;
+        return 0;
+    }
+    w->st->listed++;
+    if (home && home->type == PB_ENTRY_FILE && memcmp(home->hash, other->hash, 16) == 0)
+        return 0;
+    if (strchr(other->path, '\n'))
+        return 0; /* cannot be a line; the bundle path rules refuse it anyway */
+    w->st->answers++;
+    return fprintf(w->f, "%s\n", other->path) < 0 ? 1 : 0;
+}
+
+int pb_export_wanted(pb_export_stats *out, const char *cloud_dir, const char *state_dir,
+                     const char *home_manifest, const char *wanted_path, pb_error *err)
+{
+    int error = 0;
+    char tmp[4200], part[4200];
+    pb_export_stats local;
+    pb_manifest *hm = NULL, *cm = NULL;
+    wanted_ctx w = {NULL, NULL};
+    double t0 = now_ms();
+
+    if (!out)
+        out = &local;
+    memset(out, 0, sizeof(*out));
+    if (!cloud_dir || !home_manifest || !wanted_path)
+        return pb_error_set(err, PB_EINVALID, "export: cloud dir, home manifest and output needed");
+    snprintf(tmp, sizeof(tmp), "%s.cloud-manifest", wanted_path);
+    snprintf(part, sizeof(part), "%s.part", wanted_path);
+    pb_export_stats ls;
+    if ((error = pb_export_list(&ls, cloud_dir, state_dir, tmp, err)) < 0)
+        goto done;
+    if ((error = pb_manifest_open(&hm, home_manifest, err)) < 0 ||
+        (error = pb_manifest_open(&cm, tmp, err)) < 0)
+        goto done;
+    if (!(w.f = fopen(part, "w"))) {
+        error = pb_error_errno(err, "export: cannot create %s", part);
+        goto done;
+    }
+    w.st = out;
+    if ((error = pb_manifest_compare(hm, cm, wanted_cb, &w, NULL, err)) < 0)
+        goto done;
+    if (fflush(w.f) != 0 || fsync(fileno(w.f)) != 0) {
+        error = pb_error_errno(err, "export: cannot write %s", part);
+        goto done;
+    }
+    fclose(w.f);
+    w.f = NULL;
+    if (rename(part, wanted_path) != 0) {
+        error = pb_error_errno(err, "export: cannot rename %s", part);
+        goto done;
+    }
+    out->ms = now_ms() - t0;
+done:
+    if (w.f)
+        fclose(w.f);
+    if (error < 0)
+        unlink(part);
+    pb_manifest_free(hm);
+    pb_manifest_free(cm);
+    unlink(tmp);
+    return error;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* step (b)                                                                                  */
 

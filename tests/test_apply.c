@@ -339,7 +339,20 @@ static void test_roundtrip(void **state)
     o.answer = answer;
     o.home_manifest = hm;
     assert_int_equal(pb_export_build(&s3, b3, &o, &e), 0);
-    pb_bundle_info i1, i2, i3;
+    /* the wanted route: only the paths that differ from the home manifest are exchanged */
+    char wanted[P], wans[P], b4[P];
+    pathf(wanted, sizeof(wanted), "%s/wanted.txt", g.root);
+    pathf(wans, sizeof(wans), "%s/wanted.answer", g.root);
+    pathf(b4, sizeof(b4), "%s/wanted.bundle", g.root);
+    pathf(sd, sizeof(sd), "%s/cloud-state", g.root);
+    assert_int_equal(pb_export_wanted(&st, g.cloud, sd, hm, wanted, &e), 0);
+    assert_int_equal(st.answers, s2.files_new + s2.files_delta + s2.files_link);
+    assert_int_equal(pb_export_answer(&st, g.home0, wanted, wans, &ao, &e), 0);
+    o.answer = wans;
+    pb_export_stats s4;
+    assert_int_equal(pb_export_build(&s4, b4, &o, &e), 0);
+    pb_bundle_info i1, i2, i3, i4;
+    assert_int_equal(pb_bundle_verify(&i4, b4, NULL, &e), 0);
     assert_int_equal(pb_bundle_verify(&i1, g.bundle, NULL, &e), 0);
     assert_int_equal(pb_bundle_verify(&i2, b2, NULL, &e), 0);
     assert_int_equal(pb_bundle_verify(&i3, b3, NULL, &e), 0);
@@ -349,6 +362,9 @@ static void test_roundtrip(void **state)
     assert_int_equal(i1.files_new, i3.files_new);
     assert_int_equal(i1.files_delta, i3.files_delta);
     assert_int_equal(i1.files_link, i3.files_link);
+    assert_int_equal(i1.files_new, i4.files_new);
+    assert_int_equal(i1.files_delta, i4.files_delta);
+    assert_int_equal(i1.files_link, i4.files_link);
     assert_true(i1.files_new > 0);
     assert_true(i1.files_link > 0);
     assert_true(i1.has_cs_main);

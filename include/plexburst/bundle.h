@@ -140,6 +140,16 @@ PB_EXTERN(int)
 pb_export_list(pb_export_stats *out, const char *cloud_dir, const char *state_dir,
                const char *list_path, pb_error *err);
 
+/**
+ * Step (a) when the cloud holds a home manifest (e.g. uploaded with the baseline): writes only
+ * the paths of the cloud's files the manifest lacks or holds with another content, one per line
+ * in walk order (a "wanted" text LIST for pb_export_answer), so the exchange is proportional to
+ * the change, not to the tree. out->listed counts the cloud files, out->answers the paths.
+ */
+PB_EXTERN(int)
+pb_export_wanted(pb_export_stats *out, const char *cloud_dir, const char *state_dir,
+                 const char *home_manifest, const char *wanted_path, pb_error *err);
+
 /** Options of pb_export_answer(). */
 typedef struct pb_answer_options {
     unsigned version;          /* PB_ANSWER_OPTIONS_VERSION */
