@@ -6,24 +6,55 @@
  * caller passes a policy that classifies tables, decides per column, declares the reference
  * graph and natural keys, and maps values (paths). engine/ holds the Plex policy.
  *
- * Semantics, per changeset record (old = base values carried by the changeset):
+ * Semantics, per changeset record (old = base values carried by the changeset; text values, old
+ * and new, first go through the policy's map_text):
  *   - table class PB_CLASS_LIBRARY:
- *       INSERT  the row is inserted; when its integer primary key is already used in the live DB
- *               (the live side inserted since the base), it is renumbered above every id in use
- *               (live max, sqlite_sequence, and every id the changeset inserts) and every reference
- *               to it in the changeset follows (refs below, across the attached DBs too); when a
- *               natural key matches a live row, the insert maps onto that row instead.
- *       UPDATE  per changed column: the cloud value is written when the live value still equals
- *               the base value; when the live side changed that column too, the live value stays
- *               (a conflict, counted and listed); a row the live DB no longer has is skipped
- *               (counted as notfound).
- *       DELETE  the live row is deleted (a conflict is counted when the live side changed it).
- *     Reference columns in INSERT and UPDATE values follow the remaps.
- *   - PB_CLASS_USER: live wins; every record is dropped and counted as user_state_dropped.
- *   - PB_CLASS_DERIVED: never shipped; a changeset touching such a table is refused (PB_ECORRUPT).
+ *     INSERT  the row is inserted; when its integer primary key is already used in the live DB
+ *             (the live side inserted since the base), it is renumbered above every id in use
+ *             (live max, sqlite_sequence, every id the changeset inserts, and every id that a
+ *             reference written by the changeset names, dangling ones included) and every
+ *             reference to it in the changeset follows (refs below, across the attached DBs
+ *             too); when a natural key matches a live row, the insert maps onto that row instead
+ *             (nothing is written; references follow). Renumbered ids are handed out in
+ *             ascending order of the changeset ids. In a table keyed otherwise (composite or
+ *             non-integer key), an insert whose key the live DB already holds is decided column
+ *             by column against that row, without base: equal columns are `same`, differing ones
+ *             conflicts (live kept unless PB_COL_TAKE_CLOUD).
+ *     UPDATE  per changed column: the cloud value is written when the live value still equals
+ *             the base value; when the live side changed that column too, the live value stays
+ *             (a conflict, counted and listed); a row the live DB no longer has is skipped
+ *             (counted as notfound). A column whose cloud value equals the base value is no
+ *             change; a column already holding the cloud value is `same`. PB_COL_KEEP_LIVE
+ *             columns are ignored; PB_COL_TAKE_CLOUD columns are written even over a live
+ *             change (a conflict resolved PB_RES_CLOUD_WON). The record counts as `updated`
+ *             when a column was written, else as `same` when no column conflicted.
+ *     DELETE  the live row is deleted (a conflict is counted when the live side changed it,
+ *             resolved PB_RES_CLOUD_WON); a row the live DB no longer has counts as notfound.
+ *     Reference columns in INSERT and UPDATE values follow the remaps (old values and the keys of
+ *     UPDATE/DELETE are base ids, used as they are). For a conditional ref in an UPDATE, the
+ *     condition column comes from the record when it carries it, else from the live row.
+ *   - PB_CLASS_USER: live wins; every record is dropped and counted as user_state_dropped (the
+ *     live DB need not have the table).
+ *   - PB_CLASS_DERIVED: never shipped; a changeset touching such a table is refused (PB_ECORRUPT),
+ *     as is a table the policy does not classify. Records of `sqlite_sequence` are skipped: the
+ *     merge maintains it (seq = max(seq, max(id)) for every AUTOINCREMENT table it inserted into).
  *   - Tables without a primary key (every column flagged as key in the changeset) are row
- * multisets: INSERT adds the row unless an identical live row exists, DELETE removes one identical
- * row. Everything runs in one transaction (BEGIN IMMEDIATE, busy timeout): all or nothing.
+ *     multisets: INSERT adds the row unless an identical live row exists (`IS` on every column,
+ *     so identical inserts collapse into one row), DELETE removes one identical row.
+ * Values are equal when SQL `IS` with binary collation says so (1 and 1.0 are equal, text and blob
+ * never are); natural keys and keys are looked up with the columns' own collations (as the live
+ * DB's indexes are). Refs and natural keys naming a column the live table lacks are ignored (Plex
+ * schemas vary by version). Natural keys apply to tables keyed by one INTEGER column; a natural
+ * key containing a ref column is matched once the refs it depends on are planned (refs into
+ * tables whose own natural key contains refs are followed in changeset order).
+ *
+ * Everything runs in one transaction (BEGIN IMMEDIATE, busy timeout): all or nothing. Planning
+ * (natural keys, renumbering) reads the live DB inside that transaction, before the first write.
+ * With several files attached (main + blobs), SQLite commits them atomically only in a rollback
+ * journal mode (DELETE, TRUNCATE, PERSIST: a super-journal ties the files together); in WAL mode
+ * each file commits on its own and a crash between the two commits leaves one file merged and the
+ * other not. The merge never changes journal modes: pb_merge_commit_is_atomic() tells the caller
+ * which case it is in, and engine/ switches modes or keeps its own journal.
  */
 #ifndef PLEXBURST_MERGE_H
 #define PLEXBURST_MERGE_H
@@ -102,10 +133,10 @@ typedef struct pb_merge_action {
     const char *schema, *table;
     int op;             /* SQLITE_INSERT, SQLITE_UPDATE or SQLITE_DELETE */
     int64_t old_id;     /* primary key in the changeset (0 when not an integer key) */
-    int64_t new_id;     /* primary key in the live DB after the merge */
+    int64_t new_id;     /* primary key in the live DB after the merge (0 as for old_id) */
     const char *column; /* for column-level resolutions, else NULL */
     pb_merge_resolution resolution;
-} pb_merge_action;
+} pb_merge_action; /* the strings are valid during the callback only */
 
 /** A changeset to merge: a file holding a raw (uncompressed) changeset, applied to `schema`. */
 typedef struct pb_merge_input {
@@ -114,13 +145,17 @@ typedef struct pb_merge_input {
 } pb_merge_input;
 
 typedef struct pb_merge_options {
-    unsigned version; /* PB_MERGE_OPTIONS_VERSION */
-    int dry_run;      /* decide and count everything, write nothing (rolls back) */
-    int busy_timeout_ms;
+    unsigned version;    /* PB_MERGE_OPTIONS_VERSION */
+    int dry_run;         /* decide and count everything, write nothing (rolls back) */
+    int busy_timeout_ms; /* set on `live` for the merge (the previous value is restored) */
     /**
-     * When non-NULL the merge writes nothing into the live connection (opened read-only is fine):
-     * it decides by reading it and writes an equivalent SQL script here (BEGIN IMMEDIATE; ...;
-     * COMMIT;), to be run by Plex's own engine.
+     * When non-NULL the merge writes nothing into the live connection (opened read-only is fine;
+     * it uses TEMP tables only): it decides by reading it and writes an equivalent SQL script here
+     * (BEGIN IMMEDIATE; ...; COMMIT;), to be run by Plex's own engine with the same DBs attached
+     * under the same schema names. Values are exact SQL literals, ids already remapped. On error
+     * the script is incomplete (no COMMIT) and must be discarded. dry_run does not apply here.
+     * The decisions are those of an in-process merge as long as no trigger of the live DB writes
+     * into a table the changesets touch.
      */
     FILE *script;
     void (*on_action)(const pb_merge_action *a, void *payload); /* optional listing */
@@ -161,13 +196,30 @@ typedef struct pb_merge_stats {
 /**
  * Merges `ninputs` changesets into the live connection `live` (with the other DBs already
  * attached under the schema names the inputs and the policy use), in one transaction.
+ * `live` must not be inside a transaction. Memory stays bounded whatever the changeset size: the
+ * inputs are streamed (twice) and the id plan lives in a TEMP table of `live` (temp.pb_remap).
  * @return 0, PB_ECORRUPT (changeset malformed or touching a derived/unknown table), PB_ESCHEMA
- *         (a table or column the live DB lacks), PB_EBUSY, PB_ESQLITE; on any error nothing is
- *         written. `stats` is filled in every case (partially on error).
+ *         (a table the live DB lacks, a column count or key that differs), PB_ECONFLICT (a write
+ *         violates a constraint of the live DB, e.g. a UNIQUE index no natural key covers),
+ *         PB_EINVALID (bad arguments, a schema not attached), PB_ENOTFOUND / PB_EIO (an input
+ *         file, the script), PB_EBUSY, PB_ESQLITE, or a negative code returned by map_text; on
+ *         any error nothing is written and the message (one line) names the table and record.
+ *         `stats` is filled in every case (partially on error).
  */
 PB_EXTERN(int)
 pb_merge_apply(sqlite3 *live, const pb_merge_input *inputs, size_t ninputs,
                const pb_merge_policy *policy, const pb_merge_options *opts, pb_merge_stats *stats,
                pb_error *err);
+
+/**
+ * Whether one COMMIT on `live` is atomic across the files of the schemas `inputs` write to: 1 when
+ * they are one schema, or when the main DB is a file and every one of them is in a rollback journal
+ * mode (DELETE, TRUNCATE, PERSIST); 0 otherwise (WAL, MEMORY, OFF). Reads pragmas only.
+ * @param out  OUT: 1 or 0.
+ * @return 0, or PB_ESQLITE / PB_EINVALID with detail in `err`.
+ */
+PB_EXTERN(int)
+pb_merge_commit_is_atomic(int *out, sqlite3 *live, const pb_merge_input *inputs, size_t ninputs,
+                          pb_error *err);
 
 #endif
