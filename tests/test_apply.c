@@ -33,6 +33,7 @@
 #include "bundle.h"
 #include "journal.h"
 #include "plexburst/bundle.h"
+#include "plexburst/compat.h"
 #include "plexburst/fingerprint.h"
 #include "plexburst/plex.h"
 #include "plexburst/sqldiff.h"
@@ -389,6 +390,7 @@ static void test_roundtrip(void **state)
     assert_int_equal(r->files_new + r->files_patched + r->files_linked + r->files_unchanged,
                      i2.files_new + i2.files_delta + i2.files_link);
     pb_apply_result_dispose(r);
+    free(r);
     assert_int_equal(outcome(rt, "round trip"), 'B');
     journal_empty(rt);
 
@@ -992,10 +994,23 @@ static void test_cli(void **state)
     pathf(b2, sizeof(b2), "%s/massdel.bundle", g.root);
     pathf(d2, sizeof(d2), "%s/cli2", g.root);
     copy_home(d2);
-    assert_int_equal(tu_sh("cp -a '%s' '%s' && '%s' analyze --dir '%s' --seed 21 "
-                           "--mass-delete-section Movies --no-tree >/dev/null",
-                           g.base, cloud2, g.mkplex, cloud2),
-                     0);
+    assert_int_equal(tu_sh("cp -a '%s' '%s'", g.base, cloud2), 0);
+    {
+        /* a failed mount: most of the movies gone (through the compatibility layer, which the
+         * FTS triggers of metadata_items need) */
+        char db[P];
+        sqlite3 *c = NULL;
+        pb_error e = PB_ERROR_INIT;
+        pathf(db, sizeof(db), "%s/%s", cloud2, PB_PLEX_DB_REL);
+        assert_int_equal(pb_compat_open(&c, db, 0, &e), 0);
+        assert_int_equal(sqlite3_exec(c,
+                                      "DELETE FROM metadata_items WHERE metadata_type = 1 AND "
+                                      "id % 10 <> 0",
+                                      NULL, NULL, NULL),
+                         SQLITE_OK);
+        assert_true(sqlite3_changes(c) > 5);
+        sqlite3_close(c);
+    }
     assert_int_equal(tu_sh("'%s' export --cloud-dir '%s' --base-db '%s' --base-blobs '%s' "
                            "--base-dir '%s' --work-dir '%s' --zstd-level 3 -o '%s' >/dev/null",
                            g.plexburst, cloud2, g.base_db, g.base_blobs, d2, g.root, b2),
