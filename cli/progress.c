@@ -50,7 +50,8 @@ void rv_init(runview *v, const char *command, int json)
 
 int rv_open_log(runview *v, const char *path)
 {
-    rv_close_log(v);
+    if (v->log)
+        fclose(v->log);
     v->log = fopen(path, "a");
     if (!v->log)
         return -1;
@@ -58,11 +59,31 @@ int rv_open_log(runview *v, const char *path)
     return 0;
 }
 
+static void open_run_log(runview *v, const char *path)
+{
+    if (v->run_log)
+        fclose(v->run_log);
+    v->run_log = fopen(path, "a");
+}
+
 void rv_close_log(runview *v)
 {
     if (v->log)
         fclose(v->log);
-    v->log = NULL;
+    if (v->run_log)
+        fclose(v->run_log);
+    v->log = v->run_log = NULL;
+}
+
+static void to_logs(runview *v, const char *line)
+{
+    FILE *f[2] = {v->log, v->run_log};
+    for (int i = 0; i < 2; i++)
+        if (f[i]) {
+            fputs(line, f[i]);
+            fputc('\n', f[i]);
+            fflush(f[i]);
+        }
 }
 
 /* Clears a redrawn bar before printing a line. */
@@ -84,21 +105,13 @@ static void out_line(runview *v, const char *line)
         fputc('\n', stdout);
         fflush(stdout);
     }
-    if (v->log) {
-        fputs(line, v->log);
-        fputc('\n', v->log);
-        fflush(v->log);
-    }
+    to_logs(v, line);
 }
 
 /* A line for the log only. */
 static void log_line(runview *v, const char *line)
 {
-    if (v->log) {
-        fputs(line, v->log);
-        fputc('\n', v->log);
-        fflush(v->log);
-    }
+    to_logs(v, line);
 }
 
 void rv_phase(runview *v, int n, const char *title)
@@ -282,13 +295,19 @@ static void show_report(runview *v, const pb_run_result *r)
              (ull)p->merge.conflicts, (ull)p->merge.remapped, (ull)p->merge.user_state_dropped);
 }
 
+void rv_show_report(runview *v, const pb_run_result *r)
+{
+    v->report_shown = 0;
+    show_report(v, r);
+}
+
 void rv_on_event(const pb_run_event *ev, void *payload)
 {
     runview *v = payload;
     char line[1200];
     switch (ev->kind) {
     case PB_EV_START:
-        rv_open_log(v, ev->log_path);
+        open_run_log(v, ev->log_path);
         snprintf(line, sizeof(line), "plexburst %s: run %s (log %s)", v->command, ev->run_id,
                  ev->log_path);
         log_line(v, line);
@@ -296,7 +315,10 @@ void rv_on_event(const pb_run_event *ev, void *payload)
             rv_state(v, "🔄", "%s %s started; full log: %s", v->command, ev->run_id, ev->log_path);
         break;
     case PB_EV_PHASE:
-        rv_phase(v, ev->phase + v->phase_offset, ev->name);
+        if (v->quiet_phases)
+            rv_monitor(v, "🔄", "%s step %d: %s", v->command, ev->phase, ev->name);
+        else
+            rv_phase(v, ev->phase + v->phase_offset, ev->name);
         break;
     case PB_EV_PHASE_END:
         if (ev->ok)
@@ -548,12 +570,13 @@ static void summary(runview *v, const pb_run_result *r)
 int rv_finish(runview *v, int rc, const pb_error *err, const pb_run_result *r)
 {
     bar_clear(v);
-    show_report(v, r);
+    if (!v->no_summary)
+        show_report(v, r);
     if (rc < 0)
         post_mortem(v, rc, err, r);
-    else
+    else if (!v->no_summary)
         summary(v, r);
-    if (v->json) {
+    if (v->json && !v->no_summary) {
         json_t *o = rv_result_json(r, rc, err);
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         if (s) {

@@ -20,9 +20,11 @@ typedef struct runview {
     const char *command; /* "sync", "bootstrap", "demo" */
     int json;            /* --json: stdout carries only the final object */
     int tty;             /* stderr is a terminal: redrawn progress bars */
-    int quiet_phases;    /* the demo prints its own phase headers */
+    int quiet_phases;    /* compact: the run's phases as monitoring lines (the demo) */
+    int no_summary;      /* rv_finish prints only a POST-MORTEM (the demo sums up itself) */
     int phase_offset;    /* added to the run's phase numbers (the demo's own phases first) */
-    FILE *log;           /* the run's log file, NULL until START */
+    FILE *log;           /* the command's own log (the demo's), or NULL */
+    FILE *run_log;       /* the current run's log file, opened at START */
     char log_path[4200];
     /* progress bar state */
     int bar_on;      /* a redrawn bar is on screen */
@@ -41,6 +43,8 @@ void rv_on_event(const pb_run_event *ev, void *payload);
 /** Prints the summary (or the POST-MORTEM), or the --json object; closes the log.
  * @return the exit code. */
 int rv_finish(runview *v, int rc, const pb_error *err, const pb_run_result *r);
+/** Prints the bundle's diff report of `r` (again, if it was shown). */
+void rv_show_report(runview *v, const pb_run_result *r);
 /** The --json object of a run (the contract of docs/README "Runs"); caller decrefs. */
 json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err);
 

@@ -30,6 +30,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -180,12 +181,47 @@ static int load_pathmaps(agent *a, json_t *pm, pb_error *err)
     return error;
 }
 
+/* Moves `path` out of the way at once (into DIR/agent/trash) and deletes it in a detached
+ * background process: a whole tree takes seconds to delete and nothing waits for it. */
+static void discard_dir(agent *a, const char *path)
+{
+    char trash[PATH_MAX + 32], dst[PATH_MAX + 96];
+    static unsigned seq;
+    snprintf(trash, sizeof(trash), "%s/trash", a->state);
+    if (!pb_run__exists(path))
+        return;
+    pb_error e = PB_ERROR_INIT;
+    if (pb_run__mkdirs(trash, &e) < 0) {
+        pb_run__rmtree(path);
+        return;
+    }
+    snprintf(dst, sizeof(dst), "%s/%ld-%u-%ld", trash, (long)getpid(), seq++, (long)time(NULL));
+    if (rename(path, dst) != 0) {
+        pb_run__rmtree(path);
+        return;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (fork() == 0) {
+            pb_run__rmtree(dst);
+            rmdir(trash); /* when nothing else waits there */
+            _exit(0);
+        }
+        _exit(0);
+    }
+    if (pid > 0)
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    else
+        pb_run__rmtree(dst);
+}
+
 /* Injects the snapshot DB pair into an emptied DIR/plex, paths mapped home -> cloud. */
 static int inject(agent *a, uint64_t *mapped, pb_error *err)
 {
     int error;
     char dbdir[PATH_MAX + 64], m[PATH_MAX + 128], b[PATH_MAX + 128];
-    pb_run__rmtree(a->plex);
+    discard_dir(a, a->plex);
     snprintf(dbdir, sizeof(dbdir), "%s/Plug-in Support/Databases", a->plex);
     if ((error = pb_run__mkdirs(dbdir, err)) < 0)
         return error;
@@ -226,7 +262,7 @@ static int do_prepare(agent *a, json_t *msg, pb_error *err)
     /* a fresh work dir for this run (older ones go) */
     char wroot[PATH_MAX + 16];
     snprintf(wroot, sizeof(wroot), "%s/work", a->state);
-    pb_run__rmtree(wroot);
+    discard_dir(a, wroot);
     snprintf(a->work, sizeof(a->work), "%s/%s", wroot, a->run_id);
     if ((error = pb_run__mkdirs(a->work, err)) < 0)
         return error;
@@ -239,7 +275,7 @@ static int do_prepare(agent *a, json_t *msg, pb_error *err)
     snprintf(a->bundle, sizeof(a->bundle), "%s/bundle.pbb", a->work);
 
     if (a->mode == PB_RUN_BOOTSTRAP) {
-        pb_run__rmtree(a->plex);
+        discard_dir(a, a->plex);
         if ((error = pb_run__mkdirs(a->plex, err)) < 0)
             return error;
         alog(a, "info", "cloud Plex data dir %s is empty: the runner builds the library", a->plex);
@@ -418,11 +454,18 @@ static int do_list(agent *a, pb_error *err)
     if ((error = pb_export_list(&st, a->plex, a->fp, a->list, err)) < 0)
         return error;
     alog(a, "info", "the cloud holds %llu files in its synced tree", (unsigned long long)st.listed);
-    json_t *extra =
-        json_pack("{s:I, s:f}", "files", (json_int_t)st.listed, "ms", pb_run__now_ms() - t0);
-    error = pb_frame_send_file(&a->io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, a->list, extra, NULL,
+    /* the list travels compressed (paths and hashes: mostly paths) */
+    char zst[PATH_MAX + 200];
+    snprintf(zst, sizeof(zst), "%s.zst", a->list);
+    if ((error = pb_run__zstd(a->list, zst, a->zlevel < 12 ? a->zlevel : 12, NULL, err)) < 0)
+        return error;
+    json_t *extra = json_pack("{s:I, s:f, s:s, s:I}", "files", (json_int_t)st.listed, "ms",
+                              pb_run__now_ms() - t0, "encoding", "zstd", "raw_bytes",
+                              (json_int_t)pb_run__fsize(a->list));
+    error = pb_frame_send_file(&a->io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, zst, extra, NULL,
                                NULL, err);
     json_decref(extra);
+    unlink(zst);
     if (!error)
         a->listed = 1;
     return error;
@@ -533,8 +576,22 @@ static int do_build(agent *a, json_t *msg, pb_error *err)
     if (!a->listed)
         return pb_error_set(err, PB_EINVALID, "BUILD before LIST");
     json_int_t zl = json_integer_value(json_object_get(msg, "zstd_level"));
-    if ((error = pb_frame_recv_file(&a->io, PB_FRAME_ANSWER_DATA, PB_FRAME_ANSWER_END, a->answer,
-                                    NULL, other_frame, a, err)) < 0)
+    char zst[PATH_MAX + 200];
+    json_t *end = NULL;
+    snprintf(zst, sizeof(zst), "%s.zst", a->answer);
+    if ((error = pb_frame_recv_file(&a->io, PB_FRAME_ANSWER_DATA, PB_FRAME_ANSWER_END, zst, &end,
+                                    other_frame, a, err)) < 0)
+        return error;
+    const char *enc = json_string_value(json_object_get(end, "encoding"));
+    if (enc && strcmp(enc, "zstd") == 0)
+        error = pb_run__unzstd(zst, a->answer, err);
+    else if (!enc)
+        error = rename(zst, a->answer) == 0 ? 0 : pb_error_errno(err, "cannot rename %s", zst);
+    else
+        error = pb_error_set(err, PB_ECORRUPT, "ANSWER_END: unknown encoding '%s'", enc);
+    json_decref(end);
+    unlink(zst);
+    if (error < 0)
         return error;
     alog(a, "info", "received the home's answer (%llu bytes); building the bundle",
          (unsigned long long)pb_run__fsize(a->answer));

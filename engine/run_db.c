@@ -582,8 +582,11 @@ int pb_run__carry_user_state(const char *new_db, const char *old_db, uint64_t co
     /* accounts: the home's accounts, by id */
     if (common_columns(c, "accounts", NULL, cols, sizeof(cols)) == 0) {
         sql = sqlite3_mprintf("INSERT OR REPLACE INTO main.accounts (%s) SELECT %s FROM "
-                              "old.accounts",
-                              cols, cols);
+                              "old.accounts o WHERE NOT EXISTS (SELECT 1 FROM main.accounts m "
+                              "WHERE m.id = o.id AND (SELECT count(*) FROM (SELECT %s FROM "
+                              "main.accounts WHERE id = o.id INTERSECT SELECT %s FROM "
+                              "old.accounts WHERE id = o.id)) = 1)",
+                              cols, cols, cols, cols);
         rc = sql ? sqlite3_exec(c, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
         sqlite3_free(sql);
         if (rc != SQLITE_OK) {
@@ -592,26 +595,51 @@ int pb_run__carry_user_state(const char *new_db, const char *old_db, uint64_t co
         }
         counts[0] = (uint64_t)sqlite3_changes(c);
     }
-    /* item settings (watched state, resume position, ratings) by (account_id, guid) */
+    /* item settings (watched state, resume position, ratings) by (account_id, guid): rows the
+     * new DB has are updated in place (same id, so an identical row is no change at all), the
+     * others are inserted */
     if (common_columns(c, "metadata_item_settings", "id", cols, sizeof(cols)) == 0) {
-        rc = sqlite3_exec(c,
-                          "DELETE FROM main.metadata_item_settings WHERE EXISTS (SELECT 1 FROM "
-                          "old.metadata_item_settings o WHERE o.account_id IS "
-                          "main.metadata_item_settings.account_id AND o.guid IS "
-                          "main.metadata_item_settings.guid)",
-                          NULL, NULL, NULL);
+        char set[16384], diff[16384];
+        size_t ns = 0, nd = 0;
+        const char *p = cols;
+        while (*p) { /* cols is "\"a\", \"b\", ...": build a = o.a and a IS NOT o.a lists */
+            const char *q = strchr(p + 1, '"');
+            if (!q)
+                break;
+            int len = (int)(q - p + 1);
+            ns += (size_t)snprintf(set + ns, sizeof(set) - ns, "%s%.*s = o.%.*s", ns ? ", " : "",
+                                   len, p, len, p);
+            nd += (size_t)snprintf(diff + nd, sizeof(diff) - nd, "%sm.%.*s IS NOT o.%.*s",
+                                   nd ? " OR " : "", len, p, len, p);
+            p = q + 1;
+            while (*p == ',' || *p == ' ')
+                p++;
+        }
+        if (ns >= sizeof(set) || nd >= sizeof(diff)) {
+            error = pb_error_set(err, PB_ENOMEM, "carry user state: too many columns");
+            goto done;
+        }
+        sql = sqlite3_mprintf("UPDATE main.metadata_item_settings AS m SET %s FROM "
+                              "old.metadata_item_settings AS o WHERE o.account_id IS m.account_id "
+                              "AND o.guid IS m.guid AND (%s)",
+                              set, diff);
+        rc = sql ? sqlite3_exec(c, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+        sqlite3_free(sql);
+        counts[1] = (uint64_t)sqlite3_changes(c);
         if (rc == SQLITE_OK) {
             sql = sqlite3_mprintf("INSERT INTO main.metadata_item_settings (%s) SELECT %s FROM "
-                                  "old.metadata_item_settings",
+                                  "old.metadata_item_settings o WHERE NOT EXISTS (SELECT 1 FROM "
+                                  "main.metadata_item_settings m WHERE m.account_id IS "
+                                  "o.account_id AND m.guid IS o.guid)",
                                   cols, cols);
             rc = sql ? sqlite3_exec(c, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
             sqlite3_free(sql);
+            counts[1] += (uint64_t)sqlite3_changes(c);
         }
         if (rc != SQLITE_OK) {
             error = sqlfail(c, rc, "carry user state (metadata_item_settings)", err);
             goto done;
         }
-        counts[1] = (uint64_t)sqlite3_changes(c);
     }
     /* play history: plays the new DB does not have */
     if (common_columns(c, "metadata_item_views", "id", cols, sizeof(cols)) == 0) {

@@ -785,13 +785,27 @@ static int do_export(rx *x, int bootstrap)
 {
     int error;
     json_t *end = NULL;
-    /* (a) the cloud's list */
+    char zst[PATH_MAX + 200];
+    snprintf(zst, sizeof(zst), "%s.zst", x->list);
+    /* (a) the cloud's list (zstd on the wire) */
     if ((error = pb_frame_write(&x->io, PB_FRAME_LIST, NULL, 0, x->err)) < 0 ||
-        (error = pb_frame_recv_file(&x->io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, x->list, &end,
+        (error = pb_frame_recv_file(&x->io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, zst, &end,
                                     on_other, x, x->err)) < 0)
         return error;
-    x->list_bytes = pb_run__fsize(x->list);
+    x->list_bytes = pb_run__fsize(zst);
     x->r->bytes.list_down = x->list_bytes;
+    const char *enc = json_string_value(json_object_get(end, "encoding"));
+    if (enc && strcmp(enc, "zstd") == 0)
+        error = pb_run__unzstd(zst, x->list, x->err);
+    else if (!enc)
+        error = rename(zst, x->list) == 0 ? 0 : pb_error_errno(x->err, "cannot rename %s", zst);
+    else
+        error = pb_error_set(x->err, PB_ECORRUPT, "LIST_END: unknown encoding '%s'", enc);
+    unlink(zst);
+    if (error < 0) {
+        json_decref(end);
+        return error;
+    }
     xlog(x, "info", "the cloud lists %lld files (%llu bytes of list)",
          (long long)json_integer_value(json_object_get(end, "files")),
          (unsigned long long)x->list_bytes);
@@ -807,20 +821,28 @@ static int do_export(rx *x, int bootstrap)
     if ((error = pb_export_answer(&ast, x->plex, x->list, x->answer, &ao, x->err)) < 0)
         return error;
     xlog(x, "info",
-         "home answer: %llu entries (%llu bytes of signatures); %llu files already "
-         "here",
-         (unsigned long long)ast.answers, (unsigned long long)ast.sig_bytes,
-         (unsigned long long)ast.files_unchanged);
+         "home answer: %llu files wanted (%llu bytes of rsync signatures for the ones home holds "
+         "in another version)",
+         (unsigned long long)ast.answers, (unsigned long long)ast.sig_bytes);
     /* (c) the bundle */
     json_t *o = json_pack("{s:i}", "zstd_level", x->zlevel);
     error = o ? pb_frame_write_json(&x->io, PB_FRAME_BUILD, o, x->err)
               : pb_error_set(x->err, PB_ENOMEM, "out of memory");
     json_decref(o);
+    snprintf(zst, sizeof(zst), "%s.zst", x->answer);
+    json_t *extra = json_pack("{s:s, s:I}", "encoding", "zstd", "raw_bytes",
+                              (json_int_t)pb_run__fsize(x->answer));
     if (error < 0 ||
-        (error = pb_frame_send_file(&x->io, PB_FRAME_ANSWER_DATA, PB_FRAME_ANSWER_END, x->answer,
-                                    NULL, send_answer_progress, x, x->err)) < 0)
+        (error = pb_run__zstd(x->answer, zst, x->zlevel < 12 ? x->zlevel : 12, NULL, x->err)) < 0 ||
+        (error = pb_frame_send_file(&x->io, PB_FRAME_ANSWER_DATA, PB_FRAME_ANSWER_END, zst, extra,
+                                    send_answer_progress, x, x->err)) < 0) {
+        json_decref(extra);
+        unlink(zst);
         return error;
-    x->answer_bytes = pb_run__fsize(x->answer);
+    }
+    json_decref(extra);
+    x->answer_bytes = pb_run__fsize(zst);
+    unlink(zst);
     x->r->bytes.answer_up = x->answer_bytes;
     if ((error = await_result(x, "the bundle build", &x->build_res, NULL)) < 0)
         return error;

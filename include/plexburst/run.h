@@ -187,6 +187,25 @@ typedef struct pb_agent_options {
 PB_EXTERN(int) pb_agent_serve(const pb_agent_options *opts, pb_error *err);
 
 /* ---------------------------------------------------------------------------------------------
+ * Comparison with whole archives
+ */
+
+/** What pb_archive_estimate() packs. */
+typedef enum pb_archive_kind {
+    PB_ARCHIVE_DB = 1,      /* the library DB pair (what the prior scripts shipped up) */
+    PB_ARCHIVE_LIBRARY = 2, /* the DB pair + Metadata/ + Media/ (what they shipped down) */
+} pb_archive_kind;
+
+/**
+ * The size of a whole archive of `plex_dir` as the prior scripts shipped it: a tar-like stream
+ * (512-byte headers, hard links stored once) compressed with zstd at `level` (0: 3, zstd's and
+ * tar's default), counted, never written. *raw (optional) gets the uncompressed stream size.
+ */
+PB_EXTERN(int)
+pb_archive_estimate(uint64_t *zbytes, uint64_t *raw, const char *plex_dir, int what, int level,
+                    pb_error *err);
+
+/* ---------------------------------------------------------------------------------------------
  * Status
  */
 
