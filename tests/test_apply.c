@@ -558,6 +558,22 @@ static void recover_and_check(const char *dir, int expect, const char *what)
         fail_msg("%s: recovered to %s, expected %s (%s)", what, got == 'A' ? "pre" : "post",
                  expect == 'A' ? "pre" : "post", rr.detail);
     journal_empty(dir);
+    /* the live pair is back in WAL mode */
+    const char *rel[2] = {PB_PLEX_DB_REL, PB_PLEX_BLOBS_REL};
+    for (int i = 0; i < 2; i++) {
+        char db[P], mode[32] = "";
+        sqlite3 *d = NULL;
+        sqlite3_stmt *st = NULL;
+        pathf(db, sizeof(db), "%s/%s", dir, rel[i]);
+        assert_int_equal(sqlite3_open_v2(db, &d, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+        if (sqlite3_prepare_v2(d, "PRAGMA journal_mode", -1, &st, NULL) == SQLITE_OK &&
+            sqlite3_step(st) == SQLITE_ROW)
+            pathf(mode, sizeof(mode), "%s", (const char *)sqlite3_column_text(st, 0));
+        sqlite3_finalize(st);
+        sqlite3_close(d);
+        if (strcmp(mode, "wal") != 0)
+            fail_msg("%s: %s left in journal_mode %s", what, rel[i], mode);
+    }
     char out[256] = "";
     tu_sh_out(out, sizeof(out), "find '%s' -name '.pb-stage-*' | head -3", dir);
     if (out[0])
