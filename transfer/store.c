@@ -3,7 +3,7 @@
  * URL, and the helpers every backend gets for free: resumable download to a file, small objects
  * from and to memory, deleting a prefix.
  * Role: transfer/ layer under the runs (engine/run_sync.c) and the agent (engine/agent.c).
- * Prerequisites: POSIX. Backends: store_local.c (issue 6 adds S3).
+ * Prerequisites: POSIX. Backends: store_local.c, store_s3.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "store.h"
+#include "store_s3.h"
 
 int pb_store_name_check(const char *name, pb_error *err)
 {
@@ -48,10 +49,8 @@ int pb_store_open(pb_store **out, const char *url, pb_error *err)
     *out = NULL;
     if (!url || !*url)
         return pb_error_set(err, PB_EINVALID, "store: no location given");
-    if (strncmp(url, "s3://", 5) == 0)
-        return pb_error_set(err, PB_EINVALID,
-                            "store: s3:// stores are not supported by this build yet (use a "
-                            "local directory)");
+    if (strncmp(url, "s3://", 5) == 0) /* settings from the environment (docs/s3.md) */
+        return pb_store_s3_new(out, url, NULL, NULL, err);
     if (strstr(url, "://") && strncmp(url, "file://", 7) != 0)
         return pb_error_set(err, PB_EINVALID, "store: unknown store URL '%s'", url);
     if (strncmp(url, "file://", 7) == 0)
