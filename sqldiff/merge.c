@@ -121,9 +121,19 @@ static int reader_open(mctx *c, const pb_merge_input *in, mreader *r)
     return 0;
 }
 
-/* Checks a library table's record shape against the live table. */
+/* Checks a library table's record shape against the live table. A table keyed by non-INTEGER
+ * columns arrives as a multiset (every column flagged) when its key holds NULLs (our diff's
+ * rule): the first record decides, and the table is merged as a multiset. */
 static int check_shape(mctx *c, mtable *t, int ncol, const unsigned char *abpk, int op)
 {
+    if (!t->shape_seen && ncol == t->ncol && t->haspk && t->ipk < 0 && t->npk < ncol) {
+        int all = 1;
+        for (int i = 0; i < ncol; i++)
+            all &= abpk[i] != 0;
+        if (all)
+            t->haspk = 0;
+    }
+    t->shape_seen = 1;
     if (ncol != t->ncol)
         return pb_error_set(c->err, PB_ESCHEMA,
                             "merge: %s: record %llu: %s.%s has %d columns in the changeset, %d in "

@@ -81,10 +81,11 @@ struct mtable {
     char **qcols;      /* column names quoted as identifiers */
     unsigned char *pk; /* 1 for a key column */
     int npk;
-    int haspk;   /* 0: a row multiset */
-    int ipk;     /* the single INTEGER key column, -1 */
-    int autoinc; /* declared AUTOINCREMENT */
-    int *rules;  /* pb_column_rule per column */
+    int haspk;      /* 0: merged as a row multiset (no key, or NULLs in the key) */
+    int shape_seen; /* the first record has fixed the mode */
+    int ipk;        /* the single INTEGER key column, -1 */
+    int autoinc;    /* declared AUTOINCREMENT */
+    int *rules;     /* pb_column_rule per column */
     mref *refs;
     int nrefs;
     mnatkey *nat;

@@ -241,6 +241,7 @@ static const char *MAIN_SCHEMA =
     "view_count INTEGER);"
     "CREATE TABLE loose(item_id INTEGER, note TEXT);"
     "CREATE TABLE vals(id INTEGER PRIMARY KEY, v);"
+    "CREATE TABLE kv(k TEXT PRIMARY KEY, v TEXT, item_id INTEGER);"
     "CREATE TABLE fts_shadow(docid INTEGER PRIMARY KEY, content TEXT);";
 
 static const char *BLOBS_SCHEMA =
@@ -251,7 +252,8 @@ static const char *BLOBS_SCHEMA =
 /* keyed tables given to sqlite3session_diff, and the keyless ones encoded by hand */
 static const char *MAIN_KEYED[] = {"sections", "items",     "media",    "parts", "streams", "tags",
                                    "taggings", "relations", "settings", "vals",  NULL};
-static const char *MAIN_NOPK[] = {"loose", NULL};
+/* kv has a key, but NULLs in it: our diff sends it as a multiset */
+static const char *MAIN_NOPK[] = {"loose", "kv", NULL};
 static const char *BLOBS_KEYED[] = {"blobs", NULL};
 
 static int g_map_fail; /* map_text fails on the text "FAIL" */
@@ -309,6 +311,7 @@ static const pb_merge_ref T_REFS[] = {
     {"main", "relations", "item_id", "main", "items", NULL, NULL},
     {"main", "relations", "related_id", "main", "items", NULL, NULL},
     {"main", "loose", "item_id", "main", "items", NULL, NULL},
+    {"main", "kv", "item_id", "main", "items", NULL, NULL},
     {"main", "items", "no_such_column", "main", "items", NULL, NULL}, /* ignored */
     {"blobs", "blobs", "linked_id", "main", "parts", "linked_type", "media_part"},
     {"blobs", "blobs", "linked_id", "main", "streams", "linked_type", "media_stream"},
@@ -471,8 +474,10 @@ static void encode_multiset(sqlite3 *db, const char *table, FILE *f)
         sqlite3_str_appendf(cols, "%s\"%w\"", ncol++ ? "," : "", sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
     char *c = sqlite3_str_finish(cols);
+    /* DELETEs first, then INSERTs (as sqldiff/diff.c emits multisets) */
     sql = sqlite3_mprintf("SELECT %s, sum(n) FROM (SELECT %s, 1 AS n FROM main.\"%w\" UNION ALL "
-                          "SELECT %s, -1 FROM base.\"%w\") GROUP BY %s HAVING sum(n) <> 0",
+                          "SELECT %s, -1 FROM base.\"%w\") GROUP BY %s HAVING sum(n) <> 0 "
+                          "ORDER BY sum(n) > 0",
                           c, c, table, c, table, c);
     assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
     sqlite3_free(sql);
@@ -908,7 +913,10 @@ static void gen_base(sqlite3 *db, rng *r, int nitems)
               1 + rn(r, 2), 1 + rn(r, nitems), rn(r, 5));
     for (int k = 0; k < 10; k++)
         xexec(db, "INSERT INTO loose VALUES(%d,'n%d')", 1 + rn(r, 4), rn(r, 3));
-    xexec(db, "INSERT INTO vals VALUES(1,'a'),(2,2),(3,3.25),(4,X'00'),(5,NULL); COMMIT;");
+    xexec(db,
+          "INSERT INTO vals VALUES(1,'a'),(2,2),(3,3.25),(4,X'00'),(5,NULL);"
+          "INSERT INTO kv VALUES('a','1',1),('b','2',2),(NULL,'n1',1),(NULL,'n1',1),(NULL,'n2',3);"
+          "COMMIT;");
 }
 
 static const char *rating_val(rng *r)
@@ -1045,6 +1053,12 @@ static void mutate_cloud(sqlite3 *db, rng *r, const shared *sh)
     xexec(db, "INSERT INTO loose VALUES(%d,'shared'),(%d,'shared')", sh->loose_item,
           sh->loose_item);
     xexec(db, "INSERT INTO settings(account_id,guid,view_count) VALUES(1,'g-new-0',1)");
+    xexec(db,
+          "UPDATE kv SET v = 'c%d' WHERE k = 'a'; INSERT INTO kv VALUES('c%d','x',%lld),"
+          "(NULL,'n3',%lld),(NULL,'n3',%lld);"
+          "DELETE FROM kv WHERE rowid IN (SELECT rowid FROM kv WHERE v = 'n%d' LIMIT 1)",
+          rn(r, 2), rn(r, 1000), (long long)first, (long long)first, (long long)first,
+          1 + rn(r, 2));
     xexec(db, "INSERT INTO vals VALUES(10, CAST(X'610062' AS TEXT)),(11,'it''s\r\nok'),"
               "(12,-9223372036854775808),(13,9223372036854775807),(14,9e999),(15,-9e999),"
               "(16,1.0000000000000002),(17,X''),(18,''),(19,2.2250738585072014e-308),"
@@ -1090,6 +1104,10 @@ static void mutate_live(sqlite3 *db, rng *r, const shared *sh)
     if (rn(r, 2))
         xexec(db, "INSERT INTO loose VALUES(%d,'shared')", sh->loose_item);
     xexec(db, "INSERT INTO settings(account_id,guid,view_count) VALUES(2,'g-live',7)");
+    xexec(db,
+          "INSERT INTO kv VALUES('l%d','y',1),(NULL,'n%d',2);"
+          "DELETE FROM kv WHERE rowid IN (SELECT rowid FROM kv WHERE v = 'n%d' LIMIT 1)",
+          rn(r, 1000), 1 + rn(r, 3), 1 + rn(r, 2));
     mutate_common(db, r, 0);
     xexec(db, "COMMIT");
 }
@@ -1718,8 +1736,8 @@ static void oracle_run(scen *s, const char *exp_path, const char *exp_b, pb_merg
     assert_int_equal(sqlite3_prepare_v2(o.eq, "SELECT ?1 IS ?2", -1, &o.is, NULL), SQLITE_OK);
     sqlite3 *base = open_pair(s->base, s->base_b), *cloud = open_pair(s->cloud, s->cloud_b),
             *live = open_pair(s->live, s->live_b);
-    const char *names[] = {"sections", "items",     "media",    "parts", "streams", "tags",
-                           "taggings", "relations", "settings", "loose", "vals",    NULL};
+    const char *names[] = {"sections",  "items",    "media", "parts", "streams", "tags", "taggings",
+                           "relations", "settings", "loose", "vals",  "kv",      NULL};
     for (int i = 0; names[i] || o.nt == i; i++) {
         otab *t = &o.t[o.nt++];
         t->schema = names[i] ? "main" : "blobs";
@@ -1744,6 +1762,8 @@ static void oracle_run(scen *s, const char *exp_path, const char *exp_b, pb_merg
         if (t->npk != 1)
             t->ipk = -1;
         t->keyless = t->npk == 0;
+        for (int k = 0; names[i] && MAIN_NOPK[k]; k++)
+            t->keyless |= strcmp(MAIN_NOPK[k], names[i]) == 0;
         if (t->keyless)
             for (int c = 0; c < t->ncol; c++)
                 t->pk[c] = 1;

@@ -38,9 +38,12 @@
  *   - PB_CLASS_DERIVED: never shipped; a changeset touching such a table is refused (PB_ECORRUPT),
  *     as is a table the policy does not classify. Records of `sqlite_sequence` are skipped: the
  *     merge maintains it (seq = max(seq, max(id)) for every AUTOINCREMENT table it inserted into).
- *   - Tables without a primary key (every column flagged as key in the changeset) are row
+ *   - Tables without a primary key (every column flagged as key in the changeset; also a table
+ *     keyed by non-INTEGER columns that our diff sent that way for NULLs in its key) are row
  *     multisets: INSERT adds the row unless an identical live row exists (`IS` on every column,
- *     so identical inserts collapse into one row), DELETE removes one identical row.
+ *     so identical inserts collapse into one row), DELETE removes one identical row. A live
+ *     UNIQUE constraint an INSERT would violate fails the merge (PB_ECONFLICT).
+ * map_text may be called more than once for a value (it must be deterministic).
  * Values are equal when SQL `IS` with binary collation says so (1 and 1.0 are equal, text and blob
  * never are); natural keys and keys are looked up with the columns' own collations (as the live
  * DB's indexes are). Refs and natural keys naming a column the live table lacks are ignored (Plex
