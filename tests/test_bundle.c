@@ -75,6 +75,18 @@ static void hash16(uint8_t out[16], const void *p, size_t n)
 /* A small valid changeset: base -> target of a two-table DB. */
 static membuf g_cs;
 
+/* scratch dirs, removed at the end */
+static char g_dirs[4][4200];
+static int g_ndirs;
+
+static const char *scratch(const char *tag)
+{
+    const char *d = tu_tmpdir(tag);
+    if (g_ndirs < 4)
+        snprintf(g_dirs[g_ndirs++], sizeof(g_dirs[0]), "%s", d);
+    return d;
+}
+
 static int cs_out(void *payload, const void *data, size_t n)
 {
     return mem_out(payload, data, n, NULL);
@@ -82,7 +94,7 @@ static int cs_out(void *payload, const void *data, size_t n)
 
 static void make_changeset(void)
 {
-    const char *dir = tu_tmpdir("bundle-cs");
+    const char *dir = scratch("bundle-cs");
     char a[4200], b[4200];
     sqlite3 *db;
     snprintf(a, sizeof(a), "%s/a.db", dir);
@@ -242,6 +254,8 @@ static int group_teardown(void **state)
     (void)state;
     free(g_big);
     free(g_cs.p);
+    for (int i = 0; i < g_ndirs; i++)
+        tu_sh("rm -rf '%s'", g_dirs[i]);
     return 0;
 }
 
@@ -298,7 +312,7 @@ static void test_roundtrip(void **state)
     assert_int_equal(nrec, 6);
 
     /* pb_bundle_verify over a file, extracting the changeset */
-    const char *dir = tu_tmpdir("bundle-rt");
+    const char *dir = scratch("bundle-rt");
     char path[4200], cs[4200];
     snprintf(path, sizeof(path), "%s/b.bundle", dir);
     snprintf(cs, sizeof(cs), "%s/main.cs", dir);
@@ -606,7 +620,7 @@ static void test_crafted_records_all(void **state)
 static void test_verify_tree(void **state)
 {
     (void)state;
-    const char *dir = tu_tmpdir("bundle-tree");
+    const char *dir = scratch("bundle-tree");
     char d[4200], out[4200], path[4200];
     snprintf(d, sizeof(d), "%s/D", dir);
     snprintf(out, sizeof(out), "%s/outside", dir);
