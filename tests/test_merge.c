@@ -30,6 +30,7 @@
 #include "testutil.h"
 #include "plexburst/compat.h"
 #include "plexburst/merge.h"
+#include "plexburst/sqldiff.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Small helpers
@@ -527,8 +528,33 @@ static void make_changeset(const char *base, const char *target, const char *out
     sqlite3_close(db);
 }
 
+static int g_ourdiff; /* produce the changesets with pb_sqldiff_diff instead of the session */
+
+static int not_derived(const char *table, void *p)
+{
+    (void)p;
+    return strcmp(table, "fts_shadow") != 0;
+}
+
+static void ourdiff(const char *base, const char *target, const char *out)
+{
+    FILE *f = fopen(out, "wb");
+    assert_non_null(f);
+    pb_diff_options o = PB_DIFF_OPTIONS_INIT;
+    o.include = not_derived;
+    pb_error e = PB_ERROR_INIT;
+    if (pb_sqldiff_diff(NULL, base, target, &o, pb_sqldiff_write_file, f, &e) != 0)
+        fail_msg("pb_sqldiff_diff: %s", e.msg);
+    assert_int_equal(fclose(f), 0);
+}
+
 static void scen_changesets(scen *s)
 {
+    if (g_ourdiff) {
+        ourdiff(s->base, s->cloud, s->cs);
+        ourdiff(s->base_b, s->cloud_b, s->cs_b);
+        return;
+    }
     make_changeset(s->base, s->cloud, s->cs, MAIN_KEYED, MAIN_NOPK);
     make_changeset(s->base_b, s->cloud_b, s->cs_b, BLOBS_KEYED, NULL);
 }
@@ -1873,10 +1899,8 @@ static void test_oracle_fixed(void **state)
     free(wantd);
 }
 
-static void test_random_vs_oracle(void **state)
+static void random_vs_oracle(int seeds)
 {
-    (void)state;
-    int seeds = getenv("PB_MERGE_SEEDS") ? atoi(getenv("PB_MERGE_SEEDS")) : 60;
     uint64_t totals[9] = {0};
     for (int seed = 1; seed <= seeds; seed++) {
         scen s;
@@ -1920,6 +1944,21 @@ static void test_random_vs_oracle(void **state)
     /* the generator does reach every path */
     for (int i = 0; i < 6; i++)
         assert_true(totals[i] > 0);
+}
+
+static void test_random_vs_oracle(void **state)
+{
+    (void)state;
+    random_vs_oracle(getenv("PB_MERGE_SEEDS") ? atoi(getenv("PB_MERGE_SEEDS")) : 60);
+}
+
+/* The same with the changesets of our own diff (sqldiff/diff.c): the real pipeline. */
+static void test_random_ourdiff(void **state)
+{
+    (void)state;
+    g_ourdiff = 1;
+    random_vs_oracle(getenv("PB_MERGE_SEEDS") ? atoi(getenv("PB_MERGE_SEEDS")) / 2 : 30);
+    g_ourdiff = 0;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -2553,7 +2592,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_fixed_scenario),   cmocka_unit_test(test_oracle_fixed),
         cmocka_unit_test(test_dry_run),          cmocka_unit_test(test_errors_leave_live_unchanged),
         cmocka_unit_test(test_commit_is_atomic), cmocka_unit_test(test_random_vs_oracle),
-        cmocka_unit_test(test_crash_recovery),
+        cmocka_unit_test(test_random_ourdiff),   cmocka_unit_test(test_crash_recovery),
     };
     return cmocka_run_group_tests_name("merge", tests, NULL, NULL);
 }
