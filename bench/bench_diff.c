@@ -1,8 +1,9 @@
 /*
  * bench_diff.c: benchmark of the row diff (sqldiff/) against the anchors of DELTA-ANCHORS.md §7:
  * on one (base, target) DB pair, in one run: our diff (ms, rows/s, changeset bytes raw, zstd -3
- * and zstd -19, validation time), our patchset, our checksum, sqlite3session_diff over attached
- * DBs producing a changeset and a patchset (ms, bytes, zstd -19 in-process), and /usr/bin/sqldiff
+ * and zstd -19, validation time), the same on one thread, our patchset, our checksum,
+ * sqlite3session_diff over attached DBs producing a changeset and a patchset (ms, bytes, zstd -19
+ * in-process), and /usr/bin/sqldiff
  * --changeset when installed (Debian package sqlite3-tools). Each measurement runs in its own
  * child process, so peak RSS (getrusage ru_maxrss) is per measurement. Prints one JSON object.
  * Targets (issue, `medium` fixture, ~1 % of rows changed): diff >= 1 M rows/s; our zstd'd
@@ -15,7 +16,10 @@
  *                (composite PK, WITHOUT ROWID, N/3) and `settings` (no PK, with duplicates);
  *                target = base with PCT % (default 1) of each table's rows changed: 60 % of
  *                them updated (1-2 columns), 25 % inserted, 15 % deleted.
- * Rows/s counts the target's rows (each is read twice: once per DB). Run on demand only.
+ * Rows/s counts the target's rows (each is read twice: once per DB); cpu_ms is user + system
+ * time of all threads, so rows_per_cpu_s is what one core does, whatever else the machine runs.
+ * The load average is printed too: wall-clock numbers on a busy machine mean little.
+ * Run on demand only.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -42,6 +46,15 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/* CPU time (user + system) of this process, all threads. */
+static double cpu_ms(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
 }
 
 static long self_rss_kib(void)
@@ -303,9 +316,9 @@ static json_t *run_ours(const char *base, const char *target, unsigned flags)
     pb_diff_stats st;
     counter c = {tmpfile(), 0};
     o.flags = flags;
-    double t0 = now_ms();
+    double t0 = now_ms(), c0 = cpu_ms();
     int rc = pb_sqldiff_diff(&st, base, target, &o, count_out, &c, &err);
-    double ms = now_ms() - t0;
+    double ms = now_ms() - t0, cms = cpu_ms() - c0;
     long rss = self_rss_kib();
     if (rc)
         die("pb_sqldiff_diff", err.msg);
@@ -327,6 +340,8 @@ static json_t *run_ours(const char *base, const char *target, unsigned flags)
                   "updated", (json_int_t)st.updated, "deleted", (json_int_t)st.deleted, "bytes",
                   (json_int_t)st.bytes, "tables", (int)st.tables, "tables_without_pk",
                   (int)st.tables_without_pk, "peak_rss_kib", (json_int_t)rss, "validate_ms", vms);
+    json_object_set_new(j, "cpu_ms", json_real(cms));
+    json_object_set_new(j, "rows_per_cpu_s", json_real(cms > 0 ? st.rows_target / (cms / 1e3) : 0));
     json_object_set_new(j, "zstd3", zstd_of(c.f, 3));
     json_object_set_new(j, "zstd19", zstd_of(c.f, 19));
     fclose(c.f);
@@ -338,12 +353,12 @@ static json_t *run_checksum(const char *path)
     pb_error err = PB_ERROR_INIT;
     pb_checksum c;
     char hex[PB_CHECKSUM_HEX_SIZE];
-    double t0 = now_ms();
+    double t0 = now_ms(), c0 = cpu_ms();
     if (pb_sqldiff_checksum(&c, path, NULL, &err))
         die("pb_sqldiff_checksum", err.msg);
-    double ms = now_ms() - t0;
-    return json_pack("{s:f, s:I, s:f, s:s, s:I}", "ms", ms, "rows", (json_int_t)c.rows,
-                     "rows_per_s", ms > 0 ? c.rows / (ms / 1e3) : 0.0, "digest",
+    double ms = now_ms() - t0, cms = cpu_ms() - c0;
+    return json_pack("{s:f, s:f, s:I, s:f, s:s, s:I}", "ms", ms, "cpu_ms", cms, "rows",
+                     (json_int_t)c.rows, "rows_per_s", ms > 0 ? c.rows / (ms / 1e3) : 0.0, "digest",
                      pb_checksum_hex(hex, &c), "peak_rss_kib", (json_int_t)self_rss_kib());
 }
 
@@ -357,7 +372,7 @@ static json_t *run_session(const char *base, const char *target)
     sqlite3 *db = NULL;
     sqlite3_session *s = NULL;
     sqlite3_stmt *st = NULL;
-    double t0 = now_ms();
+    double t0 = now_ms(), c0 = cpu_ms();
     if (sqlite3_open_v2(target, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         die("cannot open", target);
     char *sql = sqlite3_mprintf("ATTACH %Q AS aux", base);
@@ -377,7 +392,7 @@ static json_t *run_session(const char *base, const char *target)
             die("sqlite3session_diff", msg);
     }
     sqlite3_finalize(st);
-    double diff_ms = now_ms() - t0;
+    double diff_ms = now_ms() - t0, diff_cpu = cpu_ms() - c0;
     counter cs = {tmpfile(), 0}, ps = {tmpfile(), 0};
     t0 = now_ms();
     if (sqlite3session_changeset_strm(s, sess_out, &cs) != SQLITE_OK)
@@ -395,6 +410,7 @@ static json_t *run_session(const char *base, const char *target)
     json_t *j = json_pack("{s:f, s:f, s:f, s:I, s:I, s:I}", "diff_ms", diff_ms, "changeset_ms",
                           cs_ms, "patchset_ms", ps_ms, "changeset_bytes", (json_int_t)cs.n,
                           "patchset_bytes", (json_int_t)ps.n, "peak_rss_kib", (json_int_t)rss);
+    json_object_set_new(j, "diff_cpu_ms", json_real(diff_cpu));
     json_object_set_new(j, "changeset_zstd19", zstd_of(cs.f, 19));
     json_object_set_new(j, "patchset_zstd3", zstd_of(ps.f, 3));
     json_object_set_new(j, "patchset_zstd19", zstd_of(ps.f, 19));
@@ -499,6 +515,9 @@ static json_t *run_sqldiff_tool(const char *base, const char *target)
                           (json_int_t)sb.st_size, "peak_rss_kib", (json_int_t)ru.ru_maxrss, "exit",
                           WIFEXITED(status) ? WEXITSTATUS(status) : -1, "our_validator",
                           valid ? err.msg : "valid");
+    json_object_set_new(j, "cpu_ms",
+                        json_real((ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+                                  (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3));
     json_object_set_new(j, "zstd19", zstd_of(f, 19));
     fclose(f);
     remove(out);
@@ -551,14 +570,20 @@ int main(int argc, char **argv)
     if (stat(base, &sb) != 0 || stat(target, &st) != 0)
         die("cannot stat the DBs", strerror(errno));
 
-    json_t *r = json_pack("{s:s, s:s, s:I, s:I, s:s}", "base", base, "target", target, "base_bytes",
-                          (json_int_t)sb.st_size, "target_bytes", (json_int_t)st.st_size, "sqlite",
-                          sqlite3_libversion());
+    double load[3] = {0, 0, 0};
+    getloadavg(load, 3);
+    json_t *r = json_pack("{s:s, s:s, s:I, s:I, s:s, s:f, s:i}", "base", base, "target", target,
+                          "base_bytes", (json_int_t)sb.st_size, "target_bytes",
+                          (json_int_t)st.st_size, "sqlite", sqlite3_libversion(), "loadavg",
+                          load[0], "cpus", (int)sysconf(_SC_NPROCESSORS_ONLN));
     /* warm the page cache so that the first measurement is not penalised */
     in_child(checksum_fn, base, base, flags);
     json_t *ours = in_child(ours_fn, base, target, flags);
     json_object_set_new(r, "plexburst", ours);
     json_object_set_new(r, "plexburst_patchset", in_child(patch_fn, base, target, flags));
+    if (!(flags & PB_DIFF_SINGLE_THREAD))
+        json_object_set_new(r, "plexburst_single_thread",
+                            in_child(ours_fn, base, target, flags | PB_DIFF_SINGLE_THREAD));
     json_object_set_new(r, "checksum", in_child(checksum_fn, base, target, flags));
     json_t *ses = NULL;
     if (session) {

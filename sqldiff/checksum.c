@@ -53,8 +53,8 @@ static void update_str(XXH3_state_t *h, const char *s)
     XXH3_128bits_update(h, s, n);
 }
 
-static int checksum_table(XXH3_state_t *h, pb_checksum *out, sqlite3 *db, const pb_table *t,
-                          const pb_diff_options *opts, pb_error *err)
+static int checksum_table(XXH3_state_t *h, pb_checksum *out, sqlite3 *db, int utf8,
+                          const pb_table *t, const pb_diff_options *opts, pb_error *err)
 {
     int error = 0;
     sqlite3_stmt *st = NULL;
@@ -65,7 +65,7 @@ static int checksum_table(XXH3_state_t *h, pb_checksum *out, sqlite3 *db, const 
 
     memset(&src, 0, sizeof(src));
     if ((error = pb_tables__select(&st, db, t, PB_ORDER_NONE, err)) < 0 ||
-        (error = pb_rowsrc__open(&src, st, t->ncol, threaded, err)) < 0)
+        (error = pb_rowsrc__open(&src, st, t->ncol, utf8, threaded, err)) < 0)
         goto done;
     for (;;) {
         if ((error = pb_rowsrc__next(&src, err)) < 0)
@@ -122,11 +122,12 @@ int pb_sqldiff_checksum(pb_checksum *out, const char *path, const pb_diff_option
     }
     XXH3_128bits_reset(h);
     XXH3_128bits_update(h, CHECKSUM_MAGIC, sizeof(CHECKSUM_MAGIC));
-    if ((error = pb_tables__open(&db, path, 0, err)) < 0 ||
+    int utf8 = 0;
+    if ((error = pb_tables__open(&db, &utf8, path, 0, err)) < 0 ||
         (error = pb_tables__list(&l, db, opts, err)) < 0)
         goto done;
     for (size_t i = 0; i < l.n && !error; i++)
-        error = checksum_table(h, out, db, &l.t[i], opts, err);
+        error = checksum_table(h, out, db, utf8, &l.t[i], opts, err);
     if (!error) {
         XXH128_canonical_t c;
         XXH128_canonicalFromHash(&c, XXH3_128bits_digest(h));

@@ -486,8 +486,8 @@ static int diff_table(pb_diff_stats *stats, pb_outbuf *o, const pb_table *t, sql
             sqlite3_reset(a.st);
             sqlite3_reset(b.st);
         }
-        if ((error = pb_rowsrc__open(&a.src, a.st, d.ncol, threaded, err)) < 0 ||
-            (error = pb_rowsrc__open(&b.src, b.st, d.ncol, threaded, err)) < 0 ||
+        if ((error = pb_rowsrc__open(&a.src, a.st, d.ncol, 1, threaded, err)) < 0 ||
+            (error = pb_rowsrc__open(&b.src, b.st, d.ncol, 1, threaded, err)) < 0 ||
             (error = pb_rowsrc__next(&a.src, err)) < 0 ||
             (error = pb_rowsrc__next(&b.src, err)) < 0)
             goto done;
@@ -551,8 +551,9 @@ int pb_sqldiff_diff(pb_diff_stats *stats, const char *base_path, const char *tar
             pb_error_set(err, PB_EINVALID, "sqldiff: unknown options version %u", opts->version);
         goto done;
     }
-    if ((error = pb_tables__open(&dbb, base_path, 1, err)) < 0 ||
-        (error = pb_tables__open(&dbt, target_path, 1, err)) < 0 ||
+    int utf8;
+    if ((error = pb_tables__open(&dbb, &utf8, base_path, 1, err)) < 0 ||
+        (error = pb_tables__open(&dbt, &utf8, target_path, 1, err)) < 0 ||
         (error = pb_tables__list(&lb, dbb, opts, err)) < 0 ||
         (error = pb_tables__list(&lt, dbt, opts, err)) < 0 ||
         (error = pb_tables__match(&lb, &lt, err)) < 0 ||

@@ -224,7 +224,7 @@ void pb_rbuf__dispose(pb_rbuf *b)
     b->n = b->cap = 0;
 }
 
-int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, pb_error *err)
+int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_error *err)
 {
     int error;
     size_t hdr = PB_ROW_HDR(ncol), pad = (4 - (b->n & 3)) & 3;

@@ -73,9 +73,12 @@ typedef struct pb_row {
 /**
  * Appends the current row of `st` (its first `ncol` result columns) to `b` as session fields,
  * preceded by the ncol+1 offsets (uint32, native order, relative to the first field): the layout
- * pb_rowsrc batches use. Text is read as UTF-8.
+ * pb_rowsrc batches use. Text is written as UTF-8. `utf8_db` says the DB stores UTF-8, so that
+ * text is read with sqlite3_value_blob(): sqlite3_value_text() would copy every string to add a
+ * NUL terminator (a malloc, which takes SQLite's global memory mutex: readers on two threads
+ * then serialise on it).
  */
-int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, pb_error *err);
+int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_error *err);
 
 /** Length of the row header that pb_rec__append_row writes for `ncol` columns. */
 #define PB_ROW_HDR(ncol) (4u * ((size_t)(ncol) + 1u))

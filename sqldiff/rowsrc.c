@@ -33,7 +33,7 @@ static int fill_batch(pb_rowsrc *s, pb_batch *bt)
         int rc = sqlite3_step(s->st);
         if (rc == SQLITE_ROW) {
             pb_error e = PB_ERROR_INIT;
-            if (pb_rec__append_row(&bt->b, s->st, s->ncol, &e) < 0) {
+            if (pb_rec__append_row(&bt->b, s->st, s->ncol, s->utf8_db, &e) < 0) {
                 set_reader_error(s, e.code, e.msg);
                 return 1;
             }
@@ -77,11 +77,13 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int threaded, pb_error *err)
+int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int utf8_db, int threaded,
+                    pb_error *err)
 {
     memset(s, 0, sizeof(*s));
     s->st = st;
     s->ncol = ncol;
+    s->utf8_db = utf8_db;
     s->threaded = threaded;
     if (!threaded)
         return 0;
@@ -137,7 +139,7 @@ int pb_rowsrc__next(pb_rowsrc *s, pb_error *err)
         if (bt->b.cap > 4 * PB_BATCH_TARGET)
             pb_rbuf__dispose(&bt->b);
         bt->b.n = 0;
-        int error = pb_rec__append_row(&bt->b, s->st, s->ncol, err);
+        int error = pb_rec__append_row(&bt->b, s->st, s->ncol, s->utf8_db, err);
         if (error < 0)
             return error;
         s->pos = 0;

@@ -22,6 +22,7 @@ typedef struct pb_rowsrc {
     sqlite3_stmt *st; /* borrowed; stepped by the reader */
     int ncol;
     int threaded;
+    int utf8_db; /* see pb_rec__append_row */
     /* current row, valid until the next pb_rowsrc__next */
     pb_row row;
     int eof;
@@ -47,8 +48,9 @@ typedef struct pb_rowsrc {
     uint32_t left;
 } pb_rowsrc;
 
-/** Starts reading `st` (`ncol` result columns). */
-int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int threaded, pb_error *err);
+/** Starts reading `st` (`ncol` result columns) of a DB in UTF-8 (`utf8_db`) or not. */
+int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int utf8_db, int threaded,
+                    pb_error *err);
 
 /** Moves to the next row (s->row), or sets s->eof. */
 int pb_rowsrc__next(pb_rowsrc *s, pb_error *err);

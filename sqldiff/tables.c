@@ -33,7 +33,7 @@ static int open_readonly(sqlite3 **out, const char *path, pb_error *err)
     return pb_compat_open(out, path, PB_OPEN_READONLY, err);
 }
 
-int pb_tables__open(sqlite3 **out, const char *path, int utf8_only, pb_error *err)
+int pb_tables__open(sqlite3 **out, int *utf8, const char *path, int utf8_only, pb_error *err)
 {
     int error = 0, rc;
     sqlite3 *db = NULL;
@@ -58,7 +58,8 @@ int pb_tables__open(sqlite3 **out, const char *path, int utf8_only, pb_error *er
         error = sql_error(err, db, rc, path);
         goto done;
     }
-    if (utf8_only && strcmp((const char *)sqlite3_column_text(st, 0), "UTF-8") != 0) {
+    *utf8 = strcmp((const char *)sqlite3_column_text(st, 0), "UTF-8") == 0;
+    if (utf8_only && !*utf8) {
         error = pb_error_set(err, PB_EINVALID, "sqldiff: %s: text encoding %s is not supported",
                              path, (const char *)sqlite3_column_text(st, 0));
         goto done;

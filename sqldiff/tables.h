@@ -31,10 +31,10 @@ typedef struct pb_tablelist {
 
 /**
  * Opens `path` read-only for reading (busy timeout, bounded page cache) and starts one read
- * transaction so that every later statement sees the same snapshot.
- * `utf8_only` refuses DBs whose text encoding is not UTF-8 (PB_EINVALID).
+ * transaction so that every later statement sees the same snapshot. `*utf8` tells whether the
+ * DB stores text as UTF-8; `utf8_only` refuses other DBs (PB_EINVALID).
  */
-int pb_tables__open(sqlite3 **out, const char *path, int utf8_only, pb_error *err);
+int pb_tables__open(sqlite3 **out, int *utf8, const char *path, int utf8_only, pb_error *err);
 
 /** Closes a connection from pb_tables__open (NULL is fine). */
 void pb_tables__close(sqlite3 *db);

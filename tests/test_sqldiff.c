@@ -1038,7 +1038,7 @@ static void test_comparator_matches_sqlite(void **state)
         }
         assert_int_equal(sqlite3_step(enc), SQLITE_ROW);
         pb_rbuf b = {0};
-        assert_int_equal(pb_rec__append_row(&b, enc, 2, &err), 0);
+        assert_int_equal(pb_rec__append_row(&b, enc, 2, 1, &err), 0);
         const uint32_t *off = (const uint32_t *)(const void *)b.p;
         const uint8_t *rec = b.p + PB_ROW_HDR(2);
         pb_val x, y;
@@ -1079,7 +1079,7 @@ static void test_comparator_matches_sqlite(void **state)
     int have = 0;
     while (sqlite3_step(sel) == SQLITE_ROW) {
         cur.n = 0;
-        assert_int_equal(pb_rec__append_row(&cur, sel, 1, &err), 0);
+        assert_int_equal(pb_rec__append_row(&cur, sel, 1, 1, &err), 0);
         if (have) {
             pb_val a, b;
             pb_rec__decode(prev.p + PB_ROW_HDR(1), &a);
