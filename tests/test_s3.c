@@ -4,7 +4,9 @@
  * scripts/s3-test-server, stopped at the end): put/get/stat/list/delete, pagination, wrong keys
  * (clear PB_EAUTH, no secret in the message), a missing bucket, a multipart upload of 7 parts,
  * an interrupted download resumed, connection failures retried, and rclone as an independent
- * client reading what plexburst wrote (and the reverse), byte for byte.
+ * client reading what plexburst wrote (and the reverse), byte for byte; and `plexburst bootstrap`
+ * + `sync --store s3://...` end to end (mkplex libraries; home ends equal to an oracle), with a
+ * wrong secret failing the sync clearly.
  * Skips (exit 77) only when node/npm cannot run here; rclone missing skips its case alone.
  */
 #include <curl/curl.h>
@@ -17,6 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
+#include "plexburst/plex.h"
+#include "plexburst/sqldiff.h"
 #include "store.h"
 #include "store_s3.h"
 #include "testutil.h"
@@ -614,6 +620,119 @@ static void test_rclone(void **state)
     default_env();
 }
 
+/* ---- plexburst bootstrap + sync through the S3 store ---- */
+
+static int same_db(const char *a, const char *b)
+{
+    pb_checksum ca, cb;
+    pb_error err = PB_ERROR_INIT;
+    if (pb_sqldiff_checksum(&ca, a, NULL, &err) != 0 ||
+        pb_sqldiff_checksum(&cb, b, NULL, &err) != 0)
+        return 0;
+    return memcmp(ca.digest, cb.digest, sizeof(ca.digest)) == 0 && ca.rows == cb.rows;
+}
+
+static void assert_same_library(const char *home, const char *oracle)
+{
+    char a[8192], b[8192];
+    snprintf(a, sizeof(a), "%s/" PB_PLEX_DB_REL, home);
+    snprintf(b, sizeof(b), "%s/" PB_PLEX_DB_REL, oracle);
+    assert_true(same_db(a, b));
+    snprintf(a, sizeof(a), "%s/" PB_PLEX_BLOBS_REL, home);
+    snprintf(b, sizeof(b), "%s/" PB_PLEX_BLOBS_REL, oracle);
+    assert_true(same_db(a, b));
+    assert_int_equal(tu_sh("diff -r --no-dereference '%s/Metadata' '%s/Metadata' >&2 && diff -r "
+                           "--no-dereference '%s/Media' '%s/Media' >&2",
+                           home, oracle, home, oracle),
+                     0);
+}
+
+static json_t *run_pb(const char *pb, const char *args, int expect_rc)
+{
+    static char out[1 << 20];
+    int rc = tu_sh_out(out, sizeof(out), "cd '%s' && '%s' %s --json 2>>'%s/e2e.log'", dir, pb, args,
+                       dir);
+    if (rc != expect_rc) {
+        char tail[4096] = "";
+        tu_sh_out(tail, sizeof(tail), "tail -20 '%s/e2e.log'", dir);
+        print_message("plexburst %s: exit %d, expected %d\n%.2000s\n%s\n", args, rc, expect_rc, out,
+                      tail);
+    }
+    assert_int_equal(rc, expect_rc);
+    json_error_t je;
+    return json_loads(out, 0, &je);
+}
+
+static void test_sync_e2e(void **state)
+{
+    (void)state;
+    default_env();
+    char pb[4096], mk[4096], home[4300], oracle[4300], args[16384];
+    snprintf(pb, sizeof(pb), "%s", tu_build_path("plexburst"));
+    snprintf(mk, sizeof(mk), "%s", tu_build_path("mkplex"));
+    if (access(pb, X_OK) != 0 || access(mk, X_OK) != 0) {
+        printf("SKIPPED (sync end to end): build plexburst and mkplex first\n");
+        skip();
+    }
+    path_of(home, sizeof(home), "home");
+    path_of(oracle, sizeof(oracle), "oracle");
+    const char *store = "s3://" BUCKET "/e2e";
+    assert_int_equal(tu_sh("'%s' init --dir '%s' --scale tiny --seed 1 >/dev/null", mk, home), 0);
+    assert_int_equal(tu_sh("'%s' init --dir '%s' --scale tiny --seed 1 >/dev/null", mk, oracle), 0);
+
+    snprintf(args, sizeof(args),
+             "bootstrap --plex-dir '%s' --store %s --runner \"'%s' init --dir {plex_dir} --scale "
+             "tiny --seed 1\"",
+             home, store, mk);
+    json_t *j = run_pb(pb, args, 0);
+    assert_non_null(j);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    json_decref(j);
+
+    assert_int_equal(tu_sh("'%s' stream --dir '%s' --seed 101 >/dev/null", mk, home), 0);
+    assert_int_equal(tu_sh("'%s' stream --dir '%s' --seed 101 >/dev/null", mk, oracle), 0);
+    snprintf(
+        args, sizeof(args),
+        "sync --plex-dir '%s' --store %s --runner \"'%s' analyze --dir {plex_dir} --seed 201\"",
+        home, store, mk);
+    j = run_pb(pb, args, 0);
+    assert_non_null(j);
+    assert_true(json_is_true(json_object_get(j, "ok")));
+    assert_string_equal(json_string_value(json_object_get(j, "mode")), "sync");
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "upload"), "kind")),
+                        "changeset");
+    json_int_t down = json_integer_value(json_object_get(json_object_get(j, "bytes"), "down"));
+    assert_true(down > 0);
+    json_decref(j);
+    assert_int_equal(tu_sh("'%s' analyze --dir '%s' --seed 201 >/dev/null", mk, oracle), 0);
+    assert_same_library(home, oracle);
+
+    /* the run's objects are in the bucket, under the prefix */
+    pb_store *s = open_store(store);
+    listing l = {0};
+    pb_error err = PB_ERROR_INIT;
+    assert_int_equal(pb_store_list(s, "", on_list, &l, &err), 0);
+    int runs = 0, baseline = 0;
+    for (int i = 0; i < l.n; i++) {
+        runs += strncmp(l.names[i], "runs/", 5) == 0;
+        baseline += strncmp(l.names[i], "baseline/", 9) == 0;
+    }
+    assert_true(runs > 0 && baseline > 0);
+    pb_store_free(s);
+
+    /* a wrong secret stops the next sync with the clear message, and no secret in the output */
+    char out[8192];
+    snprintf(args, sizeof(args),
+             "cd '%s' && AWS_SECRET_ACCESS_KEY=wrong-secret-0003 '%s' sync --plex-dir '%s' --store "
+             "%s --runner true 2>&1",
+             dir, pb, home, store);
+    assert_int_not_equal(tu_sh_out(out, sizeof(out), "%s", args), 0);
+    assert_non_null(strstr(out, "S3 authentication failed for bucket " BUCKET));
+    assert_non_null(strstr(out, "SignatureDoesNotMatch"));
+    assert_null(strstr(out, "wrong-secret"));
+    assert_null(strstr(out, SK));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,7 +740,7 @@ int main(void)
         cmocka_unit_test(test_basic),      cmocka_unit_test(test_pagination),
         cmocka_unit_test(test_wrong_keys), cmocka_unit_test(test_connect_error),
         cmocka_unit_test(test_multipart),  cmocka_unit_test(test_resume),
-        cmocka_unit_test(test_rclone),
+        cmocka_unit_test(test_rclone),     cmocka_unit_test(test_sync_e2e),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# bench_s3.sh: S3 store throughput over loopback against rclone, in one run and against the same
+# server: upload and download of one large file with plexburst's S3 store (build/bench_s3) and
+# with `rclone copyto` (its defaults), each checked byte for byte. Target: >= 70 % of rclone.
+# Role: the S3 half of issue 6's benchmark; on demand only (never in CI).
+# Prerequisites: a build with bench_s3 (tests/s3.cmake); scripts/s3-test-server (node + npm,
+# rclone). Usage: bench/bench_s3.sh [BUILD_DIR] [SIZE_MB]   (defaults: build, 1024)
+set -euo pipefail
+
+src=$(cd "$(dirname "$0")/.." && pwd)
+build=$(cd "${1:-$src/build}" && pwd)
+mb="${2:-1024}"
+server="$src/scripts/s3-test-server"
+[ -x "$build/bench_s3" ] || { echo "bench_s3: build $build/bench_s3 first" >&2; exit 1; }
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/pb-bench-s3-XXXXXX")
+cleanup() { "$server" stop "$work" || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$server" rclone
+port=$("$server" start "$build/s3rver" "$work" $$)
+export PLEXBURST_S3_ENDPOINT="http://127.0.0.1:$port" PLEXBURST_S3_REGION=fr-par
+export AWS_ACCESS_KEY_ID=PBTESTKEY0001 AWS_SECRET_ACCESS_KEY=pbtest-secret-0001
+bucket=plexburst-test
+rc=(env -u AWS_CA_BUNDLE RCLONE_CONFIG_S3T_TYPE=s3 RCLONE_CONFIG_S3T_PROVIDER=Other
+  RCLONE_CONFIG_S3T_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID"
+  RCLONE_CONFIG_S3T_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY"
+  RCLONE_CONFIG_S3T_ENDPOINT="$PLEXBURST_S3_ENDPOINT" RCLONE_CONFIG_S3T_REGION=fr-par
+  RCLONE_CONFIG_S3T_FORCE_PATH_STYLE=true rclone --config /dev/null)
+
+echo "bench_s3: ${mb} MB file, server @20minutes/s3rver on 127.0.0.1:$port, $(nproc) cores"
+head -c $((mb * 1024 * 1024)) /dev/urandom >"$work/file.bin"
+bytes=$(stat -c %s "$work/file.bin")
+
+now() { date +%s.%N; }
+rate() { awk -v b="$bytes" -v t="$1" 'BEGIN { printf "%.1f", b / 1e6 / t }'; }
+timed() { # timed VAR command...: runs the command, stores its seconds in VAR
+  local var=$1
+  shift
+  local t0 t1
+  sync
+  t0=$(now)
+  "$@" >"$work/out.txt"
+  t1=$(now)
+  printf -v "$var" '%s' "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')"
+}
+
+timed pb_up "$build/bench_s3" put "$work/file.bin" "s3://$bucket/pb" file.bin
+pb_up_detail=$(cat "$work/out.txt")
+timed rc_up "${rc[@]}" copyto "$work/file.bin" "s3t:$bucket/rc/file.bin"
+timed pb_down "$build/bench_s3" get "s3://$bucket/pb" file.bin "$work/pb.back"
+timed rc_down "${rc[@]}" copyto "s3t:$bucket/rc/file.bin" "$work/rc.back"
+cmp "$work/file.bin" "$work/pb.back"
+cmp "$work/file.bin" "$work/rc.back"
+
+pct() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", 100 * b / a }'; }
+printf '%-10s %12s %12s %8s\n' "" "plexburst" "rclone" "ratio"
+printf '%-10s %9s MB/s %7s MB/s %7s%%\n' upload "$(rate "$pb_up")" "$(rate "$rc_up")" "$(pct "$pb_up" "$rc_up")"
+printf '%-10s %9s MB/s %7s MB/s %7s%%\n' download "$(rate "$pb_down")" "$(rate "$rc_down")" "$(pct "$pb_down" "$rc_down")"
+echo "plexburst upload: $pb_up_detail"
+echo "(seconds: plexburst up $pb_up down $pb_down, rclone up $rc_up down $rc_down; ratio = plexburst/rclone throughput)"
