@@ -170,7 +170,8 @@ typedef struct apply_run {
     char plex[PATH_MAX];
     char state[PATH_MAX];
     char main_db[PATH_MAX + 80], blobs_db[PATH_MAX + 80];
-    char cs_main[PATH_MAX + 80], cs_blobs[PATH_MAX + 80], cs_empty[PATH_MAX + 80];
+    char work[PATH_MAX + 32]; /* <state>/apply-work: temporary files, wiped at each start */
+    char cs_main[PATH_MAX + 128], cs_blobs[PATH_MAX + 128], cs_empty[PATH_MAX + 128];
     int has_live_blobs;
     pb_journal *j;
     int begun;     /* a run is recorded in the journal */
@@ -279,7 +280,7 @@ static int phase_guards(apply_run *x)
     char base_db[PATH_MAX + 80], base_blobs[PATH_MAX + 80];
     pb_bundle_info *b = &x->out->bundle;
 
-    snprintf(x->cs_empty, sizeof(x->cs_empty), "%s/apply-empty.changeset", x->state);
+    snprintf(x->cs_empty, sizeof(x->cs_empty), "%s/empty.changeset", x->work);
     if ((fd = open(x->cs_empty, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
         return pb_error_errno(x->err, "cannot create %s", x->cs_empty);
     close(fd);
@@ -311,7 +312,7 @@ static int phase_guards(apply_run *x)
     mo.engine = PB_PLEX_ENGINE_IN_PROCESS;
     mo.keep_backups = 0;
     mo.zstd_level = 1; /* only a report figure here; level 19 would cost ~90 MB of RSS */
-    mo.work_dir = x->state;
+    mo.work_dir = x->work;
     error = pb_plex_diff(&mo, &x->out->report, x->err);
     x->out->have_report = 1;
     if (error < 0)
@@ -844,6 +845,34 @@ done:
 
 /* ---------------------------------------------------------------------------------------- */
 
+/* Empties <state>/apply-work (files, and directories of files: what a killed run left there). */
+static void wipe_work(const char *work)
+{
+    DIR *d = opendir(work);
+    struct dirent *e;
+    if (!d)
+        return;
+    int dfd = dirfd(d);
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (unlinkat(dfd, e->d_name, 0) == 0)
+            continue;
+        int sub = openat(dfd, e->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+        DIR *sd = sub >= 0 ? fdopendir(sub) : NULL;
+        struct dirent *f;
+        while (sd && (f = readdir(sd)) != NULL)
+            if (strcmp(f->d_name, ".") != 0 && strcmp(f->d_name, "..") != 0)
+                unlinkat(sub, f->d_name, 0);
+        if (sd)
+            closedir(sd);
+        else if (sub >= 0)
+            close(sub);
+        unlinkat(dfd, e->d_name, AT_REMOVEDIR);
+    }
+    closedir(d);
+}
+
 static void cleanup_files(apply_run *x)
 {
     if (x->cs_main[0])
@@ -951,6 +980,13 @@ int pb_apply(pb_apply_result *out, const pb_apply_options *o, pb_error *err)
     if ((error = pb_journal__open(&x.j, x.state, x.plex, err)) < 0 ||
         (error = pb_journal__recover(x.j, &out->recovered, err)) < 0)
         goto done;
+    /* temporary files live in <state>/apply-work, emptied first (a killed run's leftovers) */
+    snprintf(x.work, sizeof(x.work), "%s/apply-work", x.state);
+    if (mkdir(x.work, 0700) != 0 && errno != EEXIST) {
+        error = pb_error_errno(err, "cannot create %s", x.work);
+        goto done;
+    }
+    wipe_work(x.work);
     if (out->recovered.action && out->recovered.plex_stopped && o->plex_start_cmd && !o->online)
         run_shell("--plex-start-cmd", o->plex_start_cmd, NULL); /* back to normal first */
     out->ms.recover = now_ms() - t;
@@ -958,8 +994,8 @@ int pb_apply(pb_apply_result *out, const pb_apply_options *o, pb_error *err)
     /* 2. verify */
     phase(&x, PB_APPLY_VERIFY);
     t = now_ms();
-    snprintf(x.cs_main, sizeof(x.cs_main), "%s/apply-%s.main.changeset", x.state, run_id);
-    snprintf(x.cs_blobs, sizeof(x.cs_blobs), "%s/apply-%s.blobs.changeset", x.state, run_id);
+    snprintf(x.cs_main, sizeof(x.cs_main), "%s/%s.main.changeset", x.work, run_id);
+    snprintf(x.cs_blobs, sizeof(x.cs_blobs), "%s/%s.blobs.changeset", x.work, run_id);
     if ((error = phase_verify(&x)) < 0)
         goto done;
     out->ms.verify = now_ms() - t;
