@@ -1,0 +1,69 @@
+/*
+ * ssh_int.h (internal to transfer/ssh*.c and channel_ssh.c): the session structure and the
+ * helpers the SSH files share: the wait loop of the non-blocking I/O model (ssh.h), the one
+ * libssh2-to-PB_E* translation, the lazily opened SFTP subsystem.
+ * Prerequisites: libssh2 1.10.
+ */
+#ifndef PB_SSH_INT_H
+#define PB_SSH_INT_H
+
+#include <libssh2.h>
+#include <libssh2_sftp.h>
+
+#include "ssh.h"
+
+struct pb_ssh {
+    pb_ssh_options o; /* the strings point to the copies below */
+    char *host, *user, *key_file, *passphrase, *known_hosts, *user_known_hosts, *pin;
+    int sock;
+    LIBSSH2_SESSION *ls;
+    LIBSSH2_SFTP *sftp;
+    int lost;            /* a transport error was seen: everything must be reopened */
+    unsigned generation; /* +1 per connection: channels of an older one are gone */
+    unsigned reconnects;
+    double alive_ref;  /* ms: the last byte received, or when we started listening again */
+    double last_wait;  /* ms: the end of the last wait slice */
+    char desc[420];    /* user@host:port */
+    char hostkey[160]; /* "ssh-ed25519 SHA256:..." */
+};
+
+/** Monotonic clock in milliseconds. */
+double pb_ssh__now(void);
+
+/**
+ * Waits until the socket is ready in the directions libssh2 is blocked on (see the I/O model
+ * in ssh.h): cancel hook, keepalive, dead-peer detection, and `deadline` (monotonic ms, 0 =
+ * none; passing it is PB_ENET "timed out" naming `what`). Marks the session lost on PB_ENET.
+ */
+int pb_ssh__wait(pb_ssh *s, double deadline, const char *what, pb_error *err);
+
+/** Deadline for one request: now + connect_timeout_ms. */
+double pb_ssh__deadline(const pb_ssh *s);
+
+/**
+ * THE translation of a libssh2 failure: PB_E* from `rc` (a LIBSSH2_ERROR_*, kept in dep_code),
+ * the message "ssh DESC: <what>: <libssh2's message>", SFTP statuses (when rc is
+ * LIBSSH2_ERROR_SFTP_PROTOCOL) as PB_ENOTFOUND / PB_EIO with the status name. A transport-level
+ * failure marks the session lost.
+ */
+int pb_ssh__fail(pb_ssh *s, int rc, pb_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/** 1 when a libssh2 code means the connection itself is gone (retry after reconnecting). */
+int pb_ssh__is_transport(int rc);
+
+/** The SFTP subsystem of the current connection, opened on first use. */
+int pb_ssh__sftp(pb_ssh *s, LIBSSH2_SFTP **out, pb_error *err);
+
+/** Sends a line to the log hook (printf-style). */
+void pb_ssh__log(pb_ssh *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Opens a session channel (window `window` bytes, 0: libssh2's default) and runs `command`. */
+int pb_ssh__exec_open(pb_ssh *s, LIBSSH2_CHANNEL **out, const char *command, unsigned window,
+                      pb_error *err);
+
+/** Closes and frees a channel of the current connection, waiting at most `ms`; *status gets
+ * the exit status (-1 unknown). Skips the network when the session is lost. */
+void pb_ssh__exec_close(pb_ssh *s, LIBSSH2_CHANNEL *c, int ms, int *status);
+
+#endif
