@@ -9,8 +9,9 @@
  * Targets (issue, `medium` fixture, ~1 % of rows changed): diff >= 1 M rows/s; our zstd'd
  * changeset <= 1.0x zstd -19 of the session patchset; peak RSS <= 64 MB, flat in DB size.
  *
- * usage: bench_diff [--single-thread] [--no-session] [--no-sqldiff] BASE TARGET
+ * usage: bench_diff [--runs R] [--single-thread] [--no-session] [--no-sqldiff] BASE TARGET
  *        bench_diff --synthetic DIR [--rows N] [--change PCT]
+ *   --runs R     repetitions of our diff timings, the best is reported (default 3)
  *   --synthetic  writes DIR/base.db and DIR/target.db: `items` (N rows, default 1.5 M, 10
  *                columns of mixed types, UNIQUE guid, 2 more indexes), `tags` (N/5), `taggings`
  *                (composite PK, WITHOUT ROWID, N/3) and `settings` (no PK, with duplicates);
@@ -309,19 +310,32 @@ static json_t *zstd_of(FILE *f, int level)
     return json_pack("{s:I, s:f}", "bytes", (json_int_t)nout, "ms", now_ms() - t0);
 }
 
+static int g_runs = 3; /* --runs: repetitions of our timings, the best is reported */
+
 static json_t *run_ours(const char *base, const char *target, unsigned flags)
 {
     pb_error err = PB_ERROR_INIT;
     pb_diff_options o = PB_DIFF_OPTIONS_INIT;
     pb_diff_stats st;
-    counter c = {tmpfile(), 0};
+    counter c = {NULL, 0};
+    double ms = 0, cms = 0;
     o.flags = flags;
-    double t0 = now_ms(), c0 = cpu_ms();
-    int rc = pb_sqldiff_diff(&st, base, target, &o, count_out, &c, &err);
-    double ms = now_ms() - t0, cms = cpu_ms() - c0;
+    for (int run = 0; run < g_runs; run++) {
+        if (c.f)
+            fclose(c.f);
+        c.f = tmpfile();
+        c.n = 0;
+        double t0 = now_ms(), c0 = cpu_ms();
+        int rc = pb_sqldiff_diff(&st, base, target, &o, count_out, &c, &err);
+        double w = now_ms() - t0, cw = cpu_ms() - c0;
+        if (rc)
+            die("pb_sqldiff_diff", err.msg);
+        if (run == 0 || w < ms) {
+            ms = w;
+            cms = cw;
+        }
+    }
     long rss = self_rss_kib();
-    if (rc)
-        die("pb_sqldiff_diff", err.msg);
     fflush(c.f);
     /* validation of what we produced */
     pb_changeset_summary sum;
@@ -551,7 +565,11 @@ int main(int argc, char **argv)
             synth = argv[++i];
         else if (strcmp(argv[i], "--rows") == 0 && i + 1 < argc)
             rows = strtoll(argv[++i], NULL, 10);
-        else if (strcmp(argv[i], "--change") == 0 && i + 1 < argc)
+        else if (strcmp(argv[i], "--runs") == 0 && i + 1 < argc) {
+            g_runs = atoi(argv[++i]);
+            if (g_runs < 1)
+                g_runs = 1;
+        } else if (strcmp(argv[i], "--change") == 0 && i + 1 < argc)
             pct = strtod(argv[++i], NULL);
         else
             die("unknown option", argv[i]);
@@ -561,8 +579,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (argc - i != 2) {
-        fprintf(stderr, "usage: bench_diff [--single-thread] [--no-session] [--no-sqldiff] BASE "
-                        "TARGET\n       bench_diff --synthetic DIR [--rows N] [--change PCT]\n");
+        fprintf(stderr, "usage: bench_diff [--runs R] [--single-thread] [--no-session] "
+                        "[--no-sqldiff] BASE TARGET\n       bench_diff --synthetic DIR [--rows N] "
+                        "[--change PCT]\n");
         return 2;
     }
     const char *base = argv[i], *target = argv[i + 1];

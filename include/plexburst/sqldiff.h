@@ -116,10 +116,15 @@ typedef struct pb_diff_stats {
  * differ: 0.0 vs -0.0 and 1 vs 1.0 are changes here, while sqlite3session_diff() ignores them.
  * Tables without a PRIMARY KEY (or with a NULL in a nullable PK column) are diffed as row
  * multisets: the 'T' header flags every column as PK and only INSERT and DELETE records are
- * emitted, one per surplus copy of a row; sqlite3changeset_apply() skips such tables (their PK
- * flags do not match the table), so they need their own applier.
+ * emitted, one per surplus copy of a row, all DELETEs of the table before its INSERTs (so that
+ * an applier removing one identical row per DELETE and adding one per INSERT, in stream order,
+ * never trips over a UNIQUE constraint); sqlite3changeset_apply() skips such tables (their PK
+ * bytes do not match the table), so they need that applier.
  *
- * Both DBs are opened read-only, each in one read transaction (a consistent snapshot).
+ * Both DBs are opened read-only through pb_compat_open(), each in one read transaction (a
+ * consistent snapshot), and read by two reader threads (PB_DIFF_SINGLE_THREAD: none) while the
+ * calling thread merges. Memory is bounded (about 25 MB with SQLite's page caches), whatever
+ * the size of the DBs or of the changeset.
  * @param stats        OUT, optional: totals, filled also on failure (what was done so far).
  * @param opts         optional; NULL means PB_DIFF_OPTIONS_INIT.
  * @param out          receives the changeset in chunks of at most PB_SQLDIFF_CHUNK bytes.
@@ -210,6 +215,9 @@ typedef struct pb_changeset_check_options {
  *
  * A stream cut exactly between two changes is itself a valid, shorter changeset: only an
  * expected length (`opts->expect_bytes`, from the enclosing frame) detects that truncation.
+ * Validate every changeset from outside before handing it to sqlite3changeset_*(): SQLite
+ * 3.40.1's iterator loops forever on a stream cut inside a table header, and reads a header
+ * without changes, or a shorter stream, as valid.
  * Memory is bounded by a PB_SQLDIFF_CHUNK buffer plus the table list (at most 4096 tables).
  * @param out  OUT, optional: totals, filled also on failure (what was read so far).
  * @return 0; PB_ECORRUPT with the byte offset in a one-line message; PB_ENOMEM,
