@@ -975,15 +975,19 @@ static int run_apply(rx *x, const char *base_main, const char *base_blobs, int o
 
 static int do_apply(rx *x)
 {
-    int error;
-    if (!x->o->dry_run) {
-        /* the bundle is based on the snapshot: that is what the home is at for this apply */
-        if ((error = pb_baseline_write(x->state, &x->snap_ids, x->err)) < 0 ||
-            (error = cur_write(x, "applying", x->err)) < 0)
-            return error;
-    }
+    int error, had_rec;
+    pb_baseline prev;
+    pb_error e = PB_ERROR_INIT;
+    had_rec = pb_baseline_read(&prev, x->state, &e) == 0;
+    /* the bundle is based on the snapshot: that is what the home is at for this apply (a dry run
+     * puts the former record back; an interrupted dry run is rolled back, never resumed) */
+    if ((error = cur_write(x, x->o->dry_run ? "dry_run" : "applying", x->err)) < 0 ||
+        (error = pb_baseline_write(x->state, &x->snap_ids, x->err)) < 0)
+        return error;
     fault_point("after_record");
     error = run_apply(x, x->snap_main, x->snap_blobs, x->online, x->o->dry_run);
+    if (x->o->dry_run && had_rec)
+        pb_baseline_write(x->state, &prev, &e);
     if (error < 0)
         return error;
     if (x->o->dry_run) {
@@ -1112,6 +1116,18 @@ static int do_recover(rx *x, int *resume)
     return 0;
 }
 
+/* A fresh work dir for this run (whatever older runs left goes) and its current.json. */
+static int begin_work(rx *x)
+{
+    char wroot[PATH_MAX + 32];
+    snprintf(x->run_id, sizeof(x->run_id), "%s", x->r->run_id);
+    snprintf(wroot, sizeof(wroot), "%s/work", x->sync);
+    pb_run__rmtree(wroot);
+    set_work_paths(x);
+    int error = pb_run__mkdirs(x->work, x->err);
+    return error < 0 ? error : cur_write(x, "started", x->err);
+}
+
 /* Completes an interrupted sync whose bundle is stored. */
 static int resume_sync(rx *x)
 {
@@ -1139,9 +1155,7 @@ static int run_sync(rx *x)
     PHASE(x, "RECOVER", do_recover(x, &resume));
     if (resume)
         return resume_sync(x);
-    snprintf(x->run_id, sizeof(x->run_id), "%s", x->r->run_id);
-    set_work_paths(x);
-    if ((error = pb_run__mkdirs(x->work, x->err)) < 0)
+    if ((error = begin_work(x)) < 0)
         return error;
     PHASE(x, "FINGERPRINT", do_fingerprint(x));
     PHASE(x, "SNAPSHOT", do_snapshot(x));
@@ -1320,9 +1334,7 @@ static int run_bootstrap(rx *x)
 {
     int error = 0, resume = 0;
     PHASE(x, "RECOVER", do_recover(x, &resume));
-    snprintf(x->run_id, sizeof(x->run_id), "%s", x->r->run_id);
-    set_work_paths(x);
-    if ((error = pb_run__mkdirs(x->work, x->err)) < 0)
+    if ((error = begin_work(x)) < 0)
         return error;
     snprintf(x->r->upload_kind, sizeof(x->r->upload_kind), "none");
     PHASE(x, "START AGENT", bs_start(x));
