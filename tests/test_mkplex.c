@@ -890,6 +890,23 @@ static void test_tree(void **state)
             fail_msg("missing %s", rel);
     }
     sqlite3_finalize(st);
+    /* custom posters: upload://posters/<sha1> and the file under the bundle's Uploads/ */
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT hash, user_thumb_url FROM metadata_items WHERE"
+                                        " user_thumb_url LIKE 'upload://posters/%'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    n = 0;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        const char *h = (const char *)sqlite3_column_text(st, 0);
+        snprintf(rel, sizeof(rel), "Metadata/Movies/%c/%s.bundle/Uploads/%s", h[0], h + 1,
+                 sqlite3_column_text(st, 1) + 9);
+        if (!is_file(g_base, rel))
+            fail_msg("missing %s", rel);
+        n++;
+    }
+    sqlite3_finalize(st);
+    assert_true(n > 0);
     sqlite3_close(db);
     /* identity and the noise plexburst must ignore */
     assert_true(is_file(g_base, "Preferences.xml"));
