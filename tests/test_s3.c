@@ -3,7 +3,8 @@
  * 127.0.0.1 (@20minutes/s3rver, installed from the npm registry and started by
  * scripts/s3-test-server, stopped at the end): put/get/stat/list/delete, pagination, wrong keys
  * (clear PB_EAUTH, no secret in the message), a missing bucket, a multipart upload of 7 parts,
- * an interrupted download resumed, connection failures retried, and rclone as an independent
+ * an interrupted download resumed, connection failures and a proxy failing every request once
+ * (503, or a GET cut midway) retried, and rclone as an independent
  * client reading what plexburst wrote (and the reverse), byte for byte; and `plexburst bootstrap`
  * + `sync --store s3://...` end to end (mkplex libraries; home ends equal to an oracle), with a
  * wrong secret failing the sync clearly.
@@ -620,6 +621,67 @@ static void test_rclone(void **state)
     default_env();
 }
 
+/* every request failing once (503 SlowDown, or a GET cut after 1 MiB) through a proxy: each
+ * operation retries alone, downloads continue from where the cut left them */
+static void test_retries(void **state)
+{
+    (void)state;
+    default_env();
+    char out[64];
+    int rc = tu_sh_out(out, sizeof(out), "'%s' flaky '%s' '%s' %d %ld",
+                       tu_source_path("scripts/s3-test-server"), tu_build_path("s3rver"), work,
+                       port, (long)getpid());
+    assert_int_equal(rc, 0);
+    char flaky[128];
+    snprintf(flaky, sizeof(flaky), "http://127.0.0.1:%d", atoi(out));
+    setenv("PLEXBURST_S3_ENDPOINT", flaky, 1);
+    setenv("PLEXBURST_S3_PART_SIZE", "5M", 1);
+    setenv("PLEXBURST_S3_MULTIPART_THRESHOLD", "5M", 1);
+    char src[4300], dst[4300];
+    pb_error err = PB_ERROR_INIT;
+    path_of(src, sizeof(src), "flaky.bin");
+    path_of(dst, sizeof(dst), "flaky.back");
+    const size_t size = 11 * MIB + 99; /* 3 parts */
+    make_file(src, size, 21);
+
+    pb_store *s = open_store("s3://" BUCKET "/flaky");
+    assert_int_equal(pb_store_put_mem(s, "small", "hello", 5, &err), 0);
+    rc = pb_store_put(s, "big.bin", src, NULL, NULL, &err);
+    if (rc)
+        fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(rc, 0);
+    pb_store_info si;
+    assert_int_equal(pb_store_stat(s, "big.bin", &si, &err), 0);
+    assert_int_equal(si.size, size);
+    prog p = {0};
+    rc = pb_store_get_file(s, "big.bin", dst, on_progress, &p, NULL, NULL, &err);
+    if (rc)
+        fprintf(stderr, "%s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_true(files_equal(src, dst));
+    assert_int_equal(p.last, size);
+    assert_int_equal(p.backwards, 0);
+    assert_int_equal(pb_store_del(s, "small", &err), 0);
+    pb_store_s3_stats st;
+    pb_store_s3_stats_get(s, &st);
+    /* put 1, initiate 1, parts 3, complete 1, HEAD 1, GET cut 11 times, DELETE 1 */
+    print_message("flaky proxy: %llu requests, %llu retries\n", (unsigned long long)st.requests,
+                  (unsigned long long)st.retries);
+    assert_true(st.retries >= 19);
+    assert_int_equal(st.parts, 3);
+    pb_store_free(s);
+
+    /* with one attempt, the 503 is the answer: PB_ENET, the status in dep_code */
+    setenv("PLEXBURST_S3_RETRIES", "1", 1);
+    s = open_store("s3://" BUCKET "/flaky");
+    pb_error_clear(&err);
+    assert_int_equal(pb_store_put_mem(s, "small2", "hello", 5, &err), PB_ENET);
+    assert_int_equal(err.dep_code, 503);
+    assert_non_null(strstr(err.msg, "SlowDown"));
+    pb_store_free(s);
+    default_env();
+}
+
 /* ---- plexburst bootstrap + sync through the S3 store ---- */
 
 static int same_db(const char *a, const char *b)
@@ -740,7 +802,8 @@ int main(void)
         cmocka_unit_test(test_basic),      cmocka_unit_test(test_pagination),
         cmocka_unit_test(test_wrong_keys), cmocka_unit_test(test_connect_error),
         cmocka_unit_test(test_multipart),  cmocka_unit_test(test_resume),
-        cmocka_unit_test(test_rclone),     cmocka_unit_test(test_sync_e2e),
+        cmocka_unit_test(test_rclone),     cmocka_unit_test(test_retries),
+        cmocka_unit_test(test_sync_e2e),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

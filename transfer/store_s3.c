@@ -556,6 +556,9 @@ static CURLcode attempt(s3_store *s, s3_req *r)
 
     curl_easy_setopt(c, CURLOPT_URL, s->url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    /* HTTP/1.1 as S3 clients use it: one stream per connection, no HTTP/2 flow-control windows
+     * capping a large transfer */
+    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
     curl_easy_setopt(c, CURLOPT_AWS_SIGV4, s->sigv4);
     curl_easy_setopt(c, CURLOPT_USERPWD, s->userpwd);
     curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -891,7 +894,7 @@ static int s3_list(pb_store *st, const char *prefix, pb_store_list_fn fn, void *
     s3_store *s = (s3_store *)st;
     int error = 0;
     char full[2200];
-    char *token = NULL, *key = NULL;
+    char *token = NULL, *key = NULL, *prev = NULL;
     s3_req r;
     req_init(&r, "GET", err);
     if ((error = full_key(full, sizeof(full), s, prefix, err)) != 0)
@@ -947,16 +950,24 @@ static int s3_list(pb_store *st, const char *prefix, pb_store_list_fn fn, void *
         char trunc[16];
         if (xml_get(trunc, sizeof(trunc), b, e, "IsTruncated") != 0 || strcmp(trunc, "true") != 0)
             break;
-        if (xml_get(token, TOKEN_MAX, b, e, "NextContinuationToken") != 0 || !token[0]) {
-            error =
-                pb_error_set(err, PB_ECORRUPT,
-                             "S3 list of %s: truncated without a continuation token", s->bucket);
+        if (have_token && !(prev = strdup(token))) {
+            error = pb_error_set(err, PB_ENOMEM, "S3: out of memory");
             goto done;
         }
+        if (xml_get(token, TOKEN_MAX, b, e, "NextContinuationToken") != 0 || !token[0] ||
+            (prev && strcmp(prev, token) == 0)) {
+            error = pb_error_set(err, PB_ECORRUPT,
+                                 "S3 list of %s: truncated without a new continuation token",
+                                 s->bucket);
+            goto done;
+        }
+        free(prev);
+        prev = NULL;
         have_token = 1;
     }
 done:
     req_dispose(&r);
+    free(prev);
     free(key);
     free(token);
     return error;
