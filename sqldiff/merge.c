@@ -1125,7 +1125,9 @@ static int apply_all(mctx *c, const pb_merge_input *inputs, size_t ninputs)
     return error;
 }
 
-/* sqlite_sequence.seq = max(seq, max(id)) for every AUTOINCREMENT table inserted into. */
+/* sqlite_sequence.seq = max(seq, max(id)) for every AUTOINCREMENT table inserted into. The
+ * max() stays a scalar subquery: SQLite reads it from the end of the table (as a subquery in
+ * FROM it would scan the whole table). */
 static int update_sequences(mctx *c)
 {
     int error = 0;
@@ -1136,11 +1138,11 @@ static int update_sequences(mctx *c)
         char *sql = sqlite3_mprintf(
             "UPDATE \"%w\".sqlite_sequence SET seq = (SELECT max(%s) FROM %s) WHERE name = %Q "
             "COLLATE NOCASE AND seq < (SELECT max(%s) FROM %s);\n"
-            "INSERT INTO \"%w\".sqlite_sequence(name, seq) SELECT %Q, m FROM (SELECT max(%s) AS m "
-            "FROM %s) WHERE m IS NOT NULL AND NOT EXISTS (SELECT 1 FROM \"%w\".sqlite_sequence "
-            "WHERE name = %Q COLLATE NOCASE);\n",
+            "INSERT INTO \"%w\".sqlite_sequence(name, seq) SELECT %Q, (SELECT max(%s) FROM %s) "
+            "WHERE (SELECT max(%s) FROM %s) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM "
+            "\"%w\".sqlite_sequence WHERE name = %Q COLLATE NOCASE);\n",
             t->schema, t->qcols[t->ipk], t->qname, t->name, t->qcols[t->ipk], t->qname, t->schema,
-            t->name, t->qcols[t->ipk], t->qname, t->schema, t->name);
+            t->name, t->qcols[t->ipk], t->qname, t->qcols[t->ipk], t->qname, t->schema, t->name);
         if (!sql)
             return pb_error_set(c->err, PB_ENOMEM, "merge: out of memory");
         if (c->script) {

@@ -141,7 +141,11 @@ typedef struct pb_merge_action {
     pb_merge_resolution resolution;
 } pb_merge_action; /* the strings are valid during the callback only */
 
-/** A changeset to merge: a file holding a raw (uncompressed) changeset, applied to `schema`. */
+/**
+ * A changeset to merge: a file holding a raw (uncompressed) changeset, applied to `schema`. The
+ * inputs are changesets of one base -> cloud step, one per schema (the keys of their UPDATE and
+ * DELETE records are base ids: an input cannot update rows another input inserts).
+ */
 typedef struct pb_merge_input {
     const char *schema; /* "main" or the name the DB is attached under ("blobs") */
     const char *path;   /* read twice: once to plan ids, once to apply */
