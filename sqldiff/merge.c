@@ -1252,8 +1252,10 @@ int pb_merge_apply(sqlite3 *live, const pb_merge_input *inputs, size_t ninputs,
         goto done;
     }
     began = 1;
-    if (c.script) { /* hold a read snapshot while deciding */
-        rc = sqlite3_exec(live, "SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
+    for (size_t i = 0; c.script && i < ninputs; i++) { /* read snapshots of every file, now */
+        char *sql = sqlite3_mprintf("SELECT count(*) FROM \"%w\".sqlite_master", inputs[i].schema);
+        rc = sql ? sqlite3_exec(live, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+        sqlite3_free(sql);
         if (rc != SQLITE_OK) {
             error = merge_sqlerr(&c, rc, "merge: reading the live DB");
             goto done;
