@@ -233,6 +233,11 @@ static void test_settings(void **state)
                      PB_EINVALID);
     no_secret(&err);
     pb_error_clear(&err);
+    assert_int_equal(
+        pb_store_s3_new(&s, "s3://" BUCKET "/" AK ":wrong-secret@x", lookup, &ok, &err),
+        PB_EINVALID);
+    no_secret(&err);
+    pb_error_clear(&err);
     kv inend = {{"PLEXBURST_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
                 {"http://" AK ":wrong-secret@127.0.0.1:1", AK, SK}};
     assert_int_equal(pb_store_s3_new(&s, "s3://" BUCKET, lookup, &inend, &err), PB_EINVALID);

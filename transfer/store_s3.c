@@ -1194,12 +1194,14 @@ static int parse_url(s3_store *s, const char *url, pb_error *err)
                             "and AWS_SECRET_ACCESS_KEY)");
     if (bl < 3 || bl > 63)
         return pb_error_set(err, PB_EINVALID,
-                            "store: invalid S3 bucket name in %s (3 to 63 characters)", url);
+                            "store: invalid S3 bucket name '%.*s' (3 to 63 characters)", (int)bl,
+                            b);
     for (size_t i = 0; i < bl; i++) {
         char c = b[i];
         if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '.' ||
               c == '_' || (c >= 'A' && c <= 'Z')))
-            return pb_error_set(err, PB_EINVALID, "store: invalid S3 bucket name in %s", url);
+            return pb_error_set(err, PB_EINVALID, "store: invalid S3 bucket name '%.*s'", (int)bl,
+                                b);
     }
     memcpy(s->bucket, b, bl);
     s->bucket[bl] = '\0';
@@ -1209,13 +1211,14 @@ static int parse_url(s3_store *s, const char *url, pb_error *err)
     while (pl && p[pl - 1] == '/')
         pl--;
     if (pl >= sizeof(pre) - 1)
-        return pb_error_set(err, PB_EINVALID, "store: S3 prefix too long in %s", url);
+        return pb_error_set(err, PB_EINVALID, "store: S3 prefix too long in s3://%s/", s->bucket);
     memcpy(pre, p, pl);
     pre[pl] = '\0';
-    if (pl && pb_store_name_check(pre, NULL) != 0)
+    if (pl && pb_store_name_check(pre, NULL) != 0) /* not echoed: it may hold a secret */
         return pb_error_set(err, PB_EINVALID,
-                            "store: invalid S3 prefix in %s (components of A-Z a-z 0-9 . _ -)",
-                            url);
+                            "store: invalid S3 prefix in s3://%s/... (components of A-Z a-z 0-9 . "
+                            "_ -, not . or ..)",
+                            s->bucket);
     snprintf(s->prefix, sizeof(s->prefix), "%s%s", pre, pl ? "/" : "");
     snprintf(s->base.url, sizeof(s->base.url), "s3://%s%s%s", s->bucket, pl ? "/" : "", pre);
     return 0;
