@@ -38,7 +38,7 @@
  *     committed". A merge that writes no row writes no marker: the DB is the same either way,
  *     so rolling back the files is consistent too.
  *   - --online (Plex holds the DB in WAL, which cannot be switched): no super-journal; SQLite
- *     commits the files one after the other in attach order (main, blobs, then the journal DB),
+ *     commits the files one after the other in attach order (main, blobs, then the marker DB),
  *     so a present marker still proves the commit, but an absent one does not disprove it. A
  *     preupdate hook on the merge's connection keeps up to 8 "probe" rows per DB (schema, table,
  *     rowid, hash of the row before the merge, hash after, absent = no row), and the commit hook
