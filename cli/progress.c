@@ -436,6 +436,10 @@ json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
         json_array_append_new(ph, json_pack("{s:s, s:b, s:f}", "name", r->phases[i].name, "ok",
                                             r->phases[i].ok, "ms", r->phases[i].ms));
     json_object_set_new(o, "phases", ph);
+    json_object_set_new(o, "home",
+                        json_pack("{s:f, s:f, s:I}", "cpu_user_ms", r->home.cpu_user_ms,
+                                  "cpu_sys_ms", r->home.cpu_sys_ms, "max_rss_kb",
+                                  (json_int_t)r->home.max_rss_kb));
     json_object_set_new(o, "runner_status", json_integer(r->runner_status));
     json_object_set_new(o, "snapshot", json_string(r->snapshot_id));
     json_object_set_new(o, "baseline", json_string(r->baseline_id));

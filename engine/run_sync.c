@@ -37,6 +37,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -48,6 +49,7 @@
 #include "frame.h"
 #include "plexburst/plex.h"
 #include "run_int.h"
+#include "ssh.h"
 #include "statedir.h"
 #include "store.h"
 
@@ -58,6 +60,7 @@ typedef struct rx {
     pb_config *cfg;
     char plex[PATH_MAX], state[PATH_MAX], sync[PATH_MAX + 16], work[PATH_MAX + 100];
     char cloud_dir[PATH_MAX + 16], store_url[PATH_MAX + 8], agent_prog[PATH_MAX];
+    char ssh_url[1024]; /* --cloud ssh://...: cloud_dir is then the remote workdir */
     const char *runner, *stop_cmd, *start_cmd, *path_map, *libraries;
     double max_del;
     int online, zlevel;
@@ -363,9 +366,46 @@ static int on_other(const pb_frame *f, void *payload, pb_error *err)
     return error;
 }
 
+/* `--cloud ssh://...` (transfer/ssh.h, docs/ssh.md): configuration, log lines. */
+static const char *ssh_config(void *payload, const char *key)
+{
+    return pb_config_get(payload, key);
+}
+
+static void ssh_log(void *payload, const char *line)
+{
+    xlog(payload, "detail", "%s", line);
+}
+
+static int start_agent_ssh(rx *x)
+{
+    pb_ssh_agent_opts ao = {PB_SSH_AGENT_OPTS_VERSION};
+    ao.url = x->ssh_url;
+    ao.workdir = x->cloud_dir;
+    ao.store = x->store_url;
+    ao.local_exe = x->agent_prog;
+    ao.get = ssh_config;
+    ao.get_payload = x->cfg;
+    ao.cancel = chan_cancel;
+    ao.cancel_payload = x;
+    ao.log = ssh_log;
+    ao.log_payload = x;
+    xlog(x, "info", "starting the agent over SSH: %s", x->ssh_url);
+    int error = pb_ssh_agent_channel(&x->ch, &ao, x->err);
+    if (error == 0)
+        xlog(x, "detail", "host key %s; agent %s%s", ao.host_key, ao.install.path,
+             ao.install.installed ? " (installed)" : "");
+    return error;
+}
+
 static int start_agent(rx *x)
 {
     int error;
+    if (x->ssh_url[0]) {
+        if ((error = start_agent_ssh(x)) < 0)
+            return error;
+        goto started;
+    }
     char *argv[] = {x->agent_prog, "agent",      "--workdir", x->cloud_dir,
                     "--store",     x->store_url, NULL};
     pb_spawn_options so = {PB_SPAWN_OPTIONS_VERSION, -1, NULL, 60000};
@@ -374,6 +414,7 @@ static int start_agent(rx *x)
     xlog(x, "info", "starting the agent: local cloud in %s", x->cloud_dir);
     if ((error = pb_channel_spawn(&x->ch, argv, &so, x->err)) < 0)
         return error;
+started:
     pb_channel_set_cancel(x->ch, chan_cancel, x);
     if ((error = pb_frame_io_init(&x->io, x->ch, 0, x->err)) < 0)
         return error;
@@ -1410,7 +1451,19 @@ static int resolve(rx *x)
             return error;
         if (!realpath(cloud + 6, x->cloud_dir))
             return pb_error_errno(x->err, "cannot resolve the cloud dir %s", cloud + 6);
-    } else if (strncmp(cloud, "ssh://", 6) == 0 || strcmp(cloud, "scaleway") == 0) {
+    } else if (strncmp(cloud, "ssh://", 6) == 0) {
+        pb_ssh_target t;
+        if ((error = pb_ssh_url_parse(&t, cloud, x->err)) < 0)
+            return error;
+        snprintf(x->ssh_url, sizeof(x->ssh_url), "%s", cloud);
+        snprintf(x->cloud_dir, sizeof(x->cloud_dir), "%s",
+                 t.dir[0] ? t.dir : PB_SSH_DEFAULT_WORKDIR);
+        if (!opt(x, o->store, "PLEXBURST_STORE"))
+            return pb_error_set(x->err, PB_EINVALID,
+                                "--cloud %s needs a store both sides reach (--store s3://... or "
+                                "PLEXBURST_STORE)",
+                                cloud);
+    } else if (strcmp(cloud, "scaleway") == 0) {
         return pb_error_set(x->err, PB_EINVALID,
                             "--cloud %s is not supported by this build yet (use local[:DIR])",
                             cloud);
@@ -1419,7 +1472,7 @@ static int resolve(rx *x)
                             cloud);
     }
     size_t pl = strlen(x->plex);
-    if (strncmp(x->cloud_dir, x->plex, pl) == 0 && (x->cloud_dir[pl] == '/' || !x->cloud_dir[pl]))
+    if (!x->ssh_url[0] && strncmp(x->cloud_dir, x->plex, pl) == 0 && (x->cloud_dir[pl] == '/' || !x->cloud_dir[pl]))
         return pb_error_set(x->err, PB_EINVALID, "the cloud dir %s is inside the Plex data dir",
                             x->cloud_dir);
     const char *store = opt(x, o->store, "PLEXBURST_STORE");
@@ -1535,6 +1588,12 @@ done:
     if (x->store) {
         out->bytes.up += x->store->bytes_put;
         out->bytes.down += x->store->bytes_got;
+    }
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) == 0) {
+        out->home.cpu_user_ms = (double)ru.ru_utime.tv_sec * 1e3 + ru.ru_utime.tv_usec / 1e3;
+        out->home.cpu_sys_ms = (double)ru.ru_stime.tv_sec * 1e3 + ru.ru_stime.tv_usec / 1e3;
+        out->home.max_rss_kb = (uint64_t)ru.ru_maxrss;
     }
     tally(x);
     out->bytes.control -= out->bytes.control >= x->list_bytes + x->answer_bytes

@@ -147,6 +147,10 @@ typedef struct pb_run_result {
     struct {
         uint64_t accounts, settings, views; /* bootstrap: home user state carried over */
     } carried;
+    struct {
+        double cpu_user_ms, cpu_sys_ms; /* this (home) process, the agent not included */
+        uint64_t max_rss_kb;            /* its peak resident set */
+    } home;
 } pb_run_result;
 
 /**
