@@ -62,6 +62,8 @@ typedef struct validator {
     uint64_t group_changes;
     uint64_t group_start;
     uint8_t *def_old, *def_new; /* per column: value defined */
+    uint8_t *hdr_pk;            /* PK bytes of the header being read */
+    char *hdr_name;             /* its name, MAX_NAME + 1 bytes */
     pb_changeset_summary sum;
 } validator;
 
@@ -231,9 +233,9 @@ static int read_header(validator *v, int kind, uint64_t at)
 {
     int error, c;
     uint64_t ncol;
-    char name[MAX_NAME + 1];
+    char *name = v->hdr_name;
     size_t nlen = 0;
-    uint8_t pk[MAX_COLUMNS];
+    uint8_t *pk = v->hdr_pk;
     unsigned npk = 0;
     char msg[160];
 
@@ -415,7 +417,9 @@ int pb_changeset_validate(pb_changeset_summary *out, pb_input_fn in, void *in_pa
     v.r.buf = malloc(PB_SQLDIFF_CHUNK);
     v.def_old = malloc(MAX_COLUMNS);
     v.def_new = malloc(MAX_COLUMNS);
-    if (!v.r.buf || !v.def_old || !v.def_new) {
+    v.hdr_pk = malloc(MAX_COLUMNS);
+    v.hdr_name = malloc(MAX_NAME + 1);
+    if (!v.r.buf || !v.def_old || !v.def_new || !v.hdr_pk || !v.hdr_name) {
         error = pb_error_set(err, PB_ENOMEM, "changeset: out of memory");
         goto done;
     }
@@ -472,6 +476,8 @@ done:
     free(v.r.buf);
     free(v.def_old);
     free(v.def_new);
+    free(v.hdr_pk);
+    free(v.hdr_name);
     return error;
 }
 

@@ -231,7 +231,7 @@ static int advance_pk(tdiff *d, side *s)
             if ((error = pb_rowsrc__next(&s->src, d->err)) < 0 || s->src.eof)
                 return error;
             const uint8_t *y = field_at(&s->src.row, d->t->pkcol[0]);
-            if (y[0] == PB_REC_INT) /* integers sort after NULL, before reals > them */
+            if (y[0] == PB_REC_INT)
                 return be64_signed(y + 1) > prev ? 0 : order_error(d, s);
             pb_val a = {PB_REC_INT, prev, 0, NULL, 0}, b;
             pb_rec__decode(y, &b);

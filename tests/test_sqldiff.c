@@ -193,6 +193,14 @@ static int cmp_str(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static int vec_has(const strvec *l, const char *s)
+{
+    for (size_t i = 0; i < l->n; i++)
+        if (strcmp(l->v[i], s) == 0)
+            return 1;
+    return 0;
+}
+
 static void vec_free(strvec *l)
 {
     for (size_t i = 0; i < l->n; i++)
@@ -597,6 +605,15 @@ static int in_list(const char *t, const char *const *list)
     return 0;
 }
 
+/* Byte inequality of two text/blob values (empty ones have NULL pointers). */
+static int bytes_differ(sqlite3_value *a, sqlite3_value *b)
+{
+    int n = sqlite3_value_bytes(a);
+    if (n != sqlite3_value_bytes(b))
+        return 1;
+    return n > 0 && memcmp(sqlite3_value_blob(a), sqlite3_value_blob(b), (size_t)n) != 0;
+}
+
 static int val_type(sqlite3_value *v)
 {
     return v ? sqlite3_value_type(v) : -1;
@@ -627,8 +644,7 @@ static int sql_differs(sqlite3_value *a, sqlite3_value *b)
         }
         return sqlite3_value_double(a) != sqlite3_value_double(b);
     }
-    return sqlite3_value_bytes(a) != sqlite3_value_bytes(b) ||
-           memcmp(sqlite3_value_blob(a), sqlite3_value_blob(b), (size_t)sqlite3_value_bytes(a));
+    return bytes_differ(a, b);
 }
 
 /* The session module's per-column test: other type, or other value (reals with ==). */
@@ -645,8 +661,7 @@ static int session_changed(sqlite3_value *a, sqlite3_value *b)
     case SQLITE_FLOAT:
         return sqlite3_value_double(a) != sqlite3_value_double(b);
     default:
-        return sqlite3_value_bytes(a) != sqlite3_value_bytes(b) ||
-               memcmp(sqlite3_value_blob(a), sqlite3_value_blob(b), (size_t)sqlite3_value_bytes(a));
+        return bytes_differ(a, b);
     }
 }
 
@@ -750,7 +765,7 @@ typedef struct apply_ctx {
 
 static int filter_pk_tables(void *p, const char *tab)
 {
-    return !in_list(tab, (const char *const *)((apply_ctx *)p)->multiset.v);
+    return !vec_has(&((apply_ctx *)p)->multiset, tab);
 }
 
 static int on_conflict(void *p, int reason, sqlite3_changeset_iter *it)
@@ -782,7 +797,7 @@ static void apply_multiset(sqlite3 *db, const void *cs, size_t n, apply_ctx *ctx
         const char *tab;
         int ncol, op, ind;
         assert_int_equal(sqlite3changeset_op(it, &tab, &ncol, &op, &ind), SQLITE_OK);
-        if (!in_list(tab, (const char *const *)ctx->multiset.v))
+        if (!vec_has(&ctx->multiset, tab))
             continue;
         assert_int_not_equal(op, SQLITE_UPDATE);
         sqlite3_str *q = sqlite3_str_new(db);
@@ -866,7 +881,7 @@ static void apply_changeset(const char *path, const void *cs, size_t n)
         unsigned char *pk;
         sqlite3changeset_op(it, &tab, &ncol, &op, &ind);
         sqlite3changeset_pk(it, &pk, NULL);
-        if (in_list(tab, (const char *const *)ctx.multiset.v))
+        if (vec_has(&ctx.multiset, tab))
             continue;
         char *sql = sqlite3_mprintf("SELECT pk FROM pragma_table_info(%Q)", tab);
         sqlite3_stmt *st = NULL;
@@ -886,8 +901,6 @@ static void apply_changeset(const char *path, const void *cs, size_t n)
         }
     }
     assert_int_equal(sqlite3changeset_finalize(it), SQLITE_OK);
-    vec_push(&ctx.multiset, NULL); /* NULL-terminated for in_list */
-    ctx.multiset.n--;
     exec(db, "BEGIN");
     int rc = sqlite3changeset_apply(db, (int)n, (void *)cs, filter_pk_tables, on_conflict, &ctx);
     if (rc != SQLITE_OK)
