@@ -71,10 +71,16 @@ int pb_fingerprint_synced(const char *relpath)
             t = i;
     if (t < 0)
         return 0;
+    /* files an apply is staging are never part of the tree (engine/apply.c) */
+    for (const char *c = relpath; (c = strstr(c, ".pb-stage-")) != NULL; c++)
+        if (c == relpath || c[-1] == '/')
+            return 0;
     if (t != 2 || !slash)
         return 1;
-    /* Plug-in Support: no SQLite journals anywhere; no DBs, DB backups or our backups in
-     * Databases/ */
+    /* Plug-in Support: no plug-in HTTP caches (regenerable); no SQLite journals anywhere; no
+     * DBs, DB backups or our backups in Databases/ */
+    if (strcmp(slash + 1, "Caches") == 0 || strncmp(slash + 1, "Caches/", 7) == 0)
+        return 0;
     int in_db = strncmp(slash + 1, "Databases/", 10) == 0;
     for (const char *c = slash + 1; *c;) {
         const char *e = strchr(c, '/');

@@ -133,7 +133,9 @@ static void test_rule(void **state)
                         "Plug-in Support/Databases/Music Analysis 1/a.dat",
                         "Plug-in Support/Metadata Combination/x",
                         "Metadata/x.db",
-                        "Metadata/y-wal"};
+                        "Metadata/y-wal",
+                        "Metadata/x.pb-stage-1",
+                        "Plug-in Support/Caches2/x"};
     const char *out[] = {"Preferences.xml",
                          "Cache",
                          "Cache/Transcode/x",
@@ -158,7 +160,11 @@ static void test_rule(void **state)
                          "Plug-in Support/Databases/plexburst-backups/x.db.zst",
                          "Plug-in Support/Databases/Music Analysis 1/m.db",
                          "Plug-in Support/Data/x/cache.sqlite-wal",
-                         "Plug-in Support/Data/x/j-journal"};
+                         "Plug-in Support/Data/x/j-journal",
+                         "Plug-in Support/Caches",
+                         "Plug-in Support/Caches/com.plexapp.agents.x/HTTP.system/y",
+                         "Metadata/Movies/a/b.bundle/Contents/.pb-stage-7-12",
+                         ".pb-stage-1-1"};
     for (size_t i = 0; i < sizeof(in) / sizeof(in[0]); i++)
         assert_int_equal(pb_fingerprint_synced(in[i]), 1);
     for (size_t i = 0; i < sizeof(out) / sizeof(out[0]); i++) {
