@@ -401,7 +401,9 @@ static int do_run(agent *a, json_t *msg, pb_error *err)
         return pb_error_set(err, PB_EINVALID, "RUN: no runner command");
     if ((error = pb_runner_expand(&expanded, cmd, a->plex, a->mkplex, err)) < 0)
         return error;
-    alog(a, "info", "runner: %s", expanded);
+    char shown[2048];
+    pb_runner_redact(shown, sizeof(shown), expanded);
+    alog(a, "info", "runner: %s", shown);
     pb_runner_io rio = {on_line, a->o->in_fd, on_watch, a};
     error = pb_runner_command(&status, expanded, a->plex, &rio, err);
     free(expanded);

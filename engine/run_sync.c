@@ -203,8 +203,6 @@ static void phase_begin(rx *x, const char *name)
 static int phase_end(rx *x, int rc)
 {
     pb_run_result *r = x->r;
-    if (rc >= 0 && cancelled(x))
-        rc = pb_error_set(x->err, PB_ECANCELLED, "cancelled (Ctrl-C)");
     double ms = pb_run__now_ms() - x->pt0;
     if (r->nphases) {
         r->phases[r->nphases - 1].ok = rc >= 0;
@@ -224,10 +222,21 @@ static int phase_end(rx *x, int rc)
     return rc < 0 ? rc : 0;
 }
 
+/* A cancellation is honoured between phases (and inside the transfers and the agent's steps,
+ * through the hooks); an APPLY that started runs to its end, and FINALIZE after it. */
+static int may_start(rx *x, const char *name)
+{
+    if (strcmp(name, "FINALIZE") != 0 && cancelled(x))
+        return pb_error_set(x->err, PB_ECANCELLED, "cancelled (Ctrl-C) before %s", name);
+    return 0;
+}
+
 #define PHASE(x, name, call)                                                                       \
     do {                                                                                           \
         phase_begin((x), (name));                                                                  \
-        int phase_rc_ = (call);                                                                    \
+        int phase_rc_ = may_start((x), (name));                                                    \
+        if (phase_rc_ == 0)                                                                        \
+            phase_rc_ = (call);                                                                    \
         if ((error = phase_end((x), phase_rc_)) < 0)                                               \
             goto done;                                                                             \
     } while (0)
@@ -379,7 +388,8 @@ static void ssh_log(void *payload, const char *line)
 
 static int start_agent_ssh(rx *x)
 {
-    pb_ssh_agent_opts ao = {PB_SSH_AGENT_OPTS_VERSION};
+    pb_ssh_agent_opts ao;
+    pb_ssh_agent_opts_init(&ao);
     ao.url = x->ssh_url;
     ao.workdir = x->cloud_dir;
     ao.store = x->store_url;
@@ -398,23 +408,23 @@ static int start_agent_ssh(rx *x)
     return error;
 }
 
-static int start_agent(rx *x)
+static int start_agent_local(rx *x)
 {
     int error;
-    if (x->ssh_url[0]) {
-        if ((error = start_agent_ssh(x)) < 0)
-            return error;
-        goto started;
-    }
     char *argv[] = {x->agent_prog, "agent",      "--workdir", x->cloud_dir,
                     "--store",     x->store_url, NULL};
     pb_spawn_options so = {PB_SPAWN_OPTIONS_VERSION, -1, NULL, 60000};
     if ((error = pb_run__mkdirs(x->cloud_dir, x->err)) < 0)
         return error;
     xlog(x, "info", "starting the agent: local cloud in %s", x->cloud_dir);
-    if ((error = pb_channel_spawn(&x->ch, argv, &so, x->err)) < 0)
+    return pb_channel_spawn(&x->ch, argv, &so, x->err);
+}
+
+static int start_agent(rx *x)
+{
+    int error = x->ssh_url[0] ? start_agent_ssh(x) : start_agent_local(x);
+    if (error < 0)
         return error;
-started:
     pb_channel_set_cancel(x->ch, chan_cancel, x);
     if ((error = pb_frame_io_init(&x->io, x->ch, 0, x->err)) < 0)
         return error;
@@ -1472,7 +1482,8 @@ static int resolve(rx *x)
                             cloud);
     }
     size_t pl = strlen(x->plex);
-    if (!x->ssh_url[0] && strncmp(x->cloud_dir, x->plex, pl) == 0 && (x->cloud_dir[pl] == '/' || !x->cloud_dir[pl]))
+    if (!x->ssh_url[0] && strncmp(x->cloud_dir, x->plex, pl) == 0 &&
+        (x->cloud_dir[pl] == '/' || !x->cloud_dir[pl]))
         return pb_error_set(x->err, PB_EINVALID, "the cloud dir %s is inside the Plex data dir",
                             x->cloud_dir);
     const char *store = opt(x, o->store, "PLEXBURST_STORE");

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -91,6 +92,59 @@ int pb_runner_expand(char **out, const char *cmdline, const char *plex_dir, cons
     buf[n] = '\0';
     *out = buf;
     return 0;
+}
+
+static int secret_word(const char *s, size_t n)
+{
+    static const char *const words[] = {"token",      "secret",     "password",
+                                        "passphrase", "access_key", "passwd"};
+    for (size_t w = 0; w < sizeof(words) / sizeof(*words); w++) {
+        size_t wl = strlen(words[w]);
+        for (size_t i = 0; i + wl <= n; i++)
+            if (strncasecmp(s + i, words[w], wl) == 0)
+                return 1;
+    }
+    return 0;
+}
+
+void pb_runner_redact(char *out, size_t cap, const char *cmdline)
+{
+    size_t n = 0;
+    int mask_next = 0;
+    const char *p = cmdline;
+    if (!cap)
+        return;
+#define PUT(str, len)                                                                              \
+    do {                                                                                           \
+        size_t l_ = (len);                                                                         \
+        if (n + l_ >= cap)                                                                         \
+            l_ = cap - 1 - n;                                                                      \
+        memcpy(out + n, (str), l_);                                                                \
+        n += l_;                                                                                   \
+    } while (0)
+    while (*p) {
+        size_t sp = strspn(p, " \t");
+        PUT(p, sp);
+        p += sp;
+        size_t wl = strcspn(p, " \t");
+        if (!wl)
+            break;
+        const char *eq = memchr(p, '=', wl);
+        if (mask_next) {
+            PUT("<secret>", 8);
+            mask_next = 0;
+        } else if (eq && secret_word(p, (size_t)(eq - p))) {
+            PUT(p, (size_t)(eq - p) + 1);
+            PUT("<secret>", 8);
+        } else {
+            PUT(p, wl);
+            if (wl > 2 && p[0] == '-' && secret_word(p, wl) && !eq)
+                mask_next = 1;
+        }
+        p += wl;
+    }
+#undef PUT
+    out[n] = '\0';
 }
 
 int pb_runner_default_mkplex(char *out, size_t cap)

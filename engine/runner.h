@@ -37,6 +37,14 @@ int pb_runner_expand(char **out, const char *cmdline, const char *plex_dir, cons
 int pb_runner_command(int *status, const char *expanded, const char *plex_dir,
                       const pb_runner_io *io, pb_error *err);
 
+/**
+ * A copy of a command line fit for logs: values of `KEY=value` words whose key names a secret
+ * (TOKEN, SECRET, PASSWORD, PASSPHRASE, ACCESS_KEY, case-insensitive; URL query parameters
+ * included) and the word after --token / --password / --secret / --passphrase are replaced by
+ * `<secret>`. Writes at most cap bytes (NUL included).
+ */
+void pb_runner_redact(char *out, size_t cap, const char *cmdline);
+
 /** The mkplex beside this executable (dirname(/proc/self/exe)/mkplex) or PLEXBURST_MKPLEX. */
 int pb_runner_default_mkplex(char *out, size_t cap);
 

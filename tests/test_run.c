@@ -334,6 +334,46 @@ static void test_failures(void **state)
     assert_int_equal(mkplex("analyze", oracle, 9), 0);
     assert_equal_library(home, oracle);
 
+    /* Ctrl-C during the analysis: a clean stop (exit 4), the agent and its runner gone, home
+     * untouched, and the next sync rolls the run back */
+    tu_sh("rm -rf '%s' && cp -a '%s' '%s'", before, home, before);
+    char pid[64] = "";
+    assert_int_equal(tu_sh("cd '%s' && ( '%s' sync --plex-dir '%s' --runner 'sleep 60' --json "
+                           ">int.json 2>int.err & echo $! >int.pid; wait $!; echo $? >int.rc ) "
+                           ">/dev/null 2>&1 &",
+                           dir, pb, home),
+                     0);
+    int waited = 0;
+    while (tu_sh("test -s '%s/int.pid'", dir) != 0 && waited++ < 100)
+        usleep(50000);
+    tu_sh_out(pid, sizeof(pid), "cat '%s/int.pid'", dir);
+    assert_true(atoi(pid) > 0);
+    char cur[4300];
+    snprintf(cur, sizeof(cur), "%s.plexburst/sync/current.json", home);
+    waited = 0;
+    while (tu_sh("grep -q injected '%s' 2>/dev/null", cur) != 0 && waited++ < 300)
+        usleep(100000);
+    assert_true(waited < 300);
+    usleep(300000);
+    assert_int_equal(tu_sh("kill -INT %d", atoi(pid)), 0);
+    waited = 0;
+    while (tu_sh("test -s '%s/int.rc'", dir) != 0 && waited++ < 300)
+        usleep(100000);
+    assert_true(waited < 300);
+    char rcs[16] = "";
+    tu_sh_out(rcs, sizeof(rcs), "cat '%s/int.rc'", dir);
+    print_message("Ctrl-C during the analysis: exit %d after %.1f s\n", atoi(rcs), waited / 10.0);
+    assert_int_equal(atoi(rcs), 4);
+    assert_int_equal(tu_sh("grep -q '\"cancelled\\|ECANCELLED\\|cancelled' '%s/int.json'", dir), 0);
+    /* no agent or runner of this run survives */
+    usleep(500000);
+    assert_int_equal(tu_sh("pgrep -f '[a]gent --workdir %s.plexburst' >/dev/null", home), 1);
+    assert_int_equal(tu_sh("for p in $(pgrep -x sleep); do readlink /proc/$p/cwd; done | grep -q "
+                           "'%s.plexburst/cloud'",
+                           home),
+                     1);
+    assert_equal_library(home, before);
+
     /* usage errors: exit 2 */
     assert_int_equal(tu_sh("'%s' sync --bogus >/dev/null 2>&1", pb), 2);
     assert_int_equal(tu_sh("'%s' sync --plex-dir '%s' --cloud ftp://x --runner true >/dev/null "

@@ -1,0 +1,192 @@
+/*
+ * test_run_units.c: the small pieces of the runs: `.env` configuration and the environment
+ * (engine/config.h), plex_libraries.json, the command runner (substitution with shell quoting,
+ * line relay, exit status, a stop through the watched fd, secrets masked in logs).
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "runner.h"
+#include "testutil.h"
+
+static char dir[4096];
+
+static void write_file(const char *name, const char *text, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_config(void **state)
+{
+    (void)state;
+    char path[4200];
+    pb_error err = PB_ERROR_INIT;
+    pb_config *c = NULL;
+    write_file("a.env",
+               "# plexburst configuration\n"
+               "PLEXBURST_PLEX_DIR=/srv/plex   # trailing comment\n"
+               "export PLEXBURST_RUNNER='mkplex analyze --dir {plex_dir} # not a comment'\n"
+               "PLEXBURST_PLEX_STOP_CMD=\"systemctl stop \\\"plex\\\"\"\n"
+               "PLEXBURST_S3_SECRET=hunter2\n"
+               "\n"
+               "PLEXBURST_MAX_DELETE_PCT=10\n"
+               "PLEXBURST_MAX_DELETE_PCT=12\n",
+               path, sizeof(path));
+    unsetenv("PLEXBURST_PLEX_DIR");
+    assert_int_equal(pb_config_load(&c, path, &err), 0);
+    assert_string_equal(pb_config_get(c, "PLEXBURST_PLEX_DIR"), "/srv/plex");
+    assert_string_equal(pb_config_get(c, "PLEXBURST_RUNNER"),
+                        "mkplex analyze --dir {plex_dir} # not a comment");
+    assert_string_equal(pb_config_get(c, "PLEXBURST_PLEX_STOP_CMD"), "systemctl stop \"plex\"");
+    assert_string_equal(pb_config_get(c, "PLEXBURST_MAX_DELETE_PCT"), "12");
+    assert_null(pb_config_get(c, "PLEXBURST_NOPE"));
+    /* the environment wins over the file */
+    setenv("PLEXBURST_PLEX_DIR", "/from/env", 1);
+    assert_string_equal(pb_config_get(c, "PLEXBURST_PLEX_DIR"), "/from/env");
+    unsetenv("PLEXBURST_PLEX_DIR");
+    /* secrets never shown */
+    char line[2048];
+    pb_config_describe(c, line, sizeof(line));
+    assert_null(strstr(line, "hunter2"));
+    assert_non_null(strstr(line, "PLEXBURST_S3_SECRET=<secret>"));
+    assert_true(pb_config_is_secret("AWS_SECRET_ACCESS_KEY"));
+    assert_false(pb_config_is_secret("PLEXBURST_STORE"));
+    pb_config_free(c);
+
+    /* bad lines name the file and line */
+    write_file("b.env", "OK=1\nthis is not an assignment\n", path, sizeof(path));
+    assert_int_equal(pb_config_load(&c, path, &err), PB_EINVALID);
+    assert_non_null(strstr(err.msg, "b.env:2"));
+    pb_error_clear(&err);
+    write_file("c.env", "A=\"open\n", path, sizeof(path));
+    assert_int_equal(pb_config_load(&c, path, &err), PB_EINVALID);
+    assert_non_null(strstr(err.msg, "unterminated"));
+    pb_error_clear(&err);
+    assert_int_equal(pb_config_load(&c, "/nonexistent/.env", &err), PB_ENOTFOUND);
+    /* no file: the environment only */
+    assert_int_equal(pb_config_load(&c, NULL, &err), 0);
+    setenv("PLEXBURST_CLOUD", "local:/x", 1);
+    assert_string_equal(pb_config_get(c, "PLEXBURST_CLOUD"), "local:/x");
+    unsetenv("PLEXBURST_CLOUD");
+    pb_config_free(c);
+}
+
+static void test_libraries(void **state)
+{
+    (void)state;
+    char path[4200];
+    pb_error err = PB_ERROR_INIT;
+    pb_plex_library *l = NULL;
+    size_t n = 0;
+    write_file("libs.json",
+               "{\"libraries\": [{\"name\": \"Movies\", \"type\": \"movie\", \"locations\": "
+               "[\"/data/movies\", \"/data/4k\"], \"agent\": \"tv.plex.agents.movie\"},"
+               "{\"name\": \"Music\", \"type\": \"artist\", \"location\": \"/data/music\"}]}",
+               path, sizeof(path));
+    assert_int_equal(pb_plex_libraries_load(&l, &n, path, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0].name, "Movies");
+    assert_int_equal(l[0].nlocations, 2);
+    assert_string_equal(l[0].locations[1], "/data/4k");
+    assert_string_equal(l[1].locations[0], "/data/music");
+    free(l);
+    write_file("bad.json", "[{\"name\": \"X\", \"type\": \"movie\"}]", path, sizeof(path));
+    assert_int_equal(pb_plex_libraries_load(&l, &n, path, &err), PB_EINVALID);
+    assert_non_null(strstr(err.msg, "no locations"));
+    pb_error_clear(&err);
+    write_file("bad2.json", "{\"libraries\": 3", path, sizeof(path));
+    assert_int_equal(pb_plex_libraries_load(&l, &n, path, &err), PB_EINVALID);
+}
+
+typedef struct lines {
+    int n;
+    char last[256];
+    char all[4096];
+} lines;
+
+static void on_line(const char *text, void *payload)
+{
+    lines *l = payload;
+    l->n++;
+    snprintf(l->last, sizeof(l->last), "%s", text);
+    strncat(l->all, text, sizeof(l->all) - strlen(l->all) - 2);
+    strcat(l->all, "|");
+}
+
+static int stop_now(void *payload)
+{
+    (void)payload;
+    return 1;
+}
+
+static void test_runner(void **state)
+{
+    (void)state;
+    pb_error err = PB_ERROR_INIT;
+    char *x = NULL;
+    assert_int_equal(pb_runner_expand(&x, "{mkplex} analyze --dir {plex_dir} {other}", "/a b/it's",
+                                      "/bin/mk", &err),
+                     0);
+    assert_string_equal(x, "'/bin/mk' analyze --dir '/a b/it'\\''s' {other}");
+    free(x);
+    assert_int_equal(pb_runner_expand(&x, "{mkplex} init", "/p", NULL, &err), PB_ENOTFOUND);
+
+    /* output relayed line by line (stdout and stderr), the exit status kept, in plex_dir */
+    lines l = {0};
+    pb_runner_io io = {on_line, -1, NULL, &l};
+    int status = -1;
+    assert_int_equal(pb_runner_command(&status,
+                                       "echo one; echo two >&2; printf 'no newline'; "
+                                       "test \"$PWD\" = \"$PLEX_DIR\" || echo wrongdir; exit 5",
+                                       dir, &io, &err),
+                     0);
+    assert_int_equal(status, 5);
+    assert_int_equal(l.n, 3);
+    assert_string_equal(l.all, "one|two|no newline|");
+
+    /* a watched fd that becomes readable stops the whole process group */
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    pb_runner_io io2 = {on_line, p[0], stop_now, &l};
+    double t0 = (double)time(NULL);
+    pb_error_clear(&err);
+    assert_int_equal(pb_runner_command(&status, "sleep 30 & sleep 30; echo late", dir, &io2, &err),
+                     PB_ECANCELLED);
+    assert_true((double)time(NULL) - t0 < 10);
+    close(p[0]);
+    close(p[1]);
+
+    /* secrets masked in what is logged */
+    char shown[512];
+    pb_runner_redact(shown, sizeof(shown),
+                     "curl -s 'http://h:32400/library?X-Plex-Token=abc123' PLEX_TOKEN=zz "
+                     "--password hunter2 --dir /x");
+    print_message("redacted: %s\n", shown);
+    assert_null(strstr(shown, "abc123"));
+    assert_null(strstr(shown, "zz "));
+    assert_null(strstr(shown, "hunter2"));
+    assert_non_null(strstr(shown, "--dir /x"));
+}
+
+int main(void)
+{
+    snprintf(dir, sizeof(dir), "%s", tu_tmpdir("runu"));
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_config),
+        cmocka_unit_test(test_libraries),
+        cmocka_unit_test(test_runner),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    tu_sh("rm -rf '%s'", dir);
+    return rc;
+}
