@@ -314,3 +314,60 @@ const char *pb_channel_ssh_stderr(pb_channel *ch)
         return "";
     return ((ssh_channel *)ch)->tail;
 }
+
+/* ---------------------------------------------------------------------------------------- */
+/* The agent over SSH in one call                                                             */
+
+void pb_ssh_agent_opts_init(pb_ssh_agent_opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->version = PB_SSH_AGENT_OPTS_VERSION;
+}
+
+int pb_ssh_agent_channel(pb_channel **out, pb_ssh_agent_opts *o, pb_error *err)
+{
+    int error = 0;
+    pb_ssh *s = NULL;
+    pb_ssh_target t;
+    pb_ssh_options so;
+    char dir[4096], prog[4200], qprog[8500], qdir[8300], qstore[8300], cmd[26000];
+    *out = NULL;
+    if (!o || o->version != PB_SSH_AGENT_OPTS_VERSION || !o->url)
+        return pb_error_set(err, PB_EINVALID, "ssh: bad agent options");
+    if ((error = pb_ssh_url_parse(&t, o->url, err)) < 0)
+        return error;
+    pb_ssh_options_init(&so);
+    if ((error = pb_ssh_options_configure(&so, &t, o->get, o->get_payload, err)) < 0)
+        return error;
+    if (o->accept_new_host_key)
+        so.tofu = 1;
+    so.cancel = o->cancel;
+    so.cancel_payload = o->cancel_payload;
+    so.log = o->log;
+    so.log_payload = o->log_payload;
+    snprintf(dir, sizeof(dir), "%s",
+             o->workdir && *o->workdir ? o->workdir
+             : t.dir[0]                ? t.dir
+                                       : PB_SSH_DEFAULT_WORKDIR);
+    snprintf(prog, sizeof(prog), "%s/bin/plexburst", dir);
+    if ((error = pb_ssh_connect(&s, &so, err)) < 0)
+        return error;
+    snprintf(o->host_key, sizeof(o->host_key), "%s", pb_ssh_host_key(s));
+    if ((error = pb_ssh_agent_install(&o->install, s, o->local_exe, prog, NULL, err)) < 0)
+        goto done;
+    if (pb_ssh_quote(qprog, sizeof(qprog), o->install.path) < 0 ||
+        pb_ssh_quote(qdir, sizeof(qdir), dir) < 0 ||
+        (o->store && pb_ssh_quote(qstore, sizeof(qstore), o->store) < 0)) {
+        error = pb_error_set(err, PB_EINVALID, "ssh: remote paths too long");
+        goto done;
+    }
+    snprintf(cmd, sizeof(cmd), "exec %s agent --workdir %s%s%s", qprog, qdir,
+             o->store ? " --store " : "", o->store ? qstore : "");
+    if ((error = pb_channel_ssh_new(
+             out, s, 1, cmd, o->close_timeout_ms > 0 ? o->close_timeout_ms : 60000, err)) < 0)
+        goto done;
+    s = NULL; /* the channel owns it */
+done:
+    pb_ssh_free(s);
+    return error;
+}

@@ -272,4 +272,45 @@ pb_ssh *pb_channel_ssh_session(pb_channel *ch);
 /** The remote's last stderr bytes of an `ssh` channel ("" when none or another kind). */
 const char *pb_channel_ssh_stderr(pb_channel *ch);
 
+/* ---------------------------------------------------------------------------------------- */
+/* `--cloud ssh://...`: the agent over SSH in one call (for engine/run_sync.c)                */
+
+/** The remote --workdir when the URL names no directory (home-relative). */
+#define PB_SSH_DEFAULT_WORKDIR ".local/share/plexburst/cloud"
+
+typedef struct pb_ssh_agent_opts {
+    unsigned version;      /* PB_SSH_AGENT_OPTS_VERSION */
+    const char *url;       /* ssh://user@host[:port][/dir] (required) */
+    const char *workdir;   /* the remote --workdir (NULL: the URL's dir, else the default) */
+    const char *store;     /* the agent's --store as the remote sees it (NULL: none) */
+    const char *local_exe; /* the build to install there (NULL: /proc/self/exe) */
+    pb_ssh_getter get;     /* configuration (NULL: getenv); see pb_ssh_options_configure */
+    void *get_payload;
+    int accept_new_host_key; /* --accept-new-host-key: TOFU for this run */
+    int close_timeout_ms;    /* the channel's close() (0: 60000) */
+    int (*cancel)(void *);   /* optional */
+    void *cancel_payload;
+    void (*log)(void *payload, const char *line); /* optional: install, reconnects, stderr */
+    void *log_payload;
+    /* OUT */
+    pb_ssh_install install; /* where the agent is and whether it was uploaded */
+    char host_key[160];     /* "ssh-ed25519 SHA256:..." */
+} pb_ssh_agent_opts;
+
+#define PB_SSH_AGENT_OPTS_VERSION 1
+
+/** Zeroes `o` and sets the version. */
+void pb_ssh_agent_opts_init(pb_ssh_agent_opts *o);
+
+/**
+ * Connects to the URL's host (configuration names of docs/ssh.md), installs this build as
+ * `<workdir>/bin/plexburst` when it is missing or another version (pb_ssh_agent_install), and
+ * starts `plexburst agent --workdir <workdir> [--store <store>]` there on an `ssh` channel that
+ * owns its session. After a PB_ENET from the channel, pb_channel_ssh_reconnect() starts a new
+ * agent on a new connection (the caller then says HELLO again and resumes; docs/ssh.md).
+ * @return 0; PB_EINVALID (URL, configuration); PB_EAUTH (host key, credentials); PB_ENET;
+ *         PB_EREFUSED (the build does not run there); PB_ECANCELLED.
+ */
+int pb_ssh_agent_channel(pb_channel **out, pb_ssh_agent_opts *o, pb_error *err);
+
 #endif

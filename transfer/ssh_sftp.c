@@ -421,6 +421,14 @@ int pb_ssh_get_file(pb_ssh *s, const char *remote, const char *local, pb_ssh_xfe
         x = &xd;
     x->resumed_from = x->bytes_moved = 0;
     x->reconnects = 0;
+    /* The remote file first: a missing one leaves the local file untouched. */
+    uint64_t rsize = 0;
+    pb_error e = PB_ERROR_INIT;
+    error = pb_ssh_stat_size(s, remote, &rsize, &e);
+    if (error < 0 && (error = recover(s, x, &e, "a download", err)) == 0)
+        error = pb_ssh_stat_size(s, remote, &rsize, err);
+    if (error < 0)
+        return error;
     int fd = open(local, O_WRONLY | O_CREAT | O_CLOEXEC | (x->resume ? 0 : O_TRUNC), 0600);
     if (fd < 0)
         return pb_error_errno(err, "ssh: cannot create %s", local);
@@ -432,20 +440,11 @@ int pb_ssh_get_file(pb_ssh *s, const char *remote, const char *local, pb_ssh_xfe
             goto done;
         }
         start = (uint64_t)st.st_size;
-        uint64_t rsize = 0;
-        if (start > 0) {
-            pb_error e = PB_ERROR_INIT;
-            error = pb_ssh_stat_size(s, remote, &rsize, &e);
-            if (error < 0 && (error = recover(s, x, &e, "a download", err)) == 0)
-                error = pb_ssh_stat_size(s, remote, &rsize, err);
-            if (error < 0)
+        if (start > rsize) { /* not a prefix of the remote file: start over */
+            start = 0;
+            if (ftruncate(fd, 0) != 0) {
+                error = pb_error_errno(err, "ssh: cannot truncate %s", local);
                 goto done;
-            if (start > rsize) { /* not a prefix of the remote file: start over */
-                start = 0;
-                if (ftruncate(fd, 0) != 0) {
-                    error = pb_error_errno(err, "ssh: cannot truncate %s", local);
-                    goto done;
-                }
             }
         }
     }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# bench_ssh.sh: SSH bulk transfer of plexburst (SFTP through transfer/ssh.h, driven by the
+# bench_ssh binary) against scp, to and from the same loopback sshd (scripts/ssh-test-server),
+# measured in one run with the two alternating so both see the same machine load.
+# Target (issue 6): plexburst >= 70 % of scp's throughput in each direction for a 1 GB file.
+# Role: benchmark on demand, never in CI. Prerequisites: a build with bench_ssh
+# (cmake --build BUILD --target bench_ssh), openssh-server/-client (installed by the server
+# script when missing and root).
+#
+#   bench/bench_ssh.sh [SIZE_MB (1024)] [ROUNDS (3)]
+# Environment: PB_BUILD_DIR (default ./build), BENCH_DIR (scratch; default /dev/shm when it has
+# room, so that disks do not blur the transport), BENCH_BUFFER (bytes in flight, default the
+# library's), BENCH_CAT=1 (also the exec-channel `cat` path).
+set -euo pipefail
+
+size_mb=${1:-1024}
+rounds=${2:-3}
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${PB_BUILD_DIR:-$here/build}
+bin=$build/bench_ssh
+[ -x "$bin" ] || { echo "bench_ssh: build it first: cmake --build $build --target bench_ssh" >&2; exit 2; }
+
+if [ -z "${BENCH_DIR:-}" ]; then
+  free_kb=$(df -Pk /dev/shm 2>/dev/null | awk 'NR==2 {print $4}')
+  if [ -n "$free_kb" ] && [ "$free_kb" -gt $((size_mb * 1024 * 4)) ]; then
+    BENCH_DIR=/dev/shm
+  else
+    BENCH_DIR=${TMPDIR:-/tmp}
+  fi
+fi
+work=$(mktemp -d "$BENCH_DIR/pb-bench-ssh.XXXXXX")
+srv=$(mktemp -d "${TMPDIR:-/tmp}/pb-bench-sshd.XXXXXX")
+cleanup() {
+  "$here/scripts/ssh-test-server" stop "$srv" || true
+  rm -rf "$work" "$srv"
+}
+trap cleanup EXIT
+
+port=$("$here/scripts/ssh-test-server" start "$srv")
+key=$srv/client_ed25519
+kh=$srv/known_hosts
+sshopts=(-i "$key" -P "$port" -o UserKnownHostsFile="$kh" -o BatchMode=yes -o StrictHostKeyChecking=yes)
+
+echo "bench_ssh: ${size_mb} MiB file in $work, sshd 127.0.0.1:$port, $rounds rounds, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
+head -c "${size_mb}M" /dev/urandom >"$work/src"
+bytes=$(stat -c %s "$work/src")
+
+now() { date +%s.%N; }
+mibs() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.1f", b / s / 1048576 }'; }
+
+declare -a r_scp_put r_scp_get r_pb_put r_pb_get r_cat_put r_cat_get
+run_scp_put() { local t0; t0=$(now); scp -q "${sshopts[@]}" "$work/src" "root@127.0.0.1:$work/scp.remote"; mibs "$(awk -v a="$t0" -v b="$(now)" 'BEGIN{print b-a}')"; }
+run_scp_get() { local t0; t0=$(now); scp -q "${sshopts[@]}" "root@127.0.0.1:$work/scp.remote" "$work/scp.back"; mibs "$(awk -v a="$t0" -v b="$(now)" 'BEGIN{print b-a}')"; }
+run_pb() { "$bin" "$1" "$port" "$key" "$kh" "$2" "$3" ${BENCH_BUFFER:-} | awk '{print $4}'; }
+
+for r in $(seq 1 "$rounds"); do
+  if [ $((r % 2)) -eq 1 ]; then
+    r_scp_put+=("$(run_scp_put)")
+    r_pb_put+=("$(run_pb put "$work/src" "$work/pb.remote")")
+    r_scp_get+=("$(run_scp_get)")
+    r_pb_get+=("$(run_pb get "$work/pb.back" "$work/pb.remote")")
+  else
+    r_pb_put+=("$(run_pb put "$work/src" "$work/pb.remote")")
+    r_scp_put+=("$(run_scp_put)")
+    r_pb_get+=("$(run_pb get "$work/pb.back" "$work/pb.remote")")
+    r_scp_get+=("$(run_scp_get)")
+  fi
+  if [ "${BENCH_CAT:-0}" = 1 ]; then
+    r_cat_put+=("$(run_pb cat-put "$work/src" "$work/cat.remote")")
+    r_cat_get+=("$(run_pb cat-get "$work/cat.back" "$work/cat.remote")")
+  fi
+  echo "round $r: put scp ${r_scp_put[-1]} / plexburst ${r_pb_put[-1]} MiB/s; get scp ${r_scp_get[-1]} / plexburst ${r_pb_get[-1]} MiB/s" \
+    "$([ "${BENCH_CAT:-0}" = 1 ] && echo "; cat put ${r_cat_put[-1]} get ${r_cat_get[-1]}")"
+  rm -f "$work/pb.back" "$work/scp.back"
+done
+cmp -s "$work/src" "$work/pb.remote" || { echo "bench_ssh: the uploaded copy differs" >&2; exit 1; }
+
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+mp=$(median "${r_pb_put[@]}"); sp=$(median "${r_scp_put[@]}")
+mg=$(median "${r_pb_get[@]}"); sg=$(median "${r_scp_get[@]}")
+awk -v mp="$mp" -v sp="$sp" -v mg="$mg" -v sg="$sg" 'BEGIN {
+  pr = 100 * mp / sp; gr = 100 * mg / sg;
+  printf "median  upload: plexburst %.1f MiB/s, scp %.1f MiB/s -> %.0f %%\n", mp, sp, pr;
+  printf "median download: plexburst %.1f MiB/s, scp %.1f MiB/s -> %.0f %%\n", mg, sg, gr;
+  printf "target >= 70 %% of scp: %s\n", (pr >= 70 && gr >= 70) ? "MET" : "NOT MET";
+}'
