@@ -755,6 +755,8 @@ int pb_compat_open(sqlite3 **out, const char *path, int flags, pb_error *err)
     if (flags & PB_OPEN_CREATE)
         oflags |= SQLITE_OPEN_CREATE;
     oflags |= SQLITE_OPEN_URI;
+    if (flags & PB_OPEN_NOMUTEX)
+        oflags |= SQLITE_OPEN_NOMUTEX;
     rc = sqlite3_open_v2(path, &db, oflags, NULL);
     if (rc != SQLITE_OK) {
         error = pb_error_setd(err, PB_ESQLITE, rc, "compat: cannot open %s: %s", path,

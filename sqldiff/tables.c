@@ -30,7 +30,7 @@ static int sql_error(pb_error *err, sqlite3 *db, int rc, const char *what)
 /* The one place that opens a DB: Plex's collations and modules registered, busy timeout. */
 static int open_readonly(sqlite3 **out, const char *path, pb_error *err)
 {
-    return pb_compat_open(out, path, PB_OPEN_READONLY, err);
+    return pb_compat_open(out, path, PB_OPEN_READONLY | PB_OPEN_NOMUTEX, err);
 }
 
 int pb_tables__open(sqlite3 **out, int *utf8, const char *path, int utf8_only, pb_error *err)

@@ -26,6 +26,7 @@ PB_EXTERN(int) pb_compat_register(sqlite3 *db, pb_error *err);
 /** Flags for pb_compat_open. */
 #define PB_OPEN_READONLY 0x1 /* open read-only */
 #define PB_OPEN_CREATE   0x2 /* create the file if missing */
+#define PB_OPEN_NOMUTEX  0x4 /* the connection is used by one thread only: no per-call mutex */
 
 /**
  * Opens a Plex DB with the compatibility layer registered, a busy timeout, and the pragmas Plex
