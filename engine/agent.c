@@ -488,7 +488,7 @@ static int put_zstd(agent *a, const char *src, const char *name, uint64_t *zbyte
     snprintf(zst, sizeof(zst), "%s/put.zst", a->work);
     int error = pb_run__zstd(src, zst, a->zlevel < 9 ? a->zlevel : 9, zbytes, err);
     if (!error) {
-        put_prog pp = {a, name, 0};
+        put_prog pp = {a, "baseline", 0};
         error = pb_store_put(a->store, name, zst, on_put, &pp, err);
     }
     unlink(zst);

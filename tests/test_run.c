@@ -268,6 +268,87 @@ static void test_kill_every_phase(void **state)
     tu_sh("rm -rf '%s'", dir);
 }
 
+/* Per-table checksum of one table of a DB (hex into out). */
+static void table_sum(char out[33], const char *db, const char *table)
+{
+    sums *s = calloc(1, sizeof(*s));
+    pb_diff_options o = PB_DIFF_OPTIONS_INIT;
+    pb_checksum c;
+    pb_error err = PB_ERROR_INIT;
+    o.table_checksum = on_sum;
+    o.table_payload = s;
+    assert_int_equal(pb_sqldiff_checksum(&c, db, &o, &err), 0);
+    snprintf(out, 33, "-");
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->name[i], table))
+            for (int k = 0; k < 16; k++)
+                snprintf(out + 2 * k, 3, "%02x", s->sum[i][k]);
+    free(s);
+}
+
+static void test_bootstrap_carry(void **state)
+{
+    (void)state;
+    static const char *const user[] = {"metadata_item_settings", "metadata_item_views", "accounts"};
+    char home[4200], cloud[4200], db[4300], cdb[4300], args[16384], before[3][33], after[33];
+    setup_paths("run-boot");
+    snprintf(home, sizeof(home), "%s/home", dir);
+    snprintf(cloud, sizeof(cloud), "%s/cloudref", dir);
+    snprintf(db, sizeof(db), "%s/" PB_PLEX_DB_REL, home);
+    snprintf(cdb, sizeof(cdb), "%s/" PB_PLEX_DB_REL, cloud);
+    /* a home that has lived: plays, settings, a playlist; its own Preferences.xml */
+    assert_int_equal(mkplex("init --scale tiny", home, 1), 0);
+    assert_int_equal(mkplex("stream", home, 3), 0);
+    assert_int_equal(mkplex("stream", home, 4), 0);
+    assert_int_equal(tu_sh("echo '<Preferences MachineIdentifier=\"home-id\"/>' > "
+                           "'%s/Preferences.xml'",
+                           home),
+                     0);
+    for (int i = 0; i < 3; i++)
+        table_sum(before[i], db, user[i]);
+    /* the cloud builds the library anew (what the home's library tables become) */
+    assert_int_equal(mkplex("init --scale tiny", cloud, 1), 0);
+    json_t *j = NULL;
+    snprintf(args, sizeof(args),
+             "bootstrap --plex-dir '%s' --runner \"'%s' init --dir {plex_dir} --scale tiny "
+             "--seed 1\"",
+             home, mk);
+    assert_int_equal(run_json(&j, args), 0);
+    print_message("bootstrap over a lived-in home: carried %lld accounts, %lld settings, %lld "
+                  "plays\n",
+                  (long long)jint(j, "carried", "accounts"),
+                  (long long)jint(j, "carried", "settings"),
+                  (long long)jint(j, "carried", "views"));
+    assert_true(jint(j, "carried", "settings") > 0);
+    json_decref(j);
+    /* user state: the home's, row for row */
+    for (int i = 0; i < 3; i++) {
+        table_sum(after, db, user[i]);
+        if (strcmp(after, before[i]) != 0)
+            print_message("   %s changed\n", user[i]);
+        assert_string_equal(after, before[i]);
+    }
+    /* library tables: the cloud's */
+    static const char *const lib[] = {"metadata_items", "media_items", "media_parts",
+                                      "media_streams",  "taggings",    "tags"};
+    for (int i = 0; i < 6; i++) {
+        char a[33], b[33];
+        table_sum(a, db, lib[i]);
+        table_sum(b, cdb, lib[i]);
+        assert_string_equal(a, b);
+    }
+    /* Preferences.xml untouched, the former DBs backed up */
+    assert_int_equal(tu_sh("grep -q home-id '%s/Preferences.xml'", home), 0);
+    assert_int_equal(
+        tu_sh("ls '%s/Plug-in Support/Databases/plexburst-backups/' | grep -q .", home), 0);
+    /* and the first sync after it uploads a row changeset */
+    j = sync_with(home, 5, NULL, 0);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(j, "upload"), "kind")),
+                        "changeset");
+    json_decref(j);
+    tu_sh("rm -rf '%s'", dir);
+}
+
 static void test_failures(void **state)
 {
     (void)state;
@@ -392,6 +473,7 @@ int main(void)
     outbuf = malloc(OUTCAP);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_nightly),
+        cmocka_unit_test(test_bootstrap_carry),
         cmocka_unit_test(test_kill_every_phase),
         cmocka_unit_test(test_failures),
     };
