@@ -349,6 +349,54 @@ static void test_bootstrap_carry(void **state)
     tu_sh("rm -rf '%s'", dir);
 }
 
+/* Home paths /data/media, cloud paths /mnt/s3/media: the cloud's Plex sees only its own paths
+ * (the runner checks), the home only its own after the merge. */
+static void test_path_map(void **state)
+{
+    (void)state;
+    char home[4200], oracle[4200], map[4300], db[4300], args[16384], out[256];
+    setup_paths("run-pathmap");
+    snprintf(home, sizeof(home), "%s/home", dir);
+    snprintf(oracle, sizeof(oracle), "%s/oracle", dir);
+    snprintf(map, sizeof(map), "%s/path_mappings.json", dir);
+    snprintf(db, sizeof(db), "%s/" PB_PLEX_DB_REL, home);
+    assert_int_equal(
+        tu_sh("echo '{\"mappings\": {\"/mnt/s3/media\": \"/data/media\"}}' > '%s'", map), 0);
+    bootstrap(home, oracle);
+    json_t *j = NULL;
+    snprintf(args, sizeof(args),
+             "sync --plex-dir '%s' --path-map '%s' --runner \"test \\$(sqlite3 "
+             "'{plex_dir}/Plug-in Support/Databases/com.plexapp.plugins.library.db' \\\"select "
+             "count(*) from section_locations where root_path like '/mnt/s3/media/%%'\\\") -gt 0 "
+             "&& test \\$(sqlite3 '{plex_dir}/Plug-in Support/Databases/"
+             "com.plexapp.plugins.library.db' \\\"select count(*) from media_parts where file "
+             "like '/data/%%'\\\") -eq 0 && '%s' analyze --dir {plex_dir} --seed 21\"",
+             home, map, mk);
+    int rc = run_json(&j, args);
+    if (rc)
+        tu_sh("tail -20 '%s/stderr.log' >&2", dir);
+    assert_int_equal(rc, 0);
+    assert_true(jint(j, "rows", "inserted") > 0);
+    json_decref(j);
+    /* no cloud path reached home, the new parts carry home paths */
+    assert_int_equal(tu_sh_out(out, sizeof(out),
+                               "sqlite3 '%s' \"select (select count(*) from media_parts where file "
+                               "like '/mnt/%%') + (select count(*) from section_locations where "
+                               "root_path like '/mnt/%%') + (select count(*) from media_streams "
+                               "where url like 'file:///mnt/%%') + (select count(*) from "
+                               "metadata_items where guid like 'file:///mnt/%%')\"",
+                               db),
+                     0);
+    assert_int_equal(atoi(out), 0);
+    assert_int_equal(tu_sh_out(out, sizeof(out),
+                               "sqlite3 '%s' \"select count(*) from media_parts where file like "
+                               "'/data/media/%%'\"",
+                               db),
+                     0);
+    assert_true(atoi(out) > 0);
+    tu_sh("rm -rf '%s'", dir);
+}
+
 static void test_failures(void **state)
 {
     (void)state;
@@ -472,9 +520,8 @@ int main(void)
         tu_skip("needs build/plexburst and build/mkplex");
     outbuf = malloc(OUTCAP);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_nightly),
-        cmocka_unit_test(test_bootstrap_carry),
-        cmocka_unit_test(test_kill_every_phase),
+        cmocka_unit_test(test_nightly),  cmocka_unit_test(test_bootstrap_carry),
+        cmocka_unit_test(test_path_map), cmocka_unit_test(test_kill_every_phase),
         cmocka_unit_test(test_failures),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
