@@ -1117,12 +1117,7 @@ static int do_recover(rx *x, int *resume)
     const char *old = json_string_value(json_object_get(c, "run_id"));
     const char *st = json_string_value(json_object_get(c, "state"));
     const char *mode = json_string_value(json_object_get(c, "mode"));
-    json_int_t pid = json_integer_value(json_object_get(c, "pid"));
-    if (pid > 0 && pid != getpid() && kill((pid_t)pid, 0) == 0) {
-        json_decref(c);
-        return pb_error_set(x->err, PB_EBUSY, "run %s is still in progress (pid %lld)",
-                            old ? old : "?", (long long)pid);
-    }
+    /* we hold the run lock: whatever current.json names was interrupted */
     snprintf(x->r->resumed_run, sizeof(x->r->resumed_run), "%s", old ? old : "");
     int ready = st && mode && strcmp(mode, "sync") == 0 &&
                 (!strcmp(st, "bundle_ready") || !strcmp(st, "downloaded") ||
