@@ -49,28 +49,41 @@ now() { date +%s.%N; }
 mibs() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.1f", b / s / 1048576 }'; }
 
 declare -a r_scp_put r_scp_get r_pb_put r_pb_get r_cat_put r_cat_get
-run_scp_put() { local t0; t0=$(now); scp -q "${sshopts[@]}" "$work/src" "root@127.0.0.1:$work/scp.remote"; mibs "$(awk -v a="$t0" -v b="$(now)" 'BEGIN{print b-a}')"; }
-run_scp_get() { local t0; t0=$(now); scp -q "${sshopts[@]}" "root@127.0.0.1:$work/scp.remote" "$work/scp.back"; mibs "$(awk -v a="$t0" -v b="$(now)" 'BEGIN{print b-a}')"; }
-run_pb() { "$bin" "$1" "$port" "$key" "$kh" "$2" "$3" ${BENCH_BUFFER:-} | awk '{print $4}'; }
+declare -a c_scp_put c_scp_get c_pb_put c_pb_get
+# Each run prints "MiB/s CPU-seconds" (the client's user + system time, scp's ssh child included).
+timed() { /usr/bin/time -o "$work/cpu" -f "%U %S" "$@"; }
+cpu() { awk '{print $1 + $2}' "$work/cpu"; }
+run_scp() {
+  local t0 t1
+  t0=$(now)
+  timed scp -q "${sshopts[@]}" "$1" "$2"
+  t1=$(now)
+  echo "$(mibs "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')") $(cpu)"
+}
+run_pb() { echo "$(timed "$bin" "$1" "$port" "$key" "$kh" "$2" "$3" ${BENCH_BUFFER:-} | awk '{print $4}') $(cpu)"; }
+scp_put() { run_scp "$work/src" "root@127.0.0.1:$work/scp.remote"; }
+scp_get() { run_scp "root@127.0.0.1:$work/scp.remote" "$work/scp.back"; }
+pb_put() { run_pb put "$work/src" "$work/pb.remote"; }
+pb_get() { run_pb get "$work/pb.back" "$work/pb.remote"; }
+add() { # add NAME "MiBs CPU"
+  local -n rate=r_$1 cpus=c_$1
+  rate+=("${2% *}")
+  cpus+=("${2#* }")
+}
 
 for r in $(seq 1 "$rounds"); do
   if [ $((r % 2)) -eq 1 ]; then
-    r_scp_put+=("$(run_scp_put)")
-    r_pb_put+=("$(run_pb put "$work/src" "$work/pb.remote")")
-    r_scp_get+=("$(run_scp_get)")
-    r_pb_get+=("$(run_pb get "$work/pb.back" "$work/pb.remote")")
+    add scp_put "$(scp_put)"; add pb_put "$(pb_put)"; add scp_get "$(scp_get)"; add pb_get "$(pb_get)"
   else
-    r_pb_put+=("$(run_pb put "$work/src" "$work/pb.remote")")
-    r_scp_put+=("$(run_scp_put)")
-    r_pb_get+=("$(run_pb get "$work/pb.back" "$work/pb.remote")")
-    r_scp_get+=("$(run_scp_get)")
+    add pb_put "$(pb_put)"; add scp_put "$(scp_put)"; add pb_get "$(pb_get)"; add scp_get "$(scp_get)"
   fi
+  extra=""
   if [ "${BENCH_CAT:-0}" = 1 ]; then
-    r_cat_put+=("$(run_pb cat-put "$work/src" "$work/cat.remote")")
-    r_cat_get+=("$(run_pb cat-get "$work/cat.back" "$work/cat.remote")")
+    cp_=$(run_pb cat-put "$work/src" "$work/cat.remote"); cg_=$(run_pb cat-get "$work/cat.back" "$work/cat.remote")
+    r_cat_put+=("${cp_% *}"); r_cat_get+=("${cg_% *}")
+    extra="; exec-channel cat: put ${cp_% *} get ${cg_% *}"
   fi
-  echo "round $r: put scp ${r_scp_put[-1]} / plexburst ${r_pb_put[-1]} MiB/s; get scp ${r_scp_get[-1]} / plexburst ${r_pb_get[-1]} MiB/s" \
-    "$([ "${BENCH_CAT:-0}" = 1 ] && echo "; cat put ${r_cat_put[-1]} get ${r_cat_get[-1]}")"
+  echo "round $r: put scp ${r_scp_put[-1]} / plexburst ${r_pb_put[-1]} MiB/s; get scp ${r_scp_get[-1]} / plexburst ${r_pb_get[-1]} MiB/s$extra"
   rm -f "$work/pb.back" "$work/scp.back"
 done
 cmp -s "$work/src" "$work/pb.remote" || { echo "bench_ssh: the uploaded copy differs" >&2; exit 1; }
@@ -78,9 +91,12 @@ cmp -s "$work/src" "$work/pb.remote" || { echo "bench_ssh: the uploaded copy dif
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 mp=$(median "${r_pb_put[@]}"); sp=$(median "${r_scp_put[@]}")
 mg=$(median "${r_pb_get[@]}"); sg=$(median "${r_scp_get[@]}")
-awk -v mp="$mp" -v sp="$sp" -v mg="$mg" -v sg="$sg" 'BEGIN {
+cpp=$(median "${c_pb_put[@]}"); csp=$(median "${c_scp_put[@]}")
+cpg=$(median "${c_pb_get[@]}"); csg=$(median "${c_scp_get[@]}")
+awk -v mp="$mp" -v sp="$sp" -v mg="$mg" -v sg="$sg" -v cpp="$cpp" -v csp="$csp" -v cpg="$cpg" \
+  -v csg="$csg" -v gib="$(awk -v b="$bytes" 'BEGIN{print b / 1073741824}')" 'BEGIN {
   pr = 100 * mp / sp; gr = 100 * mg / sg;
-  printf "median  upload: plexburst %.1f MiB/s, scp %.1f MiB/s -> %.0f %%\n", mp, sp, pr;
-  printf "median download: plexburst %.1f MiB/s, scp %.1f MiB/s -> %.0f %%\n", mg, sg, gr;
+  printf "median   upload: plexburst %.1f MiB/s, scp %.1f MiB/s -> %.0f %%  (client CPU %.2f vs %.2f s/GiB)\n", mp, sp, pr, cpp / gib, csp / gib;
+  printf "median download: plexburst %.1f MiB/s, scp %.1f MiB/s -> %.0f %%  (client CPU %.2f vs %.2f s/GiB)\n", mg, sg, gr, cpg / gib, csg / gib;
   printf "target >= 70 %% of scp: %s\n", (pr >= 70 && gr >= 70) ? "MET" : "NOT MET";
 }'

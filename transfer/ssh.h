@@ -175,7 +175,7 @@ typedef struct pb_ssh_xfer {
      * sequential sftp-server leaves it), 0 = write it whole (truncated first).
      * get: 1 = append to the local file after the bytes it already has, 0 = start over. */
     int resume;
-    size_t buffer; /* bytes in flight (0: 4 MiB; a multiple of 30000 works best) */
+    size_t buffer; /* bytes in flight (0: 2.4 MB; a multiple of 30000 works best) */
     int mode;      /* put: permissions of a created remote file (0: 0600) */
     pb_ssh_progress_fn progress;
     void *progress_payload;
