@@ -5,3 +5,6 @@
 pb_add_test(NAME test_plexmerge_oracle SOURCES test_plexmerge_oracle.c test_plexmerge_util.c
             LABELS integration TIMEOUT 600)
 add_dependencies(test_plexmerge_oracle mkplex plexcompat)
+pb_add_test(NAME test_plexmerge_crash SOURCES test_plexmerge_crash.c test_plexmerge_util.c
+            LABELS integration TIMEOUT 600)
+add_dependencies(test_plexmerge_crash mkplex plexcompat pb_cli)
