@@ -597,6 +597,101 @@ static void test_agent_hello(void **state)
     pb_channel_free(ch);
 }
 
+/* The configuration of pb_ssh_agent_channel, as a run passes it (engine/config.c's getter). */
+static const char *test_config(void *payload, const char *key)
+{
+    (void)payload;
+    if (!strcmp(key, "PLEXBURST_SSH_KEY"))
+        return tpath("client_ed25519");
+    if (!strcmp(key, "PLEXBURST_KNOWN_HOSTS"))
+        return tpath("known_hosts");
+    if (!strcmp(key, "PLEXBURST_SSH_AGENT"))
+        return "0";
+    return NULL;
+}
+
+static void hello_bye(pb_channel *ch, const char *workdir)
+{
+    pb_error err = PB_ERROR_INIT;
+    pb_frame_io io;
+    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
+    json_t *peer = NULL;
+    int rc = pb_frame_hello(&io, "home", pb_version(), NULL, &peer, &err);
+    if (rc)
+        print_message("hello: %s (stderr: %s)\n", err.msg, pb_channel_ssh_stderr(ch));
+    assert_int_equal(rc, 0);
+    char real[PATH_MAX];
+    assert_non_null(realpath(workdir, real));
+    assert_string_equal(json_string_value(json_object_get(peer, "workdir")), real);
+    json_decref(peer);
+    assert_int_equal(pb_frame_write(&io, PB_FRAME_BYE, NULL, 0, &err), 0);
+    pb_frame f;
+    assert_int_equal(pb_frame_read(&io, &f, &err), 0);
+    assert_int_equal(f.type, PB_FRAME_BYE);
+    pb_frame_io_dispose(&io);
+}
+
+/* What `--cloud ssh://` does: connect first (fail fast), then install + agent on that session;
+ * after a cut, a new agent on a new connection (the run logic's resume primitive). */
+static void test_agent_channel(void **state)
+{
+    (void)state;
+    const char *prog = tu_build_path("plexburst");
+    if (access(prog, X_OK) != 0 || tu_sh("'%s' agent --help >/dev/null 2>&1", prog) != 0) {
+        print_message("plexburst agent not built: agent channel not covered\n");
+        return;
+    }
+    char url[PATH_MAX + 64];
+    snprintf(url, sizeof(url), "ssh://root@127.0.0.1:%d%s", port, wpath("acloud"));
+    pb_ssh_agent_opts ao;
+    pb_ssh_agent_opts_init(&ao);
+    ao.url = url;
+    ao.local_exe = prog;
+    ao.get = test_config;
+    ao.log = on_log;
+    pb_error err = PB_ERROR_INIT;
+    assert_int_equal(pb_ssh_agent_connect(&ao.session, &ao, &err), 0);
+    assert_non_null(strstr(ao.host_key, host_fp));
+    pb_channel *ch = NULL;
+    int rc = pb_ssh_agent_channel(&ch, &ao, &err);
+    if (rc)
+        print_message("agent channel: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_null(ao.session);
+    assert_int_equal(ao.install.installed, 1);
+    assert_true(same_file(prog, wpath("acloud/bin/plexburst")));
+    hello_bye(ch, wpath("acloud"));
+    int status = -1;
+    assert_int_equal(pb_channel_close(ch, &status, &err), 0);
+    assert_int_equal(status, 0);
+
+    /* the connection drops: a new agent on a new connection */
+    assert_int_equal(pb_channel_ssh_reconnect(ch, &err), 0); /* a closed channel restarts too */
+    assert_true(signal_connections(SIGKILL) > 0);
+    char buf[8];
+    size_t got = 0;
+    rc = pb_channel_read(ch, buf, sizeof(buf), &got, &err);
+    assert_true(rc == PB_ENET || (rc == 0 && got > 0)); /* the new agent's HELLO may be in */
+    if (rc == 0) {
+        rc = pb_channel_read(ch, buf, sizeof(buf), &got, &err);
+        while (rc == 0 && got > 0)
+            rc = pb_channel_read(ch, buf, sizeof(buf), &got, &err);
+        assert_true(rc == PB_ENET || got == 0);
+    }
+    pb_error_clear(&err);
+    assert_int_equal(pb_channel_ssh_reconnect(ch, &err), 0);
+    hello_bye(ch, wpath("acloud"));
+    assert_int_equal(pb_channel_close(ch, &status, &err), 0);
+    assert_int_equal(status, 0);
+    pb_channel_free(ch);
+
+    /* a bad URL or configuration is refused before any connection */
+    pb_ssh_agent_opts_init(&ao);
+    ao.url = "ssh://";
+    pb_error_clear(&err);
+    assert_int_equal(pb_ssh_agent_channel(&ch, &ao, &err), PB_EINVALID);
+}
+
 static void test_sftp(void **state)
 {
     (void)state;
@@ -936,6 +1031,7 @@ int main(void)
         cmocka_unit_test(test_channel),
         cmocka_unit_test(test_channel_cancel),
         cmocka_unit_test(test_agent_hello),
+        cmocka_unit_test(test_agent_channel),
         cmocka_unit_test(test_sftp),
         cmocka_unit_test(test_cut_and_resume),
         cmocka_unit_test(test_dead_peer),

@@ -324,34 +324,61 @@ void pb_ssh_agent_opts_init(pb_ssh_agent_opts *o)
     o->version = PB_SSH_AGENT_OPTS_VERSION;
 }
 
+/* URL, configuration and the remote workdir of the agent options. */
+static int agent_target(pb_ssh_agent_opts *o, pb_ssh_target *t, pb_ssh_options *so, char *dir,
+                        size_t cap, pb_error *err)
+{
+    int error;
+    if (!o || o->version != PB_SSH_AGENT_OPTS_VERSION || !o->url)
+        return pb_error_set(err, PB_EINVALID, "ssh: bad agent options");
+    if ((error = pb_ssh_url_parse(t, o->url, err)) < 0)
+        return error;
+    pb_ssh_options_init(so);
+    if ((error = pb_ssh_options_configure(so, t, o->get, o->get_payload, err)) < 0)
+        return error;
+    if (o->accept_new_host_key)
+        so->tofu = 1;
+    so->cancel = o->cancel;
+    so->cancel_payload = o->cancel_payload;
+    so->log = o->log;
+    so->log_payload = o->log_payload;
+    snprintf(dir, cap, "%s",
+             o->workdir && *o->workdir ? o->workdir
+             : t->dir[0]               ? t->dir
+                                       : PB_SSH_DEFAULT_WORKDIR);
+    return 0;
+}
+
+int pb_ssh_agent_connect(pb_ssh **out, pb_ssh_agent_opts *o, pb_error *err)
+{
+    pb_ssh_target t;
+    pb_ssh_options so;
+    char dir[4096];
+    *out = NULL;
+    int error = agent_target(o, &t, &so, dir, sizeof(dir), err);
+    if (error < 0)
+        return error;
+    if ((error = pb_ssh_connect(out, &so, err)) < 0)
+        return error;
+    snprintf(o->host_key, sizeof(o->host_key), "%s", pb_ssh_host_key(*out));
+    return 0;
+}
+
 int pb_ssh_agent_channel(pb_channel **out, pb_ssh_agent_opts *o, pb_error *err)
 {
     int error = 0;
-    pb_ssh *s = NULL;
+    pb_ssh *s = o ? o->session : NULL;
     pb_ssh_target t;
     pb_ssh_options so;
     char dir[4096], prog[4200], qprog[8500], qdir[8300], qstore[8300], cmd[26000];
     *out = NULL;
-    if (!o || o->version != PB_SSH_AGENT_OPTS_VERSION || !o->url)
-        return pb_error_set(err, PB_EINVALID, "ssh: bad agent options");
-    if ((error = pb_ssh_url_parse(&t, o->url, err)) < 0)
-        return error;
-    pb_ssh_options_init(&so);
-    if ((error = pb_ssh_options_configure(&so, &t, o->get, o->get_payload, err)) < 0)
-        return error;
-    if (o->accept_new_host_key)
-        so.tofu = 1;
-    so.cancel = o->cancel;
-    so.cancel_payload = o->cancel_payload;
-    so.log = o->log;
-    so.log_payload = o->log_payload;
-    snprintf(dir, sizeof(dir), "%s",
-             o->workdir && *o->workdir ? o->workdir
-             : t.dir[0]                ? t.dir
-                                       : PB_SSH_DEFAULT_WORKDIR);
+    if (o)
+        o->session = NULL; /* ours from here on */
+    if ((error = agent_target(o, &t, &so, dir, sizeof(dir), err)) < 0)
+        goto done;
     snprintf(prog, sizeof(prog), "%s/bin/plexburst", dir);
-    if ((error = pb_ssh_connect(&s, &so, err)) < 0)
-        return error;
+    if (!s && (error = pb_ssh_connect(&s, &so, err)) < 0)
+        goto done;
     snprintf(o->host_key, sizeof(o->host_key), "%s", pb_ssh_host_key(s));
     if ((error = pb_ssh_agent_install(&o->install, s, o->local_exe, prog, NULL, err)) < 0)
         goto done;

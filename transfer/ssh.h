@@ -292,6 +292,9 @@ typedef struct pb_ssh_agent_opts {
     void *cancel_payload;
     void (*log)(void *payload, const char *line); /* optional: install, reconnects, stderr */
     void *log_payload;
+    /* A session from pb_ssh_agent_connect() to use (it then belongs to the channel, even when
+     * pb_ssh_agent_channel fails); NULL: connect now. */
+    pb_ssh *session;
     /* OUT */
     pb_ssh_install install; /* where the agent is and whether it was uploaded */
     char host_key[160];     /* "ssh-ed25519 SHA256:..." */
@@ -312,5 +315,12 @@ void pb_ssh_agent_opts_init(pb_ssh_agent_opts *o);
  *         PB_EREFUSED (the build does not run there); PB_ECANCELLED.
  */
 int pb_ssh_agent_channel(pb_channel **out, pb_ssh_agent_opts *o, pb_error *err);
+
+/**
+ * The connection step of pb_ssh_agent_channel() alone (URL, configuration, host key,
+ * authentication), so that a run can fail fast on a refused host key before its long local
+ * phases, and hand the session over later in o->session.
+ */
+int pb_ssh_agent_connect(pb_ssh **out, pb_ssh_agent_opts *o, pb_error *err);
 
 #endif
