@@ -997,6 +997,33 @@ static void check_round_trip(const char *dir, unsigned seed)
     pb_checksum cp = checksum_or_fail(patched);
     assert_true(pb_checksum_equal(&ct, &cp));
 
+    /* the patchset plus the base gives back exactly the changeset (what the home rebuilds) */
+    {
+        char pspath[512];
+        snprintf(pspath, sizeof(pspath), "%s/patch.bin", dir);
+        FILE *f = fopen(pspath, "wb");
+        assert_non_null(f);
+        assert_int_equal(fwrite(ps.p, 1, ps.n, f), ps.n);
+        fclose(f);
+        membuf ex;
+        memset(&ex, 0, sizeof(ex));
+        pb_error_clear(&err);
+        if (pb_changeset_expand(NULL, pspath, base, mem_out, &ex, &err) != 0)
+            fail_msg("seed %u: expand failed: %s", seed, err.msg);
+        assert_int_equal(ex.n, cs.n);
+        assert_memory_equal(ex.p, cs.p, cs.n);
+        free(ex.p);
+        /* against another base (the target lacks the deleted rows): refused, one line */
+        if (st.deleted > 0) {
+            memset(&ex, 0, sizeof(ex));
+            pb_error_clear(&err);
+            assert_int_equal(pb_changeset_expand(NULL, pspath, target, mem_out, &ex, &err),
+                             PB_ECORRUPT);
+            assert_non_null(strstr(err.msg, "the base lacks"));
+            free(ex.p);
+        }
+    }
+
     /* the reverse diff, applied to the target, gives the base back */
     membuf rv;
     pb_diff_stats rst;

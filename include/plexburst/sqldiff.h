@@ -237,4 +237,18 @@ PB_EXTERN(int)
 pb_changeset_validate_mem(pb_changeset_summary *out, const void *data, size_t n,
                           const pb_changeset_check_options *opts, pb_error *err);
 
+/**
+ * Rebuilds the CHANGESET of a change from its PATCHSET (PB_DIFF_PATCHSET) and the base DB it was
+ * computed against: the old values a patchset leaves out are read from the base. The result is
+ * byte for byte what pb_sqldiff_diff() writes without PB_DIFF_PATCHSET, so a sender can ship the
+ * smaller patchset and a receiver holding the base can still run the 3-way merge.
+ * @param summary OUT, optional: the patchset's validation summary.
+ * @return 0; PB_ECORRUPT when the patchset is malformed or touches rows the base lacks;
+ *         PB_EINVALID when the input is a changeset; PB_ESCHEMA when a table is missing or of
+ *         another shape in the base; PB_EIO, PB_ESQLITE, or the output callback's code.
+ */
+PB_EXTERN(int)
+pb_changeset_expand(pb_changeset_summary *summary, const char *patchset_path, const char *base_path,
+                    pb_output_fn out, void *out_payload, pb_error *err);
+
 #endif
