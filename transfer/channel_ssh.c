@@ -230,8 +230,16 @@ done:
 static void ssh_free(pb_channel *ch)
 {
     ssh_channel *c = (ssh_channel *)ch;
-    if (live(c))
-        pb_ssh__exec_close(c->s, c->c, 2000, NULL);
+    if (live(c)) {
+        /* EOF first: a remote that exits at the end of its input (the agent) goes at once */
+        double deadline = pb_ssh__now() + 1000;
+        pb_error e = PB_ERROR_INIT;
+        while (libssh2_channel_send_eof(c->c) == LIBSSH2_ERROR_EAGAIN &&
+               pb_ssh__wait(c->s, deadline, "ending the input", &e) == 0)
+            ;
+        if (live(c))
+            pb_ssh__exec_close(c->s, c->c, 2000, NULL);
+    }
     c->c = NULL;
     if (c->own)
         pb_ssh_free(c->s);

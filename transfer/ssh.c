@@ -419,9 +419,6 @@ int pb_ssh__fail(pb_ssh *s, int rc, pb_error *err, const char *fmt, ...)
     }
     if (s && pb_ssh__is_transport(rc))
         s->lost = 1;
-    if (s && rc == LIBSSH2_ERROR_CHANNEL_CLOSED && s->ls &&
-        libssh2_session_last_errno(s->ls) != LIBSSH2_ERROR_CHANNEL_CLOSED)
-        code = PB_ENET;
     if (lmsg && *lmsg)
         return pb_error_setd(err, code, rc, "ssh %s: %s: %s (libssh2 %d)", desc, what, lmsg, rc);
     return pb_error_setd(err, code, rc, "ssh %s: %s (libssh2 %d)", desc, what, rc);
@@ -828,47 +825,48 @@ static void keyfile_type(const char *path, char *out, size_t cap)
         if (out[0])
             return;
     }
-    fp = fopen(path, "re");
+    enum { TEXT = 65536, BIN = 49152 };
+    char *text = malloc(TEXT);
+    unsigned char *bin = malloc(BIN);
+    fp = text && bin ? fopen(path, "re") : NULL;
     if (!fp)
-        return;
-    static char text[65536];
-    size_t n = fread(text, 1, sizeof(text) - 1, fp);
+        goto done;
+    size_t n = fread(text, 1, TEXT - 1, fp);
     fclose(fp);
     text[n] = '\0';
     if (strstr(text, "BEGIN RSA PRIVATE KEY")) {
         snprintf(out, cap, "ssh-rsa");
-        return;
+        goto done;
     }
     if (strstr(text, "BEGIN EC PRIVATE KEY")) {
         snprintf(out, cap, "ecdsa");
-        return;
+        goto done;
     }
     const char *b = strstr(text, "-----BEGIN OPENSSH PRIVATE KEY-----");
-    if (!b)
-        return;
-    b += 35;
-    const char *e = strstr(b, "-----END");
+    const char *e = b ? strstr(b, "-----END") : NULL;
     if (!e)
-        return;
-    static unsigned char bin[49152];
-    long bl = b64_decode(bin, sizeof(bin), b, (size_t)(e - b));
+        goto done;
+    b += 35;
+    long bl = b64_decode(bin, BIN, b, (size_t)(e - b));
     const char magic[] = "openssh-key-v1";
     if (bl < (long)sizeof(magic) || memcmp(bin, magic, sizeof(magic)) != 0)
-        return;
+        goto done;
     size_t off = sizeof(magic);
     for (int i = 0; i < 3; i++) { /* cipher, kdf, kdf options */
         if (off + 4 > (size_t)bl)
-            return;
+            goto done;
         off += 4 + be32(bin + off);
     }
     off += 4; /* number of keys */
     if (off + 4 > (size_t)bl)
-        return;
+        goto done;
     uint32_t pl = be32(bin + off);
     off += 4;
-    if (off + pl > (size_t)bl)
-        return;
-    blob_type(bin + off, pl, out, cap);
+    if (off + pl <= (size_t)bl)
+        blob_type(bin + off, pl, out, cap);
+done:
+    free(text);
+    free(bin);
 }
 
 typedef struct auth_log {
