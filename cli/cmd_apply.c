@@ -3,6 +3,8 @@
  * directory, all or nothing (pb_apply, include/plexburst/bundle.h), printing the numbered phases
  * RECOVER, VERIFY BUNDLE, GUARDS, STAGE FILES, STOP PLEX, MERGE ROWS, INSTALL FILES, START PLEX,
  * a POST-MORTEM on failure, or one JSON object with --json. --dry-run stops after the guards.
+ * The rows are written by Plex's own engine when it is found (--plex-sqlite PATH, else
+ * $PLEXBURST_PLEX_SQLITE or the standard install locations), else in-process (--in-process).
  * Role: step 5 of a nightly sync run by hand. Exit codes: 0, 1 error, 2 usage, 3 refused.
  */
 #include <jansson.h>
@@ -96,8 +98,10 @@ static void show(view *v, int phase)
             printf("   %-6s %-40s +%llu ~%llu -%llu\n", p->tables[i].schema, p->tables[i].table,
                    (ull)p->tables[i].cs_inserted, (ull)p->tables[i].cs_updated,
                    (ull)p->tables[i].cs_deleted);
-        if (v->o->dry_run)
+        if (v->o->dry_run) {
+            cli_state("🛠️", "writer: %s", r->engine);
             cli_state("⚠️", "dry run: nothing was written");
+        }
         break;
     }
     case PB_APPLY_STAGE:
@@ -123,6 +127,7 @@ static void show(view *v, int phase)
                   "conflicts, %llu remapped, %llu user-state changes dropped",
                   (ull)r->rows.inserted, (ull)r->rows.updated, (ull)r->rows.deleted,
                   (ull)r->rows.conflicts, (ull)r->rows.remapped, (ull)r->rows.user_state_dropped);
+        cli_state("🛠️", "written by %s", r->engine);
         cli_state(r->atomic_pair ? "✅" : "⚠️", "%s",
                   r->atomic_pair ? "main + blobs + journal marker committed atomically"
                                  : "online: commit recorded by probes (main and blobs commit "
@@ -202,7 +207,7 @@ static int print_json(const pb_apply_result *r, const pb_apply_options *o, int r
     json_object_set_new(j, "dry_run", json_boolean(o->dry_run));
     json_object_set_new(j, "run_id", json_string(r->run_id));
     json_object_set_new(j, "phase", json_string(pb_apply_phase_name(r->phase)));
-    json_object_set_new(j, "engine", json_string("in-process compatibility layer"));
+    json_object_set_new(j, "engine", json_string(r->engine));
     json_object_set_new(j, "online", json_boolean(o->online));
     json_object_set_new(j, "atomic_pair", json_boolean(r->atomic_pair));
     json_object_set_new(j, "baseline", json_string(h));
@@ -265,9 +270,9 @@ static int print_json(const pb_apply_result *r, const pb_apply_options *o, int r
 int cmd_apply(int argc, char **argv)
 {
     const char *plex_dir = NULL, *state_dir = NULL, *stop = NULL, *start = NULL, *path_map = NULL;
-    const char *base_db = NULL, *base_blobs = NULL;
+    const char *base_db = NULL, *base_blobs = NULL, *plex_sqlite = NULL, *compat = NULL;
     double max_pct = 5;
-    int dry = 0, json = 0, online = 0, npos = 0;
+    int dry = 0, json = 0, online = 0, npos = 0, in_process = 0;
     char *pos[1];
     const cli_opt opts[] = {
         {"plex-dir", CLI_OPT_STRING, &plex_dir, "DIR", "the home Plex data dir (required)"},
@@ -285,6 +290,14 @@ int cmd_apply(int argc, char **argv)
         {"base-db", CLI_OPT_STRING, &base_db, "DB",
          "a copy of the baseline DB (needed when none is recorded yet)"},
         {"base-blobs", CLI_OPT_STRING, &base_blobs, "DB", "the baseline blobs DB"},
+        {"plex-sqlite", CLI_OPT_STRING, &plex_sqlite, "PATH",
+         "write the rows through this engine (Plex SQLite, or its directory; default: found "
+         "automatically)"},
+        {"in-process", CLI_OPT_FLAG, &in_process, NULL,
+         "write the rows in-process through the compatibility layer, even if Plex SQLite is "
+         "installed"},
+        {"compat-extension", CLI_OPT_STRING, &compat, "PATH",
+         "with a sqlite3 stand-in as --plex-sqlite: .load this extension (plexcompat)"},
         {NULL, 0, NULL, NULL, NULL}};
     int rc = cli_parse("apply", "--plex-dir DIR BUNDLE [options]", opts, argc, argv, pos, 1, &npos);
     if (rc)
@@ -292,6 +305,14 @@ int cmd_apply(int argc, char **argv)
     if (!plex_dir || npos != 1) {
         cli_usage_error("apply", "%s",
                         !plex_dir ? "--plex-dir is required" : "give exactly one BUNDLE");
+        return CLI_EXIT_USAGE;
+    }
+    if (in_process && plex_sqlite) {
+        cli_usage_error("apply", "--in-process and --plex-sqlite exclude each other");
+        return CLI_EXIT_USAGE;
+    }
+    if (online && plex_sqlite) {
+        cli_usage_error("apply", "--online merges in-process: drop --plex-sqlite");
         return CLI_EXIT_USAGE;
     }
     pb_apply_options o;
@@ -316,6 +337,11 @@ int cmd_apply(int argc, char **argv)
     o.base_blobs = base_blobs;
     o.on_phase = on_phase;
     o.phase_payload = &v;
+    o.engine = in_process    ? PB_PLEX_ENGINE_IN_PROCESS
+               : plex_sqlite ? PB_PLEX_ENGINE_PATH
+                             : PB_PLEX_ENGINE_AUTO;
+    o.plex_sqlite = plex_sqlite;
+    o.compat_extension = compat;
     rc = pb_apply(r, &o, &err);
     int code = cli_exit_code(rc);
     if (json) {

@@ -37,6 +37,17 @@
  *     back a hot journal whose super-journal still exists, so "marker present" <=> "rows
  *     committed". A merge that writes no row writes no marker: the DB is the same either way,
  *     so rolling back the files is consistent too.
+ *   - Plex stopped, rows written by Plex's own engine (apply.c, merge_engine): the same
+ *     guarantee without the triggers. The SQL script, decided against the live pair opened
+ *     read-only, switches main and blobs to journal_mode=DELETE, attaches the marker DB, checks
+ *     that all three are in DELETE mode (a CHECK constraint fails the script otherwise), and runs
+ *     one transaction whose last statement before COMMIT inserts the run id into the marker (only
+ *     when it writes a row); then it restores the recorded modes. The super-journal makes main,
+ *     blobs and marker commit together, so "marker present <=> rows committed" holds whether the
+ *     engine or plexburst dies, before, during or after the COMMIT. The engine's exit status is
+ *     never trusted for this: after it ends the marker is read. The engine inherits the fd of the
+ *     apply lock, so if plexburst dies while the engine runs, the lock stays held until the
+ *     orphaned engine has committed or given up: no recovery can decide in between.
  *   - --online (Plex holds the DB in WAL, which cannot be switched): no super-journal; SQLite
  *     commits the files one after the other in attach order (main, blobs, then the marker DB),
  *     so a present marker still proves the commit, but an absent one does not disprove it. A
@@ -57,7 +68,8 @@
  * Both are idempotent: a crash during recovery is recovered by the next one.
  *
  * Test hook: PB_TEST_CRASH_AT=<step>[:k] raises SIGKILL at the k-th pass through a named step
- * (pb_journal__crash_point); the tests kill the apply at every step and check all-or-nothing.
+ * (pb_journal__crash_point); the tests kill the apply at every step and check all-or-nothing
+ * (tests/test_apply.c, also on the engine path, with a stand-in engine that dies on cue).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -338,6 +350,11 @@ const char *pb_journal__probes_path(const pb_journal *j)
     return j->probes;
 }
 
+int pb_journal__lock_fd(const pb_journal *j)
+{
+    return j->lock_fd;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* recording                                                                                 */
 
@@ -537,6 +554,14 @@ static int marker_present(pb_journal *j, const char *run_id, int *yes, pb_error 
     *yes = 0;
     return marker_exec(j, "CREATE TABLE IF NOT EXISTS " PB_MARKER_TABLE "(run_id TEXT PRIMARY KEY)",
                        run_id, yes, err);
+}
+
+int pb_journal__marker_present(pb_journal *j, int *yes, pb_error *err)
+{
+    *yes = 0;
+    if (!j->run_id[0])
+        return pb_error_set(err, PB_EINVALID, "apply journal: no run recorded");
+    return marker_present(j, j->run_id, yes, err);
 }
 
 /* ---------------------------------------------------------------------------------------- */

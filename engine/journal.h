@@ -41,6 +41,12 @@ void pb_journal__close(pb_journal *j);
 const char *pb_journal__path(const pb_journal *j);
 const char *pb_journal__marker_path(const pb_journal *j);
 sqlite3 *pb_journal__db(pb_journal *j);
+/** The fd holding the apply lock (flock): handed to Plex's engine so that the lock outlives this
+ * process while the engine may still commit (apply.c). */
+int pb_journal__lock_fd(const pb_journal *j);
+/** Whether the marker row of the current run is in the marker DB (opening it rolls back what an
+ * interrupted transaction left): *yes = 1 when the run's merge committed a row. */
+int pb_journal__marker_present(pb_journal *j, int *yes, pb_error *err);
 
 /** Starts a run (state staging): fails with PB_EBUSY when a run is recorded. */
 int pb_journal__begin(pb_journal *j, const char *run_id, const char *bundle, int online,

@@ -1,20 +1,26 @@
 /*
  * plexengine.c: finds Plex's own SQLite engine ("Plex SQLite", or "Plex Media Server --sqlite")
- * and builds the command line that runs a SQL script through it.
+ * builds the command line that runs a SQL script through it, and runs it.
  * Role: Plex's engine has the real icu_root collation and collating tokenizer, so plexburst
  * prefers it for the final write into a live Plex DB (docs/compat.md); without it the in-process
  * compatibility layer is used. Locations follow DBRepair's host list (PLEX.md §4.3).
  * Prerequisites: POSIX (stat, access).
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "plexengine.h"
 #include "plexburst/plex.h"
+#include "plexburst/plexmerge.h"
+
+extern char **environ;
 
 #define PLEX_SQLITE_NAME "Plex SQLite"
 #define PMS_NAME         "Plex Media Server"
@@ -217,4 +223,121 @@ int pb_plex_engine_argv(pb_plex_engine_cmd *out, const pb_plex_engine *e, const 
     out->argv[n] = NULL;
     out->argc = n;
     return 0;
+}
+
+int pb_plex_engine_resolve(pb_plex_engine *out, int choice, const char *path, pb_error *err)
+{
+    memset(out, 0, sizeof(*out));
+    if (choice == PB_PLEX_ENGINE_IN_PROCESS)
+        return 0;
+    if (choice == PB_PLEX_ENGINE_PATH) {
+        if (!path || !*path)
+            return pb_error_set(err, PB_EINVALID, "plex engine: no engine path (--plex-sqlite)");
+        int error = pb_plex_engine_find(out, path, err);
+        return error ? error : 1;
+    }
+    if (choice != PB_PLEX_ENGINE_AUTO)
+        return pb_error_set(err, PB_EINVALID, "plex engine: unknown engine choice %d", choice);
+    pb_error quiet = PB_ERROR_INIT;
+    int rc = pb_plex_engine_find(out, NULL, &quiet);
+    if (rc == 0)
+        return 1;
+    if (rc == PB_ENOTFOUND)
+        return 0;
+    return pb_error_set(err, rc, "%s", quiet.msg);
+}
+
+void pb_plex_engine_describe(char *out, size_t cap, const pb_plex_engine *e, const char *ext_path)
+{
+    if (e->kind == PB_ENGINE_PMS_SQLITE)
+        snprintf(out, cap, "plex-sqlite: %s --sqlite", e->path);
+    else if (e->kind == PB_ENGINE_SQLITE3_SHELL)
+        snprintf(out, cap, "plex-sqlite: %s (sqlite3 stand-in%s%s)", e->path,
+                 ext_path ? ", .load " : "", ext_path ? ext_path : "");
+    else
+        snprintf(out, cap, "plex-sqlite: %s", e->path);
+}
+
+/* The first non-empty line of the engine's stderr, for the error message. */
+static void first_line(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    out[0] = '\0';
+    if (!f)
+        return;
+    char line[400];
+    while (fgets(line, sizeof(line), f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (line[0]) {
+            snprintf(out, cap, "%s", line);
+            break;
+        }
+    }
+    fclose(f);
+}
+
+int pb_plex_engine_run(const pb_plex_engine *e, const char *db, const char *ext_path,
+                       const char *script, const char *errlog, int inherit_fd, pb_error *err)
+{
+    int error = 0, in = -1, errfd = -1, nullfd = -1, status = 0, fa_init = 0;
+    pb_plex_engine_cmd cmd;
+    posix_spawn_file_actions_t fa;
+    pid_t pid;
+
+    if ((error = pb_plex_engine_argv(
+             &cmd, e, db, e->kind == PB_ENGINE_SQLITE3_SHELL ? ext_path : NULL, err)) != 0)
+        return error;
+    if ((in = open(script, O_RDONLY | O_CLOEXEC)) < 0 ||
+        (errfd = open(errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
+        (nullfd = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
+        error = pb_error_errno(err, "plex engine: cannot prepare the engine's input and output");
+        goto done;
+    }
+    if (posix_spawn_file_actions_init(&fa) != 0) {
+        error = pb_error_set(err, PB_ENOMEM, "plex engine: out of memory");
+        goto done;
+    }
+    fa_init = 1;
+    /* dup2 clears FD_CLOEXEC on the copies; the inherited fd goes last, to a number that is not
+     * its own (dup2 onto itself would keep the flag) */
+    if (posix_spawn_file_actions_adddup2(&fa, in, 0) != 0 ||
+        posix_spawn_file_actions_adddup2(&fa, nullfd, 1) != 0 ||
+        posix_spawn_file_actions_adddup2(&fa, errfd, 2) != 0 ||
+        (inherit_fd >= 0 &&
+         posix_spawn_file_actions_adddup2(&fa, inherit_fd, inherit_fd == 3 ? 4 : 3) != 0)) {
+        error = pb_error_set(err, PB_ENOMEM, "plex engine: out of memory");
+        goto done;
+    }
+    int rc = posix_spawn(&pid, cmd.argv[0], &fa, NULL, (char *const *)cmd.argv, environ);
+    if (rc != 0) {
+        errno = rc;
+        error = pb_error_errno(err, "plex engine: cannot run %s", cmd.argv[0]);
+        goto done;
+    }
+    while (waitpid(pid, &status, 0) < 0) {
+        if (errno != EINTR) {
+            error = pb_error_errno(err, "plex engine: waiting for %s", cmd.argv[0]);
+            goto done;
+        }
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        char line[400];
+        first_line(errlog, line, sizeof(line));
+        if (WIFEXITED(status))
+            error = pb_error_set(err, PB_ERROR, "the engine %s failed (exit %d): %s", cmd.argv[0],
+                                 WEXITSTATUS(status), line[0] ? line : "no message");
+        else
+            error = pb_error_set(err, PB_ERROR, "the engine %s was killed by signal %d",
+                                 cmd.argv[0], WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+    }
+done:
+    if (fa_init)
+        posix_spawn_file_actions_destroy(&fa);
+    if (in >= 0)
+        close(in);
+    if (errfd >= 0)
+        close(errfd);
+    if (nullfd >= 0)
+        close(nullfd);
+    return error;
 }

@@ -1,7 +1,8 @@
 /*
  * plexengine.h (internal): Plex's own SQLite engine: searching a given root (tests), and building
  * the command line that runs a SQL script through the engine on a DB.
- * Role: the merge pipes its SQL script into the engine's stdin; `plexburst check` reports it.
+ * Role: the merge (plexmerge.c) and the journaled apply (apply.c) pipe their SQL script into the
+ * engine's stdin; `plexburst check` reports it.
  * The public finder is pb_plex_engine_find() in include/plexburst/compat.h.
  */
 #ifndef PB_PLEXENGINE_H
@@ -43,5 +44,30 @@ typedef struct pb_plex_engine_cmd {
  */
 int pb_plex_engine_argv(pb_plex_engine_cmd *out, const pb_plex_engine *e, const char *db,
                         const char *ext_path, pb_error *err);
+
+/**
+ * Resolves a pb_plex_engine_choice (plexburst/plexmerge.h): PB_PLEX_ENGINE_IN_PROCESS gives 0;
+ * PB_PLEX_ENGINE_PATH finds the engine at `path` (an error when it is not there);
+ * PB_PLEX_ENGINE_AUTO looks in $PLEXBURST_PLEX_SQLITE and the standard locations and gives 0
+ * when there is none.
+ * @return 1 with `out` filled (write through the engine), 0 (in-process), or a negative PB_E*.
+ */
+int pb_plex_engine_resolve(pb_plex_engine *out, int choice, const char *path, pb_error *err);
+
+/** One line naming the engine for reports: "plex-sqlite: /path", "plex-sqlite: /path --sqlite",
+ * "plex-sqlite: /usr/bin/sqlite3 (sqlite3 stand-in, .load EXT)". */
+void pb_plex_engine_describe(char *out, size_t cap, const pb_plex_engine *e, const char *ext_path);
+
+/**
+ * Runs the SQL script at `script` through engine `e` on `db` (pb_plex_engine_argv; `ext_path` is
+ * used for a sqlite3 stand-in only) and waits for it: the script on stdin, stdout to /dev/null,
+ * stderr to the file `errlog`. When `inherit_fd` >= 0 the engine gets a copy of it (as fd 3, or
+ * 4), e.g. the apply lock: an flock then stays held until the engine exits, even if the caller
+ * dies first.
+ * @return 0 when the engine exited 0; PB_ERROR with its exit status or signal and the first line
+ *         of its stderr; PB_EIO / PB_EINVALID when it cannot be started.
+ */
+int pb_plex_engine_run(const pb_plex_engine *e, const char *db, const char *ext_path,
+                       const char *script, const char *errlog, int inherit_fd, pb_error *err);
 
 #endif

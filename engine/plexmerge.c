@@ -15,13 +15,10 @@
  * after a failure.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <sqlite3.h>
@@ -35,8 +32,6 @@
 #include "plexpolicy.h"
 #include "report.h"
 #include "zstream.h"
-
-extern char **environ;
 
 #define DEFAULT_MAX_DELETE_PCT 5.0
 #define DEFAULT_KEEP_BACKUPS   3
@@ -443,115 +438,10 @@ static void on_action(const pb_merge_action *a, void *payload)
         x->o->on_action(a, x->o->action_payload);
 }
 
-/* The first line of the engine's stderr, for the error message. */
-static void first_line(const char *path, char *out, size_t cap)
-{
-    FILE *f = fopen(path, "rb");
-    out[0] = '\0';
-    if (!f)
-        return;
-    char line[400];
-    while (fgets(line, sizeof(line), f)) {
-        line[strcspn(line, "\r\n")] = '\0';
-        if (line[0]) {
-            snprintf(out, cap, "%s", line);
-            break;
-        }
-    }
-    fclose(f);
-}
-
 /* Runs the engine on the live DB with the script on stdin. */
 static int run_engine(run *x, const pb_plex_engine *e, pb_error *err)
 {
-    int error = 0, in = -1, errfd = -1, nullfd = -1, status = 0;
-    pb_plex_engine_cmd cmd;
-    posix_spawn_file_actions_t fa;
-    int fa_init = 0;
-    pid_t pid;
-
-    if ((error = pb_plex_engine_argv(
-             &cmd, e, x->o->live,
-             e->kind == PB_ENGINE_SQLITE3_SHELL ? x->o->compat_extension : NULL, err)) != 0)
-        return error;
-    if ((in = open(x->script, O_RDONLY | O_CLOEXEC)) < 0 ||
-        (errfd = open(x->errlog, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0 ||
-        (nullfd = open("/dev/null", O_WRONLY | O_CLOEXEC)) < 0) {
-        error = pb_error_errno(err, "merge: cannot prepare the engine's input and output");
-        goto done;
-    }
-    if (posix_spawn_file_actions_init(&fa) != 0) {
-        error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
-        goto done;
-    }
-    fa_init = 1;
-    posix_spawn_file_actions_adddup2(&fa, in, 0);
-    posix_spawn_file_actions_adddup2(&fa, nullfd, 1);
-    posix_spawn_file_actions_adddup2(&fa, errfd, 2);
-    int rc = posix_spawn(&pid, cmd.argv[0], &fa, NULL, (char *const *)cmd.argv, environ);
-    if (rc != 0) {
-        errno = rc;
-        error = pb_error_errno(err, "merge: cannot run %s", cmd.argv[0]);
-        goto done;
-    }
-    while (waitpid(pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            error = pb_error_errno(err, "merge: waiting for %s", cmd.argv[0]);
-            goto done;
-        }
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        char line[400];
-        first_line(x->errlog, line, sizeof(line));
-        if (WIFEXITED(status))
-            error = pb_error_set(err, PB_ERROR, "merge: the engine %s failed (exit %d): %s",
-                                 cmd.argv[0], WEXITSTATUS(status), line[0] ? line : "no message");
-        else
-            error = pb_error_set(err, PB_ERROR, "merge: the engine %s was killed by signal %d",
-                                 cmd.argv[0], WIFSIGNALED(status) ? WTERMSIG(status) : 0);
-        goto done;
-    }
-done:
-    if (fa_init)
-        posix_spawn_file_actions_destroy(&fa);
-    if (in >= 0)
-        close(in);
-    if (errfd >= 0)
-        close(errfd);
-    if (nullfd >= 0)
-        close(nullfd);
-    return error;
-}
-
-/* Resolves the engine: 1 with `e` filled, 0 for in-process, or an error. */
-static int resolve_engine(run *x, pb_plex_engine *e, pb_error *err)
-{
-    const pb_plex_merge_options *o = x->o;
-    memset(e, 0, sizeof(*e));
-    if (o->engine == PB_PLEX_ENGINE_IN_PROCESS)
-        return 0;
-    if (o->engine == PB_PLEX_ENGINE_PATH) {
-        int error = pb_plex_engine_find(e, o->plex_sqlite, err);
-        return error ? error : 1;
-    }
-    pb_error quiet = PB_ERROR_INIT;
-    int rc = pb_plex_engine_find(e, NULL, &quiet);
-    if (rc == 0)
-        return 1;
-    if (rc == PB_ENOTFOUND)
-        return 0;
-    return pb_error_set(err, rc, "%s", quiet.msg);
-}
-
-static void describe_engine(char *out, size_t cap, const pb_plex_engine *e, const char *ext)
-{
-    if (e->kind == PB_ENGINE_PMS_SQLITE)
-        snprintf(out, cap, "plex-sqlite: %s --sqlite", e->path);
-    else if (e->kind == PB_ENGINE_SQLITE3_SHELL)
-        snprintf(out, cap, "plex-sqlite: %s (sqlite3 stand-in%s%s)", e->path, ext ? ", .load " : "",
-                 ext ? ext : "");
-    else
-        snprintf(out, cap, "plex-sqlite: %s", e->path);
+    return pb_plex_engine_run(e, x->o->live, x->o->compat_extension, x->script, x->errlog, -1, err);
 }
 
 /* The script the engine runs: shell settings, ATTACH, then the merge's transaction. */
@@ -587,13 +477,13 @@ static int phase_merge(run *x, const char *main_cs, const char *blobs_cs, pb_err
     mo.action_payload = x;
     if (!(stats = calloc(1, sizeof(*stats))))
         return pb_error_set(err, PB_ENOMEM, "merge: out of memory");
-    if ((use_engine = resolve_engine(x, &e, err)) < 0) {
+    if ((use_engine = pb_plex_engine_resolve(&e, o->engine, o->plex_sqlite, err)) < 0) {
         error = use_engine;
         goto done;
     }
     char engine_desc[sizeof(r->engine)];
     if (use_engine)
-        describe_engine(engine_desc, sizeof(engine_desc), &e, o->compat_extension);
+        pb_plex_engine_describe(engine_desc, sizeof(engine_desc), &e, o->compat_extension);
     else
         snprintf(engine_desc, sizeof(engine_desc), "in-process compatibility layer");
 

@@ -33,7 +33,8 @@
  *
  * Script mode (opts->script): the live connection is only read (a deferred read transaction for a
  * consistent snapshot; TEMP tables hold the plan), and every write is rendered as SQL with exact
- * literals (merge_value.c) between BEGIN IMMEDIATE; and COMMIT;. Decisions that depend on earlier
+ * literals (merge_value.c) between BEGIN IMMEDIATE; and COMMIT; (preceded by the caller's
+ * script_before_commit when a row was written). Decisions that depend on earlier
  * writes of the same merge (identical rows of a multiset table inserted or deleted twice) are made
  * through a TEMP shadow (temp.pb_shadow_N) of what the script has written, so the script does what
  * the in-process merge would.
@@ -1218,7 +1219,8 @@ int pb_merge_apply(sqlite3 *live, const pb_merge_input *inputs, size_t ninputs,
     if (!opts)
         opts = &defaults;
     if (!live || (!inputs && ninputs) || !policy || !policy->table_class ||
-        policy->version != PB_MERGE_POLICY_VERSION || opts->version != PB_MERGE_OPTIONS_VERSION)
+        policy->version != PB_MERGE_POLICY_VERSION || opts->version < 1 ||
+        opts->version > PB_MERGE_OPTIONS_VERSION)
         return pb_error_set(err, PB_EINVALID, "merge: invalid arguments or version");
     c.db = live;
     c.pol = policy;
@@ -1296,6 +1298,11 @@ int pb_merge_apply(sqlite3 *live, const pb_merge_input *inputs, size_t ninputs,
     }
     if ((error = apply_all(&c, inputs, ninputs)) || (error = update_sequences(&c)))
         goto done;
+    if (c.script && c.writes && opts->version >= 2 && opts->script_before_commit &&
+        fputs(opts->script_before_commit, c.script) < 0) {
+        error = script_err(&c);
+        goto done;
+    }
     if (c.script && (fputs("COMMIT;\n", c.script) < 0 || fflush(c.script) != 0)) {
         error = script_err(&c);
         goto done;

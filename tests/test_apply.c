@@ -13,8 +13,15 @@
  *   - hostile bundles against a real data dir: traversal, symlinked component, truncation at
  *     every record boundary and inside records, flipped bytes, oversized lengths, wrong
  *     baseline, a home file changed under us, a running Plex: clear error, nothing changed;
- *   - the CLI: export, sigs, apply --dry-run / --json, stop/start commands, exit 3 on a guard.
- * Skipped (exit 77) when mkplex is not built.
+ *   - the CLI: export, sigs, apply --dry-run / --json, stop/start commands, exit 3 on a guard;
+ *   - the rows written through Plex's engine (the stock sqlite3 shell with plexcompat standing
+ *     in, behind a wrapper script that can die on cue): the same DB content as in-process, the
+ *     report and the JSON say which writer; auto-detection ($PLEXBURST_PLEX_SQLITE); the engine
+ *     killed inside the transaction or right after its COMMIT, failing, or exiting 0 without
+ *     committing; the apply killed at each step around the engine, and killed by the engine
+ *     itself while the orphaned engine goes on to commit (recovery must wait for it: the engine
+ *     holds the apply lock): all recover to all-or-nothing.
+ * Skipped (exit 77) when mkplex is not built; the engine tests need /usr/bin/sqlite3.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -47,10 +54,14 @@ typedef struct tstate {
     uint8_t db[16], blobs[16];
 } tstate;
 
+#define STAND_IN "/usr/bin/sqlite3"
+
 static struct {
     char root[512], mkplex[Q], plexburst[Q];
     char base[Q], cloud[Q], home0[Q], bundle[Q];
     char base_db[Q], base_blobs[Q];
+    char engine[Q], compat[Q]; /* the stand-in engine wrapper (sqlite3-*) and plexcompat */
+    int use_engine;            /* apply_opts: write through g.engine (else in-process) */
     tstate pre, post;
     double apply_ms;
     int nfp;
@@ -144,6 +155,9 @@ static void apply_opts(pb_apply_options *o, const char *dir, const char *bundle)
     o->bundle = bundle;
     o->base_db = g.base_db;
     o->base_blobs = g.base_blobs;
+    o->engine = g.use_engine ? PB_PLEX_ENGINE_PATH : PB_PLEX_ENGINE_IN_PROCESS;
+    o->plex_sqlite = g.use_engine ? g.engine : NULL;
+    o->compat_extension = g.use_engine ? g.compat : NULL;
 }
 
 static int do_apply(const char *dir, const char *bundle, pb_apply_result *r, pb_error *e)
@@ -1051,13 +1065,265 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "plexburst: bundle: record 0 at offset"));
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* the rows written through Plex's engine (a sqlite3 stand-in)                               */
+
+/* The wrapper: named sqlite3-* so that it runs as a sqlite3-compatible shell; PB_TEST_ENGINE
+ * tells it how to die. `$PPID` inside `.shell` is the sqlite3 process itself. */
+static const char WRAPPER[] =
+    "#!/bin/sh\n"
+    "# a stand-in for Plex SQLite that dies on cue (tests/test_apply.c)\n"
+    "case \"$PB_TEST_ENGINE\" in\n"
+    "before) sed '/^COMMIT;$/,$d' | { cat; echo '.shell kill -9 $PPID'; } |"
+    " exec " STAND_IN " \"$@\" ;;\n"
+    "after) sed '/^COMMIT;$/a .shell kill -9 $PPID' | exec " STAND_IN " \"$@\" ;;\n"
+    "orphan) kill -9 $PPID; sleep 1; exec " STAND_IN " \"$@\" ;;\n"
+    "fail) echo 'Error: simulated engine failure' >&2; exit 1 ;;\n"
+    "noop) cat >/dev/null; exit 0 ;;\n"
+    "*) exec " STAND_IN " \"$@\" ;;\n"
+    "esac\n";
+
+static void need_engine(void)
+{
+    need_fixture();
+    if (access(STAND_IN, X_OK) != 0)
+        skip();
+    if (!g.engine[0]) {
+        pathf(g.engine, sizeof(g.engine), "%s/sqlite3-standin", g.root);
+        pathf(g.compat, sizeof(g.compat), "%s", tu_build_path("plexcompat"));
+        write_file(g.engine, WRAPPER, strlen(WRAPPER));
+        assert_int_equal(chmod(g.engine, 0755), 0);
+    }
+}
+
+/* The apply with PB_TEST_ENGINE=mode (NULL: run the script), in a child; 1 when killed. */
+static int engine_apply(const char *dir, const char *mode, const char *env)
+{
+    if (mode)
+        setenv("PB_TEST_ENGINE", mode, 1);
+    else
+        unsetenv("PB_TEST_ENGINE");
+    g.use_engine = 1;
+    int killed = child_apply(dir, g.bundle, env, -1, 0);
+    g.use_engine = 0;
+    unsetenv("PB_TEST_ENGINE");
+    return killed;
+}
+
+static void test_engine_roundtrip(void **state)
+{
+    (void)state;
+    need_engine();
+    char d[P], out[65536];
+    pathf(d, sizeof(d), "%s/engine", g.root);
+
+    /* the same rows as the in-process apply of the group setup (g.post), the engine named */
+    copy_home(d);
+    pb_apply_result *r = calloc(1, sizeof(*r));
+    pb_apply_options o;
+    pb_error e = PB_ERROR_INIT;
+    g.use_engine = 1;
+    apply_opts(&o, d, g.bundle);
+    g.use_engine = 0;
+    if (pb_apply(r, &o, &e) != 0)
+        fail_msg("apply through the engine: %s", e.msg);
+    assert_true(r->ok);
+    assert_true(r->atomic_pair);
+    assert_true(r->rows.inserted > 0);
+    if (strncmp(r->engine, "plex-sqlite: ", 13) != 0 || !strstr(r->engine, "sqlite3-standin"))
+        fail_msg("engine reported as '%s'", r->engine);
+    pb_apply_result_dispose(r);
+    assert_int_equal(outcome(d, "engine apply"), 'B');
+    recover_and_check(d, 'B', "after the engine apply");
+
+    /* auto-detection: $PLEXBURST_PLEX_SQLITE names the engine */
+    copy_home(d);
+    memset(r, 0, sizeof(*r));
+    apply_opts(&o, d, g.bundle);
+    o.engine = PB_PLEX_ENGINE_AUTO;
+    o.compat_extension = g.compat;
+    setenv("PLEXBURST_PLEX_SQLITE", g.engine, 1);
+    int rc = pb_apply(r, &o, &e);
+    unsetenv("PLEXBURST_PLEX_SQLITE");
+    if (rc != 0)
+        fail_msg("apply, engine found through PLEXBURST_PLEX_SQLITE: %s", e.msg);
+    assert_non_null(strstr(r->engine, "sqlite3-standin"));
+    pb_apply_result_dispose(r);
+    assert_int_equal(outcome(d, "auto-detected engine"), 'B');
+
+    /* a dry run names the writer it would use */
+    copy_home(d);
+    memset(r, 0, sizeof(*r));
+    g.use_engine = 1;
+    apply_opts(&o, d, g.bundle);
+    g.use_engine = 0;
+    o.dry_run = 1;
+    assert_int_equal(pb_apply(r, &o, &e), 0);
+    assert_true(strncmp(r->engine, "none (dry run; would write with plex-sqlite: ", 45) == 0);
+    pb_apply_result_dispose(r);
+    free(r);
+    assert_int_equal(outcome(d, "engine dry run"), 'A');
+
+    /* the CLI: --plex-sqlite / --compat-extension, and the JSON says which writer */
+    out[0] = '\0';
+    rc = tu_sh_out(out, sizeof(out),
+                   "'%s' apply --plex-dir '%s' '%s' --base-db '%s' --base-blobs '%s' --json "
+                   "--plex-sqlite '%s' --compat-extension '%s'",
+                   g.plexburst, d, g.bundle, g.base_db, g.base_blobs, g.engine, g.compat);
+    if (rc != 0)
+        fail_msg("apply --plex-sqlite --json: %d\n%s", rc, out);
+    if (!strstr(out, "\"engine\": \"plex-sqlite: ") || !strstr(out, "sqlite3-standin"))
+        fail_msg("apply --json does not name the engine:\n%.2000s", out);
+    assert_int_equal(outcome(d, "CLI engine apply"), 'B');
+    /* and --in-process says so */
+    copy_home(d);
+    out[0] = '\0';
+    rc = tu_sh_out(out, sizeof(out),
+                   "'%s' apply --plex-dir '%s' '%s' --base-db '%s' --base-blobs '%s' --in-process "
+                   "2>&1",
+                   g.plexburst, d, g.bundle, g.base_db, g.base_blobs);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "written by in-process compatibility layer"));
+    assert_int_equal(outcome(d, "CLI in-process apply"), 'B');
+    /* --online with an explicit engine is a usage error */
+    rc = tu_sh("'%s' apply --plex-dir '%s' '%s' --online --plex-sqlite '%s' 2>/dev/null",
+               g.plexburst, d, g.bundle, g.engine);
+    assert_int_equal(rc, 2);
+}
+
+static void test_engine_crashes(void **state)
+{
+    (void)state;
+    need_engine();
+    char d[P];
+    pathf(d, sizeof(d), "%s/engine-crash", g.root);
+
+    /* the apply killed at each step around the engine */
+    static const struct {
+        const char *env;
+        int expect;
+    } points[] = {
+        {"PB_TEST_CRASH_AFTER=1", 'A'},        /* while the script is generated */
+        {"PB_TEST_CRASH_AFTER=40", 'A'},       /* the same, later */
+        {"PB_TEST_CRASH_AT=merging", 'A'},     /* the state recorded, no engine yet */
+        {"PB_TEST_CRASH_AT=engine", 'A'},      /* the script complete, the engine not run */
+        {"PB_TEST_CRASH_AT=engine-done", 'B'}, /* the engine committed, not yet looked at */
+        {"PB_TEST_CRASH_AT=committed", 'B'},   /* the marker seen */
+        {"PB_TEST_CRASH_AT=merged", 'B'},      /* the journal says merged */
+        {"PB_TEST_CRASH_AT=wal", 'B'},         /* the modes restored */
+        {"PB_TEST_CRASH_AT=install:2", 'B'},   /* installing */
+    };
+    for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
+        copy_home(d);
+        if (!engine_apply(d, NULL, points[i].env))
+            fail_msg("engine path, %s: the crash point was not reached", points[i].env);
+        char what[96];
+        pathf(what, sizeof(what), "engine path, %s", points[i].env);
+        recover_and_check(d, points[i].expect, what);
+    }
+
+    /* the engine killed inside the transaction, before its COMMIT: the apply fails, the hot
+     * journals roll back, nothing was applied */
+    copy_home(d);
+    pb_error e = PB_ERROR_INIT;
+    {
+        pb_apply_result *r = calloc(1, sizeof(*r));
+        pb_apply_options o;
+        setenv("PB_TEST_ENGINE", "before", 1);
+        g.use_engine = 1;
+        apply_opts(&o, d, g.bundle);
+        g.use_engine = 0;
+        int rc = pb_apply(r, &o, &e);
+        unsetenv("PB_TEST_ENGINE");
+        if (rc != PB_ERROR || !strstr(e.msg, "the engine")) /* killed by signal, exit 137 */
+            fail_msg("engine killed before COMMIT: got %d '%s'", rc, e.msg);
+        pb_apply_result_dispose(r);
+        free(r);
+    }
+    recover_and_check(d, 'A', "engine killed before its COMMIT");
+    /* the same with the apply killed as well, right after (the engine's hot journals left for
+     * the recovery of the next start) */
+    copy_home(d);
+    assert_true(engine_apply(d, "before", "PB_TEST_CRASH_AT=engine-done"));
+    recover_and_check(d, 'A', "engine killed before its COMMIT, apply killed");
+
+    /* the engine killed right after its COMMIT: the marker says committed, the apply completes
+     * (the journal modes it left are restored) */
+    copy_home(d);
+    assert_false(engine_apply(d, "after", NULL));
+    recover_and_check(d, 'B', "engine killed after its COMMIT");
+    copy_home(d);
+    assert_true(engine_apply(d, "after", "PB_TEST_CRASH_AT=engine-done"));
+    recover_and_check(d, 'B', "engine killed after its COMMIT, apply killed");
+
+    /* an engine that fails, or exits 0 without committing: the marker decides, nothing applied */
+    const char *bad[2] = {"fail", "noop"};
+    for (int i = 0; i < 2; i++) {
+        copy_home(d);
+        pb_apply_result *r = calloc(1, sizeof(*r));
+        pb_apply_options o;
+        pb_error_clear(&e);
+        setenv("PB_TEST_ENGINE", bad[i], 1);
+        g.use_engine = 1;
+        apply_opts(&o, d, g.bundle);
+        g.use_engine = 0;
+        int rc = pb_apply(r, &o, &e);
+        unsetenv("PB_TEST_ENGINE");
+        if (rc != PB_ERROR ||
+            !strstr(e.msg, i ? "without committing" : "simulated engine failure") ||
+            strchr(e.msg, '\n'))
+            fail_msg("engine '%s': got %d '%s'", bad[i], rc, e.msg);
+        pb_apply_result_dispose(r);
+        free(r);
+        recover_and_check(d, 'A', bad[i]);
+    }
+
+    /* the apply killed (by the engine) while the engine runs on, and commits: a recovery must
+     * wait for the orphaned engine (it holds the apply lock), then rolls forward */
+    copy_home(d);
+    assert_true(engine_apply(d, "orphan", NULL));
+    int busy = 0;
+    double t0 = now_ms();
+    for (;;) {
+        pb_recover_result rr;
+        pb_error_clear(&e);
+        int rc = pb_apply_recover_ex(&rr, d, NULL, &e);
+        if (rc == 0)
+            break;
+        if (rc != PB_EBUSY)
+            fail_msg("recovery next to an orphaned engine: %d '%s'", rc, e.msg);
+        busy++;
+        if (now_ms() - t0 > 60000)
+            fail_msg("the orphaned engine never released the apply lock");
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (!busy)
+        fail_msg("a recovery ran while the orphaned engine could still commit");
+    recover_and_check(d, 'B', "apply killed, orphaned engine committed");
+}
+
 int main(void)
 {
+#if defined(__SANITIZE_ADDRESS__)
+    /* An ASan build of plexcompat is loaded into the uninstrumented stock sqlite3 (the engine
+     * stand-in): let it start, and leave its leaks alone. */
+    char aopts[1024];
+    const char *old = getenv("ASAN_OPTIONS");
+    snprintf(aopts, sizeof(aopts), "%s%sverify_asan_link_order=0:detect_leaks=0", old ? old : "",
+             old && *old ? ":" : "");
+    setenv("ASAN_OPTIONS", aopts, 1);
+#endif
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),    cmocka_unit_test(test_dry_run),
-        cmocka_unit_test(test_crash_points), cmocka_unit_test(test_random_kills),
-        cmocka_unit_test(test_online),       cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_dry_run),
+        cmocka_unit_test(test_crash_points),
+        cmocka_unit_test(test_random_kills),
+        cmocka_unit_test(test_online),
+        cmocka_unit_test(test_hostile),
         cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_engine_roundtrip),
+        cmocka_unit_test(test_engine_crashes),
     };
     if (access(tu_build_path("mkplex"), X_OK) != 0)
         tu_skip("mkplex is not built");

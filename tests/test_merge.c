@@ -2008,6 +2008,67 @@ static void test_dry_run(void **state)
     free(after);
 }
 
+/* Reads a whole small file (NUL-terminated, malloc'd). */
+static char *slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *p = malloc((size_t)n + 1);
+    assert_non_null(p);
+    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
+    p[n] = '\0';
+    fclose(f);
+    return p;
+}
+
+/* Script mode's script_before_commit: written just before the COMMIT when a row is written,
+ * not at all otherwise; version-1 options (without the field) are still accepted. */
+static void test_script_before_commit(void **state)
+{
+    (void)state;
+    scen s;
+    build_fixed(&s);
+    char script[PATH_MAX], empty[PATH_MAX];
+    snprintf(script, sizeof(script), "%s/before.sql", s.dir);
+    snprintf(empty, sizeof(empty), "%s/empty.changeset", s.dir);
+    FILE *f = fopen(empty, "wb");
+    assert_non_null(f);
+    fclose(f);
+    const char *mark = "INSERT INTO marker VALUES(1);\n";
+    for (int round = 0; round < 3; round++) {
+        pb_merge_options o = PB_MERGE_OPTIONS_INIT;
+        pb_merge_stats st;
+        pb_error e = PB_ERROR_INIT;
+        assert_non_null(f = fopen(script, "w"));
+        o.script = f;
+        o.script_before_commit = mark;
+        if (round == 2)
+            o.version = 1; /* an older caller: the field is not read */
+        sqlite3 *db = open_pair(s.live, s.live_b);
+        pb_merge_input in[2] = {{"main", round == 1 ? empty : s.cs}, {"blobs", s.cs_b}};
+        pb_merge_policy pol = t_policy();
+        int rc = pb_merge_apply(db, in, round == 1 ? 1 : 2, &pol, &o, &st, &e);
+        sqlite3_close(db);
+        assert_int_equal(fclose(f), 0);
+        if (rc)
+            fail_msg("round %d: %s", round, e.msg);
+        char *text = slurp(script);
+        const char *at = strstr(text, mark);
+        if (round == 0) {
+            assert_true(st.total.inserted + st.total.updated + st.total.deleted > 0);
+            assert_non_null(at);
+            assert_string_equal(at + strlen(mark), "COMMIT;\n");
+        } else {
+            assert_null(at);
+            assert_non_null(strstr(text, "COMMIT;\n"));
+        }
+        free(text);
+    }
+}
+
 /* Merges into a copy of live expecting `code`; checks the content did not change and the message
  * is one line naming `needle`. */
 static void expect_failure(scen *s, const char *cs, const char *cs_b, int code, const char *needle)
@@ -2610,10 +2671,15 @@ int main(int argc, char **argv)
         return cmocka_run_group_tests_name("merge_bench", tests, NULL, NULL);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fixed_scenario),   cmocka_unit_test(test_oracle_fixed),
-        cmocka_unit_test(test_dry_run),          cmocka_unit_test(test_errors_leave_live_unchanged),
-        cmocka_unit_test(test_commit_is_atomic), cmocka_unit_test(test_random_vs_oracle),
-        cmocka_unit_test(test_random_ourdiff),   cmocka_unit_test(test_crash_recovery),
+        cmocka_unit_test(test_fixed_scenario),
+        cmocka_unit_test(test_oracle_fixed),
+        cmocka_unit_test(test_dry_run),
+        cmocka_unit_test(test_errors_leave_live_unchanged),
+        cmocka_unit_test(test_commit_is_atomic),
+        cmocka_unit_test(test_random_vs_oracle),
+        cmocka_unit_test(test_random_ourdiff),
+        cmocka_unit_test(test_crash_recovery),
+        cmocka_unit_test(test_script_before_commit),
     };
     return cmocka_run_group_tests_name("merge", tests, NULL, NULL);
 }

@@ -15,10 +15,10 @@
  * the manifest, signatures from an optional ANSWER) or a readable home dir (local use).
  *
  * Apply (pb_apply): recover, verify the whole bundle, check its baseline, guards, stage files
- * beside their targets, stop Plex, merge the rows in one transaction, rename the staged files
- * into place, start Plex; every step journaled in <state dir>/apply.journal so that a crash at
- * any instant is completed or rolled back by pb_apply_recover() (engine/journal.c explains why
- * this is all-or-nothing).
+ * beside their targets, stop Plex, merge the rows in one transaction (written by Plex's own
+ * engine when it is found, else in-process), rename the staged files into place, start Plex;
+ * every step journaled in <state dir>/apply.journal so that a crash at any instant is completed
+ * or rolled back by pb_apply_recover() (engine/journal.c explains why this is all-or-nothing).
  */
 #ifndef PLEXBURST_BUNDLE_H
 #define PLEXBURST_BUNDLE_H
@@ -276,6 +276,17 @@ typedef struct pb_apply_options {
     /** Optional: called when a phase starts (progress display). */
     void (*on_phase)(int phase, void *payload);
     void *phase_payload;
+    /**
+     * Who writes the rows (pb_plex_engine_choice, plexburst/plexmerge.h): AUTO (the default)
+     * writes through Plex's own engine when pb_plex_engine_find() finds one, else in-process
+     * through the compatibility layer; PATH uses the engine at plex_sqlite (a Plex SQLite, or a
+     * sqlite3 stand-in with compat_extension loaded); IN_PROCESS never uses an engine. --online
+     * always merges in-process (the commit probes need the merge's connection): PATH with
+     * online is refused.
+     */
+    int engine;
+    const char *plex_sqlite;
+    const char *compat_extension;
 } pb_apply_options;
 
 #define PB_APPLY_OPTIONS_VERSION 1
@@ -300,6 +311,9 @@ typedef struct pb_apply_result {
     uint64_t bytes_bundle, bytes_written;
     pb_merge_counts rows; /* the merge's totals */
     int atomic_pair;      /* main + blobs + journal marker committed atomically */
+    /* who writes (wrote) the rows: "plex-sqlite: /path", "in-process compatibility layer", or
+     * "none (dry run; would write with ...)" */
+    char engine[4200];
     int plex_was_running, plex_stopped, plex_started;
     struct {
         double recover, verify, guards, stage, merge, install, apply, downtime;

@@ -167,12 +167,20 @@ typedef struct pb_merge_options {
     FILE *script;
     void (*on_action)(const pb_merge_action *a, void *payload); /* optional listing */
     void *action_payload;
+    /**
+     * Version 2. Script mode only: SQL written into the script just before its COMMIT when the
+     * merge writes at least one row (nothing otherwise), so that it commits in the merge's own
+     * transaction, e.g. a commit marker in another attached DB (engine/apply.c). NULL for none.
+     * It must be complete statements ending with a newline.
+     */
+    const char *script_before_commit;
 } pb_merge_options;
 
-#define PB_MERGE_OPTIONS_VERSION 1
+/* Version 2 added script_before_commit; version 1 structures (without it) are still accepted. */
+#define PB_MERGE_OPTIONS_VERSION 2
 #define PB_MERGE_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        PB_MERGE_OPTIONS_VERSION, 0, 30000, NULL, NULL, NULL                                       \
+        PB_MERGE_OPTIONS_VERSION, 0, 30000, NULL, NULL, NULL, NULL                                 \
     }
 
 typedef struct pb_merge_counts {
