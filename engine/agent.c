@@ -456,18 +456,22 @@ static int do_list(agent *a, pb_error *err)
     if ((error = pb_export_list(&st, a->plex, a->fp, a->list, err)) < 0)
         return error;
     alog(a, "info", "the cloud holds %llu files in its synced tree", (unsigned long long)st.listed);
-    /* the list travels compressed (paths and hashes: mostly paths) */
-    char zst[PATH_MAX + 200];
-    snprintf(zst, sizeof(zst), "%s.zst", a->list);
-    if ((error = pb_run__zstd(a->list, zst, a->zlevel < 12 ? a->zlevel : 12, NULL, err)) < 0)
+    /* the home gets the compact list (path, type, mode, size, hash per file), zstd */
+    char compact[PATH_MAX + 200], zst[PATH_MAX + 210];
+    uint64_t n = 0;
+    snprintf(compact, sizeof(compact), "%s.compact", a->list);
+    snprintf(zst, sizeof(zst), "%s.zst", compact);
+    if ((error = pb_run__list_compact(&n, a->list, compact, err)) < 0 ||
+        (error = pb_run__zstd(compact, zst, 19, NULL, err)) < 0)
         return error;
-    json_t *extra = json_pack("{s:I, s:f, s:s, s:I}", "files", (json_int_t)st.listed, "ms",
-                              pb_run__now_ms() - t0, "encoding", "zstd", "raw_bytes",
-                              (json_int_t)pb_run__fsize(a->list));
+    json_t *extra = json_pack("{s:I, s:f, s:s, s:s, s:I}", "files", (json_int_t)n, "ms",
+                              pb_run__now_ms() - t0, "encoding", "zstd", "format", "compact1",
+                              "raw_bytes", (json_int_t)pb_run__fsize(compact));
     error = pb_frame_send_file(&a->io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, zst, extra, NULL,
                                NULL, err);
     json_decref(extra);
     unlink(zst);
+    unlink(compact);
     if (!error)
         a->listed = 1;
     return error;

@@ -68,6 +68,14 @@ int pb_run__carry_user_state(const char *new_db, const char *old_db, uint64_t co
 /** The newest schema_migrations.version of `db` ("" when unknown). */
 void pb_run__schema_version(const char *db, char *out, size_t cap);
 
+/* ---- the compact LIST (run_list.c) ---- */
+/** Agent: the compact list of the files and symlinks of `manifest` (format in run_list.c). */
+int pb_run__list_compact(uint64_t *entries, const char *manifest, const char *out, pb_error *err);
+/** Home: merges a compact list with the home's fresh manifest and writes the text list (one
+ * path per line, walk order) of the listed paths the home lacks or holds in another version. */
+int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, const char *compact,
+                        const char *home_manifest, const char *out, pb_error *err);
+
 /* ---- file helpers (run_db.c) ---- */
 int pb_run__zstd(const char *src, const char *dst, int level, uint64_t *out_bytes, pb_error *err);
 int pb_run__unzstd(const char *src, const char *dst, pb_error *err);

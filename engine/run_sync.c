@@ -857,9 +857,29 @@ static int do_export(rx *x, int bootstrap)
         json_decref(end);
         return error;
     }
-    xlog(x, "info", "the cloud lists %lld files (%llu bytes of list)",
+    /* a compact list: the home keeps only the paths it lacks or holds in another version, and
+     * the answer names just those (a manifest list is answered as it is) */
+    const char *fmt = json_string_value(json_object_get(end, "format"));
+    const char *answer_list = x->list;
+    char wanted_path[PATH_MAX + 200];
+    uint64_t listed = 0, wanted = 0;
+    if (fmt && strcmp(fmt, "compact1") == 0) {
+        snprintf(wanted_path, sizeof(wanted_path), "%s.wanted", x->list);
+        if ((error = pb_run__list_wanted(&listed, &wanted, x->list, x->manifest, wanted_path,
+                                         x->err)) < 0) {
+            json_decref(end);
+            return error;
+        }
+        answer_list = wanted_path;
+    } else if (fmt) {
+        json_decref(end);
+        return pb_error_set(x->err, PB_ECORRUPT, "LIST_END: unknown list format '%s'", fmt);
+    }
+    xlog(x, "info",
+         "the cloud lists %lld files (%llu bytes of list); home lacks or holds another "
+         "version of %llu",
          (long long)json_integer_value(json_object_get(end, "files")),
-         (unsigned long long)x->list_bytes);
+         (unsigned long long)x->list_bytes, (unsigned long long)wanted);
     json_decref(end);
     /* (b) the home's answer */
     pb_answer_options ao;
@@ -869,7 +889,7 @@ static int do_export(rx *x, int bootstrap)
     ao.state_dir = x->state;
     pb_export_stats ast;
     memset(&ast, 0, sizeof(ast));
-    if ((error = pb_export_answer(&ast, x->plex, x->list, x->answer, &ao, x->err)) < 0)
+    if ((error = pb_export_answer(&ast, x->plex, answer_list, x->answer, &ao, x->err)) < 0)
         return error;
     xlog(x, "info",
          "home answer: %llu files wanted (%llu bytes of rsync signatures for the ones home holds "
