@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bundle.h"
 #include "channel.h"
 #include "frame.h"
 #include "plexburst/plex.h"
@@ -618,7 +619,9 @@ static int do_build(agent *a, json_t *msg, pb_error *err)
     eo.list = a->list;
     eo.answer = a->answer;
     eo.work_dir = tmp;
-    eo.zstd_level = zl >= 1 && zl <= 19 ? (int)zl : a->zlevel;
+    /* the records are recompressed solid for the trip: a fast level here */
+    (void)zl;
+    eo.zstd_level = 3;
     eo.creator = creator;
     pb_export_stats st;
     memset(&st, 0, sizeof(st));
@@ -630,10 +633,28 @@ static int do_build(agent *a, json_t *msg, pb_error *err)
          (unsigned long long)(st.rows_inserted + st.rows_updated + st.rows_deleted),
          (unsigned long long)st.files_new, (unsigned long long)st.files_delta,
          (unsigned long long)st.files_link, (unsigned long long)st.files_unchanged);
-    char name[256];
-    snprintf(name, sizeof(name), PB_ST_RUN_FMT PB_ST_BUNDLE, a->run_id);
+    /* over the home link the bundle travels solid (one zstd stream over all records) */
+    char name[256], solid[PATH_MAX + 200], sh[33];
+    uint64_t solid_bytes = 0, ssize = 0;
+    uint8_t shash[16];
+    snprintf(solid, sizeof(solid), "%s.solid", a->bundle);
+    if ((error = pb_run__solid_encode(&solid_bytes, a->bundle, solid, 19, err)) < 0)
+        return error;
+    int sfd = open(solid, O_RDONLY | O_CLOEXEC);
+    if (sfd < 0)
+        return pb_error_errno(err, "cannot open %s", solid);
+    error = pb_bundle__hash_fd(shash, &ssize, sfd, err);
+    close(sfd);
+    if (error < 0)
+        return error;
+    pb_run__hex16(sh, shash);
+    alog(a, "info", "bundle for the home link: %llu bytes solid (%llu as stored records)",
+         (unsigned long long)solid_bytes, (unsigned long long)st.bundle_bytes);
+    snprintf(name, sizeof(name), PB_ST_RUN_FMT PB_ST_BUNDLE_SOLID, a->run_id);
     put_prog pp = {a, "bundle", 0};
-    if ((error = pb_store_put(a->store, name, a->bundle, on_put, &pp, err)) < 0)
+    error = pb_store_put(a->store, name, solid, on_put, &pp, err);
+    unlink(solid);
+    if (error < 0)
         return error;
 
     /* the analysed pair becomes the baseline both sides agree on */
@@ -652,11 +673,12 @@ static int do_build(agent *a, json_t *msg, pb_error *err)
     snprintf(bmain, sizeof(bmain), PB_ST_BASELINE_FMT PB_ST_MAIN_DB, id);
     snprintf(bblobs, sizeof(bblobs), PB_ST_BASELINE_FMT PB_ST_BLOBS_DB, id);
     json_t *res = json_pack(
-        "{s:s, s:b, s:{s:s, s:I}, s:{s:s, s:s, s:s?, s:s, s:s?, s:I, s:I}, "
+        "{s:s, s:b, s:{s:s, s:I, s:s, s:s, s:I}, s:{s:s, s:s, s:s?, s:s, s:s?, s:I, s:I}, "
         "s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f}, "
         "s:f}",
-        "step", "build", "ok", 1, "bundle", "name", name, "bytes", (json_int_t)st.bundle_bytes,
-        "baseline", "id", id, "main", hm, "blobs", a->has_blobs ? hb : NULL, "main_object", bmain,
+        "step", "build", "ok", 1, "bundle", "name", name, "bytes", (json_int_t)solid_bytes,
+        "format", "solid1", "xxh3", sh, "bundle_bytes", (json_int_t)st.bundle_bytes, "baseline",
+        "id", id, "main", hm, "blobs", a->has_blobs ? hb : NULL, "main_object", bmain,
         "blobs_object", a->has_blobs ? bblobs : NULL, "main_zst_bytes",
         (json_int_t)json_integer_value(json_object_get(binfo, "main_zst_bytes")), "blobs_zst_bytes",
         (json_int_t)json_integer_value(json_object_get(binfo, "blobs_zst_bytes")), "export",

@@ -24,6 +24,7 @@
 #define PB_ST_MAIN_CS          "main.changeset.zst"
 #define PB_ST_BLOBS_CS         "blobs.changeset.zst"
 #define PB_ST_BUNDLE           "bundle.pbb"
+#define PB_ST_BUNDLE_SOLID     "bundle.solid.zst" /* what travels: run_solid.c */
 #define PB_ST_STATE            "state.json"
 #define PB_ST_INFO             "baseline.json"
 #define PB_ST_KEEP_RUNS        3 /* runs kept in the store */
@@ -75,6 +76,11 @@ int pb_run__list_compact(uint64_t *entries, const char *manifest, const char *ou
  * path per line, walk order) of the listed paths the home lacks or holds in another version. */
 int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, const char *compact,
                         const char *home_manifest, const char *out, pb_error *err);
+
+/* ---- the solid transport form of a bundle (run_solid.c) ---- */
+int pb_run__solid_encode(uint64_t *out_bytes, const char *bundle, const char *solid, int level,
+                         pb_error *err);
+int pb_run__solid_decode(const char *solid, const char *bundle, int level, pb_error *err);
 
 /* ---- file helpers (run_db.c) ---- */
 int pb_run__zstd(const char *src, const char *dst, int level, uint64_t *out_bytes, pb_error *err);

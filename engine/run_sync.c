@@ -44,6 +44,7 @@
 #include <unistd.h>
 
 #include "backup.h"
+#include "bundle.h"
 #include "channel.h"
 #include "config.h"
 #include "frame.h"
@@ -83,6 +84,7 @@ typedef struct rx {
     char base_id[33];
     json_t *build_res;
     char bundle_name[256];
+    char bundle_xxh3[33]; /* of the solid form, from the agent (or current.json) */
     pb_bundle_info binfo;
     int next_ok;
     uint64_t list_bytes, answer_bytes;
@@ -261,6 +263,7 @@ static int cur_write(rx *x, const char *state, pb_error *err)
         "bundle", x->bundle_name, "target_main", tm, "target_blobs", tb, "next_ok", x->next_ok);
     if (!o)
         return pb_error_set(err, PB_ENOMEM, "out of memory");
+    json_object_set_new(o, "bundle_xxh3", json_string(x->bundle_xxh3));
     int rc = pb_run__write_json(path, o, err);
     json_decref(o);
     return rc;
@@ -919,6 +922,10 @@ static int do_export(rx *x, int bootstrap)
         return error;
     json_t *b = json_object_get(x->build_res, "bundle");
     json_t *e = json_object_get(x->build_res, "export");
+    snprintf(x->bundle_xxh3, sizeof(x->bundle_xxh3), "%s",
+             json_string_value(json_object_get(b, "xxh3"))
+                 ? json_string_value(json_object_get(b, "xxh3"))
+                 : "");
     snprintf(x->bundle_name, sizeof(x->bundle_name), "%s",
              json_string_value(json_object_get(b, "name"))
                  ? json_string_value(json_object_get(b, "name"))
@@ -952,6 +959,49 @@ static int do_export(rx *x, int bootstrap)
     if (!bootstrap)
         return cur_write(x, "bundle_ready", x->err);
     return 0;
+}
+
+/* Downloads the bundle (resumably) into x->bundle: the solid form is checked against the hash
+ * the agent gave and turned back into a bundle (run_solid.c). */
+static int fetch_bundle(rx *x)
+{
+    int error;
+    size_t n = strlen(x->bundle_name), sl = strlen(PB_ST_BUNDLE_SOLID);
+    if (pb_run__exists(x->bundle))
+        return 0;
+    if (n < sl || strcmp(x->bundle_name + n - sl, PB_ST_BUNDLE_SOLID) != 0) {
+        if ((error = get_file(x, x->bundle_name, x->bundle, "download")) < 0)
+            return error;
+        x->r->bytes.bundle_down += pb_run__fsize(x->bundle);
+        return 0;
+    }
+    char solid[PATH_MAX + 200];
+    snprintf(solid, sizeof(solid), "%s.solid", x->bundle);
+    if ((error = get_file(x, x->bundle_name, solid, "download")) < 0)
+        return error;
+    x->r->bytes.bundle_down += pb_run__fsize(solid);
+    if (x->bundle_xxh3[0]) {
+        uint8_t h[16];
+        uint64_t size = 0;
+        char hex[33];
+        int fd = open(solid, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return pb_error_errno(x->err, "cannot open %s", solid);
+        error = pb_bundle__hash_fd(h, &size, fd, x->err);
+        close(fd);
+        if (error < 0)
+            return error;
+        pb_run__hex16(hex, h);
+        if (strcmp(hex, x->bundle_xxh3) != 0) {
+            unlink(solid);
+            return pb_error_set(x->err, PB_ECORRUPT,
+                                "the downloaded bundle's checksum %s differs from the cloud's %s",
+                                hex, x->bundle_xxh3);
+        }
+    }
+    error = pb_run__solid_decode(solid, x->bundle, 1, x->err);
+    unlink(solid);
+    return error;
 }
 
 /* Verifies the bundle, extracting its changesets, and reproduces the next baseline copy. */
@@ -996,10 +1046,8 @@ static int verify_bundle(rx *x, int make_next)
 static int do_download(rx *x, int resumed)
 {
     int error;
-    if (!pb_run__exists(x->bundle) &&
-        (error = get_file(x, x->bundle_name, x->bundle, "download")) < 0)
+    if ((error = fetch_bundle(x)) < 0)
         return error;
-    x->r->bytes.bundle_down += pb_run__fsize(x->bundle);
     if ((error = verify_bundle(x, 1)) < 0)
         return error;
     (void)resumed;
@@ -1147,6 +1195,8 @@ static int do_recover(rx *x, int *resume)
     const char *sm = json_string_value(json_object_get(json_object_get(c, "snapshot"), "main"));
     const char *sb = json_string_value(json_object_get(json_object_get(c, "snapshot"), "blobs"));
     const char *bn = json_string_value(json_object_get(c, "bundle"));
+    const char *bx = json_string_value(json_object_get(c, "bundle_xxh3"));
+    snprintf(x->bundle_xxh3, sizeof(x->bundle_xxh3), "%s", bx ? bx : "");
     const char *su = json_string_value(json_object_get(c, "store"));
     memset(&x->snap_ids, 0, sizeof(x->snap_ids));
     if (ready && (!sm || pb_run__unhex16(x->snap_ids.main, sm) != 0 || !bn || !*bn ||
@@ -1287,9 +1337,8 @@ static int bs_download(rx *x)
         return pb_error_set(x->err, PB_ECORRUPT,
                             "the downloaded DB's checksum %s differs from the cloud's %s", gm, hm);
     xlog(x, "info", "the library DB pair arrived and matches the cloud's checksum (%.16s)", gm);
-    if ((error = get_file(x, x->bundle_name, x->bundle, "download")) < 0)
+    if ((error = fetch_bundle(x)) < 0)
         return error;
-    x->r->bytes.bundle_down += pb_run__fsize(x->bundle);
     return verify_bundle(x, 0);
 }
 
