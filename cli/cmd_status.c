@@ -91,7 +91,7 @@ int cmd_status(int argc, char **argv)
         cli_state("🔍", "no runs yet");
     else
         printf("\n%-24s %-9s %-12s %-14s %10s %10s %9s %8s\n", "run", "mode", "state", "phase",
-               "up", "down", "total", "down");
+               "up", "down", "time", "Plex off");
     for (size_t i = 0; i < s->nruns; i++) {
         const pb_run_record *r = &s->runs[i];
         const char *emoji = !strcmp(r->state, "ok")        ? "✅"
