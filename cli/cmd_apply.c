@@ -124,9 +124,11 @@ static void show(view *v, int phase)
     case PB_APPLY_MERGE:
         cli_state("✅",
                   "rows merged in one transaction: %llu inserted, %llu updated, %llu deleted, %llu "
-                  "conflicts, %llu remapped, %llu user-state changes dropped",
+                  "conflicts, %llu columns merged key by key, %llu remapped, %llu user-state "
+                  "changes dropped",
                   (ull)r->rows.inserted, (ull)r->rows.updated, (ull)r->rows.deleted,
-                  (ull)r->rows.conflicts, (ull)r->rows.remapped, (ull)r->rows.user_state_dropped);
+                  (ull)r->rows.conflicts, (ull)r->rows.merged, (ull)r->rows.remapped,
+                  (ull)r->rows.user_state_dropped);
         cli_state("🛠️", "written by %s", r->engine);
         cli_state(r->atomic_pair ? "✅" : "⚠️", "%s",
                   r->atomic_pair ? "main + blobs + journal marker committed atomically"
@@ -189,11 +191,12 @@ static const char *advice(int code, const pb_apply_result *r)
 
 static json_t *counts(const pb_merge_counts *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "inserted", (json_int_t)c->inserted,
-                     "updated", (json_int_t)c->updated, "deleted", (json_int_t)c->deleted,
-                     "conflicts", (json_int_t)c->conflicts, "remapped", (json_int_t)c->remapped,
-                     "user_state_dropped", (json_int_t)c->user_state_dropped, "natkey_mapped",
-                     (json_int_t)c->natkey_mapped);
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "inserted",
+                     (json_int_t)c->inserted, "updated", (json_int_t)c->updated, "deleted",
+                     (json_int_t)c->deleted, "conflicts", (json_int_t)c->conflicts, "remapped",
+                     (json_int_t)c->remapped, "user_state_dropped",
+                     (json_int_t)c->user_state_dropped, "natkey_mapped",
+                     (json_int_t)c->natkey_mapped, "merged", (json_int_t)c->merged);
 }
 
 static int print_json(const pb_apply_result *r, const pb_apply_options *o, int rc,

@@ -363,12 +363,13 @@ void rv_on_event(const pb_run_event *ev, void *payload)
 
 static json_t *counts_json(const pb_merge_counts *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "inserted",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "inserted",
                      (json_int_t)c->inserted, "updated", (json_int_t)c->updated, "deleted",
                      (json_int_t)c->deleted, "conflicts", (json_int_t)c->conflicts, "remapped",
                      (json_int_t)c->remapped, "natkey_mapped", (json_int_t)c->natkey_mapped,
                      "user_state_dropped", (json_int_t)c->user_state_dropped, "notfound",
-                     (json_int_t)c->notfound, "same", (json_int_t)c->same);
+                     (json_int_t)c->notfound, "same", (json_int_t)c->same, "merged",
+                     (json_int_t)c->merged);
 }
 
 json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)

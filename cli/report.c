@@ -211,14 +211,21 @@ static void show_merge(const report_view *v)
               "rows: %llu inserted, %llu updated, %llu deleted, %llu already as the cloud has "
               "them, %llu no longer at home",
               (ull)m->inserted, (ull)m->updated, (ull)m->deleted, (ull)m->same, (ull)m->notfound);
+    if (m->merged)
+        cli_state("🔀",
+                  "%llu columns changed on both sides merged key by key (extra_data: the "
+                  "cloud's analysis keys added, the home's keys kept)",
+                  (ull)m->merged);
     if (m->conflicts) {
         cli_state("⚠️",
                   "%llu conflicts: changed on both sides (home value kept, except deletions "
                   "and rows listed as cloud_won)",
                   (ull)m->conflicts);
-        show_listed(r->conflicts, r->nconflicts, m->conflicts);
+        show_listed(r->conflicts, r->nconflicts, m->conflicts + m->merged);
     } else {
         cli_state("✅", "no conflicts");
+        if (m->merged)
+            show_listed(r->conflicts, r->nconflicts, m->merged);
     }
     if (m->remapped || m->natkey_mapped) {
         cli_state("📊",
@@ -403,12 +410,13 @@ int report_finish(report_view *v, int rc, const pb_error *err)
 
 static json_t *counts_json(const pb_merge_counts *c)
 {
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "inserted",
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "inserted",
                      (json_int_t)c->inserted, "updated", (json_int_t)c->updated, "deleted",
                      (json_int_t)c->deleted, "conflicts", (json_int_t)c->conflicts, "remapped",
                      (json_int_t)c->remapped, "natkey_mapped", (json_int_t)c->natkey_mapped,
                      "user_state_dropped", (json_int_t)c->user_state_dropped, "notfound",
-                     (json_int_t)c->notfound, "same", (json_int_t)c->same);
+                     (json_int_t)c->notfound, "same", (json_int_t)c->same, "merged",
+                     (json_int_t)c->merged);
 }
 
 static json_t *listed_json(const pb_plex_listed *l, size_t n)

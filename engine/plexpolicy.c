@@ -23,10 +23,13 @@
  *            metadata_subscription_desired_items, schema_migrations
  *   derived  sqlite_*, every virtual table (FTS, spellfix1, the photo rtree `locations`) and its
  *            shadow tables, fts*_*, spellfix_*, *_vocab
+ * Columns follow the 3-way rule; an `extra_data` column both sides changed is merged per JSON key
+ * (extradata.c: the cloud's analysis keys join the home's edits, `url` recomputed).
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "extradata.h"
 #include "plexpolicy.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -277,6 +280,30 @@ static int cb_column_rule(const char *schema, const char *table, const char *col
     (void)schema, (void)table, (void)column, (void)payload;
     /* Every column follows the 3-way rule, bookkeeping timestamps included (docs/cli.md). */
     return PB_COL_DEFAULT;
+}
+
+/* Both sides changed a column: `extra_data` (any library table) is merged per JSON key
+ * (extradata.c); anything else, or values that are not JSON objects, take the default rule. */
+static int cb_merge_column(const char *schema, const char *table, const char *column,
+                           sqlite3_value *base, sqlite3_value *cloud, sqlite3_value *live,
+                           char **out, size_t *out_n, void *payload)
+{
+    (void)schema, (void)table, (void)payload;
+    if (strcmp(column, "extra_data") != 0 || sqlite3_value_type(cloud) != SQLITE_TEXT ||
+        sqlite3_value_type(live) != SQLITE_TEXT)
+        return 0;
+    int bt = sqlite3_value_type(base);
+    if (bt != SQLITE_TEXT && bt != SQLITE_NULL)
+        return 0;
+    const char *b = bt == SQLITE_TEXT ? (const char *)sqlite3_value_text(base) : NULL;
+    size_t nb = b ? (size_t)sqlite3_value_bytes(base) : 0;
+    const char *c = (const char *)sqlite3_value_text(cloud);
+    size_t nc = (size_t)sqlite3_value_bytes(cloud);
+    const char *l = (const char *)sqlite3_value_text(live);
+    size_t nl = (size_t)sqlite3_value_bytes(live);
+    if (!c || !l)
+        return PB_ENOMEM;
+    return pb_extra_data_merge(b, nb, c, nc, l, nl, out, out_n);
 }
 
 static int cb_map_text(const char *schema, const char *table, const char *column, const char *in,
@@ -751,6 +778,7 @@ int pb_plex_policy_new(pb_plex_policy **out, sqlite3 *db, const char *const *sch
     p->mp.natkeys = p->nk;
     p->mp.nnatkeys = p->nnk;
     p->mp.payload = p;
+    p->mp.merge_column = cb_merge_column;
     *out = p;
     p = NULL;
 done:

@@ -68,6 +68,8 @@ const char *pb_plex_resolution_name(int res)
         return "notfound";
     case PB_RES_SAME:
         return "same";
+    case PB_RES_MERGED:
+        return "merged";
     default:
         return "?";
     }
@@ -125,6 +127,7 @@ static void counts_add(pb_merge_counts *a, const pb_merge_counts *b)
     a->user_state_dropped += b->user_state_dropped;
     a->notfound += b->notfound;
     a->same += b->same;
+    a->merged += b->merged;
 }
 
 int pb_plex_report_add_merge(pb_plex_report *r, const pb_merge_stats *st, const pb_plex_policy *pol)
@@ -161,6 +164,7 @@ void pb_plex_report_note_action(pb_plex_report *r, const pb_merge_action *a)
     switch (a->resolution) {
     case PB_RES_KEPT_LIVE:
     case PB_RES_CLOUD_WON:
+    case PB_RES_MERGED:
         keep_listed(r->conflicts, &r->nconflicts, a);
         break;
     case PB_RES_REMAPPED:

@@ -896,12 +896,60 @@ static int select_row(mctx *c, mtable *t, const mval *kv, sqlite3_stmt **out)
     return merge_sqlerr(c, rc, "merge: reading %s.%s", t->schema, t->name);
 }
 
+/* Both sides changed column `i` of an UPDATE: asks the policy's merge_column. 1 (or 2: with a
+ * conflict inside) with c->newv[i] replaced by the merged value, 0 for the default rule, or a
+ * negative error. */
+static int merge_column(mctx *c, mtable *t, int i, sqlite3_stmt *live, const mval *bv)
+{
+    int error;
+    if (!c->vsel && (error = merge_prepare(c, "SELECT ?1, ?2", &c->vsel, "a value statement")))
+        return error;
+    mval_bind(c->vsel, 1, &bv[i]);
+    mval_bind(c->vsel, 2, &c->newv[i]);
+    int rc = sqlite3_step(c->vsel);
+    if (rc != SQLITE_ROW) {
+        sqlite3_reset(c->vsel);
+        return merge_sqlerr(c, rc, "merge: reading values of %s.%s", t->schema, t->name);
+    }
+    char *out = NULL;
+    size_t on = 0;
+    int r = c->pol->merge_column(t->schema, t->name, t->cols[i], sqlite3_column_value(c->vsel, 0),
+                                 sqlite3_column_value(c->vsel, 1), sqlite3_column_value(live, i),
+                                 &out, &on, c->pol->payload);
+    sqlite3_reset(c->vsel);
+    sqlite3_clear_bindings(c->vsel);
+    if (r < 0) {
+        free(out);
+        return pb_error_set(c->err, r, "merge: %s: record %llu: merge_column failed on %s.%s.%s",
+                            c->path, c->recno, t->schema, t->name, t->cols[i]);
+    }
+    if (r != 1 && r != 2) {
+        free(out);
+        return 0;
+    }
+    if (!out || on > INT_MAX) {
+        free(out);
+        return pb_error_set(c->err, PB_EINVALID,
+                            "merge: merge_column returned no value for %s.%s.%s", t->schema,
+                            t->name, t->cols[i]);
+    }
+    mval m = {SQLITE_TEXT, 0, 0, (const unsigned char *)out, (int)on, out};
+    if (mval_eq_col(&m, live, i)) { /* nothing new: the default rule */
+        free(out);
+        return 0;
+    }
+    mval_clear(&c->newv[i]);
+    c->newv[i] = m;
+    return r;
+}
+
 /* Per-column decision against the live row in `live` (base in `bv`, NULL for an insert onto an
  * existing key). Fills `mask`; counts conflicts and lists them. */
 static int decide_columns(mctx *c, mtable *t, int op, int64_t id, sqlite3_stmt *live,
                           const mval *bv, uint64_t *mask, int *nset, int *nconf)
 {
     *nset = *nconf = 0;
+    int can_merge = bv && c->pol->version >= 2 && c->pol->merge_column;
     for (int i = 0; i < t->ncol; i++) {
         const mval *cv = &c->newv[i];
         if (t->pk[i] || !cv->type || t->rules[i] == PB_COL_KEEP_LIVE)
@@ -920,6 +968,21 @@ static int decide_columns(mctx *c, mtable *t, int op, int64_t id, sqlite3_stmt *
                 action(c, t, op, id, id, t->cols[i], PB_RES_CLOUD_WON);
             }
         } else {
+            int m =
+                can_merge && t->rules[i] == PB_COL_DEFAULT ? merge_column(c, t, i, live, bv) : 0;
+            if (m < 0)
+                return m;
+            if (m) {
+                mask[i / 64] |= (uint64_t)1 << (i % 64);
+                (*nset)++;
+                COUNT(c, t, merged);
+                if (m == 2) {
+                    (*nconf)++;
+                    COUNT(c, t, conflicts);
+                }
+                action(c, t, op, id, id, t->cols[i], PB_RES_MERGED);
+                continue;
+            }
             (*nconf)++;
             COUNT(c, t, conflicts);
             action(c, t, op, id, id, t->cols[i], PB_RES_KEPT_LIVE);
@@ -1218,8 +1281,8 @@ int pb_merge_apply(sqlite3 *live, const pb_merge_input *inputs, size_t ninputs,
     memset(stats, 0, sizeof(*stats));
     if (!opts)
         opts = &defaults;
-    if (!live || (!inputs && ninputs) || !policy || !policy->table_class ||
-        policy->version != PB_MERGE_POLICY_VERSION || opts->version < 1 ||
+    if (!live || (!inputs && ninputs) || !policy || !policy->table_class || policy->version < 1 ||
+        policy->version > PB_MERGE_POLICY_VERSION || opts->version < 1 ||
         opts->version > PB_MERGE_OPTIONS_VERSION)
         return pb_error_set(err, PB_EINVALID, "merge: invalid arguments or version");
     c.db = live;
@@ -1311,7 +1374,8 @@ int pb_merge_apply(sqlite3 *live, const pb_merge_input *inputs, size_t ninputs,
 done:
     sqlite3_finalize(c.rm_add);
     sqlite3_finalize(c.rm_get);
-    c.rm_add = c.rm_get = NULL;
+    sqlite3_finalize(c.vsel);
+    c.rm_add = c.rm_get = c.vsel = NULL;
     for (int i = 0; i < c.ntabs; i++)
         mtable_free(c.tabs[i]);
     free(c.tabs);

@@ -129,6 +129,7 @@ typedef struct mctx {
     int ntabs, capt;
     pb_merge_counts sink;          /* counts of tables beyond PB_MERGE_MAX_TABLES */
     sqlite3_stmt *rm_add, *rm_get; /* temp.pb_remap */
+    sqlite3_stmt *vsel;            /* SELECT ?1, ?2: values for the policy's merge_column */
     mval *oldv, *newv;             /* the current record, mapped */
     int vcap;
     unsigned long long writes, crash_after, uses;

@@ -335,6 +335,7 @@ static pb_merge_policy t_policy(void)
                          sizeof(T_REFS) / sizeof(T_REFS[0]),
                          T_NAT,
                          sizeof(T_NAT) / sizeof(T_NAT[0]),
+                         NULL,
                          NULL};
     return p;
 }
@@ -2069,6 +2070,135 @@ static void test_script_before_commit(void **state)
     }
 }
 
+/* merge_column for test_merge_column: items.rating, both sides changed, gives
+ * "<mode>:base|cloud|live" (2 with mode "conflict"); the text "FAIL" fails; others decline. */
+static const char *g_mc_mode = "merged";
+static int t_merge_column(const char *schema, const char *table, const char *column,
+                          sqlite3_value *base, sqlite3_value *cloud, sqlite3_value *live,
+                          char **out, size_t *out_n, void *p)
+{
+    (void)schema, (void)p;
+    if (strcmp(table, "items") != 0 || strcmp(column, "rating") != 0)
+        return 0;
+    if (strcmp(g_mc_mode, "fail") == 0)
+        return PB_EINVALID;
+    if (strcmp(g_mc_mode, "same") == 0) { /* the live value itself: the default rule */
+        *out = strdup((const char *)sqlite3_value_text(live));
+        *out_n = strlen(*out);
+        return 1;
+    }
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s:%.1f|%.1f|%.1f", g_mc_mode, sqlite3_value_double(base),
+             sqlite3_value_double(cloud), sqlite3_value_double(live));
+    *out = strdup(buf);
+    *out_n = strlen(buf);
+    return strcmp(g_mc_mode, "conflict") == 0 ? 2 : 1;
+}
+
+static int merge_with(scen *s, pb_merge_policy *pol, pb_merge_options *o, pb_merge_stats *st,
+                      pb_error *e)
+{
+    copy_file(s->live, s->work);
+    copy_file(s->live_b, s->work_b);
+    sqlite3 *db = open_pair(s->work, s->work_b);
+    pb_merge_input in[2] = {{"main", s->cs}, {"blobs", s->cs_b}};
+    int rc = pb_merge_apply(db, in, 2, pol, o, st, e);
+    sqlite3_close(db);
+    return rc;
+}
+
+/* The policy's merge_column: called where both sides changed a column (items 5 rating: base 5.0,
+ * cloud 8.0, live 6.0), its value written and counted as merged instead of a conflict (2: both);
+ * declining or giving the live value back is the default rule; an error fails the merge with the
+ * live DB unchanged; a version-1 policy is never asked; script mode writes the same value. */
+static void test_merge_column(void **state)
+{
+    (void)state;
+    scen s;
+    build_fixed(&s);
+    pb_merge_policy pol = t_policy();
+    pb_merge_stats plain, st;
+    pb_error e = PB_ERROR_INIT;
+    pb_merge_options o = PB_MERGE_OPTIONS_INIT;
+    assert_int_equal(merge_with(&s, &pol, &o, &plain, &e), 0);
+    assert_int_equal(plain.total.merged, 0);
+    sqlite3 *db = xopen(s.work);
+    char *text = qtext(db, "SELECT rating FROM items WHERE id = 5");
+    assert_string_equal(text, "6.0");
+    free(text);
+    sqlite3_close(db);
+
+    pol.merge_column = t_merge_column;
+    alist acts = {0};
+    o.on_action = on_act;
+    o.action_payload = &acts;
+    g_mc_mode = "merged";
+    assert_int_equal(merge_with(&s, &pol, &o, &st, &e), 0);
+    assert_int_equal(st.total.merged, 1);
+    assert_int_equal(st.total.conflicts, plain.total.conflicts - 1);
+    assert_int_equal(st.total.updated, plain.total.updated + 1);
+    assert_true(has_act(&acts, "items", SQLITE_UPDATE, 5, 5, "rating", PB_RES_MERGED));
+    assert_false(has_act(&acts, "items", SQLITE_UPDATE, 5, 5, "rating", PB_RES_KEPT_LIVE));
+    db = xopen(s.work);
+    text = qtext(db, "SELECT rating FROM items WHERE id = 5");
+    assert_string_equal(text, "merged:5.0|8.0|6.0");
+    free(text);
+    sqlite3_close(db);
+    free(acts.a);
+    o.on_action = NULL;
+
+    g_mc_mode = "conflict";
+    assert_int_equal(merge_with(&s, &pol, &o, &st, &e), 0);
+    assert_int_equal(st.total.merged, 1);
+    assert_int_equal(st.total.conflicts, plain.total.conflicts);
+
+    pol.version = 1; /* an older policy: the field is not read */
+    g_mc_mode = "merged";
+    assert_int_equal(merge_with(&s, &pol, &o, &st, &e), 0);
+    assert_memory_equal(&st.total, &plain.total, sizeof(plain.total));
+    pol.version = PB_MERGE_POLICY_VERSION;
+
+    g_mc_mode = "fail";
+    char *before = dump_files(s.live, s.live_b);
+    assert_int_equal(merge_with(&s, &pol, &o, &st, &e), PB_EINVALID);
+    assert_non_null(strstr(e.msg, "merge_column failed on main.items.rating"));
+    char *after = dump_files(s.work, s.work_b);
+    assert_dump_equal(after, before, "merge_column failure");
+    free(before);
+    free(after);
+
+    /* script mode decides the same and writes the merged literal */
+    g_mc_mode = "merged";
+    char script[PATH_MAX];
+    snprintf(script, sizeof(script), "%s/mc.sql", s.dir);
+    FILE *f = fopen(script, "w");
+    assert_non_null(f);
+    o.script = f;
+    pb_error_clear(&e);
+    db = NULL;
+    assert_int_equal(pb_compat_open(&db, s.live, PB_OPEN_READONLY, &e), 0);
+    xexec(db, "ATTACH %Q AS blobs", s.live_b);
+    pb_merge_input in[2] = {{"main", s.cs}, {"blobs", s.cs_b}};
+    assert_int_equal(pb_merge_apply(db, in, 2, &pol, &o, &st, &e), 0);
+    sqlite3_close(db);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(st.total.merged, 1);
+    text = slurp(script);
+    assert_non_null(strstr(text, "'merged:5.0|8.0|6.0'"));
+    free(text);
+    o.script = NULL;
+
+    /* a merged value equal to the live one is the default rule (a text live value here: the
+     * hook's values are text) */
+    db = xopen(s.live);
+    xexec(db, "UPDATE items SET rating = 'six' WHERE id = 5");
+    sqlite3_close(db);
+    g_mc_mode = "same";
+    assert_int_equal(merge_with(&s, &pol, &o, &st, &e), 0);
+    assert_memory_equal(&st.total, &plain.total, sizeof(plain.total));
+    g_mc_mode = "merged";
+}
+
 /* Merges into a copy of live expecting `code`; checks the content did not change and the message
  * is one line naming `needle`. */
 static void expect_failure(scen *s, const char *cs, const char *cs_b, int code, const char *needle)
@@ -2680,6 +2810,7 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_random_ourdiff),
         cmocka_unit_test(test_crash_recovery),
         cmocka_unit_test(test_script_before_commit),
+        cmocka_unit_test(test_merge_column),
     };
     return cmocka_run_group_tests_name("merge", tests, NULL, NULL);
 }

@@ -1,16 +1,19 @@
 /*
  * test_plexmerge_unit.c: path mapping (engine/pathmap.c), the Plex policy read from a schema
- * (engine/plexpolicy.c) and the deletion guard's verdicts (engine/guards.c).
+ * (engine/plexpolicy.c), the per-key merge of extra_data (engine/extradata.c, and through the
+ * policy's merge_column) and the deletion guard's verdicts (engine/guards.c).
  * Prerequisites: fixtures/plex-schema.sql (PB_SOURCE_DIR), the compatibility layer.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
+#include <jansson.h>
 
 #include "testutil.h"
 #include "plexburst/compat.h"
 #include "plexburst/plexmerge.h"
+#include "extradata.h"
 #include "guards.h"
 #include "plexpolicy.h"
 #include "plexschema.h"
@@ -368,12 +371,132 @@ static void test_deletion_guard(void **state)
     assert_string_equal(v.what, "parts");
 }
 
+/* pb_extra_data_merge on strings: its return code, and the merged text (NULL when none). */
+static int xmerge(const char *base, const char *cloud, const char *live, char **out)
+{
+    size_t n = 0;
+    int rc = pb_extra_data_merge(base, base ? strlen(base) : 0, cloud, strlen(cloud), live,
+                                 strlen(live), out, &n);
+    if (rc > 0) {
+        assert_non_null(*out);
+        assert_int_equal(n, strlen(*out));
+    } else {
+        assert_null(*out);
+    }
+    return rc;
+}
+
+static void expect_xmerge(const char *base, const char *cloud, const char *live, int want_rc,
+                          const char *want)
+{
+    char *out = NULL;
+    int rc = xmerge(base, cloud, live, &out);
+    if (rc != want_rc || (want && (!out || strcmp(out, want) != 0)))
+        fail_msg("merge of %s / %s / %s: %d '%s', expected %d '%s'", base ? base : "NULL", cloud,
+                 live, rc, out ? out : "", want_rc, want ? want : "");
+    free(out);
+}
+
+static void test_extra_data(void **state)
+{
+    (void)state;
+    /* the url as mkplex writes it: sorted keys, unreserved characters literal */
+    json_t *o = json_loads("{\"pv:version\":\"5\",\"at:ratingImage\":\"imdb://image.rating\","
+                           "\"ma:title\":\"Déjà vu & co\",\"n\":3,\"url\":\"stale\"}",
+                           0, NULL);
+    assert_non_null(o);
+    char *url = pb_extra_data_url(o);
+    assert_string_equal(url, "at%3AratingImage=imdb%3A%2F%2Fimage.rating&ma%3Atitle=D%C3%A9j%C3%"
+                             "A0%20vu%20%26%20co&n=&pv%3Aversion=5");
+    free(url);
+    json_decref(o);
+
+    /* the cloud adds ms:musicAnalysisVersion, the home changed another key: both, url anew */
+    expect_xmerge("{\"at:ratingImage\":\"imdb://image.rating\",\"url\":\"at%3AratingImage=imdb"
+                  "%3A%2F%2Fimage.rating\"}",
+                  "{\"at:ratingImage\":\"imdb://image.rating\",\"ms:musicAnalysisVersion\":"
+                  "\"1\",\"url\":\"at%3AratingImage=imdb%3A%2F%2Fimage.rating&ms%3AmusicAnalys"
+                  "isVersion=1\"}",
+                  "{\"at:ratingImage\":\"themoviedb://image.rating\",\"url\":\"at%3AratingImage"
+                  "=themoviedb%3A%2F%2Fimage.rating\"}",
+                  1,
+                  "{\"at:ratingImage\":\"themoviedb://image.rating\",\"ms:musicAnalysisVersion\":"
+                  "\"1\",\"url\":\"at%3AratingImage=themoviedb%3A%2F%2Fimage.rating&ms%3AmusicAna"
+                  "lysisVersion=1\"}");
+    /* several analysis keys, one the cloud removed, one the home added, one the home removed */
+    expect_xmerge("{\"a\":\"1\",\"gone\":\"x\",\"h\":\"y\"}",
+                  "{\"a\":\"1\",\"h\":\"y\",\"ln:loudnessAnalysisVersion\":\"2\","
+                  "\"ln:peak\":\"0.9\"}",
+                  "{\"a\":\"1\",\"gone\":\"x\",\"home\":\"z\"}", 1,
+                  "{\"a\":\"1\",\"home\":\"z\",\"ln:loudnessAnalysisVersion\":\"2\","
+                  "\"ln:peak\":\"0.9\"}"); /* no url in any: none added */
+    /* both change the same key: the home's value (2: a conflict inside), the rest merged */
+    expect_xmerge("{\"k\":\"0\",\"url\":\"k=0\"}", "{\"k\":\"cloud\",\"c\":\"1\"}",
+                  "{\"k\":\"home\",\"url\":\"k=home\"}", 2,
+                  "{\"c\":\"1\",\"k\":\"home\",\"url\":\"c=1&k=home\"}");
+    /* both set the same key to the same value: no conflict */
+    expect_xmerge("{}", "{\"k\":\"v\",\"c\":\"1\"}", "{\"k\":\"v\"}", 1,
+                  "{\"c\":\"1\",\"k\":\"v\"}");
+    /* only a key both changed: nothing of the cloud survives, the home value stays as it is */
+    expect_xmerge("{\"k\":\"0\"}", "{\"k\":\"cloud\"}", "{ \"k\" : \"home\" }", 0, NULL);
+    /* no base value (NULL or empty): an empty object */
+    expect_xmerge(NULL, "{\"c\":\"1\"}", "{\"h\":\"1\"}", 1, "{\"c\":\"1\",\"h\":\"1\"}");
+    expect_xmerge("", "{\"c\":\"1\"}", "{\"h\":\"1\"}", 1, "{\"c\":\"1\",\"h\":\"1\"}");
+    /* not JSON objects: the default rule */
+    expect_xmerge("{}", "{\"c\":\"1\"}", "not json", 0, NULL);
+    expect_xmerge("{}", "{\"c\":", "{\"h\":\"1\"}", 0, NULL);
+    expect_xmerge("[1]", "{\"c\":\"1\"}", "{\"h\":\"1\"}", 0, NULL);
+    expect_xmerge("{}", "[\"c\"]", "{\"h\":\"1\"}", 0, NULL);
+    expect_xmerge("{}", "{\"c\":\"1\",\"c\":\"2\"}", "{\"h\":\"1\"}", 0, NULL);
+
+    /* through the policy's merge_column: extra_data only, text values only */
+    pb_error err = PB_ERROR_INIT;
+    pb_plex_policy *p = NULL;
+    sqlite3 *db = schema_db("");
+    const char *schemas[] = {"main"};
+    if (pb_plex_policy_new(&p, db, schemas, 1, NULL, &err) != 0)
+        fail_msg("policy: %s", err.msg);
+    const pb_merge_policy *mp = pb_plex_policy_merge(p);
+    assert_non_null(mp->merge_column);
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db,
+                                        "SELECT NULL, '{\"ms:musicAnalysisVersion\":\"1\"}', "
+                                        "'{\"h\":\"1\"}', 42, 'x'",
+                                        -1, &st, NULL),
+                     SQLITE_OK);
+    assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+    sqlite3_value *v[5];
+    for (int i = 0; i < 5; i++)
+        v[i] = sqlite3_column_value(st, i);
+    char *out = NULL;
+    size_t n = 0;
+    assert_int_equal(mp->merge_column("main", "metadata_items", "extra_data", v[0], v[1], v[2],
+                                      &out, &n, mp->payload),
+                     1);
+    assert_string_equal(out, "{\"h\":\"1\",\"ms:musicAnalysisVersion\":\"1\"}");
+    free(out);
+    out = NULL;
+    assert_int_equal(mp->merge_column("main", "metadata_items", "title", v[0], v[1], v[2], &out, &n,
+                                      mp->payload),
+                     0);
+    assert_int_equal(mp->merge_column("main", "media_streams", "extra_data", v[3], v[1], v[2], &out,
+                                      &n, mp->payload),
+                     0); /* an integer base */
+    assert_int_equal(mp->merge_column("main", "media_streams", "extra_data", v[0], v[1], v[3], &out,
+                                      &n, mp->payload),
+                     0); /* an integer live value */
+    assert_null(out);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    pb_plex_policy_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pathmap_plain),  cmocka_unit_test(test_pathmap_url),
         cmocka_unit_test(test_pathmap_errors), cmocka_unit_test(test_policy),
-        cmocka_unit_test(test_deletion_guard),
+        cmocka_unit_test(test_deletion_guard), cmocka_unit_test(test_extra_data),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,9 +21,11 @@
  *             by column against that row, without base: equal columns are `same`, differing ones
  *             conflicts (live kept unless PB_COL_TAKE_CLOUD).
  *     UPDATE  per changed column: the cloud value is written when the live value still equals
- *             the base value; when the live side changed that column too, the live value stays
- *             (a conflict, counted and listed); a row the live DB no longer has is skipped
- *             (counted as notfound). A column whose cloud value equals the base value is no
+ *             the base value; when the live side changed that column too, the policy's
+ *             merge_column (when given) may merge the three values into a new one (written,
+ *             counted as `merged`, resolution PB_RES_MERGED); otherwise, or when it declines,
+ *             the live value stays (a conflict, counted and listed); a row the live DB no longer
+ * has is skipped (counted as notfound). A column whose cloud value equals the base value is no
  *             change; a column already holding the cloud value is `same`. PB_COL_KEEP_LIVE
  *             columns are ignored; PB_COL_TAKE_CLOUD columns are written even over a live
  *             change (a conflict resolved PB_RES_CLOUD_WON). The record counts as `updated`
@@ -67,6 +69,7 @@
 #include "plexburst/errors.h"
 
 typedef struct sqlite3 sqlite3;
+typedef struct sqlite3_value sqlite3_value;
 
 typedef enum pb_table_class {
     PB_CLASS_LIBRARY = 1, /* 3-way per column: cloud wins unless the live side changed the column */
@@ -116,9 +119,25 @@ typedef struct pb_merge_policy {
     const pb_merge_natkey *natkeys;
     size_t nnatkeys;
     void *payload;
+    /**
+     * Version 2, optional: a 3-way merge of one column's values, called for an UPDATE of a
+     * library table when both sides changed the column (PB_COL_DEFAULT columns; base, cloud and
+     * live all differ), instead of keeping the live value. `base` and `cloud` are the record's
+     * values (after map_text), `live` the live row's; they are valid during the call only.
+     * Returns 1 with *out a malloc'd text value (length in *out_n; the merge frees it) that is
+     * written in place of the cloud value; 2 likewise, when part of the value both sides changed
+     * kept the live side's version (also counted as a conflict); 0 to apply the default rule
+     * (the live value stays, a conflict); negative (a PB_E* code) to fail the merge. A merged
+     * value equal to the live value is the default rule. Must be deterministic (script mode and
+     * in-process decide alike).
+     */
+    int (*merge_column)(const char *schema, const char *table, const char *column,
+                        sqlite3_value *base, sqlite3_value *cloud, sqlite3_value *live, char **out,
+                        size_t *out_n, void *payload);
 } pb_merge_policy;
 
-#define PB_MERGE_POLICY_VERSION 1
+/* Version 2 added merge_column; version 1 structures (without it) are still accepted. */
+#define PB_MERGE_POLICY_VERSION 2
 
 /** One decision of the merge, reported through pb_merge_options.on_action. */
 typedef enum pb_merge_resolution {
@@ -130,6 +149,7 @@ typedef enum pb_merge_resolution {
     PB_RES_DROPPED_USER = 6, /* user-state change dropped */
     PB_RES_NOTFOUND = 7,     /* the live DB no longer has the row: skipped */
     PB_RES_SAME = 8,         /* the live DB already holds the cloud value */
+    PB_RES_MERGED = 9,       /* both sides changed `column`: the policy merged the values */
 } pb_merge_resolution;
 
 typedef struct pb_merge_action {
@@ -191,6 +211,7 @@ typedef struct pb_merge_counts {
     uint64_t user_state_dropped;         /* user-state records dropped */
     uint64_t notfound;                   /* updates/deletes of rows the live DB no longer has */
     uint64_t same;                       /* records the live DB already reflected */
+    uint64_t merged;                     /* columns both sides changed, merged by the policy */
 } pb_merge_counts;
 
 #define PB_MERGE_MAX_TABLES 256
