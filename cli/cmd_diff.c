@@ -47,7 +47,7 @@ int cmd_diff(int argc, char **argv)
         {"work-dir", CLI_OPT_STRING, &work_dir, "DIR", "temporary files (default $TMPDIR)"},
         {"keep-work", CLI_OPT_FLAG, &keep_work, NULL, "keep the changesets"},
         {"zstd-level", CLI_OPT_INT, &zstd_level, "N",
-         "level for the compressed size figure (default 19)"},
+         "level for the compressed size figure (default 19; window capped at 1 MiB)"},
         {NULL, 0, NULL, NULL, NULL},
     };
 

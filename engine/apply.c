@@ -351,7 +351,7 @@ static int phase_guards(apply_run *x)
     mo.dry_run = 1;
     mo.engine = PB_PLEX_ENGINE_IN_PROCESS;
     mo.keep_backups = 0;
-    mo.zstd_level = 1; /* only a report figure here; level 19 would cost ~90 MB of RSS */
+    /* mo.zstd_level: the default (19, window capped: bounded memory, see plexmerge.c) */
     mo.work_dir = x->work;
     error = pb_plex_diff(&mo, &x->out->report, x->err);
     x->out->have_report = 1;

@@ -1,10 +1,13 @@
 /*
  * test_zstream.c: zstd streaming round trips over sizes around the buffer boundaries, and
- * truncated, corrupt and oversized input refused with PB_ECORRUPT.
+ * truncated, corrupt and oversized input refused with PB_ECORRUPT; the bounded-memory
+ * parameters (capped window, pledged size) of pb_zstd_compress_stream_ex.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_getFrameHeader */
+#include <zstd.h>
 
 #include "testutil.h"
 #include "zstream.h"
@@ -98,11 +101,57 @@ static void test_bad_input(void **state)
     fclose(z);
 }
 
+/* Level 19 with the window capped at 1 MiB and the size pledged (the report figure of
+ * engine/plexmerge.c): round trips, the frame names the content size and a window of at most
+ * 1 MiB (what bounds zstd's tables), below 1 MiB the bytes equal plain level 19's but for the
+ * content size field; a pledged size that is wrong fails (once the input takes several reads). */
+static void test_bounded(void **state)
+{
+    (void)state;
+    size_t sizes[] = {0, 5000, 300000, 3u << 19};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        pb_error err = PB_ERROR_INIT;
+        FILE *in = make_input(sizes[i], (unsigned)i + 40), *z = tmpfile(), *out = tmpfile();
+        uint64_t nin = 0, nz = 0, nout = 0, nplain = 0;
+        pb_zstd_params p = {19, 0, 20, 1, sizes[i]};
+        assert_int_equal(pb_zstd_compress_stream_ex(in, z, &p, &nin, &nz, &err), 0);
+        assert_int_equal(nin, sizes[i]);
+        unsigned char head[32];
+        rewind(z);
+        size_t nh = fread(head, 1, sizeof(head), z);
+        ZSTD_frameHeader fh;
+        assert_int_equal(ZSTD_getFrameHeader(&fh, head, nh), 0);
+        assert_int_equal(fh.frameContentSize, sizes[i]);
+        assert_true(fh.windowSize <= (1u << 20));
+        rewind(z);
+        assert_int_equal(pb_zstd_decompress_stream(z, out, 0, &nout, &err), 0);
+        assert_int_equal(nout, sizes[i]);
+        assert_true(same(in, out));
+        rewind(in);
+        FILE *plain = tmpfile();
+        assert_int_equal(pb_zstd_compress_stream(in, plain, 19, 0, NULL, &nplain, &err), 0);
+        if (sizes[i] && sizes[i] < (1u << 20))
+            assert_true(nz <= nplain + 8 && nz + 8 >= nplain);
+        fclose(plain);
+        fclose(in);
+        fclose(z);
+        fclose(out);
+    }
+    pb_error err = PB_ERROR_INIT;
+    FILE *in = make_input(300000, 1), *z = tmpfile(); /* more than one read */
+    pb_zstd_params p = {19, 0, 20, 1, 299999};
+    assert_true(pb_zstd_compress_stream_ex(in, z, &p, NULL, NULL, &err) < 0);
+    assert_non_null(strstr(err.msg, "zstd"));
+    fclose(in);
+    fclose(z);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

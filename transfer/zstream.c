@@ -1,7 +1,8 @@
 /*
  * zstream.c: streaming zstd compression and decompression between stdio streams.
  * Role: compresses changesets, DB snapshots and file records for transport; never holds more
- * than zstd's streaming buffers in memory. Prerequisite: libzstd.
+ * than zstd's streaming buffers and match tables in memory (pb_zstd_compress_stream_ex can bound
+ * the tables: a capped window with a known input size). Prerequisite: libzstd.
  */
 #include <stdlib.h>
 #include <zstd.h>
@@ -11,7 +12,14 @@
 int pb_zstd_compress_stream(FILE *in, FILE *out, int level, int threads, uint64_t *in_bytes,
                             uint64_t *out_bytes, pb_error *err)
 {
-    int error = 0;
+    pb_zstd_params p = {level, threads, 0, 0, 0};
+    return pb_zstd_compress_stream_ex(in, out, &p, in_bytes, out_bytes, err);
+}
+
+int pb_zstd_compress_stream_ex(FILE *in, FILE *out, const pb_zstd_params *p, uint64_t *in_bytes,
+                               uint64_t *out_bytes, pb_error *err)
+{
+    int error = 0, level = p->level, threads = p->threads;
     size_t in_cap = ZSTD_CStreamInSize(), out_cap = ZSTD_CStreamOutSize();
     void *ibuf = malloc(in_cap), *obuf = malloc(out_cap);
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
@@ -25,6 +33,16 @@ int pb_zstd_compress_stream(FILE *in, FILE *out, int level, int threads, uint64_
     ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
     if (threads > 0)
         ZSTD_CCtx_setParameter(cctx, ZSTD_c_nbWorkers, threads);
+    if (p->window_log > 0) {
+        size_t rc = ZSTD_CCtx_setParameter(cctx, ZSTD_c_windowLog, p->window_log);
+        if (ZSTD_isError(rc)) {
+            error = pb_error_set(err, PB_EINVALID, "zstd: window log %d: %s", p->window_log,
+                                 ZSTD_getErrorName(rc));
+            goto done;
+        }
+    }
+    if (p->size_known)
+        ZSTD_CCtx_setPledgedSrcSize(cctx, (unsigned long long)p->size);
     for (;;) {
         size_t n = fread(ibuf, 1, in_cap, in);
         if (ferror(in)) {

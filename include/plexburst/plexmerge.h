@@ -267,7 +267,8 @@ typedef struct pb_plex_merge_options {
     int keep_backups;             /* backups kept in backup_dir (default 3; 0 = no backup) */
     const char *work_dir;         /* temporary files (default: $TMPDIR); removed unless keep_work */
     int keep_work;
-    int zstd_level; /* for the bytes.changeset_zstd figure (default 19) */
+    int zstd_level; /* for the bytes.changeset_zstd figure (default 19; the window is capped at
+                       1 MiB and the size pledged: at most ~18 MB of memory, docs/cli.md) */
     /** Optional: every decision of the merge (the CLI's --list). */
     void (*on_action)(const pb_merge_action *a, void *payload);
     void *action_payload;
