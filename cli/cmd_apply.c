@@ -2,7 +2,8 @@
  * cmd_apply.c: `plexburst apply --plex-dir D BUNDLE [...]`: applies a bundle to a home Plex data
  * directory, all or nothing (pb_apply, include/plexburst/bundle.h), printing the numbered phases
  * RECOVER, VERIFY BUNDLE, GUARDS, STAGE FILES, STOP PLEX, MERGE ROWS, INSTALL FILES, START PLEX,
- * a POST-MORTEM on failure, or one JSON object with --json. --dry-run stops after the guards.
+ * a POST-MORTEM on failure, or one JSON object with --json. --dry-run stops after the guards and
+ * prints the bundle's diff report as `plexburst diff` does (report.c).
  * The rows are written by Plex's own engine when it is found (--plex-sqlite PATH, else
  * $PLEXBURST_PLEX_SQLITE or the standard install locations), else in-process (--in-process).
  * Role: step 5 of a nightly sync run by hand. Exit codes: 0, 1 error, 2 usage, 3 refused.
@@ -78,6 +79,14 @@ static void show(view *v, int phase)
         const pb_plex_report *p = &r->report;
         if (!r->have_report)
             break;
+        if (v->o->dry_run) { /* the whole diff report, as `plexburst diff` prints it */
+            report_view rv;
+            report_view_init(&rv, "diff", p, 0, 0, 0);
+            report_print_body(&rv);
+            cli_state("🛠️", "writer: %s", r->engine);
+            cli_state("⚠️", "dry run: nothing was written");
+            break;
+        }
         cli_state(p->schema.ok ? "✅" : "❌", "%s",
                   p->schema.message[0] ? p->schema.message : "schema guard: same schema");
         cli_state(p->deletion.ok ? "✅" : "🚨", "%s",
@@ -91,17 +100,6 @@ static void show(view *v, int phase)
                   (ull)p->merge.user_state_dropped);
         if (p->new_items)
             cli_state("📊", "new items: %llu", (ull)p->new_items);
-        for (size_t i = 0; v->o->dry_run && i < p->ntitles; i++)
-            printf("   + %s \"%s\" (section %lld)\n", p->titles[i].type, p->titles[i].title,
-                   (long long)p->titles[i].section_id);
-        for (size_t i = 0; v->o->dry_run && i < p->ntables; i++)
-            printf("   %-6s %-40s +%llu ~%llu -%llu\n", p->tables[i].schema, p->tables[i].table,
-                   (ull)p->tables[i].cs_inserted, (ull)p->tables[i].cs_updated,
-                   (ull)p->tables[i].cs_deleted);
-        if (v->o->dry_run) {
-            cli_state("🛠️", "writer: %s", r->engine);
-            cli_state("⚠️", "dry run: nothing was written");
-        }
         break;
     }
     case PB_APPLY_STAGE:

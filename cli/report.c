@@ -270,6 +270,21 @@ static void show_phase(report_view *v, int phase)
     v->shown = phase;
 }
 
+void report_print_body(const report_view *v)
+{
+    const pb_plex_report *r = v->r;
+    if (r->phase >= PB_PHASE_SCHEMA)
+        show_schema(v);
+    if (r->phase > PB_PHASE_DIFF || (r->phase == PB_PHASE_DIFF && r->ok))
+        show_diff(v);
+    if (r->phase >= PB_PHASE_GUARDS)
+        show_guards(v);
+    if (r->phase >= PB_PHASE_BACKUP)
+        show_backup(v);
+    if (r->three_way && (r->phase > PB_PHASE_MERGE || (r->phase == PB_PHASE_MERGE && r->ok)))
+        show_merge(v);
+}
+
 /* The backup phase when the library skipped it (dry run, --keep-backups 0). */
 static void skipped_backup(report_view *v)
 {

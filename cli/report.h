@@ -2,7 +2,7 @@
  * report.h: rendering of a pb_plex_report (plexburst/plexmerge.h) for `plexburst diff` and
  * `plexburst merge`: numbered phases printed as the run goes, a POST-MORTEM on failure, and the
  * one JSON object of --json.
- * Role: shared by cmd_diff.c and cmd_merge.c (and later the bundle apply); prints only.
+ * Role: shared by cmd_diff.c and cmd_merge.c, and cmd_apply.c (--dry-run: the body); prints only.
  */
 #ifndef PB_CLI_REPORT_H
 #define PB_CLI_REPORT_H
@@ -38,6 +38,14 @@ void report_on_action(const pb_merge_action *a, void *view);
  * @return the exit code (0 ok, 1 error, 2 usage, 3 refused by a guard).
  */
 int report_finish(report_view *v, int rc, const pb_error *err);
+
+/**
+ * Prints the report's results as `plexburst diff` does (schema verdict, changeset figures per
+ * table and section, new titles, analysis, guards, and with a live DB the 3-way view), without
+ * the phase headers: for a command that numbers its own phases (`plexburst apply --dry-run`).
+ * Only the phases the report reached are printed; human output only.
+ */
+void report_print_body(const report_view *v);
 
 /** The report as one JSON object (the --json contract, docs/cli.md); caller decrefs. */
 json_t *report_to_json(const report_view *v, int rc);

@@ -349,7 +349,10 @@ static int phase_guards(apply_run *x)
     mo.path_map = x->o->path_map;
     mo.max_delete_pct = x->o->max_delete_pct;
     mo.dry_run = 1;
-    mo.engine = PB_PLEX_ENGINE_IN_PROCESS;
+    /* the report names the writer the apply will use (the dry-run merge itself never runs it) */
+    mo.engine = x->use_engine ? PB_PLEX_ENGINE_PATH : PB_PLEX_ENGINE_IN_PROCESS;
+    mo.plex_sqlite = x->use_engine ? x->engine.path : NULL;
+    mo.compat_extension = x->o->compat_extension;
     mo.keep_backups = 0;
     /* mo.zstd_level: the default (19, window capped: bounded memory, see plexmerge.c) */
     mo.work_dir = x->work;

@@ -13,7 +13,8 @@
  *   - hostile bundles against a real data dir: traversal, symlinked component, truncation at
  *     every record boundary and inside records, flipped bytes, oversized lengths, wrong
  *     baseline, a home file changed under us, a running Plex: clear error, nothing changed;
- *   - the CLI: export, sigs, apply --dry-run / --json, stop/start commands, exit 3 on a guard;
+ *   - the CLI: export, sigs, apply --dry-run (the same diff report as `plexburst diff`) / --json,
+ *     stop/start commands, exit 3 on a guard;
  *   - the rows written through Plex's engine (the stock sqlite3 shell with plexcompat standing
  *     in, behind a wrapper script that can die on cue): the same DB content as in-process, the
  *     report and the JSON say which writer; auto-detection ($PLEXBURST_PLEX_SQLITE); the engine
@@ -994,6 +995,34 @@ static void test_cli(void **state)
     assert_non_null(strstr(out, "PHASE 3: GUARDS"));
     assert_null(strstr(out, "PHASE 4"));
     assert_int_equal(outcome(d, "CLI dry run"), 'A');
+    /* ... and the bundle's diff report, as `plexburst diff` prints it for the same change */
+    {
+        static char dout[65536];
+        char live[P], blive[P], cdb[P], cblobs[P];
+        pathf(live, sizeof(live), "%s/%s", d, PB_PLEX_DB_REL);
+        pathf(blive, sizeof(blive), "%s/%s", d, PB_PLEX_BLOBS_REL);
+        pathf(cdb, sizeof(cdb), "%s/%s", g.cloud, PB_PLEX_DB_REL);
+        pathf(cblobs, sizeof(cblobs), "%s/%s", g.cloud, PB_PLEX_BLOBS_REL);
+        dout[0] = '\0';
+        assert_int_equal(tu_sh_out(dout, sizeof(dout),
+                                   "'%s' diff --base '%s' --cloud '%s' --blobs-base '%s' "
+                                   "--blobs-cloud '%s' --live '%s' --blobs-live '%s' --in-process "
+                                   "2>&1",
+                                   g.plexburst, g.base_db, cdb, g.base_blobs, cblobs, live, blive),
+                         0);
+        const char *starts[] = {"📦 changeset: ", "📊 per table",      "📊 per library section",
+                                "📊 analysis: ",  "✅ deletion guard", "📊 rows: "};
+        for (size_t i = 0; i < sizeof(starts) / sizeof(starts[0]); i++) {
+            const char *at = strstr(dout, starts[i]);
+            if (!at)
+                fail_msg("plexburst diff lacks '%s':\n%s", starts[i], dout);
+            char line[1024];
+            size_t n = strcspn(at, "\n");
+            pathf(line, sizeof(line), "%.*s", (int)n, at);
+            if (!strstr(out, line))
+                fail_msg("apply --dry-run lacks the diff report's line '%s':\n%s", line, out);
+        }
+    }
 
     /* apply --json with stop/start commands */
     out[0] = '\0';
