@@ -93,6 +93,7 @@ typedef struct knobs {
     int cloud_user;  /* the cloud also changes user state (dropped by the merge) */
     int home_natkey; /* the home adds a tag the cloud also adds (natural key) */
     int home_delete; /* the home deletes streams the cloud updated or deleted (not found) */
+    int home_extra;  /* the home changes extra_data the cloud changes too (merged per key) */
     int engine;      /* write through the sqlite3 stand-in engine */
 } knobs;
 
@@ -135,6 +136,7 @@ static void knobs_for(knobs *k, unsigned seed, int custom)
     k->cloud_user = seed % 3 == 0;
     k->home_natkey = seed % 4 == 1;
     k->home_delete = seed % 5 == 2;
+    k->home_extra = seed % 3 == 2;
 }
 
 static void knobs_describe(char *out, size_t cap, unsigned seed, const knobs *k)
@@ -142,12 +144,13 @@ static void knobs_describe(char *out, size_t cap, unsigned seed, const knobs *k)
     snprintf(out, cap,
              "seed %u (%s, %s; analyze --new-movies %d --new-episodes %d --new-tracks %d "
              "--analyze-pct %d --regen %d --retitle %d --delete %d; stream --plays %d "
-             "--edit-title %d%s%s%s)",
+             "--edit-title %d%s%s%s%s)",
              seed, k->custom ? "custom size" : "tiny", k->engine ? "engine path" : "in-process",
              k->new_movies, k->new_episodes, k->new_tracks, k->analyze_pct, k->regen, k->retitle,
              k->del, k->plays, k->edit_title, k->cloud_user ? "; cloud user state" : "",
              k->home_natkey ? "; a tag on both sides" : "",
-             k->home_delete ? "; home deletions" : "");
+             k->home_delete ? "; home deletions" : "",
+             k->home_extra ? "; home extra_data edits" : "");
 }
 
 static json_t *load_json(const char *path)
@@ -216,6 +219,35 @@ static void perturb(fixture *f)
             f->cloud, f->base);
         xexec(db, sql);
         sqlite3_free(sql);
+        sqlite3_close(db);
+    }
+    if (f->k.home_extra) {
+        /* the home writes its own keys into extra_data the cloud changes too (SQLite's json_set:
+         * unsorted, url left stale), and, on some rows, a key the cloud adds, with another value */
+        sqlite3 *db = xopen(f->live);
+        static const char *const tables[] = {"metadata_items", "media_parts", "media_streams"};
+        for (int i = 0; i < 3; i++) {
+            char *sql = sqlite3_mprintf(
+                "ATTACH %Q AS c; ATTACH %Q AS b;"
+                "CREATE TEMP TABLE ids AS SELECT x.id FROM c.\"%w\" x JOIN b.\"%w\" y ON y.id = "
+                "x.id WHERE x.extra_data IS NOT y.extra_data AND json_valid(x.extra_data) AND "
+                "json_type(x.extra_data) = 'object' ORDER BY x.id LIMIT 5;"
+                "UPDATE main.\"%w\" SET extra_data = json_set(CASE WHEN json_valid(extra_data) "
+                "THEN extra_data ELSE '{}' END, '$.\"pv:homeNote\"', 'home ' || id) WHERE id IN "
+                "(SELECT id FROM temp.ids);"
+                "UPDATE main.\"%w\" SET extra_data = json_set(extra_data, '$.\"' || (SELECT k.key "
+                "FROM c.\"%w\" x, json_each(x.extra_data) k WHERE x.id = main.\"%w\".id AND k.key "
+                "<> 'url' AND NOT EXISTS (SELECT 1 FROM b.\"%w\" y, json_each(CASE WHEN "
+                "json_valid(y.extra_data) THEN y.extra_data ELSE '{}' END) z WHERE y.id = x.id AND "
+                "z.key = k.key AND z.value IS k.value) ORDER BY k.key LIMIT 1) || '\"', "
+                "'home-value') "
+                "WHERE id IN (SELECT id FROM temp.ids ORDER BY id LIMIT 2);"
+                "DROP TABLE temp.ids; DETACH c; DETACH b;",
+                f->cloud, f->base, tables[i], tables[i], tables[i], tables[i], tables[i], tables[i],
+                tables[i]);
+            xexec(db, sql);
+            sqlite3_free(sql);
+        }
         sqlite3_close(db);
     }
     if (f->k.home_delete) {
@@ -320,7 +352,7 @@ typedef struct mrow {
 
 typedef struct ocounts {
     uint64_t inserted, updated, deleted, conflicts, remapped, natkey_mapped, user_state_dropped,
-        notfound, same;
+        notfound, same, merged;
 } ocounts;
 
 typedef struct otable {
@@ -983,6 +1015,126 @@ static void resolve_inserts(oracle *o)
  * Base rows: cloud updates and deletions against the home's changes; home rows
  */
 
+/* An extra_data value as a JSON object: NULL when it is not one (NULL and '' are {} when
+ * `empty_ok`). */
+static json_t *as_object(sqlite3_value *v, int empty_ok)
+{
+    int t = sqlite3_value_type(v);
+    if (t == SQLITE_NULL || (t == SQLITE_TEXT && sqlite3_value_bytes(v) == 0))
+        return empty_ok ? json_object() : NULL;
+    if (t != SQLITE_TEXT)
+        return NULL;
+    json_t *j = json_loads((const char *)sqlite3_value_text(v), JSON_DECODE_ANY, NULL);
+    if (j && !json_is_object(j)) {
+        json_decref(j);
+        j = NULL;
+    }
+    return j;
+}
+
+static int json_same(json_t *a, json_t *b)
+{
+    return (!a && !b) || (a && b && json_equal(a, b));
+}
+
+static int cmp_cstr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void pct_encode(sbuf *b, const char *s)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (isalnum(*p) && *p < 0x80)
+            sb_add(b, p, 1);
+        else if (*p == '-' || *p == '.' || *p == '_' || *p == '~')
+            sb_add(b, p, 1);
+        else {
+            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+            sb_add(b, e, 3);
+        }
+    }
+}
+
+/* The 3-way merge of extra_data per JSON key (docs/cli.md "The Plex policy"): a key the cloud
+ * changed and the home did not takes the cloud's value, every other key the home's; `url` is
+ * recomputed from the merged keys (sorted, key=value percent-encoded, joined by &) and the value
+ * written as compact JSON with sorted keys. Returns 1 with *out the expected text, 2 likewise when
+ * a key both sides changed kept the home's value, 0 when the default rule applies (a value is not
+ * an object, or the result is the home's value). */
+static int extra_merge(sqlite3_value *b, sqlite3_value *c, sqlite3_value *l, char **out)
+{
+    json_t *B = as_object(b, 1), *C = as_object(c, 0), *L = as_object(l, 0), *M = NULL;
+    int rc = 0, kconf = 0, survived = 0;
+    *out = NULL;
+    if (!B || !C || !L)
+        goto done;
+    M = json_object();
+    json_t *sides[3] = {B, C, L};
+    for (int s = 0; s < 3; s++) {
+        const char *k;
+        json_t *v;
+        json_object_foreach(sides[s], k, v)
+        {
+            (void)v;
+            if (!strcmp(k, "url") || json_object_get(M, k))
+                continue;
+            json_t *bk = json_object_get(B, k), *ck = json_object_get(C, k),
+                   *lk = json_object_get(L, k);
+            int cloud_changed = !json_same(bk, ck), home_changed = !json_same(bk, lk);
+            json_t *take = cloud_changed && !home_changed ? ck : lk;
+            if (cloud_changed && home_changed && !json_same(ck, lk))
+                kconf = 1;
+            if (cloud_changed && !home_changed)
+                survived = 1;
+            if (take) /* a key absent on the side taken stays absent (seen again: same) */
+                json_object_set(M, k, take);
+        }
+    }
+    if (!survived) /* no change of the cloud's survives: the default rule */
+        goto done;
+    const char *keys[256];
+    size_t n = 0;
+    {
+        const char *k;
+        json_t *v;
+        json_object_foreach(M, k, v)
+        {
+            (void)v;
+            if (n < 256)
+                keys[n++] = k;
+        }
+    }
+    qsort(keys, n, sizeof(keys[0]), cmp_cstr);
+    sbuf url = {0};
+    sb_add(&url, "", 0);
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_object_get(M, keys[i]);
+        if (i)
+            sb_add(&url, "&", 1);
+        pct_encode(&url, keys[i]);
+        sb_add(&url, "=", 1);
+        pct_encode(&url, json_is_string(v) ? json_string_value(v) : "");
+    }
+    if (n)
+        json_object_set_new(M, "url", json_string(url.p));
+    free(url.p);
+    char *text = json_dumps(M, JSON_COMPACT | JSON_SORT_KEYS);
+    if (text && strcmp(text, (const char *)sqlite3_value_text(l)) != 0) {
+        *out = text;
+        rc = kconf ? 2 : 1;
+    } else {
+        free(text);
+    }
+done:
+    json_decref(B);
+    json_decref(C);
+    json_decref(L);
+    json_decref(M);
+    return rc;
+}
+
 static void check_base_rows(oracle *o, otable *t)
 {
     const char *pk = t->cols[t->pk];
@@ -1034,6 +1186,8 @@ static void check_base_rows(oracle *o, otable *t)
         int nset = 0, nconf = 0;
         for (int i = 0; i < nc; i++) {
             sqlite3_value *want = lv[i];
+            char *jtext = NULL; /* the expected text of a merged extra_data */
+            int jm;
             int64_t mapped = 0;
             int is_mapped = 0;
             if (i != t->pk && !v_is(cv[i], bv[i])) { /* the cloud changed the column */
@@ -1054,19 +1208,32 @@ static void check_base_rows(oracle *o, otable *t)
                 } else if (v_is(bv[i], lv[i])) {
                     nset++;
                     want = is_mapped ? NULL : cv[i];
+                } else if (!strcmp(t->cols[i], "extra_data") &&
+                           (jm = extra_merge(bv[i], cv[i], lv[i], &jtext)) > 0) {
+                    /* both changed extra_data: merged per JSON key */
+                    nset++;
+                    t->n.merged++;
+                    nconf += jm == 2;
+                    want = NULL;
                 } else {
                     nconf++; /* both changed it: the home's value stays */
                 }
             }
-            int ok = want ? v_exact(mv[i], want)
-                          : sqlite3_value_type(mv[i]) == SQLITE_INTEGER &&
-                                sqlite3_value_int64(mv[i]) == mapped;
+            int ok = jtext ? sqlite3_value_type(mv[i]) == SQLITE_TEXT &&
+                                 !strcmp((const char *)sqlite3_value_text(mv[i]), jtext)
+                     : want ? v_exact(mv[i], want)
+                            : sqlite3_value_type(mv[i]) == SQLITE_INTEGER &&
+                                  sqlite3_value_int64(mv[i]) == mapped;
             if (!ok)
                 ofail("%s %lld.%s: merged %s, expected %s (base %s, cloud %s, home %s)", t->name,
                       id, t->cols[i], v_show(mv[i], s1, sizeof(s1)),
-                      want ? v_show(want, s2, sizeof(s2)) : "the mapped id",
+                      jtext  ? jtext
+                      : want ? v_show(want, s2, sizeof(s2))
+                             : "the mapped id",
                       v_show(bv[i], s3, sizeof(s3)), v_show(cv[i], s4, sizeof(s4)),
                       v_show(lv[i], s5, sizeof(s5)));
+            free(jtext);
+            jtext = NULL;
         }
         if (in_cs) {
             t->n.conflicts += (uint64_t)nconf;
@@ -1480,6 +1647,7 @@ static void add_counts(ocounts *a, const ocounts *b)
     a->user_state_dropped += b->user_state_dropped;
     a->notfound += b->notfound;
     a->same += b->same;
+    a->merged += b->merged;
 }
 
 #define CMPF(field)                                                                                \
@@ -1500,6 +1668,7 @@ static void compare_counts(const char *what, const ocounts *mine, const pb_merge
     CMPF(user_state_dropped);
     CMPF(notfound);
     CMPF(same);
+    CMPF(merged);
 }
 
 static void check_counts(oracle *o, const pb_plex_report *r)
@@ -1607,13 +1776,13 @@ static void run_oracle(fixture *f, const pb_plex_report *r)
     if (!g_quiet)
         printf(
             "  %s\n    oracle: %llu inserted (%llu remapped, %llu by natural key), %llu updated, "
-            "%llu deleted, %llu conflicts, %llu notfound, %llu user-state dropped; %d new or "
-            "changed "
-            "titles and tags found by FTS\n",
+            "%llu deleted, %llu conflicts, %llu merged per key, %llu notfound, %llu user-state "
+            "dropped; %d new or changed titles and tags found by FTS\n",
             g_ctx, (unsigned long long)o.n.inserted, (unsigned long long)o.n.remapped,
             (unsigned long long)o.n.natkey_mapped, (unsigned long long)o.n.updated,
             (unsigned long long)o.n.deleted, (unsigned long long)o.n.conflicts,
-            (unsigned long long)o.n.notfound, (unsigned long long)o.n.user_state_dropped, nfts);
+            (unsigned long long)o.n.merged, (unsigned long long)o.n.notfound,
+            (unsigned long long)o.n.user_state_dropped, nfts);
     fflush(stdout);
     /* the oracle must have had something to check */
     if (o.n.inserted + o.n.updated + o.n.deleted == 0)
@@ -1719,11 +1888,14 @@ static void test_oracle_detects_sabotage(void **state)
          "sqlite_sequence of metadata_items"},
         {"DELETE FROM fts4_metadata_titles_icu WHERE docid = (SELECT max(id) FROM metadata_items)",
          "FTS"},
+        {"UPDATE media_streams SET extra_data = json_remove(extra_data, '$.\"pv:homeNote\"') WHERE "
+         "id = (SELECT min(id) FROM media_streams WHERE extra_data LIKE '%pv:homeNote%')",
+         "media_streams"},
     };
     fixture f;
     pb_plex_report r;
     char good[4400], bgood[4400];
-    merge_seed(&f, &r, 4, 0, 0);
+    merge_seed(&f, &r, 8, 0, 0); /* with home extra_data edits merged per key */
     g_quiet = 1;
     snprintf(good, sizeof(good), "%s/merged.good.db", f.dir);
     snprintf(bgood, sizeof(bgood), "%s/merged.good.blobs.db", f.dir);
