@@ -111,7 +111,12 @@ static int find_mkplex(char *out, size_t cap, const char *given)
         *slash = '\0';
         snprintf(out, cap, "%s/mkplex", self);
     }
-    return access(out, X_OK) == 0 ? 0 : -1;
+    if (access(out, X_OK) != 0)
+        return -1;
+    char real[PATH_MAX]; /* the runner works in another directory */
+    if (realpath(out, real))
+        snprintf(out, cap, "%s", real);
+    return 0;
 }
 
 static int prepare_workdir(char *out, size_t cap, const char *given)
@@ -272,6 +277,14 @@ int cmd_demo(int argc, char **argv)
              "home → cloud: a row changeset against the baseline; the cloud runs "
              "mkplex analyze (new media, analysis, regenerated metadata); cloud → "
              "home: a bundle, merged");
+    /* the day before: plays and edits at home, which go up as a row changeset tonight */
+    char *day_args[] = {"stream", "--dir", d->home, "--seed", "4", NULL};
+    rv_monitor(&d->v, "🔄", "during the day the home Plex streams (mkplex stream --seed 4)");
+    if (run_mkplex(d, day_args) != 0) {
+        pb_error_set(&err, PB_ERROR, "mkplex stream failed");
+        rc = PB_ERROR;
+        goto fail_early;
+    }
     pb_run_options_init(&o);
     o.mode = PB_RUN_SYNC;
     o.plex_dir = d->home;
@@ -323,10 +336,10 @@ int cmd_demo(int argc, char **argv)
              rv_bytes(b4, sizeof(b4), theirs));
     rv_state(&d->v, "📊",
              "%.0f× fewer bytes than whole archives; up: a %s row changeset (%llu "
-             "rows) instead of the %s DB",
+             "rows) instead of the %s DB (%s as a zstd archive)",
              ours ? (double)theirs / (double)ours : 0.0,
              rv_bytes(b1, sizeof(b1), rs->bytes.changeset_up), (ull)rs->up.changeset_rows,
-             rv_bytes(b2, sizeof(b2), raw_up));
+             rv_bytes(b2, sizeof(b2), raw_up), rv_bytes(b3, sizeof(b3), arch_up));
     rv_state(&d->v, "📊",
              "home Plex down %.2f s for the merge (the scripts stop it for the whole "
              "copy and replace the library, losing the plays made meanwhile)",

@@ -734,8 +734,10 @@ int pb_agent_serve(const pb_agent_options *o, pb_error *err)
     snprintf(a->state, sizeof(a->state), "%s/agent", a->dir);
     snprintf(a->cache, sizeof(a->cache), "%s/baseline", a->state);
     snprintf(a->fp, sizeof(a->fp), "%s/fp", a->state);
-    if (o->mkplex)
+    if (o->mkplex && !realpath(o->mkplex, a->mkplex))
         snprintf(a->mkplex, sizeof(a->mkplex), "%s", o->mkplex);
+    else if (o->mkplex)
+        ; /* resolved: the runner works in another directory */
     else if (pb_runner_default_mkplex(a->mkplex, sizeof(a->mkplex)) != 0)
         a->mkplex[0] = '\0';
     if ((error = pb_run__mkdirs(a->state, err)) < 0 || (error = pb_run__mkdirs(a->fp, err)) < 0)

@@ -1658,8 +1658,9 @@ int pb_run(pb_run_result *out, const pb_run_options *opts, pb_error *err)
         xlog(x, "detail", "configuration: %s", cfgline);
     error = opts->mode == PB_RUN_SYNC ? run_sync(x) : run_bootstrap(x);
 done:
+    /* a step that failed in the cloud leaves a healthy conversation: say goodbye */
     if (x->ch)
-        stop_agent(x, 0);
+        stop_agent(x, error != PB_ECANCELLED && error != PB_ENET && error != PB_ECORRUPT);
     if (x->store) {
         out->bytes.up += x->store->bytes_put;
         out->bytes.down += x->store->bytes_got;

@@ -151,7 +151,8 @@ int pb_runner_default_mkplex(char *out, size_t cap)
 {
     const char *e = getenv("PLEXBURST_MKPLEX");
     if (e && *e) {
-        snprintf(out, cap, "%s", e);
+        char real[PATH_MAX];
+        snprintf(out, cap, "%s", realpath(e, real) ? real : e);
         return 0;
     }
     char self[PATH_MAX];
