@@ -61,6 +61,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "bytes.h"
 #include "bundle.h"
 #include "fingerprint_int.h"
 #include "plexburst/fingerprint.h"
@@ -80,42 +81,6 @@
 
 /* ---------------------------------------------------------------------------------------- */
 /* little helpers                                                                            */
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
 
 static void digest(uint8_t out[16], XXH3_state_t *st)
 {
@@ -418,7 +383,7 @@ static int w_chunk(pb_bundle_writer *w, pb_error *err)
     int error;
     if (!w->chunk_len)
         return 0;
-    put32(lenb, (uint32_t)w->chunk_len);
+    pb_put_le32(lenb, (uint32_t)w->chunk_len);
     if ((error = w_emit(w, lenb, 4, 1, err)) < 0 ||
         (error = w_emit(w, w->chunk, w->chunk_len, 1, err)) < 0)
         return error;
@@ -458,15 +423,15 @@ int pb_bundle__writer_new(pb_bundle_writer **out, const pb_bundle_header *h, int
     w->out_payload = out_payload;
     XXH3_128bits_reset(w->all);
     memcpy(hd, PB_BUNDLE_MAGIC, 8);
-    put32(hd + 8, PB_BUNDLE_VERSION);
-    put32(hd + 12, h->flags);
+    pb_put_le32(hd + 8, PB_BUNDLE_VERSION);
+    pb_put_le32(hd + 12, h->flags);
     memcpy(hd + 16, h->base_main, 16);
     memcpy(hd + 32, h->base_blobs, 16);
     memcpy(hd + 48, h->target_main, 16);
     memcpy(hd + 64, h->target_blobs, 16);
     memcpy(hd + 80, h->home_root, 16);
-    put64(hd + 96, (uint64_t)h->created_ns);
-    put16(hd + 104, (uint16_t)clen);
+    pb_put_le64(hd + 96, (uint64_t)h->created_ns);
+    pb_put_le16(hd + 104, (uint16_t)clen);
     memcpy(hd + PB_BUNDLE_HEADER_FIXED, h->creator, clen);
     {
         XXH128_canonical_t c;
@@ -493,11 +458,11 @@ int pb_bundle__writer_begin(pb_bundle_writer *w, const pb_bundle_rec *r, pb_erro
         return pb_error_set(err, PB_EINVALID, "bundle writer: path too long");
     memset(hd, 0, sizeof(hd));
     hd[0] = (uint8_t)r->type;
-    put16(hd + 2, (uint16_t)r->path_len);
-    put16(hd + 4, (uint16_t)r->link_len);
-    put32(hd + 8, r->mode);
-    put64(hd + 16, (uint64_t)r->mtime_ns);
-    put64(hd + 24, r->size);
+    pb_put_le16(hd + 2, (uint16_t)r->path_len);
+    pb_put_le16(hd + 4, (uint16_t)r->link_len);
+    pb_put_le32(hd + 8, r->mode);
+    pb_put_le64(hd + 16, (uint64_t)r->mtime_ns);
+    pb_put_le64(hd + 24, r->size);
     memcpy(hd + 32, r->hash, 16);
     memcpy(hd + 48, r->basis, 16);
     XXH3_128bits_reset(w->rec);
@@ -597,8 +562,8 @@ int pb_bundle__writer_finish(pb_bundle_writer *w, pb_error *err)
         return pb_error_set(err, PB_EINVALID, "bundle writer: cannot finish here");
     memset(t, 0, sizeof(t));
     t[0] = 'Z';
-    put64(t + 8, w->records);
-    put64(t + 16, w->bytes + PB_BUNDLE_TRAILER_SIZE);
+    pb_put_le64(t + 8, w->records);
+    pb_put_le64(t + 16, w->bytes + PB_BUNDLE_TRAILER_SIZE);
     if ((error = w_emit(w, t, 24, 0, err)) < 0)
         return error;
     digest(t + 24, w->all);
@@ -767,8 +732,8 @@ int pb_bundle__reader_new(pb_bundle_reader **out, pb_bundle_in_fn in, void *in_p
         error = pb_bundle__reader_fail(r, PB_ECORRUPT, err, "not a plexburst bundle (bad magic)");
         goto done;
     }
-    r->h.version = get32(hd + 8);
-    r->h.flags = get32(hd + 12);
+    r->h.version = pb_get_le32(hd + 8);
+    r->h.flags = pb_get_le32(hd + 12);
     if (r->h.version != PB_BUNDLE_VERSION) {
         error = pb_bundle__reader_fail(r, PB_ECORRUPT, err, "unsupported format version %u",
                                        (unsigned)r->h.version);
@@ -784,8 +749,8 @@ int pb_bundle__reader_new(pb_bundle_reader **out, pb_bundle_in_fn in, void *in_p
     memcpy(r->h.target_main, hd + 48, 16);
     memcpy(r->h.target_blobs, hd + 64, 16);
     memcpy(r->h.home_root, hd + 80, 16);
-    r->h.created_ns = (int64_t)get64(hd + 96);
-    size_t clen = get16(hd + 104);
+    r->h.created_ns = (int64_t)pb_get_le64(hd + 96);
+    size_t clen = pb_get_le16(hd + 104);
     if (clen > PB_BUNDLE_CREATOR_MAX) {
         error = pb_bundle__reader_fail(r, PB_ECORRUPT, err, "creator string too long (%zu bytes)",
                                        clen);
@@ -842,7 +807,7 @@ static int r_chunk_len(pb_bundle_reader *r, uint32_t *len, pb_error *err)
     int error = r_raw(r, b, 4, 1, "a payload chunk", err);
     if (error < 0)
         return error;
-    *len = get32(b);
+    *len = pb_get_le32(b);
     if (*len > PB_BUNDLE_CHUNK_MAX)
         return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "chunk of %u bytes (max %u)",
                                       (unsigned)*len, PB_BUNDLE_CHUNK_MAX);
@@ -987,13 +952,13 @@ static int r_trailer(pb_bundle_reader *r, const uint8_t first[1], pb_error *err)
         return error;
     if (!is_zero(t + 1, 7))
         return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "bad reserved bytes");
-    if (get64(t + 8) != r->records)
+    if (pb_get_le64(t + 8) != r->records)
         return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "%llu records announced, %llu read",
-                                      (unsigned long long)get64(t + 8),
+                                      (unsigned long long)pb_get_le64(t + 8),
                                       (unsigned long long)r->records);
-    if (get64(t + 16) != r->off)
+    if (pb_get_le64(t + 16) != r->off)
         return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "length %llu announced, %llu read",
-                                      (unsigned long long)get64(t + 16),
+                                      (unsigned long long)pb_get_le64(t + 16),
                                       (unsigned long long)r->off);
     if (SUM_DIFFERS(want, t + 24))
         return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "whole-bundle checksum mismatch");
@@ -1047,14 +1012,14 @@ int pb_bundle__reader_next(pb_bundle_reader *r, const pb_bundle_rec **out, pb_er
                                       (unsigned long long)r->lim.max_records);
     if ((error = r_raw(r, hd + 1, PB_BUNDLE_REC_FIXED - 1, 1, "a record header", err)) < 0)
         return error;
-    c->path_len = get16(hd + 2);
-    c->link_len = get16(hd + 4);
-    c->mode = get32(hd + 8);
-    c->mtime_ns = (int64_t)get64(hd + 16);
-    c->size = get64(hd + 24);
+    c->path_len = pb_get_le16(hd + 2);
+    c->link_len = pb_get_le16(hd + 4);
+    c->mode = pb_get_le32(hd + 8);
+    c->mtime_ns = (int64_t)pb_get_le64(hd + 16);
+    c->size = pb_get_le64(hd + 24);
     memcpy(c->hash, hd + 32, 16);
     memcpy(c->basis, hd + 48, 16);
-    if (hd[1] || get16(hd + 6) || get32(hd + 12))
+    if (hd[1] || pb_get_le16(hd + 6) || pb_get_le32(hd + 12))
         return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "non-zero reserved field");
     int is_cs = c->type == PB_REC_MAIN_CS || c->type == PB_REC_BLOBS_CS;
     int is_file = c->type == PB_REC_NEW || c->type == PB_REC_DELTA || c->type == PB_REC_LINK;

@@ -33,6 +33,7 @@
 #include <sqlite3.h>
 #include <xxhash.h>
 
+#include "bytes.h"
 #include "bundle.h"
 #include "plexburst/compat.h"
 #include "plexburst/fingerprint.h"
@@ -53,37 +54,6 @@ static double now_ms(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
-
-static void put16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
 }
 
 static void digest(uint8_t out[16], XXH3_state_t *st)
@@ -124,8 +94,8 @@ static int aw_open(answer_w *w, const char *path, const uint8_t home_root[16], p
     if (!(w->f = fopen(path, "wb")))
         return pb_error_errno(err, "answer: cannot create %s", path);
     memcpy(h, ANSWER_MAGIC, 8);
-    put32(h + 8, ANSWER_VERSION);
-    put32(h + 12, 0);
+    pb_put_le32(h + 8, ANSWER_VERSION);
+    pb_put_le32(h + 12, 0);
     memcpy(h + 16, home_root, 16);
     return aw_put(w, h, sizeof(h), err);
 }
@@ -137,8 +107,8 @@ static int aw_entry(answer_w *w, int verdict, const char *path, uint64_t size,
     size_t n = strlen(path);
     memset(e, 0, sizeof(e));
     e[0] = (uint8_t)verdict;
-    put16(e + 2, (uint16_t)n);
-    put64(e + 4, size);
+    pb_put_le16(e + 2, (uint16_t)n);
+    pb_put_le64(e + 4, size);
     if (hash)
         memcpy(e + 12, hash, 16);
     w->count++;
@@ -152,7 +122,7 @@ static int aw_chunk_flush(answer_w *w, pb_error *err)
     int error;
     if (!w->chunk_len)
         return 0;
-    put32(l, (uint32_t)w->chunk_len);
+    pb_put_le32(l, (uint32_t)w->chunk_len);
     if ((error = aw_put(w, l, 4, err)) < 0 || (error = aw_put(w, w->chunk, w->chunk_len, err)) < 0)
         return error;
     w->sig_bytes += w->chunk_len;
@@ -195,7 +165,7 @@ static int aw_finish(answer_w *w, pb_error *err)
     int error;
     memset(t, 0, sizeof(t));
     t[0] = 'Z';
-    put64(t + 8, w->count);
+    pb_put_le64(t + 8, w->count);
     if ((error = aw_put(w, t, 16, err)) < 0)
         return error;
     digest(sum, w->st);
@@ -267,7 +237,8 @@ static int ar_open(answer_r *r, const char *path, pb_error *err)
                    : pb_error_errno(err, "answer: cannot open %s", path);
     if ((error = ar_get(r, h, sizeof(h), err)) < 0)
         return error;
-    if (memcmp(h, ANSWER_MAGIC, 8) != 0 || get32(h + 8) != ANSWER_VERSION || get32(h + 12))
+    if (memcmp(h, ANSWER_MAGIC, 8) != 0 || pb_get_le32(h + 8) != ANSWER_VERSION ||
+        pb_get_le32(h + 12))
         return pb_error_set(err, PB_ECORRUPT, "answer %s: bad header (magic, version or flags)",
                             path);
     memcpy(r->home_root, h + 16, 16);
@@ -286,7 +257,7 @@ static int ar_sig_read(void *payload, void *buf, size_t cap, size_t *got, pb_err
         uint8_t l[4];
         if ((error = ar_get(r, l, 4, err)) < 0)
             return error;
-        uint32_t n = get32(l);
+        uint32_t n = pb_get_le32(l);
         if (n > PB_BUNDLE_CHUNK_MAX)
             return ar_fail(r, err, "signature chunk too long");
         if (n == 0) {
@@ -341,7 +312,7 @@ static int ar_next(answer_r *r, pb_error *err)
         for (int i = 0; i < 7; i++)
             if (t[i])
                 return ar_fail(r, err, "bad trailer");
-        if (get64(t + 7) != r->count)
+        if (pb_get_le64(t + 7) != r->count)
             return ar_fail(r, err, "entry count mismatch");
         if (memcmp(sum, want, 16) != 0)
             return ar_fail(r, err, "checksum mismatch");
@@ -357,7 +328,7 @@ static int ar_next(answer_r *r, pb_error *err)
     if ((r->verdict != 'M' && r->verdict != 'S' && r->verdict != 'W') || e[1])
         return ar_fail(r, err, "unknown verdict");
     r->epath_len = (size_t)(e[2] | (e[3] << 8));
-    r->size = get64(e + 4);
+    r->size = pb_get_le64(e + 4);
     memcpy(r->hash, e + 12, 16);
     if (r->epath_len > PB_BUNDLE_PATH_MAX)
         return ar_fail(r, err, "path too long");

@@ -53,6 +53,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bytes.h"
 #include "fingerprint_int.h"
 
 #define HEADER_LEN  64
@@ -64,28 +65,6 @@
 
 static const char HEAD_MAGIC[8] = {'P', 'B', 'M', 'A', 'N', 'I', 'F', '1'};
 static const char TAIL_MAGIC[8] = {'P', 'B', 'M', 'T', 'A', 'I', 'L', '1'};
-
-static void put32(unsigned char *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static void put64(unsigned char *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (unsigned char)(v >> (8 * i));
-}
-
-static uint32_t get32(const unsigned char *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const unsigned char *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 int pb_fp__pathcmp(const char *a, size_t na, const char *b, size_t nb)
 {
@@ -105,9 +84,9 @@ void pb_fp__dir_feed(XXH3_state_t *st, const char *name, size_t name_len, int ty
                      const uint8_t hash[PB_HASH_LEN])
 {
     unsigned char head[4], tail[5 + PB_HASH_LEN];
-    put32(head, (uint32_t)name_len);
+    pb_put_le32(head, (uint32_t)name_len);
     tail[0] = (unsigned char)type;
-    put32(tail + 1, mode);
+    pb_put_le32(tail + 1, mode);
     memcpy(tail + 5, hash, PB_HASH_LEN);
     XXH3_128bits_update(st, head, sizeof(head));
     XXH3_128bits_update(st, name, name_len);
@@ -215,20 +194,20 @@ int pb_fp__writer_add(pb_fp_writer *w, uint64_t *off, int type, int flags, const
     if (w->len + rec > WBUF && (error = writer_flush(w, err)) < 0)
         return error;
     unsigned char *p = w->buf + w->len;
-    put32(p, (uint32_t)rec);
+    pb_put_le32(p, (uint32_t)rec);
     p[4] = (unsigned char)type;
     p[5] = (unsigned char)flags;
     p[6] = (unsigned char)path_len;
     p[7] = (unsigned char)(path_len >> 8);
-    put32(p + 8, mode & 07777);
-    put32(p + 12, (uint32_t)extra_len);
-    put64(p + 16, size);
-    put64(p + 24, (uint64_t)mtime_ns);
+    pb_put_le32(p + 8, mode & 07777);
+    pb_put_le32(p + 12, (uint32_t)extra_len);
+    pb_put_le64(p + 16, size);
+    pb_put_le64(p + 24, (uint64_t)mtime_ns);
     if (hash)
         memcpy(p + 32, hash, PB_HASH_LEN);
     else
         memset(p + 32, 0, PB_HASH_LEN);
-    put64(p + 48, 0);
+    pb_put_le64(p + 48, 0);
     memcpy(p + REC_FIXED, path, path_len);
     if (extra_len)
         memcpy(p + REC_FIXED + path_len, extra, extra_len);
@@ -244,9 +223,9 @@ int pb_fp__writer_patch_dir(pb_fp_writer *w, uint64_t off, uint64_t records,
 {
     int error;
     unsigned char count[8], patch[PB_HASH_LEN + 8];
-    put64(count, records);
+    pb_put_le64(count, records);
     memcpy(patch, hash, PB_HASH_LEN);
-    put64(patch + PB_HASH_LEN, subtree_end);
+    pb_put_le64(patch + PB_HASH_LEN, subtree_end);
     if (off >= w->buf_off) {
         memcpy(w->buf + (off - w->buf_off) + 16, count, sizeof(count));
         memcpy(w->buf + (off - w->buf_off) + 32, patch, sizeof(patch));
@@ -270,16 +249,16 @@ int pb_fp__writer_finish(pb_fp_writer *w, const uint8_t root[PB_HASH_LEN], uint6
     toff = w->buf_off;
     memset(head, 0, sizeof(head));
     memcpy(head, HEAD_MAGIC, 8);
-    put32(head + 8, 1);
-    put32(head + 12, HEADER_LEN);
+    pb_put_le32(head + 8, 1);
+    pb_put_le32(head + 12, HEADER_LEN);
     memcpy(head + 16, root, PB_HASH_LEN);
-    put64(head + 32, w->entries);
-    put64(head + 40, file_bytes);
+    pb_put_le64(head + 32, w->entries);
+    pb_put_le64(head + 40, file_bytes);
     if ((error = write_all(w->fd, head, sizeof(head), 0, err)) < 0)
         goto done;
     memcpy(tail, TAIL_MAGIC, 8);
-    put64(tail + 8, w->entries);
-    put64(tail + 16, toff);
+    pb_put_le64(tail + 8, w->entries);
+    pb_put_le64(tail + 16, toff);
     /* the checksum covers the patched file: read it back (from the page cache) */
     if (!(xx = XXH3_createState()) || XXH3_128bits_reset(xx) != XXH_OK) {
         error = pb_error_set(err, PB_ENOMEM, "manifest: out of memory");
@@ -414,7 +393,7 @@ int pb_manifest_open(pb_manifest **out, const char *path, pb_error *err)
         error = pb_error_errno(err, "manifest %s: cannot read the trailer", path);
         goto done;
     }
-    if (memcmp(tail, TAIL_MAGIC, 8) != 0 || get64(tail + 16) != size - TRAILER_LEN) {
+    if (memcmp(tail, TAIL_MAGIC, 8) != 0 || pb_get_le64(tail + 16) != size - TRAILER_LEN) {
         error = corrupt(m, size - TRAILER_LEN, "no trailer (truncated or not a manifest)", err);
         goto done;
     }
@@ -442,22 +421,22 @@ int pb_manifest_open(pb_manifest **out, const char *path, pb_error *err)
         error = corrupt(m, 0, "bad magic", err);
         goto done;
     }
-    if (get32(head + 8) != 1) {
+    if (pb_get_le32(head + 8) != 1) {
         error = corrupt(m, 8, "unsupported version", err);
         goto done;
     }
-    if (get32(head + 12) != HEADER_LEN || get64(head + 48) || get64(head + 56)) {
+    if (pb_get_le32(head + 12) != HEADER_LEN || pb_get_le64(head + 48) || pb_get_le64(head + 56)) {
         error = corrupt(m, 12, "bad header length or reserved bytes", err);
         goto done;
     }
-    if (get64(head + 32) != get64(tail + 8)) {
+    if (pb_get_le64(head + 32) != pb_get_le64(tail + 8)) {
         error = corrupt(m, 32, "header and trailer disagree on the record count", err);
         goto done;
     }
     m->info.version = 1;
     memcpy(m->info.root, head + 16, PB_HASH_LEN);
-    m->info.entries = get64(head + 32);
-    m->info.file_bytes = get64(head + 40);
+    m->info.entries = pb_get_le64(head + 32);
+    m->info.file_bytes = pb_get_le64(head + 40);
     m->off = HEADER_LEN;
     m->end = size - TRAILER_LEN;
     XXH3_128bits_reset(m->root);
@@ -560,10 +539,10 @@ int pb_manifest_next(pb_manifest *m, const pb_manifest_entry **entry, pb_error *
         return corrupt(m, off, "record crosses the trailer", err);
     if ((error = read_at(m, r, REC_FIXED, err)) < 0)
         return error;
-    uint32_t rec = get32(r), mode = get32(r + 8), xlen = get32(r + 12);
+    uint32_t rec = pb_get_le32(r), mode = pb_get_le32(r + 8), xlen = pb_get_le32(r + 12);
     size_t plen = (size_t)r[6] | (size_t)r[7] << 8;
     int type = r[4], flags = r[5];
-    uint64_t size = get64(r + 16), sub = get64(r + 48);
+    uint64_t size = pb_get_le64(r + 16), sub = pb_get_le64(r + 48);
 
     if (plen < 1 || plen > MAX_NAME || xlen > MAX_NAME || rec != REC_FIXED + plen + xlen)
         return corrupt(m, off, "bad record, path or extra length", err);
@@ -613,7 +592,7 @@ int pb_manifest_next(pb_manifest *m, const pb_manifest_entry **entry, pb_error *
     m->e.path = m->ebuf;
     m->e.mode = mode;
     m->e.size = size;
-    m->e.mtime_ns = (int64_t)get64(r + 24);
+    m->e.mtime_ns = (int64_t)pb_get_le64(r + 24);
     memcpy(m->e.hash, r + 32, PB_HASH_LEN);
     m->e.link_target = type == PB_ENTRY_SYMLINK ? m->xbuf : NULL;
     m->e.link_leader = type == PB_ENTRY_FILE && xlen ? m->xbuf : NULL;

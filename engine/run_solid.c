@@ -28,6 +28,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "bytes.h"
 #include "bundle.h"
 #include "run_int.h"
 
@@ -125,42 +126,6 @@ static int zi_read(zin *z, void *buf, size_t n, pb_error *err)
     return 0;
 }
 
-static void le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void le32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void le64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t rd16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = v << 8 | p[i];
-    return v;
-}
-
 int pb_run__solid_encode(uint64_t *out_bytes, const char *bundle, const char *solid, int level,
                          pb_error *err)
 {
@@ -191,15 +156,15 @@ int pb_run__solid_encode(uint64_t *out_bytes, const char *bundle, const char *so
     const pb_bundle_header *h = pb_bundle__reader_header(r);
     size_t clen = strlen(h->creator);
     memcpy(hd, MAGIC, 8);
-    le32(hd + 8, h->version);
-    le32(hd + 12, h->flags);
+    pb_put_le32(hd + 8, h->version);
+    pb_put_le32(hd + 12, h->flags);
     memcpy(hd + 16, h->base_main, 16);
     memcpy(hd + 32, h->base_blobs, 16);
     memcpy(hd + 48, h->target_main, 16);
     memcpy(hd + 64, h->target_blobs, 16);
     memcpy(hd + 80, h->home_root, 16);
-    le64(hd + 96, (uint64_t)h->created_ns);
-    le16(hd + 104, (uint16_t)clen);
+    pb_put_le64(hd + 96, (uint64_t)h->created_ns);
+    pb_put_le16(hd + 104, (uint16_t)clen);
     if ((error = zo_write(&z, hd, 106, ZSTD_e_continue, err)) < 0 ||
         (error = zo_write(&z, h->creator, clen, ZSTD_e_continue, err)) < 0)
         goto done;
@@ -213,11 +178,11 @@ int pb_run__solid_encode(uint64_t *out_bytes, const char *bundle, const char *so
         if (rc == 0)
             break;
         hd[0] = (uint8_t)rec->type;
-        le16(hd + 1, (uint16_t)rec->path_len);
-        le16(hd + 3, (uint16_t)rec->link_len);
-        le32(hd + 5, rec->mode);
-        le64(hd + 9, (uint64_t)rec->mtime_ns);
-        le64(hd + 17, rec->size);
+        pb_put_le16(hd + 1, (uint16_t)rec->path_len);
+        pb_put_le16(hd + 3, (uint16_t)rec->link_len);
+        pb_put_le32(hd + 5, rec->mode);
+        pb_put_le64(hd + 9, (uint64_t)rec->mtime_ns);
+        pb_put_le64(hd + 17, rec->size);
         memcpy(hd + 25, rec->hash, 16);
         memcpy(hd + 41, rec->basis, 16);
         if ((error = zo_write(&z, hd, 57, ZSTD_e_continue, err)) < 0 ||
@@ -230,7 +195,7 @@ int pb_run__solid_encode(uint64_t *out_bytes, const char *bundle, const char *so
             size_t got = 0;
             if ((error = pb_bundle__reader_read(r, buf + 4, CHUNK - 4, &got, err)) < 0)
                 goto done;
-            le32(buf, (uint32_t)got);
+            pb_put_le32(buf, (uint32_t)got);
             if ((error = zo_write(&z, buf, got + 4, ZSTD_e_continue, err)) < 0)
                 goto done;
             if (!got)
@@ -294,15 +259,15 @@ int pb_run__solid_decode(const char *solid, const char *bundle, int level, pb_er
         error = pb_error_set(err, PB_ECORRUPT, "solid: %s is not a solid bundle", solid);
         goto done;
     }
-    h.version = rd32(hd + 8);
-    h.flags = rd32(hd + 12);
+    h.version = pb_get_le32(hd + 8);
+    h.flags = pb_get_le32(hd + 12);
     memcpy(h.base_main, hd + 16, 16);
     memcpy(h.base_blobs, hd + 32, 16);
     memcpy(h.target_main, hd + 48, 16);
     memcpy(h.target_blobs, hd + 64, 16);
     memcpy(h.home_root, hd + 80, 16);
-    h.created_ns = (int64_t)rd64(hd + 96);
-    size_t clen = rd16(hd + 104);
+    h.created_ns = (int64_t)pb_get_le64(hd + 96);
+    size_t clen = pb_get_le16(hd + 104);
     if (clen > PB_BUNDLE_CREATOR_MAX) {
         error = pb_error_set(err, PB_ECORRUPT, "solid: creator too long");
         goto done;
@@ -321,11 +286,11 @@ int pb_run__solid_decode(const char *solid, const char *bundle, int level, pb_er
             goto done;
         memset(rec, 0, sizeof(*rec));
         rec->type = hd[0];
-        rec->path_len = rd16(hd + 1);
-        rec->link_len = rd16(hd + 3);
-        rec->mode = rd32(hd + 5);
-        rec->mtime_ns = (int64_t)rd64(hd + 9);
-        rec->size = rd64(hd + 17);
+        rec->path_len = pb_get_le16(hd + 1);
+        rec->link_len = pb_get_le16(hd + 3);
+        rec->mode = pb_get_le32(hd + 5);
+        rec->mtime_ns = (int64_t)pb_get_le64(hd + 9);
+        rec->size = pb_get_le64(hd + 17);
         memcpy(rec->hash, hd + 25, 16);
         memcpy(rec->basis, hd + 41, 16);
         if (rec->path_len > PB_BUNDLE_PATH_MAX || rec->link_len > PB_BUNDLE_PATH_MAX) {
@@ -344,7 +309,7 @@ int pb_run__solid_decode(const char *solid, const char *bundle, int level, pb_er
             uint8_t lb[4];
             if ((error = zi_read(&z, lb, 4, err)) < 0)
                 goto done;
-            uint32_t n = rd32(lb);
+            uint32_t n = pb_get_le32(lb);
             if (n == 0)
                 break;
             if (n > CHUNK) {

@@ -1,0 +1,44 @@
+/*
+ * bytes.h: fixed-width integer encoding for the binary formats plexburst owns (bundle, manifest,
+ * export answers, solid bundles: little-endian; protocol frames: big-endian), and the canonical
+ * byte form of an XXH3-128 digest. Header-only, dependency-free (pb_base).
+ */
+#ifndef PB_BYTES_H
+#define PB_BYTES_H
+
+#include <stdint.h>
+
+static inline void pb_put_le16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void pb_put_le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline void pb_put_le64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static inline uint16_t pb_get_le16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t pb_get_le32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t pb_get_le64(const uint8_t *p)
+{
+    return (uint64_t)pb_get_le32(p) | (uint64_t)pb_get_le32(p + 4) << 32;
+}
+
+#endif
