@@ -8,8 +8,12 @@
  *             home's (a mismatch asks for a full upload), and injects ONLY the DB pair into the
  *             cloud's Plex data dir DIR/plex with paths mapped home -> cloud; bootstrap: an empty
  *             DIR/plex;
- *   RUN       the analysis runner on DIR/plex, its output relayed as LOG frames; stopped when the
- *             home cancels or goes away;
+ *   RUN       the analysis runner on DIR/plex, detached from the agent (its own session; output
+ *             in DIR/agent/runner-<run>.log, relayed as LOG frames; exit status written
+ *             atomically to DIR/agent/runner-<run>.json): a CANCEL stops it, a home that goes
+ *             away (EOF) does not, so a new agent's RUN for the same run re-attaches to it (or
+ *             reports the status it recorded); PREPARE for a run prepared here already keeps
+ *             the cloud DB (reconnection after a dropped link, docs/ssh.md);
  *   LIST      copies the analysed DBs with paths mapped back (cloud -> home), lists the files the
  *             cloud holds (pb_export_list) and streams the list;
  *   BUILD     receives the home's ANSWER (what it lacks, with signatures), builds the bundle
@@ -18,12 +22,15 @@
  *   BYE       the end.
  * It never needs the home's whole manifest (DESIGN.md §3 step 4). Its own state lives in
  * DIR/agent (baseline cache, work files of the current run, the cloud tree's fingerprint cache,
- * a lock so that two agents never share DIR).
+ * a lock so that two agents never share DIR; a new agent waits for an interrupted one to exit).
  * Role: engine/ (knows Plex). Prerequisites: the store and channel interfaces, H3/H4/H5/H6/H7.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,7 +67,8 @@ typedef struct agent {
     char list[PATH_MAX + 160], answer[PATH_MAX + 160], bundle[PATH_MAX + 160];
     int prepared, ran, listed;
     int lock_fd;
-    int stop; /* the home cancelled or went away */
+    int stop; /* the home cancelled */
+    int gone; /* the home went away (EOF): the runner goes on */
 } agent;
 
 static void alog(agent *a, const char *level, const char *fmt, ...) PB_PRINTF(3, 4);
@@ -235,6 +243,325 @@ static int inject(agent *a, uint64_t *mapped, pb_error *err)
     return pb_run__map_paths(m, a->to_cloud, mapped, err);
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* Run state that outlives the agent (a dropped link ends the agent, not the run)              */
+
+/* DIR/agent/work/<run>/prepared.json: the PREPARE of this run is done (mode, has_blobs, the
+ * RESULT sent), so that a new agent's PREPARE for the same run keeps the cloud DB. */
+static const char *prepared_path(agent *a)
+{
+    static char path[PATH_MAX + 200];
+    snprintf(path, sizeof(path), "%s/prepared.json", a->work);
+    return path;
+}
+
+/* Writes `text` to `path` through a temporary file and a rename (no allocation: also used by
+ * the runner's monitor process after fork). 0 or -1. */
+static int write_atomic(const char *path, const char *text)
+{
+    char tmp[PATH_MAX + 220];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return -1;
+    size_t n = strlen(text);
+    int ok = write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Records the PREPARE as done and sends its RESULT (`res` is consumed). */
+static int prepared(agent *a, const char *mode, json_t *res, pb_error *err)
+{
+    if (!res)
+        return pb_error_set(err, PB_ENOMEM, "out of memory");
+    json_t *rec =
+        json_pack("{s:s, s:b, s:O}", "mode", mode, "has_blobs", a->has_blobs, "result", res);
+    char *s = rec ? json_dumps(rec, JSON_COMPACT) : NULL;
+    json_decref(rec);
+    if (!s || write_atomic(prepared_path(a), s) != 0) {
+        free(s);
+        json_decref(res);
+        return pb_error_errno(err, "cannot write %s", prepared_path(a));
+    }
+    free(s);
+    a->prepared = 1;
+    return send_result(a, res, err);
+}
+
+/* DIR/agent/runner-<run>.<ext>: log (its output), json (its exit status, written when it
+ * ends), lock (held by its monitor while it runs), pid (its process group). */
+static void runner_path(agent *a, char *out, size_t cap, const char *ext)
+{
+    snprintf(out, cap, "%s/runner-%s.%s", a->state, a->run_id, ext);
+}
+
+/* Before a fresh PREPARE: the runner of an abandoned run that still works is stopped (it
+ * would write into DIR/plex) and the runner files of every run go. */
+static void runner_forget(agent *a)
+{
+    char p[PATH_MAX + 300], id[256];
+    DIR *d = opendir(a->state);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (strncmp(e->d_name, "runner-", 7) != 0 || n < 12 || n - 12 >= sizeof(id) ||
+            strcmp(e->d_name + n - 5, ".lock") != 0)
+            continue;
+        snprintf(id, sizeof(id), "%.*s", (int)(n - 12), e->d_name + 7);
+        snprintf(p, sizeof(p), "%s/%s", a->state, e->d_name);
+        int fd = open(p, O_RDWR | O_CLOEXEC);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) != 0) {
+            char pidf[PATH_MAX + 300], buf[32] = "";
+            snprintf(pidf, sizeof(pidf), "%s/runner-%s.pid", a->state, id);
+            FILE *f = fopen(pidf, "r");
+            if (f && fgets(buf, sizeof(buf), f) && atol(buf) > 0) {
+                alog(a, "warn", "stopping the runner of the abandoned run %s", id);
+                kill(-(pid_t)atol(buf), SIGTERM);
+            }
+            if (f)
+                fclose(f);
+        }
+        if (fd >= 0)
+            close(fd);
+    }
+    if (d)
+        rewinddir(d);
+    while (d && (e = readdir(d)))
+        if (strncmp(e->d_name, "runner-", 7) == 0) {
+            snprintf(p, sizeof(p), "%s/%s", a->state, e->d_name);
+            unlink(p);
+        }
+    if (d)
+        closedir(d);
+}
+
+/* 0 and *status when the runner of this run recorded its exit status; -1 otherwise. */
+static int runner_status(agent *a, int *status)
+{
+    char p[PATH_MAX + 96];
+    runner_path(a, p, sizeof(p), "json");
+    json_t *o = json_load_file(p, 0, NULL);
+    json_t *st = json_object_get(o, "status");
+    int rc = json_is_integer(st) ? 0 : -1;
+    if (!rc)
+        *status = (int)json_integer_value(st);
+    json_decref(o);
+    return rc;
+}
+
+/* 1 while a monitor holds the runner's lock (the runner works), else 0. */
+static int runner_alive(agent *a)
+{
+    char p[PATH_MAX + 96];
+    runner_path(a, p, sizeof(p), "lock");
+    int fd = open(p, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    int alive = flock(fd, LOCK_EX | LOCK_NB) != 0;
+    close(fd);
+    return alive;
+}
+
+static pid_t runner_pid(agent *a)
+{
+    char p[PATH_MAX + 96], buf[32] = "";
+    runner_path(a, p, sizeof(p), "pid");
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return 0;
+    if (!fgets(buf, sizeof(buf), f))
+        buf[0] = '\0';
+    fclose(f);
+    return (pid_t)atol(buf);
+}
+
+/* Starts the runner detached: a monitor process in its own session holds runner-<run>.lock,
+ * runs /bin/sh -c `expanded` in DIR/plex with its output appended to runner-<run>.log, and
+ * writes its exit status (128+N when killed by signal N) to runner-<run>.json. *pid: the
+ * monitor (the runner's process group). */
+static int runner_start(agent *a, pid_t *pid, const char *expanded, pb_error *err)
+{
+    int error = 0, lfd = -1, logfd = -1;
+    char lock[PATH_MAX + 96], log[PATH_MAX + 96], stf[PATH_MAX + 96], pidf[PATH_MAX + 96];
+    runner_path(a, lock, sizeof(lock), "lock");
+    runner_path(a, log, sizeof(log), "log");
+    runner_path(a, stf, sizeof(stf), "json");
+    runner_path(a, pidf, sizeof(pidf), "pid");
+    unlink(stf);
+    if ((lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
+        error = pb_error_errno(err, "runner: cannot open %s", lock);
+        goto done;
+    }
+    if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
+        error =
+            pb_error_set(err, PB_EBUSY, "runner: the runner of run %s works already", a->run_id);
+        goto done;
+    }
+    if ((logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+        error = pb_error_errno(err, "runner: cannot open %s", log);
+        goto done;
+    }
+    *pid = fork();
+    if (*pid < 0) {
+        error = pb_error_errno(err, "runner: fork");
+        goto done;
+    }
+    if (*pid == 0) {
+        /* the monitor: its own session, nothing of the agent's (stdio, locks) kept */
+        setsid();
+        signal(SIGINT, SIG_DFL);
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        signal(SIGHUP, SIG_IGN);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        int dn = open("/dev/null", O_RDWR);
+        if (dn >= 0) {
+            dup2(dn, 0);
+            dup2(dn, 1);
+            dup2(dn, 2);
+        }
+        for (int fd = 3; fd < 1024; fd++)
+            if (fd != lfd && fd != logfd)
+                close(fd);
+        pid_t c = fork();
+        if (c == 0) {
+            signal(SIGHUP, SIG_DFL);
+            dup2(logfd, 1);
+            dup2(logfd, 2);
+            setenv("PLEX_DIR", a->plex, 1);
+            setenv("PLEXBURST_PLEX_DIR", a->plex, 1);
+            if (chdir(a->plex) != 0)
+                _exit(126);
+            execl("/bin/sh", "sh", "-c", expanded, (char *)NULL);
+            _exit(127);
+        }
+        int ws = 0, status = 127;
+        if (c > 0) {
+            while (waitpid(c, &ws, 0) < 0 && errno == EINTR)
+                ;
+            status = WIFEXITED(ws) ? WEXITSTATUS(ws) : WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : -1;
+        }
+        char text[64];
+        snprintf(text, sizeof(text), "{\"status\": %d}\n", status);
+        write_atomic(stf, text);
+        _exit(0);
+    }
+    char text[32];
+    snprintf(text, sizeof(text), "%ld\n", (long)*pid);
+    write_atomic(pidf, text);
+done:
+    if (logfd >= 0)
+        close(logfd);
+    if (lfd >= 0)
+        close(lfd); /* the monitor holds the lock now */
+    return error;
+}
+
+/* Relays complete lines of buf[0..*n) as LOG frames ("runner"); `flush` sends the tail too.
+ * -1 when the home cannot be written to. */
+static int relay_lines(agent *a, char *buf, size_t *n, int flush)
+{
+    size_t start = 0;
+    int rc = 0;
+    for (size_t i = 0; i <= *n; i++) {
+        int cut = i < *n ? buf[i] == '\n' : (flush || i - start >= 4096) && i > start;
+        if (!cut)
+            continue;
+        char save = buf[i];
+        buf[i] = '\0';
+        if (i > start && buf[i - 1] == '\r')
+            buf[i - 1] = '\0';
+        json_t *o = json_pack("{s:s, s:s}", "level", "runner", "text", buf + start);
+        pb_error e = PB_ERROR_INIT;
+        if (o && rc == 0 && pb_frame_write_json(&a->io, PB_FRAME_LOG, o, &e) < 0)
+            rc = -1;
+        json_decref(o);
+        buf[i] = save;
+        start = i + 1;
+    }
+    if (start > *n)
+        start = *n;
+    memmove(buf, buf + start, *n - start);
+    *n -= start;
+    return rc;
+}
+
+/* Follows the runner of this run until it records its status: its log relayed from the start,
+ * the home watched (CANCEL stops the runner: PB_ECANCELLED; EOF leaves it running: PB_ENET,
+ * a->gone). `child`: the monitor when this agent started it (reaped here), else 0. */
+static int runner_follow(agent *a, pid_t child, int *status, pb_error *err)
+{
+    int error = 0, lfd = -1, finished = 0;
+    char log[PATH_MAX + 96], buf[8193];
+    size_t n = 0;
+    runner_path(a, log, sizeof(log), "log");
+    for (;;) {
+        if (lfd < 0)
+            lfd = open(log, O_RDONLY | O_CLOEXEC);
+        while (lfd >= 0) {
+            ssize_t r = read(lfd, buf + n, sizeof(buf) - 1 - n);
+            if (r <= 0)
+                break;
+            n += (size_t)r;
+            if (relay_lines(a, buf, &n, n == sizeof(buf) - 1) < 0) {
+                a->gone = 1;
+                error = pb_error_set(err, PB_ENET, "the home went away; the runner goes on");
+                goto done;
+            }
+        }
+        if (finished) {
+            relay_lines(a, buf, &n, 1);
+            break;
+        }
+        if (child > 0 && waitpid(child, NULL, WNOHANG) == child)
+            child = 0;
+        if (runner_status(a, status) == 0) {
+            finished = 1; /* one more pass for the log's last lines */
+            continue;
+        }
+        if (!runner_alive(a) && runner_status(a, status) != 0) {
+            error = pb_error_set(err, PB_ERROR, "the runner of run %s stopped without a status",
+                                 a->run_id);
+            goto done;
+        }
+        struct pollfd pfd = {a->o->in_fd, POLLIN, 0};
+        if (poll(&pfd, 1, 200) > 0) {
+            pb_frame f;
+            pb_error e = PB_ERROR_INIT;
+            if (pb_frame_read(&a->io, &f, &e) != 0 || f.type == PB_FRAME_EOF) {
+                a->gone = 1;
+                error = pb_error_set(err, PB_ENET, "the home went away; the runner goes on");
+                goto done;
+            }
+            if (f.type == PB_FRAME_CANCEL) {
+                pid_t pg = runner_pid(a);
+                if (pg > 0)
+                    kill(-pg, SIGTERM);
+                a->stop = 1;
+                error = pb_error_set(err, PB_ECANCELLED, "the home cancelled the runner");
+                goto done;
+            }
+            /* anything else (a stray LOG) is ignored while the runner works */
+        }
+    }
+done:
+    if (child > 0 && error != PB_ECANCELLED)
+        waitpid(child, NULL, WNOHANG);
+    else if (child > 0)
+        while (waitpid(child, NULL, 0) < 0 && errno == EINTR)
+            ;
+    if (lfd >= 0)
+        close(lfd);
+    return error;
+}
+
 static int do_prepare(agent *a, json_t *msg, pb_error *err)
 {
     int error = 0;
@@ -260,13 +587,9 @@ static int do_prepare(agent *a, json_t *msg, pb_error *err)
     if ((error = load_pathmaps(a, json_object_get(msg, "path_map"), err)) < 0)
         return error;
 
-    /* a fresh work dir for this run (older ones go) */
     char wroot[PATH_MAX + 16];
     snprintf(wroot, sizeof(wroot), "%s/work", a->state);
-    discard_dir(a, wroot);
     snprintf(a->work, sizeof(a->work), "%s/%s", wroot, a->run_id);
-    if ((error = pb_run__mkdirs(a->work, err)) < 0)
-        return error;
     snprintf(a->snap_main, sizeof(a->snap_main), "%s/snapshot.db", a->work);
     snprintf(a->snap_blobs, sizeof(a->snap_blobs), "%s/snapshot.blobs.db", a->work);
     snprintf(a->cloud_main, sizeof(a->cloud_main), "%s/cloud.db", a->work);
@@ -275,16 +598,37 @@ static int do_prepare(agent *a, json_t *msg, pb_error *err)
     snprintf(a->answer, sizeof(a->answer), "%s/answer", a->work);
     snprintf(a->bundle, sizeof(a->bundle), "%s/bundle.pbb", a->work);
 
+    /* the same run prepared here already (a new agent after a dropped link): keep the cloud DB,
+     * the runner may have worked on it */
+    json_t *done = json_load_file(prepared_path(a), 0, NULL);
+    const char *dmode = json_string_value(json_object_get(done, "mode"));
+    if (dmode && strcmp(dmode, mode) == 0 && json_is_object(json_object_get(done, "result"))) {
+        a->has_blobs = json_is_true(json_object_get(done, "has_blobs"));
+        a->prepared = 1;
+        alog(a, "info", "run %s is prepared here already: the cloud DB is kept", a->run_id);
+        json_t *res = json_deep_copy(json_object_get(done, "result"));
+        json_decref(done);
+        if (res)
+            json_object_set_new(res, "again", json_true());
+        return send_result(a, res, err);
+    }
+    json_decref(done);
+
+    /* a fresh work dir for this run (older ones go) */
+    discard_dir(a, wroot);
+    if ((error = pb_run__mkdirs(a->work, err)) < 0)
+        return error;
+    runner_forget(a);
+
     if (a->mode == PB_RUN_BOOTSTRAP) {
         discard_dir(a, a->plex);
         if ((error = pb_run__mkdirs(a->plex, err)) < 0)
             return error;
         alog(a, "info", "cloud Plex data dir %s is empty: the runner builds the library", a->plex);
-        a->prepared = 1;
-        return send_result(a,
-                           json_pack("{s:s, s:b, s:s, s:f}", "step", "prepare", "ok", 1, "rebuilt",
-                                     "empty", "ms", pb_run__now_ms() - t0),
-                           err);
+        return prepared(a, mode,
+                        json_pack("{s:s, s:b, s:s, s:f}", "step", "prepare", "ok", 1, "rebuilt",
+                                  "empty", "ms", pb_run__now_ms() - t0),
+                        err);
     }
 
     json_t *up = json_object_get(msg, "upload");
@@ -359,57 +703,43 @@ static int do_prepare(agent *a, json_t *msg, pb_error *err)
         return error;
     alog(a, "info", "injected the DB pair into %s (%llu path values mapped home -> cloud)", a->plex,
          (unsigned long long)mapped);
-    a->prepared = 1;
-    return send_result(a,
-                       json_pack("{s:s, s:b, s:s, s:s, s:I, s:f}", "step", "prepare", "ok", 1,
-                                 "rebuilt", kind, "snapshot", hm, "mapped", (json_int_t)mapped,
-                                 "ms", pb_run__now_ms() - t0),
-                       err);
-}
-
-/* While the runner works: a CANCEL or the end of the stream stops it. */
-static int on_watch(void *payload)
-{
-    agent *a = payload;
-    pb_frame f;
-    pb_error e = PB_ERROR_INIT;
-    if (pb_frame_read(&a->io, &f, &e) != 0 || f.type == PB_FRAME_EOF || f.type == PB_FRAME_CANCEL) {
-        a->stop = 1;
-        return 1;
-    }
-    return 0; /* anything else (a stray LOG) is ignored while the runner works */
-}
-
-static void on_line(const char *text, void *payload)
-{
-    agent *a = payload;
-    json_t *o = json_pack("{s:s, s:s}", "level", "runner", "text", text);
-    pb_error e = PB_ERROR_INIT;
-    if (o)
-        pb_frame_write_json(&a->io, PB_FRAME_LOG, o, &e);
-    json_decref(o);
+    return prepared(a, mode,
+                    json_pack("{s:s, s:b, s:s, s:s, s:I, s:f}", "step", "prepare", "ok", 1,
+                              "rebuilt", kind, "snapshot", hm, "mapped", (json_int_t)mapped, "ms",
+                              pb_run__now_ms() - t0),
+                    err);
 }
 
 static int do_run(agent *a, json_t *msg, pb_error *err)
 {
     int error, status = -1;
     char *expanded = NULL;
+    pid_t child = 0;
     double t0 = pb_run__now_ms();
     const char *cmd = json_string_value(json_object_get(msg, "command"));
     if (!a->prepared)
         return pb_error_set(err, PB_EINVALID, "RUN before PREPARE");
     if (!cmd || !*cmd)
         return pb_error_set(err, PB_EINVALID, "RUN: no runner command");
-    if ((error = pb_runner_expand(&expanded, cmd, a->plex, a->mkplex, err)) < 0)
-        return error;
-    char shown[2048];
-    pb_runner_redact(shown, sizeof(shown), expanded);
-    alog(a, "info", "runner: %s", shown);
-    pb_runner_io rio = {on_line, a->o->in_fd, on_watch, a};
-    error = pb_runner_command(&status, expanded, a->plex, &rio, err);
-    free(expanded);
-    if (error < 0)
-        return error;
+    if (runner_status(a, &status) == 0) {
+        alog(a, "info", "the runner of run %s finished already (status %d)", a->run_id, status);
+    } else {
+        if (runner_alive(a)) {
+            alog(a, "info", "re-attaching to the runner of run %s, still working", a->run_id);
+        } else {
+            if ((error = pb_runner_expand(&expanded, cmd, a->plex, a->mkplex, err)) < 0)
+                return error;
+            char shown[2048];
+            pb_runner_redact(shown, sizeof(shown), expanded);
+            alog(a, "info", "runner: %s", shown);
+            error = runner_start(a, &child, expanded, err);
+            free(expanded);
+            if (error < 0)
+                return error;
+        }
+        if ((error = runner_follow(a, child, &status, err)) < 0)
+            return error;
+    }
     double ms = pb_run__now_ms() - t0;
     if (status != 0) {
         char txt[200];
@@ -794,6 +1124,10 @@ int pb_agent_serve(const pb_agent_options *o, pb_error *err)
         }
         if (a->stop) {
             error = pb_error_set(err, PB_ECANCELLED, "agent: stopped by the home");
+            goto done;
+        }
+        if (a->gone) {
+            error = pb_error_set(err, PB_ENET, "agent: the home went away (the runner goes on)");
             goto done;
         }
         if (rc < 0) {

@@ -22,6 +22,9 @@
  * so the next run knows whether to resume (bundle stored: download and apply it) or roll back
  * (drop its work and store objects). <state>/baseline.db(+.blobs.db) is the home's copy of the
  * baseline, <state>/sync/baseline.json its ids.
+ * A dropped SSH link to the agent during PREPARE, the analysis or the export is reconnected
+ * (rejoin_agent: a new agent, HELLO, PREPARE again, RUN again to re-attach to the runner that
+ * went on in the cloud) and the run continues at the same step with the same run id.
  * Fault injection for tests: PLEXBURST_FAULT=kill:<PHASE_NAME> (or kill:after_apply) raises
  * SIGKILL when that phase starts.
  * Role: engine/. Prerequisites: H6 fingerprints, H3 diff/checksum, H4 merge, H5 Plex policy and
@@ -71,6 +74,8 @@ typedef struct rx {
     pb_channel *ch;
     pb_frame_io io;
     int io_ok;
+    const char *agent_mode; /* the PREPARE's mode ("sync", "bootstrap") for a reconnection */
+    int rejoins;            /* reconnections of the agent's link during this run */
     double t0, pt0;
     const char *phase_name;
     int lock_fd;
@@ -295,6 +300,7 @@ static void set_work_paths(rx *x)
 /* The agent                                                                                  */
 
 static int on_other(const pb_frame *f, void *payload, pb_error *err);
+static int send_prepare(rx *x, const char *mode);
 
 /* Reads frames until the step's RESULT: LOG and PROGRESS become events; an ERROR becomes the
  * error (need_full, when given, gets its flag). */
@@ -441,6 +447,62 @@ static int start_agent(rx *x)
          json_string_value(json_object_get(peer, "workdir")));
     json_decref(peer);
     return 0;
+}
+
+/* Reconnections of the agent's link per step (each one with pb_ssh_reconnect's own retries). */
+#define PB_RUN_REJOIN_TRIES 3
+
+/* After a dropped SSH link (PB_ENET) while the agent works: a new connection and a new agent
+ * (pb_channel_ssh_reconnect: bounded retries with backoff), HELLO, PREPARE again (the agent
+ * keeps the cloud DB of a run prepared there), and RUN again when `ran` (the runner finished:
+ * its recorded status comes back). 0 when the conversation is back at the same step; else the
+ * original error (not an SSH link, cancelled, too many tries) or the reconnection's. */
+static int rejoin_agent(rx *x, int error, int ran)
+{
+    int tries = 0;
+    while (error == PB_ENET && x->ssh_url[0] && x->ch && x->agent_mode && !cancelled(x) &&
+           tries < PB_RUN_REJOIN_TRIES && x->rejoins < 4 * PB_RUN_REJOIN_TRIES) {
+        tries++;
+        x->rejoins++;
+        xlog(x, "warn", "🔄 the link to the agent dropped during %s (%s): reconnecting (%d/%d)",
+             x->phase_name ? x->phase_name : "the run", x->err->msg, tries, PB_RUN_REJOIN_TRIES);
+        struct timespec ts = {tries, 0};
+        nanosleep(&ts, NULL);
+        *x->err = (pb_error)PB_ERROR_INIT;
+        if (x->io_ok)
+            pb_frame_io_dispose(&x->io);
+        x->io_ok = 0;
+        json_t *peer = NULL, *res = NULL;
+        if ((error = pb_channel_ssh_reconnect(x->ch, x->err)) < 0)
+            continue;
+        pb_channel_set_cancel(x->ch, chan_cancel, x);
+        if ((error = pb_frame_io_init(&x->io, x->ch, 0, x->err)) < 0)
+            continue;
+        x->io_ok = 1;
+        if ((error = pb_frame_hello(&x->io, "home", pb_version(), NULL, &peer, x->err)) < 0)
+            continue;
+        xlog(x, "info", "🔄 reconnected: agent pid %lld; resuming run %s",
+             (long long)json_integer_value(json_object_get(peer, "pid")), x->run_id);
+        json_decref(peer);
+        if ((error = send_prepare(x, x->agent_mode)) < 0 ||
+            (error = await_result(x, "prepare", &res, NULL)) < 0)
+            continue;
+        json_decref(res);
+        res = NULL;
+        if (ran) {
+            json_t *o = json_pack("{s:s, s:s}", "runner", "command", "command", x->runner);
+            error = o ? pb_frame_write_json(&x->io, PB_FRAME_RUN, o, x->err)
+                      : pb_error_set(x->err, PB_ENOMEM, "out of memory");
+            json_decref(o);
+            if (error < 0 || (error = await_result(x, "the analysis", &res, NULL)) < 0)
+                continue;
+            json_decref(res);
+        }
+        xlog(x, "info", "🔄 run %s resumed at %s", x->run_id,
+             x->phase_name ? x->phase_name : "the same step");
+        return 0;
+    }
+    return error;
 }
 
 static void stop_agent(rx *x, int polite)
@@ -784,9 +846,13 @@ static int do_inject(rx *x)
     json_t *res = NULL;
     if ((error = start_agent(x)) < 0)
         return error;
+    x->agent_mode = "sync";
     if ((error = send_prepare(x, "sync")) < 0 ||
-        (error = await_result(x, "prepare", &res, &need_full)) < 0)
-        return error;
+        (error = await_result(x, "prepare", &res, &need_full)) < 0) {
+        if ((error = rejoin_agent(x, error, 0)) < 0)
+            return error;
+        res = json_pack("{s:s}", "rebuilt", "before the reconnection");
+    }
     if (need_full) {
         xlog(x, "warn",
              "the cloud cannot rebuild the snapshot from the changeset (%s): "
@@ -808,13 +874,20 @@ static int do_analysis(rx *x)
 {
     int error;
     json_t *res = NULL;
-    json_t *o = json_pack("{s:s, s:s}", "runner", "command", "command", x->runner);
-    if (!o)
-        return pb_error_set(x->err, PB_ENOMEM, "out of memory");
-    error = pb_frame_write_json(&x->io, PB_FRAME_RUN, o, x->err);
-    json_decref(o);
     x->r->runner_status = -1;
-    if (error < 0 || (error = await_result(x, "the analysis", &res, NULL)) < 0) {
+    for (;;) {
+        json_t *o = json_pack("{s:s, s:s}", "runner", "command", "command", x->runner);
+        if (!o)
+            return pb_error_set(x->err, PB_ENOMEM, "out of memory");
+        error = pb_frame_write_json(&x->io, PB_FRAME_RUN, o, x->err);
+        json_decref(o);
+        if (error == 0 && (error = await_result(x, "the analysis", &res, NULL)) == 0)
+            break;
+        /* a dropped link: a new agent re-attaches to the runner (RUN again) */
+        if ((error = rejoin_agent(x, error, 0)) < 0)
+            break;
+    }
+    if (error < 0) {
         if (strstr(x->err->msg, "runner exited with status")) {
             const char *s = strstr(x->err->msg, "status ");
             x->r->runner_status = s ? atoi(s + 7) : -1;
@@ -835,7 +908,20 @@ static int send_answer_progress(uint64_t done, uint64_t total, void *payload)
     return cancelled(x);
 }
 
+static int export_once(rx *x, int bootstrap);
+
+/* The export, again from LIST after a dropped link (the agent's LIST and BUILD are
+ * idempotent: the bundle and the baseline are stored again under the same names). */
 static int do_export(rx *x, int bootstrap)
+{
+    int error;
+    while ((error = export_once(x, bootstrap)) == PB_ENET)
+        if ((error = rejoin_agent(x, error, 1)) < 0)
+            break;
+    return error;
+}
+
+static int export_once(rx *x, int bootstrap)
 {
     int error;
     json_t *end = NULL;
@@ -1293,9 +1379,12 @@ static int bs_start(rx *x)
 {
     int error;
     json_t *res = NULL;
-    if ((error = start_agent(x)) < 0 || (error = send_prepare(x, "bootstrap")) < 0 ||
-        (error = await_result(x, "prepare", &res, NULL)) < 0)
+    if ((error = start_agent(x)) < 0)
         return error;
+    x->agent_mode = "bootstrap";
+    if ((error = send_prepare(x, "bootstrap")) < 0 ||
+        (error = await_result(x, "prepare", &res, NULL)) < 0)
+        return rejoin_agent(x, error, 0);
     json_decref(res);
     return 0;
 }
@@ -1658,6 +1747,12 @@ int pb_run(pb_run_result *out, const pb_run_options *opts, pb_error *err)
         xlog(x, "detail", "configuration: %s", cfgline);
     error = opts->mode == PB_RUN_SYNC ? run_sync(x) : run_bootstrap(x);
 done:
+    /* cancelled: the agent stops its runner on CANCEL (it outlives a mere end of stream) */
+    if (x->ch && x->io_ok && error == PB_ECANCELLED) {
+        pb_error e = PB_ERROR_INIT;
+        pb_channel_set_cancel(x->ch, NULL, NULL);
+        pb_frame_write(&x->io, PB_FRAME_CANCEL, NULL, 0, &e);
+    }
     /* a step that failed in the cloud leaves a healthy conversation: say goodbye */
     if (x->ch)
         stop_agent(x, error != PB_ECANCELLED && error != PB_ENET && error != PB_ECORRUPT);

@@ -9,7 +9,8 @@
  * random data, stderr and exit status, the agent's HELLO); SFTP put/get byte for byte with
  * resume from an offset; the agent install; a connection cut mid-transfer (the per-connection
  * sshd processes killed) reconnected and resumed; a frozen peer detected by the keepalive;
- * `plexburst sync --cloud ssh://...` end to end.
+ * `plexburst sync --cloud ssh://...` end to end, and with the link cut during the analysis
+ * (reconnected, the runner re-attached and run once).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -1036,6 +1037,94 @@ static void test_sync_e2e(void **state)
     assert_non_null(strstr(out, host_fp));
 }
 
+/* Kills the per-connection sshd processes only (their children, the agent and a runner it
+ * detached, live on as they would when a link drops). How many were signalled. */
+static int kill_sshd_connections(void)
+{
+    pid_t pids[64];
+    int n = connection_pids(pids, 64), k = 0;
+    for (int i = 0; i < n; i++) {
+        char path[64], comm[64] = "";
+        snprintf(path, sizeof(path), "/proc/%d/comm", (int)pids[i]);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (!fgets(comm, sizeof(comm), f))
+            comm[0] = '\0';
+        fclose(f);
+        if (strncmp(comm, "sshd", 4) == 0 && kill(pids[i], SIGKILL) == 0)
+            k++;
+    }
+    return k;
+}
+
+/* A link cut during a long analysis (issue 6 part 1/3): the sshd processes of the connection
+ * are killed while the runner sleeps; the home reconnects, a new agent re-attaches to the
+ * runner (which ran exactly once) and the sync completes equal to the oracle. */
+static void test_sync_cut_analysis(void **state)
+{
+    (void)state;
+    char mk[PATH_MAX], home[PATH_MAX], oracle[PATH_MAX], env[8192], args[16384];
+    char cloud[PATH_MAX + 64], a[PATH_MAX + 64], b[PATH_MAX + 64], counter[PATH_MAX];
+    snprintf(mk, sizeof(mk), "%s", tu_build_path("mkplex"));
+    if (access(wpath("e2e/cloud/bin/plexburst"), X_OK) != 0) {
+        print_message("the ssh end to end did not run: the cut analysis not covered\n");
+        return;
+    }
+    snprintf(home, sizeof(home), "%s", wpath("e2e/home"));
+    snprintf(oracle, sizeof(oracle), "%s", wpath("e2e/oracle"));
+    snprintf(counter, sizeof(counter), "%s", wpath("e2e/runner-count"));
+    unlink(counter);
+    snprintf(cloud, sizeof(cloud), "ssh://root@127.0.0.1:%d%s", port, wpath("e2e/cloud"));
+    snprintf(env, sizeof(env),
+             "PLEXBURST_SSH_KEY='%s' PLEXBURST_KNOWN_HOSTS='%s' PLEXBURST_STORE='%s' "
+             "PLEXBURST_CLOUD='%s'",
+             tpath("client_ed25519"), tpath("known_hosts"), wpath("e2e/store"), cloud);
+    assert_int_equal(tu_sh("'%s' stream --dir '%s' --seed 102 >/dev/null && '%s' stream --dir '%s' "
+                           "--seed 102 >/dev/null",
+                           mk, home, mk, oracle),
+                     0);
+    snprintf(args, sizeof(args),
+             "sync --plex-dir '%s' --runner \"echo run >> '%s'; sleep 4; '%s' analyze --dir "
+             "{plex_dir} --seed 7\"",
+             home, counter, mk);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        _exit(run_pb(env, args) == 0 ? 0 : 1);
+    /* the runner started: cut the link while it sleeps */
+    int waited = 0;
+    struct timespec tick = {0, 100000000L}, second = {1, 0};
+    while (access(counter, F_OK) != 0 && waited < 600) {
+        nanosleep(&tick, NULL);
+        waited++;
+    }
+    assert_true(waited < 600);
+    nanosleep(&second, NULL);
+    int killed = kill_sshd_connections();
+    print_message("cut: %d sshd processes killed during the analysis\n", killed);
+    assert_true(killed > 0);
+    int ws = 0;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws) && WEXITSTATUS(ws) == 0);
+
+    char out[4096] = "";
+    assert_int_equal(tu_sh_out(out, sizeof(out), "wc -l < '%s'", counter), 0);
+    assert_int_equal(atoi(out), 1); /* the runner ran exactly once */
+    assert_int_equal(tu_sh("grep -q '🔄' '%s'", wpath("e2e.log")), 0);
+    assert_int_equal(tu_sh("'%s' analyze --dir '%s' --seed 7 >/dev/null", mk, oracle), 0);
+    snprintf(a, sizeof(a), "%s/" PB_PLEX_DB_REL, home);
+    snprintf(b, sizeof(b), "%s/" PB_PLEX_DB_REL, oracle);
+    assert_true(same_db(a, b));
+    snprintf(a, sizeof(a), "%s/" PB_PLEX_BLOBS_REL, home);
+    snprintf(b, sizeof(b), "%s/" PB_PLEX_BLOBS_REL, oracle);
+    assert_true(same_db(a, b));
+    assert_int_equal(tu_sh("diff -r --no-dereference '%s/Metadata' '%s/Metadata' >&2 && diff -r "
+                           "--no-dereference '%s/Media' '%s/Media' >&2",
+                           home, oracle, home, oracle),
+                     0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1055,6 +1144,7 @@ int main(void)
         cmocka_unit_test(test_dead_peer),
         cmocka_unit_test(test_install),
         cmocka_unit_test(test_sync_e2e),
+        cmocka_unit_test(test_sync_cut_analysis),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
