@@ -48,6 +48,7 @@
 #include "run_int.h"
 #include "runner.h"
 #include "store.h"
+#include "store_s3.h"
 
 typedef struct agent {
     const pb_agent_options *o;
@@ -562,6 +563,27 @@ done:
     return error;
 }
 
+/* PREPARE's `s3_env` (a remote agent: sshd forwards no environment): the home's S3 settings
+ * become exactly this process's before the store opens. Only the names of
+ * pb_store_s3_settings are taken; values are never logged or echoed. */
+static int apply_s3_env(json_t *env, pb_error *err)
+{
+    if (!env || json_is_null(env))
+        return 0;
+    if (!json_is_object(env))
+        return pb_error_set(err, PB_ECORRUPT, "PREPARE: s3_env must be an object");
+    for (const char *const *k = pb_store_s3_settings; *k; k++) {
+        json_t *v = json_object_get(env, *k);
+        if (json_is_string(v) && json_string_value(v)[0]) {
+            if (setenv(*k, json_string_value(v), 1) != 0)
+                return pb_error_errno(err, "PREPARE: cannot set %s", *k);
+        } else {
+            unsetenv(*k);
+        }
+    }
+    return 0;
+}
+
 static int do_prepare(agent *a, json_t *msg, pb_error *err)
 {
     int error = 0;
@@ -582,7 +604,8 @@ static int do_prepare(agent *a, json_t *msg, pb_error *err)
         return pb_error_set(err, PB_EINVALID, "PREPARE: no store given");
     pb_store_free(a->store);
     a->store = NULL;
-    if ((error = pb_store_open(&a->store, store, err)) < 0)
+    if ((error = apply_s3_env(json_object_get(msg, "s3_env"), err)) < 0 ||
+        (error = pb_store_open(&a->store, store, err)) < 0)
         return error;
     if ((error = load_pathmaps(a, json_object_get(msg, "path_map"), err)) < 0)
         return error;

@@ -56,6 +56,7 @@
 #include "ssh.h"
 #include "statedir.h"
 #include "store.h"
+#include "store_s3.h"
 
 typedef struct rx {
     const pb_run_options *o;
@@ -834,6 +835,21 @@ static int send_prepare(rx *x, const char *mode)
                                       x->has_blobs ? b : NULL, "id", x->r->snapshot_id));
         json_object_set_new(o, "baseline",
                             full ? json_null() : json_pack("{s:s}", "id", x->base_id));
+    }
+    /* a remote agent gets the home's S3 settings here (sshd forwards no environment; never on
+     * its command line); a local one inherits them */
+    if (x->ssh_url[0] && strncmp(x->store_url, "s3://", 5) == 0) {
+        json_t *env = json_object();
+        for (const char *const *k = pb_store_s3_settings; env && *k; k++) {
+            const char *v = getenv(*k);
+            if (v && *v)
+                json_object_set_new(env, *k, json_string(v));
+        }
+        if (!env) {
+            json_decref(o);
+            return pb_error_set(x->err, PB_ENOMEM, "out of memory");
+        }
+        json_object_set_new(o, "s3_env", env);
     }
     error = pb_frame_write_json(&x->io, PB_FRAME_PREPARE, o, x->err);
     json_decref(o);

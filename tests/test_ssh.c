@@ -10,7 +10,8 @@
  * resume from an offset; the agent install; a connection cut mid-transfer (the per-connection
  * sshd processes killed) reconnected and resumed; a frozen peer detected by the keepalive;
  * `plexburst sync --cloud ssh://...` end to end, and with the link cut during the analysis
- * (reconnected, the runner re-attached and run once).
+ * (reconnected, the runner re-attached and run once), and with an S3 store (settings sent to
+ * the agent in PREPARE's s3_env, no secret in the logs).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "frame.h"
+#include "store_s3.h"
 #include "plexburst/plex.h"
 #include "plexburst/sqldiff.h"
 #include "ssh.h"
@@ -1125,6 +1127,84 @@ static void test_sync_cut_analysis(void **state)
                      0);
 }
 
+/* `sync --cloud ssh://... --store s3://...` end to end against the loopback sshd and a local
+ * signature-checking S3 server (scripts/s3-test-server): the S3 settings are set for the home
+ * only (sshd forwards no environment to the agent), the home sends them in PREPARE's `s3_env`;
+ * the home ends equal to an oracle and no secret appears in the logs. */
+#define S3_AK "PBTESTKEY0001"
+#define S3_SK "pbtest-secret-0001"
+static void test_sync_s3_e2e(void **state)
+{
+    (void)state;
+    char pb[PATH_MAX], mk[PATH_MAX], home[PATH_MAX], oracle[PATH_MAX], env[8192], args[16384];
+    char cloud[PATH_MAX + 64], a[PATH_MAX + 64], b[PATH_MAX + 64], s3w[PATH_MAX], out[256];
+    snprintf(pb, sizeof(pb), "%s", tu_build_path("plexburst"));
+    snprintf(mk, sizeof(mk), "%s", tu_build_path("mkplex"));
+    if (access(pb, X_OK) != 0 || access(mk, X_OK) != 0) {
+        print_message("plexburst/mkplex not built: ssh + s3 end to end not covered\n");
+        return;
+    }
+    snprintf(s3w, sizeof(s3w), "%s", wpath("s3server"));
+    int rc = tu_sh_out(out, sizeof(out), "'%s' start '%s' '%s' %ld 2>'%s'",
+                       tu_source_path("scripts/s3-test-server"), tu_build_path("s3rver"), s3w,
+                       (long)getpid(), wpath("s3-setup.log"));
+    if (rc == 77) {
+        print_message("no S3 test server: ssh + s3 end to end not covered\n");
+        return;
+    }
+    assert_int_equal(rc, 0);
+    int s3port = atoi(out);
+    assert_true(s3port > 0);
+    /* none of the S3 settings in this process (whose environment sshd does not pass on) */
+    for (const char *const *k = pb_store_s3_settings; *k; k++)
+        unsetenv(*k);
+
+    snprintf(home, sizeof(home), "%s", wpath("e2e-s3/home"));
+    snprintf(oracle, sizeof(oracle), "%s", wpath("e2e-s3/oracle"));
+    snprintf(cloud, sizeof(cloud), "ssh://root@127.0.0.1:%d%s", port, wpath("e2e-s3/cloud"));
+    snprintf(env, sizeof(env),
+             "PLEXBURST_SSH_KEY='%s' PLEXBURST_KNOWN_HOSTS='%s' PLEXBURST_STORE='s3://"
+             "plexburst-test/ssh-e2e' PLEXBURST_CLOUD='%s' PLEXBURST_S3_ENDPOINT='http://"
+             "127.0.0.1:%d' PLEXBURST_S3_REGION=fr-par AWS_ACCESS_KEY_ID=" S3_AK
+             " AWS_SECRET_ACCESS_KEY=" S3_SK,
+             tpath("client_ed25519"), tpath("known_hosts"), cloud, s3port);
+    assert_int_equal(tu_sh("mkdir -p '%s' && '%s' init --dir '%s' --scale tiny --seed 2 >/dev/null "
+                           "&& '%s' init --dir '%s' --scale tiny --seed 2 >/dev/null",
+                           wpath("e2e-s3"), mk, home, mk, oracle),
+                     0);
+    snprintf(args, sizeof(args),
+             "bootstrap --plex-dir '%s' --runner \"'%s' init --dir {plex_dir} --scale tiny "
+             "--seed 2\"",
+             home, mk);
+    assert_int_equal(run_pb(env, args), 0);
+    assert_int_equal(tu_sh("'%s' stream --dir '%s' --seed 102 >/dev/null && '%s' stream --dir '%s' "
+                           "--seed 102 >/dev/null",
+                           mk, home, mk, oracle),
+                     0);
+    snprintf(args, sizeof(args),
+             "sync --plex-dir '%s' --runner \"'%s' analyze --dir {plex_dir} --seed 202\"", home,
+             mk);
+    assert_int_equal(run_pb(env, args), 0);
+    assert_int_equal(tu_sh("'%s' analyze --dir '%s' --seed 202 >/dev/null", mk, oracle), 0);
+    snprintf(a, sizeof(a), "%s/" PB_PLEX_DB_REL, home);
+    snprintf(b, sizeof(b), "%s/" PB_PLEX_DB_REL, oracle);
+    assert_true(same_db(a, b));
+    snprintf(a, sizeof(a), "%s/" PB_PLEX_BLOBS_REL, home);
+    snprintf(b, sizeof(b), "%s/" PB_PLEX_BLOBS_REL, oracle);
+    assert_true(same_db(a, b));
+    assert_int_equal(tu_sh("diff -r --no-dereference '%s/Metadata' '%s/Metadata' >&2 && diff -r "
+                           "--no-dereference '%s/Media' '%s/Media' >&2",
+                           home, oracle, home, oracle),
+                     0);
+    /* the store really is the S3 server's: the run went through it */
+    assert_int_equal(tu_sh("find '%s' -path '*ssh-e2e*' | grep -q .", s3w), 0);
+    /* no secret in the home's output, its state and logs, or the cloud's agent files */
+    assert_int_not_equal(
+        tu_sh("grep -rqsF '" S3_SK "' '%s' '%s' '%s/home'", wpath("e2e.log"), wpath("e2e-s3"), W),
+        0);
+    tu_sh("'%s' stop '%s'", tu_source_path("scripts/s3-test-server"), s3w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1145,6 +1225,7 @@ int main(void)
         cmocka_unit_test(test_install),
         cmocka_unit_test(test_sync_e2e),
         cmocka_unit_test(test_sync_cut_analysis),
+        cmocka_unit_test(test_sync_s3_e2e),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

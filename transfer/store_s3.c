@@ -318,6 +318,18 @@ static int64_t iso8601_ns(const char *s)
 
 /* ---- settings ---- */
 
+const char *const pb_store_s3_settings[] = {"PLEXBURST_S3_ENDPOINT",
+                                            "PLEXBURST_S3_REGION",
+                                            "PLEXBURST_S3_ACCESS_KEY",
+                                            "PLEXBURST_S3_SECRET_KEY",
+                                            "AWS_ACCESS_KEY_ID",
+                                            "AWS_SECRET_ACCESS_KEY",
+                                            "PLEXBURST_S3_PART_SIZE",
+                                            "PLEXBURST_S3_MULTIPART_THRESHOLD",
+                                            "PLEXBURST_S3_RETRIES",
+                                            "PLEXBURST_S3_LIST_MAX_KEYS",
+                                            NULL};
+
 static const char *setting(pb_store_s3_lookup_fn lookup, void *ctx, const char *key)
 {
     const char *v = lookup ? lookup(ctx, key) : getenv(key);

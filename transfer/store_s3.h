@@ -34,6 +34,10 @@ typedef const char *(*pb_store_s3_lookup_fn)(void *ctx, const char *key);
 int pb_store_s3_new(pb_store **out, const char *url, pb_store_s3_lookup_fn lookup, void *ctx,
                     pb_error *err);
 
+/** The names of every setting above (endpoint, region, keys, tuning), NULL-terminated: what the
+ * home sends to a remote agent in PREPARE's `s3_env` (docs/protocol.md). */
+extern const char *const pb_store_s3_settings[];
+
 /** Counters of an S3 store since it was opened (for tests, benchmarks and run logs). */
 typedef struct pb_store_s3_stats {
     uint64_t requests;  /* HTTP requests sent, retries included */
