@@ -9,9 +9,9 @@
  *
  * How it runs. Inputs are SQLite session CHANGESET files, streamed (sqlite3changeset_start_strm,
  * bounded buffers), inside one transaction (BEGIN IMMEDIATE with the busy timeout):
- *   pass 0  checks the framing of every input (merge_check.c): a truncated or malformed file
- *           fails here, with its byte offset (SQLite 3.40's streaming iterator would hang on some).
- *   pass 1  plans ids: every INSERT into a table keyed by one INTEGER column gets a row in
+ *   pass 0  validates every input (pb_changeset_validate, changeset.c): a truncated or malformed
+ * file fails here, with its byte offset (SQLite 3.40's streaming iterator would hang on some). pass
+ * 1  plans ids: every INSERT into a table keyed by one INTEGER column gets a row in
  *           temp.pb_remap(schema, tbl, old, new, kind) (unique index on schema, tbl, old): kind 0
  *           keeps its id, 2 maps it onto the live row its natural key matches, 1 renumbers it
  *           (its id is used in the live DB) to the next free id above max(live max, live
@@ -59,6 +59,7 @@
 #include <time.h>
 
 #include "merge_internal.h"
+#include "plexburst/sqldiff.h"
 
 #define KIND_IDENT  0
 #define KIND_RENUM  1
@@ -1266,6 +1267,26 @@ static double now_ms(void)
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
+/* The strict changeset validator (changeset.c) over one input; patchsets are refused: the merge
+ * needs the old values (pb_changeset_expand rebuilds them from the base). */
+static int validate_input(mctx *c, const char *path)
+{
+    pb_changeset_summary sum;
+    int error = 0;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return errno == ENOENT
+                   ? pb_error_set(c->err, PB_ENOTFOUND, "merge: changeset %s not found", path)
+                   : pb_error_errno(c->err, "merge: opening changeset %s", path);
+    pb_error verr = PB_ERROR_INIT;
+    if ((error = pb_changeset_validate_file(&sum, f, NULL, &verr)) < 0)
+        pb_error_setd(c->err, error, verr.dep_code, "merge: %s: %s", path, verr.msg);
+    else if (sum.patchset)
+        error = pb_error_set(c->err, PB_ECORRUPT, "merge: %s is a patchset, not a changeset", path);
+    fclose(f);
+    return error;
+}
+
 int pb_merge_apply(sqlite3 *live, const pb_merge_input *inputs, size_t ninputs,
                    const pb_merge_policy *policy, const pb_merge_options *opts,
                    pb_merge_stats *stats, pb_error *err)
@@ -1349,9 +1370,9 @@ int pb_merge_apply(sqlite3 *live, const pb_merge_input *inputs, size_t ninputs,
                                &c.rm_get, "the id plan")))
         goto done;
 
-    /* pass 0: framing (SQLite's streaming iterator hangs on some truncations) */
+    /* pass 0: validate every input (SQLite's streaming iterator hangs on some truncations) */
     for (size_t i = 0; i < ninputs; i++)
-        if ((error = merge_check_framing(&c, inputs[i].path)))
+        if ((error = validate_input(&c, inputs[i].path)))
             goto done;
 
     /* pass 1: classify, check, plan ids */

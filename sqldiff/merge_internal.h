@@ -150,9 +150,6 @@ void mtable_free(mtable *t);
 int mtable_stmt(mctx *c, mtable *t, int which, sqlite3_stmt **out);
 /** The cached UPDATE of `t` setting the columns in `mask`. */
 int mtable_upd(mctx *c, mtable *t, const uint64_t *mask, sqlite3_stmt **out);
-/** Checks the framing of the changeset file `path` in one streaming read (merge_check.c):
- * PB_ECORRUPT naming the byte offset and record when it is truncated or malformed. */
-int merge_check_framing(mctx *c, const char *path);
 /** Prepares `sql` on the live connection, with an error naming `what`. */
 int merge_prepare(mctx *c, const char *sql, sqlite3_stmt **out, const char *what);
 /** Sets a PB_ESQLITE (or PB_ECONFLICT / PB_EBUSY by rc) error with the live connection's
