@@ -16,7 +16,7 @@
 #include "plexburst/compat.h"
 #include "plexburst/plex.h"
 #include "plexengine.h"
-#include "plexschema.h"
+#include "schema.h"
 
 #define PLEX_TOKENIZE "tokenize=collating 'root@colStrength=primary;colAlternate=shifted'"
 

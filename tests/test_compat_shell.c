@@ -21,7 +21,7 @@
 #include "plexburst/compat.h"
 #include "plexburst/plex.h"
 #include "plexengine.h"
-#include "plexschema.h"
+#include "schema.h"
 
 #define SHELL "/usr/bin/sqlite3"
 

@@ -15,8 +15,8 @@
 #include "plexburst/plexmerge.h"
 #include "extradata.h"
 #include "guards.h"
-#include "plexpolicy.h"
-#include "plexschema.h"
+#include "policy.h"
+#include "schema.h"
 
 static char *map(const pb_pathmap *pm, int kind, const char *in)
 {

@@ -12,7 +12,7 @@
 #include "testutil.h"
 #include "plexburst/compat.h"
 #include "plexburst/sqldiff.h"
-#include "plexschema.h"
+#include "schema.h"
 #include "test_plexmerge_util.h"
 
 char *pm_slurp(const char *path)

@@ -30,7 +30,7 @@
 #include <string.h>
 
 #include "extradata.h"
-#include "plexpolicy.h"
+#include "policy.h"
 
 /* ---------------------------------------------------------------------------------------------
  * Classes by name

@@ -10,7 +10,7 @@
 #include <sqlite3.h>
 #include "plexburst/merge.h"
 #include "plexburst/plexmerge.h"
-#include "plexpolicy.h"
+#include "policy.h"
 
 typedef struct pb_plex_scan pb_plex_scan;
 

@@ -38,7 +38,7 @@
 #include "plexburst/plex.h"
 #include "plexburst/sqldiff.h"
 #include "plexengine.h"
-#include "plexpolicy.h"
+#include "policy.h"
 #include "rsync.h"
 #include "statedir.h"
 

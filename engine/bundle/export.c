@@ -39,7 +39,7 @@
 #include "plexburst/fingerprint.h"
 #include "plexburst/plex.h"
 #include "plexburst/sqldiff.h"
-#include "plexpolicy.h"
+#include "policy.h"
 #include "rsync.h"
 
 #define ANSWER_MAGIC   "PBANSWER"

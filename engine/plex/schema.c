@@ -10,7 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "plexschema.h"
+#include "schema.h"
 
 /* Suffixes of the shadow tables that virtual tables create (FTS3/4, FTS5, R*Tree, spellfix1). */
 static const char *const shadow_suffixes[] = {

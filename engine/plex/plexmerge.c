@@ -29,7 +29,7 @@
 #include "backup.h"
 #include "guards.h"
 #include "plexengine.h"
-#include "plexpolicy.h"
+#include "policy.h"
 #include "report.h"
 #include "zstream.h"
 
