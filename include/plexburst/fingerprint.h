@@ -18,24 +18,10 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "plexburst/errors.h"
+#include "plexburst/io.h"
 
 #define PB_HASH_LEN 16 /* XXH3-128, canonical (big-endian) byte order */
 
-#ifndef PB_PROGRESS_DEFINED
-#define PB_PROGRESS_DEFINED
-/** Progress of a long operation, passed to a pb_progress_cb. */
-typedef struct pb_progress {
-    const char *phase;    /* "scan" (stat walk), "hash" (reading changed files), "done" */
-    uint64_t bytes_done;  /* bytes processed in this phase */
-    uint64_t bytes_total; /* bytes to process in this phase (0 when unknown, as in "scan") */
-    uint64_t items_done;  /* entries processed in this phase */
-    uint64_t items_total; /* entries to process (0 when unknown) */
-    const char *path;     /* the current item, or NULL; valid during the call only */
-} pb_progress;
-
-/** Progress callback: a non-zero return cancels the operation with PB_ECANCELLED. */
-typedef int (*pb_progress_cb)(const pb_progress *p, void *payload);
-#endif
 
 /** Entry types of a manifest (the byte stored in the format). */
 typedef enum pb_entry_type {
@@ -50,7 +36,7 @@ typedef struct pb_fingerprint_options {
     const char *state_dir;     /* NULL: pb_state_dir_default(D); created 0700 when missing */
     const char *manifest_path; /* NULL: <state_dir>/fingerprint.manifest (replaced atomically) */
     int rehash;              /* non-zero: ignore the cache and hash every file (still updates it) */
-    pb_progress_cb progress; /* optional: scan and hash progress; non-zero return cancels */
+    pb_progress_fn progress; /* optional: scan and hash progress; non-zero return cancels */
     void *payload;           /* passed to progress */
 } pb_fingerprint_options;
 

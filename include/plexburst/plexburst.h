@@ -7,6 +7,7 @@
 
 #include "plexburst/common.h"
 #include "plexburst/errors.h"
+#include "plexburst/io.h"
 #include "plexburst/compat.h"
 #include "plexburst/merge.h"
 #include "plexburst/fingerprint.h"
