@@ -19,7 +19,10 @@ typedef struct pb_buf {
     size_t max; /* the most len may reach */
 } pb_buf;
 
-#define PB_BUF_INIT(max_) {NULL, 0, 0, (max_)}
+#define PB_BUF_INIT(max_)                                                                          \
+    {                                                                                              \
+        NULL, 0, 0, (max_)                                                                         \
+    }
 
 /** Sets up an empty buffer that may hold up to `max` bytes. Release with pb_buf_dispose. */
 void pb_buf_init(pb_buf *b, size_t max);

@@ -277,8 +277,8 @@ static int classify_open_error(int dirfd, const char *comp, const char *path, pb
 }
 
 int pb_fs_open_parent(int *out, const char **name, int root_fd, const char *path,
-                      int (*mkdir_cb)(void *payload, const char *dir, pb_error *err),
-                      void *payload, pb_error *err)
+                      int (*mkdir_cb)(void *payload, const char *dir, pb_error *err), void *payload,
+                      pb_error *err)
 {
     int error = 0, fd = -1;
     char comp[NAME_MAX + 1];

@@ -39,9 +39,9 @@ void pb_fs_sync_dir(const char *dir);
  * Readers see the old file or the whole new one, never a part.
  */
 typedef struct pb_fs_atomic {
-    int fd;          /* write here */
-    char *path;      /* the final name */
-    char *tmp;       /* the temporary name */
+    int fd;     /* write here */
+    char *path; /* the final name */
+    char *tmp;  /* the temporary name */
 } pb_fs_atomic;
 
 /** Creates the temporary file with `mode` (0600 for anything private). Release with commit or
@@ -72,7 +72,7 @@ int pb_fs_copy(const char *src, const char *dst, pb_error *err);
  *         a directory; PB_ENOTFOUND; PB_EIO.
  */
 int pb_fs_open_parent(int *out, const char **name, int root_fd, const char *path,
-                      int (*mkdir_cb)(void *payload, const char *dir, pb_error *err),
-                      void *payload, pb_error *err);
+                      int (*mkdir_cb)(void *payload, const char *dir, pb_error *err), void *payload,
+                      pb_error *err);
 
 #endif

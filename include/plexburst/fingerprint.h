@@ -22,7 +22,6 @@
 
 #define PB_HASH_LEN 16 /* XXH3-128, canonical (big-endian) byte order */
 
-
 /** Entry types of a manifest (the byte stored in the format). */
 typedef enum pb_entry_type {
     PB_ENTRY_DIR = 'D',
