@@ -8,7 +8,9 @@
 #ifndef PB_CLI_H
 #define PB_CLI_H
 
+#include <stdint.h>
 #include <stdio.h>
+#include <jansson.h>
 #include <plexburst/plexburst.h>
 
 /* Exit codes (docs/cli.md): a contract. */
@@ -43,13 +45,40 @@ typedef struct cli_opt {
 int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc, char **argv,
               char **pos, int max_pos, int *npos);
 
+/**
+ * Completes or rolls back an interrupted apply of the Plex data dir `plex_dir` (state dir
+ * `state_dir`, NULL: the default <plex_dir>.plexburst) before a command reads or writes it, and
+ * says on stderr what it did. Every command that touches a home data dir calls it right after
+ * cli_parse(), except those whose library call recovers as its first phase (pb_apply, pb_run).
+ * `plex_dir` NULL: nothing to do.
+ * @return 0, or the exit code the command returns at once.
+ */
+int cli_recover(const char *plex_dir, const char *state_dir);
+/** cli_recover() for a command given the library DB (--live D/<PB_PLEX_DB_REL>): recovers D; a
+ * DB elsewhere (not inside a Plex data dir) or NULL has nothing to recover. */
+int cli_recover_live(const char *live_db);
+
 /* Output: phases and state lines. */
+#define CLI_SEPARATOR "════════════════════════════════════════════════════════════════"
+/** A title between two separator lines, after an empty line (a phase, SUMMARY, POST-MORTEM). */
+void cli_banner(const char *title);
 void cli_phase(int n, const char *title);
 void cli_state(const char *emoji, const char *fmt, ...) PB_PRINTF(2, 3);
 void cli_monitor(const char *emoji, const char *fmt, ...) PB_PRINTF(2, 3);
 int cli_fail(const pb_error *err, int code);
 void cli_usage_error(const char *cmd, const char *fmt, ...) PB_PRINTF(2, 3);
 int cli_exit_code(int code);
+
+/* Formatting shared by the commands. */
+/** Human-readable bytes in binary units ("512 B", "12.3 MiB"); returns buf. */
+const char *cli_bytes(char *buf, size_t cap, uint64_t n);
+/** The wall clock as "HH:MM:SS" (the stamp of monitoring lines); returns buf (>= 9 bytes). */
+const char *cli_clock(char *buf, size_t cap);
+/** Seconds on the monotonic clock (for rates, ETAs and redraw intervals). */
+double cli_now(void);
+/** Prints `j` (not released) on stdout as json_dumps(j, flags) and a newline; 0, or
+ * CLI_EXIT_ERROR when it cannot be encoded. */
+int cli_print_json(const json_t *j, size_t flags);
 
 /* Commands. */
 int cmd_check(int argc, char **argv);

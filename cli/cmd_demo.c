@@ -269,7 +269,7 @@ int cmd_demo(int argc, char **argv)
     rv_state(&d->v, "✅",
              "bootstrap done in %.1f s: %s down (DB pair zstd + bundle), baseline "
              "%.16s recorded on both sides",
-             rb->ms.total / 1000, rv_bytes(b1, sizeof(b1), rb->bytes.down), rb->baseline_id);
+             rb->ms.total / 1000, cli_bytes(b1, sizeof(b1), rb->bytes.down), rb->baseline_id);
 
     /* 3: the nightly sync, with the home streaming while the cloud analyses */
     rv_phase(&d->v, 3, "NIGHTLY SYNC: HOME STREAMS WHILE THE CLOUD ANALYSES");
@@ -329,17 +329,17 @@ int cmd_demo(int argc, char **argv)
     rv_state(&d->v, "📊", "the nightly sync over the home link:");
     rv_state(&d->v, NULL, "   %-16s %14s %34s", "", "plexburst", "whole archives (tar | zstd -3)");
     rv_state(&d->v, NULL, "   %-16s %14s %34s", "home → cloud",
-             rv_bytes(b1, sizeof(b1), rs->bytes.up), rv_bytes(b2, sizeof(b2), arch_up));
+             cli_bytes(b1, sizeof(b1), rs->bytes.up), cli_bytes(b2, sizeof(b2), arch_up));
     rv_state(&d->v, NULL, "   %-16s %14s %34s", "cloud → home",
-             rv_bytes(b1, sizeof(b1), rs->bytes.down), rv_bytes(b2, sizeof(b2), arch_down));
-    rv_state(&d->v, NULL, "   %-16s %14s %34s", "total", rv_bytes(b3, sizeof(b3), ours),
-             rv_bytes(b4, sizeof(b4), theirs));
+             cli_bytes(b1, sizeof(b1), rs->bytes.down), cli_bytes(b2, sizeof(b2), arch_down));
+    rv_state(&d->v, NULL, "   %-16s %14s %34s", "total", cli_bytes(b3, sizeof(b3), ours),
+             cli_bytes(b4, sizeof(b4), theirs));
     rv_state(&d->v, "📊",
              "%.0f× fewer bytes than whole archives; up: a %s row changeset (%llu "
              "rows) instead of the %s DB (%s as a zstd archive)",
              ours ? (double)theirs / (double)ours : 0.0,
-             rv_bytes(b1, sizeof(b1), rs->bytes.changeset_up), (ull)rs->up.changeset_rows,
-             rv_bytes(b2, sizeof(b2), raw_up), rv_bytes(b3, sizeof(b3), arch_up));
+             cli_bytes(b1, sizeof(b1), rs->bytes.changeset_up), (ull)rs->up.changeset_rows,
+             cli_bytes(b2, sizeof(b2), raw_up), cli_bytes(b3, sizeof(b3), arch_up));
     rv_state(&d->v, "📊",
              "home Plex down %.2f s for the merge (the scripts stop it for the whole "
              "copy and replace the library, losing the plays made meanwhile)",

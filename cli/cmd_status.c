@@ -100,8 +100,8 @@ int cmd_status(int argc, char **argv)
                                 ? "⚠️"
                                 : "❌";
         printf("%s %-21s %-9s %-12s %-14s %10s %10s %8.1fs %7.2fs\n", emoji, r->run_id, r->mode,
-               r->state, r->phase, rv_bytes(b1, sizeof(b1), r->bytes_up),
-               rv_bytes(b2, sizeof(b2), r->bytes_down), r->ms_total / 1000, r->ms_downtime / 1000);
+               r->state, r->phase, cli_bytes(b1, sizeof(b1), r->bytes_up),
+               cli_bytes(b2, sizeof(b2), r->bytes_down), r->ms_total / 1000, r->ms_downtime / 1000);
         if (r->error[0])
             printf("   %s\n", r->error);
     }

@@ -1,7 +1,8 @@
 /*
  * main.c: entry point of the plexburst CLI: the command table, `help` and `version`.
  * Role: dispatches to cmd_<name>() in the other cli/ files; each command parses its options,
- * calls libplexburst's public API and renders the result. Nothing else lives in cli/.
+ * calls libplexburst's public API and renders the result (a command touching a home data dir
+ * first recovers an interrupted apply: cli_recover() in ui.c, or the library call itself).
  */
 #include <stdio.h>
 #include <string.h>
@@ -45,54 +46,6 @@ static int cmd_help(int argc, char **argv)
     return CLI_EXIT_OK;
 }
 
-/* Every command touching a Plex data dir (--plex-dir D, or --live D/<library DB>) first completes
- * or rolls back an interrupted apply (pb_apply_recover); apply does it as its own phase 1. */
-static int recover_first(const char *cmd, int argc, char **argv)
-{
-    const char *dir = NULL, *state = NULL;
-    static char buf[4096];
-    size_t rel = strlen(PB_PLEX_DB_REL);
-    if (strcmp(cmd, "apply") == 0)
-        return 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i], *v = NULL;
-        for (int k = 0; k < 3; k++) {
-            const char *name = k == 0 ? "--plex-dir" : k == 1 ? "--state-dir" : "--live";
-            size_t n = strlen(name);
-            if (strncmp(a, name, n) != 0 || (a[n] != '\0' && a[n] != '='))
-                continue;
-            v = a[n] == '=' ? a + n + 1 : (i + 1 < argc ? argv[i + 1] : NULL);
-            if (!v)
-                continue;
-            if (k == 0)
-                dir = v;
-            else if (k == 1)
-                state = v;
-            else if (!dir && strlen(v) > rel + 1 &&
-                     strcmp(v + strlen(v) - rel, PB_PLEX_DB_REL) == 0 &&
-                     v[strlen(v) - rel - 1] == '/') {
-                snprintf(buf, sizeof(buf), "%.*s", (int)(strlen(v) - rel - 1), v);
-                dir = buf;
-            }
-        }
-    }
-    if (!dir)
-        return 0;
-    pb_recover_result r;
-    pb_error err = PB_ERROR_INIT;
-    int rc = pb_apply_recover_ex(&r, dir, state, &err);
-    if (rc) {
-        fprintf(stderr, "plexburst: cannot recover the interrupted apply of %s: %s\n", dir,
-                err.msg[0] ? err.msg : pb_strerror(rc));
-        return cli_exit_code(rc) ? cli_exit_code(rc) : CLI_EXIT_ERROR;
-    }
-    if (r.action)
-        fprintf(stderr, "plexburst: recovered an interrupted apply: %s\n", r.detail);
-    if (r.action && r.plex_stopped)
-        fprintf(stderr, "plexburst: the interrupted apply had stopped Plex: start it again\n");
-    return 0;
-}
-
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -104,10 +57,8 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0)
         return cmd_version(0, NULL);
     for (const cli_cmd *c = commands; c->name; c++)
-        if (strcmp(c->name, argv[1]) == 0) {
-            int rc = recover_first(c->name, argc - 2, argv + 2);
-            return rc ? rc : c->fn(argc - 2, argv + 2);
-        }
+        if (strcmp(c->name, argv[1]) == 0)
+            return c->fn(argc - 2, argv + 2);
     fprintf(stderr, "plexburst: unknown command '%s' (see plexburst help)\n", argv[1]);
     return CLI_EXIT_USAGE;
 }

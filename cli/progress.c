@@ -16,29 +16,7 @@
 #include "progress.h"
 #include "report.h"
 
-#define SEPARATOR "════════════════════════════════════════════════════════════════"
-
 typedef unsigned long long ull;
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-const char *rv_bytes(char *buf, size_t cap, uint64_t n)
-{
-    if (n < 1000)
-        snprintf(buf, cap, "%llu B", (ull)n);
-    else if (n < 1000000)
-        snprintf(buf, cap, "%.1f KB", (double)n / 1e3);
-    else if (n < 1000000000)
-        snprintf(buf, cap, "%.1f MB", (double)n / 1e6);
-    else
-        snprintf(buf, cap, "%.2f GB", (double)n / 1e9);
-    return buf;
-}
 
 void rv_init(runview *v, const char *command, int json)
 {
@@ -114,14 +92,20 @@ static void log_line(runview *v, const char *line)
     to_logs(v, line);
 }
 
+/* cli_banner() through the view: a title between separator lines. */
+static void banner(runview *v, const char *title)
+{
+    out_line(v, "");
+    out_line(v, CLI_SEPARATOR);
+    out_line(v, title);
+    out_line(v, CLI_SEPARATOR);
+}
+
 void rv_phase(runview *v, int n, const char *title)
 {
     char line[256];
-    out_line(v, "");
-    out_line(v, SEPARATOR);
     snprintf(line, sizeof(line), "PHASE %d: %s", n, title);
-    out_line(v, line);
-    out_line(v, SEPARATOR);
+    banner(v, line);
 }
 
 static void vstate(runview *v, int stamp, const char *emoji, const char *fmt, va_list ap)
@@ -130,9 +114,7 @@ static void vstate(runview *v, int stamp, const char *emoji, const char *fmt, va
     size_t n = 0;
     if (stamp) {
         char ts[16];
-        time_t t = time(NULL);
-        strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&t));
-        n += (size_t)snprintf(line, sizeof(line), "[%s] ", ts);
+        n += (size_t)snprintf(line, sizeof(line), "[%s] ", cli_clock(ts, sizeof(ts)));
     }
     if (emoji)
         n += (size_t)snprintf(line + n, sizeof(line) - n, "%s ", emoji);
@@ -174,11 +156,11 @@ static void fmt_eta(char *buf, size_t cap, double s)
 static void bar_line(runview *v, char *line, size_t cap, int with_bar)
 {
     char d[32], t[32], rate[32], eta[16];
-    double el = mono() - v->bar_t0;
+    double el = cli_now() - v->bar_t0;
     double bps = el > 0.05 ? (double)v->bar_done / el : 0;
-    rv_bytes(d, sizeof(d), v->bar_done);
-    rv_bytes(t, sizeof(t), v->bar_total);
-    rv_bytes(rate, sizeof(rate), (uint64_t)bps);
+    cli_bytes(d, sizeof(d), v->bar_done);
+    cli_bytes(t, sizeof(t), v->bar_total);
+    cli_bytes(rate, sizeof(rate), (uint64_t)bps);
     fmt_eta(eta, sizeof(eta),
             bps > 0 && v->bar_total >= v->bar_done ? (double)(v->bar_total - v->bar_done) / bps
                                                    : -1);
@@ -217,7 +199,7 @@ static void on_progress(runview *v, const pb_progress *p)
     if (strcmp(p->phase, "scan") == 0)
         return; /* a stat walk: too quick and without a total to be worth a bar */
     snprintf(what, sizeof(what), "%s", p->phase);
-    double now = mono();
+    double now = cli_now();
     int fresh = strcmp(what, v->bar_what) != 0 || p->bytes_done < v->bar_done;
     if (fresh) {
         if (v->bar_what[0] && v->bar_done) { /* the previous transfer's last figure */
@@ -267,7 +249,7 @@ static void show_report(runview *v, const pb_run_result *r)
              p->deletion.message[0] ? p->deletion.message : "deletion guard: no deletions");
     rv_state(v, "📊", "rows: %llu inserts, %llu updates, %llu deletes in %zu tables (%s zstd)",
              (ull)p->cs_inserted, (ull)p->cs_updated, (ull)p->cs_deleted, p->ntables,
-             rv_bytes(b1, sizeof(b1), p->bytes_changeset_zstd));
+             cli_bytes(b1, sizeof(b1), p->bytes_changeset_zstd));
     for (size_t i = 0; i < p->nsections; i++) {
         const pb_plex_section_report *s = &p->sections[i];
         if (!s->items_inserted && !s->items_updated && !s->items_deleted && !s->parts_inserted)
@@ -339,9 +321,7 @@ void rv_on_event(const pb_run_event *ev, void *payload)
             rv_monitor(v, "❌", "%s", ev->text);
         } else if (!strcmp(ev->level, "detail")) {
             char ts[16];
-            time_t t = time(NULL);
-            strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&t));
-            snprintf(line, sizeof(line), "[%s] %s", ts, ev->text);
+            snprintf(line, sizeof(line), "[%s] %s", cli_clock(ts, sizeof(ts)), ev->text);
             log_line(v, line);
         } else {
             rv_monitor(v, NULL, "%s", ev->text);
@@ -360,17 +340,6 @@ void rv_on_event(const pb_run_event *ev, void *payload)
 
 /* ---------------------------------------------------------------------------------------- */
 /* The end                                                                                    */
-
-static json_t *counts_json(const pb_merge_counts *c)
-{
-    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "inserted",
-                     (json_int_t)c->inserted, "updated", (json_int_t)c->updated, "deleted",
-                     (json_int_t)c->deleted, "conflicts", (json_int_t)c->conflicts, "remapped",
-                     (json_int_t)c->remapped, "natkey_mapped", (json_int_t)c->natkey_mapped,
-                     "user_state_dropped", (json_int_t)c->user_state_dropped, "notfound",
-                     (json_int_t)c->notfound, "same", (json_int_t)c->same, "merged",
-                     (json_int_t)c->merged);
-}
 
 json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
 {
@@ -410,7 +379,7 @@ json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
     pb_merge_counts zero;
     memset(&zero, 0, sizeof(zero));
     const pb_apply_result *a = &r->apply;
-    json_object_set_new(o, "rows", counts_json(r->have_apply ? &a->rows : &zero));
+    json_object_set_new(o, "rows", report_counts_json(r->have_apply ? &a->rows : &zero));
     json_object_set_new(o, "files",
                         json_pack("{s:I, s:I, s:I, s:I, s:I}", "new",
                                   (json_int_t)(r->have_apply ? a->files_new : 0), "patched",
@@ -490,10 +459,7 @@ static const char *advice(int code, const pb_run_result *r)
 
 static void post_mortem(runview *v, int rc, const pb_error *err, const pb_run_result *r)
 {
-    out_line(v, "");
-    out_line(v, SEPARATOR);
-    out_line(v, "🚨 POST-MORTEM");
-    out_line(v, SEPARATOR);
+    banner(v, "🚨 POST-MORTEM");
     if (r->failed_phase)
         rv_state(v, "❌", "phase %d (%s) failed: %s", r->failed_phase + v->phase_offset,
                  r->failed_phase_name, err && err->msg[0] ? err->msg : pb_strerror(rc));
@@ -528,29 +494,27 @@ static void post_mortem(runview *v, int rc, const pb_error *err, const pb_run_re
 static void summary(runview *v, const pb_run_result *r)
 {
     char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
-    out_line(v, "");
-    out_line(v, SEPARATOR);
-    out_line(v, "📊 SUMMARY");
-    out_line(v, SEPARATOR);
+    banner(v, "📊 SUMMARY");
     rv_state(v, "✅", "%s %s finished%s (%s)", r->mode_name, r->run_id,
              r->dry_run ? " (dry run: nothing applied)" : "",
              r->resume_action[0] ? r->resume_action : "fresh run");
     if (r->mode == PB_RUN_SYNC)
         rv_state(v, NULL, "   up   %s  (row changeset %s, full snapshot %s, answer %s, control %s)",
-                 rv_bytes(b1, sizeof(b1), r->bytes.up),
-                 rv_bytes(b2, sizeof(b2), r->bytes.changeset_up),
-                 rv_bytes(b3, sizeof(b3), r->bytes.baseline_full_upload),
-                 rv_bytes(b4, sizeof(b4), r->bytes.answer_up),
-                 rv_bytes(b5, sizeof(b5), r->bytes.control));
+                 cli_bytes(b1, sizeof(b1), r->bytes.up),
+                 cli_bytes(b2, sizeof(b2), r->bytes.changeset_up),
+                 cli_bytes(b3, sizeof(b3), r->bytes.baseline_full_upload),
+                 cli_bytes(b4, sizeof(b4), r->bytes.answer_up),
+                 cli_bytes(b5, sizeof(b5), r->bytes.control));
     else
         rv_state(v, NULL, "   up   %s  (answer %s, control %s)",
-                 rv_bytes(b1, sizeof(b1), r->bytes.up),
-                 rv_bytes(b4, sizeof(b4), r->bytes.answer_up),
-                 rv_bytes(b5, sizeof(b5), r->bytes.control));
-    rv_state(v, NULL, "   down %s  (%s %s, cloud list %s)", rv_bytes(b1, sizeof(b1), r->bytes.down),
+                 cli_bytes(b1, sizeof(b1), r->bytes.up),
+                 cli_bytes(b4, sizeof(b4), r->bytes.answer_up),
+                 cli_bytes(b5, sizeof(b5), r->bytes.control));
+    rv_state(v, NULL, "   down %s  (%s %s, cloud list %s)",
+             cli_bytes(b1, sizeof(b1), r->bytes.down),
              r->mode == PB_RUN_BOOTSTRAP ? "DB pair + bundle" : "bundle",
-             rv_bytes(b2, sizeof(b2), r->bytes.bundle_down),
-             rv_bytes(b6, sizeof(b6), r->bytes.list_down));
+             cli_bytes(b2, sizeof(b2), r->bytes.bundle_down),
+             cli_bytes(b6, sizeof(b6), r->bytes.list_down));
     if (r->have_apply) {
         const pb_apply_result *a = &r->apply;
         rv_state(v, NULL,

@@ -55,8 +55,6 @@ void rv_monitor(runview *v, const char *emoji, const char *fmt, ...) PB_PRINTF(3
 /** Opens the log file at `path` (directories must exist); 0 or -1. */
 int rv_open_log(runview *v, const char *path);
 void rv_close_log(runview *v);
-/** Human-readable bytes ("12.3 MB"). */
-const char *rv_bytes(char *buf, size_t cap, uint64_t n);
 
 /** SIGINT/SIGTERM set a flag (a second Ctrl-C exits at once with status 130). */
 void rv_install_signals(void);

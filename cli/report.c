@@ -11,8 +11,6 @@
 #include "cli.h"
 #include "report.h"
 
-#define SEPARATOR "════════════════════════════════════════════════════════════════"
-
 void report_view_init(report_view *v, const char *command, const pb_plex_report *r, int merge,
                       int json, int list)
 {
@@ -29,19 +27,6 @@ void report_view_init(report_view *v, const char *command, const pb_plex_report 
 /* ---------------------------------------------------------------------------------------------
  * Human output
  */
-
-static const char *human_bytes(unsigned long long n, char *buf, size_t cap)
-{
-    if (n < 1024)
-        snprintf(buf, cap, "%llu B", n);
-    else if (n < 1024ull * 1024)
-        snprintf(buf, cap, "%.1f KiB", (double)n / 1024.0);
-    else if (n < 1024ull * 1024 * 1024)
-        snprintf(buf, cap, "%.1f MiB", (double)n / (1024.0 * 1024.0));
-    else
-        snprintf(buf, cap, "%.2f GiB", (double)n / (1024.0 * 1024.0 * 1024.0));
-    return buf;
-}
 
 /* The number a phase is shown under, and its title. */
 static int phase_number(const report_view *v, int phase)
@@ -94,8 +79,8 @@ static void show_diff(const report_view *v)
               "tables, %s raw, %s zstd",
               (ull)(r->cs_inserted + r->cs_updated + r->cs_deleted), (ull)r->cs_inserted,
               (ull)r->cs_updated, (ull)r->cs_deleted, active,
-              human_bytes(r->bytes_changeset, raw, sizeof(raw)),
-              human_bytes(r->bytes_changeset_zstd, z, sizeof(z)));
+              cli_bytes(raw, sizeof(raw), r->bytes_changeset),
+              cli_bytes(z, sizeof(z), r->bytes_changeset_zstd));
     if (active) {
         cli_state("📊", "per table (changeset records):");
         printf("   %-40s %-8s %9s %9s %9s\n", "table", "class", "inserted", "updated", "deleted");
@@ -362,7 +347,7 @@ static void post_mortem(const report_view *v, int rc, const pb_error *err)
 {
     const pb_plex_report *r = v->r;
     int phase = r->phase;
-    printf("\n%s\nPOST-MORTEM\n%s\n", SEPARATOR, SEPARATOR);
+    cli_banner("POST-MORTEM");
     if (phase > PB_PHASE_NONE && phase < PB_PHASE_DONE)
         cli_state("❌", "PHASE %d (%s) failed: %s", phase_number(v, phase),
                   pb_plex_phase_name(phase), err && err->msg[0] ? err->msg : pb_strerror(rc));
@@ -391,10 +376,7 @@ int report_finish(report_view *v, int rc, const pb_error *err)
     int code = cli_exit_code(rc);
     if (v->json) {
         json_t *j = report_to_json(v, rc);
-        char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII) : NULL;
-        if (s)
-            printf("%s\n", s);
-        free(s);
+        cli_print_json(j, JSON_INDENT(2) | JSON_ENSURE_ASCII);
         json_decref(j);
         json_decref(v->actions);
         v->actions = NULL;
@@ -423,7 +405,7 @@ int report_finish(report_view *v, int rc, const pb_error *err)
  * JSON
  */
 
-static json_t *counts_json(const pb_merge_counts *c)
+json_t *report_counts_json(const pb_merge_counts *c)
 {
     return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "inserted",
                      (json_int_t)c->inserted, "updated", (json_int_t)c->updated, "deleted",
@@ -452,7 +434,7 @@ static json_t *listed_json(const pb_plex_listed *l, size_t n)
 static json_t *rows_json(const pb_plex_report *r)
 {
     if (r->three_way)
-        return counts_json(&r->merge);
+        return report_counts_json(&r->merge);
     pb_merge_counts c;
     memset(&c, 0, sizeof(c));
     for (size_t i = 0; i < r->ntables; i++) {
@@ -465,7 +447,7 @@ static json_t *rows_json(const pb_plex_report *r)
             c.deleted += t->cs_deleted;
         }
     }
-    return counts_json(&c);
+    return report_counts_json(&c);
 }
 
 json_t *report_to_json(const report_view *v, int rc)
@@ -529,7 +511,7 @@ json_t *report_to_json(const report_view *v, int rc)
                                "inserted", (json_int_t)t->cs_inserted, "updated",
                                (json_int_t)t->cs_updated, "deleted", (json_int_t)t->cs_deleted);
         if (r->three_way)
-            json_object_set_new(jt, "merge", counts_json(&t->merge));
+            json_object_set_new(jt, "merge", report_counts_json(&t->merge));
         json_array_append_new(tables, jt);
     }
     json_object_set_new(o, "tables", tables);

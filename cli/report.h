@@ -47,6 +47,9 @@ int report_finish(report_view *v, int rc, const pb_error *err);
  */
 void report_print_body(const report_view *v);
 
+/** Merge counts as the JSON object of the --json contracts (diff, merge, apply, sync). */
+json_t *report_counts_json(const pb_merge_counts *c);
+
 /** The report as one JSON object (the --json contract, docs/cli.md); caller decrefs. */
 json_t *report_to_json(const report_view *v, int rc);
 

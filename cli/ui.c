@@ -1,6 +1,8 @@
 /*
- * ui.c: option parsing and output conventions of the plexburst CLI (see cli.h).
- * Role: the only place that prints; the library reports through return codes and pb_error.
+ * ui.c: option parsing, output conventions and formatting helpers of the plexburst CLI (see
+ * cli.h), and the recovery of an interrupted apply that commands run after parsing.
+ * Role: shared by every cli/cmd_*.c; the library reports through return codes and pb_error,
+ * the CLI prints.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -8,8 +10,6 @@
 #include <time.h>
 
 #include "cli.h"
-
-#define SEPARATOR "════════════════════════════════════════════════════════════════"
 
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts)
 {
@@ -104,19 +104,24 @@ int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc,
     return 0;
 }
 
+void cli_banner(const char *title)
+{
+    printf("\n%s\n%s\n%s\n", CLI_SEPARATOR, title, CLI_SEPARATOR);
+    fflush(stdout);
+}
+
 void cli_phase(int n, const char *title)
 {
-    printf("\n%s\nPHASE %d: %s\n%s\n", SEPARATOR, n, title, SEPARATOR);
-    fflush(stdout);
+    char line[256];
+    snprintf(line, sizeof(line), "PHASE %d: %s", n, title);
+    cli_banner(line);
 }
 
 static void vline(int stamp, const char *emoji, const char *fmt, va_list ap)
 {
     if (stamp) {
         char ts[16];
-        time_t t = time(NULL);
-        strftime(ts, sizeof(ts), "%H:%M:%S", localtime(&t));
-        printf("[%s] ", ts);
+        printf("[%s] ", cli_clock(ts, sizeof(ts)));
     }
     if (emoji)
         printf("%s ", emoji);
@@ -163,4 +168,81 @@ int cli_fail(const pb_error *err, int code)
 {
     fprintf(stderr, "plexburst: %s\n", err && err->msg[0] ? err->msg : pb_strerror(code));
     return cli_exit_code(code);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Recovery of an interrupted apply                                                           */
+
+int cli_recover(const char *plex_dir, const char *state_dir)
+{
+    pb_recover_result r;
+    pb_error err = PB_ERROR_INIT;
+    if (!plex_dir)
+        return CLI_EXIT_OK;
+    int rc = pb_apply_recover_ex(&r, plex_dir, state_dir, &err);
+    if (rc) {
+        fprintf(stderr, "plexburst: cannot recover the interrupted apply of %s: %s\n", plex_dir,
+                err.msg[0] ? err.msg : pb_strerror(rc));
+        return cli_exit_code(rc) ? cli_exit_code(rc) : CLI_EXIT_ERROR;
+    }
+    if (r.action)
+        fprintf(stderr, "plexburst: recovered an interrupted apply: %s\n", r.detail);
+    if (r.action && r.plex_stopped)
+        fprintf(stderr, "plexburst: the interrupted apply had stopped Plex: start it again\n");
+    return CLI_EXIT_OK;
+}
+
+int cli_recover_live(const char *live_db)
+{
+    char dir[4096];
+    size_t rel = strlen(PB_PLEX_DB_REL), n = live_db ? strlen(live_db) : 0;
+    if (n <= rel + 1 || strcmp(live_db + n - rel, PB_PLEX_DB_REL) != 0 ||
+        live_db[n - rel - 1] != '/' || n - rel - 1 >= sizeof(dir))
+        return CLI_EXIT_OK;
+    memcpy(dir, live_db, n - rel - 1);
+    dir[n - rel - 1] = '\0';
+    return cli_recover(dir, NULL);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* Formatting                                                                                 */
+
+const char *cli_bytes(char *buf, size_t cap, uint64_t n)
+{
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+    return buf;
+}
+
+const char *cli_clock(char *buf, size_t cap)
+{
+    struct tm tm;
+    time_t t = time(NULL);
+    if (!localtime_r(&t, &tm) || strftime(buf, cap, "%H:%M:%S", &tm) == 0)
+        snprintf(buf, cap, "--:--:--");
+    return buf;
+}
+
+double cli_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int cli_print_json(const json_t *j, size_t flags)
+{
+    char *s = j ? json_dumps(j, flags) : NULL;
+    if (!s)
+        return CLI_EXIT_ERROR;
+    puts(s);
+    fflush(stdout);
+    free(s);
+    return CLI_EXIT_OK;
 }
