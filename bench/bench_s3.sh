@@ -2,7 +2,8 @@
 # bench_s3.sh: S3 store throughput over loopback against rclone, in one run and against the same
 # server: upload and download of one large file with plexburst's S3 store (build/bench_s3) and
 # with `rclone copyto` (its defaults), each checked byte for byte. Target: >= 70 % of rclone.
-# Role: the S3 half of issue 6's benchmark; on demand only (never in CI).
+# Role: the S3 half of the transport benchmarks (bench_ssh.sh is the other); on demand only
+# (never in CI).
 # Prerequisites: a build with bench_s3 (tests/s3.cmake); scripts/s3-test-server (node + npm,
 # rclone). Usage: bench/bench_s3.sh [BUILD_DIR] [SIZE_MB]   (defaults: build, 1024)
 set -euo pipefail

@@ -2,7 +2,7 @@
 # bench_ssh.sh: SSH bulk transfer of plexburst (SFTP through transfer/ssh.h, driven by the
 # bench_ssh binary) against scp, to and from the same loopback sshd (scripts/ssh-test-server),
 # measured in one run with the two alternating so both see the same machine load.
-# Target (issue 6): plexburst >= 70 % of scp's throughput in each direction for a 1 GB file.
+# Target: plexburst >= 70 % of scp's throughput in each direction for a 1 GB file.
 # Role: benchmark on demand, never in CI. Prerequisites: a build with bench_ssh
 # (cmake --build BUILD --target bench_ssh), openssh-server/-client (installed by the server
 # script when missing and root).

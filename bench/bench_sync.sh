@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench_sync.sh: the nightly sync on the `medium` fixture against its anchors (issue 5).
+# bench_sync.sh: the nightly sync on the `medium` fixture against its anchors.
 # Builds a home library (mkplex init), bootstraps it through the local cloud, makes a
 # nightly-sized change (home: mkplex stream; cloud: mkplex analyze), runs one sync, and reports:
 #   - bytes over the home link (up + down, from `sync --json`)
