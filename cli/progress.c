@@ -341,6 +341,43 @@ void rv_on_event(const pb_run_event *ev, void *payload)
 /* ---------------------------------------------------------------------------------------- */
 /* The end                                                                                    */
 
+/* --json "bytes": what crossed the home link, by kind. */
+static json_t *bytes_json(const pb_run_result *r)
+{
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "up", (json_int_t)r->bytes.up, "down",
+        (json_int_t)r->bytes.down, "baseline_full_upload",
+        (json_int_t)r->bytes.baseline_full_upload, "changeset_up",
+        (json_int_t)r->bytes.changeset_up, "changeset_raw", (json_int_t)r->bytes.changeset_raw,
+        "answer_up", (json_int_t)r->bytes.answer_up, "list_down", (json_int_t)r->bytes.list_down,
+        "bundle_down", (json_int_t)r->bytes.bundle_down, "control", (json_int_t)r->bytes.control,
+        "snapshot_raw", (json_int_t)r->bytes.snapshot_raw);
+}
+
+/* --json "files": what the apply did to the home's files (zeros without an apply). */
+static json_t *files_json(const pb_run_result *r)
+{
+    const pb_apply_result *a = &r->apply;
+    int on = r->have_apply;
+    return json_pack("{s:I, s:I, s:I, s:I, s:I}", "new", (json_int_t)(on ? a->files_new : 0),
+                     "patched", (json_int_t)(on ? a->files_patched : 0), "linked",
+                     (json_int_t)(on ? a->files_linked : 0), "unchanged",
+                     (json_int_t)(on ? a->files_unchanged : 0), "dirs_created",
+                     (json_int_t)(on ? a->dirs_created : 0));
+}
+
+/* --json "export": the agent's bundle build, as it reported it. */
+static json_t *export_json(const pb_export_stats *e)
+{
+    return json_pack(
+        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "listed", (json_int_t)e->listed,
+        "files_new", (json_int_t)e->files_new, "files_delta", (json_int_t)e->files_delta,
+        "files_link", (json_int_t)e->files_link, "files_unchanged", (json_int_t)e->files_unchanged,
+        "content_bytes", (json_int_t)e->content_bytes, "delta_bytes", (json_int_t)e->delta_bytes,
+        "sig_bytes", (json_int_t)e->sig_bytes, "bundle_bytes", (json_int_t)e->bundle_bytes, "rows",
+        (json_int_t)(e->rows_inserted + e->rows_updated + e->rows_deleted));
+}
+
 json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
 {
     json_t *o = json_object();
@@ -366,39 +403,13 @@ json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
                         json_pack("{s:s, s:s, s:I}", "kind", r->upload_kind, "full_reason",
                                   r->full_upload_reason, "changeset_rows",
                                   (json_int_t)r->up.changeset_rows));
-    json_object_set_new(
-        o, "bytes",
-        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "up",
-                  (json_int_t)r->bytes.up, "down", (json_int_t)r->bytes.down,
-                  "baseline_full_upload", (json_int_t)r->bytes.baseline_full_upload, "changeset_up",
-                  (json_int_t)r->bytes.changeset_up, "changeset_raw",
-                  (json_int_t)r->bytes.changeset_raw, "answer_up", (json_int_t)r->bytes.answer_up,
-                  "list_down", (json_int_t)r->bytes.list_down, "bundle_down",
-                  (json_int_t)r->bytes.bundle_down, "control", (json_int_t)r->bytes.control,
-                  "snapshot_raw", (json_int_t)r->bytes.snapshot_raw));
+    json_object_set_new(o, "bytes", bytes_json(r));
     pb_merge_counts zero;
     memset(&zero, 0, sizeof(zero));
     const pb_apply_result *a = &r->apply;
     json_object_set_new(o, "rows", report_counts_json(r->have_apply ? &a->rows : &zero));
-    json_object_set_new(o, "files",
-                        json_pack("{s:I, s:I, s:I, s:I, s:I}", "new",
-                                  (json_int_t)(r->have_apply ? a->files_new : 0), "patched",
-                                  (json_int_t)(r->have_apply ? a->files_patched : 0), "linked",
-                                  (json_int_t)(r->have_apply ? a->files_linked : 0), "unchanged",
-                                  (json_int_t)(r->have_apply ? a->files_unchanged : 0),
-                                  "dirs_created",
-                                  (json_int_t)(r->have_apply ? a->dirs_created : 0)));
-    const pb_export_stats *e = &r->exported;
-    json_object_set_new(
-        o, "export",
-        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "listed",
-                  (json_int_t)e->listed, "files_new", (json_int_t)e->files_new, "files_delta",
-                  (json_int_t)e->files_delta, "files_link", (json_int_t)e->files_link,
-                  "files_unchanged", (json_int_t)e->files_unchanged, "content_bytes",
-                  (json_int_t)e->content_bytes, "delta_bytes", (json_int_t)e->delta_bytes,
-                  "sig_bytes", (json_int_t)e->sig_bytes, "bundle_bytes",
-                  (json_int_t)e->bundle_bytes, "rows",
-                  (json_int_t)(e->rows_inserted + e->rows_updated + e->rows_deleted)));
+    json_object_set_new(o, "files", files_json(r));
+    json_object_set_new(o, "export", export_json(&r->exported));
     json_object_set_new(o, "timings_ms",
                         json_pack("{s:f, s:f}", "total", r->ms.total, "downtime", r->ms.downtime));
     json_t *ph = json_array();

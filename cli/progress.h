@@ -45,7 +45,7 @@ void rv_on_event(const pb_run_event *ev, void *payload);
 int rv_finish(runview *v, int rc, const pb_error *err, const pb_run_result *r);
 /** Prints the bundle's diff report of `r` (again, if it was shown). */
 void rv_show_report(runview *v, const pb_run_result *r);
-/** The --json object of a run (the contract of docs/README "Runs"); caller decrefs. */
+/** The --json object of a run (the contract of README.md, "Runs"); caller decrefs. */
 json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err);
 
 /* Output helpers: stdout (unless --json) and the log. */
@@ -64,9 +64,11 @@ int rv_cancelled(void *payload);
 /** Registers the run options shared by bootstrap and sync (the apply options passed through). */
 #define RV_COMMON_OPTS(o)                                                                          \
     {"plex-dir", CLI_OPT_STRING, &(o).plex_dir, "DIR", "the home Plex data dir"},                  \
-        {"cloud", CLI_OPT_STRING, &(o).cloud, "local[:DIR]",                                       \
-         "where the agent runs (default local: <state dir>/cloud)"},                               \
-        {"store", CLI_OPT_STRING, &(o).store, "DIR", "the store (default: <cloud dir>/store)"},    \
+        {"cloud", CLI_OPT_STRING, &(o).cloud, "CLOUD",                                             \
+         "where the agent runs: local[:DIR] (default, DIR <state dir>/cloud) or "                  \
+         "ssh://[user@]host[:port][/DIR]"},                                                        \
+        {"store", CLI_OPT_STRING, &(o).store, "STORE",                                             \
+         "a directory or s3://BUCKET/PREFIX (default: <cloud dir>/store)"},                        \
         {"runner", CLI_OPT_STRING, &(o).runner, "'CMD'",                                           \
          "analysis runner: a command line ({plex_dir}, {mkplex} substituted)"},                    \
         {"state-dir", CLI_OPT_STRING, &(o).state_dir, "DIR", "default: <plex dir>.plexburst"},     \

@@ -450,11 +450,91 @@ static json_t *rows_json(const pb_plex_report *r)
     return report_counts_json(&c);
 }
 
+static json_t *guards_json(const pb_plex_report *r)
+{
+    const pb_plex_schema_verdict *s = &r->schema;
+    const pb_plex_deletion_verdict *d = &r->deletion;
+    json_t *worst =
+        d->section_id || d->deleted
+            ? json_pack("{s:I, s:s, s:s, s:I, s:I, s:f}", "section_id", (json_int_t)d->section_id,
+                        "section", d->section_name, "what", d->what, "deleted",
+                        (json_int_t)d->deleted, "total", (json_int_t)d->total, "pct", d->pct)
+            : json_null();
+    json_t *guards = json_object();
+    json_object_set_new(
+        guards, "schema",
+        json_pack("{s:b, s:b, s:{s:s?, s:s?, s:s?}, s:I, s:I, s:s?, s:s}", "checked", s->checked,
+                  "ok", s->ok, "versions", "base", s->base_version[0] ? s->base_version : NULL,
+                  "cloud", s->cloud_version[0] ? s->cloud_version : NULL, "home",
+                  s->live_version[0] ? s->live_version : NULL, "migrations",
+                  (json_int_t)s->nversions, "tables", (json_int_t)s->ntables, "first_difference",
+                  s->first_difference[0] ? s->first_difference : NULL, "message", s->message));
+    json_object_set_new(guards, "deletion",
+                        json_pack("{s:b, s:b, s:f, s:o, s:s}", "checked", d->checked, "ok", d->ok,
+                                  "max_pct", d->max_pct, "worst", worst, "message", d->message));
+    return guards;
+}
+
+static json_t *tables_json(const pb_plex_report *r)
+{
+    json_t *tables = json_array();
+    for (size_t i = 0; i < r->ntables; i++) {
+        const pb_plex_table_report *t = &r->tables[i];
+        json_t *jt = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I}}", "schema", t->schema, "table",
+                               t->table, "class", pb_plex_class_name(t->table_class), "changeset",
+                               "inserted", (json_int_t)t->cs_inserted, "updated",
+                               (json_int_t)t->cs_updated, "deleted", (json_int_t)t->cs_deleted);
+        if (r->three_way)
+            json_object_set_new(jt, "merge", report_counts_json(&t->merge));
+        json_array_append_new(tables, jt);
+    }
+    return tables;
+}
+
+static json_t *sections_json(const pb_plex_report *r)
+{
+    json_t *sections = json_array();
+    for (size_t i = 0; i < r->nsections; i++) {
+        const pb_plex_section_report *x = &r->sections[i];
+        json_array_append_new(
+            sections,
+            json_pack("{s:I, s:s, s:i, s:I, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}}", "id",
+                      (json_int_t)x->id, "name", x->name, "section_type", x->section_type, "items",
+                      (json_int_t)x->items, "parts", (json_int_t)x->parts, "items_changed",
+                      "inserted", (json_int_t)x->items_inserted, "updated",
+                      (json_int_t)x->items_updated, "deleted", (json_int_t)x->items_deleted,
+                      "parts_changed", "inserted", (json_int_t)x->parts_inserted, "updated",
+                      (json_int_t)x->parts_updated, "deleted", (json_int_t)x->parts_deleted));
+    }
+    return sections;
+}
+
+static json_t *titles_json(const pb_plex_report *r)
+{
+    json_t *titles = json_array();
+    for (size_t i = 0; i < r->ntitles; i++)
+        json_array_append_new(titles, json_pack("{s:I, s:s, s:s, s:i, s:I}", "id",
+                                                (json_int_t)r->titles[i].id, "title",
+                                                r->titles[i].title, "type", r->titles[i].type,
+                                                "metadata_type", r->titles[i].metadata_type,
+                                                "section_id", (json_int_t)r->titles[i].section_id));
+    return titles;
+}
+
+static json_t *analysis_json(const pb_plex_analysis *a)
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sonic_tracks",
+                     (json_int_t)a->sonic_tracks, "loudness_items", (json_int_t)a->loudness_items,
+                     "loudness_streams", (json_int_t)a->loudness_streams, "preview_parts",
+                     (json_int_t)a->preview_parts, "markers", (json_int_t)a->markers,
+                     "intro_markers", (json_int_t)a->intro_markers, "credits_markers",
+                     (json_int_t)a->credits_markers, "media_analyzed",
+                     (json_int_t)a->media_analyzed, "blobs", (json_int_t)a->blobs);
+}
+
 json_t *report_to_json(const report_view *v, int rc)
 {
     const pb_plex_report *r = v->r;
-    const pb_plex_schema_verdict *s = &r->schema;
-    const pb_plex_deletion_verdict *d = &r->deletion;
     json_t *o = json_object();
 
     json_object_set_new(o, "command", json_string(v->command));
@@ -482,74 +562,12 @@ json_t *report_to_json(const report_view *v, int rc)
     json_object_set_new(o, "bytes",
                         json_pack("{s:I, s:I}", "changeset", (json_int_t)r->bytes_changeset,
                                   "changeset_zstd", (json_int_t)r->bytes_changeset_zstd));
-
-    json_t *worst =
-        d->section_id || d->deleted
-            ? json_pack("{s:I, s:s, s:s, s:I, s:I, s:f}", "section_id", (json_int_t)d->section_id,
-                        "section", d->section_name, "what", d->what, "deleted",
-                        (json_int_t)d->deleted, "total", (json_int_t)d->total, "pct", d->pct)
-            : json_null();
-    json_t *guards = json_object();
-    json_object_set_new(
-        guards, "schema",
-        json_pack("{s:b, s:b, s:{s:s?, s:s?, s:s?}, s:I, s:I, s:s?, s:s}", "checked", s->checked,
-                  "ok", s->ok, "versions", "base", s->base_version[0] ? s->base_version : NULL,
-                  "cloud", s->cloud_version[0] ? s->cloud_version : NULL, "home",
-                  s->live_version[0] ? s->live_version : NULL, "migrations",
-                  (json_int_t)s->nversions, "tables", (json_int_t)s->ntables, "first_difference",
-                  s->first_difference[0] ? s->first_difference : NULL, "message", s->message));
-    json_object_set_new(guards, "deletion",
-                        json_pack("{s:b, s:b, s:f, s:o, s:s}", "checked", d->checked, "ok", d->ok,
-                                  "max_pct", d->max_pct, "worst", worst, "message", d->message));
-    json_object_set_new(o, "guards", guards);
-
-    json_t *tables = json_array();
-    for (size_t i = 0; i < r->ntables; i++) {
-        const pb_plex_table_report *t = &r->tables[i];
-        json_t *jt = json_pack("{s:s, s:s, s:s, s:{s:I, s:I, s:I}}", "schema", t->schema, "table",
-                               t->table, "class", pb_plex_class_name(t->table_class), "changeset",
-                               "inserted", (json_int_t)t->cs_inserted, "updated",
-                               (json_int_t)t->cs_updated, "deleted", (json_int_t)t->cs_deleted);
-        if (r->three_way)
-            json_object_set_new(jt, "merge", report_counts_json(&t->merge));
-        json_array_append_new(tables, jt);
-    }
-    json_object_set_new(o, "tables", tables);
-
-    json_t *sections = json_array();
-    for (size_t i = 0; i < r->nsections; i++) {
-        const pb_plex_section_report *x = &r->sections[i];
-        json_array_append_new(
-            sections,
-            json_pack("{s:I, s:s, s:i, s:I, s:I, s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I}}", "id",
-                      (json_int_t)x->id, "name", x->name, "section_type", x->section_type, "items",
-                      (json_int_t)x->items, "parts", (json_int_t)x->parts, "items_changed",
-                      "inserted", (json_int_t)x->items_inserted, "updated",
-                      (json_int_t)x->items_updated, "deleted", (json_int_t)x->items_deleted,
-                      "parts_changed", "inserted", (json_int_t)x->parts_inserted, "updated",
-                      (json_int_t)x->parts_updated, "deleted", (json_int_t)x->parts_deleted));
-    }
-    json_object_set_new(o, "sections", sections);
-
+    json_object_set_new(o, "guards", guards_json(r));
+    json_object_set_new(o, "tables", tables_json(r));
+    json_object_set_new(o, "sections", sections_json(r));
     json_object_set_new(o, "new_items", json_integer((json_int_t)r->new_items));
-    json_t *titles = json_array();
-    for (size_t i = 0; i < r->ntitles; i++)
-        json_array_append_new(titles, json_pack("{s:I, s:s, s:s, s:i, s:I}", "id",
-                                                (json_int_t)r->titles[i].id, "title",
-                                                r->titles[i].title, "type", r->titles[i].type,
-                                                "metadata_type", r->titles[i].metadata_type,
-                                                "section_id", (json_int_t)r->titles[i].section_id));
-    json_object_set_new(o, "new_titles", titles);
-
-    const pb_plex_analysis *a = &r->analysis;
-    json_object_set_new(
-        o, "analysis",
-        json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "sonic_tracks",
-                  (json_int_t)a->sonic_tracks, "loudness_items", (json_int_t)a->loudness_items,
-                  "loudness_streams", (json_int_t)a->loudness_streams, "preview_parts",
-                  (json_int_t)a->preview_parts, "markers", (json_int_t)a->markers, "intro_markers",
-                  (json_int_t)a->intro_markers, "credits_markers", (json_int_t)a->credits_markers,
-                  "media_analyzed", (json_int_t)a->media_analyzed, "blobs", (json_int_t)a->blobs));
+    json_object_set_new(o, "new_titles", titles_json(r));
+    json_object_set_new(o, "analysis", analysis_json(&r->analysis));
     json_object_set_new(o, "conflicts", listed_json(r->conflicts, r->nconflicts));
     json_object_set_new(o, "remaps", listed_json(r->remaps, r->nremaps));
     json_t *unknown = json_array();
