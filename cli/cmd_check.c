@@ -126,6 +126,8 @@ int cmd_check(int argc, char **argv)
         cli_usage_error("check", "--plex-dir is required");
         return CLI_EXIT_USAGE;
     }
+    if ((rc = cli_recover(dir, NULL)) != 0)
+        return rc;
     r = malloc(sizeof(*r)); /* ~13 KB: keep it off the stack */
     if (!r) {
         fprintf(stderr, "plexburst: out of memory\n");

@@ -62,6 +62,8 @@ int cmd_diff(int argc, char **argv)
         cli_usage_error("diff", "--base and --cloud (or --changeset) are required");
         return CLI_EXIT_USAGE;
     }
+    if ((rc = cli_recover_live(live)) != 0)
+        return rc;
     if (cloud && changeset) {
         cli_usage_error("diff", "--cloud and --changeset exclude each other");
         return CLI_EXIT_USAGE;

@@ -117,6 +117,8 @@ int cmd_fingerprint(int argc, char **argv)
         cli_usage_error("fingerprint", "--plex-dir is required");
         return CLI_EXIT_USAGE;
     }
+    if ((rc = cli_recover(plex_dir, state_dir)) != 0)
+        return rc;
 
     progress_state ps = {isatty(STDERR_FILENO), 0, mono(), 0, 0};
     ps.interval = ps.tty ? 1.0 / 6 : 5.0;

@@ -68,6 +68,8 @@ int cmd_merge(int argc, char **argv)
         cli_usage_error("merge", "--base, --live and --cloud (or --changeset) are required");
         return CLI_EXIT_USAGE;
     }
+    if ((rc = cli_recover_live(live)) != 0)
+        return rc;
     if (cloud && changeset) {
         cli_usage_error("merge", "--cloud and --changeset exclude each other");
         return CLI_EXIT_USAGE;

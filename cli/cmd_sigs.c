@@ -45,6 +45,8 @@ int cmd_sigs(int argc, char **argv)
         cli_usage_error("sigs", "--plex-dir, --wanted and -o are required");
         return CLI_EXIT_USAGE;
     }
+    if ((rc = cli_recover(plex_dir, state_dir)) != 0)
+        return rc;
     pb_answer_options ao = {PB_ANSWER_OPTIONS_VERSION, manifest, state_dir,
                             whole > 0 ? (uint64_t)whole : 0};
     pb_export_stats st;

@@ -34,6 +34,8 @@ int cmd_status(int argc, char **argv)
         cli_usage_error("status", "--plex-dir is required");
         return CLI_EXIT_USAGE;
     }
+    if ((rc = cli_recover(plex, state)) != 0)
+        return rc;
     pb_run_status *s = calloc(1, sizeof(*s));
     pb_error err = PB_ERROR_INIT;
     if (!s)
