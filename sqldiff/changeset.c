@@ -44,7 +44,7 @@ typedef struct vtable {
 } vtable;
 
 typedef struct reader {
-    pb_input_fn in;
+    pb_source_fn in;
     void *payload;
     uint8_t *buf;
     size_t pos, len;
@@ -81,14 +81,14 @@ static int fill(reader *r)
         return 0;
     r->base += r->len;
     r->pos = r->len = 0;
-    size_t n = PB_SQLDIFF_CHUNK;
-    int rc = r->in(r->payload, r->buf, &n);
+    size_t n = 0;
+    int rc = r->in(r->payload, r->buf, PB_SQLDIFF_CHUNK, &n, r->err);
     if (rc)
         return pb_error_set(r->err, rc < 0 ? rc : PB_ECANCELLED,
-                            "changeset: the input callback failed at byte %llu (%d)",
+                            "changeset: the source failed at byte %llu (%d)",
                             (unsigned long long)r->base, rc);
     if (n > PB_SQLDIFF_CHUNK)
-        return pb_error_set(r->err, PB_EINVALID, "changeset: the input callback overran");
+        return pb_error_set(r->err, PB_EINVALID, "changeset: the source overran its buffer");
     if (n == 0) {
         r->eof = 1;
         return 0;
@@ -394,7 +394,7 @@ static int read_change(validator *v, int op, uint64_t at)
     return 0;
 }
 
-int pb_changeset_validate(pb_changeset_summary *out, pb_input_fn in, void *in_payload,
+int pb_changeset_validate(pb_changeset_summary *out, pb_source_fn in, void *in_payload,
                           const pb_changeset_check_options *opts, pb_error *err)
 {
     int error = 0, c;
@@ -481,27 +481,21 @@ done:
     return error;
 }
 
-typedef struct file_input {
-    FILE *f;
-    pb_error *err;
-} file_input;
-
-static int file_read(void *payload, void *data, size_t *n)
+static int file_read(void *payload, void *data, size_t cap, size_t *got, pb_error *err)
 {
-    file_input *fi = payload;
-    *n = fread(data, 1, *n, fi->f);
-    if (*n == 0 && ferror(fi->f))
-        return pb_error_errno(fi->err, "changeset: read failed"); /* first error wins */
+    FILE *f = payload;
+    *got = fread(data, 1, cap, f);
+    if (*got == 0 && ferror(f))
+        return pb_error_errno(err, "changeset: read failed"); /* first error wins */
     return 0;
 }
 
 int pb_changeset_validate_file(pb_changeset_summary *out, FILE *f,
                                const pb_changeset_check_options *opts, pb_error *err)
 {
-    file_input fi = {f, err};
     if (!f)
         return pb_error_set(err, PB_EINVALID, "changeset: no file");
-    return pb_changeset_validate(out, file_read, &fi, opts, err);
+    return pb_changeset_validate(out, file_read, f, opts, err);
 }
 
 typedef struct mem_input {
@@ -509,15 +503,16 @@ typedef struct mem_input {
     size_t n;
 } mem_input;
 
-static int mem_read(void *payload, void *data, size_t *n)
+static int mem_read(void *payload, void *data, size_t cap, size_t *got, pb_error *err)
 {
+    (void)err;
     mem_input *m = payload;
-    size_t take = m->n < *n ? m->n : *n;
+    size_t take = m->n < cap ? m->n : cap;
     if (take)
         memcpy(data, m->p, take);
     m->p += take;
     m->n -= take;
-    *n = take;
+    *got = take;
     return 0;
 }
 

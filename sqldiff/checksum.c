@@ -114,7 +114,7 @@ int pb_sqldiff_checksum(pb_checksum *out, const char *path, const pb_diff_option
     if (!out || !path)
         return pb_error_set(err, PB_EINVALID, "sqldiff: checksum needs a path and an output");
     memset(out, 0, sizeof(*out));
-    if (opts && opts->version != PB_DIFF_OPTIONS_VERSION)
+    if (opts && (opts->version < 1 || opts->version > PB_DIFF_OPTIONS_VERSION))
         return pb_error_set(err, PB_EINVALID, "sqldiff: unknown options version %u", opts->version);
     if (!(h = XXH3_createState())) {
         error = pb_error_set(err, PB_ENOMEM, "sqldiff: out of memory");
@@ -123,7 +123,7 @@ int pb_sqldiff_checksum(pb_checksum *out, const char *path, const pb_diff_option
     XXH3_128bits_reset(h);
     XXH3_128bits_update(h, CHECKSUM_MAGIC, sizeof(CHECKSUM_MAGIC));
     int utf8 = 0;
-    if ((error = pb_tables__open(&db, &utf8, path, 0, err)) < 0 ||
+    if ((error = pb_tables__open(&db, &utf8, path, opts, 0, err)) < 0 ||
         (error = pb_tables__list(&l, db, opts, err)) < 0)
         goto done;
     for (size_t i = 0; i < l.n && !error; i++)

@@ -531,7 +531,7 @@ done:
 }
 
 int pb_sqldiff_diff(pb_diff_stats *stats, const char *base_path, const char *target_path,
-                    const pb_diff_options *opts, pb_output_fn out, void *out_payload, pb_error *err)
+                    const pb_diff_options *opts, pb_sink_fn out, void *out_payload, pb_error *err)
 {
     int error = 0;
     sqlite3 *dbb = NULL, *dbt = NULL;
@@ -546,14 +546,14 @@ int pb_sqldiff_diff(pb_diff_stats *stats, const char *base_path, const char *tar
         error = pb_error_set(err, PB_EINVALID, "sqldiff: diff needs two paths and an output");
         goto done;
     }
-    if (opts && opts->version != PB_DIFF_OPTIONS_VERSION) {
+    if (opts && (opts->version < 1 || opts->version > PB_DIFF_OPTIONS_VERSION)) {
         error =
             pb_error_set(err, PB_EINVALID, "sqldiff: unknown options version %u", opts->version);
         goto done;
     }
     int utf8;
-    if ((error = pb_tables__open(&dbb, &utf8, base_path, 1, err)) < 0 ||
-        (error = pb_tables__open(&dbt, &utf8, target_path, 1, err)) < 0 ||
+    if ((error = pb_tables__open(&dbb, &utf8, base_path, opts, 1, err)) < 0 ||
+        (error = pb_tables__open(&dbt, &utf8, target_path, opts, 1, err)) < 0 ||
         (error = pb_tables__list(&lb, dbb, opts, err)) < 0 ||
         (error = pb_tables__list(&lt, dbt, opts, err)) < 0 ||
         (error = pb_tables__match(&lb, &lt, err)) < 0 ||

@@ -17,14 +17,14 @@
  * A DELETE or UPDATE of a row the base lacks means the patchset was not computed against this
  * base: PB_ECORRUPT, naming the table. The input is validated first (pb_changeset_validate), so
  * the parse below only meets well-formed records; memory is one record and one base row.
- * Prerequisites: SQLite; the base opened read-only through pb_compat_open().
+ * Prerequisites: SQLite; the base opened through the caller's pb_sqldiff_open_fn (default: a plain
+ * read-only open).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
 
-#include "plexburst/compat.h"
 #include "plexburst/sqldiff.h"
 #include "record.h"
 
@@ -363,8 +363,15 @@ static int expand_record(expander *x, int op)
     return x->out.rc;
 }
 
+void pb_expand_options_init(pb_expand_options *opts)
+{
+    const pb_expand_options init = PB_EXPAND_OPTIONS_INIT;
+    *opts = init;
+}
+
 int pb_changeset_expand(pb_changeset_summary *summary, const char *patchset_path,
-                        const char *base_path, pb_output_fn out, void *out_payload, pb_error *err)
+                        const char *base_path, const pb_expand_options *opts, pb_sink_fn out,
+                        void *out_payload, pb_error *err)
 {
     int error = 0;
     expander x;
@@ -374,6 +381,10 @@ int pb_changeset_expand(pb_changeset_summary *summary, const char *patchset_path
     memset(&sum, 0, sizeof(sum));
     x.err = err;
     x.rec.max = (size_t)2 * MAX_FIELD;
+    if (opts && opts->version != PB_EXPAND_OPTIONS_VERSION) {
+        error = pb_error_set(err, PB_EINVALID, "expand: unknown options version %u", opts->version);
+        goto done;
+    }
     if (!(x.in = fopen(patchset_path, "rb"))) {
         error = pb_error_errno(err, "expand: cannot open %s", patchset_path);
         goto done;
@@ -386,7 +397,8 @@ int pb_changeset_expand(pb_changeset_summary *summary, const char *patchset_path
         goto done;
     }
     rewind(x.in);
-    if ((error = pb_compat_open(&x.base, base_path, PB_OPEN_READONLY | PB_OPEN_NOMUTEX, err)) < 0 ||
+    pb_sqldiff_open_fn open_fn = opts && opts->open ? opts->open : pb_sqldiff_open_default;
+    if ((error = open_fn(&x.base, base_path, opts ? opts->open_payload : NULL, err)) < 0 ||
         (error = pb_outbuf__init(&x.out, out, out_payload, err)) < 0)
         goto done;
     if (sqlite3_exec(x.base, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {

@@ -14,6 +14,7 @@
 
 #include <sqlite3.h>
 
+#include "plexburst/compat.h"
 #include "plexburst/plex.h"
 #include "plexengine.h"
 

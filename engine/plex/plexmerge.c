@@ -261,6 +261,7 @@ static int get_changeset(run *x, const char *schema, const char *base, const cha
         pb_diff_stats ds;
         dopts.include = include_table;
         dopts.include_payload = &ic;
+        dopts.open = pb_compat_open_reader;
         if (!(f = fopen(raw, "wb")))
             return pb_error_errno(err, "merge: cannot write %s", raw);
         error = pb_sqldiff_diff(&ds, base, cloud, &dopts, pb_sqldiff_write_file, f, err);

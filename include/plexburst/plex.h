@@ -6,7 +6,8 @@
 #ifndef PLEXBURST_PLEX_H
 #define PLEXBURST_PLEX_H
 
-#include "plexburst/compat.h"
+#include <stdint.h>
+#include "plexburst/plex_engine.h"
 
 /** The library DBs, relative to a Plex data dir ("…/Plex Media Server"). */
 #define PB_PLEX_DB_REL    "Plug-in Support/Databases/com.plexapp.plugins.library.db"
@@ -56,8 +57,5 @@ typedef struct pb_plex_check_result {
 PB_EXTERN(int)
 pb_plex_check(pb_plex_check_result *out, const char *plex_dir, const char *plex_sqlite,
               pb_error *err);
-
-/** A short stable name for an engine kind: "plex_sqlite", "pms_sqlite", "sqlite3_shell", "none". */
-PB_EXTERN(const char *) pb_plex_engine_kind_name(pb_plex_engine_kind kind);
 
 #endif
