@@ -394,6 +394,12 @@ static int read_change(validator *v, int op, uint64_t at)
     return 0;
 }
 
+void pb_changeset_check_options_init(pb_changeset_check_options *opts)
+{
+    const pb_changeset_check_options init = PB_CHANGESET_CHECK_OPTIONS_INIT;
+    *opts = init;
+}
+
 int pb_changeset_validate(pb_changeset_summary *out, pb_source_fn in, void *in_payload,
                           const pb_changeset_check_options *opts, pb_error *err)
 {

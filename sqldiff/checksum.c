@@ -26,6 +26,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "hex.h"
 #include "record.h"
 #include "rowsrc.h"
 #include "tables.h"
@@ -142,12 +143,7 @@ done:
 
 const char *pb_checksum_hex(char hex[PB_CHECKSUM_HEX_SIZE], const pb_checksum *sum)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) {
-        hex[2 * i] = digits[sum->digest[i] >> 4];
-        hex[2 * i + 1] = digits[sum->digest[i] & 15];
-    }
-    hex[32] = '\0';
+    pb_hex_encode(hex, sum->digest, sizeof(sum->digest));
     return hex;
 }
 

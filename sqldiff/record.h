@@ -2,7 +2,7 @@
  * record.h: the session RECORD encoding of SQLite values (internal to sqldiff/): varints, field
  * encoding from a statement row, decoding, SQLite's comparison order, growable buffers with a
  * maximum, and the chunked output buffer behind every stream to a pb_sink_fn.
- * Prerequisites: SQLite headers; nothing from engine/ but the error model.
+ * Prerequisites: SQLite headers; base/ only (the error model).
  */
 #ifndef PB_SQLDIFF_RECORD_H
 #define PB_SQLDIFF_RECORD_H

@@ -2,8 +2,8 @@
  * plexmerge.c: pb_plex_diff() and pb_plex_merge() (plexburst/plexmerge.h): the five phases of
  * merging a cloud run's rows into the live home Plex DB pair.
  * Role: the orchestration over the generic pieces: schema guard (guards.c), row diff
- * (sqldiff.h), report scan (report.c), deletion guard, backup (backup.c), 3-way merge under the
- * Plex policy (merge.h + plexpolicy.c), written by Plex's own engine through a generated SQL script
+ * (sqldiff.h), report scan (report_scan.c), deletion guard, backup (backup.c), 3-way merge under
+ * the Plex policy (merge.h + policy.c), written by Plex's own engine through a generated SQL script
  * (plexengine.h) or in-process through the compatibility layer.
  * Prerequisites: the DBs are Plex library (and blobs) DBs; for the merge Plex should be stopped
  * (the journal-mode switch that makes main + blobs atomic needs exclusive access; when it cannot
@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,15 +28,15 @@
 #include "plexburst/plexmerge.h"
 #include "plexburst/sqldiff.h"
 #include "backup.h"
+#include "clock.h"
 #include "guards.h"
 #include "plexengine.h"
 #include "policy.h"
 #include "report.h"
 #include "zstream.h"
 
-#define DEFAULT_MAX_DELETE_PCT 5.0
-#define DEFAULT_KEEP_BACKUPS   3
-/* The bytes.changeset_zstd figure: level 19 as the bundle's changesets are compressed (the
+/* The defaults (max_delete_pct 5, keep_backups 3) are in PB_PLEX_MERGE_OPTIONS_INIT.
+ * The bytes.changeset_zstd figure: level 19 as the bundle's changesets are compressed (the
  * cloud side), with the window capped at 1 MiB and the input size pledged, so that zstd sizes its
  * match tables to the changeset: about 18 MB at most on the home box instead of ~85 MB (level 19
  * alone), and the same bytes as plain level 19 for changesets below 1 MiB (docs/cli.md). */
@@ -47,18 +48,8 @@ void pb_plex_merge_options_init(pb_plex_merge_options *o)
 {
     if (!o)
         return;
-    memset(o, 0, sizeof(*o));
-    o->version = PB_PLEX_MERGE_OPTIONS_VERSION;
-    o->max_delete_pct = DEFAULT_MAX_DELETE_PCT;
-    o->keep_backups = DEFAULT_KEEP_BACKUPS;
-    o->zstd_level = DEFAULT_ZSTD_LEVEL;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+    const pb_plex_merge_options init = PB_PLEX_MERGE_OPTIONS_INIT;
+    *o = init;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -86,6 +77,25 @@ static void phase(run *x, int p)
     x->r->phase = p;
     if (x->o->on_phase)
         x->o->on_phase(p, x->o->phase_payload);
+}
+
+/* Test hook (tests only): when the environment variable PB_TEST_CRASH_AFTER is N > 0, the process
+ * raises SIGKILL right after the merge's N-th record written (executed, or rendered into the
+ * script on the engine path), to test crash recovery by SQLite's journal. */
+static unsigned long long g_crash_after;
+
+static void crash_after_write(uint64_t writes, void *payload)
+{
+    (void)payload;
+    if (writes == g_crash_after)
+        raise(SIGKILL);
+}
+
+static void crash_hook_install(pb_merge_options *mo)
+{
+    const char *crash = getenv("PB_TEST_CRASH_AFTER");
+    if (crash && *crash && (g_crash_after = strtoull(crash, NULL, 10)) > 0)
+        mo->after_write = crash_after_write;
 }
 
 static int check_options(run *x, pb_error *err)
@@ -487,6 +497,7 @@ static int phase_merge(run *x, const char *main_cs, const char *blobs_cs, pb_err
     memset(&j, 0, sizeof(j));
     mo.on_action = on_action;
     mo.action_payload = x;
+    crash_hook_install(&mo);
     if (!(stats = calloc(1, sizeof(*stats))))
         return pb_error_set(err, PB_ENOMEM, "merge: out of memory");
     if ((use_engine = pb_plex_engine_resolve(&e, o->engine, o->plex_sqlite, err)) < 0) {
@@ -586,7 +597,7 @@ static int run_all(run *x, pb_error *err)
     pb_plex_report *r = x->r;
     int error = 0;
     const char *main_cs = NULL, *blobs_cs = NULL;
-    double t0 = now_ms(), t;
+    double t0 = pb_clock_ms(), t;
 
     if ((error = check_options(x, err)) != 0)
         goto done;
@@ -605,7 +616,7 @@ static int run_all(run *x, pb_error *err)
 
     /* 1. schema guard */
     phase(x, PB_PHASE_SCHEMA);
-    t = now_ms();
+    t = pb_clock_ms();
     pb_plex_db_set dbs = {o->base,
                           o->cloud,
                           o->live,
@@ -613,25 +624,25 @@ static int run_all(run *x, pb_error *err)
                           x->blobs ? o->blobs_cloud : NULL,
                           x->blobs ? o->blobs_live : NULL};
     error = pb_plex_guard_schema(&r->schema, &dbs, err);
-    r->ms.schema = now_ms() - t;
+    r->ms.schema = pb_clock_ms() - t;
     if (error)
         goto done;
 
     /* 2. diff */
     phase(x, PB_PHASE_DIFF);
-    t = now_ms();
+    t = pb_clock_ms();
     error = phase_diff(x, &main_cs, &blobs_cs, err);
-    r->ms.diff = now_ms() - t;
+    r->ms.diff = pb_clock_ms() - t;
     if (error)
         goto done;
 
     /* 3. deletion guard (reported by a diff, enforced by a merge) */
     phase(x, PB_PHASE_GUARDS);
-    t = now_ms();
+    t = pb_clock_ms();
     pb_error gerr = PB_ERROR_INIT;
     int g = pb_plex_guard_deletion(&r->deletion, r->sections, r->nsections, o->max_delete_pct,
                                    x->merge ? err : &gerr);
-    r->ms.guards = now_ms() - t;
+    r->ms.guards = pb_clock_ms() - t;
     if (g && x->merge) {
         error = g;
         goto done;
@@ -641,14 +652,14 @@ static int run_all(run *x, pb_error *err)
     if (x->write && o->keep_backups > 0) {
         char dir[4096];
         phase(x, PB_PHASE_BACKUP);
-        t = now_ms();
+        t = pb_clock_ms();
         if (o->backup_dir && *o->backup_dir)
             snprintf(dir, sizeof(dir), "%s", o->backup_dir);
         else
             default_backup_dir(o->live, dir, sizeof(dir));
         error = pb_plex_backup(r->backup_dir, sizeof(r->backup_dir), &r->backups_removed, dir,
                                o->live, x->blobs ? o->blobs_live : NULL, o->keep_backups, err);
-        r->ms.backup = now_ms() - t;
+        r->ms.backup = pb_clock_ms() - t;
         if (error)
             goto done;
     }
@@ -656,16 +667,16 @@ static int run_all(run *x, pb_error *err)
     /* 5. merge (a dry run for a 3-way diff) */
     if (o->live) {
         phase(x, PB_PHASE_MERGE);
-        t = now_ms();
+        t = pb_clock_ms();
         error = phase_merge(x, main_cs, blobs_cs, err);
-        r->ms.merge = now_ms() - t;
+        r->ms.merge = pb_clock_ms() - t;
         if (error)
             goto done;
     }
     phase(x, PB_PHASE_DONE);
     r->ok = 1;
 done:
-    r->ms.total = now_ms() - t0;
+    r->ms.total = pb_clock_ms() - t0;
     if (error) {
         r->ok = 0;
         r->error_code = error;

@@ -141,9 +141,9 @@ typedef struct pb_diff_stats {
  * bytes do not match the table), so they need that applier.
  *
  * Both DBs are opened read-only through `opts->open` (default pb_sqldiff_open_default()), each in
- * one read transaction (a consistent snapshot), and read by two reader threads (PB_DIFF_SINGLE_THREAD: none) while the
- * calling thread merges. Memory is bounded (about 25 MB with SQLite's page caches), whatever
- * the size of the DBs or of the changeset.
+ * one read transaction (a consistent snapshot), and read by two reader threads
+ * (PB_DIFF_SINGLE_THREAD: none) while the calling thread merges. Memory is bounded (about 25 MB
+ * with SQLite's page caches), whatever the size of the DBs or of the changeset.
  * @param stats        OUT, optional: totals, filled also on failure (what was done so far).
  * @param opts         optional; NULL means PB_DIFF_OPTIONS_INIT.
  * @param out          receives the changeset in pieces of at most PB_SQLDIFF_CHUNK bytes.
@@ -222,6 +222,9 @@ typedef struct pb_changeset_check_options {
     {                                                                                              \
         PB_CHANGESET_CHECK_OPTIONS_VERSION, 0, NULL, NULL                                          \
     }
+
+/** Sets `*opts` to PB_CHANGESET_CHECK_OPTIONS_INIT. */
+PB_EXTERN(void) pb_changeset_check_options_init(pb_changeset_check_options *opts);
 
 /**
  * Walks a changeset (or patchset) stream and checks its structure strictly: table headers
