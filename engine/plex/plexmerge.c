@@ -480,25 +480,71 @@ static int script_header(run *x, FILE *f)
     return 0;
 }
 
+/* The inputs and options of the 3-way merge, and its counts. */
+typedef struct merge_call {
+    pb_merge_input inputs[2];
+    size_t ninputs;
+    pb_merge_options mo;
+    pb_merge_stats *stats;
+} merge_call;
+
+/* Decides against the live pair opened read-only and writes the merge as a SQL script
+ * (x->script), with the engine's preamble when `header`. */
+static int write_script(run *x, merge_call *m, int header, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    sqlite3 *live = NULL;
+    FILE *script = NULL;
+    int error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 0, "home blobs", err);
+    if (error)
+        goto done;
+    if (!(script = fopen(x->script, "w"))) {
+        error = pb_error_errno(err, "merge: cannot write %s", x->script);
+        goto done;
+    }
+    if (header && script_header(x, script) != 0) {
+        error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
+        goto done;
+    }
+    m->mo.script = script;
+    error = pb_merge_apply(live, m->inputs, m->ninputs, pb_plex_policy_merge(x->pol), &m->mo,
+                           m->stats, err);
+    m->mo.script = NULL;
+done:
+    sqlite3_close(live);
+    if (script && fclose(script) != 0 && !error)
+        error = pb_error_errno(err, "merge: cannot write %s", x->script);
+    return error;
+}
+
+/* Writes the live pair in-process, through the compatibility layer. */
+static int merge_in_process(run *x, merge_call *m, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    sqlite3 *live = NULL;
+    int error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 1, "home blobs", err);
+    if (!error)
+        error = pb_merge_apply(live, m->inputs, m->ninputs, pb_plex_policy_merge(x->pol), &m->mo,
+                               m->stats, err);
+    sqlite3_close(live);
+    return error;
+}
+
 static int phase_merge(run *x, const char *main_cs, const char *blobs_cs, pb_error *err)
 {
     const pb_plex_merge_options *o = x->o;
     pb_plex_report *r = x->r;
     int error = 0, use_engine;
-    sqlite3 *live = NULL;
-    FILE *script = NULL;
-    pb_merge_stats *stats = NULL;
     pb_plex_engine e;
     journals j;
-    pb_merge_input inputs[2] = {{"main", main_cs}, {"blobs", blobs_cs}};
-    size_t ninputs = x->blobs ? 2 : 1;
-    pb_merge_options mo = PB_MERGE_OPTIONS_INIT;
+    merge_call m = {
+        {{"main", main_cs}, {"blobs", blobs_cs}}, x->blobs ? 2 : 1, PB_MERGE_OPTIONS_INIT, NULL};
 
     memset(&j, 0, sizeof(j));
-    mo.on_action = on_action;
-    mo.action_payload = x;
-    crash_hook_install(&mo);
-    if (!(stats = calloc(1, sizeof(*stats))))
+    m.mo.on_action = on_action;
+    m.mo.action_payload = x;
+    crash_hook_install(&m.mo);
+    if (!(m.stats = calloc(1, sizeof(*m.stats))))
         return pb_error_set(err, PB_ENOMEM, "merge: out of memory");
     if ((use_engine = pb_plex_engine_resolve(&e, o->engine, o->plex_sqlite, err)) < 0) {
         error = use_engine;
@@ -514,65 +560,24 @@ static int phase_merge(run *x, const char *main_cs, const char *blobs_cs, pb_err
         /* dry run: decide against the live DB opened read-only, script discarded */
         snprintf(r->engine, sizeof(r->engine), "none (dry run; would write with %.4150s)",
                  engine_desc);
-        if ((error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 0, "home blobs",
-                               err)) != 0)
-            goto done;
-        if (!(script = fopen(x->script, "w"))) {
-            error = pb_error_errno(err, "merge: cannot write %s", x->script);
-            goto done;
-        }
-        mo.script = script;
-        error =
-            pb_merge_apply(live, inputs, ninputs, pb_plex_policy_merge(x->pol), &mo, stats, err);
+        error = write_script(x, &m, 0, err);
         goto done;
     }
-
     snprintf(r->engine, sizeof(r->engine), "%s", engine_desc);
     journals_prepare(x, &j);
-    if (use_engine) {
-        if ((error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 0, "home blobs",
-                               err)) != 0)
-            goto done;
-        if (!(script = fopen(x->script, "w"))) {
-            error = pb_error_errno(err, "merge: cannot write %s", x->script);
-            goto done;
-        }
-        if (script_header(x, script) != 0) {
-            error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
-            goto done;
-        }
-        mo.script = script;
-        if ((error = pb_merge_apply(live, inputs, ninputs, pb_plex_policy_merge(x->pol), &mo, stats,
-                                    err)) != 0)
-            goto done;
-        sqlite3_close(live);
-        live = NULL;
-        if (fclose(script) != 0) {
-            script = NULL;
-            error = pb_error_errno(err, "merge: cannot write %s", x->script);
-            goto done;
-        }
-        script = NULL;
-        if ((error = run_engine(x, &e, err)) != 0)
-            goto done;
+    if (use_engine)
+        error = write_script(x, &m, 1, err);
+    if (use_engine && !error)
+        error = run_engine(x, &e, err);
+    else if (!use_engine)
+        error = merge_in_process(x, &m, err);
+    if (!error)
         r->merged = 1;
-    } else {
-        if ((error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 1, "home blobs",
-                               err)) != 0)
-            goto done;
-        if ((error = pb_merge_apply(live, inputs, ninputs, pb_plex_policy_merge(x->pol), &mo, stats,
-                                    err)) != 0)
-            goto done;
-        r->merged = 1;
-    }
 done:
-    if (script)
-        fclose(script);
-    sqlite3_close(live);
     journals_restore(&j);
-    if (pb_plex_report_add_merge(r, stats, x->pol) != 0 && !error)
+    if (pb_plex_report_add_merge(r, m.stats, x->pol) != 0 && !error)
         error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
-    free(stats);
+    free(m.stats);
     return error;
 }
 
@@ -589,6 +594,49 @@ static void default_backup_dir(const char *live, char *out, size_t cap)
         snprintf(out, cap, "/%s", BACKUP_SUBDIR);
     else
         snprintf(out, cap, "%.*s/%s", (int)(slash - live), live, BACKUP_SUBDIR);
+}
+
+/* 1. The schema guard over every DB given. */
+static int phase_schema(run *x, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    pb_plex_db_set dbs = {o->base,
+                          o->cloud,
+                          o->live,
+                          x->blobs ? o->blobs_base : NULL,
+                          x->blobs ? o->blobs_cloud : NULL,
+                          x->blobs ? o->blobs_live : NULL};
+    return pb_plex_guard_schema(&x->r->schema, &dbs, err);
+}
+
+/* 3. The deletion guard: reported by a diff, enforced by a merge. */
+static int phase_guards(run *x, pb_error *err)
+{
+    pb_plex_report *r = x->r;
+    pb_error gerr = PB_ERROR_INIT;
+    int g = pb_plex_guard_deletion(&r->deletion, r->sections, r->nsections, x->o->max_delete_pct,
+                                   x->merge ? err : &gerr);
+    return x->merge ? g : 0;
+}
+
+/* 4. The backup of the live pair. */
+static int phase_backup(run *x, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    char dir[4096];
+    if (o->backup_dir && *o->backup_dir)
+        snprintf(dir, sizeof(dir), "%s", o->backup_dir);
+    else
+        default_backup_dir(o->live, dir, sizeof(dir));
+    return pb_plex_backup(x->r->backup_dir, sizeof(x->r->backup_dir), &x->r->backups_removed, dir,
+                          o->live, x->blobs ? o->blobs_live : NULL, o->keep_backups, err);
+}
+
+/* Announces a phase; returns its start time. */
+static double phase_start(run *x, int p)
+{
+    phase(x, p);
+    return pb_clock_ms();
 }
 
 static int run_all(run *x, pb_error *err)
@@ -614,60 +662,30 @@ static int run_all(run *x, pb_error *err)
     if ((error = make_work(x, err)) != 0)
         goto done;
 
-    /* 1. schema guard */
-    phase(x, PB_PHASE_SCHEMA);
-    t = pb_clock_ms();
-    pb_plex_db_set dbs = {o->base,
-                          o->cloud,
-                          o->live,
-                          x->blobs ? o->blobs_base : NULL,
-                          x->blobs ? o->blobs_cloud : NULL,
-                          x->blobs ? o->blobs_live : NULL};
-    error = pb_plex_guard_schema(&r->schema, &dbs, err);
+    t = phase_start(x, PB_PHASE_SCHEMA);
+    error = phase_schema(x, err);
     r->ms.schema = pb_clock_ms() - t;
     if (error)
         goto done;
-
-    /* 2. diff */
-    phase(x, PB_PHASE_DIFF);
-    t = pb_clock_ms();
+    t = phase_start(x, PB_PHASE_DIFF);
     error = phase_diff(x, &main_cs, &blobs_cs, err);
     r->ms.diff = pb_clock_ms() - t;
     if (error)
         goto done;
-
-    /* 3. deletion guard (reported by a diff, enforced by a merge) */
-    phase(x, PB_PHASE_GUARDS);
-    t = pb_clock_ms();
-    pb_error gerr = PB_ERROR_INIT;
-    int g = pb_plex_guard_deletion(&r->deletion, r->sections, r->nsections, o->max_delete_pct,
-                                   x->merge ? err : &gerr);
+    t = phase_start(x, PB_PHASE_GUARDS);
+    error = phase_guards(x, err);
     r->ms.guards = pb_clock_ms() - t;
-    if (g && x->merge) {
-        error = g;
+    if (error)
         goto done;
-    }
-
-    /* 4. backup */
     if (x->write && o->keep_backups > 0) {
-        char dir[4096];
-        phase(x, PB_PHASE_BACKUP);
-        t = pb_clock_ms();
-        if (o->backup_dir && *o->backup_dir)
-            snprintf(dir, sizeof(dir), "%s", o->backup_dir);
-        else
-            default_backup_dir(o->live, dir, sizeof(dir));
-        error = pb_plex_backup(r->backup_dir, sizeof(r->backup_dir), &r->backups_removed, dir,
-                               o->live, x->blobs ? o->blobs_live : NULL, o->keep_backups, err);
+        t = phase_start(x, PB_PHASE_BACKUP);
+        error = phase_backup(x, err);
         r->ms.backup = pb_clock_ms() - t;
         if (error)
             goto done;
     }
-
-    /* 5. merge (a dry run for a 3-way diff) */
-    if (o->live) {
-        phase(x, PB_PHASE_MERGE);
-        t = pb_clock_ms();
+    if (o->live) { /* a dry run for a 3-way diff */
+        t = phase_start(x, PB_PHASE_MERGE);
         error = phase_merge(x, main_cs, blobs_cs, err);
         r->ms.merge = pb_clock_ms() - t;
         if (error)

@@ -520,20 +520,103 @@ static int read_file(void *payload, void *data, int *n)
 
 typedef int (*rec_fn)(pb_plex_scan *s, const rec *r, const cols *c);
 
+/* The walk's current table. */
+typedef struct walk_table {
+    char name[256];
+    int ncol;                 /* -1 before the first record */
+    pb_plex_table_report *tr; /* its report entry (NULL in the pre-pass) */
+    rec_fn fn;                /* the figures of its records, or NULL */
+    cols c;
+} walk_table;
+
+/* The scanner of a table of the main DB, or NULL. */
+static rec_fn scanner_for(const char *schema, const char *tab)
+{
+    static const struct {
+        const char *table;
+        rec_fn fn;
+    } k_scanners[] = {
+        {"metadata_items", scan_metadata_item},
+        {"media_items", scan_media_item},
+        {"media_parts", scan_media_part},
+        {"media_streams", scan_media_stream},
+        {"taggings", scan_tagging},
+        {"library_sections", scan_section},
+    };
+    if (strcmp(schema, "main") != 0)
+        return NULL;
+    for (size_t i = 0; i < sizeof(k_scanners) / sizeof(k_scanners[0]); i++)
+        if (strcmp(tab, k_scanners[i].table) == 0)
+            return k_scanners[i].fn;
+    return NULL;
+}
+
+/* Switches the walk to table `tab` (checked against the DBs' shape). */
+static int enter_table(pb_plex_scan *s, walk_table *w, const char *schema, const char *tab,
+                       int ncol, int pre, const char *path, pb_error *err)
+{
+    snprintf(w->name, sizeof(w->name), "%s", tab);
+    w->ncol = ncol;
+    int want = pb_plex_policy_ncolumns(s->pol, schema, tab);
+    if (want < 0)
+        return pb_error_set(err, PB_ESCHEMA, "changeset %s: table %s.%s does not exist in the DBs",
+                            path, schema, tab);
+    if (want != ncol)
+        return pb_error_set(err, PB_ESCHEMA, "changeset %s: table %s.%s has %d columns, the DBs %d",
+                            path, schema, tab, ncol, want);
+    cols_for(s->pol, schema, tab, &w->c);
+    w->fn = pre ? NULL : scanner_for(schema, tab);
+    w->tr = NULL;
+    if (!pre && !(w->tr = pb_plex_report_table(s->r, schema, tab,
+                                               pb_plex_policy_class(s->pol, schema, tab))))
+        return pb_error_set(err, PB_ENOMEM, "report: out of memory");
+    return 0;
+}
+
+/* The pre-pass: collects the marker tags (tag_type 12) the changeset inserts. */
+static int pre_record(pb_plex_scan *s, const walk_table *w, const rec *r, const char *schema,
+                      pb_error *err)
+{
+    if (r->op != SQLITE_INSERT || strcmp(schema, "main") != 0 || strcmp(w->name, "tags") != 0)
+        return 0;
+    sqlite3_value *tt = rv_new(r, w->c.tag_type);
+    if (tt && sqlite3_value_int64(tt) == 12 &&
+        idmap_put(&s->marker_tags, rv_id(r, w->c.id), 1) != 0)
+        return pb_error_set(err, PB_ENOMEM, "report: out of memory");
+    return 0;
+}
+
+/* Counts one record and hands it to its table's scanner. */
+static int scan_record(pb_plex_scan *s, const walk_table *w, const rec *r, pb_error *err)
+{
+    if (r->op == SQLITE_INSERT) {
+        w->tr->cs_inserted++;
+        s->r->cs_inserted++;
+    } else if (r->op == SQLITE_UPDATE) {
+        w->tr->cs_updated++;
+        s->r->cs_updated++;
+    } else {
+        w->tr->cs_deleted++;
+        s->r->cs_deleted++;
+    }
+    if (strcmp(w->name, "blobs") == 0 && r->op == SQLITE_INSERT)
+        s->r->analysis.blobs++;
+    int error = w->fn ? w->fn(s, r, &w->c) : 0;
+    return error ? pb_error_set(err, error, "report: out of memory") : 0;
+}
+
 /* One walk over the changeset; `pre` = only collect inserted marker tags. */
 static int walk(pb_plex_scan *s, const char *schema, const char *path, int pre, pb_error *err)
 {
     int error = 0, rc;
     FILE *f = NULL;
     sqlite3_changeset_iter *it = NULL;
-    char cur[256] = "";
-    int cur_ncol = -1;
-    pb_plex_table_report *tr = NULL;
-    rec_fn fn = NULL;
-    cols c;
+    walk_table w;
     uint64_t nrec = 0;
 
-    memset(&c, -1, sizeof(c));
+    memset(&w, 0, sizeof(w));
+    memset(&w.c, -1, sizeof(w.c));
+    w.ncol = -1;
     if (!(f = fopen(path, "rb"))) {
         if (errno == ENOENT)
             return pb_error_set(err, PB_ENOTFOUND, "changeset %s: no such file", path);
@@ -544,91 +627,22 @@ static int walk(pb_plex_scan *s, const char *schema, const char *path, int pre, 
                               sqlite3_errstr(rc));
         goto done;
     }
-    while ((rc = sqlite3changeset_next(it)) == SQLITE_ROW) {
+    while (!error && (rc = sqlite3changeset_next(it)) == SQLITE_ROW) {
         const char *tab;
         int ncol, op, indirect;
-        rec r;
         if ((rc = sqlite3changeset_op(it, &tab, &ncol, &op, &indirect)) != SQLITE_OK)
             break;
         nrec++;
-        if (strcmp(tab, cur) != 0 || ncol != cur_ncol) {
-            snprintf(cur, sizeof(cur), "%s", tab);
-            cur_ncol = ncol;
-            int want = pb_plex_policy_ncolumns(s->pol, schema, tab);
-            if (want < 0) {
-                error = pb_error_set(err, PB_ESCHEMA,
-                                     "changeset %s: table %s.%s does not exist in the DBs", path,
-                                     schema, tab);
-                goto done;
-            }
-            if (want != ncol) {
-                error = pb_error_set(err, PB_ESCHEMA,
-                                     "changeset %s: table %s.%s has %d columns, the DBs %d", path,
-                                     schema, tab, ncol, want);
-                goto done;
-            }
-            cols_for(s->pol, schema, tab, &c);
-            fn = NULL;
-            int is_main = strcmp(schema, "main") == 0;
-            if (pre) {
-                fn = NULL;
-            } else if (is_main && strcmp(tab, "metadata_items") == 0) {
-                fn = scan_metadata_item;
-            } else if (is_main && strcmp(tab, "media_items") == 0) {
-                fn = scan_media_item;
-            } else if (is_main && strcmp(tab, "media_parts") == 0) {
-                fn = scan_media_part;
-            } else if (is_main && strcmp(tab, "media_streams") == 0) {
-                fn = scan_media_stream;
-            } else if (is_main && strcmp(tab, "taggings") == 0) {
-                fn = scan_tagging;
-            } else if (is_main && strcmp(tab, "library_sections") == 0) {
-                fn = scan_section;
-            }
-            tr = NULL;
-            if (!pre && !(tr = pb_plex_report_table(s->r, schema, tab,
-                                                    pb_plex_policy_class(s->pol, schema, tab)))) {
-                error = pb_error_set(err, PB_ENOMEM, "report: out of memory");
-                goto done;
-            }
-        }
-        r.it = it;
-        r.op = op;
-        r.ncol = ncol;
-        if (pre) {
-            if (op == SQLITE_INSERT && strcmp(schema, "main") == 0 && strcmp(tab, "tags") == 0) {
-                sqlite3_value *tt = rv_new(&r, c.tag_type);
-                if (tt && sqlite3_value_int64(tt) == 12 &&
-                    idmap_put(&s->marker_tags, rv_id(&r, c.id), 1) != 0) {
-                    error = pb_error_set(err, PB_ENOMEM, "report: out of memory");
-                    goto done;
-                }
-            }
-            continue;
-        }
-        if (op == SQLITE_INSERT) {
-            tr->cs_inserted++;
-            s->r->cs_inserted++;
-        } else if (op == SQLITE_UPDATE) {
-            tr->cs_updated++;
-            s->r->cs_updated++;
-        } else {
-            tr->cs_deleted++;
-            s->r->cs_deleted++;
-        }
-        if (strcmp(tab, "blobs") == 0 && op == SQLITE_INSERT)
-            s->r->analysis.blobs++;
-        if (fn && (error = fn(s, &r, &c)) != 0) {
-            error = pb_error_set(err, error, "report: out of memory");
+        if ((strcmp(tab, w.name) != 0 || ncol != w.ncol) &&
+            (error = enter_table(s, &w, schema, tab, ncol, pre, path, err)) < 0)
             goto done;
-        }
+        rec r = {it, op, ncol};
+        error = pre ? pre_record(s, &w, &r, schema, err) : scan_record(s, &w, &r, err);
     }
-    if (rc != SQLITE_DONE && !error) {
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW && !error)
         error = pb_error_setd(err, PB_ECORRUPT, rc,
                               "changeset %s: corrupt or truncated after %llu records (%s)", path,
                               (unsigned long long)nrec, sqlite3_errstr(rc));
-        goto done;
-    }
 done:
     if (it) {
         rc = sqlite3changeset_finalize(it);
