@@ -191,6 +191,11 @@ int merge_reader_next(mctx *c, mreader *r, mtable **tp, int *opp, int *ncolp);
 int merge_load_record(mctx *c, mreader *r, mtable *t, int op, int ncol);
 /** Frees what the current record's values own. */
 void merge_clear_record(mctx *c);
+/** A pass's work on one record (`r` positioned on it, `t` its table). */
+typedef int (*merge_record_fn)(mctx *c, mreader *r, mtable *t, int op, int ncol, void *payload);
+/** Calls `fn` for every record of every input, in order; stops at the first error. */
+int merge_each_record(mctx *c, const pb_merge_input *inputs, size_t ninputs, merge_record_fn fn,
+                      void *payload);
 
 /** The planned id of the insert `old` of `t` (its kind in *kind; KIND_IDENT when unplanned). */
 int merge_remap_get(mctx *c, mtable *t, int64_t old, int64_t *out, int *kind);

@@ -370,37 +370,28 @@ static void note_ref_values(mctx *c, mreader *r, mtable *t, int op)
 }
 
 /* Pass 1 (deferred = 0) or 1b (deferred = 1) over every input. */
+/* One record of pass 1 (`*deferred` 0) or 1b (1). */
+static int plan_record(mctx *c, mreader *r, mtable *t, int op, int ncol, void *payload)
+{
+    int deferred = *(const int *)payload, error;
+    if (t->cls != PB_CLASS_LIBRARY || t->skip)
+        return 0;
+    if (!deferred && op != SQLITE_DELETE)
+        note_ref_values(c, r, t, op);
+    if (op != SQLITE_INSERT || t->ipk < 0)
+        return 0;
+    int any = 0;
+    for (int k = 0; k < t->nnat; k++)
+        any |= t->nat[k].deferred;
+    if (deferred && !any)
+        return 0;
+    if (!(error = merge_load_record(c, r, t, op, ncol)))
+        error = deferred ? natkey_late(c, t) : plan_insert(c, t);
+    merge_clear_record(c);
+    return error;
+}
+
 int merge_plan(mctx *c, const pb_merge_input *inputs, size_t ninputs, int deferred)
 {
-    int error = 0;
-    mreader r = {0};
-    for (size_t i = 0; i < ninputs && !error; i++) {
-        if ((error = merge_reader_open(c, &inputs[i], &r)))
-            break;
-        mtable *t;
-        int op, ncol, got;
-        while ((got = merge_reader_next(c, &r, &t, &op, &ncol)) == 1) {
-            if (t->cls != PB_CLASS_LIBRARY || t->skip)
-                continue;
-            if (!deferred && op != SQLITE_DELETE)
-                note_ref_values(c, &r, t, op);
-            if (op != SQLITE_INSERT || t->ipk < 0)
-                continue;
-            int any = 0;
-            for (int k = 0; k < t->nnat; k++)
-                any |= t->nat[k].deferred;
-            if (deferred && !any)
-                continue;
-            if (!(error = merge_load_record(c, &r, t, op, ncol)))
-                error = deferred ? natkey_late(c, t) : plan_insert(c, t);
-            merge_clear_record(c);
-            if (error)
-                break;
-        }
-        if (got < 0)
-            error = got;
-        merge_reader_close(&r);
-    }
-    merge_reader_close(&r);
-    return error;
+    return merge_each_record(c, inputs, ninputs, plan_record, &deferred);
 }

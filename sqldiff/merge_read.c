@@ -221,3 +221,23 @@ int merge_load_record(mctx *c, mreader *r, mtable *t, int op, int ncol)
     }
     return 0;
 }
+
+int merge_each_record(mctx *c, const pb_merge_input *inputs, size_t ninputs, merge_record_fn fn,
+                      void *payload)
+{
+    int error = 0;
+    mreader r = {0};
+    for (size_t i = 0; i < ninputs && !error; i++) {
+        if ((error = merge_reader_open(c, &inputs[i], &r)))
+            break;
+        mtable *t;
+        int op, ncol, got;
+        while (!error && (got = merge_reader_next(c, &r, &t, &op, &ncol)) == 1)
+            error = fn(c, &r, t, op, ncol, payload);
+        if (!error && got < 0)
+            error = got;
+        merge_reader_close(&r);
+    }
+    merge_reader_close(&r);
+    return error;
+}

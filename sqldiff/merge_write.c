@@ -476,57 +476,54 @@ static int do_delete(mctx *c, mtable *t)
     return 0;
 }
 
+/* A user-state record: dropped, counted and listed (with its integer key when it has one). */
+static void drop_user_record(mctx *c, mreader *r, mtable *t, int op)
+{
+    COUNT(c, t, user_state_dropped);
+    if (!c->opt->on_action)
+        return;
+    int64_t id = 0;
+    sqlite3_value *v = NULL;
+    unsigned char *abpk;
+    int npk;
+    if (sqlite3changeset_pk(r->it, &abpk, &npk) == SQLITE_OK)
+        for (int k = 0; k < npk; k++)
+            if (abpk[k]) {
+                if ((op == SQLITE_INSERT ? sqlite3changeset_new(r->it, k, &v)
+                                         : sqlite3changeset_old(r->it, k, &v)) == SQLITE_OK &&
+                    v && sqlite3_value_type(v) == SQLITE_INTEGER)
+                    id = sqlite3_value_int64(v);
+                break;
+            }
+    action(c, t, op, id, id, NULL, PB_RES_DROPPED_USER);
+}
+
+/* One record of pass 2. */
+static int apply_record(mctx *c, mreader *r, mtable *t, int op, int ncol, void *payload)
+{
+    (void)payload;
+    int error;
+    if (t->skip)
+        return 0;
+    if (t->cls == PB_CLASS_USER) {
+        drop_user_record(c, r, t, op);
+        return 0;
+    }
+    if (!(error = merge_load_record(c, r, t, op, ncol))) {
+        if (op == SQLITE_INSERT)
+            error = do_insert(c, t);
+        else if (op == SQLITE_UPDATE)
+            error = do_update(c, t);
+        else
+            error = do_delete(c, t);
+    }
+    merge_clear_record(c);
+    return error;
+}
+
 int merge_apply_all(mctx *c, const pb_merge_input *inputs, size_t ninputs)
 {
-    int error = 0;
-    mreader r = {0};
-    for (size_t i = 0; i < ninputs && !error; i++) {
-        if ((error = merge_reader_open(c, &inputs[i], &r)))
-            break;
-        mtable *t;
-        int op, ncol, got;
-        while ((got = merge_reader_next(c, &r, &t, &op, &ncol)) == 1) {
-            if (t->skip)
-                continue;
-            if (t->cls == PB_CLASS_USER) {
-                COUNT(c, t, user_state_dropped);
-                if (c->opt->on_action) {
-                    int64_t id = 0;
-                    sqlite3_value *v = NULL;
-                    unsigned char *abpk;
-                    int npk;
-                    if (sqlite3changeset_pk(r.it, &abpk, &npk) == SQLITE_OK)
-                        for (int k = 0; k < npk; k++)
-                            if (abpk[k]) {
-                                if ((op == SQLITE_INSERT
-                                         ? sqlite3changeset_new(r.it, k, &v)
-                                         : sqlite3changeset_old(r.it, k, &v)) == SQLITE_OK &&
-                                    v && sqlite3_value_type(v) == SQLITE_INTEGER)
-                                    id = sqlite3_value_int64(v);
-                                break;
-                            }
-                    action(c, t, op, id, id, NULL, PB_RES_DROPPED_USER);
-                }
-                continue;
-            }
-            if (!(error = merge_load_record(c, &r, t, op, ncol))) {
-                if (op == SQLITE_INSERT)
-                    error = do_insert(c, t);
-                else if (op == SQLITE_UPDATE)
-                    error = do_update(c, t);
-                else
-                    error = do_delete(c, t);
-            }
-            merge_clear_record(c);
-            if (error)
-                break;
-        }
-        if (got < 0)
-            error = got;
-        merge_reader_close(&r);
-    }
-    merge_reader_close(&r);
-    return error;
+    return merge_each_record(c, inputs, ninputs, apply_record, NULL);
 }
 
 /* sqlite_sequence.seq = max(seq, max(id)) for every AUTOINCREMENT table inserted into. The
