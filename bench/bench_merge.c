@@ -208,8 +208,9 @@ typedef struct counter {
     uint64_t n;
 } counter;
 
-static int count_out(void *payload, const void *data, size_t n)
+static int count_out(void *payload, const void *data, size_t n, pb_error *err)
 {
+    (void)err;
     counter *c = payload;
     c->n += n;
     return c->f && fwrite(data, 1, n, c->f) != n ? PB_EIO : 0;
@@ -276,7 +277,7 @@ static json_t *run_diff(fx *f)
 
 static int sess_out(void *payload, const void *data, int n)
 {
-    return count_out(payload, data, (size_t)n) ? SQLITE_IOERR : SQLITE_OK;
+    return count_out(payload, data, (size_t)n, NULL) ? SQLITE_IOERR : SQLITE_OK;
 }
 
 /* sqlite3session_diff base -> target over `tables`; writes the patchset and the changeset. */

@@ -96,7 +96,7 @@ static int report_human(const char *dir, const pb_plex_check_result *r)
         cli_state("✅", "Plex engine: %s (%s)", r->engine.path,
                   pb_plex_engine_kind_name(r->engine.kind));
     else if (r->engine_configured)
-        cli_state("❌", "Plex engine: %s", r->engine_detail);
+        cli_state("❌", "Plex engine: %s", r->engine_detail ? r->engine_detail : "not found");
     else
         cli_state("⚠️", "Plex engine: none (in-process compatibility layer will be used)");
     cli_state(mark(r->ok), "check %s", r->ok ? "passed" : "failed");
@@ -144,6 +144,7 @@ int cmd_check(int argc, char **argv)
     } else {
         rc = json ? report_json(r) : report_human(dir, r);
     }
+    pb_plex_check_result_dispose(r);
     free(r);
     return rc;
 }

@@ -44,7 +44,7 @@ typedef struct vtable {
 } vtable;
 
 typedef struct reader {
-    pb_input_fn in;
+    pb_source_fn in;
     void *payload;
     uint8_t *buf;
     size_t pos, len;
@@ -81,14 +81,14 @@ static int fill(reader *r)
         return 0;
     r->base += r->len;
     r->pos = r->len = 0;
-    size_t n = PB_SQLDIFF_CHUNK;
-    int rc = r->in(r->payload, r->buf, &n);
+    size_t n = 0;
+    int rc = r->in(r->payload, r->buf, PB_SQLDIFF_CHUNK, &n, r->err);
     if (rc)
         return pb_error_set(r->err, rc < 0 ? rc : PB_ECANCELLED,
-                            "changeset: the input callback failed at byte %llu (%d)",
+                            "changeset: the source failed at byte %llu (%d)",
                             (unsigned long long)r->base, rc);
     if (n > PB_SQLDIFF_CHUNK)
-        return pb_error_set(r->err, PB_EINVALID, "changeset: the input callback overran");
+        return pb_error_set(r->err, PB_EINVALID, "changeset: the source overran its buffer");
     if (n == 0) {
         r->eof = 1;
         return 0;
@@ -229,13 +229,81 @@ static int get_record(validator *v, unsigned ncol, int allow_undef, uint8_t *def
     return 0;
 }
 
-static int read_header(validator *v, int kind, uint64_t at)
+/* The table `name` seen before (its columns and PK bytes must not change), or a new entry. */
+static int table_entry(validator *v, vtable **out, const char *name, size_t nlen, const uint8_t *pk,
+                       unsigned ncol, unsigned npk, uint64_t at)
+{
+    char msg[160];
+    for (unsigned i = 0; i < v->nt; i++) {
+        vtable *t = &v->t[i];
+        if (strcmp(t->name, name) != 0)
+            continue;
+        if (t->ncol != ncol) {
+            snprintf(msg, sizeof(msg), "column count mismatch for table %.64s: %u, earlier %u",
+                     name, ncol, t->ncol);
+            return corrupt(v, at, msg);
+        }
+        if (memcmp(t->pk, pk, (size_t)ncol) != 0) {
+            snprintf(msg, sizeof(msg), "primary key mismatch for table %.64s", name);
+            return corrupt(v, at, msg);
+        }
+        *out = t;
+        return 0;
+    }
+    if (v->nt == MAX_TABLES)
+        return pb_error_set(v->r.err, PB_ENOMEM, "changeset: byte %llu: more than %d tables",
+                            (unsigned long long)at, MAX_TABLES);
+    if (v->nt == v->capt) {
+        unsigned cap = v->capt ? v->capt * 2 : 16;
+        vtable *nt = realloc(v->t, cap * sizeof(*nt));
+        if (!nt)
+            return pb_error_set(v->r.err, PB_ENOMEM, "changeset: out of memory");
+        v->t = nt;
+        v->capt = cap;
+    }
+    vtable *t = &v->t[v->nt];
+    memset(t, 0, sizeof(*t));
+    t->name = malloc(nlen + 1);
+    t->pk = malloc((size_t)ncol);
+    if (!t->name || !t->pk) {
+        free(t->name);
+        free(t->pk);
+        return pb_error_set(v->r.err, PB_ENOMEM, "changeset: out of memory");
+    }
+    memcpy(t->name, name, nlen + 1);
+    memcpy(t->pk, pk, (size_t)ncol);
+    t->ncol = ncol;
+    t->npk = npk;
+    v->nt++;
+    v->sum.tables = v->nt;
+    *out = t;
+    return 0;
+}
+
+/* Reads a header's NUL-terminated table name into v->hdr_name; its length in *nlen. */
+static int read_table_name(validator *v, size_t *nlen, uint64_t at)
 {
     int error, c;
+    *nlen = 0;
+    for (;;) {
+        if ((error = need_byte(v, &c, "table name")) < 0)
+            return error;
+        if (c == 0)
+            break;
+        if (*nlen == MAX_NAME)
+            return corrupt(v, at, "table name longer than 4096 bytes");
+        v->hdr_name[(*nlen)++] = (char)c;
+    }
+    v->hdr_name[*nlen] = '\0';
+    return *nlen ? 0 : corrupt(v, at, "empty table name");
+}
+
+static int read_header(validator *v, int kind, uint64_t at)
+{
+    int error;
     uint64_t ncol;
-    char *name = v->hdr_name;
-    size_t nlen = 0;
     uint8_t *pk = v->hdr_pk;
+    size_t nlen = 0;
     unsigned npk = 0;
     char msg[160];
 
@@ -262,64 +330,9 @@ static int read_header(validator *v, int kind, uint64_t at)
     for (unsigned i = 0; i < ncol; i++)
         if (pk[i] > (npk < 255 ? npk : 255))
             return corrupt(v, at, "bad primary key flag");
-    for (;;) {
-        if ((error = need_byte(v, &c, "table name")) < 0)
-            return error;
-        if (c == 0)
-            break;
-        if (nlen == MAX_NAME)
-            return corrupt(v, at, "table name longer than 4096 bytes");
-        name[nlen++] = (char)c;
-    }
-    name[nlen] = '\0';
-    if (nlen == 0)
-        return corrupt(v, at, "empty table name");
-
-    vtable *t = NULL;
-    for (unsigned i = 0; i < v->nt; i++)
-        if (strcmp(v->t[i].name, name) == 0) {
-            t = &v->t[i];
-            break;
-        }
-    if (t) {
-        if (t->ncol != ncol) {
-            snprintf(msg, sizeof(msg), "column count mismatch for table %.64s: %llu, earlier %u",
-                     name, (unsigned long long)ncol, t->ncol);
-            return corrupt(v, at, msg);
-        }
-        if (memcmp(t->pk, pk, (size_t)ncol) != 0) {
-            snprintf(msg, sizeof(msg), "primary key mismatch for table %.64s", name);
-            return corrupt(v, at, msg);
-        }
-    } else {
-        if (v->nt == MAX_TABLES)
-            return pb_error_set(v->r.err, PB_ENOMEM, "changeset: byte %llu: more than %d tables",
-                                (unsigned long long)at, MAX_TABLES);
-        if (v->nt == v->capt) {
-            unsigned cap = v->capt ? v->capt * 2 : 16;
-            vtable *nt = realloc(v->t, cap * sizeof(*nt));
-            if (!nt)
-                return pb_error_set(v->r.err, PB_ENOMEM, "changeset: out of memory");
-            v->t = nt;
-            v->capt = cap;
-        }
-        t = &v->t[v->nt];
-        memset(t, 0, sizeof(*t));
-        t->name = malloc(nlen + 1);
-        t->pk = malloc((size_t)ncol);
-        if (!t->name || !t->pk) {
-            free(t->name);
-            free(t->pk);
-            return pb_error_set(v->r.err, PB_ENOMEM, "changeset: out of memory");
-        }
-        memcpy(t->name, name, nlen + 1);
-        memcpy(t->pk, pk, (size_t)ncol);
-        t->ncol = (unsigned)ncol;
-        t->npk = npk;
-        v->nt++;
-        v->sum.tables = v->nt;
-    }
-    v->cur = t;
+    if ((error = read_table_name(v, &nlen, at)) < 0 ||
+        (error = table_entry(v, &v->cur, v->hdr_name, nlen, pk, (unsigned)ncol, npk, at)) < 0)
+        return error;
     v->group_changes = 0;
     v->group_start = at;
     return 0;
@@ -394,7 +407,13 @@ static int read_change(validator *v, int op, uint64_t at)
     return 0;
 }
 
-int pb_changeset_validate(pb_changeset_summary *out, pb_input_fn in, void *in_payload,
+void pb_changeset_check_options_init(pb_changeset_check_options *opts)
+{
+    const pb_changeset_check_options init = PB_CHANGESET_CHECK_OPTIONS_INIT;
+    *opts = init;
+}
+
+int pb_changeset_validate(pb_changeset_summary *out, pb_source_fn in, void *in_payload,
                           const pb_changeset_check_options *opts, pb_error *err)
 {
     int error = 0, c;
@@ -481,27 +500,21 @@ done:
     return error;
 }
 
-typedef struct file_input {
-    FILE *f;
-    pb_error *err;
-} file_input;
-
-static int file_read(void *payload, void *data, size_t *n)
+static int file_read(void *payload, void *data, size_t cap, size_t *got, pb_error *err)
 {
-    file_input *fi = payload;
-    *n = fread(data, 1, *n, fi->f);
-    if (*n == 0 && ferror(fi->f))
-        return pb_error_errno(fi->err, "changeset: read failed"); /* first error wins */
+    FILE *f = payload;
+    *got = fread(data, 1, cap, f);
+    if (*got == 0 && ferror(f))
+        return pb_error_errno(err, "changeset: read failed"); /* first error wins */
     return 0;
 }
 
 int pb_changeset_validate_file(pb_changeset_summary *out, FILE *f,
                                const pb_changeset_check_options *opts, pb_error *err)
 {
-    file_input fi = {f, err};
     if (!f)
         return pb_error_set(err, PB_EINVALID, "changeset: no file");
-    return pb_changeset_validate(out, file_read, &fi, opts, err);
+    return pb_changeset_validate(out, file_read, f, opts, err);
 }
 
 typedef struct mem_input {
@@ -509,15 +522,16 @@ typedef struct mem_input {
     size_t n;
 } mem_input;
 
-static int mem_read(void *payload, void *data, size_t *n)
+static int mem_read(void *payload, void *data, size_t cap, size_t *got, pb_error *err)
 {
+    (void)err;
     mem_input *m = payload;
-    size_t take = m->n < *n ? m->n : *n;
+    size_t take = m->n < cap ? m->n : cap;
     if (take)
         memcpy(data, m->p, take);
     m->p += take;
     m->n -= take;
-    *n = take;
+    *got = take;
     return 0;
 }
 

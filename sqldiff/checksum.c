@@ -26,6 +26,7 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "hex.h"
 #include "record.h"
 #include "rowsrc.h"
 #include "tables.h"
@@ -114,7 +115,7 @@ int pb_sqldiff_checksum(pb_checksum *out, const char *path, const pb_diff_option
     if (!out || !path)
         return pb_error_set(err, PB_EINVALID, "sqldiff: checksum needs a path and an output");
     memset(out, 0, sizeof(*out));
-    if (opts && opts->version != PB_DIFF_OPTIONS_VERSION)
+    if (opts && (opts->version < 1 || opts->version > PB_DIFF_OPTIONS_VERSION))
         return pb_error_set(err, PB_EINVALID, "sqldiff: unknown options version %u", opts->version);
     if (!(h = XXH3_createState())) {
         error = pb_error_set(err, PB_ENOMEM, "sqldiff: out of memory");
@@ -123,7 +124,7 @@ int pb_sqldiff_checksum(pb_checksum *out, const char *path, const pb_diff_option
     XXH3_128bits_reset(h);
     XXH3_128bits_update(h, CHECKSUM_MAGIC, sizeof(CHECKSUM_MAGIC));
     int utf8 = 0;
-    if ((error = pb_tables__open(&db, &utf8, path, 0, err)) < 0 ||
+    if ((error = pb_tables__open(&db, &utf8, path, opts, 0, err)) < 0 ||
         (error = pb_tables__list(&l, db, opts, err)) < 0)
         goto done;
     for (size_t i = 0; i < l.n && !error; i++)
@@ -142,12 +143,7 @@ done:
 
 const char *pb_checksum_hex(char hex[PB_CHECKSUM_HEX_SIZE], const pb_checksum *sum)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) {
-        hex[2 * i] = digits[sum->digest[i] >> 4];
-        hex[2 * i + 1] = digits[sum->digest[i] & 15];
-    }
-    hex[32] = '\0';
+    pb_hex_encode(hex, sum->digest, sizeof(sum->digest));
     return hex;
 }
 

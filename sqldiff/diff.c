@@ -432,6 +432,61 @@ done:
 
 /* ---- tables ---------------------------------------------------------------------------- */
 
+/* Sets up the table's diff state: keyed or a multiset, the header's PK flags, the stats. */
+static int tdiff_init(tdiff *d, pb_outbuf *o, const pb_table *t, sqlite3 *dbb, sqlite3 *dbt,
+                      unsigned flags, pb_error *err)
+{
+    int error = 0;
+    d->t = t;
+    d->o = o;
+    d->err = err;
+    d->patchset = (flags & PB_DIFF_PATCHSET) != 0;
+    d->ncol = t->ncol;
+    d->has_pk = t->npk > 0;
+    if (d->has_pk && t->pk_may_be_null) {
+        int na = 0, nb = 0;
+        if ((error = pb_tables__pk_has_null(&na, dbb, t, err)) < 0 ||
+            (error = pb_tables__pk_has_null(&nb, dbt, t, err)) < 0)
+            return error;
+        if (na || nb)
+            d->has_pk = 0;
+    }
+    d->flags = calloc((size_t)d->ncol, 1);
+    d->changed = calloc((size_t)d->ncol, 1);
+    if (!d->flags || !d->changed)
+        return pb_error_set(err, PB_ENOMEM, "sqldiff: out of memory");
+    for (int i = 0; i < d->ncol; i++) {
+        int pos = d->has_pk ? t->pkpos[i] : i + 1;
+        d->flags[i] = (uint8_t)(pos > 255 ? 255 : pos);
+    }
+    d->ts.table = t->name;
+    d->ts.columns = (unsigned)t->ncol;
+    d->ts.has_pk = d->has_pk;
+    return 0;
+}
+
+/* Adds the table's figures to the totals; reports a diffed table to opts->table_done. */
+static int tdiff_account(pb_diff_stats *stats, const tdiff *d, const pb_diff_options *opts,
+                         int error)
+{
+    stats->rows_base += d->ts.rows_base;
+    stats->rows_target += d->ts.rows_target;
+    stats->rows_compared += d->rows_compared;
+    stats->inserted += d->ts.inserted;
+    stats->updated += d->ts.updated;
+    stats->deleted += d->ts.deleted;
+    if (error)
+        return error;
+    stats->tables++;
+    if (d->header_done)
+        stats->tables_changed++;
+    if (!d->has_pk)
+        stats->tables_without_pk++;
+    if (opts && opts->table_done && opts->table_done(&d->ts, opts->table_payload))
+        return pb_error_set(d->err, PB_ECANCELLED, "sqldiff: cancelled after table %s", d->t->name);
+    return 0;
+}
+
 static int diff_table(pb_diff_stats *stats, pb_outbuf *o, const pb_table *t, sqlite3 *dbb,
                       sqlite3 *dbt, unsigned flags, const pb_diff_options *opts, pb_error *err)
 {
@@ -446,34 +501,8 @@ static int diff_table(pb_diff_stats *stats, pb_outbuf *o, const pb_table *t, sql
     memset(&b, 0, sizeof(b));
     a.what = "base";
     b.what = "target";
-    d.t = t;
-    d.o = o;
-    d.err = err;
-    d.patchset = (flags & PB_DIFF_PATCHSET) != 0;
-    d.ncol = t->ncol;
-    d.has_pk = t->npk > 0;
-    if (d.has_pk && t->pk_may_be_null) {
-        int na = 0, nb = 0;
-        if ((error = pb_tables__pk_has_null(&na, dbb, t, err)) < 0 ||
-            (error = pb_tables__pk_has_null(&nb, dbt, t, err)) < 0)
-            goto done;
-        if (na || nb)
-            d.has_pk = 0;
-    }
-    d.flags = calloc((size_t)d.ncol, 1);
-    d.changed = calloc((size_t)d.ncol, 1);
-    if (!d.flags || !d.changed) {
-        error = pb_error_set(err, PB_ENOMEM, "sqldiff: out of memory");
+    if ((error = tdiff_init(&d, o, t, dbb, dbt, flags, err)) < 0)
         goto done;
-    }
-    for (int i = 0; i < d.ncol; i++) {
-        int pos = d.has_pk ? t->pkpos[i] : i + 1;
-        d.flags[i] = (uint8_t)(pos > 255 ? 255 : pos);
-    }
-    d.ts.table = t->name;
-    d.ts.columns = (unsigned)t->ncol;
-    d.ts.has_pk = d.has_pk;
-
     int order = d.has_pk ? PB_ORDER_PK : PB_ORDER_ALL;
     if ((error = pb_tables__select(&a.st, dbb, t, order, err)) < 0 ||
         (error = pb_tables__select(&b.st, dbt, t, order, err)) < 0)
@@ -505,21 +534,9 @@ done:
     sqlite3_finalize(a.st);
     sqlite3_finalize(b.st);
     d.ts.bytes = o->total - bytes0;
-    stats->rows_base += d.ts.rows_base;
-    stats->rows_target += d.ts.rows_target;
-    stats->rows_compared += d.rows_compared;
-    stats->inserted += d.ts.inserted;
-    stats->updated += d.ts.updated;
-    stats->deleted += d.ts.deleted;
-    if (!error) {
-        stats->tables++;
-        if (d.header_done)
-            stats->tables_changed++;
-        if (!d.has_pk)
-            stats->tables_without_pk++;
-        if (opts && opts->table_done && opts->table_done(&d.ts, opts->table_payload))
-            error = pb_error_set(err, PB_ECANCELLED, "sqldiff: cancelled after table %s", t->name);
-    }
+    d.err = err;
+    d.t = t;
+    error = tdiff_account(stats, &d, opts, error);
     pb_rbuf__dispose(&a.prev);
     pb_rbuf__dispose(&b.prev);
     pb_rbuf__dispose(&d.head);
@@ -531,7 +548,7 @@ done:
 }
 
 int pb_sqldiff_diff(pb_diff_stats *stats, const char *base_path, const char *target_path,
-                    const pb_diff_options *opts, pb_output_fn out, void *out_payload, pb_error *err)
+                    const pb_diff_options *opts, pb_sink_fn out, void *out_payload, pb_error *err)
 {
     int error = 0;
     sqlite3 *dbb = NULL, *dbt = NULL;
@@ -546,14 +563,14 @@ int pb_sqldiff_diff(pb_diff_stats *stats, const char *base_path, const char *tar
         error = pb_error_set(err, PB_EINVALID, "sqldiff: diff needs two paths and an output");
         goto done;
     }
-    if (opts && opts->version != PB_DIFF_OPTIONS_VERSION) {
+    if (opts && (opts->version < 1 || opts->version > PB_DIFF_OPTIONS_VERSION)) {
         error =
             pb_error_set(err, PB_EINVALID, "sqldiff: unknown options version %u", opts->version);
         goto done;
     }
     int utf8;
-    if ((error = pb_tables__open(&dbb, &utf8, base_path, 1, err)) < 0 ||
-        (error = pb_tables__open(&dbt, &utf8, target_path, 1, err)) < 0 ||
+    if ((error = pb_tables__open(&dbb, &utf8, base_path, opts, 1, err)) < 0 ||
+        (error = pb_tables__open(&dbt, &utf8, target_path, opts, 1, err)) < 0 ||
         (error = pb_tables__list(&lb, dbb, opts, err)) < 0 ||
         (error = pb_tables__list(&lt, dbt, opts, err)) < 0 ||
         (error = pb_tables__match(&lb, &lt, err)) < 0 ||

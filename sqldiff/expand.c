@@ -17,14 +17,14 @@
  * A DELETE or UPDATE of a row the base lacks means the patchset was not computed against this
  * base: PB_ECORRUPT, naming the table. The input is validated first (pb_changeset_validate), so
  * the parse below only meets well-formed records; memory is one record and one base row.
- * Prerequisites: SQLite; the base opened read-only through pb_compat_open().
+ * Prerequisites: SQLite; the base opened through the caller's pb_sqldiff_open_fn (default: a plain
+ * read-only open).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
 
-#include "plexburst/compat.h"
 #include "plexburst/sqldiff.h"
 #include "record.h"
 
@@ -122,13 +122,103 @@ static int sql_error(expander *x, const char *what)
 }
 
 /* Reads a table header (after its 'P') and prepares the base lookup for it. */
+/* Reads a table header's name (NUL-terminated) into x->table; its length in *n. */
+static int read_table_name(expander *x, size_t *n)
+{
+    size_t cap = 0;
+    *n = 0;
+    for (int c; (c = fgetc(x->in)) != 0;) {
+        if (c == EOF)
+            return pb_error_set(x->err, PB_ECORRUPT, "expand: patchset truncated");
+        if (*n + 2 > cap) {
+            char *p = realloc(x->table, cap = cap ? 2 * cap : 64);
+            if (!p)
+                return pb_error_set(x->err, PB_ENOMEM, "expand: out of memory");
+            x->table = p;
+        }
+        x->table[(*n)++] = (char)c;
+    }
+    if (!x->table)
+        return pb_error_set(x->err, PB_ECORRUPT, "expand: empty table name");
+    x->table[*n] = '\0';
+    return 0;
+}
+
+/* The stored column names of the current table in the base, in declaration order, as the diff
+ * reads them (generated columns are not part of a row); *have is their count. */
+static int base_columns(expander *x, char ***names, int *have)
+{
+    sqlite3_stmt *cols = NULL;
+    *have = 0;
+    int rc = sqlite3_prepare_v2(x->base,
+                                "SELECT name FROM main.pragma_table_xinfo(?1) "
+                                "WHERE hidden = 0 ORDER BY cid",
+                                -1, &cols, NULL);
+    if (rc != SQLITE_OK)
+        return sql_error(x, "cannot read the columns of");
+    sqlite3_bind_text(cols, 1, x->table, -1, SQLITE_STATIC);
+    *names = calloc((size_t)x->ncol, sizeof(char *));
+    while (*names && sqlite3_step(cols) == SQLITE_ROW) {
+        if (*have < x->ncol)
+            (*names)[*have] = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(cols, 0));
+        (*have)++;
+    }
+    sqlite3_finalize(cols);
+    return 0;
+}
+
+/* SELECT <columns> FROM <table> WHERE <pk1> IS ?1 AND ...; NULL when out of memory. */
+static char *select_sql(const expander *x, char **names)
+{
+    char *list = sqlite3_mprintf("SELECT"), *sql;
+    for (int i = 0; list && i < x->ncol; i++) {
+        char *more = sqlite3_mprintf("%s%s \"%w\"", list, i ? "," : "", names[i]);
+        sqlite3_free(list);
+        list = more;
+    }
+    sql = list ? sqlite3_mprintf("%s FROM main.\"%w\" WHERE", list, x->table) : NULL;
+    for (int k = 0; sql && k < x->npk; k++) {
+        char *more =
+            sqlite3_mprintf("%s%s \"%w\" IS ?%d", sql, k ? " AND" : "", names[x->pk_col[k]], k + 1);
+        sqlite3_free(sql);
+        sql = more;
+    }
+    sqlite3_free(list);
+    return sql;
+}
+
+/* Prepares x->sel, the base row by PK (the header carries no column names). */
+static int prepare_select(expander *x)
+{
+    char **names = NULL, *sql = NULL;
+    int have = 0, error = base_columns(x, &names, &have);
+    if (error < 0)
+        return error;
+    if (names && have == x->ncol)
+        sql = select_sql(x, names);
+    for (int i = 0; names && i < x->ncol && i < have; i++)
+        sqlite3_free(names[i]);
+    free(names);
+    if (have == 0)
+        error = pb_error_set(x->err, PB_ESCHEMA, "expand: the base lacks table %s", x->table);
+    else if (have != x->ncol)
+        error = pb_error_set(x->err, PB_ESCHEMA,
+                             "expand: table %s has %d columns in the base, %d in the patchset",
+                             x->table, have, x->ncol);
+    else if (!sql)
+        error = pb_error_set(x->err, PB_ENOMEM, "expand: out of memory");
+    else if (sqlite3_prepare_v2(x->base, sql, -1, &x->sel, NULL) != SQLITE_OK)
+        error = sql_error(x, "cannot read");
+    sqlite3_free(sql);
+    return error;
+}
+
 static int begin_table(expander *x)
 {
     int error = 0;
     uint64_t ncol;
     uint8_t raw[PB_VARINT_MAX];
-    size_t rawn, cap = 0, n = 0;
-    char *sql = NULL;
+    size_t rawn, n = 0;
 
     end_table(x);
     if ((error = rd_varint(x, &ncol, raw, &rawn)) < 0)
@@ -141,22 +231,8 @@ static int begin_table(expander *x)
     x->off = calloc(2 * ncol + 2, sizeof(uint32_t));
     if (!x->pk || !x->pk_col || !x->off)
         return pb_error_set(x->err, PB_ENOMEM, "expand: out of memory");
-    if ((error = rd(x, x->pk, ncol)) < 0)
+    if ((error = rd(x, x->pk, ncol)) < 0 || (error = read_table_name(x, &n)) < 0)
         return error;
-    for (int c; (c = fgetc(x->in)) != 0;) {
-        if (c == EOF)
-            return pb_error_set(x->err, PB_ECORRUPT, "expand: patchset truncated");
-        if (n + 2 > cap) {
-            char *p = realloc(x->table, cap = cap ? 2 * cap : 64);
-            if (!p)
-                return pb_error_set(x->err, PB_ENOMEM, "expand: out of memory");
-            x->table = p;
-        }
-        x->table[n++] = (char)c;
-    }
-    if (!x->table)
-        return pb_error_set(x->err, PB_ECORRUPT, "expand: empty table name");
-    x->table[n] = '\0';
 
     x->npk = 0;
     for (int i = 0; i < x->ncol; i++)
@@ -174,59 +250,9 @@ static int begin_table(expander *x)
     pb_outbuf__put(&x->out, x->table, n + 1);
     if (x->out.rc)
         return x->out.rc;
-
     if (x->npk == x->ncol)
         return 0; /* a multiset: records carry whole rows */
-    /* Column names come from the base (the header carries none): the stored columns, in
-     * declaration order, as the diff reads them (generated columns are not part of a row). */
-    sqlite3_stmt *cols = NULL;
-    char *list = NULL;
-    int have = 0, rc = sqlite3_prepare_v2(x->base,
-                                          "SELECT name FROM main.pragma_table_xinfo(?1) "
-                                          "WHERE hidden = 0 ORDER BY cid",
-                                          -1, &cols, NULL);
-    if (rc != SQLITE_OK)
-        return sql_error(x, "cannot read the columns of");
-    sqlite3_bind_text(cols, 1, x->table, -1, SQLITE_STATIC);
-    char **names = calloc((size_t)x->ncol, sizeof(char *));
-    while (names && sqlite3_step(cols) == SQLITE_ROW) {
-        if (have < x->ncol)
-            names[have] = sqlite3_mprintf("%s", (const char *)sqlite3_column_text(cols, 0));
-        have++;
-    }
-    sqlite3_finalize(cols);
-    if (names && have == x->ncol) {
-        list = sqlite3_mprintf("SELECT");
-        for (int i = 0; list && i < x->ncol; i++) {
-            char *more = sqlite3_mprintf("%s%s \"%w\"", list, i ? "," : "", names[i]);
-            sqlite3_free(list);
-            list = more;
-        }
-        sql = list ? sqlite3_mprintf("%s FROM main.\"%w\" WHERE", list, x->table) : NULL;
-        for (int k = 0; sql && k < x->npk; k++) {
-            char *more = sqlite3_mprintf("%s%s \"%w\" IS ?%d", sql, k ? " AND" : "",
-                                         names[x->pk_col[k]], k + 1);
-            sqlite3_free(sql);
-            sql = more;
-        }
-        sqlite3_free(list);
-    }
-    for (int i = 0; names && i < x->ncol && i < have; i++)
-        sqlite3_free(names[i]);
-    free(names);
-    if (have == 0)
-        return pb_error_set(x->err, PB_ESCHEMA, "expand: the base lacks table %s", x->table);
-    if (have != x->ncol)
-        return pb_error_set(x->err, PB_ESCHEMA,
-                            "expand: table %s has %d columns in the base, %d in the patchset",
-                            x->table, have, x->ncol);
-    if (!sql)
-        return pb_error_set(x->err, PB_ENOMEM, "expand: out of memory");
-    rc = sqlite3_prepare_v2(x->base, sql, -1, &x->sel, NULL);
-    sqlite3_free(sql);
-    if (rc != SQLITE_OK)
-        return sql_error(x, "cannot read");
-    return 0;
+    return prepare_select(x);
 }
 
 /* Binds the PK fields of the record at x->rec.p[base_off...] and steps to the base row. */
@@ -363,8 +389,15 @@ static int expand_record(expander *x, int op)
     return x->out.rc;
 }
 
+void pb_expand_options_init(pb_expand_options *opts)
+{
+    const pb_expand_options init = PB_EXPAND_OPTIONS_INIT;
+    *opts = init;
+}
+
 int pb_changeset_expand(pb_changeset_summary *summary, const char *patchset_path,
-                        const char *base_path, pb_output_fn out, void *out_payload, pb_error *err)
+                        const char *base_path, const pb_expand_options *opts, pb_sink_fn out,
+                        void *out_payload, pb_error *err)
 {
     int error = 0;
     expander x;
@@ -374,6 +407,10 @@ int pb_changeset_expand(pb_changeset_summary *summary, const char *patchset_path
     memset(&sum, 0, sizeof(sum));
     x.err = err;
     x.rec.max = (size_t)2 * MAX_FIELD;
+    if (opts && opts->version != PB_EXPAND_OPTIONS_VERSION) {
+        error = pb_error_set(err, PB_EINVALID, "expand: unknown options version %u", opts->version);
+        goto done;
+    }
     if (!(x.in = fopen(patchset_path, "rb"))) {
         error = pb_error_errno(err, "expand: cannot open %s", patchset_path);
         goto done;
@@ -386,7 +423,8 @@ int pb_changeset_expand(pb_changeset_summary *summary, const char *patchset_path
         goto done;
     }
     rewind(x.in);
-    if ((error = pb_compat_open(&x.base, base_path, PB_OPEN_READONLY | PB_OPEN_NOMUTEX, err)) < 0 ||
+    pb_sqldiff_open_fn open_fn = opts && opts->open ? opts->open : pb_sqldiff_open_default;
+    if ((error = open_fn(&x.base, base_path, opts ? opts->open_payload : NULL, err)) < 0 ||
         (error = pb_outbuf__init(&x.out, out, out_payload, err)) < 0)
         goto done;
     if (sqlite3_exec(x.base, "BEGIN", NULL, NULL, NULL) != SQLITE_OK) {

@@ -1,6 +1,7 @@
 /*
  * merge_internal.h: internals shared by the files of the 3-way merge (sqldiff/merge*.c): the value
- * copy `mval`, the per-table metadata and statement cache `mtable`, and the merge context.
+ * copy `mval`, the per-table metadata and statement cache `mtable`, the merge context, and the
+ * functions of each pass (merge_read.c, merge_plan.c, merge_write.c; merge.c runs them).
  * Role: private to sqldiff/; the public contract is include/plexburst/merge.h.
  * Prerequisites: SQLite with the session extension (SQLITE_ENABLE_SESSION).
  */
@@ -132,7 +133,7 @@ typedef struct mctx {
     sqlite3_stmt *vsel;            /* SELECT ?1, ?2: values for the policy's merge_column */
     mval *oldv, *newv;             /* the current record, mapped */
     int vcap;
-    unsigned long long writes, crash_after, uses;
+    unsigned long long writes, uses;
     int nsnap;                /* natural key snapshots temp.pb_nk_N */
     const char *path;         /* the input being read */
     unsigned long long recno; /* its current record (1-based) */
@@ -155,5 +156,61 @@ int merge_prepare(mctx *c, const char *sql, sqlite3_stmt **out, const char *what
 /** Sets a PB_ESQLITE (or PB_ECONFLICT / PB_EBUSY by rc) error with the live connection's
  * message. */
 int merge_sqlerr(mctx *c, int rc, const char *fmt, ...) PB_PRINTF(3, 4);
+
+/* ---------------------------------------------------------------------------------------------
+ * Passes (merge_read.c, merge_plan.c, merge_write.c)
+ */
+
+/* temp.pb_remap kinds */
+#define KIND_IDENT  0 /* the insert keeps its id */
+#define KIND_RENUM  1 /* renumbered: its id is used in the live DB */
+#define KIND_NATKEY 2 /* mapped onto the live row its natural key matches */
+
+/* Counts one decision in the table's and the total counts. */
+#define COUNT(c, t, field)                                                                         \
+    do {                                                                                           \
+        (t)->counts->field++;                                                                      \
+        (c)->stats->total.field++;                                                                 \
+    } while (0)
+
+/** A streamed iterator over one input. */
+typedef struct mreader {
+    FILE *f;
+    sqlite3_changeset_iter *it;
+    mtable *last; /* table of the previous record */
+    const char *schema;
+} mreader;
+
+/** Opens `in` for streaming (PB_ENOTFOUND, PB_ECORRUPT). */
+int merge_reader_open(mctx *c, const pb_merge_input *in, mreader *r);
+void merge_reader_close(mreader *r);
+/** Steps to the next record: 1 with the table, op and column count set, 0 at the end, or a
+ * negative error. */
+int merge_reader_next(mctx *c, mreader *r, mtable **tp, int *opp, int *ncolp);
+/** Loads the current record's values into c->oldv / c->newv, mapped. */
+int merge_load_record(mctx *c, mreader *r, mtable *t, int op, int ncol);
+/** Frees what the current record's values own. */
+void merge_clear_record(mctx *c);
+/** A pass's work on one record (`r` positioned on it, `t` its table). */
+typedef int (*merge_record_fn)(mctx *c, mreader *r, mtable *t, int op, int ncol, void *payload);
+/** Calls `fn` for every record of every input, in order; stops at the first error. */
+int merge_each_record(mctx *c, const pb_merge_input *inputs, size_t ninputs, merge_record_fn fn,
+                      void *payload);
+
+/** The planned id of the insert `old` of `t` (its kind in *kind; KIND_IDENT when unplanned). */
+int merge_remap_get(mctx *c, mtable *t, int64_t old, int64_t *out, int *kind);
+/** Remaps the ref columns of c->newv (the record's own integer key excepted). */
+int merge_apply_refs(mctx *c, mtable *t, sqlite3_stmt *live);
+/** Pass 1 (deferred = 0) or 1b (deferred = 1) over every input. */
+int merge_plan(mctx *c, const pb_merge_input *inputs, size_t ninputs, int deferred);
+/** Hands out the renumbered ids of every table, above everything in use. */
+int merge_assign_renumbers(mctx *c);
+
+/** Pass 2: decides and writes every record of every input, in order. */
+int merge_apply_all(mctx *c, const pb_merge_input *inputs, size_t ninputs);
+/** Raises sqlite_sequence.seq of every AUTOINCREMENT table inserted into. */
+int merge_update_sequences(mctx *c);
+/** PB_EIO for a failed write to the script. */
+int merge_script_err(mctx *c);
 
 #endif

@@ -351,43 +351,28 @@ static int create_shadow(mctx *c, mtable *t, int idx)
     return error;
 }
 
-int mtable_stmt(mctx *c, mtable *t, int which, sqlite3_stmt **out)
+/* The cache slot of statement kind `which`. */
+static sqlite3_stmt **stmt_slot(mtable *t, int which)
 {
-    sqlite3_stmt **slot;
     switch (which) {
     case 's':
-        slot = &t->sel;
-        break;
+        return &t->sel;
     case 'i':
-        slot = &t->ins;
-        break;
+        return &t->ins;
     case 'd':
-        slot = &t->del;
-        break;
+        return &t->del;
     case 'e':
-        slot = &t->exists;
-        break;
+        return &t->exists;
     case 'S':
-        slot = &t->shsum;
-        break;
+        return &t->shsum;
     default:
-        slot = &t->shadd;
-        break;
+        return &t->shadd;
     }
-    if (*slot) {
-        *out = *slot;
-        return 0;
-    }
-    int idx = 0;
-    for (int i = 0; i < c->ntabs; i++)
-        if (c->tabs[i] == t)
-            idx = i;
-    if ((which == 'S' || which == 'A')) {
-        int error = create_shadow(c, t, idx);
-        if (error)
-            return error;
-    }
-    sqlite3_str *s = sqlite3_str_new(c->db);
+}
+
+/* The SQL of statement kind `which` on `t` (`idx`: the table's shadow number). */
+static void stmt_sql(sqlite3_str *s, const mtable *t, int which, int idx)
+{
     switch (which) {
     case 's':
         if (t->haspk) {
@@ -436,6 +421,26 @@ int mtable_stmt(mctx *c, mtable *t, int which, sqlite3_stmt **out)
         sqlite3_str_appendall(s, ")");
         break;
     }
+}
+
+int mtable_stmt(mctx *c, mtable *t, int which, sqlite3_stmt **out)
+{
+    sqlite3_stmt **slot = stmt_slot(t, which);
+    if (*slot) {
+        *out = *slot;
+        return 0;
+    }
+    int idx = 0;
+    for (int i = 0; i < c->ntabs; i++)
+        if (c->tabs[i] == t)
+            idx = i;
+    if ((which == 'S' || which == 'A')) {
+        int error = create_shadow(c, t, idx);
+        if (error)
+            return error;
+    }
+    sqlite3_str *s = sqlite3_str_new(c->db);
+    stmt_sql(s, t, which, idx);
     char *sql = sqlite3_str_finish(s);
     char what[256];
     snprintf(what, sizeof(what), "a statement on %s.%s", t->schema, t->name);

@@ -287,7 +287,7 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_e
     return 0;
 }
 
-int pb_outbuf__init(pb_outbuf *o, pb_output_fn fn, void *payload, pb_error *err)
+int pb_outbuf__init(pb_outbuf *o, pb_sink_fn fn, void *payload, pb_error *err)
 {
     memset(o, 0, sizeof(*o));
     o->fn = fn;
@@ -303,12 +303,12 @@ int pb_outbuf__flush(pb_outbuf *o)
 {
     if (o->rc || o->n == 0)
         return o->rc;
-    int r = o->fn(o->payload, o->buf, o->n);
+    int r = o->fn(o->payload, o->buf, o->n, o->err);
     o->n = 0;
     if (r) {
+        /* The sink's own message stays (first wins); this one is for a sink that set none. */
         int code = r < 0 ? r : PB_ECANCELLED;
-        o->rc =
-            pb_error_set(o->err, code, "sqldiff: the output callback stopped the stream (%d)", r);
+        o->rc = pb_error_set(o->err, code, "sqldiff: the output sink stopped the stream (%d)", r);
     }
     return o->rc;
 }
@@ -347,10 +347,10 @@ void pb_outbuf__dispose(pb_outbuf *o)
     o->buf = NULL;
 }
 
-int pb_sqldiff_write_file(void *file, const void *data, size_t n)
+int pb_sqldiff_write_file(void *file, const void *data, size_t n, pb_error *err)
 {
     FILE *f = file;
     if (!f || fwrite(data, 1, n, f) != n)
-        return PB_EIO;
+        return pb_error_set(err, PB_EIO, "sqldiff: short write");
     return 0;
 }

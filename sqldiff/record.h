@@ -1,8 +1,8 @@
 /*
  * record.h: the session RECORD encoding of SQLite values (internal to sqldiff/): varints, field
  * encoding from a statement row, decoding, SQLite's comparison order, growable buffers with a
- * maximum, and the chunked output buffer behind every pb_output_fn stream.
- * Prerequisites: SQLite headers; nothing from engine/ but the error model.
+ * maximum, and the chunked output buffer behind every stream to a pb_sink_fn.
+ * Prerequisites: SQLite headers; base/ only (the error model).
  */
 #ifndef PB_SQLDIFF_RECORD_H
 #define PB_SQLDIFF_RECORD_H
@@ -88,7 +88,7 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_e
  * handed to `fn` when it fills; pieces larger than the buffer go out directly, in chunks.
  */
 typedef struct pb_outbuf {
-    pb_output_fn fn;
+    pb_sink_fn fn;
     void *payload;
     uint8_t *buf; /* PB_SQLDIFF_CHUNK bytes */
     size_t n;
@@ -97,7 +97,7 @@ typedef struct pb_outbuf {
     pb_error *err;
 } pb_outbuf;
 
-int pb_outbuf__init(pb_outbuf *o, pb_output_fn fn, void *payload, pb_error *err);
+int pb_outbuf__init(pb_outbuf *o, pb_sink_fn fn, void *payload, pb_error *err);
 /** Appends bytes; a no-op once an error is recorded. Returns o->rc. */
 int pb_outbuf__put(pb_outbuf *o, const void *data, size_t n);
 int pb_outbuf__byte(pb_outbuf *o, uint8_t c);

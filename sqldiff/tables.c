@@ -1,8 +1,9 @@
 /*
  * tables.c: enumerates the tables a diff or checksum covers, reads their columns and primary
  * keys, checks that two DBs agree on them, and builds the ordered SELECTs both read through.
- * Role: the schema side of sqldiff/; the row side is rowsrc.c. Prerequisites: SQLite >= 3.37,
- * the compatibility layer (pb_compat_open), so that Plex DBs' collations and modules resolve.
+ * Role: the schema side of sqldiff/; the row side is rowsrc.c. Prerequisites: SQLite >= 3.37.
+ * Every DB is opened through the caller's pb_sqldiff_open_fn (default: a plain read-only open),
+ * so that a DB whose schema needs collations or modules registered can be read.
  *
  * Candidates are the ordinary tables of the main schema except the internal `sqlite_*` tables
  * (sqlite_sequence and sqlite_stat1 among them), virtual tables, and their shadow tables:
@@ -15,7 +16,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "plexburst/compat.h"
+#include "fs.h"
 #include "tables.h"
 
 /* Page cache of each read-only connection: the scans are sequential, so a small cache does. */
@@ -27,21 +28,47 @@ static int sql_error(pb_error *err, sqlite3 *db, int rc, const char *what)
                          db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
-/* The one place that opens a DB: Plex's collations and modules registered, busy timeout. */
-static int open_readonly(sqlite3 **out, const char *path, pb_error *err)
+int pb_sqldiff_open_default(sqlite3 **out, const char *path, void *payload, pb_error *err)
 {
-    return pb_compat_open(out, path, PB_OPEN_READONLY | PB_OPEN_NOMUTEX, err);
+    (void)payload;
+    *out = NULL;
+    if (!pb_fs_exists(path))
+        return pb_error_set(err, PB_ENOTFOUND, "sqldiff: %s does not exist", path);
+    sqlite3 *db = NULL;
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_busy_timeout(db, PB_SQLDIFF_BUSY_MS);
+    if (rc != SQLITE_OK) {
+        int error = sql_error(err, db, rc, path);
+        sqlite3_close(db);
+        return error;
+    }
+    *out = db;
+    return 0;
 }
 
-int pb_tables__open(sqlite3 **out, int *utf8, const char *path, int utf8_only, pb_error *err)
+void pb_diff_options_init(pb_diff_options *opts)
+{
+    const pb_diff_options init = PB_DIFF_OPTIONS_INIT;
+    *opts = init;
+}
+
+int pb_tables__open(sqlite3 **out, int *utf8, const char *path, const pb_diff_options *opts,
+                    int utf8_only, pb_error *err)
 {
     int error = 0, rc;
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
     char pragma[64];
+    pb_sqldiff_open_fn open_fn = pb_sqldiff_open_default;
+    void *open_payload = NULL;
 
     *out = NULL;
-    if ((error = open_readonly(&db, path, err)) < 0)
+    if (opts && opts->version >= 2 && opts->open) {
+        open_fn = opts->open;
+        open_payload = opts->open_payload;
+    }
+    if ((error = open_fn(&db, path, open_payload, err)) < 0)
         goto done;
     snprintf(pragma, sizeof(pragma), "PRAGMA cache_size=-%d", PB_READ_CACHE_KIB);
     rc = sqlite3_exec(db, pragma, NULL, NULL, NULL);

@@ -30,11 +30,13 @@ typedef struct pb_tablelist {
 } pb_tablelist;
 
 /**
- * Opens `path` read-only for reading (busy timeout, bounded page cache) and starts one read
- * transaction so that every later statement sees the same snapshot. `*utf8` tells whether the
- * DB stores text as UTF-8; `utf8_only` refuses other DBs (PB_EINVALID).
+ * Opens `path` for reading through `opts->open` (default pb_sqldiff_open_default), bounds its
+ * page cache and starts one read transaction so that every later statement sees the same
+ * snapshot. `*utf8` tells whether the DB stores text as UTF-8; `utf8_only` refuses other DBs
+ * (PB_EINVALID).
  */
-int pb_tables__open(sqlite3 **out, int *utf8, const char *path, int utf8_only, pb_error *err);
+int pb_tables__open(sqlite3 **out, int *utf8, const char *path, const pb_diff_options *opts,
+                    int utf8_only, pb_error *err);
 
 /** Closes a connection from pb_tables__open (NULL is fine). */
 void pb_tables__close(sqlite3 *db);

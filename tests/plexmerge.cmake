@@ -1,4 +1,4 @@
-# The Plex merge (engine/plexmerge.c and friends): path mapping, the Plex policy and the guards
+# The Plex merge (engine/plex/plexmerge.c and friends): path mapping, the Plex policy and the guards
 # (unit); pb_plex_merge/pb_plex_diff over hand-made and mkplex DBs, both write paths (in-process
 # and a sqlite3 stand-in engine with plexcompat), backups, bad inputs (integration); the diff and
 # merge commands (cli). Run them with `ctest -R plexmerge`.

@@ -87,9 +87,9 @@ static const char *scratch(const char *tag)
     return d;
 }
 
-static int cs_out(void *payload, const void *data, size_t n)
+static int cs_out(void *payload, const void *data, size_t n, pb_error *err)
 {
-    return mem_out(payload, data, n, NULL);
+    return mem_out(payload, data, n, err);
 }
 
 static void make_changeset(void)

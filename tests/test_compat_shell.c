@@ -1,7 +1,7 @@
 /*
  * test_compat_shell.c (integration): the STOCK sqlite3 shell (/usr/bin/sqlite3) on a DB built
  * from the full Plex schema (fixtures/plex-schema.sql): without the plexcompat extension the
- * writes and checks that real Plex DBs break on fail as documented (PLEX.md §4.2); with
+ * writes and checks that real Plex DBs break on fail as documented (docs/compat.md); with
  * `-cmd '.load <build>/plexcompat'` they work. Also runs SQL scripts through the command lines
  * of pb_plex_engine_argv (a sqlite3 stand-in and a fake "Plex SQLite"), and `plexburst check`.
  * Skipped when /usr/bin/sqlite3 is missing.

@@ -8,7 +8,7 @@
  * hand-encoded section for the keyless table, as our diff encodes them), merges them into a copy
  * of live and checks the result against a hand-checked scenario and, over many seeds, against an
  * independent oracle that works row by row from the three DBs (not from the changesets).
- * Also: dry run, errors leave the live DB unchanged, crash recovery (fork + PB_TEST_CRASH_AFTER),
+ * Also: dry run, errors leave the live DB unchanged, crash recovery (fork + the after_write hook),
  * and, with the argument `script`, script mode run by the stock sqlite3 shell with the plexcompat
  * extension; with `bench`, a timing against sqlite3changeset_apply_v2 on a ~20k record change.
  * Prerequisites: cmocka, the session extension; for `script`, /usr/bin/sqlite3 and the built
@@ -2357,6 +2357,16 @@ static void test_errors_leave_live_unchanged(void **state)
 
 /* Runs a merge in a child killed after `k` writes; returns 1 when the kill left changes in the
  * files for SQLite to roll back (main DB file modified, or a WAL with frames). */
+/* The crash hook: SIGKILL right after the k-th record written. */
+static uint64_t g_crash_k;
+
+static void crash_after_write(uint64_t writes, void *payload)
+{
+    (void)payload;
+    if (writes == g_crash_k)
+        raise(SIGKILL);
+}
+
 static int crash_run(scen *s, const char *mode, uint64_t k, const char *want_dump,
                      const char *merged_dump)
 {
@@ -2376,9 +2386,7 @@ static int crash_run(scen *s, const char *mode, uint64_t k, const char *want_dum
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
-        char n[32];
-        snprintf(n, sizeof(n), "%llu", (unsigned long long)k);
-        setenv("PB_TEST_CRASH_AFTER", n, 1);
+        g_crash_k = k;
         sqlite3 *db = NULL;
         pb_error e = PB_ERROR_INIT;
         if (pb_compat_open(&db, m, 0, &e) != 0)
@@ -2391,6 +2399,7 @@ static int crash_run(scen *s, const char *mode, uint64_t k, const char *want_dum
         pb_merge_input in[2] = {{"main", s->cs}, {"blobs", s->cs_b}};
         pb_merge_policy pol = t_policy();
         pb_merge_options o = PB_MERGE_OPTIONS_INIT;
+        o.after_write = crash_after_write;
         pb_merge_stats st;
         int rc = pb_merge_apply(db, in, 2, &pol, &o, &st, &e);
         sqlite3_close(db);

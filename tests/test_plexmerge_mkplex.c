@@ -116,7 +116,7 @@ static void test_mkplex_merge(void **state)
 #define DB  "/Plug-in Support/Databases/com.plexapp.plugins.library.db"
 #define BDB "/Plug-in Support/Databases/com.plexapp.plugins.library.blobs.db"
 
-/* The url companion written independently of engine/extradata.c: sorted keys, unreserved
+/* The url companion written independently of engine/plex/extradata.c: sorted keys, unreserved
  * characters literal, %XX otherwise, non-strings empty (fixtures/db.c writes it this way). */
 static void url_of(json_t *o, char *out, size_t cap)
 {

@@ -1,7 +1,7 @@
 /*
- * test_plexmerge_unit.c: path mapping (engine/pathmap.c), the Plex policy read from a schema
- * (engine/plexpolicy.c), the per-key merge of extra_data (engine/extradata.c, and through the
- * policy's merge_column) and the deletion guard's verdicts (engine/guards.c).
+ * test_plexmerge_unit.c: path mapping (engine/plex/pathmap.c), the Plex policy read from a schema
+ * (engine/plex/policy.c), the per-key merge of extra_data (engine/plex/extradata.c, and through the
+ * policy's merge_column) and the deletion guard's verdicts (engine/plex/guards.c).
  * Prerequisites: fixtures/plex-schema.sql (PB_SOURCE_DIR), the compatibility layer.
  */
 #include <stdio.h>

@@ -74,8 +74,9 @@ typedef struct membuf {
     int calls;
 } membuf;
 
-static int mem_out(void *payload, const void *data, size_t n)
+static int mem_out(void *payload, const void *data, size_t n, pb_error *err)
 {
+    (void)err;
     membuf *m = payload;
     if (m->n + n > m->cap) {
         m->cap = (m->n + n) * 2;
@@ -1008,7 +1009,7 @@ static void check_round_trip(const char *dir, unsigned seed)
         membuf ex;
         memset(&ex, 0, sizeof(ex));
         pb_error_clear(&err);
-        if (pb_changeset_expand(NULL, pspath, base, mem_out, &ex, &err) != 0)
+        if (pb_changeset_expand(NULL, pspath, base, NULL, mem_out, &ex, &err) != 0)
             fail_msg("seed %u: expand failed: %s", seed, err.msg);
         assert_int_equal(ex.n, cs.n);
         assert_memory_equal(ex.p, cs.p, cs.n);
@@ -1017,7 +1018,7 @@ static void check_round_trip(const char *dir, unsigned seed)
         if (st.deleted > 0) {
             memset(&ex, 0, sizeof(ex));
             pb_error_clear(&err);
-            assert_int_equal(pb_changeset_expand(NULL, pspath, target, mem_out, &ex, &err),
+            assert_int_equal(pb_changeset_expand(NULL, pspath, target, NULL, mem_out, &ex, &err),
                              PB_ECORRUPT);
             assert_non_null(strstr(err.msg, "the base lacks"));
             free(ex.p);
@@ -1249,10 +1250,11 @@ static int skip_extra(const char *table, void *payload)
     return strcmp(table, "extra") != 0;
 }
 
-static int failing_out(void *payload, const void *data, size_t n)
+static int failing_out(void *payload, const void *data, size_t n, pb_error *err)
 {
     (void)data;
     (void)n;
+    (void)err;
     return *(int *)payload;
 }
 

@@ -77,13 +77,15 @@ void pb_apply_result_dispose(pb_apply_result *r)
 int pb_baseline_compute(pb_baseline *out, const char *db, const char *blobs, pb_error *err)
 {
     pb_checksum c;
+    pb_diff_options copts = PB_DIFF_OPTIONS_INIT;
     int error;
     memset(out, 0, sizeof(*out));
-    if ((error = pb_sqldiff_checksum(&c, db, NULL, err)) < 0)
+    copts.open = pb_compat_open_reader;
+    if ((error = pb_sqldiff_checksum(&c, db, &copts, err)) < 0)
         return error;
     memcpy(out->main, c.digest, 16);
     if (blobs) {
-        if ((error = pb_sqldiff_checksum(&c, blobs, NULL, err)) < 0)
+        if ((error = pb_sqldiff_checksum(&c, blobs, &copts, err)) < 0)
             return error;
         memcpy(out->blobs, c.digest, 16);
         out->has_blobs = 1;

@@ -1105,11 +1105,12 @@ typedef struct cs_feed {
     int error; /* the reader's or the extract file's error, kept as the root cause */
 } cs_feed;
 
-static int cs_input(void *payload, void *data, size_t *n)
+static int cs_input(void *payload, void *data, size_t cap, size_t *n, pb_error *unused)
 {
+    (void)unused; /* the validator's error is its own; the reader's goes to f->err */
     cs_feed *f = payload;
     size_t got = 0;
-    int error = pb_bundle__reader_read(f->r, data, *n, &got, f->err);
+    int error = pb_bundle__reader_read(f->r, data, cap, &got, f->err);
     if (error < 0) {
         f->error = error;
         return error;

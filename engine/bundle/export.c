@@ -941,6 +941,7 @@ static int diff_one(build *b, const pb_plex_policy *pol, const char *schema, con
 
     dopts.include = include_table;
     dopts.include_payload = &ic;
+    dopts.open = pb_compat_open_reader;
     if (!(f = fopen(raw, "wb")))
         return pb_error_errno(err, "export: cannot write %s", raw);
     error = pb_sqldiff_diff(&ds, base, cloud, &dopts, pb_sqldiff_write_file, f, err);

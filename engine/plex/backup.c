@@ -2,7 +2,7 @@
  * backup.c: backups of the live Plex DB pair with SQLite's online backup API, and their rotation
  * (see backup.h).
  * Role: taken right before the merge writes, so that the state before any plexburst write can be
- * restored. The backup API copies a consistent snapshot even while Plex runs (PLEX.md §4.2).
+ * restored. The backup API copies a consistent snapshot even while Plex runs.
  * Prerequisites: a writable backup directory; nothing Plex-specific beyond file names.
  */
 #include <dirent.h>

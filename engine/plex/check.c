@@ -1,5 +1,5 @@
 /*
- * plexcheck.c: `plexburst check` in the library (include/plexburst/plex.h): reads a Plex data
+ * check.c: `plexburst check` in the library (include/plexburst/plex.h): reads a Plex data
  * dir's library DBs read-only and reports schema version, integrity, row counts, whether FTS
  * finds an item by its title, and which Plex SQLite engine is installed.
  * Role: the first thing to run on a new host; also a health check before and after a merge.
@@ -14,7 +14,9 @@
 
 #include <sqlite3.h>
 
+#include "plexburst/compat.h"
 #include "plexburst/plex.h"
+#include "plexdir.h"
 #include "plexengine.h"
 
 static const char *const count_tables[PB_PLEX_CHECK_NCOUNTS] = {
@@ -182,22 +184,39 @@ static void check_main(sqlite3 *db, pb_plex_check_result *r)
     r->ok = ok;
 }
 
+/* Opens the data dir once (pb_plexdir) and takes the DB paths from it. */
+static int locate(pb_plex_check_result *out, const char *plex_dir, pb_error *err)
+{
+    pb_plexdir d = {0};
+    pb_error derr = PB_ERROR_INIT;
+    int error = pb_plexdir_open(&d, plex_dir, &derr);
+    if (error == PB_ENOTFOUND)
+        error = pb_error_set(err, PB_ENOTFOUND, "check: no Plex library DB at %s/%s", plex_dir,
+                             PB_PLEX_DB_REL);
+    else if (error < 0)
+        error = pb_error_setd(err, error, derr.dep_code, "check: %s", derr.msg);
+    else if (!(out->main_path = strdup(d.main_db)) || !(out->blobs_path = strdup(d.blobs_db)))
+        error = pb_error_set(err, PB_ENOMEM, "check: out of memory");
+    else if (!file_exists(out->main_path))
+        error = pb_error_set(err, PB_ENOTFOUND, "check: no Plex library DB at %s", out->main_path);
+    pb_plexdir_dispose(&d);
+    return error;
+}
+
 int pb_plex_check(pb_plex_check_result *out, const char *plex_dir, const char *plex_sqlite,
                   pb_error *err)
 {
     sqlite3 *db = NULL, *blobs = NULL;
     pb_error eng_err = PB_ERROR_INIT;
-    int error = 0, n;
+    int error = 0;
 
-    if (!out || !plex_dir || !*plex_dir)
-        return pb_error_set(err, PB_EINVALID, "check: no Plex data dir");
+    if (!out)
+        return pb_error_set(err, PB_EINVALID, "check: no result");
     memset(out, 0, sizeof(*out));
-    n = snprintf(out->main_path, sizeof(out->main_path), "%s/%s", plex_dir, PB_PLEX_DB_REL);
-    if (n < 0 || (size_t)n >= sizeof(out->main_path))
-        return pb_error_set(err, PB_EINVALID, "check: Plex data dir path too long");
-    snprintf(out->blobs_path, sizeof(out->blobs_path), "%s/%s", plex_dir, PB_PLEX_BLOBS_REL);
-    if (!file_exists(out->main_path))
-        return pb_error_set(err, PB_ENOTFOUND, "check: no Plex library DB at %s", out->main_path);
+    if (!plex_dir || !*plex_dir)
+        return pb_error_set(err, PB_EINVALID, "check: no Plex data dir");
+    if ((error = locate(out, plex_dir, err)) < 0)
+        return error;
 
     error = pb_compat_open(&db, out->main_path, PB_OPEN_READONLY, err);
     if (error)
@@ -217,7 +236,10 @@ int pb_plex_check(pb_plex_check_result *out, const char *plex_dir, const char *p
         plex_sqlite != NULL || (getenv(PB_PLEX_ENGINE_ENV) && *getenv(PB_PLEX_ENGINE_ENV));
     if (pb_plex_engine_find(&out->engine, plex_sqlite, &eng_err) != 0) {
         memset(&out->engine, 0, sizeof(out->engine));
-        snprintf(out->engine_detail, sizeof(out->engine_detail), "%s", eng_err.msg);
+        if (!(out->engine_detail = strdup(eng_err.msg))) {
+            error = pb_error_set(err, PB_ENOMEM, "check: out of memory");
+            goto done;
+        }
         if (out->engine_configured)
             out->ok = 0; /* a configured engine must exist */
     }
@@ -225,4 +247,14 @@ done:
     sqlite3_close(blobs);
     sqlite3_close(db);
     return error;
+}
+
+void pb_plex_check_result_dispose(pb_plex_check_result *r)
+{
+    if (!r)
+        return;
+    free(r->main_path);
+    free(r->blobs_path);
+    free(r->engine_detail);
+    memset(r, 0, sizeof(*r));
 }

@@ -1,5 +1,5 @@
 /*
- * plexcompat.c: the Plex-SQLite compatibility layer: the `icu_root` and `naturalsort` collations,
+ * compat.c: the Plex-SQLite compatibility layer: the `icu_root` and `naturalsort` collations,
  * the FTS3/FTS4 tokenizer `collating` and a read-only `spellfix1` module, built on ICU.
  * Role: lets stock SQLite open, check and write real Plex DBs (include/plexburst/compat.h). The
  * same file is compiled twice: into libplexburst (pb_compat_register, pb_compat_open), and with
@@ -764,7 +764,7 @@ int pb_compat_open(sqlite3 **out, const char *path, int flags, pb_error *err)
         goto done;
     }
     sqlite3_extended_result_codes(db, 1);
-    sqlite3_busy_timeout(db, 30000);
+    sqlite3_busy_timeout(db, PB_COMPAT_BUSY_MS);
     error = pb_compat_register(db, err);
     if (error)
         goto done;
@@ -779,6 +779,12 @@ int pb_compat_open(sqlite3 **out, const char *path, int flags, pb_error *err)
 done:
     sqlite3_close(db);
     return error;
+}
+
+int pb_compat_open_reader(sqlite3 **out, const char *path, void *payload, pb_error *err)
+{
+    (void)payload;
+    return pb_compat_open(out, path, PB_OPEN_READONLY | PB_OPEN_NOMUTEX, err);
 }
 
 #endif

@@ -1,45 +1,32 @@
 /*
- * extradata.c: Plex `extra_data` values (engine/extradata.h): the `url` companion key and the
+ * extradata.c: Plex `extra_data` values (extradata.h): the `url` companion key and the
  * 3-way merge per JSON key that the Plex merge policy uses when both sides changed the column.
  * Role: a cloud run adds analysis keys (ms:musicAnalysisVersion, ln:*, mi:indexes) to extra_data;
  * when the home changed the same column meanwhile, the column-level 3-way rule would keep the
  * home value and lose them. Merging per key keeps both.
- * Prerequisites: jansson. The url format follows mkplex (fixtures/db.c, mk_extra_dump) and
- * PLEX.md §3.2 ("a url key holding the same data URL-encoded").
+ * Prerequisites: jansson. The url format follows mkplex (fixtures/db.c, mk_extra_dump): a `url`
+ * key holding the same data URL-encoded.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "extradata.h"
 #include "plexburst/errors.h"
 
-#define URL_KEY "url"
+#define URL_KEY       "url"
+#define EXTRA_URL_MAX ((size_t)1 << 30) /* bounded by the DB value it is built from */
 
+/* A text buffer with a sticky out-of-memory flag, so that the encoders need not check each put. */
 typedef struct sbuf {
-    char *p;
-    size_t n, cap;
+    pb_buf b;
     int oom;
 } sbuf;
 
 static void sb_put(sbuf *b, const char *s, size_t n)
 {
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 256;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
+    if (!b->oom && pb_buf_put(&b->b, s, n, NULL) < 0)
+        b->oom = 1;
 }
 
 /* Percent-encoding as mkplex's mk_urlencode: unreserved characters literal. */
@@ -68,7 +55,7 @@ char *pb_extra_data_url(const json_t *obj)
     size_t n = 0, k = 0;
     const char *key;
     json_t *v;
-    sbuf b = {0};
+    sbuf b = {PB_BUF_INIT(EXTRA_URL_MAX), 0};
     n = json_object_size(obj);
     const char **keys = malloc((n ? n : 1) * sizeof(*keys));
     if (!keys)
@@ -91,10 +78,10 @@ char *pb_extra_data_url(const json_t *obj)
     }
     free(keys);
     if (b.oom) {
-        free(b.p);
+        pb_buf_dispose(&b.b);
         return NULL;
     }
-    return b.p;
+    return pb_buf_detach(&b.b);
 }
 
 /* An object from text; NULL when it is not one (or out of memory). `empty_ok`: NULL or "" is an

@@ -1,7 +1,7 @@
 /*
  * extradata.h (internal): Plex's `extra_data` column values: a JSON object of namespaced keys
  * (`at:`, `pv:`, `ma:`, `ln:`, `ms:`, `mi:`, ...) plus a `url` key that mirrors the other keys
- * URL-encoded (PLEX.md §3.2). The Plex policy (plexpolicy.c) merges them key by key when the home
+ * URL-encoded. The Plex policy (policy.c) merges them key by key when the home
  * and the cloud both changed one, so that analysis keys the cloud added survive a home edit.
  * Prerequisites: jansson.
  */

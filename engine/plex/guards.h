@@ -5,7 +5,7 @@
  *   and the whole set) and has the same tables and columns (in order, with types and PK flags);
  * - deletion guard: no library section loses more than max_delete_pct of its metadata_items or
  *   media_parts (a cloud mount that failed makes Plex delete most of a section).
- * Role: engine/plexmerge.c runs them before anything is written.
+ * Role: plexmerge.c runs them before anything is written.
  */
 #ifndef PB_GUARDS_H
 #define PB_GUARDS_H

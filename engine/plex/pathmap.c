@@ -1,5 +1,5 @@
 /*
- * pathmap.c: prefix mapping of Plex paths between servers (plexburst/plexmerge.h, pb_pathmap_*).
+ * pathmap.c: prefix mapping of Plex paths between servers (plexburst/pathmap.h).
  * Role: the merge policy's map_text (cloud -> home paths in the four Plex path columns) and, with
  * pb_pathmap_invert, the sync's home -> cloud direction. Reads `path_mappings.json` (the prior
  * scripts' format, `{"mappings": {"/old": "/new"}}`) with jansson.
@@ -11,7 +11,9 @@
 #include <string.h>
 #include <jansson.h>
 
-#include "plexburst/plexmerge.h"
+#include "buf.h"
+#include "fs.h"
+#include "plexburst/pathmap.h"
 
 typedef struct pm_entry {
     char *from, *to;
@@ -23,8 +25,10 @@ struct pb_pathmap {
     size_t n, cap;
 };
 
-#define FILE_SCHEME     "file://"
-#define FILE_SCHEME_LEN 7
+#define FILE_SCHEME       "file://"
+#define FILE_SCHEME_LEN   7
+#define PATHMAP_FILE_MAX  ((size_t)1 << 24) /* path_mappings.json: 16 MiB */
+#define PATHMAP_VALUE_MAX ((size_t)1 << 30) /* a mapped value (bounded by the DB value) */
 
 static int is_sep(char c)
 {
@@ -154,56 +158,28 @@ done:
 int pb_pathmap_load(pb_pathmap **out, const char *json_path, pb_error *err)
 {
     int error = 0;
-    FILE *f = NULL;
     char *buf = NULL;
-    size_t len = 0, cap = 0;
+    size_t len = 0;
+    pb_error fe = PB_ERROR_INIT;
 
     if (!out || !json_path)
         return pb_error_set(err, PB_EINVALID, "path map: no file");
     *out = NULL;
-    f = fopen(json_path, "rb");
-    if (!f) {
-        if (errno == ENOENT)
-            return pb_error_set(err, PB_ENOTFOUND, "path map: %s: no such file", json_path);
-        return pb_error_errno(err, "path map: cannot open %s", json_path);
-    }
-    for (;;) {
-        if (len == cap) {
-            if (cap >= (1u << 24)) {
-                error =
-                    pb_error_set(err, PB_EINVALID, "path map: %s is larger than 16 MiB", json_path);
-                goto done;
-            }
-            size_t ncap = cap ? cap * 2 : 4096;
-            char *nb = realloc(buf, ncap);
-            if (!nb) {
-                error = pb_error_set(err, PB_ENOMEM, "path map: out of memory");
-                goto done;
-            }
-            buf = nb;
-            cap = ncap;
-        }
-        size_t got = fread(buf + len, 1, cap - len, f);
-        len += got;
-        if (got == 0) {
-            if (ferror(f)) {
-                error = pb_error_errno(err, "path map: cannot read %s", json_path);
-                goto done;
-            }
-            break;
-        }
-    }
-    error = pb_pathmap_parse(out, buf ? buf : "", len, err);
+    error = pb_fs_read_file(&buf, &len, json_path, PATHMAP_FILE_MAX, &fe);
+    if (error == PB_ENOTFOUND)
+        return pb_error_set(err, PB_ENOTFOUND, "path map: %s: no such file", json_path);
+    if (error == PB_ENOMEM && pb_fs_size(json_path) > PATHMAP_FILE_MAX)
+        return pb_error_set(err, PB_EINVALID, "path map: %s is larger than 16 MiB", json_path);
+    if (error < 0)
+        return pb_error_setd(err, error, fe.dep_code, "path map: %s", fe.msg);
+    error = pb_pathmap_parse(out, buf, len, err);
     if (error && err && err->code == error && strncmp(err->msg, "path map: ", 10) == 0) {
         /* name the file in the message */
         char tail[sizeof(err->msg)];
         snprintf(tail, sizeof(tail), "%s", err->msg + 10);
         snprintf(err->msg, sizeof(err->msg), "path map: %.200s: %.280s", json_path, tail);
     }
-done:
     free(buf);
-    if (f)
-        fclose(f);
     return error;
 }
 
@@ -267,32 +243,22 @@ static const pm_entry *best_match(const pb_pathmap *pm, const char *s, size_t n)
     return best;
 }
 
-/* A growable output buffer. */
+/* An output buffer with a sticky out-of-memory flag, so that the encoders need not check each
+ * put. */
 typedef struct obuf {
-    char *p;
-    size_t n, cap;
+    pb_buf b;
     int oom;
 } obuf;
 
+#define OBUF_INIT                                                                                  \
+    {                                                                                              \
+        PB_BUF_INIT(PATHMAP_VALUE_MAX), 0                                                          \
+    }
+
 static void ob_put(obuf *b, const char *s, size_t n)
 {
-    if (b->oom)
-        return;
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 64;
-        while (cap < b->n + n + 1)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p) {
-            b->oom = 1;
-            return;
-        }
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
+    if (!b->oom && pb_buf_put(&b->b, s, n, NULL) < 0)
+        b->oom = 1;
 }
 
 /* Appends the replacement of a matched prefix, joining it to `rest` with exactly one separator
@@ -362,13 +328,13 @@ static void put_replacement(obuf *b, const pm_entry *e, const char *rest, size_t
 static int finish(obuf *b, char **out, size_t *out_n)
 {
     if (b->oom) {
-        free(b->p);
+        pb_buf_dispose(&b->b);
         return PB_ENOMEM;
     }
-    *out = b->p;
     if (out_n)
-        *out_n = b->n;
-    return 1;
+        *out_n = b->b.len;
+    *out = pb_buf_detach(&b->b);
+    return *out ? 1 : PB_ENOMEM;
 }
 
 static int map_plain(const pb_pathmap *pm, const char *in, size_t n, char **out, size_t *out_n)
@@ -376,7 +342,7 @@ static int map_plain(const pb_pathmap *pm, const char *in, size_t n, char **out,
     const pm_entry *e = best_match(pm, in, n);
     if (!e)
         return 0;
-    obuf b = {0};
+    obuf b = OBUF_INIT;
     put_replacement(&b, e, in + e->flen, n - e->flen, 0);
     return finish(&b, out, out_n);
 }
@@ -398,7 +364,7 @@ static int map_url(const pb_pathmap *pm, const char *in, size_t n, char **out, s
         const pm_entry *e = best_match(pm, enc, en);
         if (!e)
             return 0;
-        obuf b = {0};
+        obuf b = OBUF_INIT;
         ob_put(&b, FILE_SCHEME, FILE_SCHEME_LEN);
         put_replacement(&b, e, enc + e->flen, en - e->flen, 0);
         return finish(&b, out, out_n);
@@ -425,7 +391,7 @@ static int map_url(const pb_pathmap *pm, const char *in, size_t n, char **out, s
     int rc = 0;
     const pm_entry *e = best_match(pm, dec, dn);
     if (e) {
-        obuf b = {0};
+        obuf b = OBUF_INIT;
         size_t at = off[e->flen];
         ob_put(&b, FILE_SCHEME, FILE_SCHEME_LEN);
         put_replacement(&b, e, enc + at, en - at, 1);

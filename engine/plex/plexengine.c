@@ -3,7 +3,7 @@
  * builds the command line that runs a SQL script through it, and runs it.
  * Role: Plex's engine has the real icu_root collation and collating tokenizer, so plexburst
  * prefers it for the final write into a live Plex DB (docs/compat.md); without it the in-process
- * compatibility layer is used. Locations follow DBRepair's host list (PLEX.md §4.3).
+ * compatibility layer is used. Locations follow DBRepair's host list.
  * Prerequisites: POSIX (stat, access).
  */
 #include <errno.h>

@@ -3,12 +3,13 @@
  * the command line that runs a SQL script through the engine on a DB.
  * Role: the merge (plexmerge.c) and the journaled apply (apply.c) pipe their SQL script into the
  * engine's stdin; `plexburst check` reports it.
- * The public finder is pb_plex_engine_find() in include/plexburst/compat.h.
+ * The public finder is pb_plex_engine_find() in include/plexburst/plex_engine.h.
  */
 #ifndef PB_PLEXENGINE_H
 #define PB_PLEXENGINE_H
 
-#include "plexburst/compat.h"
+#include <stddef.h>
+#include "plexburst/plex_engine.h"
 
 /** Environment variable naming the engine (file or directory) when no path is configured. */
 #define PB_PLEX_ENGINE_ENV "PLEXBURST_PLEX_SQLITE"

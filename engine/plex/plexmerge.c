@@ -2,8 +2,8 @@
  * plexmerge.c: pb_plex_diff() and pb_plex_merge() (plexburst/plexmerge.h): the five phases of
  * merging a cloud run's rows into the live home Plex DB pair.
  * Role: the orchestration over the generic pieces: schema guard (guards.c), row diff
- * (sqldiff.h), report scan (report.c), deletion guard, backup (backup.c), 3-way merge under the
- * Plex policy (merge.h + plexpolicy.c), written by Plex's own engine through a generated SQL script
+ * (sqldiff.h), report scan (report_scan.c), deletion guard, backup (backup.c), 3-way merge under
+ * the Plex policy (merge.h + policy.c), written by Plex's own engine through a generated SQL script
  * (plexengine.h) or in-process through the compatibility layer.
  * Prerequisites: the DBs are Plex library (and blobs) DBs; for the merge Plex should be stopped
  * (the journal-mode switch that makes main + blobs atomic needs exclusive access; when it cannot
@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -27,15 +28,15 @@
 #include "plexburst/plexmerge.h"
 #include "plexburst/sqldiff.h"
 #include "backup.h"
+#include "clock.h"
 #include "guards.h"
 #include "plexengine.h"
 #include "policy.h"
 #include "report.h"
 #include "zstream.h"
 
-#define DEFAULT_MAX_DELETE_PCT 5.0
-#define DEFAULT_KEEP_BACKUPS   3
-/* The bytes.changeset_zstd figure: level 19 as the bundle's changesets are compressed (the
+/* The defaults (max_delete_pct 5, keep_backups 3) are in PB_PLEX_MERGE_OPTIONS_INIT.
+ * The bytes.changeset_zstd figure: level 19 as the bundle's changesets are compressed (the
  * cloud side), with the window capped at 1 MiB and the input size pledged, so that zstd sizes its
  * match tables to the changeset: about 18 MB at most on the home box instead of ~85 MB (level 19
  * alone), and the same bytes as plain level 19 for changesets below 1 MiB (docs/cli.md). */
@@ -47,18 +48,8 @@ void pb_plex_merge_options_init(pb_plex_merge_options *o)
 {
     if (!o)
         return;
-    memset(o, 0, sizeof(*o));
-    o->version = PB_PLEX_MERGE_OPTIONS_VERSION;
-    o->max_delete_pct = DEFAULT_MAX_DELETE_PCT;
-    o->keep_backups = DEFAULT_KEEP_BACKUPS;
-    o->zstd_level = DEFAULT_ZSTD_LEVEL;
-}
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+    const pb_plex_merge_options init = PB_PLEX_MERGE_OPTIONS_INIT;
+    *o = init;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -86,6 +77,25 @@ static void phase(run *x, int p)
     x->r->phase = p;
     if (x->o->on_phase)
         x->o->on_phase(p, x->o->phase_payload);
+}
+
+/* Test hook (tests only): when the environment variable PB_TEST_CRASH_AFTER is N > 0, the process
+ * raises SIGKILL right after the merge's N-th record written (executed, or rendered into the
+ * script on the engine path), to test crash recovery by SQLite's journal. */
+static unsigned long long g_crash_after;
+
+static void crash_after_write(uint64_t writes, void *payload)
+{
+    (void)payload;
+    if (writes == g_crash_after)
+        raise(SIGKILL);
+}
+
+static void crash_hook_install(pb_merge_options *mo)
+{
+    const char *crash = getenv("PB_TEST_CRASH_AFTER");
+    if (crash && *crash && (g_crash_after = strtoull(crash, NULL, 10)) > 0)
+        mo->after_write = crash_after_write;
 }
 
 static int check_options(run *x, pb_error *err)
@@ -261,6 +271,7 @@ static int get_changeset(run *x, const char *schema, const char *base, const cha
         pb_diff_stats ds;
         dopts.include = include_table;
         dopts.include_payload = &ic;
+        dopts.open = pb_compat_open_reader;
         if (!(f = fopen(raw, "wb")))
             return pb_error_errno(err, "merge: cannot write %s", raw);
         error = pb_sqldiff_diff(&ds, base, cloud, &dopts, pb_sqldiff_write_file, f, err);
@@ -469,24 +480,71 @@ static int script_header(run *x, FILE *f)
     return 0;
 }
 
+/* The inputs and options of the 3-way merge, and its counts. */
+typedef struct merge_call {
+    pb_merge_input inputs[2];
+    size_t ninputs;
+    pb_merge_options mo;
+    pb_merge_stats *stats;
+} merge_call;
+
+/* Decides against the live pair opened read-only and writes the merge as a SQL script
+ * (x->script), with the engine's preamble when `header`. */
+static int write_script(run *x, merge_call *m, int header, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    sqlite3 *live = NULL;
+    FILE *script = NULL;
+    int error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 0, "home blobs", err);
+    if (error)
+        goto done;
+    if (!(script = fopen(x->script, "w"))) {
+        error = pb_error_errno(err, "merge: cannot write %s", x->script);
+        goto done;
+    }
+    if (header && script_header(x, script) != 0) {
+        error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
+        goto done;
+    }
+    m->mo.script = script;
+    error = pb_merge_apply(live, m->inputs, m->ninputs, pb_plex_policy_merge(x->pol), &m->mo,
+                           m->stats, err);
+    m->mo.script = NULL;
+done:
+    sqlite3_close(live);
+    if (script && fclose(script) != 0 && !error)
+        error = pb_error_errno(err, "merge: cannot write %s", x->script);
+    return error;
+}
+
+/* Writes the live pair in-process, through the compatibility layer. */
+static int merge_in_process(run *x, merge_call *m, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    sqlite3 *live = NULL;
+    int error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 1, "home blobs", err);
+    if (!error)
+        error = pb_merge_apply(live, m->inputs, m->ninputs, pb_plex_policy_merge(x->pol), &m->mo,
+                               m->stats, err);
+    sqlite3_close(live);
+    return error;
+}
+
 static int phase_merge(run *x, const char *main_cs, const char *blobs_cs, pb_error *err)
 {
     const pb_plex_merge_options *o = x->o;
     pb_plex_report *r = x->r;
     int error = 0, use_engine;
-    sqlite3 *live = NULL;
-    FILE *script = NULL;
-    pb_merge_stats *stats = NULL;
     pb_plex_engine e;
     journals j;
-    pb_merge_input inputs[2] = {{"main", main_cs}, {"blobs", blobs_cs}};
-    size_t ninputs = x->blobs ? 2 : 1;
-    pb_merge_options mo = PB_MERGE_OPTIONS_INIT;
+    merge_call m = {
+        {{"main", main_cs}, {"blobs", blobs_cs}}, x->blobs ? 2 : 1, PB_MERGE_OPTIONS_INIT, NULL};
 
     memset(&j, 0, sizeof(j));
-    mo.on_action = on_action;
-    mo.action_payload = x;
-    if (!(stats = calloc(1, sizeof(*stats))))
+    m.mo.on_action = on_action;
+    m.mo.action_payload = x;
+    crash_hook_install(&m.mo);
+    if (!(m.stats = calloc(1, sizeof(*m.stats))))
         return pb_error_set(err, PB_ENOMEM, "merge: out of memory");
     if ((use_engine = pb_plex_engine_resolve(&e, o->engine, o->plex_sqlite, err)) < 0) {
         error = use_engine;
@@ -502,65 +560,24 @@ static int phase_merge(run *x, const char *main_cs, const char *blobs_cs, pb_err
         /* dry run: decide against the live DB opened read-only, script discarded */
         snprintf(r->engine, sizeof(r->engine), "none (dry run; would write with %.4150s)",
                  engine_desc);
-        if ((error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 0, "home blobs",
-                               err)) != 0)
-            goto done;
-        if (!(script = fopen(x->script, "w"))) {
-            error = pb_error_errno(err, "merge: cannot write %s", x->script);
-            goto done;
-        }
-        mo.script = script;
-        error =
-            pb_merge_apply(live, inputs, ninputs, pb_plex_policy_merge(x->pol), &mo, stats, err);
+        error = write_script(x, &m, 0, err);
         goto done;
     }
-
     snprintf(r->engine, sizeof(r->engine), "%s", engine_desc);
     journals_prepare(x, &j);
-    if (use_engine) {
-        if ((error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 0, "home blobs",
-                               err)) != 0)
-            goto done;
-        if (!(script = fopen(x->script, "w"))) {
-            error = pb_error_errno(err, "merge: cannot write %s", x->script);
-            goto done;
-        }
-        if (script_header(x, script) != 0) {
-            error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
-            goto done;
-        }
-        mo.script = script;
-        if ((error = pb_merge_apply(live, inputs, ninputs, pb_plex_policy_merge(x->pol), &mo, stats,
-                                    err)) != 0)
-            goto done;
-        sqlite3_close(live);
-        live = NULL;
-        if (fclose(script) != 0) {
-            script = NULL;
-            error = pb_error_errno(err, "merge: cannot write %s", x->script);
-            goto done;
-        }
-        script = NULL;
-        if ((error = run_engine(x, &e, err)) != 0)
-            goto done;
+    if (use_engine)
+        error = write_script(x, &m, 1, err);
+    if (use_engine && !error)
+        error = run_engine(x, &e, err);
+    else if (!use_engine)
+        error = merge_in_process(x, &m, err);
+    if (!error)
         r->merged = 1;
-    } else {
-        if ((error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 1, "home blobs",
-                               err)) != 0)
-            goto done;
-        if ((error = pb_merge_apply(live, inputs, ninputs, pb_plex_policy_merge(x->pol), &mo, stats,
-                                    err)) != 0)
-            goto done;
-        r->merged = 1;
-    }
 done:
-    if (script)
-        fclose(script);
-    sqlite3_close(live);
     journals_restore(&j);
-    if (pb_plex_report_add_merge(r, stats, x->pol) != 0 && !error)
+    if (pb_plex_report_add_merge(r, m.stats, x->pol) != 0 && !error)
         error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
-    free(stats);
+    free(m.stats);
     return error;
 }
 
@@ -579,13 +596,56 @@ static void default_backup_dir(const char *live, char *out, size_t cap)
         snprintf(out, cap, "%.*s/%s", (int)(slash - live), live, BACKUP_SUBDIR);
 }
 
+/* 1. The schema guard over every DB given. */
+static int phase_schema(run *x, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    pb_plex_db_set dbs = {o->base,
+                          o->cloud,
+                          o->live,
+                          x->blobs ? o->blobs_base : NULL,
+                          x->blobs ? o->blobs_cloud : NULL,
+                          x->blobs ? o->blobs_live : NULL};
+    return pb_plex_guard_schema(&x->r->schema, &dbs, err);
+}
+
+/* 3. The deletion guard: reported by a diff, enforced by a merge. */
+static int phase_guards(run *x, pb_error *err)
+{
+    pb_plex_report *r = x->r;
+    pb_error gerr = PB_ERROR_INIT;
+    int g = pb_plex_guard_deletion(&r->deletion, r->sections, r->nsections, x->o->max_delete_pct,
+                                   x->merge ? err : &gerr);
+    return x->merge ? g : 0;
+}
+
+/* 4. The backup of the live pair. */
+static int phase_backup(run *x, pb_error *err)
+{
+    const pb_plex_merge_options *o = x->o;
+    char dir[4096];
+    if (o->backup_dir && *o->backup_dir)
+        snprintf(dir, sizeof(dir), "%s", o->backup_dir);
+    else
+        default_backup_dir(o->live, dir, sizeof(dir));
+    return pb_plex_backup(x->r->backup_dir, sizeof(x->r->backup_dir), &x->r->backups_removed, dir,
+                          o->live, x->blobs ? o->blobs_live : NULL, o->keep_backups, err);
+}
+
+/* Announces a phase; returns its start time. */
+static double phase_start(run *x, int p)
+{
+    phase(x, p);
+    return pb_clock_ms();
+}
+
 static int run_all(run *x, pb_error *err)
 {
     const pb_plex_merge_options *o = x->o;
     pb_plex_report *r = x->r;
     int error = 0;
     const char *main_cs = NULL, *blobs_cs = NULL;
-    double t0 = now_ms(), t;
+    double t0 = pb_clock_ms(), t;
 
     if ((error = check_options(x, err)) != 0)
         goto done;
@@ -602,69 +662,39 @@ static int run_all(run *x, pb_error *err)
     if ((error = make_work(x, err)) != 0)
         goto done;
 
-    /* 1. schema guard */
-    phase(x, PB_PHASE_SCHEMA);
-    t = now_ms();
-    pb_plex_db_set dbs = {o->base,
-                          o->cloud,
-                          o->live,
-                          x->blobs ? o->blobs_base : NULL,
-                          x->blobs ? o->blobs_cloud : NULL,
-                          x->blobs ? o->blobs_live : NULL};
-    error = pb_plex_guard_schema(&r->schema, &dbs, err);
-    r->ms.schema = now_ms() - t;
+    t = phase_start(x, PB_PHASE_SCHEMA);
+    error = phase_schema(x, err);
+    r->ms.schema = pb_clock_ms() - t;
     if (error)
         goto done;
-
-    /* 2. diff */
-    phase(x, PB_PHASE_DIFF);
-    t = now_ms();
+    t = phase_start(x, PB_PHASE_DIFF);
     error = phase_diff(x, &main_cs, &blobs_cs, err);
-    r->ms.diff = now_ms() - t;
+    r->ms.diff = pb_clock_ms() - t;
     if (error)
         goto done;
-
-    /* 3. deletion guard (reported by a diff, enforced by a merge) */
-    phase(x, PB_PHASE_GUARDS);
-    t = now_ms();
-    pb_error gerr = PB_ERROR_INIT;
-    int g = pb_plex_guard_deletion(&r->deletion, r->sections, r->nsections, o->max_delete_pct,
-                                   x->merge ? err : &gerr);
-    r->ms.guards = now_ms() - t;
-    if (g && x->merge) {
-        error = g;
+    t = phase_start(x, PB_PHASE_GUARDS);
+    error = phase_guards(x, err);
+    r->ms.guards = pb_clock_ms() - t;
+    if (error)
         goto done;
-    }
-
-    /* 4. backup */
     if (x->write && o->keep_backups > 0) {
-        char dir[4096];
-        phase(x, PB_PHASE_BACKUP);
-        t = now_ms();
-        if (o->backup_dir && *o->backup_dir)
-            snprintf(dir, sizeof(dir), "%s", o->backup_dir);
-        else
-            default_backup_dir(o->live, dir, sizeof(dir));
-        error = pb_plex_backup(r->backup_dir, sizeof(r->backup_dir), &r->backups_removed, dir,
-                               o->live, x->blobs ? o->blobs_live : NULL, o->keep_backups, err);
-        r->ms.backup = now_ms() - t;
+        t = phase_start(x, PB_PHASE_BACKUP);
+        error = phase_backup(x, err);
+        r->ms.backup = pb_clock_ms() - t;
         if (error)
             goto done;
     }
-
-    /* 5. merge (a dry run for a 3-way diff) */
-    if (o->live) {
-        phase(x, PB_PHASE_MERGE);
-        t = now_ms();
+    if (o->live) { /* a dry run for a 3-way diff */
+        t = phase_start(x, PB_PHASE_MERGE);
         error = phase_merge(x, main_cs, blobs_cs, err);
-        r->ms.merge = now_ms() - t;
+        r->ms.merge = pb_clock_ms() - t;
         if (error)
             goto done;
     }
     phase(x, PB_PHASE_DONE);
     r->ok = 1;
 done:
-    r->ms.total = now_ms() - t0;
+    r->ms.total = pb_clock_ms() - t0;
     if (error) {
         r->ok = 0;
         r->error_code = error;

@@ -1,12 +1,12 @@
 /*
- * plexpolicy.c: the Plex merge policy, read from the live schema (see plexpolicy.h).
+ * policy.c: the Plex merge policy, read from the live schema (see policy.h).
  * Role: tells the generic 3-way merge of sqldiff/ which Plex tables are scanner/analysis output
  * (merged column by column), which are home user state (home wins) and which are derived (never
  * shipped); which columns reference which ids (renumbering of colliding inserts); which inserts
  * are the same thing as a live row (natural keys); and maps cloud paths to home paths.
  * Prerequisites: a connection with the DBs attached under the schema names the merge uses.
  *
- * Class table (PLEX.md §5), by name; anything else falls back to user state (home wins, the safe
+ * Class table, by name; anything else falls back to user state (home wins, the safe
  * default: plexburst never overwrites home data whose meaning it does not know, and the report
  * lists such tables):
  *   library  metadata_items, media_items, media_parts, media_streams, tags, taggings,

@@ -1,7 +1,7 @@
 /*
- * plexpolicy.h (internal): the Plex merge policy (a pb_merge_policy, plexburst/merge.h) built from
+ * policy.h (internal): the Plex merge policy (a pb_merge_policy, plexburst/merge.h) built from
  * the live schema: table classes, the reference graph, natural keys and path mapping.
- * Role: engine/plexmerge.c hands it to pb_merge_apply() and uses its classes for the diff's table
+ * Role: plexmerge.c hands it to pb_merge_apply() and uses its classes for the diff's table
  * filter and the report. docs/cli.md documents the decisions (class table, defaults).
  */
 #ifndef PB_PLEXPOLICY_H

@@ -1,7 +1,7 @@
 /*
  * report.h (internal): filling a pb_plex_report (plexburst/plexmerge.h) from changesets: per-table
  * record counts, per-section items and parts, new titles, analysis progress.
- * Role: engine/plexmerge.c scans each changeset once after the diff (or as received in a bundle);
+ * Role: plexmerge.c scans each changeset once after the diff (or as received in a bundle);
  * the deletion guard then reads the per-section figures.
  */
 #ifndef PB_REPORT_H

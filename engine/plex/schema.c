@@ -1,7 +1,7 @@
 /*
- * plexschema.c: applies a Plex `.schema` dump (fixtures/plex-schema.sql) to an empty database,
+ * schema.c: applies a Plex `.schema` dump (fixtures/plex-schema.sql) to an empty database,
  * skipping the objects SQLite creates itself (sqlite_* tables, virtual-table shadow tables).
- * Role: the fixture tool mkplex and the tests build Plex-shaped DBs with it (engine/plexschema.h).
+ * Role: the fixture tool mkplex and the tests build Plex-shaped DBs with it (schema.h).
  * Prerequisites: the compatibility layer registered on the connection (icu_root, collating,
  * spellfix1), since the script creates objects that use them.
  */

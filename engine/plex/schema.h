@@ -1,5 +1,5 @@
 /*
- * plexschema.h (internal): applying a Plex schema script (a `.schema` dump such as
+ * schema.h (internal): applying a Plex schema script (a `.schema` dump such as
  * fixtures/plex-schema.sql) to an empty database.
  * Role: used by the fixture tool mkplex and by tests to build DBs "as in real Plex installs".
  */

@@ -385,7 +385,9 @@ int pb_run__diff(uint64_t *bytes, uint64_t *records, const char *base, const cha
     FILE *f = fopen(out_path, "wb");
     if (!f)
         return pb_error_errno(err, "cannot create %s", out_path);
-    int error = pb_sqldiff_diff(&st, base, target, NULL, pb_sqldiff_write_file, f, err);
+    pb_diff_options dopts = PB_DIFF_OPTIONS_INIT;
+    dopts.open = pb_compat_open_reader;
+    int error = pb_sqldiff_diff(&st, base, target, &dopts, pb_sqldiff_write_file, f, err);
     if (fclose(f) != 0 && !error)
         error = pb_error_errno(err, "cannot write %s", out_path);
     if (error)

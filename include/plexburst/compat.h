@@ -1,11 +1,12 @@
 /*
- * plexburst/compat.h: the Plex-SQLite compatibility layer and Plex's own SQLite engine.
+ * plexburst/compat.h: the Plex-SQLite compatibility layer.
  *
  * Real Plex DBs use an `icu_root` collation, the legacy `naturalsort` collation, the FTS4
  * tokenizer `collating` and `spellfix1` virtual tables, which stock SQLite lacks: without them
  * most writes to metadata_items and tags, PRAGMA integrity_check and FTS MATCH fail. This layer
  * registers them on a connection, built on ICU. The same code is built as the loadable extension
- * `plexcompat` for the sqlite3 shell (`.load build/plexcompat`).
+ * `plexcompat` for the sqlite3 shell (`.load build/plexcompat`). Plex's own SQLite engine (the
+ * "Plex SQLite" executable) is found through plexburst/plex_engine.h.
  *
  * spellfix1 tables are read-only here: plexburst never writes them.
  */
@@ -28,6 +29,9 @@ PB_EXTERN(int) pb_compat_register(sqlite3 *db, pb_error *err);
 #define PB_OPEN_CREATE   0x2 /* create the file if missing */
 #define PB_OPEN_NOMUTEX  0x4 /* the connection is used by one thread only: no per-call mutex */
 
+/** The busy timeout pb_compat_open sets, in milliseconds. */
+#define PB_COMPAT_BUSY_MS 30000
+
 /**
  * Opens a Plex DB with the compatibility layer registered, a busy timeout, and the pragmas Plex
  * itself uses (foreign_keys=OFF). The caller closes it with sqlite3_close().
@@ -36,26 +40,12 @@ PB_EXTERN(int) pb_compat_register(sqlite3 *db, pb_error *err);
  */
 PB_EXTERN(int) pb_compat_open(sqlite3 **out, const char *path, int flags, pb_error *err);
 
-/** How Plex's own engine is invoked. */
-typedef enum pb_plex_engine_kind {
-    PB_ENGINE_NONE = 0,
-    PB_ENGINE_PLEX_SQLITE = 1, /* the "Plex SQLite" shell: `Plex SQLite` DB */
-    PB_ENGINE_PMS_SQLITE = 2, /* the server binary in shell mode: `Plex Media Server` --sqlite DB */
-    PB_ENGINE_SQLITE3_SHELL =
-        3, /* a sqlite3-compatible shell given explicitly (tests, stand-ins) */
-} pb_plex_engine_kind;
-
-typedef struct pb_plex_engine {
-    pb_plex_engine_kind kind;
-    char path[4096]; /* absolute path of the executable */
-} pb_plex_engine;
-
 /**
- * Finds Plex's own SQLite engine: at `configured` when non-NULL (a file, or a directory holding
- * `Plex SQLite` or `Plex Media Server`), else in the standard install locations (Debian/Ubuntu
- * package, Docker images, Synology, QNAP, Snap, macOS).
- * @return 0 with `out` filled, PB_ENOTFOUND when there is none (detail in `err`).
+ * pb_compat_open(PB_OPEN_READONLY | PB_OPEN_NOMUTEX) in the shape of a pb_sqldiff_open_fn
+ * (plexburst/sqldiff.h): the opener to give pb_diff_options.open and pb_expand_options.open when
+ * the DBs are Plex DBs. `payload` is unused.
  */
-PB_EXTERN(int) pb_plex_engine_find(pb_plex_engine *out, const char *configured, pb_error *err);
+PB_EXTERN(int)
+pb_compat_open_reader(sqlite3 **out, const char *path, void *payload, pb_error *err);
 
 #endif

@@ -48,10 +48,10 @@
  * map_text may be called more than once for a value (it must be deterministic).
  * Values are equal when SQL `IS` with binary collation says so (1 and 1.0 are equal, text and blob
  * never are); natural keys and keys are looked up with the columns' own collations (as the live
- * DB's indexes are). Refs and natural keys naming a column the live table lacks are ignored (Plex
- * schemas vary by version). Natural keys apply to tables keyed by one INTEGER column; a natural
- * key containing a ref column is matched once the refs it depends on are planned (refs into
- * tables whose own natural key contains refs are followed in changeset order).
+ * DB's indexes are). Refs and natural keys naming a column the live table lacks are ignored
+ * (application schemas vary by version). Natural keys apply to tables keyed by one INTEGER column;
+ * a natural key containing a ref column is matched once the refs it depends on are planned (refs
+ * into tables whose own natural key contains refs are followed in changeset order).
  *
  * Everything runs in one transaction (BEGIN IMMEDIATE, busy timeout): all or nothing. Planning
  * (natural keys, renumbering) reads the live DB inside that transaction, before the first write.
@@ -59,7 +59,7 @@
  * journal mode (DELETE, TRUNCATE, PERSIST: a super-journal ties the files together); in WAL mode
  * each file commits on its own and a crash between the two commits leaves one file merged and the
  * other not. The merge never changes journal modes: pb_merge_commit_is_atomic() tells the caller
- * which case it is in, and engine/ switches modes or keeps its own journal.
+ * which case it is in, and the caller switches modes or keeps its own journal.
  */
 #ifndef PLEXBURST_MERGE_H
 #define PLEXBURST_MERGE_H
@@ -178,11 +178,11 @@ typedef struct pb_merge_options {
     /**
      * When non-NULL the merge writes nothing into the live connection (opened read-only is fine;
      * it uses TEMP tables only): it decides by reading it and writes an equivalent SQL script here
-     * (BEGIN IMMEDIATE; ...; COMMIT;), to be run by Plex's own engine with the same DBs attached
-     * under the same schema names. Values are exact SQL literals, ids already remapped. On error
-     * the script is incomplete (no COMMIT) and must be discarded. dry_run does not apply here.
-     * The decisions are those of an in-process merge as long as no trigger of the live DB writes
-     * into a table the changesets touch.
+     * (BEGIN IMMEDIATE; ...; COMMIT;), to be run by another engine (e.g. Plex's own) with the same
+     * DBs attached under the same schema names. Values are exact SQL literals, ids already
+     * remapped. On error the script is incomplete (no COMMIT) and must be discarded. dry_run does
+     * not apply here. The decisions are those of an in-process merge as long as no trigger of the
+     * live DB writes into a table the changesets touch.
      */
     FILE *script;
     void (*on_action)(const pb_merge_action *a, void *payload); /* optional listing */
@@ -190,18 +190,29 @@ typedef struct pb_merge_options {
     /**
      * Version 2. Script mode only: SQL written into the script just before its COMMIT when the
      * merge writes at least one row (nothing otherwise), so that it commits in the merge's own
-     * transaction, e.g. a commit marker in another attached DB (engine/apply.c). NULL for none.
-     * It must be complete statements ending with a newline.
+     * transaction, e.g. a commit marker in another attached DB (the journaled apply). NULL for
+     * none. It must be complete statements ending with a newline.
      */
     const char *script_before_commit;
+    /**
+     * Version 3, optional: called right after each record written (insert, update or delete
+     * executed, or rendered into the script, which is flushed first), with the number written so
+     * far. A test hook: crash tests kill the process here to check recovery by SQLite's journal.
+     */
+    void (*after_write)(uint64_t writes, void *payload);
+    void *write_payload;
 } pb_merge_options;
 
-/* Version 2 added script_before_commit; version 1 structures (without it) are still accepted. */
-#define PB_MERGE_OPTIONS_VERSION 2
+/* Version 2 added script_before_commit, version 3 after_write; older structures (without them)
+ * are still accepted. */
+#define PB_MERGE_OPTIONS_VERSION 3
 #define PB_MERGE_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        PB_MERGE_OPTIONS_VERSION, 0, 30000, NULL, NULL, NULL, NULL                                 \
+        PB_MERGE_OPTIONS_VERSION, 0, 30000, NULL, NULL, NULL, NULL, NULL, NULL                     \
     }
+
+/** Sets `*opts` to PB_MERGE_OPTIONS_INIT. */
+PB_EXTERN(void) pb_merge_options_init(pb_merge_options *opts);
 
 typedef struct pb_merge_counts {
     uint64_t inserted, updated, deleted; /* rows written */

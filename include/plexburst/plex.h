@@ -6,7 +6,8 @@
 #ifndef PLEXBURST_PLEX_H
 #define PLEXBURST_PLEX_H
 
-#include "plexburst/compat.h"
+#include <stdint.h>
+#include "plexburst/plex_engine.h"
 
 /** The library DBs, relative to a Plex data dir ("…/Plex Media Server"). */
 #define PB_PLEX_DB_REL    "Plug-in Support/Databases/com.plexapp.plugins.library.db"
@@ -21,11 +22,12 @@ typedef enum pb_plex_fts_state {
     PB_FTS_FAILED = 2,  /* MATCH failed, or did not find the item */
 } pb_plex_fts_state;
 
+/** The result of pb_plex_check; release it with pb_plex_check_result_dispose. */
 typedef struct pb_plex_check_result {
-    int ok;               /* 1 when every check below passed */
-    char main_path[4096]; /* the main DB checked */
-    int has_blobs;        /* 1 when the blobs DB exists */
-    char blobs_path[4096];
+    int ok;                    /* 1 when every check below passed */
+    char *main_path;           /* the main DB checked (under the data dir's real path) */
+    int has_blobs;             /* 1 when the blobs DB exists */
+    char *blobs_path;          /* where the blobs DB is (or would be) */
     int tables;                /* tables in the main DB (sqlite_master) */
     char schema_version[64];   /* newest schema_migrations.version, "" when none */
     char integrity_main[256];  /* "ok", or the first problems PRAGMA integrity_check reports */
@@ -35,13 +37,13 @@ typedef struct pb_plex_check_result {
         int64_t rows;      /* -1 when the table is missing or unreadable */
     } counts[PB_PLEX_CHECK_NCOUNTS];
     pb_plex_fts_state fts;
-    char fts_table[64];      /* the FTS table queried */
-    char fts_title[256];     /* the title searched for */
-    int64_t fts_matches;     /* rows the MATCH returned */
-    char fts_detail[256];    /* why FTS was skipped or failed, "" when ok */
-    pb_plex_engine engine;   /* kind PB_ENGINE_NONE when none was found */
-    int engine_configured;   /* 1 when a path was given (argument or PLEXBURST_PLEX_SQLITE) */
-    char engine_detail[512]; /* why no engine was found */
+    char fts_table[64];    /* the FTS table queried */
+    char fts_title[256];   /* the title searched for */
+    int64_t fts_matches;   /* rows the MATCH returned */
+    char fts_detail[256];  /* why FTS was skipped or failed, "" when ok */
+    pb_plex_engine engine; /* kind PB_ENGINE_NONE when none was found */
+    int engine_configured; /* 1 when a path was given (argument or PLEXBURST_PLEX_SQLITE) */
+    char *engine_detail;   /* why no engine was found; NULL when one was */
 } pb_plex_check_result;
 
 /**
@@ -49,7 +51,8 @@ typedef struct pb_plex_check_result {
  * read-only, counts tables, reads the newest schema migration, runs PRAGMA integrity_check on
  * both, counts rows of the main tables, searches one title with FTS MATCH, and looks for Plex's
  * engine (`plex_sqlite` as in pb_plex_engine_find). A configured engine that is not found, a
- * missing table, a failed integrity check or FTS search make `out->ok` 0.
+ * missing table, a failed integrity check or FTS search make `out->ok` 0. `out` is filled (and
+ * must be disposed) in every case.
  * @return 0 when the check ran (see out->ok), PB_ENOTFOUND when the main DB does not exist,
  *         PB_ESQLITE when it cannot be opened, PB_EINVALID; detail in `err`.
  */
@@ -57,7 +60,7 @@ PB_EXTERN(int)
 pb_plex_check(pb_plex_check_result *out, const char *plex_dir, const char *plex_sqlite,
               pb_error *err);
 
-/** A short stable name for an engine kind: "plex_sqlite", "pms_sqlite", "sqlite3_shell", "none". */
-PB_EXTERN(const char *) pb_plex_engine_kind_name(pb_plex_engine_kind kind);
+/** Frees what the result owns (its strings) and zeroes it; accepts NULL. */
+PB_EXTERN(void) pb_plex_check_result_dispose(pb_plex_check_result *r);
 
 #endif

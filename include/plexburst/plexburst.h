@@ -9,11 +9,13 @@
 #include "plexburst/errors.h"
 #include "plexburst/io.h"
 #include "plexburst/compat.h"
+#include "plexburst/plex_engine.h"
 #include "plexburst/merge.h"
 #include "plexburst/fingerprint.h"
 #include "plexburst/sqldiff.h"
 #include "plexburst/plex.h"
 #include "plexburst/run.h"
+#include "plexburst/pathmap.h"
 #include "plexburst/plexmerge.h"
 #include "plexburst/bundle.h"
 

@@ -14,29 +14,41 @@
 #ifndef PLEXBURST_SQLDIFF_H
 #define PLEXBURST_SQLDIFF_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include "plexburst/errors.h"
+#include "plexburst/io.h"
 
-/**
- * Output callback: receives the next `n` bytes (1 <= n <= PB_SQLDIFF_CHUNK) of a stream, like
- * the `xOutput` of sqlite3session_changeset_strm(). Return 0 to continue; a negative PB_E* code
- * stops the producer, which returns that code; any other non-zero value stops it with
- * PB_ECANCELLED.
- */
-typedef int (*pb_output_fn)(void *payload, const void *data, size_t n);
+typedef struct sqlite3 sqlite3;
 
-/**
- * Input callback: copies up to `*n` bytes of the stream into `data` and sets `*n` to the number
- * copied; `*n == 0` means the end of the stream. Returns 0, or a negative PB_E* code that stops
- * the reader, which returns it.
- */
-typedef int (*pb_input_fn)(void *payload, void *data, size_t *n);
-
-/** The largest piece handed to a pb_output_fn, and the size of the streaming buffers. */
+/** The largest piece handed to an output sink, and the size of the streaming buffers. */
 #define PB_SQLDIFF_CHUNK 65536
 
-/** An output callback writing to the `FILE *` given as payload (PB_EIO on a short write). */
-PB_EXTERN(int) pb_sqldiff_write_file(void *file, const void *data, size_t n);
+/**
+ * A pb_sink_fn writing to the `FILE *` given as payload (PB_EIO on a short write). The producers
+ * of this module hand a sink pieces of 1..PB_SQLDIFF_CHUNK bytes; a sink returning a negative
+ * PB_E* code stops the producer, which returns that code (any other non-zero value stops it
+ * with PB_ECANCELLED).
+ */
+PB_EXTERN(int) pb_sqldiff_write_file(void *file, const void *data, size_t n, pb_error *err);
+
+/**
+ * Opens the DB at `path` for reading by one thread: the hook through which a caller registers
+ * what the DB's schema needs (collations, virtual table modules) on the connection before it is
+ * read. Return 0 with `*out` set (closed by the caller with sqlite3_close()), or a negative PB_E*
+ * (PB_ENOTFOUND when the file does not exist) with detail in `err`.
+ */
+typedef int (*pb_sqldiff_open_fn)(sqlite3 **out, const char *path, void *payload, pb_error *err);
+
+/**
+ * The default opener: sqlite3_open_v2() read-only, without a per-call mutex, with a busy timeout
+ * of PB_SQLDIFF_BUSY_MS. `payload` is unused.
+ * @return 0, PB_ENOTFOUND when `path` does not exist, PB_ESQLITE.
+ */
+PB_EXTERN(int)
+pb_sqldiff_open_default(sqlite3 **out, const char *path, void *payload, pb_error *err);
+
+#define PB_SQLDIFF_BUSY_MS 30000
 
 /* ---------------------------------------------------------------------------------------- */
 /* Row diff                                                                                  */
@@ -82,13 +94,20 @@ typedef struct pb_diff_options {
     int (*table_checksum)(const pb_table_checksum *sum, void *payload);
     void *table_payload; /* payload of table_done and table_checksum */
     unsigned flags;      /* PB_DIFF_* */
+    /** Version 2: opens each DB (NULL: pb_sqldiff_open_default); `open_payload` is its payload. */
+    pb_sqldiff_open_fn open;
+    void *open_payload;
 } pb_diff_options;
 
-#define PB_DIFF_OPTIONS_VERSION 1
+/* Version 2 added open; version 1 structures (without it) are still accepted. */
+#define PB_DIFF_OPTIONS_VERSION 2
 #define PB_DIFF_OPTIONS_INIT                                                                       \
     {                                                                                              \
-        PB_DIFF_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, 0                                   \
+        PB_DIFF_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL                       \
     }
+
+/** Sets `*opts` to PB_DIFF_OPTIONS_INIT. */
+PB_EXTERN(void) pb_diff_options_init(pb_diff_options *opts);
 
 /** Totals of a diff. */
 typedef struct pb_diff_stats {
@@ -121,20 +140,20 @@ typedef struct pb_diff_stats {
  * never trips over a UNIQUE constraint); sqlite3changeset_apply() skips such tables (their PK
  * bytes do not match the table), so they need that applier.
  *
- * Both DBs are opened read-only through pb_compat_open(), each in one read transaction (a
- * consistent snapshot), and read by two reader threads (PB_DIFF_SINGLE_THREAD: none) while the
- * calling thread merges. Memory is bounded (about 25 MB with SQLite's page caches), whatever
- * the size of the DBs or of the changeset.
+ * Both DBs are opened read-only through `opts->open` (default pb_sqldiff_open_default()), each in
+ * one read transaction (a consistent snapshot), and read by two reader threads
+ * (PB_DIFF_SINGLE_THREAD: none) while the calling thread merges. Memory is bounded (about 25 MB
+ * with SQLite's page caches), whatever the size of the DBs or of the changeset.
  * @param stats        OUT, optional: totals, filled also on failure (what was done so far).
  * @param opts         optional; NULL means PB_DIFF_OPTIONS_INIT.
- * @param out          receives the changeset in chunks of at most PB_SQLDIFF_CHUNK bytes.
+ * @param out          receives the changeset in pieces of at most PB_SQLDIFF_CHUNK bytes.
  * @return 0; PB_ESCHEMA when a table exists on one side only or its columns or primary key
  *         differ (checked for all tables before any output); PB_EINVALID for non-UTF-8 DBs;
  *         PB_ENOTFOUND, PB_ESQLITE, PB_ENOMEM, PB_ECANCELLED, or the output callback's code.
  */
 PB_EXTERN(int)
 pb_sqldiff_diff(pb_diff_stats *stats, const char *base_path, const char *target_path,
-                const pb_diff_options *opts, pb_output_fn out, void *out_payload, pb_error *err);
+                const pb_diff_options *opts, pb_sink_fn out, void *out_payload, pb_error *err);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Logical checksum                                                                          */
@@ -155,7 +174,7 @@ typedef struct pb_checksum {
  * or column name. The encoding is specified at the top of sqldiff/checksum.c. Tables are chosen
  * like pb_sqldiff_diff does (`opts->include`). Not collision-resistant against an adversary.
  * @param out   OUT: the checksum.
- * @param opts  optional; uses include, table_checksum and flags.
+ * @param opts  optional; uses include, table_checksum, flags and open.
  * @return 0, or PB_ENOTFOUND / PB_ESQLITE / PB_ENOMEM / PB_ECANCELLED with detail in `err`.
  */
 PB_EXTERN(int)
@@ -204,6 +223,9 @@ typedef struct pb_changeset_check_options {
         PB_CHANGESET_CHECK_OPTIONS_VERSION, 0, NULL, NULL                                          \
     }
 
+/** Sets `*opts` to PB_CHANGESET_CHECK_OPTIONS_INIT. */
+PB_EXTERN(void) pb_changeset_check_options_init(pb_changeset_check_options *opts);
+
 /**
  * Walks a changeset (or patchset) stream and checks its structure strictly: table headers
  * (column count 1..32767, PK bytes 0 or a PK position with at least one PK column, a non-empty
@@ -221,10 +243,11 @@ typedef struct pb_changeset_check_options {
  * Memory is bounded by a PB_SQLDIFF_CHUNK buffer plus the table list (at most 4096 tables).
  * @param out  OUT, optional: totals, filled also on failure (what was read so far).
  * @return 0; PB_ECORRUPT with the byte offset in a one-line message; PB_ENOMEM,
- *         PB_ECANCELLED, or the input callback's code.
+ *         PB_ECANCELLED, or the source's code (a source fills at most PB_SQLDIFF_CHUNK bytes
+ *         per call).
  */
 PB_EXTERN(int)
-pb_changeset_validate(pb_changeset_summary *out, pb_input_fn in, void *in_payload,
+pb_changeset_validate(pb_changeset_summary *out, pb_source_fn in, void *in_payload,
                       const pb_changeset_check_options *opts, pb_error *err);
 
 /** pb_changeset_validate over the rest of a FILE (PB_EIO on a read error). */
@@ -237,18 +260,35 @@ PB_EXTERN(int)
 pb_changeset_validate_mem(pb_changeset_summary *out, const void *data, size_t n,
                           const pb_changeset_check_options *opts, pb_error *err);
 
+typedef struct pb_expand_options {
+    unsigned version;        /* PB_EXPAND_OPTIONS_VERSION */
+    pb_sqldiff_open_fn open; /* opens the base DB; NULL: pb_sqldiff_open_default */
+    void *open_payload;
+} pb_expand_options;
+
+#define PB_EXPAND_OPTIONS_VERSION 1
+#define PB_EXPAND_OPTIONS_INIT                                                                     \
+    {                                                                                              \
+        PB_EXPAND_OPTIONS_VERSION, NULL, NULL                                                      \
+    }
+
+/** Sets `*opts` to PB_EXPAND_OPTIONS_INIT. */
+PB_EXTERN(void) pb_expand_options_init(pb_expand_options *opts);
+
 /**
  * Rebuilds the CHANGESET of a change from its PATCHSET (PB_DIFF_PATCHSET) and the base DB it was
  * computed against: the old values a patchset leaves out are read from the base. The result is
  * byte for byte what pb_sqldiff_diff() writes without PB_DIFF_PATCHSET, so a sender can ship the
  * smaller patchset and a receiver holding the base can still run the 3-way merge.
  * @param summary OUT, optional: the patchset's validation summary.
+ * @param opts    optional; NULL means PB_EXPAND_OPTIONS_INIT.
  * @return 0; PB_ECORRUPT when the patchset is malformed or touches rows the base lacks;
  *         PB_EINVALID when the input is a changeset; PB_ESCHEMA when a table is missing or of
  *         another shape in the base; PB_EIO, PB_ESQLITE, or the output callback's code.
  */
 PB_EXTERN(int)
 pb_changeset_expand(pb_changeset_summary *summary, const char *patchset_path, const char *base_path,
-                    pb_output_fn out, void *out_payload, pb_error *err);
+                    const pb_expand_options *opts, pb_sink_fn out, void *out_payload,
+                    pb_error *err);
 
 #endif
