@@ -1,7 +1,8 @@
 /*
  * test_run_units.c: the small pieces of the runs: `.env` configuration and the environment
- * (engine/config.h), plex_libraries.json, the command runner (substitution with shell quoting,
- * line relay, exit status, a stop through the watched fd, secrets masked in logs).
+ * (engine/run/config.h), plex_libraries.json, the detached command runner (engine/runner:
+ * substitution with shell quoting, line relay, exit status, a stop through the watched fd, secrets
+ * masked in logs).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -113,19 +114,48 @@ typedef struct lines {
     char all[4096];
 } lines;
 
-static void on_line(const char *text, void *payload)
+static int on_line(const char *text, void *payload)
 {
     lines *l = payload;
     l->n++;
     snprintf(l->last, sizeof(l->last), "%s", text);
     strncat(l->all, text, sizeof(l->all) - strlen(l->all) - 2);
     strcat(l->all, "|");
+    return 0;
 }
 
 static int stop_now(void *payload)
 {
     (void)payload;
-    return 1;
+    return PB_ECANCELLED;
+}
+
+/* Starts the detached command runner of run `id` in `dir` and follows it with `io`. */
+static int run_command(int *status, const char *id, const char *cmd, const pb_runner_io *io,
+                       pb_error *err)
+{
+    char state[4200];
+    pb_runner *r = NULL;
+    pb_runner_options ro = PB_RUNNER_OPTIONS_INIT;
+    snprintf(state, sizeof(state), "%s/runner-state", dir);
+    tu_sh("mkdir -p '%s'", state);
+    ro.plex_dir = dir;
+    ro.state_dir = state;
+    ro.run_id = id;
+    assert_int_equal(pb_runner_open(&r, &ro, err), 0);
+    assert_int_equal(pb_runner_state(r, status), PB_RUNNER_NONE);
+    char shown[512];
+    assert_int_equal(pb_runner_start(r, cmd, shown, sizeof(shown), err), 0);
+    int rc = pb_runner_follow(r, io, status, err);
+    if (rc == PB_ECANCELLED) {
+        /* stopped: the whole process group goes (nothing works for the run any more) */
+        double t0 = (double)time(NULL);
+        while (pb_runner_state(r, status) == PB_RUNNER_WORKING && (double)time(NULL) - t0 < 10)
+            usleep(20000);
+        assert_int_not_equal(pb_runner_state(r, status), PB_RUNNER_WORKING);
+    }
+    pb_runner_free(r);
+    return rc;
 }
 
 static void test_runner(void **state)
@@ -144,10 +174,10 @@ static void test_runner(void **state)
     lines l = {0};
     pb_runner_io io = {on_line, -1, NULL, &l};
     int status = -1;
-    assert_int_equal(pb_runner_command(&status,
-                                       "echo one; echo two >&2; printf 'no newline'; "
-                                       "test \"$PWD\" = \"$PLEX_DIR\" || echo wrongdir; exit 5",
-                                       dir, &io, &err),
+    assert_int_equal(run_command(&status, "r1",
+                                 "echo one; echo two >&2; printf 'no newline'; "
+                                 "test \"$PWD\" = \"$PLEX_DIR\" || echo wrongdir; exit 5",
+                                 &io, &err),
                      0);
     assert_int_equal(status, 5);
     assert_int_equal(l.n, 3);
@@ -160,7 +190,7 @@ static void test_runner(void **state)
     pb_runner_io io2 = {on_line, p[0], stop_now, &l};
     double t0 = (double)time(NULL);
     pb_error_clear(&err);
-    assert_int_equal(pb_runner_command(&status, "sleep 30 & sleep 30; echo late", dir, &io2, &err),
+    assert_int_equal(run_command(&status, "r2", "sleep 30 & sleep 30; echo late", &io2, &err),
                      PB_ECANCELLED);
     assert_true((double)time(NULL) - t0 < 10);
     close(p[0]);

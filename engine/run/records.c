@@ -16,13 +16,14 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
+#include "fs.h"
 #include "run_int.h"
 
 int pb_run__record(const char *state_dir, const pb_run_result *r, const char *state, pb_error *err)
 {
     char dir[PATH_MAX + 16], path[PATH_MAX + 80];
     snprintf(dir, sizeof(dir), "%s/" PB_HOME_RUNS_DIR, state_dir);
-    int error = pb_run__mkdirs(dir, err);
+    int error = pb_fs_mkdirs(dir, 0700, err);
     if (error < 0)
         return error;
     snprintf(path, sizeof(path), "%s/%s.json", dir, r->run_id);
@@ -180,7 +181,7 @@ int pb_run_status_read(pb_run_status *out, const char *plex_dir, const char *sta
 
     /* an apply journal with a run in it */
     snprintf(path, sizeof(path), "%s/apply.journal", s);
-    if (pb_run__exists(path)) {
+    if (pb_fs_exists(path)) {
         sqlite3 *db = NULL;
         sqlite3_stmt *st = NULL;
         if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&

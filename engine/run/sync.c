@@ -47,6 +47,9 @@
 #include <unistd.h>
 
 #include "backup.h"
+#include "clock.h"
+#include "fs.h"
+#include "hex.h"
 #include "bundle.h"
 #include "channel.h"
 #include "config.h"
@@ -187,7 +190,7 @@ static void fault_point(const char *name)
 
 static void tally(rx *x)
 {
-    x->r->ms.total = pb_run__now_ms() - x->t0;
+    x->r->ms.total = pb_clock_ms() - x->t0;
 }
 
 static void phase_begin(rx *x, const char *name)
@@ -198,7 +201,7 @@ static void phase_begin(rx *x, const char *name)
         r->nphases++;
     }
     x->phase_name = name;
-    x->pt0 = pb_run__now_ms();
+    x->pt0 = pb_clock_ms();
     pb_run_event ev = {0};
     ev.kind = PB_EV_PHASE;
     ev.name = name;
@@ -211,7 +214,7 @@ static void phase_begin(rx *x, const char *name)
 static int phase_end(rx *x, int rc)
 {
     pb_run_result *r = x->r;
-    double ms = pb_run__now_ms() - x->pt0;
+    double ms = pb_clock_ms() - x->pt0;
     if (r->nphases) {
         r->phases[r->nphases - 1].ok = rc >= 0;
         r->phases[r->nphases - 1].ms = ms;
@@ -256,11 +259,11 @@ static int cur_write(rx *x, const char *state, pb_error *err)
 {
     char path[PATH_MAX + 64], sm[33], sb[33], tm[33] = "", tb[33] = "";
     snprintf(path, sizeof(path), "%s/current.json", x->sync);
-    pb_run__hex16(sm, x->snap_ids.main);
-    pb_run__hex16(sb, x->snap_ids.blobs);
+    pb_hex_encode(sm, x->snap_ids.main, 16);
+    pb_hex_encode(sb, x->snap_ids.blobs, 16);
     if (x->bundle_name[0]) {
-        pb_run__hex16(tm, x->binfo.target_main);
-        pb_run__hex16(tb, x->binfo.target_blobs);
+        pb_hex_encode(tm, x->binfo.target_main, 16);
+        pb_hex_encode(tb, x->binfo.target_blobs, 16);
     }
     json_t *o = json_pack(
         "{s:s, s:s, s:s, s:I, s:s, s:{s:s, s:s?}, s:b, s:s, s:s, s:s, s:b}", "run_id", x->run_id,
@@ -424,7 +427,7 @@ static int start_agent_local(rx *x)
     char *argv[] = {x->agent_prog, "agent",      "--workdir", x->cloud_dir,
                     "--store",     x->store_url, NULL};
     pb_spawn_options so = {PB_SPAWN_OPTIONS_VERSION, -1, NULL, 60000};
-    if ((error = pb_run__mkdirs(x->cloud_dir, x->err)) < 0)
+    if ((error = pb_fs_mkdirs(x->cloud_dir, 0700, x->err)) < 0)
         return error;
     xlog(x, "info", "starting the agent: local cloud in %s", x->cloud_dir);
     return pb_channel_spawn(&x->ch, argv, &so, x->err);
@@ -657,9 +660,9 @@ static int read_home_baseline(rx *x)
     const char *m = json_string_value(json_object_get(o, "main"));
     const char *b = json_string_value(json_object_get(o, "blobs"));
     memset(&x->base_ids, 0, sizeof(x->base_ids));
-    if (id && m && strlen(id) == 32 && pb_run__unhex16(x->base_ids.main, m) == 0 &&
-        pb_run__exists(bmain) &&
-        (!b || (pb_run__unhex16(x->base_ids.blobs, b) == 0 && pb_run__exists(bblobs)))) {
+    if (id && m && strlen(id) == 32 && pb_hex_decode(x->base_ids.main, 16, m) == 0 &&
+        pb_fs_exists(bmain) &&
+        (!b || (pb_hex_decode(x->base_ids.blobs, 16, b) == 0 && pb_fs_exists(bblobs)))) {
         x->base_ids.has_blobs = b != NULL;
         snprintf(x->base_id, sizeof(x->base_id), "%s", id);
         x->have_base = 1;
@@ -673,8 +676,8 @@ static int write_home_baseline(rx *x, const pb_baseline *ids)
     char path[PATH_MAX + 64], id[33], m[33], b[33];
     snprintf(path, sizeof(path), "%s/baseline.json", x->sync);
     pb_run__id_hex(id, ids);
-    pb_run__hex16(m, ids->main);
-    pb_run__hex16(b, ids->blobs);
+    pb_hex_encode(m, ids->main, 16);
+    pb_hex_encode(b, ids->blobs, 16);
     json_t *o = json_pack("{s:s, s:s, s:s?, s:s, s:I}", "id", id, "main", m, "blobs",
                           ids->has_blobs ? b : NULL, "run_id", x->r->run_id, "recorded",
                           (json_int_t)time(NULL));
@@ -724,7 +727,7 @@ static int do_snapshot(rx *x)
         return error;
     pb_run__id_hex(x->r->snapshot_id, &x->snap_ids);
     x->r->bytes.snapshot_raw =
-        pb_run__fsize(x->snap_main) + (x->has_blobs ? pb_run__fsize(x->snap_blobs) : 0);
+        pb_fs_size(x->snap_main) + (x->has_blobs ? pb_fs_size(x->snap_blobs) : 0);
     xlog(x, "info", "snapshot of the live DB pair: %.1f MB, id %.16s",
          x->r->bytes.snapshot_raw / 1e6, x->r->snapshot_id);
     return 0;
@@ -813,8 +816,8 @@ static int send_prepare(rx *x, const char *mode)
 {
     int error;
     char m[33], b[33], um[256], ub[256];
-    pb_run__hex16(m, x->snap_ids.main);
-    pb_run__hex16(b, x->snap_ids.blobs);
+    pb_hex_encode(m, x->snap_ids.main, 16);
+    pb_hex_encode(b, x->snap_ids.blobs, 16);
     int full = strcmp(x->r->upload_kind, "full") == 0;
     snprintf(um, sizeof(um), PB_ST_RUN_FMT "upload/%s", x->run_id,
              full ? PB_ST_MAIN_DB : PB_ST_MAIN_CS);
@@ -948,7 +951,7 @@ static int export_once(rx *x, int bootstrap)
         (error = pb_frame_recv_file(&x->io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, zst, &end,
                                     on_other, x, x->err)) < 0)
         return error;
-    x->list_bytes = pb_run__fsize(zst);
+    x->list_bytes = pb_fs_size(zst);
     x->r->bytes.list_down = x->list_bytes;
     const char *enc = json_string_value(json_object_get(end, "encoding"));
     if (enc && strcmp(enc, "zstd") == 0)
@@ -1007,7 +1010,7 @@ static int export_once(rx *x, int bootstrap)
     json_decref(o);
     snprintf(zst, sizeof(zst), "%s.zst", x->answer);
     json_t *extra = json_pack("{s:s, s:I}", "encoding", "zstd", "raw_bytes",
-                              (json_int_t)pb_run__fsize(x->answer));
+                              (json_int_t)pb_fs_size(x->answer));
     if (error < 0 ||
         (error = pb_run__zstd(x->answer, zst, x->zlevel < 12 ? x->zlevel : 12, NULL, x->err)) < 0 ||
         (error = pb_frame_send_file(&x->io, PB_FRAME_ANSWER_DATA, PB_FRAME_ANSWER_END, zst, extra,
@@ -1017,7 +1020,7 @@ static int export_once(rx *x, int bootstrap)
         return error;
     }
     json_decref(extra);
-    x->answer_bytes = pb_run__fsize(zst);
+    x->answer_bytes = pb_fs_size(zst);
     unlink(zst);
     x->r->bytes.answer_up = x->answer_bytes;
     if ((error = await_result(x, "the bundle build", &x->build_res, NULL)) < 0)
@@ -1069,19 +1072,19 @@ static int fetch_bundle(rx *x)
 {
     int error;
     size_t n = strlen(x->bundle_name), sl = strlen(PB_ST_BUNDLE_SOLID);
-    if (pb_run__exists(x->bundle))
+    if (pb_fs_exists(x->bundle))
         return 0;
     if (n < sl || strcmp(x->bundle_name + n - sl, PB_ST_BUNDLE_SOLID) != 0) {
         if ((error = get_file(x, x->bundle_name, x->bundle, "download")) < 0)
             return error;
-        x->r->bytes.bundle_down += pb_run__fsize(x->bundle);
+        x->r->bytes.bundle_down += pb_fs_size(x->bundle);
         return 0;
     }
     char solid[PATH_MAX + 200];
     snprintf(solid, sizeof(solid), "%s.solid", x->bundle);
     if ((error = get_file(x, x->bundle_name, solid, "download")) < 0)
         return error;
-    x->r->bytes.bundle_down += pb_run__fsize(solid);
+    x->r->bytes.bundle_down += pb_fs_size(solid);
     if (x->bundle_xxh3[0]) {
         uint8_t h[16];
         uint64_t size = 0;
@@ -1093,7 +1096,7 @@ static int fetch_bundle(rx *x)
         close(fd);
         if (error < 0)
             return error;
-        pb_run__hex16(hex, h);
+        pb_hex_encode(hex, h, 16);
         if (strcmp(hex, x->bundle_xxh3) != 0) {
             unlink(solid);
             return pb_error_set(x->err, PB_ECORRUPT,
@@ -1125,8 +1128,8 @@ static int verify_bundle(rx *x, int make_next)
     x->next_ok = 0;
     pb_error e = PB_ERROR_INIT;
     pb_baseline got;
-    if (pb_run__copy(x->snap_main, x->next_main, &e) == 0 &&
-        (!x->has_blobs || pb_run__copy(x->snap_blobs, x->next_blobs, &e) == 0) &&
+    if (pb_fs_copy(x->snap_main, x->next_main, &e) == 0 &&
+        (!x->has_blobs || pb_fs_copy(x->snap_blobs, x->next_blobs, &e) == 0) &&
         (!x->binfo.has_cs_main || pb_run__apply_changeset(x->next_main, x->cs_main, &e) == 0) &&
         (!x->has_blobs || !x->binfo.has_cs_blobs ||
          pb_run__apply_changeset(x->next_blobs, x->cs_blobs, &e) == 0) &&
@@ -1258,7 +1261,7 @@ static int do_finalize(rx *x, int dry_run)
     }
     cur_clear(x);
     if (!x->o->keep_work)
-        pb_run__rmtree(x->work);
+        pb_fs_rmtree(x->work);
     pb_run__prune_records(x->state, 30);
     return error;
 }
@@ -1301,12 +1304,12 @@ static int do_recover(rx *x, int *resume)
     snprintf(x->bundle_xxh3, sizeof(x->bundle_xxh3), "%s", bx ? bx : "");
     const char *su = json_string_value(json_object_get(c, "store"));
     memset(&x->snap_ids, 0, sizeof(x->snap_ids));
-    if (ready && (!sm || pb_run__unhex16(x->snap_ids.main, sm) != 0 || !bn || !*bn ||
-                  !pb_run__exists(x->snap_main) ||
-                  (x->has_blobs && (!sb || !pb_run__exists(x->snap_blobs)))))
+    if (ready && (!sm || pb_hex_decode(x->snap_ids.main, 16, sm) != 0 || !bn || !*bn ||
+                  !pb_fs_exists(x->snap_main) ||
+                  (x->has_blobs && (!sb || !pb_fs_exists(x->snap_blobs)))))
         ready = 0;
     if (sb)
-        pb_run__unhex16(x->snap_ids.blobs, sb);
+        pb_hex_decode(x->snap_ids.blobs, 16, sb);
     x->snap_ids.has_blobs = x->has_blobs;
     if (ready) {
         snprintf(x->bundle_name, sizeof(x->bundle_name), "%s", bn);
@@ -1323,7 +1326,7 @@ static int do_recover(rx *x, int *resume)
              "home unchanged",
              old ? old : "?", st ? st : "?");
         store_drop_run(x, x->run_id);
-        pb_run__rmtree(x->work);
+        pb_fs_rmtree(x->work);
         cur_clear(x);
         /* the apply record follows the home's own baseline again */
         read_home_baseline(x);
@@ -1340,9 +1343,9 @@ static int begin_work(rx *x)
     char wroot[PATH_MAX + 32];
     snprintf(x->run_id, sizeof(x->run_id), "%s", x->r->run_id);
     snprintf(wroot, sizeof(wroot), "%s/work", x->sync);
-    pb_run__rmtree(wroot);
+    pb_fs_rmtree(wroot);
     set_work_paths(x);
-    int error = pb_run__mkdirs(x->work, x->err);
+    int error = pb_fs_mkdirs(x->work, 0700, x->err);
     return error < 0 ? error : cur_write(x, "started", x->err);
 }
 
@@ -1421,14 +1424,14 @@ static int bs_download(rx *x)
     /* the whole DB pair comes home (zstd, resumable), then the bundle of files */
     if ((error = get_file(x, mo, zst, "download")) < 0)
         return error;
-    x->r->bytes.bundle_down += pb_run__fsize(zst);
+    x->r->bytes.bundle_down += pb_fs_size(zst);
     if ((error = pb_run__unzstd(zst, x->snap_main, x->err)) < 0)
         return error;
     unlink(zst);
     if (bo) {
         if ((error = get_file(x, bo, zst, "download")) < 0)
             return error;
-        x->r->bytes.bundle_down += pb_run__fsize(zst);
+        x->r->bytes.bundle_down += pb_fs_size(zst);
         if ((error = pb_run__unzstd(zst, x->snap_blobs, x->err)) < 0)
             return error;
         unlink(zst);
@@ -1436,8 +1439,8 @@ static int bs_download(rx *x)
     if ((error = pb_run__ids(&x->snap_ids, x->snap_main, bo ? x->snap_blobs : NULL, x->err)) < 0)
         return error;
     char gm[33], gb[33];
-    pb_run__hex16(gm, x->snap_ids.main);
-    pb_run__hex16(gb, x->snap_ids.blobs);
+    pb_hex_encode(gm, x->snap_ids.main, 16);
+    pb_hex_encode(gb, x->snap_ids.blobs, 16);
     if (strcmp(gm, hm) != 0 || (hb && strcmp(gb, hb) != 0))
         return pb_error_set(x->err, PB_ECORRUPT,
                             "the downloaded DB's checksum %s differs from the cloud's %s", gm, hm);
@@ -1464,17 +1467,17 @@ static int bs_install(rx *x)
     int error = 0;
     char stage_main[PATH_MAX + 200], stage_blobs[PATH_MAX + 200], dbdir[PATH_MAX + 64];
     char backup[PATH_MAX + 128], made[PATH_MAX + 200];
-    int had_main = pb_run__exists(x->main_db), had_blobs = pb_run__exists(x->blobs_db);
+    int had_main = pb_fs_exists(x->main_db), had_blobs = pb_fs_exists(x->blobs_db);
     snprintf(dbdir, sizeof(dbdir), "%s/Plug-in Support/Databases", x->plex);
-    if ((error = pb_run__mkdirs(dbdir, x->err)) < 0)
+    if ((error = pb_fs_mkdirs(dbdir, 0700, x->err)) < 0)
         return error;
     snprintf(stage_main, sizeof(stage_main), "%s/.pb-bootstrap-%s.db", dbdir, x->run_id);
     snprintf(stage_blobs, sizeof(stage_blobs), "%s/.pb-bootstrap-%s.blobs.db", dbdir, x->run_id);
-    if ((error = pb_run__copy(x->snap_main, stage_main, x->err)) < 0 ||
-        (x->has_blobs && (error = pb_run__copy(x->snap_blobs, stage_blobs, x->err)) < 0))
+    if ((error = pb_fs_copy(x->snap_main, stage_main, x->err)) < 0 ||
+        (x->has_blobs && (error = pb_fs_copy(x->snap_blobs, stage_blobs, x->err)) < 0))
         goto done;
     /* Plex stopped around the install (a whole DB cannot be merged online) */
-    double t_stop = pb_run__now_ms();
+    double t_stop = pb_clock_ms();
     if (!x->online && (error = run_cmd(x, "stopping Plex", x->stop_cmd)) < 0)
         goto done;
     if (had_main) {
@@ -1517,7 +1520,7 @@ static int bs_install(rx *x)
     error = run_apply(x, x->snap_main, x->snap_blobs, 1, 0);
 restart:;
     int rc2 = x->online ? 0 : run_cmd(x, "starting Plex", x->start_cmd);
-    x->r->ms.downtime += pb_run__now_ms() - t_stop;
+    x->r->ms.downtime += pb_clock_ms() - t_stop;
     if (!error && rc2 < 0)
         error = rc2;
 done:
@@ -1545,7 +1548,7 @@ static int bs_finalize(rx *x)
     store_prune(x);
     cur_clear(x);
     if (!x->o->keep_work)
-        pb_run__rmtree(x->work);
+        pb_fs_rmtree(x->work);
     pb_run__prune_records(x->state, 30);
     return 0;
 }
@@ -1604,29 +1607,29 @@ static int resolve(rx *x)
         return pb_error_set(x->err, PB_EINVALID,
                             "no Plex data dir given (--plex-dir or "
                             "PLEXBURST_PLEX_DIR)");
-    if (o->mode == PB_RUN_BOOTSTRAP && (error = pb_run__mkdirs(plex, x->err)) < 0)
+    if (o->mode == PB_RUN_BOOTSTRAP && (error = pb_fs_mkdirs(plex, 0700, x->err)) < 0)
         return error;
     if (!realpath(plex, x->plex))
         return pb_error_set(x->err, PB_ENOTFOUND, "the Plex data dir %s does not exist", plex);
     snprintf(x->main_db, sizeof(x->main_db), "%s/" PB_PLEX_DB_REL, x->plex);
     snprintf(x->blobs_db, sizeof(x->blobs_db), "%s/" PB_PLEX_BLOBS_REL, x->plex);
-    if (o->mode == PB_RUN_SYNC && !pb_run__exists(x->main_db))
+    if (o->mode == PB_RUN_SYNC && !pb_fs_exists(x->main_db))
         return pb_error_set(x->err, PB_ENOTFOUND,
                             "no library DB in %s (run plexburst bootstrap first)", x->plex);
-    x->has_blobs = pb_run__exists(x->blobs_db);
+    x->has_blobs = pb_fs_exists(x->blobs_db);
     if ((error =
              pb_statedir__ensure(x->state, sizeof(x->state),
                                  opt(x, o->state_dir, "PLEXBURST_STATE_DIR"), x->plex, x->err)) < 0)
         return error;
     snprintf(x->sync, sizeof(x->sync), "%s/" PB_HOME_SYNC_DIR, x->state);
-    if ((error = pb_run__mkdirs(x->sync, x->err)) < 0)
+    if ((error = pb_fs_mkdirs(x->sync, 0700, x->err)) < 0)
         return error;
 
     const char *cloud = opt(x, o->cloud, "PLEXBURST_CLOUD");
     if (!cloud || strcmp(cloud, "local") == 0) {
         snprintf(x->cloud_dir, sizeof(x->cloud_dir), "%s/cloud", x->state);
     } else if (strncmp(cloud, "local:", 6) == 0 && cloud[6]) {
-        if ((error = pb_run__mkdirs(cloud + 6, x->err)) < 0)
+        if ((error = pb_fs_mkdirs(cloud + 6, 0700, x->err)) < 0)
             return error;
         if (!realpath(cloud + 6, x->cloud_dir))
             return pb_error_errno(x->err, "cannot resolve the cloud dir %s", cloud + 6);
@@ -1731,7 +1734,7 @@ int pb_run(pb_run_result *out, const pb_run_options *opts, pb_error *err)
     x->r = out;
     x->err = err;
     x->lock_fd = -1;
-    x->t0 = pb_run__now_ms();
+    x->t0 = pb_clock_ms();
     if (!opts || opts->version != PB_RUN_OPTIONS_VERSION ||
         (opts->mode != PB_RUN_SYNC && opts->mode != PB_RUN_BOOTSTRAP)) {
         error = pb_error_set(err, PB_EINVALID, "run: bad options");
@@ -1748,7 +1751,7 @@ int pb_run(pb_run_result *out, const pb_run_options *opts, pb_error *err)
              out->run_id);
     char logs[PATH_MAX + 16];
     snprintf(logs, sizeof(logs), "%s/" PB_HOME_LOGS_DIR, x->state);
-    pb_run__mkdirs(logs, err);
+    pb_fs_mkdirs(logs, 0700, err);
     pb_run_event ev = {0};
     ev.kind = PB_EV_START;
     ev.run_id = out->run_id;

@@ -89,8 +89,9 @@ typedef struct pb_run_options {
 } pb_run_options;
 
 #define PB_RUN_OPTIONS_VERSION 1
+#define PB_RUN_OPTIONS_INIT {PB_RUN_OPTIONS_VERSION}
 
-/** Zeroes the options and sets the version. */
+/** Zeroes the options and sets the version (as PB_RUN_OPTIONS_INIT). */
 PB_EXTERN(void) pb_run_options_init(pb_run_options *opts);
 
 #define PB_RUN_MAX_PHASES 16
@@ -181,6 +182,10 @@ typedef struct pb_agent_options {
 } pb_agent_options;
 
 #define PB_AGENT_OPTIONS_VERSION 1
+#define PB_AGENT_OPTIONS_INIT {PB_AGENT_OPTIONS_VERSION, NULL, NULL, 0, 1, NULL}
+
+/** Sets the defaults (PB_AGENT_OPTIONS_INIT: stdin and stdout). */
+PB_EXTERN(void) pb_agent_options_init(pb_agent_options *opts);
 
 /**
  * Serves one conversation of the framed protocol on in_fd/out_fd until BYE or the end of the
