@@ -111,8 +111,7 @@ static int run_runner(agent *a, const char *kind, const char *cmd, int *status, 
         goto done;
     }
     if (st == PB_RUNNER_WORKING) {
-        pb_agent__log(a, "info", "re-attaching to the runner of run %s, still working",
-                      a->run_id);
+        pb_agent__log(a, "info", "re-attaching to the runner of run %s, still working", a->run_id);
     } else {
         char shown[2048];
         if ((error = pb_runner_start(r, cmd, shown, sizeof(shown), err)) < 0)
@@ -184,11 +183,13 @@ static int do_list(agent *a, pb_error *err)
     if ((error = pb_run__map_paths(a->cloud_main, a->to_home, &mapped, err)) < 0)
         return error;
     if (mapped)
-        pb_agent__log(a, "info", "%llu path values mapped back cloud -> home", (unsigned long long)mapped);
+        pb_agent__log(a, "info", "%llu path values mapped back cloud -> home",
+                      (unsigned long long)mapped);
     pb_export_stats st;
     if ((error = pb_export_list(&st, a->plex, a->fp, a->list, err)) < 0)
         return error;
-    pb_agent__log(a, "info", "the cloud holds %llu files in its synced tree", (unsigned long long)st.listed);
+    pb_agent__log(a, "info", "the cloud holds %llu files in its synced tree",
+                  (unsigned long long)st.listed);
     /* the home gets the compact list (path, type, mode, size, hash per file), zstd */
     char compact[PATH_MAX + 200], zst[PATH_MAX + 210];
     uint64_t n = 0;
@@ -227,6 +228,48 @@ static int take_lock(agent *a, pb_error *err)
     return pb_error_set(err, PB_EBUSY, "another agent works in %s", a->dir);
 }
 
+/* DIR (created), DIR/plex, DIR/agent and the mkplex of runner lines. */
+static int open_workdir(agent *a, const pb_agent_options *o, pb_error *err)
+{
+    int error;
+    if (!o || !o->workdir || !*o->workdir)
+        return pb_error_set(err, PB_EINVALID, "agent: --workdir is required");
+    if ((error = pb_fs_mkdirs(o->workdir, 0700, err)) < 0)
+        return error;
+    if (!realpath(o->workdir, a->dir))
+        return pb_error_errno(err, "agent: cannot resolve %s", o->workdir);
+    snprintf(a->plex, sizeof(a->plex), "%s/plex", a->dir);
+    snprintf(a->state, sizeof(a->state), "%s/agent", a->dir);
+    snprintf(a->cache, sizeof(a->cache), "%s/baseline", a->state);
+    snprintf(a->fp, sizeof(a->fp), "%s/fp", a->state);
+    if (o->mkplex && !realpath(o->mkplex, a->mkplex))
+        snprintf(a->mkplex, sizeof(a->mkplex), "%s", o->mkplex);
+    else if (o->mkplex)
+        ; /* resolved: the runner works in another directory */
+    else if (pb_runner_default_mkplex(a->mkplex, sizeof(a->mkplex)) != 0)
+        a->mkplex[0] = '\0';
+    if ((error = pb_fs_mkdirs(a->state, 0700, err)) < 0)
+        return error;
+    return pb_fs_mkdirs(a->fp, 0700, err);
+}
+
+/* One step of the conversation: the frame's handler. */
+static int serve_step(agent *a, const pb_frame *f, json_t *msg, pb_error *err)
+{
+    switch (f->type) {
+    case PB_FRAME_PREPARE:
+        return pb_agent__prepare(a, msg, err);
+    case PB_FRAME_RUN:
+        return do_run(a, msg, err);
+    case PB_FRAME_LIST:
+        return do_list(a, err);
+    case PB_FRAME_BUILD:
+        return pb_agent__build(a, msg, err);
+    default:
+        return pb_error_set(err, PB_ECORRUPT, "unexpected %s frame", pb_frame_type_name(f->type));
+    }
+}
+
 void pb_agent_options_init(pb_agent_options *opts)
 {
     *opts = (pb_agent_options)PB_AGENT_OPTIONS_INIT;
@@ -241,27 +284,7 @@ int pb_agent_serve(const pb_agent_options *o, pb_error *err)
         return pb_error_set(err, PB_ENOMEM, "out of memory");
     a->o = o;
     a->lock_fd = -1;
-    if (!o || !o->workdir || !*o->workdir) {
-        error = pb_error_set(err, PB_EINVALID, "agent: --workdir is required");
-        goto done;
-    }
-    if ((error = pb_fs_mkdirs(o->workdir, 0700, err)) < 0)
-        goto done;
-    if (!realpath(o->workdir, a->dir)) {
-        error = pb_error_errno(err, "agent: cannot resolve %s", o->workdir);
-        goto done;
-    }
-    snprintf(a->plex, sizeof(a->plex), "%s/plex", a->dir);
-    snprintf(a->state, sizeof(a->state), "%s/agent", a->dir);
-    snprintf(a->cache, sizeof(a->cache), "%s/baseline", a->state);
-    snprintf(a->fp, sizeof(a->fp), "%s/fp", a->state);
-    if (o->mkplex && !realpath(o->mkplex, a->mkplex))
-        snprintf(a->mkplex, sizeof(a->mkplex), "%s", o->mkplex);
-    else if (o->mkplex)
-        ; /* resolved: the runner works in another directory */
-    else if (pb_runner_default_mkplex(a->mkplex, sizeof(a->mkplex)) != 0)
-        a->mkplex[0] = '\0';
-    if ((error = pb_fs_mkdirs(a->state, 0700, err)) < 0 || (error = pb_fs_mkdirs(a->fp, 0700, err)) < 0)
+    if ((error = open_workdir(a, o, err)) < 0)
         goto done;
     if ((error = pb_channel_fd_new(&a->ch, o->in_fd, o->out_fd, 0, err)) < 0 ||
         (error = pb_frame_io_init(&a->io, a->ch, 0, err)) < 0)
@@ -294,25 +317,7 @@ int pb_agent_serve(const pb_agent_options *o, pb_error *err)
         if (f.type != PB_FRAME_LIST && (error = pb_frame_json(&msg, &f, err)) < 0)
             goto done;
         pb_error serr = PB_ERROR_INIT;
-        int rc;
-        switch (f.type) {
-        case PB_FRAME_PREPARE:
-            rc = pb_agent__prepare(a, msg, &serr);
-            break;
-        case PB_FRAME_RUN:
-            rc = do_run(a, msg, &serr);
-            break;
-        case PB_FRAME_LIST:
-            rc = do_list(a, &serr);
-            break;
-        case PB_FRAME_BUILD:
-            rc = pb_agent__build(a, msg, &serr);
-            break;
-        default:
-            rc =
-                pb_error_set(&serr, PB_ECORRUPT, "unexpected %s frame", pb_frame_type_name(f.type));
-            break;
-        }
+        int rc = serve_step(a, &f, msg, &serr);
         if (a->stop) {
             error = pb_error_set(err, PB_ECANCELLED, "agent: stopped by the home");
             goto done;

@@ -165,7 +165,7 @@ int pb_agent__build(agent *a, json_t *msg, pb_error *err)
     if (error < 0)
         return error;
     pb_agent__log(a, "info", "received the home's answer (%llu bytes); building the bundle",
-         (unsigned long long)pb_fs_size(a->answer));
+                  (unsigned long long)pb_fs_size(a->answer));
 
     char tmp[PATH_MAX + 160], creator[64];
     snprintf(tmp, sizeof(tmp), "%s/tmp", a->work);
@@ -191,12 +191,13 @@ int pb_agent__build(agent *a, json_t *msg, pb_error *err)
     memset(&st, 0, sizeof(st));
     if ((error = pb_export_build(&st, a->bundle, &eo, err)) < 0)
         return error;
-    pb_agent__log(a, "info",
-         "bundle: %llu bytes (%llu rows, %llu new files, %llu deltas, %llu links, %llu unchanged)",
-         (unsigned long long)st.bundle_bytes,
-         (unsigned long long)(st.rows_inserted + st.rows_updated + st.rows_deleted),
-         (unsigned long long)st.files_new, (unsigned long long)st.files_delta,
-         (unsigned long long)st.files_link, (unsigned long long)st.files_unchanged);
+    pb_agent__log(
+        a, "info",
+        "bundle: %llu bytes (%llu rows, %llu new files, %llu deltas, %llu links, %llu unchanged)",
+        (unsigned long long)st.bundle_bytes,
+        (unsigned long long)(st.rows_inserted + st.rows_updated + st.rows_deleted),
+        (unsigned long long)st.files_new, (unsigned long long)st.files_delta,
+        (unsigned long long)st.files_link, (unsigned long long)st.files_unchanged);
     /* over the home link the bundle travels solid (one zstd stream over all records) */
     char name[256], solid[PATH_MAX + 200], sh[33];
     uint64_t solid_bytes = 0, ssize = 0;
@@ -213,7 +214,7 @@ int pb_agent__build(agent *a, json_t *msg, pb_error *err)
         return error;
     pb_hex_encode(sh, shash, 16);
     pb_agent__log(a, "info", "bundle for the home link: %llu bytes solid (%llu as stored records)",
-         (unsigned long long)solid_bytes, (unsigned long long)st.bundle_bytes);
+                  (unsigned long long)solid_bytes, (unsigned long long)st.bundle_bytes);
     snprintf(name, sizeof(name), PB_ST_RUN_FMT PB_ST_BUNDLE_SOLID, a->run_id);
     put_prog pp = {a, "bundle", 0};
     error = pb_store_put(a->store, name, solid, on_put, &pp, err);

@@ -35,7 +35,6 @@ typedef struct agent {
     int gone; /* the home went away (EOF): the runner goes on */
 } agent;
 
-
 /** A LOG frame to the home (best effort). */
 void pb_agent__log(agent *a, const char *level, const char *fmt, ...) PB_PRINTF(3, 4);
 /** Sends the step's RESULT (`o` is consumed; NULL: out of memory). */

@@ -204,6 +204,131 @@ static void on_stopping(const char *run_id, void *payload)
     pb_agent__log(payload, "warn", "stopping the runner of the abandoned run %s", run_id);
 }
 
+/* The work paths of this run (DIR/agent/work/<run>/). */
+static void work_paths(agent *a, char *wroot, size_t cap)
+{
+    snprintf(wroot, cap, "%s/work", a->state);
+    snprintf(a->work, sizeof(a->work), "%s/%s", wroot, a->run_id);
+    snprintf(a->snap_main, sizeof(a->snap_main), "%s/snapshot.db", a->work);
+    snprintf(a->snap_blobs, sizeof(a->snap_blobs), "%s/snapshot.blobs.db", a->work);
+    snprintf(a->cloud_main, sizeof(a->cloud_main), "%s/cloud.db", a->work);
+    snprintf(a->cloud_blobs, sizeof(a->cloud_blobs), "%s/cloud.blobs.db", a->work);
+    snprintf(a->list, sizeof(a->list), "%s/list", a->work);
+    snprintf(a->answer, sizeof(a->answer), "%s/answer", a->work);
+    snprintf(a->bundle, sizeof(a->bundle), "%s/bundle.pbb", a->work);
+}
+
+/* The same run prepared here already (a new agent after a dropped link): the cloud DB is kept,
+ * the runner may have worked on it; the former RESULT is sent again. 1 when so. */
+static int prepared_again(agent *a, const char *mode, int *error, pb_error *err)
+{
+    json_t *done = json_load_file(prepared_path(a), 0, NULL);
+    const char *dmode = json_string_value(json_object_get(done, "mode"));
+    if (!dmode || strcmp(dmode, mode) != 0 || !json_is_object(json_object_get(done, "result"))) {
+        json_decref(done);
+        return 0;
+    }
+    a->has_blobs = json_is_true(json_object_get(done, "has_blobs"));
+    a->prepared = 1;
+    pb_agent__log(a, "info", "run %s is prepared here already: the cloud DB is kept", a->run_id);
+    json_t *res = json_deep_copy(json_object_get(done, "result"));
+    json_decref(done);
+    if (res)
+        json_object_set_new(res, "again", json_true());
+    *error = pb_agent__result(a, res, err);
+    return 1;
+}
+
+/* Answers the PREPARE with an ERROR asking for a full upload. 1 (answered). */
+static int need_full(agent *a, int code, const char *message, pb_error *err)
+{
+    json_t *o = json_pack("{s:i, s:s, s:s, s:b}", "code", code, "name", pb_strerror(code),
+                          "message", message, "need_full", 1);
+    pb_frame_write_json(&a->io, PB_FRAME_ERROR, o, err);
+    json_decref(o);
+    return 1;
+}
+
+/* A changeset upload: the stored baseline `bid` + the home's row changesets. 1 when the store
+ * lacks the baseline (answered: a full upload is needed). */
+static int rebuild_from_changeset(agent *a, const char *bid, const char *umain, const char *ublobs,
+                                  const char *zst, pb_error *err)
+{
+    char raw[PATH_MAX + 200];
+    pb_error e = PB_ERROR_INIT;
+    int error = baseline_to_snapshot(a, bid, a->has_blobs, &e);
+    if (error == PB_ENOTFOUND)
+        return need_full(a, PB_ENOTFOUND, "the store does not hold the home's baseline", err);
+    if (error < 0)
+        return pb_error_set(err, error, "%s", e.msg);
+    pb_agent__log(a, "info", "applying the home's row changeset to the baseline");
+    snprintf(raw, sizeof(raw), "%s/upload.changeset", a->work);
+    if ((error = fetch(a, umain, zst, raw, err)) < 0 ||
+        (error = pb_run__apply_changeset(a->snap_main, raw, err)) < 0)
+        return error;
+    if (ublobs && ((error = fetch(a, ublobs, zst, raw, err)) < 0 ||
+                   (error = pb_run__apply_changeset(a->snap_blobs, raw, err)) < 0))
+        return error;
+    unlink(raw);
+    return 0;
+}
+
+/* The sync's PREPARE: the home's snapshot rebuilt from the upload, verified row for row against
+ * the home's checksum, and injected. 1 when answered with an ERROR (need_full). */
+static int prepare_sync(agent *a, json_t *msg, const char *mode, double t0, pb_error *err)
+{
+    int error;
+    json_t *up = json_object_get(msg, "upload");
+    const char *kind = json_string_value(json_object_get(up, "kind"));
+    const char *umain = json_string_value(json_object_get(up, "main"));
+    const char *ublobs = json_string_value(json_object_get(up, "blobs"));
+    json_t *snap = json_object_get(up, "snapshot");
+    const char *want_main = json_string_value(json_object_get(snap, "main"));
+    const char *want_blobs = json_string_value(json_object_get(snap, "blobs"));
+    const char *bid = json_string_value(json_object_get(json_object_get(msg, "baseline"), "id"));
+    if (!kind || !umain || !want_main)
+        return pb_error_set(err, PB_ECORRUPT,
+                            "PREPARE: upload.kind, .main and .snapshot.main are required");
+    a->has_blobs = ublobs != NULL;
+    char zst[PATH_MAX + 200];
+    snprintf(zst, sizeof(zst), "%s/upload.zst", a->work);
+    if (strcmp(kind, "full") == 0) {
+        pb_agent__log(a, "info", "rebuilding the snapshot from the full upload");
+        if ((error = fetch(a, umain, zst, a->snap_main, err)) < 0 ||
+            (ublobs && (error = fetch(a, ublobs, zst, a->snap_blobs, err)) < 0))
+            return error;
+    } else if (strcmp(kind, "changeset") == 0) {
+        if (!bid)
+            return pb_error_set(err, PB_ECORRUPT, "PREPARE: a changeset upload needs baseline.id");
+        if ((error = rebuild_from_changeset(a, bid, umain, ublobs, zst, err)) != 0)
+            return error;
+    } else {
+        return pb_error_set(err, PB_ECORRUPT, "PREPARE: unknown upload kind '%s'", kind);
+    }
+    pb_baseline got;
+    if ((error = pb_run__ids(&got, a->snap_main, a->has_blobs ? a->snap_blobs : NULL, err)) < 0)
+        return error;
+    char hm[33], hb[33], msgtxt[300];
+    pb_hex_encode(hm, got.main, 16);
+    pb_hex_encode(hb, got.blobs, 16);
+    if (strcmp(hm, want_main) != 0 || (want_blobs && strcmp(hb, want_blobs) != 0)) {
+        snprintf(msgtxt, sizeof(msgtxt),
+                 "the rebuilt snapshot's checksum %s differs from the home's %s", hm, want_main);
+        return need_full(a, PB_ECONFLICT, msgtxt, err);
+    }
+    pb_agent__log(a, "info", "snapshot rebuilt and verified (checksum %.16s)", hm);
+    uint64_t mapped = 0;
+    if ((error = inject(a, &mapped, err)) < 0)
+        return error;
+    pb_agent__log(a, "info", "injected the DB pair into %s (%llu path values mapped home -> cloud)",
+                  a->plex, (unsigned long long)mapped);
+    return prepared(a, mode,
+                    json_pack("{s:s, s:b, s:s, s:s, s:I, s:f}", "step", "prepare", "ok", 1,
+                              "rebuilt", kind, "snapshot", hm, "mapped", (json_int_t)mapped, "ms",
+                              pb_clock_ms() - t0),
+                    err);
+}
+
 int pb_agent__prepare(agent *a, json_t *msg, pb_error *err)
 {
     int error = 0;
@@ -231,31 +356,9 @@ int pb_agent__prepare(agent *a, json_t *msg, pb_error *err)
         return error;
 
     char wroot[PATH_MAX + 16];
-    snprintf(wroot, sizeof(wroot), "%s/work", a->state);
-    snprintf(a->work, sizeof(a->work), "%s/%s", wroot, a->run_id);
-    snprintf(a->snap_main, sizeof(a->snap_main), "%s/snapshot.db", a->work);
-    snprintf(a->snap_blobs, sizeof(a->snap_blobs), "%s/snapshot.blobs.db", a->work);
-    snprintf(a->cloud_main, sizeof(a->cloud_main), "%s/cloud.db", a->work);
-    snprintf(a->cloud_blobs, sizeof(a->cloud_blobs), "%s/cloud.blobs.db", a->work);
-    snprintf(a->list, sizeof(a->list), "%s/list", a->work);
-    snprintf(a->answer, sizeof(a->answer), "%s/answer", a->work);
-    snprintf(a->bundle, sizeof(a->bundle), "%s/bundle.pbb", a->work);
-
-    /* the same run prepared here already (a new agent after a dropped link): keep the cloud DB,
-     * the runner may have worked on it */
-    json_t *done = json_load_file(prepared_path(a), 0, NULL);
-    const char *dmode = json_string_value(json_object_get(done, "mode"));
-    if (dmode && strcmp(dmode, mode) == 0 && json_is_object(json_object_get(done, "result"))) {
-        a->has_blobs = json_is_true(json_object_get(done, "has_blobs"));
-        a->prepared = 1;
-        pb_agent__log(a, "info", "run %s is prepared here already: the cloud DB is kept", a->run_id);
-        json_t *res = json_deep_copy(json_object_get(done, "result"));
-        json_decref(done);
-        if (res)
-            json_object_set_new(res, "again", json_true());
-        return pb_agent__result(a, res, err);
-    }
-    json_decref(done);
+    work_paths(a, wroot, sizeof(wroot));
+    if (prepared_again(a, mode, &error, err))
+        return error;
 
     /* a fresh work dir for this run (older ones go) */
     discard_dir(a, wroot);
@@ -267,88 +370,13 @@ int pb_agent__prepare(agent *a, json_t *msg, pb_error *err)
         discard_dir(a, a->plex);
         if ((error = pb_fs_mkdirs(a->plex, 0700, err)) < 0)
             return error;
-        pb_agent__log(a, "info", "cloud Plex data dir %s is empty: the runner builds the library", a->plex);
+        pb_agent__log(a, "info", "cloud Plex data dir %s is empty: the runner builds the library",
+                      a->plex);
         return prepared(a, mode,
                         json_pack("{s:s, s:b, s:s, s:f}", "step", "prepare", "ok", 1, "rebuilt",
                                   "empty", "ms", pb_clock_ms() - t0),
                         err);
     }
 
-    json_t *up = json_object_get(msg, "upload");
-    const char *kind = json_string_value(json_object_get(up, "kind"));
-    const char *umain = json_string_value(json_object_get(up, "main"));
-    const char *ublobs = json_string_value(json_object_get(up, "blobs"));
-    json_t *snap = json_object_get(up, "snapshot");
-    const char *want_main = json_string_value(json_object_get(snap, "main"));
-    const char *want_blobs = json_string_value(json_object_get(snap, "blobs"));
-    if (!kind || !umain || !want_main)
-        return pb_error_set(err, PB_ECORRUPT,
-                            "PREPARE: upload.kind, .main and .snapshot.main "
-                            "are required");
-    a->has_blobs = ublobs != NULL;
-    char zst[PATH_MAX + 200], raw[PATH_MAX + 200];
-    snprintf(zst, sizeof(zst), "%s/upload.zst", a->work);
-    if (strcmp(kind, "full") == 0) {
-        pb_agent__log(a, "info", "rebuilding the snapshot from the full upload");
-        if ((error = fetch(a, umain, zst, a->snap_main, err)) < 0 ||
-            (ublobs && (error = fetch(a, ublobs, zst, a->snap_blobs, err)) < 0))
-            return error;
-    } else if (strcmp(kind, "changeset") == 0) {
-        const char *bid =
-            json_string_value(json_object_get(json_object_get(msg, "baseline"), "id"));
-        if (!bid)
-            return pb_error_set(err, PB_ECORRUPT, "PREPARE: a changeset upload needs baseline.id");
-        pb_error e = PB_ERROR_INIT;
-        error = baseline_to_snapshot(a, bid, a->has_blobs, &e);
-        if (error == PB_ENOTFOUND) {
-            json_t *o = json_pack("{s:i, s:s, s:s, s:b}", "code", PB_ENOTFOUND, "name",
-                                  pb_strerror(PB_ENOTFOUND), "message",
-                                  "the store does not hold the home's baseline", "need_full", 1);
-            pb_frame_write_json(&a->io, PB_FRAME_ERROR, o, err);
-            json_decref(o);
-            return 1; /* answered */
-        }
-        if (error < 0)
-            return pb_error_set(err, error, "%s", e.msg);
-        pb_agent__log(a, "info", "applying the home's row changeset to the baseline");
-        snprintf(raw, sizeof(raw), "%s/upload.changeset", a->work);
-        if ((error = fetch(a, umain, zst, raw, err)) < 0 ||
-            (error = pb_run__apply_changeset(a->snap_main, raw, err)) < 0)
-            return error;
-        if (ublobs && ((error = fetch(a, ublobs, zst, raw, err)) < 0 ||
-                       (error = pb_run__apply_changeset(a->snap_blobs, raw, err)) < 0))
-            return error;
-        unlink(raw);
-    } else {
-        return pb_error_set(err, PB_ECORRUPT, "PREPARE: unknown upload kind '%s'", kind);
-    }
-
-    /* the rebuilt snapshot must be the home's, row for row */
-    pb_baseline got;
-    if ((error = pb_run__ids(&got, a->snap_main, a->has_blobs ? a->snap_blobs : NULL, err)) < 0)
-        return error;
-    char hm[33], hb[33];
-    pb_hex_encode(hm, got.main, 16);
-    pb_hex_encode(hb, got.blobs, 16);
-    if (strcmp(hm, want_main) != 0 || (want_blobs && strcmp(hb, want_blobs) != 0)) {
-        char msgtxt[300];
-        snprintf(msgtxt, sizeof(msgtxt),
-                 "the rebuilt snapshot's checksum %s differs from the home's %s", hm, want_main);
-        json_t *o = json_pack("{s:i, s:s, s:s, s:b}", "code", PB_ECONFLICT, "name",
-                              pb_strerror(PB_ECONFLICT), "message", msgtxt, "need_full", 1);
-        pb_frame_write_json(&a->io, PB_FRAME_ERROR, o, err);
-        json_decref(o);
-        return 1;
-    }
-    pb_agent__log(a, "info", "snapshot rebuilt and verified (checksum %.16s)", hm);
-    uint64_t mapped = 0;
-    if ((error = inject(a, &mapped, err)) < 0)
-        return error;
-    pb_agent__log(a, "info", "injected the DB pair into %s (%llu path values mapped home -> cloud)", a->plex,
-         (unsigned long long)mapped);
-    return prepared(a, mode,
-                    json_pack("{s:s, s:b, s:s, s:s, s:I, s:f}", "step", "prepare", "ok", 1,
-                              "rebuilt", kind, "snapshot", hm, "mapped", (json_int_t)mapped, "ms",
-                              pb_clock_ms() - t0),
-                    err);
+    return prepare_sync(a, msg, mode, t0, err);
 }

@@ -47,7 +47,8 @@ void pb_run__id_hex(char out[33], const pb_baseline *b)
 }
 
 /* Compresses (level > 0) or decompresses (level 0) `src` into `dst`, replaced atomically. */
-static int zstd_file(const char *src, const char *dst, int level, uint64_t *out_bytes, pb_error *err)
+static int zstd_file(const char *src, const char *dst, int level, uint64_t *out_bytes,
+                     pb_error *err)
 {
     int error = 0;
     pb_fs_atomic a = {-1, NULL, NULL};

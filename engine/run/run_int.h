@@ -31,8 +31,9 @@
 #define PB_ST_KEEP_BASELINES   2 /* baselines kept (besides the one the home records) */
 
 /* ---- home state dir layout ---- */
-#define PB_HOME_BASE_MAIN  "baseline.db" /* the home's copy of the baseline (its ids: the
-                                           apply's record <state>/baseline) */
+#define PB_HOME_BASE_MAIN                                                                          \
+    "baseline.db" /* the home's copy of the baseline (its ids: the                                 \
+                    apply's record <state>/baseline) */
 #define PB_HOME_BASE_BLOBS "baseline.blobs.db"
 #define PB_HOME_SYNC_DIR   "sync" /* current.json, work/<run-id>/ */
 #define PB_HOME_RUNS_DIR   "runs" /* <run-id>.json: the run records */

@@ -188,8 +188,9 @@ int pb_runner_open(pb_runner **out, const pb_runner_options *o, pb_error *err)
         if (strcmp(kinds[i]->name, kind) == 0)
             ops = kinds[i];
     if (!ops && strcmp(kind, "plex") == 0)
-        return pb_error_set(err, PB_EINVALID, "runner: the plex runner is not built yet (use "
-                                              "command)");
+        return pb_error_set(err, PB_EINVALID,
+                            "runner: the plex runner is not built yet (use "
+                            "command)");
     if (!ops)
         return pb_error_set(err, PB_EINVALID, "runner: unknown kind '%s' (command)", kind);
     if (ops->version != PB_RUNNER_OPS_VERSION)

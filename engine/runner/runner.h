@@ -35,7 +35,10 @@ typedef struct pb_runner_options {
 } pb_runner_options;
 
 #define PB_RUNNER_OPTIONS_VERSION 1
-#define PB_RUNNER_OPTIONS_INIT {PB_RUNNER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL}
+#define PB_RUNNER_OPTIONS_INIT                                                                     \
+    {                                                                                              \
+        PB_RUNNER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL                                    \
+    }
 void pb_runner_options_init(pb_runner_options *o);
 
 /** How the follower hears from the runner and from whoever it works for. */

@@ -349,6 +349,5 @@ done:
 }
 
 const pb_runner_ops pb_runner_command_ops = {
-    PB_RUNNER_OPS_VERSION, "command", cmd_state, cmd_start, cmd_follow, cmd_stop, cmd_forget,
-    NULL,
+    PB_RUNNER_OPS_VERSION, "command", cmd_state, cmd_start, cmd_follow, cmd_stop, cmd_forget, NULL,
 };
