@@ -20,6 +20,7 @@
 #include "clock.h"
 #include "hex.h"
 #include "plexburst/plex.h"
+#include "proc.h"
 #include "runner.h"
 #include "store_s3.h"
 
@@ -117,6 +118,7 @@ static void discard_dir(agent *a, const char *path)
     pid_t pid = fork();
     if (pid == 0) {
         if (fork() == 0) {
+            pb_proc_detach(NULL, 0); /* holds none of the agent's pipes */
             pb_fs_rmtree(dst);
             rmdir(trash); /* when nothing else waits there */
             _exit(0);

@@ -9,13 +9,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "backup.h"
 #include "clock.h"
 #include "fs.h"
 #include "hex.h"
+#include "proc.h"
 #include "run_ctx.h"
 
 static int bs_start(rx *x)
@@ -80,10 +80,11 @@ static int run_cmd(rx *x, const char *what, const char *cmd)
     if (!cmd)
         return 0;
     pb_run__log(x, "info", "%s: %s", what, cmd);
-    int st = system(cmd);
-    if (st == -1 || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        return pb_error_set(x->err, PB_ERROR, "%s failed (status %d): %s", what,
-                            WIFEXITED(st) ? WEXITSTATUS(st) : -1, cmd);
+    int st = -1, error = pb_proc_shell(&st, cmd, x->err);
+    if (error < 0)
+        return error;
+    if (st != 0)
+        return pb_error_set(x->err, PB_ERROR, "%s failed (status %d): %s", what, st, cmd);
     return 0;
 }
 
@@ -164,10 +165,7 @@ static int bs_finalize(rx *x)
     if ((error = pb_run__keep_home_base(x, x->snap_main, x->snap_blobs, &x->snap_ids)) < 0)
         return error;
     pb_run__store_prune(x);
-    pb_run__cur_clear(x);
-    if (!x->o->keep_work)
-        pb_fs_rmtree(x->work);
-    pb_run__prune_records(x->state, 30);
+    pb_run__end_work(x);
     return 0;
 }
 

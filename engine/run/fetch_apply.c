@@ -16,7 +16,7 @@
 #include "run_ctx.h"
 
 /* Downloads the bundle (resumably) into x->bundle: the solid form is checked against the hash
- * the agent gave and turned back into a bundle (run_solid.c). */
+ * the agent gave and turned back into a bundle (bundle/solid.c). */
 int pb_run__fetch_bundle(rx *x)
 {
     int error;

@@ -144,6 +144,14 @@ int pb_run__recover(rx *x, int *resume)
     return 0;
 }
 
+void pb_run__end_work(rx *x)
+{
+    pb_run__cur_clear(x);
+    if (!x->o->keep_work)
+        pb_fs_rmtree(x->work);
+    pb_run__prune_records(x->state, 30);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* The home's copy of the baseline                                                            */
 

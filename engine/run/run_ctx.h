@@ -103,6 +103,8 @@ void pb_run__cur_clear(rx *x);
 void pb_run__set_work_paths(rx *x);
 /** A fresh work dir for this run and its current.json. */
 int pb_run__begin_work(rx *x);
+/** The run is over: current.json cleared, its work removed (unless kept), old records pruned. */
+void pb_run__end_work(rx *x);
 /** RECOVER; *resume when the interrupted run's bundle is ready to be applied. */
 int pb_run__recover(rx *x, int *resume);
 /** x->have_base, base_ids, base_id: the apply's record when the home's copy of it is there. */

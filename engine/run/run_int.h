@@ -68,7 +68,7 @@ int pb_run__carry_user_state(const char *new_db, const char *old_db, uint64_t co
 void pb_run__schema_version(const char *db, char *out, size_t cap);
 
 /* ---- the compact LIST (bundle/list.c) ---- */
-/** Agent: the compact list of the files and symlinks of `manifest` (format in run_list.c). */
+/** Agent: the compact list of the files and symlinks of `manifest` (format in bundle/list.c). */
 int pb_run__list_compact(uint64_t *entries, const char *manifest, const char *out, pb_error *err);
 /** Home: merges a compact list with the home's fresh manifest and writes the text list (one
  * path per line, walk order) of the listed paths the home lacks or holds in another version. */

@@ -402,10 +402,7 @@ static int do_finalize(rx *x, int dry_run)
         }
         pb_run__store_prune(x);
     }
-    pb_run__cur_clear(x);
-    if (!x->o->keep_work)
-        pb_fs_rmtree(x->work);
-    pb_run__prune_records(x->state, 30);
+    pb_run__end_work(x);
     return error;
 }
 

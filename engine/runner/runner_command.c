@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <jansson.h>
 
+#include "proc.h"
 #include "runner.h"
 
 /* <state>/runner-<run>.<ext>: log, json, lock, pid. */
@@ -138,26 +139,12 @@ static int cmd_state(pb_runner *r, int *status)
 static void monitor(pb_runner *r, const char *expanded, int lfd, int logfd, int ready,
                     const char *stf)
 {
-    setsid();
+    const int keep[] = {lfd, logfd, ready};
+    pb_proc_detach(keep, 3);
     /* the starter waits for this: from now on a stop reaches the whole group */
     if (write(ready, "1", 1) != 1)
         _exit(1);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGPIPE, SIG_DFL);
-    signal(SIGHUP, SIG_IGN);
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    int dn = open("/dev/null", O_RDWR);
-    if (dn >= 0) {
-        dup2(dn, 0);
-        dup2(dn, 1);
-        dup2(dn, 2);
-    }
-    for (int fd = 3; fd < 1024; fd++)
-        if (fd != lfd && fd != logfd)
-            close(fd); /* `ready` too: written above */
+    close(ready);
     pid_t c = fork();
     if (c == 0) {
         signal(SIGHUP, SIG_DFL);
