@@ -2,7 +2,8 @@
  * test_run_units.c: the small pieces of the runs: `.env` configuration and the environment
  * (engine/run/config.h), plex_libraries.json, the detached command runner (engine/runner:
  * substitution with shell quoting, line relay, exit status, a stop through the watched fd, secrets
- * masked in logs).
+ * masked in logs), the cloud table (selection by scheme, a cloud not built yet, the local cloud's
+ * checks).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cloud.h"
 #include "config.h"
 #include "runner.h"
 #include "testutil.h"
@@ -208,6 +210,68 @@ static void test_runner(void **state)
     assert_non_null(strstr(shown, "--dir /x"));
 }
 
+static int open_cloud(pb_cloud **c, const char *url, const char *store, pb_error *err)
+{
+    char state[4200], plex[4200];
+    snprintf(state, sizeof(state), "%s/home.plexburst", dir);
+    snprintf(plex, sizeof(plex), "%s/home", dir);
+    pb_cloud_options co = PB_CLOUD_OPTIONS_INIT;
+    co.url = url;
+    co.home_state = state;
+    co.home_plex = plex;
+    co.store = store;
+    co.agent_program = "/bin/false";
+    pb_error_clear(err);
+    int rc = pb_cloud_open(c, &co, err);
+    if (rc < 0) {
+        pb_cloud_free(*c);
+        *c = NULL;
+    }
+    return rc;
+}
+
+static void test_clouds(void **state)
+{
+    (void)state;
+    pb_error err = PB_ERROR_INIT;
+    pb_cloud *c = NULL;
+    char line[4400], want[4400];
+    /* local: DIR defaults to <state>/cloud, the store to DIR/store */
+    assert_int_equal(open_cloud(&c, NULL, NULL, &err), 0);
+    snprintf(want, sizeof(want), "%s/home.plexburst/cloud", dir);
+    assert_string_equal(c->workdir, want);
+    snprintf(want, sizeof(want), "%s/home.plexburst/cloud/store", dir);
+    assert_string_equal(c->store, want);
+    pb_cloud_describe(c, line, sizeof(line));
+    assert_non_null(strstr(line, "local cloud in"));
+    assert_false(pb_cloud_can_reconnect(c));
+    pb_cloud_result res;
+    pb_cloud_release(c, &res);
+    assert_string_equal(res.provider, "local");
+    assert_true(res.cost == 0);
+    pb_cloud_free(c);
+    /* local:DIR is created; inside the home data dir it is refused */
+    snprintf(line, sizeof(line), "local:%s/elsewhere", dir);
+    assert_int_equal(open_cloud(&c, line, "/x/store", &err), 0);
+    assert_string_equal(c->store, "/x/store");
+    pb_cloud_free(c);
+    tu_sh("mkdir -p '%s/home'", dir);
+    snprintf(line, sizeof(line), "local:%s/home/cloud", dir);
+    assert_int_equal(open_cloud(&c, line, NULL, &err), PB_EINVALID);
+    assert_non_null(strstr(err.msg, "inside the Plex data dir"));
+    /* ssh:// needs a store both sides reach; scaleway is in the table but not built */
+    assert_int_equal(open_cloud(&c, "ssh://u@h.example/srv/pb", NULL, &err), PB_EINVALID);
+    assert_non_null(strstr(err.msg, "needs a store"));
+    assert_int_equal(open_cloud(&c, "ssh://u@h.example/srv/pb", "s3://b/p", &err), 0);
+    assert_string_equal(c->workdir, "/srv/pb");
+    assert_true(pb_cloud_can_reconnect(c) && pb_cloud_is_remote(c));
+    pb_cloud_free(c);
+    assert_int_equal(open_cloud(&c, "scaleway:fr-par-1", NULL, &err), PB_EINVALID);
+    assert_non_null(strstr(err.msg, "not built yet"));
+    assert_int_equal(open_cloud(&c, "ftp://h", NULL, &err), PB_EINVALID);
+    assert_non_null(strstr(err.msg, "unknown --cloud"));
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "%s", tu_tmpdir("runu"));
@@ -215,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_libraries),
         cmocka_unit_test(test_runner),
+        cmocka_unit_test(test_clouds),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_sh("rm -rf '%s'", dir);
