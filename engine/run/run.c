@@ -138,8 +138,7 @@ int pb_run__may_start(rx *x, const char *name)
 
 void pb_run_options_init(pb_run_options *opts)
 {
-    memset(opts, 0, sizeof(*opts));
-    opts->version = PB_RUN_OPTIONS_VERSION;
+    *opts = (pb_run_options)PB_RUN_OPTIONS_INIT;
 }
 
 /* Replaces an owned string of the result (kept when out of memory). */

@@ -95,7 +95,7 @@ typedef struct pb_run_options {
 #define PB_RUN_OPTIONS_VERSION 1
 #define PB_RUN_OPTIONS_INIT                                                                        \
     {                                                                                              \
-        PB_RUN_OPTIONS_VERSION                                                                     \
+        .version = PB_RUN_OPTIONS_VERSION                                                          \
     }
 
 /** Zeroes the options and sets the version (as PB_RUN_OPTIONS_INIT). */
