@@ -9,7 +9,6 @@
  * Role: engine/run, the home side (run_ctx.h). Prerequisites: the cloud seam, the store, the
  * framed protocol, the phases' files.
  */
-#define _GNU_SOURCE 1 /* asprintf */
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
