@@ -1,7 +1,8 @@
 /*
- * cmd_agent.c: `plexburst agent --workdir DIR [--store DIR]`: the cloud side of bootstrap and
- * sync. It speaks the framed protocol (docs/protocol.md) on stdin/stdout, so it prints nothing
- * there; the home side starts it (locally as a child process, later over SSH).
+ * cmd_agent.c: `plexburst agent --workdir DIR [--store DIR|s3://BUCKET/PREFIX]`: the cloud side
+ * of bootstrap and sync. It speaks the framed protocol (docs/protocol.md) on stdin/stdout, so it
+ * prints nothing there; the home side starts it (a local cloud as a child process, an ssh:// cloud
+ * over SSH).
  * Role: option parsing over pb_agent_serve() (plexburst/run.h).
  */
 #include <stdio.h>
@@ -16,12 +17,14 @@ int cmd_agent(int argc, char **argv)
     const cli_opt opts[] = {
         {"workdir", CLI_OPT_STRING, &workdir, "DIR",
          "the cloud directory: DIR/plex is the cloud's Plex data dir, DIR/agent its state"},
-        {"store", CLI_OPT_STRING, &store, "DIR", "the store, unless the home names one"},
+        {"store", CLI_OPT_STRING, &store, "URL",
+         "the store (DIR, file://DIR or s3://BUCKET/PREFIX), unless the home names one"},
         {"mkplex", CLI_OPT_STRING, &mkplex, "PATH",
          "the fixture tool for {mkplex} in runner lines (default: beside this binary)"},
         {NULL, 0, NULL, NULL, NULL},
     };
-    int rc = cli_parse("agent", "--workdir DIR [--store DIR]", opts, argc, argv, NULL, 0, NULL);
+    int rc = cli_parse("agent", "--workdir DIR [--store DIR|s3://BUCKET/PREFIX]", opts, argc, argv,
+                       NULL, 0, NULL);
     if (rc > 0)
         return CLI_EXIT_OK;
     if (rc < 0)
@@ -33,7 +36,10 @@ int cmd_agent(int argc, char **argv)
     if (isatty(0) && isatty(1))
         fprintf(stderr, "plexburst agent: speaks the plexburst protocol on stdin/stdout; it is "
                         "started by `plexburst sync` or `bootstrap`, not by hand\n");
-    pb_agent_options o = {PB_AGENT_OPTIONS_VERSION, workdir, store, 0, 1, mkplex};
+    pb_agent_options o = PB_AGENT_OPTIONS_INIT;
+    o.workdir = workdir;
+    o.store = store;
+    o.mkplex = mkplex;
     pb_error err = PB_ERROR_INIT;
     rc = pb_agent_serve(&o, &err);
     if (rc < 0 && rc != PB_ECANCELLED)

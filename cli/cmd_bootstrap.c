@@ -1,10 +1,10 @@
 /*
- * cmd_bootstrap.c: `plexburst bootstrap --plex-dir HOME --cloud local[:DIR] [--store DIR]
- * [--runner 'CMD']`: the first run (or a rebuild): the runner builds the library in the cloud,
- * the whole result comes home (DB pair zstd, resumable, plus the files the home lacks), installed
- * with Plex stopped, keeping Preferences.xml, carrying the home's user state over by
- * (account_id, guid); both sides record the baseline.
- * Role: option parsing over pb_run() (plexburst/run.h); rendering in progress.c.
+ * cmd_bootstrap.c: `plexburst bootstrap --plex-dir HOME [--cloud local[:DIR]|ssh://HOST[/DIR]]
+ * [--store DIR|s3://BUCKET/PREFIX] [--runner 'CMD']`: the first run (or a rebuild): the runner
+ * builds the library in the cloud, the whole result comes home (DB pair zstd, resumable, plus the
+ * files the home lacks), installed with Plex stopped, keeping Preferences.xml, carrying the home's
+ * user state over by (account_id, guid); both sides record the baseline. Role: option parsing over
+ * pb_run() (plexburst/run.h); rendering in progress.c.
  */
 #include <stdio.h>
 
@@ -24,8 +24,9 @@ int cmd_bootstrap(int argc, char **argv)
         {NULL, 0, NULL, NULL, NULL},
     };
     int rc = cli_parse("bootstrap",
-                       "--plex-dir HOME [--cloud local[:DIR]] [--store DIR] [--runner 'CMD'] "
-                       "[--json] [apply options]",
+                       "--plex-dir HOME [--cloud local[:DIR]|ssh://[USER@]HOST[:PORT][/DIR]] "
+                       "[--store DIR|file://DIR|s3://BUCKET/PREFIX] [--runner 'CMD'] [--json] "
+                       "[apply options]",
                        opts, argc, argv, NULL, 0, NULL);
     if (rc > 0)
         return CLI_EXIT_OK;

@@ -1,6 +1,7 @@
 /*
- * cmd_sync.c: `plexburst sync --plex-dir HOME --cloud local[:DIR] [--store DIR] [--runner 'CMD']
- * [--dry-run] [--json]`: the nightly run (DESIGN.md §3 steps 1-6): the home's row changeset up,
+ * cmd_sync.c: `plexburst sync --plex-dir HOME [--cloud local[:DIR]|ssh://HOST[/DIR]]
+ * [--store DIR|s3://BUCKET/PREFIX] [--runner 'CMD'] [--dry-run] [--json]`: the nightly run: the
+ * home's row changeset up,
  * the cloud's analysis, a bundle down, merged by the journaled apply. Apply options
  * (--plex-stop-cmd, --plex-start-cmd, --online, --max-delete-pct, --path-map) pass through.
  * Role: option parsing over pb_run() (plexburst/run.h); rendering in progress.c.
@@ -12,7 +13,8 @@
 #include "progress.h"
 
 #define SYNC_USAGE                                                                                 \
-    "--plex-dir HOME [--cloud local[:DIR]] [--store DIR] [--runner 'CMD'] [--dry-run] [--json] "   \
+    "--plex-dir HOME [--cloud local[:DIR]|ssh://[USER@]HOST[:PORT][/DIR]] "                        \
+    "[--store DIR|file://DIR|s3://BUCKET/PREFIX] [--runner 'CMD'] [--dry-run] [--json] "           \
     "[apply options]"
 
 int cmd_sync(int argc, char **argv)

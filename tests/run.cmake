@@ -1,5 +1,5 @@
-# Tests of the runs end to end (issue 5): the framed protocol and channels, the local store,
-# and the agent-driven bootstrap / sync / demo through the local cloud.
+# Tests of the runs: the framed protocol and channels, the local store, the run settings and the
+# detached command runner, and the agent-driven bootstrap / sync / demo through the local cloud.
 pb_add_test(NAME test_frame SOURCES test_frame.c LABELS unit TIMEOUT 120)
 pb_add_test(NAME test_store SOURCES test_store.c LABELS unit TIMEOUT 120)
 pb_add_test(NAME test_run_units SOURCES test_run_units.c LABELS unit TIMEOUT 120)

@@ -1,7 +1,9 @@
 /*
  * test_run_units.c: the small pieces of the runs: `.env` configuration and the environment
- * (engine/config.h), plex_libraries.json, the command runner (substitution with shell quoting,
- * line relay, exit status, a stop through the watched fd, secrets masked in logs).
+ * (engine/run/config.h), plex_libraries.json, the detached command runner (engine/runner:
+ * substitution with shell quoting, line relay, exit status, a stop through the watched fd, secrets
+ * masked in logs), the cloud table (selection by scheme, a cloud not built yet, the local cloud's
+ * checks).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -10,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cloud.h"
 #include "config.h"
 #include "runner.h"
 #include "testutil.h"
@@ -113,19 +116,48 @@ typedef struct lines {
     char all[4096];
 } lines;
 
-static void on_line(const char *text, void *payload)
+static int on_line(const char *text, void *payload)
 {
     lines *l = payload;
     l->n++;
     snprintf(l->last, sizeof(l->last), "%s", text);
     strncat(l->all, text, sizeof(l->all) - strlen(l->all) - 2);
     strcat(l->all, "|");
+    return 0;
 }
 
 static int stop_now(void *payload)
 {
     (void)payload;
-    return 1;
+    return PB_ECANCELLED;
+}
+
+/* Starts the detached command runner of run `id` in `dir` and follows it with `io`. */
+static int run_command(int *status, const char *id, const char *cmd, const pb_runner_io *io,
+                       pb_error *err)
+{
+    char state[4200];
+    pb_runner *r = NULL;
+    pb_runner_options ro = PB_RUNNER_OPTIONS_INIT;
+    snprintf(state, sizeof(state), "%s/runner-state", dir);
+    tu_sh("mkdir -p '%s'", state);
+    ro.plex_dir = dir;
+    ro.state_dir = state;
+    ro.run_id = id;
+    assert_int_equal(pb_runner_open(&r, &ro, err), 0);
+    assert_int_equal(pb_runner_state(r, status), PB_RUNNER_NONE);
+    char shown[512];
+    assert_int_equal(pb_runner_start(r, cmd, shown, sizeof(shown), err), 0);
+    int rc = pb_runner_follow(r, io, status, err);
+    if (rc == PB_ECANCELLED) {
+        /* stopped: the whole process group goes (nothing works for the run any more) */
+        double t0 = (double)time(NULL);
+        while (pb_runner_state(r, status) == PB_RUNNER_WORKING && (double)time(NULL) - t0 < 10)
+            usleep(20000);
+        assert_int_not_equal(pb_runner_state(r, status), PB_RUNNER_WORKING);
+    }
+    pb_runner_free(r);
+    return rc;
 }
 
 static void test_runner(void **state)
@@ -144,10 +176,10 @@ static void test_runner(void **state)
     lines l = {0};
     pb_runner_io io = {on_line, -1, NULL, &l};
     int status = -1;
-    assert_int_equal(pb_runner_command(&status,
-                                       "echo one; echo two >&2; printf 'no newline'; "
-                                       "test \"$PWD\" = \"$PLEX_DIR\" || echo wrongdir; exit 5",
-                                       dir, &io, &err),
+    assert_int_equal(run_command(&status, "r1",
+                                 "echo one; echo two >&2; printf 'no newline'; "
+                                 "test \"$PWD\" = \"$PLEX_DIR\" || echo wrongdir; exit 5",
+                                 &io, &err),
                      0);
     assert_int_equal(status, 5);
     assert_int_equal(l.n, 3);
@@ -160,7 +192,7 @@ static void test_runner(void **state)
     pb_runner_io io2 = {on_line, p[0], stop_now, &l};
     double t0 = (double)time(NULL);
     pb_error_clear(&err);
-    assert_int_equal(pb_runner_command(&status, "sleep 30 & sleep 30; echo late", dir, &io2, &err),
+    assert_int_equal(run_command(&status, "r2", "sleep 30 & sleep 30; echo late", &io2, &err),
                      PB_ECANCELLED);
     assert_true((double)time(NULL) - t0 < 10);
     close(p[0]);
@@ -178,6 +210,68 @@ static void test_runner(void **state)
     assert_non_null(strstr(shown, "--dir /x"));
 }
 
+static int open_cloud(pb_cloud **c, const char *url, const char *store, pb_error *err)
+{
+    char state[4200], plex[4200];
+    snprintf(state, sizeof(state), "%s/home.plexburst", dir);
+    snprintf(plex, sizeof(plex), "%s/home", dir);
+    pb_cloud_options co = PB_CLOUD_OPTIONS_INIT;
+    co.url = url;
+    co.home_state = state;
+    co.home_plex = plex;
+    co.store = store;
+    co.agent_program = "/bin/false";
+    pb_error_clear(err);
+    int rc = pb_cloud_open(c, &co, err);
+    if (rc < 0) {
+        pb_cloud_free(*c);
+        *c = NULL;
+    }
+    return rc;
+}
+
+static void test_clouds(void **state)
+{
+    (void)state;
+    pb_error err = PB_ERROR_INIT;
+    pb_cloud *c = NULL;
+    char line[4400], want[4400];
+    /* local: DIR defaults to <state>/cloud, the store to DIR/store */
+    assert_int_equal(open_cloud(&c, NULL, NULL, &err), 0);
+    snprintf(want, sizeof(want), "%s/home.plexburst/cloud", dir);
+    assert_string_equal(c->workdir, want);
+    snprintf(want, sizeof(want), "%s/home.plexburst/cloud/store", dir);
+    assert_string_equal(c->store, want);
+    pb_cloud_describe(c, line, sizeof(line));
+    assert_non_null(strstr(line, "local cloud in"));
+    assert_false(pb_cloud_can_reconnect(c));
+    pb_cloud_result res;
+    pb_cloud_release(c, &res);
+    assert_string_equal(res.provider, "local");
+    assert_true(res.cost == 0);
+    pb_cloud_free(c);
+    /* local:DIR is created; inside the home data dir it is refused */
+    snprintf(line, sizeof(line), "local:%s/elsewhere", dir);
+    assert_int_equal(open_cloud(&c, line, "/x/store", &err), 0);
+    assert_string_equal(c->store, "/x/store");
+    pb_cloud_free(c);
+    tu_sh("mkdir -p '%s/home'", dir);
+    snprintf(line, sizeof(line), "local:%s/home/cloud", dir);
+    assert_int_equal(open_cloud(&c, line, NULL, &err), PB_EINVALID);
+    assert_non_null(strstr(err.msg, "inside the Plex data dir"));
+    /* ssh:// needs a store both sides reach; scaleway is in the table but not built */
+    assert_int_equal(open_cloud(&c, "ssh://u@h.example/srv/pb", NULL, &err), PB_EINVALID);
+    assert_non_null(strstr(err.msg, "needs a store"));
+    assert_int_equal(open_cloud(&c, "ssh://u@h.example/srv/pb", "s3://b/p", &err), 0);
+    assert_string_equal(c->workdir, "/srv/pb");
+    assert_true(pb_cloud_can_reconnect(c) && pb_cloud_is_remote(c));
+    pb_cloud_free(c);
+    assert_int_equal(open_cloud(&c, "scaleway:fr-par-1", NULL, &err), PB_EINVALID);
+    assert_non_null(strstr(err.msg, "not built yet"));
+    assert_int_equal(open_cloud(&c, "ftp://h", NULL, &err), PB_EINVALID);
+    assert_non_null(strstr(err.msg, "unknown --cloud"));
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "%s", tu_tmpdir("runu"));
@@ -185,6 +279,7 @@ int main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_libraries),
         cmocka_unit_test(test_runner),
+        cmocka_unit_test(test_clouds),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_sh("rm -rf '%s'", dir);

@@ -1,10 +1,10 @@
 /*
- * run_archive.c: pb_archive_estimate() (plexburst/run.h): what the prior scripts' whole
+ * archive.c: pb_archive_estimate() (plexburst/run.h): what the prior scripts' whole
  * archives would weigh, for the transfer summaries of the demo and the benchmark: a tar-like
  * stream (a 512-byte header per entry, contents padded to 512 bytes, hard links stored once)
  * of the library DB pair, or of the DB pair plus Metadata/ and Media/, compressed with zstd at
  * the given level and counted, never written.
- * Role: engine/ (reporting only). Prerequisites: libzstd.
+ * Role: engine/run (reporting only). Prerequisites: libzstd.
  */
 #include <dirent.h>
 #include <errno.h>

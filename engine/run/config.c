@@ -1,7 +1,7 @@
 /*
- * config.c: `.env`-style configuration files and the environment (PLEXBURST_*), and the
- * plex_libraries.json reader (engine/config.h).
- * Role: the runs (engine/run_sync.c) fill unset options from here. Prerequisites: jansson.
+ * config.c: `.env`-style configuration files and the environment (PLEXBURST_*), the settings of a
+ * run resolved from them (defaults included), and the plex_libraries.json reader (config.h).
+ * Role: the runs (engine/run/run.c) fill unset options from here. Prerequisites: jansson.
  * The file is small and read once; values are kept in a flat list.
  */
 #include <ctype.h>
@@ -9,9 +9,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <unistd.h>
 #include <jansson.h>
 
 #include "config.h"
+#include "plexburst/plexmerge.h"
 
 typedef struct kv {
     char *key, *value;
@@ -305,4 +308,67 @@ done:
     free(libs);
     json_decref(root);
     return error;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The settings of a run                                                                      */
+
+static const char *opt(const pb_config *cfg, const char *given, const char *key)
+{
+    return given ? given : pb_config_get(cfg, key);
+}
+
+/* The path map and plex_libraries.json must parse before anything starts. */
+static int check_files(pb_run_settings *s, pb_error *err)
+{
+    int error;
+    if (s->path_map) {
+        pb_pathmap *pm = NULL;
+        if ((error = pb_pathmap_load(&pm, s->path_map, err)) < 0)
+            return error;
+        pb_pathmap_free(pm);
+    }
+    if (s->libraries) {
+        pb_plex_library *libs = NULL;
+        if ((error = pb_plex_libraries_load(&libs, &s->nlibraries, s->libraries, err)) < 0)
+            return error;
+        free(libs);
+    }
+    return 0;
+}
+
+int pb_run_settings_resolve(pb_run_settings *s, const pb_run_options *o, const pb_config *cfg,
+                            pb_error *err)
+{
+    memset(s, 0, sizeof(*s));
+    s->plex_dir = opt(cfg, o->plex_dir, "PLEXBURST_PLEX_DIR");
+    if (!s->plex_dir)
+        return pb_error_set(err, PB_EINVALID,
+                            "no Plex data dir given (--plex-dir or PLEXBURST_PLEX_DIR)");
+    s->state_dir = opt(cfg, o->state_dir, "PLEXBURST_STATE_DIR");
+    s->cloud = opt(cfg, o->cloud, "PLEXBURST_CLOUD");
+    s->store = opt(cfg, o->store, "PLEXBURST_STORE");
+    s->runner = opt(cfg, o->runner, "PLEXBURST_RUNNER");
+    if (!s->runner)
+        return pb_error_set(err, PB_EINVALID,
+                            "no analysis runner given (--runner 'CMD' or PLEXBURST_RUNNER)");
+    s->stop_cmd = opt(cfg, o->plex_stop_cmd, "PLEXBURST_PLEX_STOP_CMD");
+    s->start_cmd = opt(cfg, o->plex_start_cmd, "PLEXBURST_PLEX_START_CMD");
+    s->path_map = opt(cfg, o->path_map, "PLEXBURST_PATH_MAP");
+    s->libraries = opt(cfg, o->plex_libraries, "PLEXBURST_PLEX_LIBRARIES");
+    const char *online = pb_config_get(cfg, "PLEXBURST_ONLINE");
+    s->online = o->online || (online && (!strcmp(online, "1") || !strcasecmp(online, "true")));
+    const char *md = pb_config_get(cfg, "PLEXBURST_MAX_DELETE_PCT");
+    s->max_delete_pct = o->max_delete_pct > 0 ? o->max_delete_pct : md ? atof(md) : 5.0;
+    s->zstd_level = o->zstd_level > 0 ? o->zstd_level : 19;
+    const char *prog = o->agent_program ? o->agent_program : getenv("PLEXBURST_AGENT");
+    if (prog) {
+        snprintf(s->agent_program, sizeof(s->agent_program), "%s", prog);
+    } else {
+        ssize_t n = readlink("/proc/self/exe", s->agent_program, sizeof(s->agent_program) - 1);
+        if (n <= 0)
+            return pb_error_errno(err, "cannot find this program (/proc/self/exe)");
+        s->agent_program[n] = '\0';
+    }
+    return check_files(s, err);
 }

@@ -1,8 +1,9 @@
 /*
  * config.h (internal): run configuration from a `.env`-style file and the environment
- * (PLEXBURST_*), and the prior scripts' JSON files (`plex_libraries.json`; `path_mappings.json`
- * is parsed by engine/pathmap.c).
- * Role: fills the options of a run that the command line left unset (engine/run_sync.c).
+ * (PLEXBURST_*), the settings of a run resolved from them in one place (pb_run_settings), and the
+ * prior scripts' JSON files (`plex_libraries.json`; `path_mappings.json` is parsed by
+ * engine/plex/pathmap.c).
+ * Role: fills the options of a run that the command line left unset (engine/run/run.c).
  * Precedence: the command line, then the environment, then the file, then the defaults.
  * Secrets: values of keys naming a secret (…SECRET…, …TOKEN…, …PASSWORD…, …PASSPHRASE…,
  * …ACCESS_KEY…) are never returned by pb_config_describe().
@@ -10,8 +11,10 @@
 #ifndef PB_CONFIG_H
 #define PB_CONFIG_H
 
+#include <limits.h>
 #include <stddef.h>
 #include "plexburst/errors.h"
+#include "plexburst/run.h"
 
 typedef struct pb_config pb_config;
 
@@ -32,6 +35,30 @@ int pb_config_is_secret(const char *key);
 
 /** One line "KEY=value, KEY=<secret>, ..." of the PLEXBURST_* keys in effect (for the log). */
 void pb_config_describe(const pb_config *c, char *out, size_t cap);
+
+/** The settings of a run: each option the command line left unset comes from the environment,
+ * then the file, then the default. Strings point into the options or the config. */
+typedef struct pb_run_settings {
+    const char *plex_dir;  /* required: --plex-dir, PLEXBURST_PLEX_DIR */
+    const char *state_dir; /* NULL: <plex_dir>.plexburst */
+    const char *cloud;     /* NULL: local */
+    const char *store;     /* NULL: the cloud's default */
+    const char *runner;    /* required: --runner, PLEXBURST_RUNNER */
+    const char *stop_cmd, *start_cmd, *path_map, *libraries;
+    int online;
+    double max_delete_pct;        /* default 5 */
+    int zstd_level;               /* default 19 */
+    size_t nlibraries;            /* sections of plex_libraries.json (checked) */
+    char agent_program[PATH_MAX]; /* --agent-program, PLEXBURST_AGENT, else this program */
+} pb_run_settings;
+
+/**
+ * Resolves the settings of a run from `o` and `cfg`, and checks the files they name (the path map
+ * and plex_libraries.json parse).
+ * @return 0; PB_EINVALID naming what is missing or malformed.
+ */
+int pb_run_settings_resolve(pb_run_settings *s, const pb_run_options *o, const pb_config *cfg,
+                            pb_error *err);
 
 /** A section of plex_libraries.json. */
 typedef struct pb_plex_library {

@@ -1,9 +1,10 @@
 /*
- * run_state.c: the run records of a home data dir (<state dir>/runs/<run-id>.json, written as a
- * run goes and at its end) and `plexburst status` (pb_run_status_read): the baseline, the last
- * runs, an interrupted run waiting in <state dir>/sync/current.json, a pending apply journal.
- * Role: engine/ (run_sync.c writes, the CLI's status command reads). Prerequisites: jansson,
- * SQLite (the apply journal is read read-only).
+ * records.c: the run records of a home data dir (<state dir>/runs/<run-id>.json, written as a
+ * run goes and at its end) and `plexburst status` (pb_run_status_read): the baseline (the apply's
+ * record <state dir>/baseline), the last runs, an interrupted run waiting in
+ * <state dir>/sync/current.json, a pending apply journal.
+ * Role: engine/run (run.c writes, the CLI's status command reads). Prerequisites: jansson,
+ * SQLite (the apply journal is read read-only), pb_plexdir.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -16,13 +17,15 @@
 #include <unistd.h>
 #include <sqlite3.h>
 
+#include "fs.h"
+#include "plexdir.h"
 #include "run_int.h"
 
 int pb_run__record(const char *state_dir, const pb_run_result *r, const char *state, pb_error *err)
 {
     char dir[PATH_MAX + 16], path[PATH_MAX + 80];
     snprintf(dir, sizeof(dir), "%s/" PB_HOME_RUNS_DIR, state_dir);
-    int error = pb_run__mkdirs(dir, err);
+    int error = pb_fs_mkdirs(dir, 0700, err);
     if (error < 0)
         return error;
     snprintf(path, sizeof(path), "%s/%s.json", dir, r->run_id);
@@ -122,23 +125,23 @@ int pb_run_status_read(pb_run_status *out, const char *plex_dir, const char *sta
                        pb_error *err)
 {
     memset(out, 0, sizeof(*out));
-    int error = 0;
-    if (state_dir) {
-        snprintf(out->state_dir, sizeof(out->state_dir), "%s", state_dir);
-    } else if ((error = pb_state_dir_default(out->state_dir, sizeof(out->state_dir), plex_dir,
-                                             err)) < 0) {
+    pb_plexdir pd;
+    int error = pb_plexdir_open(&pd, plex_dir, err);
+    if (!error)
+        error = pb_plexdir_state(&pd, state_dir, 0, err);
+    if (!error)
+        snprintf(out->state_dir, sizeof(out->state_dir), "%s", pd.state_dir);
+    pb_plexdir_dispose(&pd);
+    if (error < 0)
         return error;
-    }
     const char *s = out->state_dir;
     char path[PATH_MAX + 128];
     json_t *o = NULL;
     pb_error e = PB_ERROR_INIT;
-
-    snprintf(path, sizeof(path), "%s/" PB_HOME_SYNC_DIR "/baseline.json", s);
-    if (pb_run__read_json(&o, path, &e) == 0) {
+    pb_baseline rec;
+    if (pb_baseline_read(&rec, s, &e) == 0) {
         out->have_baseline = 1;
-        copy_str(out->baseline_id, sizeof(out->baseline_id), json_object_get(o, "id"));
-        json_decref(o);
+        pb_run__id_hex(out->baseline_id, &rec);
     }
     snprintf(path, sizeof(path), "%s/" PB_HOME_SYNC_DIR "/current.json", s);
     if (pb_run__read_json(&o, path, &e) == 0) {
@@ -180,7 +183,7 @@ int pb_run_status_read(pb_run_status *out, const char *plex_dir, const char *sta
 
     /* an apply journal with a run in it */
     snprintf(path, sizeof(path), "%s/apply.journal", s);
-    if (pb_run__exists(path)) {
+    if (pb_fs_exists(path)) {
         sqlite3 *db = NULL;
         sqlite3_stmt *st = NULL;
         if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&

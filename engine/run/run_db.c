@@ -1,11 +1,11 @@
 /*
- * run_db.c: DB and file helpers of the runs (engine/run_int.h): snapshots with the online backup
- * API, baseline ids, row changesets to files, exact changeset application (the generic 3-way
- * merge with the live side equal to the base, so tables without a primary key work too), path
- * rewriting of the Plex path columns, zstd files, atomic JSON files.
- * Role: shared by the home side (run_sync.c) and the agent (agent.c).
- * Prerequisites: SQLite with the compatibility layer, H3's diff/checksum, H4's merge, H5's path
- * mapping, zstd streams.
+ * run_db.c: DB and file helpers of the runs (run_int.h): snapshots with the online backup API,
+ * baseline ids, row changesets to files, exact changeset application (the generic 3-way merge
+ * with the live side equal to the base, so tables without a primary key work too), path
+ * rewriting of the Plex path columns, run ids, zstd files, atomic JSON files.
+ * Role: shared by the home side (run.c and its phases) and the agent (agent*.c).
+ * Prerequisites: SQLite with the compatibility layer, sqldiff's diff/checksum and merge, the
+ * path map, zstd streams, base/fs.h.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,15 +22,9 @@
 #include "plexburst/compat.h"
 #include "plexburst/merge.h"
 #include "plexburst/sqldiff.h"
+#include "fs.h"
 #include "run_int.h"
 #include "zstream.h"
-
-double pb_run__now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
-}
 
 void pb_run__new_id(char out[40])
 {
@@ -44,25 +38,6 @@ void pb_run__new_id(char out[40])
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, r);
 }
 
-void pb_run__hex16(char out[33], const uint8_t d[16])
-{
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", d[i]);
-}
-
-int pb_run__unhex16(uint8_t out[16], const char *hex)
-{
-    if (!hex || strlen(hex) != 32)
-        return PB_EINVALID;
-    for (int i = 0; i < 16; i++) {
-        unsigned v;
-        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
-            return PB_EINVALID;
-        out[i] = (uint8_t)v;
-    }
-    return 0;
-}
-
 void pb_run__id_hex(char out[33], const pb_baseline *b)
 {
     for (int i = 0; i < 8; i++)
@@ -71,218 +46,67 @@ void pb_run__id_hex(char out[33], const pb_baseline *b)
         snprintf(out + 16 + 2 * i, 3, "%02x", b->has_blobs ? b->blobs[i] : 0);
 }
 
-int pb_run__exists(const char *path)
+/* Compresses (level > 0) or decompresses (level 0) `src` into `dst`, replaced atomically. */
+static int zstd_file(const char *src, const char *dst, int level, uint64_t *out_bytes,
+                     pb_error *err)
 {
-    struct stat st;
-    return path && lstat(path, &st) == 0;
-}
-
-uint64_t pb_run__fsize(const char *path)
-{
-    struct stat st;
-    return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
-}
-
-int pb_run__mkdirs(const char *path, pb_error *err)
-{
-    char buf[4200];
-    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
-        return pb_error_set(err, PB_EINVALID, "path too long: %s", path);
-    for (char *p = buf + 1;; p++) {
-        if (*p == '/' || *p == '\0') {
-            char c = *p;
-            *p = '\0';
-            if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-                return pb_error_errno(err, "cannot create %s", buf);
-            *p = c;
-            if (!c)
-                break;
-        }
-    }
-    return 0;
-}
-
-static int rm_at(int dfd, const char *name)
-{
-    struct stat st;
-    if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-        return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(st.st_mode))
-        return unlinkat(dfd, name, 0);
-    int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -1;
-    }
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d)) != NULL) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        if (rm_at(dirfd(d), e->d_name) != 0)
-            rc = -1;
-    }
-    closedir(d);
-    if (unlinkat(dfd, name, AT_REMOVEDIR) != 0)
-        rc = -1;
-    return rc;
-}
-
-int pb_run__rmtree(const char *path)
-{
-    return rm_at(AT_FDCWD, path);
-}
-
-int pb_run__copy(const char *src, const char *dst, pb_error *err)
-{
-    int error = 0, in = -1, out = -1;
-    char *buf = NULL;
-    char tmp[4300];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
-    if ((in = open(src, O_RDONLY | O_CLOEXEC)) < 0)
+    int error = 0;
+    pb_fs_atomic a = {-1, NULL, NULL};
+    FILE *in = NULL, *out = NULL;
+    if (!(in = fopen(src, "rb")))
         return pb_error_errno(err, "cannot open %s", src);
-    if ((out = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
-        error = pb_error_errno(err, "cannot create %s", tmp);
+    if ((error = pb_fs_atomic_open(&a, dst, 0600, err)) < 0)
+        goto done;
+    int fd = dup(a.fd);
+    if (fd < 0 || !(out = fdopen(fd, "wb"))) {
+        if (fd >= 0)
+            close(fd);
+        error = pb_error_errno(err, "cannot write %s", dst);
         goto done;
     }
-    if (!(buf = malloc(1 << 20))) {
-        error = pb_error_set(err, PB_ENOMEM, "out of memory");
+    error = level ? pb_zstd_compress_stream(in, out, level, 0, NULL, out_bytes, err)
+                  : pb_zstd_decompress_stream(in, out, 0, NULL, err);
+    if (error < 0)
+        goto done;
+    if (fflush(out) != 0) {
+        error = pb_error_errno(err, "cannot write %s", dst);
         goto done;
     }
-    for (;;) {
-        ssize_t n = read(in, buf, 1 << 20);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            error = pb_error_errno(err, "cannot read %s", src);
-            goto done;
-        }
-        if (n == 0)
-            break;
-        for (ssize_t o = 0; o < n;) {
-            ssize_t w = write(out, buf + o, (size_t)(n - o));
-            if (w < 0 && errno == EINTR)
-                continue;
-            if (w < 0) {
-                error = pb_error_errno(err, "cannot write %s", tmp);
-                goto done;
-            }
-            o += w;
-        }
-    }
-    if (fsync(out) != 0) {
-        error = pb_error_errno(err, "fsync %s", tmp);
-        goto done;
-    }
-    close(out);
-    out = -1;
-    if (rename(tmp, dst) != 0)
-        error = pb_error_errno(err, "cannot rename %s", tmp);
+    error = pb_fs_atomic_commit(&a, err);
 done:
-    free(buf);
-    if (in >= 0)
-        close(in);
-    if (out >= 0)
-        close(out);
+    if (in)
+        fclose(in);
+    if (out)
+        fclose(out);
     if (error)
-        unlink(tmp);
+        pb_fs_atomic_abort(&a);
     return error;
 }
 
 int pb_run__zstd(const char *src, const char *dst, int level, uint64_t *out_bytes, pb_error *err)
 {
-    int error = 0;
-    char tmp[4300];
-    FILE *in = NULL, *out = NULL;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
-    if (!(in = fopen(src, "rb")))
-        return pb_error_errno(err, "cannot open %s", src);
-    if (!(out = fopen(tmp, "wb"))) {
-        error = pb_error_errno(err, "cannot create %s", tmp);
-        goto done;
-    }
-    if ((error = pb_zstd_compress_stream(in, out, level, 0, NULL, out_bytes, err)) < 0)
-        goto done;
-    if (fflush(out) != 0 || fsync(fileno(out)) != 0) {
-        error = pb_error_errno(err, "cannot write %s", tmp);
-        goto done;
-    }
-    fclose(out);
-    out = NULL;
-    if (rename(tmp, dst) != 0)
-        error = pb_error_errno(err, "cannot rename %s", tmp);
-done:
-    if (in)
-        fclose(in);
-    if (out)
-        fclose(out);
-    if (error)
-        unlink(tmp);
-    return error;
+    return zstd_file(src, dst, level > 0 ? level : 3, out_bytes, err);
 }
 
 int pb_run__unzstd(const char *src, const char *dst, pb_error *err)
 {
-    int error = 0;
-    char tmp[4300];
-    FILE *in = NULL, *out = NULL;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
-    if (!(in = fopen(src, "rb")))
-        return pb_error_errno(err, "cannot open %s", src);
-    if (!(out = fopen(tmp, "wb"))) {
-        error = pb_error_errno(err, "cannot create %s", tmp);
-        goto done;
-    }
-    if ((error = pb_zstd_decompress_stream(in, out, 0, NULL, err)) < 0)
-        goto done;
-    if (fflush(out) != 0) {
-        error = pb_error_errno(err, "cannot write %s", tmp);
-        goto done;
-    }
-    fclose(out);
-    out = NULL;
-    if (rename(tmp, dst) != 0)
-        error = pb_error_errno(err, "cannot rename %s", tmp);
-done:
-    if (in)
-        fclose(in);
-    if (out)
-        fclose(out);
-    if (error)
-        unlink(tmp);
-    return error;
+    return zstd_file(src, dst, 0, NULL, err);
 }
 
 int pb_run__write_json(const char *path, const json_t *obj, pb_error *err)
 {
-    char tmp[4300];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     char *s = json_dumps(obj, JSON_INDENT(2) | JSON_SORT_KEYS);
     if (!s)
         return pb_error_set(err, PB_ENOMEM, "out of memory");
-    int error = 0;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        error = pb_error_errno(err, "cannot create %s", tmp);
-        goto done;
-    }
     size_t n = strlen(s);
-    if (write(fd, s, n) != (ssize_t)n || write(fd, "\n", 1) != 1 || fsync(fd) != 0) {
-        error = pb_error_errno(err, "cannot write %s", tmp);
-        close(fd);
-        unlink(tmp);
-        goto done;
+    char *t = realloc(s, n + 2);
+    if (!t) {
+        free(s);
+        return pb_error_set(err, PB_ENOMEM, "out of memory");
     }
-    close(fd);
-    if (rename(tmp, path) != 0) {
-        error = pb_error_errno(err, "cannot rename %s", tmp);
-        unlink(tmp);
-    }
-done:
-    free(s);
+    memcpy(t + n, "\n", 2);
+    int error = pb_fs_write_file(path, t, n + 1, 0600, err);
+    free(t);
     return error;
 }
 
@@ -290,7 +114,7 @@ int pb_run__read_json(json_t **out, const char *path, pb_error *err)
 {
     json_error_t je;
     *out = NULL;
-    if (!pb_run__exists(path))
+    if (!pb_fs_exists(path))
         return pb_error_set(err, PB_ENOTFOUND, "no file %s", path);
     json_t *o = json_load_file(path, 0, &je);
     if (!o || !json_is_object(o)) {
@@ -411,7 +235,7 @@ int pb_run__apply_changeset(const char *db, const char *cs_path, pb_error *err)
 {
     sqlite3 *c = NULL;
     int error;
-    if (pb_run__fsize(cs_path) == 0)
+    if (pb_fs_size(cs_path) == 0)
         return 0;
     if ((error = pb_compat_open(&c, db, 0, err)) < 0)
         return error;
@@ -528,139 +352,6 @@ int pb_run__map_paths(const char *db, const pb_pathmap *pm, uint64_t *changed, p
         error = sqlfail(c, rc, "path mapping", err);
 done:
     sqlite3_finalize(tabs);
-    if (error && c && !sqlite3_get_autocommit(c))
-        sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
-    sqlite3_close(c);
-    return error;
-}
-
-/* The columns of `table` present in both schemas, comma-separated and quoted, without `skip`. */
-static int common_columns(sqlite3 *c, const char *table, const char *skip, char *out, size_t cap)
-{
-    sqlite3_stmt *st = NULL;
-    size_t n = 0;
-    out[0] = '\0';
-    char *sql = sqlite3_mprintf("SELECT a.name FROM pragma_table_info(%Q, 'main') a "
-                                "JOIN pragma_table_info(%Q, 'old') b USING (name) ORDER BY a.cid",
-                                table, table);
-    if (!sql)
-        return -1;
-    int rc = sqlite3_prepare_v2(c, sql, -1, &st, NULL);
-    sqlite3_free(sql);
-    if (rc != SQLITE_OK)
-        return -1;
-    while (sqlite3_step(st) == SQLITE_ROW) {
-        const char *name = (const char *)sqlite3_column_text(st, 0);
-        if (skip && strcmp(name, skip) == 0)
-            continue;
-        int w = snprintf(out + n, cap - n, "%s\"%s\"", n ? ", " : "", name);
-        if (w < 0 || (size_t)w >= cap - n) {
-            sqlite3_finalize(st);
-            return -1;
-        }
-        n += (size_t)w;
-    }
-    sqlite3_finalize(st);
-    return n ? 0 : 1;
-}
-
-int pb_run__carry_user_state(const char *new_db, const char *old_db, uint64_t counts[3],
-                             pb_error *err)
-{
-    int error = 0, rc;
-    sqlite3 *c = NULL;
-    char cols[8192], *sql = NULL;
-    counts[0] = counts[1] = counts[2] = 0;
-    if ((error = pb_compat_open(&c, new_db, 0, err)) < 0)
-        return error;
-    sql = sqlite3_mprintf("ATTACH %Q AS old", old_db);
-    rc = sql ? sqlite3_exec(c, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
-    sqlite3_free(sql);
-    if (rc != SQLITE_OK ||
-        (rc = sqlite3_exec(c, "BEGIN IMMEDIATE", NULL, NULL, NULL)) != SQLITE_OK) {
-        error = sqlfail(c, rc, "carry user state", err);
-        goto done;
-    }
-    /* accounts: the home's accounts, by id */
-    if (common_columns(c, "accounts", NULL, cols, sizeof(cols)) == 0) {
-        sql = sqlite3_mprintf("INSERT OR REPLACE INTO main.accounts (%s) SELECT %s FROM "
-                              "old.accounts o WHERE NOT EXISTS (SELECT 1 FROM main.accounts m "
-                              "WHERE m.id = o.id AND (SELECT count(*) FROM (SELECT %s FROM "
-                              "main.accounts WHERE id = o.id INTERSECT SELECT %s FROM "
-                              "old.accounts WHERE id = o.id)) = 1)",
-                              cols, cols, cols, cols);
-        rc = sql ? sqlite3_exec(c, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
-        sqlite3_free(sql);
-        if (rc != SQLITE_OK) {
-            error = sqlfail(c, rc, "carry user state (accounts)", err);
-            goto done;
-        }
-        counts[0] = (uint64_t)sqlite3_changes(c);
-    }
-    /* item settings (watched state, resume position, ratings) by (account_id, guid): rows the
-     * new DB has are updated in place (same id, so an identical row is no change at all), the
-     * others are inserted */
-    if (common_columns(c, "metadata_item_settings", "id", cols, sizeof(cols)) == 0) {
-        char set[16384], diff[16384];
-        size_t ns = 0, nd = 0;
-        const char *p = cols;
-        while (*p) { /* cols is "\"a\", \"b\", ...": build a = o.a and a IS NOT o.a lists */
-            const char *q = strchr(p + 1, '"');
-            if (!q)
-                break;
-            int len = (int)(q - p + 1);
-            ns += (size_t)snprintf(set + ns, sizeof(set) - ns, "%s%.*s = o.%.*s", ns ? ", " : "",
-                                   len, p, len, p);
-            nd += (size_t)snprintf(diff + nd, sizeof(diff) - nd, "%sm.%.*s IS NOT o.%.*s",
-                                   nd ? " OR " : "", len, p, len, p);
-            p = q + 1;
-            while (*p == ',' || *p == ' ')
-                p++;
-        }
-        if (ns >= sizeof(set) || nd >= sizeof(diff)) {
-            error = pb_error_set(err, PB_ENOMEM, "carry user state: too many columns");
-            goto done;
-        }
-        sql = sqlite3_mprintf("UPDATE main.metadata_item_settings AS m SET %s FROM "
-                              "old.metadata_item_settings AS o WHERE o.account_id IS m.account_id "
-                              "AND o.guid IS m.guid AND (%s)",
-                              set, diff);
-        rc = sql ? sqlite3_exec(c, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
-        sqlite3_free(sql);
-        counts[1] = (uint64_t)sqlite3_changes(c);
-        if (rc == SQLITE_OK) {
-            sql = sqlite3_mprintf("INSERT INTO main.metadata_item_settings (%s) SELECT %s FROM "
-                                  "old.metadata_item_settings o WHERE NOT EXISTS (SELECT 1 FROM "
-                                  "main.metadata_item_settings m WHERE m.account_id IS "
-                                  "o.account_id AND m.guid IS o.guid)",
-                                  cols, cols);
-            rc = sql ? sqlite3_exec(c, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
-            sqlite3_free(sql);
-            counts[1] += (uint64_t)sqlite3_changes(c);
-        }
-        if (rc != SQLITE_OK) {
-            error = sqlfail(c, rc, "carry user state (metadata_item_settings)", err);
-            goto done;
-        }
-    }
-    /* play history: plays the new DB does not have */
-    if (common_columns(c, "metadata_item_views", "id", cols, sizeof(cols)) == 0) {
-        sql = sqlite3_mprintf("INSERT INTO main.metadata_item_views (%s) SELECT %s FROM "
-                              "old.metadata_item_views o WHERE NOT EXISTS (SELECT 1 FROM "
-                              "main.metadata_item_views m WHERE m.account_id IS o.account_id AND "
-                              "m.guid IS o.guid AND m.viewed_at IS o.viewed_at)",
-                              cols, cols);
-        rc = sql ? sqlite3_exec(c, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
-        sqlite3_free(sql);
-        if (rc != SQLITE_OK) {
-            error = sqlfail(c, rc, "carry user state (metadata_item_views)", err);
-            goto done;
-        }
-        counts[2] = (uint64_t)sqlite3_changes(c);
-    }
-    if ((rc = sqlite3_exec(c, "COMMIT", NULL, NULL, NULL)) != SQLITE_OK)
-        error = sqlfail(c, rc, "carry user state", err);
-done:
     if (error && c && !sqlite3_get_autocommit(c))
         sqlite3_exec(c, "ROLLBACK", NULL, NULL, NULL);
     sqlite3_close(c);

@@ -1,8 +1,8 @@
 /*
- * run_int.h (internal): what the home side of the runs (engine/run_sync.c), the agent
- * (engine/agent.c) and the run records (engine/run_state.c) share: the store layout
- * (docs/store.md), the protocol's message fields (docs/protocol.md), DB helpers (snapshots,
- * ids, changeset application, path rewriting; engine/run_db.c) and small file helpers.
+ * run_int.h (internal): what the home side of the runs (run.c and the files it drives), the
+ * agent (agent*.c) and the run records (records.c) share: the store layout (docs/store.md), the
+ * home state dir layout, DB helpers (snapshots, ids, changeset application, path rewriting:
+ * run_db.c; user state carried over by a bootstrap: carry.c) and JSON / zstd file helpers.
  */
 #ifndef PB_RUN_INT_H
 #define PB_RUN_INT_H
@@ -24,14 +24,16 @@
 #define PB_ST_MAIN_CS          "main.changeset.zst"
 #define PB_ST_BLOBS_CS         "blobs.changeset.zst"
 #define PB_ST_BUNDLE           "bundle.pbb"
-#define PB_ST_BUNDLE_SOLID     "bundle.solid.zst" /* what travels: run_solid.c */
+#define PB_ST_BUNDLE_SOLID     "bundle.solid.zst" /* what travels: bundle/solid.c */
 #define PB_ST_STATE            "state.json"
 #define PB_ST_INFO             "baseline.json"
 #define PB_ST_KEEP_RUNS        3 /* runs kept in the store */
 #define PB_ST_KEEP_BASELINES   2 /* baselines kept (besides the one the home records) */
 
 /* ---- home state dir layout ---- */
-#define PB_HOME_BASE_MAIN  "baseline.db" /* the home's copy of the baseline (H7's name) */
+#define PB_HOME_BASE_MAIN                                                                          \
+    "baseline.db" /* the home's copy of the baseline (its ids: the                                 \
+                    apply's record <state>/baseline) */
 #define PB_HOME_BASE_BLOBS "baseline.blobs.db"
 #define PB_HOME_SYNC_DIR   "sync" /* current.json, work/<run-id>/ */
 #define PB_HOME_RUNS_DIR   "runs" /* <run-id>.json: the run records */
@@ -46,10 +48,6 @@ int pb_run__snapshot(const char *src, const char *dst, pb_error *err);
 int pb_run__ids(pb_baseline *out, const char *main_db, const char *blobs_db, pb_error *err);
 /** The 32-hex id of a pair: 16 hex digits of the main digest, 16 of the blobs digest. */
 void pb_run__id_hex(char out[33], const pb_baseline *b);
-/** 32 hex digits of a 16-byte digest. */
-void pb_run__hex16(char out[33], const uint8_t d[16]);
-/** Parses 32 hex digits. */
-int pb_run__unhex16(uint8_t out[16], const char *hex);
 /** Raw changeset base -> target (every candidate table) into `out_path`. */
 int pb_run__diff(uint64_t *bytes, uint64_t *records, const char *base, const char *target,
                  const char *out_path, pb_error *err);
@@ -69,42 +67,38 @@ int pb_run__carry_user_state(const char *new_db, const char *old_db, uint64_t co
 /** The newest schema_migrations.version of `db` ("" when unknown). */
 void pb_run__schema_version(const char *db, char *out, size_t cap);
 
-/* ---- the compact LIST (run_list.c) ---- */
-/** Agent: the compact list of the files and symlinks of `manifest` (format in run_list.c). */
+/* ---- the compact LIST (bundle/list.c) ---- */
+/** Agent: the compact list of the files and symlinks of `manifest` (format in bundle/list.c). */
 int pb_run__list_compact(uint64_t *entries, const char *manifest, const char *out, pb_error *err);
 /** Home: merges a compact list with the home's fresh manifest and writes the text list (one
  * path per line, walk order) of the listed paths the home lacks or holds in another version. */
 int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, const char *compact,
                         const char *home_manifest, const char *out, pb_error *err);
 
-/* ---- the solid transport form of a bundle (run_solid.c) ---- */
+/* ---- the solid transport form of a bundle (bundle/solid.c) ---- */
 int pb_run__solid_encode(uint64_t *out_bytes, const char *bundle, const char *solid, int level,
                          pb_error *err);
 int pb_run__solid_decode(const char *solid, const char *bundle, int level, pb_error *err);
 
-/* ---- file helpers (run_db.c) ---- */
+/* ---- file helpers (run_db.c; the general ones are base/fs.h) ---- */
+/** zstd of `src` at `level` into `dst` (replaced atomically); *out_bytes (optional): its size. */
 int pb_run__zstd(const char *src, const char *dst, int level, uint64_t *out_bytes, pb_error *err);
+/** The reverse (dst replaced atomically). */
 int pb_run__unzstd(const char *src, const char *dst, pb_error *err);
-int pb_run__copy(const char *src, const char *dst, pb_error *err);
-int pb_run__mkdirs(const char *path, pb_error *err); /* mkdir -p, 0700 */
-int pb_run__rmtree(const char *path);                /* rm -rf, no symlink following */
-int pb_run__exists(const char *path);
-uint64_t pb_run__fsize(const char *path);
 /** Writes `obj` as JSON to `path` atomically (temp, fsync, rename). */
 int pb_run__write_json(const char *path, const json_t *obj, pb_error *err);
 /** Reads a JSON object from `path` (PB_ENOTFOUND when absent, PB_ECORRUPT when malformed). */
 int pb_run__read_json(json_t **out, const char *path, pb_error *err);
-double pb_run__now_ms(void);
 /** A run id: UTC YYYYMMDD-HHMMSS-xxxx (random hex). */
 void pb_run__new_id(char out[40]);
 
-/* ---- run records (run_state.c) ---- */
+/* ---- run records (records.c) ---- */
 /** Writes <state>/runs/<id>.json from the result so far (state: "running", "ok", ...). */
 int pb_run__record(const char *state_dir, const pb_run_result *r, const char *state, pb_error *err);
 /** Removes old records and logs beyond the newest `keep`. */
 void pb_run__prune_records(const char *state_dir, size_t keep);
 
-/* ---- protocol (agent.c / run_sync.c) ---- */
+/* ---- the agent's lock in DIR/agent ---- */
 #define PB_AGENT_LOCK "agent.lock"
 
 #endif

@@ -1,25 +1,107 @@
 /*
- * runner.h (internal): analysis runners on the agent side: what makes the cloud's Plex (or the
- * fixture tool standing in for it) do the work on the cloud's Plex data dir.
- * `command` (now): a command line run by /bin/sh with `{plex_dir}` and `{mkplex}` substituted
- * (shell-quoted), in its own process group, its output relayed line by line; `plex` (the HTTP
- * API runner) comes with the cloud issue.
- * Role: engine/agent.c runs it between PREPARE and LIST. Prerequisites: POSIX.
+ * runner.h (internal): the runner seam: what makes the cloud's Plex (or the fixture tool standing
+ * in for it) do the analysis on the cloud's Plex data dir. A runner is detached from the process
+ * that starts it: it survives a dropped link, and a later agent of the same run finds it again
+ * (working, or finished with its recorded exit status) and follows it.
+ * Kinds (a table in runner.c, versioned pb_runner_ops like the store's):
+ *   `command` (runner_command.c): a command line run by /bin/sh with `{plex_dir}` and `{mkplex}`
+ *   substituted (shell-quoted), in its own session, its output kept in a log file and relayed
+ *   line by line; `plex` (the HTTP API runner) comes next.
+ * Role: engine/runner, used by the agent's RUN step (engine/run/agent.c). Prerequisites: POSIX.
  */
 #ifndef PB_RUNNER_H
 #define PB_RUNNER_H
 
+#include <stddef.h>
+#include <sys/types.h>
 #include "plexburst/errors.h"
 
+typedef struct pb_runner pb_runner;
+
+/** What pb_runner_state() finds. */
+typedef enum pb_runner_state_kind {
+    PB_RUNNER_NONE = 0,    /* never started for this run (or forgotten) */
+    PB_RUNNER_WORKING = 1, /* started, still working */
+    PB_RUNNER_DONE = 2,    /* finished: its exit status is recorded */
+} pb_runner_state_kind;
+
+typedef struct pb_runner_options {
+    unsigned version;      /* PB_RUNNER_OPTIONS_VERSION */
+    const char *kind;      /* "command" (NULL: command) */
+    const char *plex_dir;  /* the Plex data dir it works on (required) */
+    const char *state_dir; /* where it keeps its files (required) */
+    const char *run_id;    /* the run it works for (required) */
+    const char *mkplex;    /* `{mkplex}` of command lines (NULL: none) */
+} pb_runner_options;
+
+#define PB_RUNNER_OPTIONS_VERSION 1
+#define PB_RUNNER_OPTIONS_INIT                                                                     \
+    {                                                                                              \
+        PB_RUNNER_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL                                    \
+    }
+void pb_runner_options_init(pb_runner_options *o);
+
+/** How the follower hears from the runner and from whoever it works for. */
 typedef struct pb_runner_io {
-    /** Called per output line (stdout and stderr merged), without the newline. */
-    void (*line)(const char *text, void *payload);
-    /** Optional: an fd to watch while the runner works (the agent's protocol stream); when it is
-     * readable `on_watch` is called, and a non-zero return stops the runner (PB_ECANCELLED). */
+    /** Per output line (stdout and stderr merged), without the newline. A non-zero return: the
+     * reader is gone (pb_runner_follow returns PB_ENET, the runner goes on). */
+    int (*line)(const char *text, void *payload);
+    /** Optional (-1: none): an fd watched while the runner works; when readable, `on_watch` says
+     * 0 (go on), PB_ECANCELLED (stop the runner) or PB_ENET (gone: leave it working). */
     int watch_fd;
     int (*on_watch)(void *payload);
     void *payload;
 } pb_runner_io;
+
+#define PB_RUNNER_OPS_VERSION 1
+
+/** One kind of runner. */
+typedef struct pb_runner_ops {
+    unsigned version; /* PB_RUNNER_OPS_VERSION */
+    const char *name;
+    /** PB_RUNNER_NONE, _WORKING or _DONE (then *status: the exit status). */
+    int (*state)(pb_runner *r, int *status);
+    /** Starts it detached for `spec` (command: the command line); `shown` gets a description
+     * fit for logs (secrets masked). PB_EBUSY when it works already. */
+    int (*start)(pb_runner *r, const char *spec, char *shown, size_t cap, pb_error *err);
+    /** Relays its output from the start until it finishes (*status), see pb_runner_io. */
+    int (*follow)(pb_runner *r, const pb_runner_io *io, int *status, pb_error *err);
+    /** Asks it to stop (it then finishes with a status). */
+    void (*stop)(pb_runner *r);
+    /** Optional: stops the runners of every run still working in `state_dir` and removes their
+     * files (before a fresh run). */
+    void (*forget)(const char *state_dir, void (*stopping)(const char *run_id, void *payload),
+                   void *payload);
+    /** Optional: releases `impl`. */
+    void (*release)(pb_runner *r);
+} pb_runner_ops;
+
+/** An open runner of one run (the struct is the kinds' business). */
+struct pb_runner {
+    const pb_runner_ops *ops;
+    char *plex_dir, *state_dir, *run_id, *mkplex;
+    pid_t child; /* command: the monitor this process started (reaped by follow), else 0 */
+    void *impl;
+};
+
+extern const pb_runner_ops pb_runner_command_ops;
+
+/** Opens the runner of a run (nothing starts). PB_EINVALID for an unknown or unbuilt kind. */
+int pb_runner_open(pb_runner **out, const pb_runner_options *o, pb_error *err);
+int pb_runner_state(pb_runner *r, int *status);
+int pb_runner_start(pb_runner *r, const char *spec, char *shown, size_t cap, pb_error *err);
+/**
+ * Follows it until it finishes.
+ * @return 0 and *status; PB_ECANCELLED (on_watch asked: the runner was told to stop); PB_ENET
+ *         (the reader went away: the runner goes on); PB_ERROR when it ended without a status.
+ */
+int pb_runner_follow(pb_runner *r, const pb_runner_io *io, int *status, pb_error *err);
+void pb_runner_stop(pb_runner *r);
+/** Every kind's forget (see pb_runner_ops). */
+void pb_runner_forget(const char *state_dir, void (*stopping)(const char *run_id, void *payload),
+                      void *payload);
+/** Accepts NULL. A working runner goes on. */
+void pb_runner_free(pb_runner *r);
 
 /**
  * Substitutes `{plex_dir}` and `{mkplex}` in `cmdline` with shell-quoted values (a `{` not
@@ -27,15 +109,6 @@ typedef struct pb_runner_io {
  */
 int pb_runner_expand(char **out, const char *cmdline, const char *plex_dir, const char *mkplex,
                      pb_error *err);
-
-/**
- * Runs the expanded command line with /bin/sh -c in `plex_dir` (environment: PLEX_DIR and
- * PLEXBURST_PLEX_DIR set to it). *status gets its exit code (128+N when killed by signal N).
- * @return 0 when it ran to its end (whatever its status); PB_ECANCELLED when stopped through
- *         on_watch (the process group was terminated); PB_EIO when it could not start.
- */
-int pb_runner_command(int *status, const char *expanded, const char *plex_dir,
-                      const pb_runner_io *io, pb_error *err);
 
 /**
  * A copy of a command line fit for logs: values of `KEY=value` words whose key names a secret

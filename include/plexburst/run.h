@@ -1,17 +1,18 @@
 /*
- * plexburst/run.h: the runs a user starts (DESIGN.md §3): `bootstrap` (the cloud builds the
+ * plexburst/run.h: the runs a user starts: `bootstrap` (the cloud builds the
  * library, the whole result comes home), `sync` (the nightly delta run: home -> cloud as a row
  * changeset against the baseline, cloud -> home as a bundle merged by the journaled apply), the
  * agent (`plexburst agent`, the cloud side of both, driven over the framed protocol of
  * docs/protocol.md), and `status` (the last runs and any interrupted one).
  *
  * Places: the home Plex data dir D and its state dir (default `<D>.plexburst`, holding the
- * baseline copy, run records, work files and `logs/`); the cloud (`local[:DIR]`: the agent as a
- * child process working in DIR, default `<state dir>/cloud`; DIR/plex is the cloud's Plex data
- * dir, DIR/agent its own state); the store (a directory, default `DIR/store` of a local cloud;
- * layout in docs/store.md). The library never prints: everything a user sees comes through the
- * event callback, which the CLI renders (numbered phases, monitoring lines, progress bars) and
- * writes to the run's log file.
+ * baseline copy, run records, work files and `logs/`); the cloud, where the agent works in a
+ * directory DIR (DIR/plex is the cloud's Plex data dir, DIR/agent its own state): `local[:DIR]`
+ * (the agent as a child process, DIR default `<state dir>/cloud`), `ssh://[user@]host[:port][/DIR]`
+ * (the agent over SSH, docs/ssh.md), `scaleway[:ZONE]` (not built yet); the store (a directory,
+ * file:// or s3:// URL, default `DIR/store` of a local cloud; layout in docs/store.md). The library
+ * never prints: everything a user sees comes through the event callback, which the CLI renders
+ * (numbered phases, monitoring lines, progress bars) and writes to the run's log file.
  *
  * Configuration: every option left NULL/zero is taken from the environment (PLEXBURST_*), then
  * from the `.env`-style file `config_file` (or `PLEXBURST_CONFIG`), then from the defaults
@@ -63,9 +64,12 @@ typedef struct pb_run_options {
     int mode;                /* pb_run_mode */
     const char *plex_dir;    /* the home Plex data dir D (required) */
     const char *state_dir;   /* NULL: <D>.plexburst */
-    const char *cloud;       /* "local" or "local:DIR" (NULL: PLEXBURST_CLOUD, else "local") */
-    const char *store;       /* a directory or file:// URL (NULL: PLEXBURST_STORE, else the
-                                local cloud's DIR/store) */
+    const char *cloud;       /* "local", "local:DIR", "ssh://[user@]host[:port][/DIR]" (NULL:
+                                PLEXBURST_CLOUD, else "local"); "scaleway[:ZONE]" is not built
+                                yet */
+    const char *store;       /* a directory, file:// or s3:// URL (NULL: PLEXBURST_STORE, else
+                                the local cloud's DIR/store; an ssh cloud needs one both sides
+                                reach) */
     const char *runner;      /* command runner line, `{plex_dir}` and `{mkplex}` substituted
                                 (NULL: PLEXBURST_RUNNER; required) */
     const char *config_file; /* .env-style file (NULL: PLEXBURST_CONFIG, else none) */
@@ -89,8 +93,12 @@ typedef struct pb_run_options {
 } pb_run_options;
 
 #define PB_RUN_OPTIONS_VERSION 1
+#define PB_RUN_OPTIONS_INIT                                                                        \
+    {                                                                                              \
+        .version = PB_RUN_OPTIONS_VERSION                                                          \
+    }
 
-/** Zeroes the options and sets the version. */
+/** Zeroes the options and sets the version (as PB_RUN_OPTIONS_INIT). */
 PB_EXTERN(void) pb_run_options_init(pb_run_options *opts);
 
 #define PB_RUN_MAX_PHASES 16
@@ -109,12 +117,12 @@ typedef struct pb_run_result {
     char run_id[40];
     char resumed_run[40];   /* the interrupted run that was completed or rolled back, "" if none */
     char resume_action[16]; /* "", "resumed", "rolled_back" */
-    char state_dir[4096];
-    char log_path[4200];
-    char cloud_dir[4096];
-    char store[4096];
+    char *state_dir;        /* these five are owned (never NULL after pb_run; "" when unknown) */
+    char *log_path;
+    char *cloud_dir; /* the agent's DIR (remote for an ssh cloud) */
+    char *store;     /* the store URL both sides used */
     int error_code;
-    char error[512];
+    char *error;
     int failed_phase; /* 0 when ok */
     char failed_phase_name[32];
     char upload_kind[16]; /* "changeset", "full", "none" */
@@ -147,6 +155,11 @@ typedef struct pb_run_result {
     struct {
         uint64_t accounts, settings, views; /* bootstrap: home user state carried over */
     } carried;
+    struct {
+        char provider[32];                      /* "local", "ssh", ... */
+        char zone[32], type[32], server_id[64]; /* "" for local and ssh */
+        double hourly_price, seconds, cost;     /* 0 for local and ssh */
+    } cloud;
     struct {
         double cpu_user_ms, cpu_sys_ms; /* this (home) process, the agent not included */
         uint64_t max_rss_kb;            /* its peak resident set */
@@ -181,6 +194,13 @@ typedef struct pb_agent_options {
 } pb_agent_options;
 
 #define PB_AGENT_OPTIONS_VERSION 1
+#define PB_AGENT_OPTIONS_INIT                                                                      \
+    {                                                                                              \
+        PB_AGENT_OPTIONS_VERSION, NULL, NULL, 0, 1, NULL                                           \
+    }
+
+/** Sets the defaults (PB_AGENT_OPTIONS_INIT: stdin and stdout). */
+PB_EXTERN(void) pb_agent_options_init(pb_agent_options *opts);
 
 /**
  * Serves one conversation of the framed protocol on in_fd/out_fd until BYE or the end of the

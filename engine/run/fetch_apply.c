@@ -1,0 +1,181 @@
+/*
+ * fetch_apply.c: the bundle at home: downloaded from the store (resumably, in its solid form,
+ * checked against the hash the agent gave), verified with its changesets extracted, the next
+ * baseline copy reproduced (snapshot + the bundle's rows), and applied by the journaled apply
+ * (pb_apply: guards, stage, stop Plex, merge, install, start; --dry-run stops after the report).
+ * Role: engine/run, the home side (run_ctx.h). Prerequisites: the bundle reader, pb_apply.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fs.h"
+#include "hex.h"
+#include "run_ctx.h"
+
+/* Downloads the bundle (resumably) into x->bundle: the solid form is checked against the hash
+ * the agent gave and turned back into a bundle (bundle/solid.c). */
+int pb_run__fetch_bundle(rx *x)
+{
+    int error;
+    size_t n = strlen(x->bundle_name), sl = strlen(PB_ST_BUNDLE_SOLID);
+    if (pb_fs_exists(x->bundle))
+        return 0;
+    if (n < sl || strcmp(x->bundle_name + n - sl, PB_ST_BUNDLE_SOLID) != 0) {
+        if ((error = pb_run__get_file(x, x->bundle_name, x->bundle, "download")) < 0)
+            return error;
+        x->r->bytes.bundle_down += pb_fs_size(x->bundle);
+        return 0;
+    }
+    char solid[PATH_MAX + 200];
+    snprintf(solid, sizeof(solid), "%s.solid", x->bundle);
+    if ((error = pb_run__get_file(x, x->bundle_name, solid, "download")) < 0)
+        return error;
+    x->r->bytes.bundle_down += pb_fs_size(solid);
+    if (x->bundle_xxh3[0]) {
+        uint8_t h[16];
+        uint64_t size = 0;
+        char hex[33];
+        int fd = open(solid, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return pb_error_errno(x->err, "cannot open %s", solid);
+        error = pb_bundle__hash_fd(h, &size, fd, x->err);
+        close(fd);
+        if (error < 0)
+            return error;
+        pb_hex_encode(hex, h, 16);
+        if (strcmp(hex, x->bundle_xxh3) != 0) {
+            unlink(solid);
+            return pb_error_set(x->err, PB_ECORRUPT,
+                                "the downloaded bundle's checksum %s differs from the cloud's %s",
+                                hex, x->bundle_xxh3);
+        }
+    }
+    error = pb_run__solid_decode(solid, x->bundle, 1, x->err);
+    unlink(solid);
+    return error;
+}
+
+/* Verifies the bundle, extracting its changesets, and reproduces the next baseline copy. */
+int pb_run__verify_bundle(rx *x, int make_next)
+{
+    int error;
+    pb_bundle_verify_options vo;
+    memset(&vo, 0, sizeof(vo));
+    vo.version = PB_BUNDLE_VERIFY_OPTIONS_VERSION;
+    vo.extract_main = x->cs_main;
+    vo.extract_blobs = x->cs_blobs;
+    if ((error = pb_bundle_verify(&x->binfo, x->bundle, &vo, x->err)) < 0)
+        return error;
+    pb_run__log(x, "info", "bundle verified: %llu records, %.2f MB of content",
+                (unsigned long long)x->binfo.records, x->binfo.content_bytes / 1e6);
+    if (!make_next)
+        return 0;
+    /* the next baseline = the snapshot + the bundle's rows, exactly what the cloud recorded */
+    x->next_ok = 0;
+    pb_error e = PB_ERROR_INIT;
+    pb_baseline got;
+    if (pb_fs_copy(x->snap_main, x->next_main, &e) == 0 &&
+        (!x->has_blobs || pb_fs_copy(x->snap_blobs, x->next_blobs, &e) == 0) &&
+        (!x->binfo.has_cs_main || pb_run__apply_changeset(x->next_main, x->cs_main, &e) == 0) &&
+        (!x->has_blobs || !x->binfo.has_cs_blobs ||
+         pb_run__apply_changeset(x->next_blobs, x->cs_blobs, &e) == 0) &&
+        pb_run__ids(&got, x->next_main, x->has_blobs ? x->next_blobs : NULL, &e) == 0) {
+        if (memcmp(got.main, x->binfo.target_main, 16) == 0 &&
+            (!x->has_blobs || memcmp(got.blobs, x->binfo.target_blobs, 16) == 0))
+            x->next_ok = 1;
+        else
+            pb_error_set(&e, PB_ECONFLICT, "its checksum differs from the cloud's");
+    }
+    if (!x->next_ok)
+        pb_run__log(x, "warn",
+                    "could not reproduce the cloud's baseline at home (%s): the next sync "
+                    "uploads the whole snapshot",
+                    e.msg);
+    return 0;
+}
+
+int pb_run__download(rx *x, int resumed)
+{
+    int error;
+    if ((error = pb_run__fetch_bundle(x)) < 0)
+        return error;
+    if ((error = pb_run__verify_bundle(x, 1)) < 0)
+        return error;
+    (void)resumed;
+    return pb_run__cur_write(x, "downloaded", x->err);
+}
+
+static void on_apply_phase(int phase, void *payload)
+{
+    rx *x = payload;
+    pb_run__log(x, "detail", "apply: %s", pb_apply_phase_name(phase));
+    if (phase == PB_APPLY_STAGE && x->r->apply.have_report) {
+        pb_run_event ev = {0};
+        ev.kind = PB_EV_REPORT;
+        pb_run__emit(x, &ev);
+    }
+}
+
+int pb_run__apply_bundle(rx *x, const char *base_main, const char *base_blobs, int online,
+                         int dry_run)
+{
+    pb_apply_options ao;
+    pb_apply_options_init(&ao);
+    ao.plex_dir = x->plex;
+    ao.bundle = x->bundle;
+    ao.state_dir = x->state;
+    ao.dry_run = dry_run;
+    ao.online = online;
+    ao.plex_stop_cmd = online ? NULL : x->stop_cmd;
+    ao.plex_start_cmd = online ? NULL : x->start_cmd;
+    ao.max_delete_pct = x->max_del;
+    ao.base_db = base_main;
+    ao.base_blobs = x->has_blobs ? base_blobs : NULL;
+    ao.on_phase = on_apply_phase;
+    ao.phase_payload = x;
+    x->r->have_apply = 1;
+    int error = pb_apply(&x->r->apply, &ao, x->err);
+    x->r->ms.downtime += x->r->apply.ms.downtime;
+    if (dry_run && x->r->apply.have_report) {
+        pb_run_event ev = {0};
+        ev.kind = PB_EV_REPORT;
+        pb_run__emit(x, &ev);
+    }
+    return error;
+}
+
+int pb_run__apply_phase(rx *x)
+{
+    int error, had_rec;
+    pb_baseline prev;
+    pb_error e = PB_ERROR_INIT;
+    had_rec = pb_baseline_read(&prev, x->state, &e) == 0;
+    /* the bundle is based on the snapshot: that is what the home is at for this apply (a dry run
+     * puts the former record back; an interrupted dry run is rolled back, never resumed) */
+    if ((error = pb_run__cur_write(x, x->o->dry_run ? "dry_run" : "applying", x->err)) < 0 ||
+        (error = pb_baseline_write(x->state, &x->snap_ids, x->err)) < 0)
+        return error;
+    pb_run__fault_point("after_record");
+    error = pb_run__apply_bundle(x, x->snap_main, x->snap_blobs, x->online, x->o->dry_run);
+    if (x->o->dry_run && had_rec)
+        pb_baseline_write(x->state, &prev, &e);
+    if (error < 0)
+        return error;
+    if (x->o->dry_run) {
+        pb_run__log(x, "info",
+                    "dry run: the bundle was checked and the report made; nothing applied");
+        return 0;
+    }
+    const pb_apply_result *a = &x->r->apply;
+    pb_run__log(x, "info",
+                "applied: %llu rows inserted, %llu updated, %llu deleted; %llu files new, "
+                "%llu patched; Plex down %.1f s",
+                (unsigned long long)a->rows.inserted, (unsigned long long)a->rows.updated,
+                (unsigned long long)a->rows.deleted, (unsigned long long)a->files_new,
+                (unsigned long long)a->files_patched, a->ms.downtime / 1000);
+    pb_run__fault_point("after_apply");
+    return pb_run__cur_write(x, "applied", x->err);
+}
