@@ -26,7 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "frame.h"
+#include "protocol.h"
 #include "store_s3.h"
 #include "plexburst/plex.h"
 #include "plexburst/sqldiff.h"
@@ -599,7 +599,7 @@ static void test_agent_hello(void **state)
     snprintf(cmd, sizeof(cmd), "exec %s agent --workdir %s", qp, qd);
     assert_int_equal(pb_channel_ssh_new(&ch, s, 1, cmd, 10000, &err), 0);
     pb_frame_io io;
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
     json_t *peer = NULL;
     int rc = pb_frame_hello(&io, "home", pb_version(), NULL, &peer, &err);
     if (rc)
@@ -607,10 +607,10 @@ static void test_agent_hello(void **state)
     assert_int_equal(rc, 0);
     assert_string_equal(json_string_value(json_object_get(peer, "role")), "agent");
     json_decref(peer);
-    assert_int_equal(pb_frame_write(&io, PB_FRAME_BYE, NULL, 0, &err), 0);
+    assert_int_equal(pb_frame_write(&io, PB_MSG_BYE, NULL, 0, &err), 0);
     pb_frame f;
     assert_int_equal(pb_frame_read(&io, &f, &err), 0);
-    assert_int_equal(f.type, PB_FRAME_BYE);
+    assert_int_equal(f.type, PB_MSG_BYE);
     int status = -1;
     assert_int_equal(pb_channel_close(ch, &status, &err), 0);
     assert_int_equal(status, 0);
@@ -635,7 +635,7 @@ static void hello_bye(pb_channel *ch, const char *workdir)
 {
     pb_error err = PB_ERROR_INIT;
     pb_frame_io io;
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
     json_t *peer = NULL;
     int rc = pb_frame_hello(&io, "home", pb_version(), NULL, &peer, &err);
     if (rc)
@@ -645,10 +645,10 @@ static void hello_bye(pb_channel *ch, const char *workdir)
     assert_non_null(realpath(workdir, real));
     assert_string_equal(json_string_value(json_object_get(peer, "workdir")), real);
     json_decref(peer);
-    assert_int_equal(pb_frame_write(&io, PB_FRAME_BYE, NULL, 0, &err), 0);
+    assert_int_equal(pb_frame_write(&io, PB_MSG_BYE, NULL, 0, &err), 0);
     pb_frame f;
     assert_int_equal(pb_frame_read(&io, &f, &err), 0);
-    assert_int_equal(f.type, PB_FRAME_BYE);
+    assert_int_equal(f.type, PB_MSG_BYE);
     pb_frame_io_dispose(&io);
 }
 

@@ -43,7 +43,7 @@
 
 #include "bundle.h"
 #include "channel.h"
-#include "frame.h"
+#include "protocol.h"
 #include "plexburst/plex.h"
 #include "run_int.h"
 #include "runner.h"
@@ -84,13 +84,13 @@ static void alog(agent *a, const char *level, const char *fmt, ...)
     json_t *o = json_pack("{s:s, s:s}", "level", level, "text", text);
     pb_error e = PB_ERROR_INIT;
     if (o)
-        pb_frame_write_json(&a->io, PB_FRAME_LOG, o, &e); /* best effort */
+        pb_frame_write_json(&a->io, PB_MSG_LOG, o, &e); /* best effort */
     json_decref(o);
 }
 
 static int send_result(agent *a, json_t *o, pb_error *err)
 {
-    int rc = o ? pb_frame_write_json(&a->io, PB_FRAME_RESULT, o, err)
+    int rc = o ? pb_frame_write_json(&a->io, PB_MSG_RESULT, o, err)
                : pb_error_set(err, PB_ENOMEM, "out of memory");
     json_decref(o);
     return rc;
@@ -114,7 +114,7 @@ static int on_put(uint64_t done, uint64_t total, void *payload)
                           (json_int_t)total);
     pb_error e = PB_ERROR_INIT;
     if (o)
-        pb_frame_write_json(&p->a->io, PB_FRAME_PROGRESS, o, &e);
+        pb_frame_write_json(&p->a->io, PB_MSG_PROGRESS, o, &e);
     json_decref(o);
     return 0;
 }
@@ -481,7 +481,7 @@ static int relay_lines(agent *a, char *buf, size_t *n, int flush)
             buf[i - 1] = '\0';
         json_t *o = json_pack("{s:s, s:s}", "level", "runner", "text", buf + start);
         pb_error e = PB_ERROR_INIT;
-        if (o && rc == 0 && pb_frame_write_json(&a->io, PB_FRAME_LOG, o, &e) < 0)
+        if (o && rc == 0 && pb_frame_write_json(&a->io, PB_MSG_LOG, o, &e) < 0)
             rc = -1;
         json_decref(o);
         buf[i] = save;
@@ -541,7 +541,7 @@ static int runner_follow(agent *a, pid_t child, int *status, pb_error *err)
                 error = pb_error_set(err, PB_ENET, "the home went away; the runner goes on");
                 goto done;
             }
-            if (f.type == PB_FRAME_CANCEL) {
+            if (f.type == PB_MSG_CANCEL) {
                 pid_t pg = runner_pid(a);
                 if (pg > 0)
                     kill(-pg, SIGTERM);
@@ -821,8 +821,8 @@ static int do_list(agent *a, pb_error *err)
     json_t *extra = json_pack("{s:I, s:f, s:s, s:s, s:I}", "files", (json_int_t)n, "ms",
                               pb_run__now_ms() - t0, "encoding", "zstd", "format", "compact1",
                               "raw_bytes", (json_int_t)pb_run__fsize(compact));
-    error = pb_frame_send_file(&a->io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, zst, extra, NULL,
-                               NULL, err);
+    error =
+        pb_frame_send_file(&a->io, PB_MSG_LIST_DATA, PB_MSG_LIST_END, zst, extra, NULL, NULL, err);
     json_decref(extra);
     unlink(zst);
     unlink(compact);
@@ -834,10 +834,10 @@ static int do_list(agent *a, pb_error *err)
 static int other_frame(const pb_frame *f, void *payload, pb_error *err)
 {
     (void)payload;
-    if (f->type == PB_FRAME_LOG || f->type == PB_FRAME_PROGRESS)
+    if (f->type == PB_MSG_LOG || f->type == PB_MSG_PROGRESS)
         return 0;
     return pb_error_set(err, PB_ECORRUPT, "unexpected %s during the ANSWER stream",
-                        pb_frame_type_name(f->type));
+                        pb_protocol_msg_name(f->type));
 }
 
 static int put_zstd(agent *a, const char *src, const char *name, uint64_t *zbytes, pb_error *err)
@@ -939,7 +939,7 @@ static int do_build(agent *a, json_t *msg, pb_error *err)
     char zst[PATH_MAX + 200];
     json_t *end = NULL;
     snprintf(zst, sizeof(zst), "%s.zst", a->answer);
-    if ((error = pb_frame_recv_file(&a->io, PB_FRAME_ANSWER_DATA, PB_FRAME_ANSWER_END, zst, &end,
+    if ((error = pb_frame_recv_file(&a->io, PB_MSG_ANSWER_DATA, PB_MSG_ANSWER_END, zst, &end,
                                     other_frame, a, err)) < 0)
         return error;
     const char *enc = json_string_value(json_object_get(end, "encoding"));
@@ -1096,7 +1096,7 @@ int pb_agent_serve(const pb_agent_options *o, pb_error *err)
     if ((error = pb_run__mkdirs(a->state, err)) < 0 || (error = pb_run__mkdirs(a->fp, err)) < 0)
         goto done;
     if ((error = pb_channel_fd_new(&a->ch, o->in_fd, o->out_fd, 0, err)) < 0 ||
-        (error = pb_frame_io_init(&a->io, a->ch, 0, err)) < 0)
+        (error = pb_protocol_io_init(&a->io, a->ch, 0, err)) < 0)
         goto done;
     extra = json_pack("{s:s, s:I}", "workdir", a->dir, "pid", (json_int_t)getpid());
     if ((error = pb_frame_hello(&a->io, "agent", pb_version(), extra, NULL, err)) < 0)
@@ -1117,32 +1117,32 @@ int pb_agent_serve(const pb_agent_options *o, pb_error *err)
             error = pb_error_set(err, PB_ENET, "agent: the home closed the stream without BYE");
             goto done;
         }
-        if (f.type == PB_FRAME_BYE) {
-            pb_frame_write(&a->io, PB_FRAME_BYE, NULL, 0, err);
+        if (f.type == PB_MSG_BYE) {
+            pb_frame_write(&a->io, PB_MSG_BYE, NULL, 0, err);
             break;
         }
-        if (f.type == PB_FRAME_CANCEL || f.type == PB_FRAME_LOG)
+        if (f.type == PB_MSG_CANCEL || f.type == PB_MSG_LOG)
             continue;
-        if (f.type != PB_FRAME_LIST && (error = pb_frame_json(&msg, &f, err)) < 0)
+        if (f.type != PB_MSG_LIST && (error = pb_frame_json(&msg, &f, err)) < 0)
             goto done;
         pb_error serr = PB_ERROR_INIT;
         int rc;
         switch (f.type) {
-        case PB_FRAME_PREPARE:
+        case PB_MSG_PREPARE:
             rc = do_prepare(a, msg, &serr);
             break;
-        case PB_FRAME_RUN:
+        case PB_MSG_RUN:
             rc = do_run(a, msg, &serr);
             break;
-        case PB_FRAME_LIST:
+        case PB_MSG_LIST:
             rc = do_list(a, &serr);
             break;
-        case PB_FRAME_BUILD:
+        case PB_MSG_BUILD:
             rc = do_build(a, msg, &serr);
             break;
         default:
-            rc =
-                pb_error_set(&serr, PB_ECORRUPT, "unexpected %s frame", pb_frame_type_name(f.type));
+            rc = pb_error_set(&serr, PB_ECORRUPT, "unexpected %s frame",
+                              pb_protocol_msg_name(f.type));
             break;
         }
         if (a->stop) {

@@ -50,7 +50,7 @@
 #include "bundle.h"
 #include "channel.h"
 #include "config.h"
-#include "frame.h"
+#include "protocol.h"
 #include "plexburst/plex.h"
 #include "run_int.h"
 #include "ssh.h"
@@ -316,12 +316,12 @@ static int await_result(rx *x, const char *step, json_t **res, int *need_full)
         if ((error = pb_frame_read(&x->io, &f, x->err)) < 0)
             return error;
         switch (f.type) {
-        case PB_FRAME_LOG:
-        case PB_FRAME_PROGRESS:
+        case PB_MSG_LOG:
+        case PB_MSG_PROGRESS:
             if ((error = on_other(&f, x, x->err)) < 0)
                 return error;
             continue;
-        case PB_FRAME_RESULT:
+        case PB_MSG_RESULT:
             return pb_frame_json(res, &f, x->err);
         case PB_FRAME_ERROR: {
             json_t *o = NULL;
@@ -351,7 +351,7 @@ static int await_result(rx *x, const char *step, json_t **res, int *need_full)
         }
         default:
             return pb_error_set(x->err, PB_ECORRUPT, "protocol: unexpected %s during %s",
-                                pb_frame_type_name(f.type), step);
+                                pb_protocol_msg_name(f.type), step);
         }
     }
 }
@@ -363,7 +363,7 @@ static int on_other(const pb_frame *f, void *payload, pb_error *err)
     int error = pb_frame_json(&o, f, err);
     if (error < 0)
         return error;
-    if (f->type == PB_FRAME_LOG) {
+    if (f->type == PB_MSG_LOG) {
         const char *lvl = json_string_value(json_object_get(o, "level"));
         const char *text = json_string_value(json_object_get(o, "text"));
         pb_run_event ev = {0};
@@ -371,15 +371,15 @@ static int on_other(const pb_frame *f, void *payload, pb_error *err)
         ev.level = lvl && strcmp(lvl, "runner") == 0 ? "runner" : "agent";
         ev.text = text ? text : "";
         emit(x, &ev);
-    } else if (f->type == PB_FRAME_PROGRESS) {
+    } else if (f->type == PB_MSG_PROGRESS) {
         const char *what = json_string_value(json_object_get(o, "what"));
         char phase[48];
         snprintf(phase, sizeof(phase), "cloud %s", what ? what : "work");
         progress(x, phase, (uint64_t)json_integer_value(json_object_get(o, "done")),
                  (uint64_t)json_integer_value(json_object_get(o, "total")), NULL);
     } else {
-        error =
-            pb_error_set(err, PB_ECORRUPT, "protocol: unexpected %s", pb_frame_type_name(f->type));
+        error = pb_error_set(err, PB_ECORRUPT, "protocol: unexpected %s",
+                             pb_protocol_msg_name(f->type));
     }
     json_decref(o);
     return error;
@@ -436,7 +436,7 @@ static int start_agent(rx *x)
     if (error < 0)
         return error;
     pb_channel_set_cancel(x->ch, chan_cancel, x);
-    if ((error = pb_frame_io_init(&x->io, x->ch, 0, x->err)) < 0)
+    if ((error = pb_protocol_io_init(&x->io, x->ch, 0, x->err)) < 0)
         return error;
     x->io_ok = 1;
     json_t *peer = NULL;
@@ -477,7 +477,7 @@ static int rejoin_agent(rx *x, int error, int ran)
         if ((error = pb_channel_ssh_reconnect(x->ch, x->err)) < 0)
             continue;
         pb_channel_set_cancel(x->ch, chan_cancel, x);
-        if ((error = pb_frame_io_init(&x->io, x->ch, 0, x->err)) < 0)
+        if ((error = pb_protocol_io_init(&x->io, x->ch, 0, x->err)) < 0)
             continue;
         x->io_ok = 1;
         if ((error = pb_frame_hello(&x->io, "home", pb_version(), NULL, &peer, x->err)) < 0)
@@ -492,7 +492,7 @@ static int rejoin_agent(rx *x, int error, int ran)
         res = NULL;
         if (ran) {
             json_t *o = json_pack("{s:s, s:s}", "runner", "command", "command", x->runner);
-            error = o ? pb_frame_write_json(&x->io, PB_FRAME_RUN, o, x->err)
+            error = o ? pb_frame_write_json(&x->io, PB_MSG_RUN, o, x->err)
                       : pb_error_set(x->err, PB_ENOMEM, "out of memory");
             json_decref(o);
             if (error < 0 || (error = await_result(x, "the analysis", &res, NULL)) < 0)
@@ -513,9 +513,9 @@ static void stop_agent(rx *x, int polite)
     if (polite && x->io_ok) {
         pb_error e = PB_ERROR_INIT;
         pb_frame f;
-        if (pb_frame_write(&x->io, PB_FRAME_BYE, NULL, 0, &e) == 0) {
+        if (pb_frame_write(&x->io, PB_MSG_BYE, NULL, 0, &e) == 0) {
             while (pb_frame_read(&x->io, &f, &e) == 0 && f.type != PB_FRAME_EOF &&
-                   f.type != PB_FRAME_BYE)
+                   f.type != PB_MSG_BYE)
                 ;
         }
         int st = -1;
@@ -851,7 +851,7 @@ static int send_prepare(rx *x, const char *mode)
         }
         json_object_set_new(o, "s3_env", env);
     }
-    error = pb_frame_write_json(&x->io, PB_FRAME_PREPARE, o, x->err);
+    error = pb_frame_write_json(&x->io, PB_MSG_PREPARE, o, x->err);
     json_decref(o);
     return error;
 }
@@ -895,7 +895,7 @@ static int do_analysis(rx *x)
         json_t *o = json_pack("{s:s, s:s}", "runner", "command", "command", x->runner);
         if (!o)
             return pb_error_set(x->err, PB_ENOMEM, "out of memory");
-        error = pb_frame_write_json(&x->io, PB_FRAME_RUN, o, x->err);
+        error = pb_frame_write_json(&x->io, PB_MSG_RUN, o, x->err);
         json_decref(o);
         if (error == 0 && (error = await_result(x, "the analysis", &res, NULL)) == 0)
             break;
@@ -917,10 +917,10 @@ static int do_analysis(rx *x)
     return 0;
 }
 
-static int send_answer_progress(uint64_t done, uint64_t total, void *payload)
+static int send_answer_progress(const pb_progress *p, void *payload)
 {
     rx *x = payload;
-    progress(x, "answer", done, total, NULL);
+    progress(x, "answer", p->bytes_done, p->bytes_total, NULL);
     return cancelled(x);
 }
 
@@ -944,9 +944,9 @@ static int export_once(rx *x, int bootstrap)
     char zst[PATH_MAX + 200];
     snprintf(zst, sizeof(zst), "%s.zst", x->list);
     /* (a) the cloud's list (zstd on the wire) */
-    if ((error = pb_frame_write(&x->io, PB_FRAME_LIST, NULL, 0, x->err)) < 0 ||
-        (error = pb_frame_recv_file(&x->io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, zst, &end,
-                                    on_other, x, x->err)) < 0)
+    if ((error = pb_frame_write(&x->io, PB_MSG_LIST, NULL, 0, x->err)) < 0 ||
+        (error = pb_frame_recv_file(&x->io, PB_MSG_LIST_DATA, PB_MSG_LIST_END, zst, &end, on_other,
+                                    x, x->err)) < 0)
         return error;
     x->list_bytes = pb_run__fsize(zst);
     x->r->bytes.list_down = x->list_bytes;
@@ -1002,7 +1002,7 @@ static int export_once(rx *x, int bootstrap)
          (unsigned long long)ast.answers, (unsigned long long)ast.sig_bytes);
     /* (c) the bundle */
     json_t *o = json_pack("{s:i}", "zstd_level", x->zlevel);
-    error = o ? pb_frame_write_json(&x->io, PB_FRAME_BUILD, o, x->err)
+    error = o ? pb_frame_write_json(&x->io, PB_MSG_BUILD, o, x->err)
               : pb_error_set(x->err, PB_ENOMEM, "out of memory");
     json_decref(o);
     snprintf(zst, sizeof(zst), "%s.zst", x->answer);
@@ -1010,7 +1010,7 @@ static int export_once(rx *x, int bootstrap)
                               (json_int_t)pb_run__fsize(x->answer));
     if (error < 0 ||
         (error = pb_run__zstd(x->answer, zst, x->zlevel < 12 ? x->zlevel : 12, NULL, x->err)) < 0 ||
-        (error = pb_frame_send_file(&x->io, PB_FRAME_ANSWER_DATA, PB_FRAME_ANSWER_END, zst, extra,
+        (error = pb_frame_send_file(&x->io, PB_MSG_ANSWER_DATA, PB_MSG_ANSWER_END, zst, extra,
                                     send_answer_progress, x, x->err)) < 0) {
         json_decref(extra);
         unlink(zst);
@@ -1767,7 +1767,7 @@ done:
     if (x->ch && x->io_ok && error == PB_ECANCELLED) {
         pb_error e = PB_ERROR_INIT;
         pb_channel_set_cancel(x->ch, NULL, NULL);
-        pb_frame_write(&x->io, PB_FRAME_CANCEL, NULL, 0, &e);
+        pb_frame_write(&x->io, PB_MSG_CANCEL, NULL, 0, &e);
     }
     /* a step that failed in the cloud leaves a healthy conversation: say goodbye */
     if (x->ch)
