@@ -27,11 +27,11 @@
 #include <unistd.h>
 
 #include "protocol.h"
-#include "store_s3.h"
 #include "plexburst/plex.h"
 #include "plexburst/sqldiff.h"
 #include "ssh.h"
 #include "testutil.h"
+#include "transport_config.h"
 
 static char T[1024]; /* the server's directory (keys, config, logs) */
 static char W[1024]; /* scratch files of the tests */
@@ -261,10 +261,10 @@ static void test_url(void **state)
     pb_ssh_options o;
     pb_ssh_options_init(&o);
     pb_error_clear(&err);
-    assert_int_equal(pb_ssh_options_configure(&o, &t, NULL, NULL, &err), PB_EINVALID);
+    assert_int_equal(pb_transport_config_ssh(&o, &t, NULL, NULL, &err), PB_EINVALID);
     assert_non_null(strstr(err.msg, "PLEXBURST_SSH_HOST_KEY"));
     setenv("PLEXBURST_SSH_HOST_KEY", host_fp, 1);
-    assert_int_equal(pb_ssh_options_configure(&o, &t, NULL, NULL, &err), 0);
+    assert_int_equal(pb_transport_config_ssh(&o, &t, NULL, NULL, &err), 0);
     assert_string_equal(o.key_file, "/k");
     assert_int_equal(o.tofu, 1);
     assert_string_equal(o.host_key_pin, host_fp);
@@ -618,7 +618,7 @@ static void test_agent_hello(void **state)
     pb_channel_free(ch);
 }
 
-/* The configuration of pb_ssh_agent_channel, as a run passes it (engine/config.c's getter). */
+/* The configuration of pb_ssh_agent_channel, as a run passes it (engine/run/config.c's getter). */
 static const char *test_config(void *payload, const char *key)
 {
     (void)payload;
@@ -668,9 +668,11 @@ static void test_agent_channel(void **state)
     pb_ssh_agent_opts_init(&ao);
     ao.url = url;
     ao.local_exe = prog;
-    ao.get = test_config;
-    ao.log = on_log;
     pb_error err = PB_ERROR_INIT;
+    pb_ssh_options so = PB_SSH_OPTIONS_INIT;
+    assert_int_equal(pb_transport_config_ssh(&so, NULL, test_config, NULL, &err), 0);
+    ao.ssh = &so;
+    ao.log = on_log;
     assert_int_equal(pb_ssh_agent_connect(&ao.session, &ao, &err), 0);
     assert_non_null(strstr(ao.host_key, host_fp));
     pb_channel *ch = NULL;
@@ -787,11 +789,10 @@ typedef struct cutter {
 } cutter;
 
 /* Progress hook that cuts the connection (kills its sshd processes) once past `at`. */
-static int cut_once(uint64_t done, uint64_t total, void *payload)
+static int cut_once(const pb_progress *p, void *payload)
 {
-    (void)total;
     cutter *c = payload;
-    if (!c->done && done >= c->at) {
+    if (!c->done && p->bytes_done >= c->at) {
         c->done = signal_connections(SIGKILL);
         assert_true(c->done > 0);
     }
@@ -1156,7 +1157,7 @@ static void test_sync_s3_e2e(void **state)
     int s3port = atoi(out);
     assert_true(s3port > 0);
     /* none of the S3 settings in this process (whose environment sshd does not pass on) */
-    for (const char *const *k = pb_store_s3_settings; *k; k++)
+    for (const char *const *k = pb_transport_config_s3_keys; *k; k++)
         unsetenv(*k);
 
     snprintf(home, sizeof(home), "%s", wpath("e2e-s3/home"));

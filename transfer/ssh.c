@@ -33,16 +33,9 @@
 /* ---------------------------------------------------------------------------------------- */
 /* Small helpers                                                                              */
 
-double pb_ssh__now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
-}
-
 double pb_ssh__deadline(const pb_ssh *s)
 {
-    return pb_ssh__now() + s->o.connect_timeout_ms;
+    return pb_clock_ms() + s->o.connect_timeout_ms;
 }
 
 static void sleep_ms(int ms)
@@ -230,24 +223,7 @@ void pb_ssh_options_init(pb_ssh_options *o)
     o->version = PB_SSH_OPTIONS_VERSION;
 }
 
-static const char *env_get(void *payload, const char *key)
-{
-    (void)payload;
-    const char *v = getenv(key);
-    return v && *v ? v : NULL;
-}
-
-/* 1/0 from a boolean setting; -1 when malformed. */
-static int parse_bool(const char *v)
-{
-    if (!strcmp(v, "1") || !strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcasecmp(v, "on"))
-        return 1;
-    if (!strcmp(v, "0") || !strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcasecmp(v, "off"))
-        return 0;
-    return -1;
-}
-
-static int check_pin(const char *pin)
+int pb_ssh_pin_valid(const char *pin)
 {
     if (strncmp(pin, "SHA256:", 7) != 0)
         return 0;
@@ -257,66 +233,6 @@ static int check_pin(const char *pin)
     while (n && b[n - 1] == '=')
         n--;
     return b64_decode(d, sizeof(d), b, n) == 32;
-}
-
-int pb_ssh_options_configure(pb_ssh_options *o, const pb_ssh_target *t, pb_ssh_getter get,
-                             void *payload, pb_error *err)
-{
-    if (!get)
-        get = env_get;
-    if (t) {
-        o->host = t->host;
-        o->port = t->port;
-        o->user = t->user[0] ? t->user : NULL;
-    }
-    const char *v;
-    if ((v = get(payload, "PLEXBURST_SSH_KEY")))
-        o->key_file = v;
-    if ((v = get(payload, "PLEXBURST_SSH_KEY_PASSPHRASE")))
-        o->key_passphrase = v;
-    if ((v = get(payload, "PLEXBURST_KNOWN_HOSTS")))
-        o->known_hosts = v;
-    if ((v = get(payload, "PLEXBURST_SSH_HOST_KEY"))) {
-        if (!check_pin(v))
-            return pb_error_set(err, PB_EINVALID,
-                                "PLEXBURST_SSH_HOST_KEY: expected SHA256:<base64 of 32 bytes> "
-                                "(as `ssh-keygen -lf KEY.pub` prints it)");
-        o->host_key_pin = v;
-    }
-    static const struct {
-        const char *key;
-        int which;
-    } bools[] = {{"PLEXBURST_SSH_TOFU", 0},
-                 {"PLEXBURST_SSH_USE_USER_KNOWN_HOSTS", 1},
-                 {"PLEXBURST_SSH_AGENT", 2}};
-    for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
-        if (!(v = get(payload, bools[i].key)))
-            continue;
-        int b = parse_bool(v);
-        if (b < 0)
-            return pb_error_set(err, PB_EINVALID, "%s: expected 0 or 1, got '%s'", bools[i].key, v);
-        if (bools[i].which == 0)
-            o->tofu = b;
-        else if (bools[i].which == 1)
-            o->use_user_known_hosts = b;
-        else
-            o->use_agent = b ? 0 : -1;
-    }
-    static const char *ints[] = {"PLEXBURST_SSH_KEEPALIVE", "PLEXBURST_SSH_RECONNECT_TRIES"};
-    for (size_t i = 0; i < 2; i++) {
-        if (!(v = get(payload, ints[i])))
-            continue;
-        char *end = NULL;
-        long n = strtol(v, &end, 10);
-        if (!*v || *end || n < 0 || n > 3600)
-            return pb_error_set(err, PB_EINVALID, "%s: expected a number of %s, got '%s'", ints[i],
-                                i == 0 ? "seconds (0: off)" : "attempts", v);
-        if (i == 0)
-            o->keepalive_s = n == 0 ? -1 : (int)n;
-        else
-            o->reconnect_tries = n == 0 ? 1 : (int)n;
-    }
-    return 0;
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -434,21 +350,21 @@ static LIBSSH2_RECV_FUNC(stamp_recv)
     if (n < 0)
         return errno == EWOULDBLOCK || errno == EAGAIN ? -EAGAIN : -errno;
     if (n > 0)
-        s->alive_ref = pb_ssh__now();
+        s->alive_ref = pb_clock_ms();
     return n;
 }
 
 int pb_ssh__wait(pb_ssh *s, double deadline, const char *what, pb_error *err)
 {
     int ka = s->o.keepalive_s > 0 && s->generation > 0 && !s->lost;
-    double now = pb_ssh__now();
+    double now = pb_clock_ms();
     /* We were not listening for more than an interval: the silence is ours, not the peer's. */
     if (now - s->last_wait > (ka ? s->o.keepalive_s * 1000.0 : 1000.0))
         s->alive_ref = now > s->alive_ref ? now : s->alive_ref;
     for (;;) {
         if (s->o.cancel && s->o.cancel(s->o.cancel_payload))
             return pb_error_set(err, PB_ECANCELLED, "ssh %s: cancelled", s->desc);
-        now = pb_ssh__now();
+        now = pb_clock_ms();
         if (ka) {
             int next = 0;
             int rc = libssh2_keepalive_send(s->ls, &next);
@@ -481,7 +397,7 @@ int pb_ssh__wait(pb_ssh *s, double deadline, const char *what, pb_error *err)
         if (deadline > 0 && deadline - now < slice)
             slice = (int)(deadline - now) + 1;
         int n = poll(&p, 1, slice);
-        s->last_wait = pb_ssh__now();
+        s->last_wait = pb_clock_ms();
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -528,7 +444,7 @@ static int tcp_connect(pb_ssh *s, pb_error *err)
                 freeaddrinfo(res);
                 return pb_error_set(err, PB_ECANCELLED, "ssh %s: cancelled", s->desc);
             }
-            double left = deadline - pb_ssh__now();
+            double left = deadline - pb_clock_ms();
             if (left <= 0) {
                 last_errno = ETIMEDOUT;
                 break;
@@ -1039,9 +955,9 @@ static void teardown(pb_ssh *s, int graceful)
                 shutdown(s->sock, SHUT_RDWR); /* every libssh2 send/recv now fails at once */
         }
         if (s->sftp) {
-            double deadline = pb_ssh__now() + 2000;
+            double deadline = pb_clock_ms() + 2000;
             while (libssh2_sftp_shutdown(s->sftp) == LIBSSH2_ERROR_EAGAIN &&
-                   pb_ssh__now() < deadline) {
+                   pb_clock_ms() < deadline) {
                 pb_error e = PB_ERROR_INIT;
                 if (pb_ssh__wait(s, deadline, "closing sftp", &e) < 0)
                     break;
@@ -1049,9 +965,9 @@ static void teardown(pb_ssh *s, int graceful)
             s->sftp = NULL;
         }
         if (graceful && !s->lost) {
-            double deadline = pb_ssh__now() + 2000;
+            double deadline = pb_clock_ms() + 2000;
             while (libssh2_session_disconnect(s->ls, "plexburst: done") == LIBSSH2_ERROR_EAGAIN &&
-                   pb_ssh__now() < deadline) {
+                   pb_clock_ms() < deadline) {
                 pb_error e = PB_ERROR_INIT;
                 if (pb_ssh__wait(s, deadline, "disconnecting", &e) < 0)
                     break;
@@ -1091,7 +1007,7 @@ static int open_once(pb_ssh *s, pb_error *err)
     }
     libssh2_session_callback_set(s->ls, LIBSSH2_CALLBACK_RECV, (void *)stamp_recv);
     libssh2_session_set_blocking(s->ls, 0);
-    s->alive_ref = s->last_wait = pb_ssh__now();
+    s->alive_ref = s->last_wait = pb_clock_ms();
 
     if (!s->pin) {
         if ((error = kh_load(s, &files[nfiles++], s->known_hosts, err)) < 0)
@@ -1218,7 +1134,7 @@ int pb_ssh_connect(pb_ssh **out, const pb_ssh_options *o, pb_error *err)
         error = pb_error_set(err, PB_ENOMEM, "ssh: out of memory");
         goto done;
     }
-    if (s->pin && !check_pin(s->pin)) {
+    if (s->pin && !pb_ssh_pin_valid(s->pin)) {
         error = pb_error_set(err, PB_EINVALID,
                              "ssh: the pinned host key must be SHA256:<base64 of 32 bytes>");
         goto done;
@@ -1342,7 +1258,7 @@ void pb_ssh__exec_close(pb_ssh *s, LIBSSH2_CHANNEL *c, int ms, int *status)
         *status = -1;
     if (!c || pb_ssh_lost(s))
         return; /* freed with the session */
-    double deadline = pb_ssh__now() + ms;
+    double deadline = pb_clock_ms() + ms;
     pb_error e = PB_ERROR_INIT;
     int rc;
     while ((rc = libssh2_channel_close(c)) == LIBSSH2_ERROR_EAGAIN)

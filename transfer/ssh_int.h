@@ -10,6 +10,7 @@
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 
+#include "clock.h"
 #include "ssh.h"
 
 struct pb_ssh {
@@ -26,9 +27,6 @@ struct pb_ssh {
     char desc[420];    /* user@host:port */
     char hostkey[160]; /* "ssh-ed25519 SHA256:..." */
 };
-
-/** Monotonic clock in milliseconds. */
-double pb_ssh__now(void);
 
 /**
  * Waits until the socket is ready in the directions libssh2 is blocked on (see the I/O model

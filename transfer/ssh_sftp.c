@@ -27,6 +27,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "ssh_int.h"
 
 #define DEFAULT_BUFFER (80u * 30000)
@@ -215,7 +216,8 @@ static int put_attempt(put_job *j, int resume, int first, pb_error *err)
         head += (size_t)w;
         acked += (uint64_t)w;
         x->bytes_moved += (uint64_t)w;
-        if (x->progress && x->progress(acked, j->size, x->progress_payload)) {
+        pb_progress p = {"upload", acked, j->size, 0, 0, j->remote};
+        if (x->progress && x->progress(&p, x->progress_payload)) {
             error = pb_error_set(err, PB_ECANCELLED, "ssh %s: upload of %s cancelled", s->desc,
                                  j->local);
             goto done;
@@ -298,7 +300,7 @@ typedef struct get_job {
     pb_ssh *s;
     pb_ssh_xfer *x;
     const char *remote;
-    pb_ssh_sink_fn sink;
+    pb_sink_fn sink;
     void *sink_payload;
     char *buf;
     size_t bufsize;
@@ -341,7 +343,8 @@ static int get_attempt(get_job *j, pb_error *err)
             goto done;
         j->pos += (uint64_t)n;
         j->x->bytes_moved += (uint64_t)n;
-        if (j->x->progress && j->x->progress(j->pos, total, j->x->progress_payload)) {
+        pb_progress p = {"download", j->pos, total, 0, 0, j->remote};
+        if (j->x->progress && j->x->progress(&p, j->x->progress_payload)) {
             error = pb_error_set(err, PB_ECANCELLED, "ssh %s: download of %s cancelled", s->desc,
                                  j->remote);
             goto done;
@@ -352,7 +355,7 @@ done:
     return error;
 }
 
-static int read_stream(pb_ssh *s, const char *remote, uint64_t offset, pb_ssh_sink_fn sink,
+static int read_stream(pb_ssh *s, const char *remote, uint64_t offset, pb_sink_fn sink,
                        void *payload, pb_ssh_xfer *x, pb_error *err)
 {
     int error = 0;
@@ -382,7 +385,7 @@ static int read_stream(pb_ssh *s, const char *remote, uint64_t offset, pb_ssh_si
     return error;
 }
 
-int pb_ssh_read_file(pb_ssh *s, const char *remote, uint64_t offset, pb_ssh_sink_fn sink,
+int pb_ssh_read_file(pb_ssh *s, const char *remote, uint64_t offset, pb_sink_fn sink,
                      void *sink_payload, pb_ssh_xfer *x, pb_error *err)
 {
     pb_ssh_xfer xd = {PB_SSH_XFER_VERSION, 0, 0, 0, NULL, NULL, 0, 0, 0};
@@ -402,18 +405,7 @@ typedef struct fd_sink {
 static int write_fd(void *payload, const void *data, size_t n, pb_error *err)
 {
     fd_sink *f = payload;
-    const char *p = data;
-    while (n) {
-        ssize_t k = write(f->fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return pb_error_errno(err, "ssh: cannot write %s", f->path);
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
+    return pb_fs_write_all(f->fd, data, n, f->path, err);
 }
 
 int pb_ssh_get_file(pb_ssh *s, const char *remote, const char *local, pb_ssh_xfer *x, pb_error *err)

@@ -48,7 +48,7 @@
 #include "run_int.h"
 #include "runner.h"
 #include "store.h"
-#include "store_s3.h"
+#include "transport_config.h"
 
 typedef struct agent {
     const pb_agent_options *o;
@@ -103,15 +103,15 @@ typedef struct put_prog {
     double last;
 } put_prog;
 
-static int on_put(uint64_t done, uint64_t total, void *payload)
+static int on_put(const pb_progress *pr, void *payload)
 {
     put_prog *p = payload;
     double now = pb_run__now_ms();
-    if (now - p->last < 250 && done < total)
+    if (now - p->last < 250 && pr->bytes_done < pr->bytes_total)
         return 0;
     p->last = now;
-    json_t *o = json_pack("{s:s, s:I, s:I}", "what", p->what, "done", (json_int_t)done, "total",
-                          (json_int_t)total);
+    json_t *o = json_pack("{s:s, s:I, s:I}", "what", p->what, "done", (json_int_t)pr->bytes_done,
+                          "total", (json_int_t)pr->bytes_total);
     pb_error e = PB_ERROR_INIT;
     if (o)
         pb_frame_write_json(&p->a->io, PB_MSG_PROGRESS, o, &e);
@@ -565,14 +565,14 @@ done:
 
 /* PREPARE's `s3_env` (a remote agent: sshd forwards no environment): the home's S3 settings
  * become exactly this process's before the store opens. Only the names of
- * pb_store_s3_settings are taken; values are never logged or echoed. */
+ * pb_transport_config_s3_keys are taken; values are never logged or echoed. */
 static int apply_s3_env(json_t *env, pb_error *err)
 {
     if (!env || json_is_null(env))
         return 0;
     if (!json_is_object(env))
         return pb_error_set(err, PB_ECORRUPT, "PREPARE: s3_env must be an object");
-    for (const char *const *k = pb_store_s3_settings; *k; k++) {
+    for (const char *const *k = pb_transport_config_s3_keys; *k; k++) {
         json_t *v = json_object_get(env, *k);
         if (json_is_string(v) && json_string_value(v)[0]) {
             if (setenv(*k, json_string_value(v), 1) != 0)
@@ -605,7 +605,7 @@ static int do_prepare(agent *a, json_t *msg, pb_error *err)
     pb_store_free(a->store);
     a->store = NULL;
     if ((error = apply_s3_env(json_object_get(msg, "s3_env"), err)) < 0 ||
-        (error = pb_store_open(&a->store, store, err)) < 0)
+        (error = pb_transport_config_store_open(&a->store, store, err)) < 0)
         return error;
     if ((error = load_pathmaps(a, json_object_get(msg, "path_map"), err)) < 0)
         return error;

@@ -56,7 +56,7 @@
 #include "ssh.h"
 #include "statedir.h"
 #include "store.h"
-#include "store_s3.h"
+#include "transport_config.h"
 
 typedef struct rx {
     const pb_run_options *o;
@@ -148,10 +148,10 @@ typedef struct xfer {
     const char *what;
 } xfer;
 
-static int on_xfer(uint64_t done, uint64_t total, void *payload)
+static int on_xfer(const pb_progress *p, void *payload)
 {
     xfer *t = payload;
-    progress(t->x, t->what, done, total, NULL);
+    progress(t->x, t->what, p->bytes_done, p->bytes_total, NULL);
     return cancelled(t->x);
 }
 
@@ -398,20 +398,24 @@ static void ssh_log(void *payload, const char *line)
 
 static int start_agent_ssh(rx *x)
 {
-    pb_ssh_agent_opts ao;
-    pb_ssh_agent_opts_init(&ao);
+    pb_ssh_agent_opts ao = PB_SSH_AGENT_OPTS_INIT;
+    pb_ssh_options so = PB_SSH_OPTIONS_INIT;
+    pb_ssh_target t;
+    int error;
+    if ((error = pb_ssh_url_parse(&t, x->ssh_url, x->err)) < 0 ||
+        (error = pb_transport_config_ssh(&so, &t, ssh_config, x->cfg, x->err)) < 0)
+        return error;
     ao.url = x->ssh_url;
     ao.workdir = x->cloud_dir;
     ao.store = x->store_url;
     ao.local_exe = x->agent_prog;
-    ao.get = ssh_config;
-    ao.get_payload = x->cfg;
+    ao.ssh = &so;
     ao.cancel = chan_cancel;
     ao.cancel_payload = x;
     ao.log = ssh_log;
     ao.log_payload = x;
     xlog(x, "info", "starting the agent over SSH: %s", x->ssh_url);
-    int error = pb_ssh_agent_channel(&x->ch, &ao, x->err);
+    error = pb_ssh_agent_channel(&x->ch, &ao, x->err);
     if (error == 0)
         xlog(x, "detail", "host key %s; agent %s%s", ao.host_key, ao.install.path,
              ao.install.installed ? " (installed)" : "");
@@ -840,7 +844,7 @@ static int send_prepare(rx *x, const char *mode)
      * its command line); a local one inherits them */
     if (x->ssh_url[0] && strncmp(x->store_url, "s3://", 5) == 0) {
         json_t *env = json_object();
-        for (const char *const *k = pb_store_s3_settings; env && *k; k++) {
+        for (const char *const *k = pb_transport_config_s3_keys; env && *k; k++) {
             const char *v = getenv(*k);
             if (v && *v)
                 json_object_set_new(env, *k, json_string(v));
@@ -1660,7 +1664,7 @@ static int resolve(rx *x)
         snprintf(x->store_url, sizeof(x->store_url), "%s", store);
     else
         snprintf(x->store_url, sizeof(x->store_url), "%.4090s/store", x->cloud_dir);
-    if ((error = pb_store_open(&x->store, x->store_url, x->err)) < 0)
+    if ((error = pb_transport_config_store_open(&x->store, x->store_url, x->err)) < 0)
         return error;
     snprintf(x->store_url, sizeof(x->store_url), "%s", x->store->url);
 
