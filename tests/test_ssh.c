@@ -1061,7 +1061,7 @@ static int kill_sshd_connections(void)
     return k;
 }
 
-/* A link cut during a long analysis (issue 6 part 1/3): the sshd processes of the connection
+/* A link cut during a long analysis: the sshd processes of the connection
  * are killed while the runner sleeps; the home reconnects, a new agent re-attaches to the
  * runner (which ran exactly once) and the sync completes equal to the oracle. */
 static void test_sync_cut_analysis(void **state)

@@ -1,8 +1,8 @@
 /*
  * channel_local.c: the `local` channel: the agent started as a child process on this machine,
  * speaking the framed protocol over its stdin/stdout (two pipes).
- * Role: the embedded default's transport (`--cloud local`), and what the tests drive; the SSH
- * exec channel of issue 6 has the same shape. Prerequisites: POSIX fork/exec.
+ * Role: the embedded default's transport (`--cloud local`), and what the tests drive; the `ssh`
+ * channel (channel_ssh.c) has the same shape. Prerequisites: POSIX fork/exec.
  * The child runs in its own process group: a Ctrl-C in the terminal reaches only the home side,
  * which then ends the conversation itself (close: EOF on the child's stdin, bounded wait, then
  * SIGTERM and SIGKILL to the group, so the agent's runner goes too).

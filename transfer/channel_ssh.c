@@ -3,7 +3,7 @@
  * remote machine over an exec channel of a pb_ssh session, speaking over its stdin/stdout, so
  * that the framed protocol runs unchanged over SSH. The remote's stderr is kept (a 2 KiB tail
  * for messages) and passed line by line to the session's log hook.
- * Role: the transport of `--cloud ssh://...` (engine/run_sync.c starts the agent with it).
+ * Role: the transport of `--cloud ssh://...` (the engine's run starts the agent with it).
  * Prerequisites: ssh.c (session, wait loop), libssh2 1.10.
  *
  * A lost connection fails read/write with PB_ENET; pb_channel_ssh_reconnect() reconnects the

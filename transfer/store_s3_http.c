@@ -252,7 +252,7 @@ static CURLcode attempt(s3_store *s, s3_req *r)
         }                                                                                          \
         h = t;                                                                                     \
     } while (0)
-    /* 7.88 signs this header's value as the payload hash but never adds it (§2.2 trap 1) */
+    /* 7.88 signs this header's value as the payload hash but never adds it */
     ADD(r->has_body ? "x-amz-content-sha256: UNSIGNED-PAYLOAD"
                     : "x-amz-content-sha256: " EMPTY_SHA256);
     uint64_t from = r->range_from + r->delivered;
