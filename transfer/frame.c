@@ -408,6 +408,27 @@ done:
     return error;
 }
 
+/* Checks a file stream's END frame against what arrived: its length and its XXH3-128. */
+static int check_end(pb_frame_io *io, const pb_frame *f, json_t **eo, uint64_t total,
+                     XXH128_hash_t got, pb_error *err)
+{
+    int error;
+    if ((error = pb_frame_json(eo, f, err)) != 0)
+        return error;
+    json_int_t bytes = json_integer_value(json_object_get(*eo, "bytes"));
+    const char *want = json_string_value(json_object_get(*eo, "xxh3"));
+    char hex[33];
+    hex128(hex, got);
+    if ((uint64_t)bytes != total || !want || strcmp(want, hex) != 0)
+        return pb_error_set(err, PB_ECORRUPT,
+                            "protocol: frame at offset %llu: %s says %lld bytes / %s, received "
+                            "%llu bytes / %s",
+                            (unsigned long long)f->offset, pb_frame_type_name(io, f->type),
+                            (long long)bytes, want ? want : "(none)", (unsigned long long)total,
+                            hex);
+    return 0;
+}
+
 int pb_frame_recv_file(pb_frame_io *io, int data_type, int end_type, const char *path, json_t **end,
                        pb_frame_other_fn other, void *op, pb_error *err)
 {
@@ -464,21 +485,8 @@ int pb_frame_recv_file(pb_frame_io *io, int data_type, int end_type, const char 
                              pb_frame_type_name(io, data_type));
         goto done;
     }
-    if ((error = pb_frame_json(&eo, &f, err)) != 0)
+    if ((error = check_end(io, &f, &eo, total, XXH3_128bits_digest(st), err)) != 0)
         goto done;
-    json_int_t bytes = json_integer_value(json_object_get(eo, "bytes"));
-    const char *want = json_string_value(json_object_get(eo, "xxh3"));
-    char hex[33];
-    hex128(hex, XXH3_128bits_digest(st));
-    if ((uint64_t)bytes != total || !want || strcmp(want, hex) != 0) {
-        error =
-            pb_error_set(err, PB_ECORRUPT,
-                         "protocol: frame at offset %llu: %s says %lld bytes / %s, received "
-                         "%llu bytes / %s",
-                         (unsigned long long)f.offset, pb_frame_type_name(io, end_type),
-                         (long long)bytes, want ? want : "(none)", (unsigned long long)total, hex);
-        goto done;
-    }
     if (fsync(fd) != 0 && errno != EINVAL) {
         error = pb_error_errno(err, "protocol: fsync %s", path);
         goto done;

@@ -226,13 +226,65 @@ static int build_url(s3_store *s, const s3_req *r)
     return 0;
 }
 
+/* The request's headers: the payload hash, the range to resume from, the extras. NULL when
+ * out of memory. */
+static struct curl_slist *headers(const s3_req *r, int *fail)
+{
+    struct curl_slist *h = NULL, *t;
+    char range[64];
+    const char *lines[2 + sizeof(r->extra) / sizeof(r->extra[0])];
+    size_t n = 0;
+    /* 7.88 signs this header's value as the payload hash but never adds it */
+    lines[n++] = r->has_body ? "x-amz-content-sha256: UNSIGNED-PAYLOAD"
+                             : "x-amz-content-sha256: " EMPTY_SHA256;
+    uint64_t from = r->range_from + r->delivered;
+    if (from > 0) {
+        snprintf(range, sizeof(range), "Range: bytes=%llu-", (unsigned long long)from);
+        lines[n++] = range;
+    }
+    for (size_t i = 0; i < sizeof(r->extra) / sizeof(r->extra[0]); i++)
+        if (r->extra[i])
+            lines[n++] = r->extra[i];
+    for (size_t i = 0; i < n; i++) {
+        if (!(t = curl_slist_append(h, lines[i]))) {
+            curl_slist_free_all(h);
+            *fail = 1;
+            return NULL;
+        }
+        h = t;
+    }
+    return h;
+}
+
+/* The method and how the body goes up. */
+static void set_method(CURL *c, s3_req *r)
+{
+    if (strcmp(r->method, "HEAD") == 0) {
+        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(r->method, "PUT") == 0) {
+        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, r);
+        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, r);
+    } else if (strcmp(r->method, "POST") == 0) {
+        curl_easy_setopt(c, CURLOPT_POST, 1L);
+        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->mem_len);
+        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(c, CURLOPT_READDATA, r);
+        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, r);
+    } else if (strcmp(r->method, "GET") != 0) {
+        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
+    }
+}
+
 /* One attempt: configures the handle from scratch (keeping its connections) and performs. */
 static CURLcode attempt(s3_store *s, s3_req *r)
 {
     CURL *c = s->curl;
-    struct curl_slist *h = NULL, *t;
-    char range[64];
-    CURLcode cc = CURLE_OK;
+    int fail = 0;
     curl_easy_reset(c);
     r->curl = c;
     r->status = 0;
@@ -243,28 +295,9 @@ static CURLcode attempt(s3_store *s, s3_req *r)
     r->etag[0] = '\0';
     r->sent = 0;
     s->errbuf[0] = '\0';
-
-#define ADD(line)                                                                                  \
-    do {                                                                                           \
-        if (!(t = curl_slist_append(h, (line)))) {                                                 \
-            cc = CURLE_OUT_OF_MEMORY;                                                              \
-            goto done;                                                                             \
-        }                                                                                          \
-        h = t;                                                                                     \
-    } while (0)
-    /* 7.88 signs this header's value as the payload hash but never adds it */
-    ADD(r->has_body ? "x-amz-content-sha256: UNSIGNED-PAYLOAD"
-                    : "x-amz-content-sha256: " EMPTY_SHA256);
-    uint64_t from = r->range_from + r->delivered;
-    if (from > 0) {
-        snprintf(range, sizeof(range), "Range: bytes=%llu-", (unsigned long long)from);
-        ADD(range);
-    }
-    for (size_t i = 0; i < sizeof(r->extra) / sizeof(r->extra[0]); i++)
-        if (r->extra[i])
-            ADD(r->extra[i]);
-#undef ADD
-
+    struct curl_slist *h = headers(r, &fail);
+    if (fail)
+        return CURLE_OUT_OF_MEMORY;
     curl_easy_setopt(c, CURLOPT_URL, s->url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
     /* HTTP/1.1 as S3 clients use it: one stream per connection, no HTTP/2 flow-control windows
@@ -289,31 +322,12 @@ static CURLcode attempt(s3_store *s, s3_req *r)
     curl_easy_setopt(c, CURLOPT_HEADERDATA, r);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
-    if (strcmp(r->method, "HEAD") == 0) {
-        curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    } else if (strcmp(r->method, "PUT") == 0) {
-        curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, (curl_off_t)r->body_len);
-        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(c, CURLOPT_READDATA, r);
-        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-        curl_easy_setopt(c, CURLOPT_SEEKDATA, r);
-    } else if (strcmp(r->method, "POST") == 0) {
-        curl_easy_setopt(c, CURLOPT_POST, 1L);
-        curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)r->mem_len);
-        curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(c, CURLOPT_READDATA, r);
-        curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
-        curl_easy_setopt(c, CURLOPT_SEEKDATA, r);
-    } else if (strcmp(r->method, "GET") != 0) {
-        curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, r->method);
-    }
-    cc = curl_easy_perform(c);
+    set_method(c, r);
+    CURLcode cc = curl_easy_perform(c);
     if (!r->status_seen)
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
     if (cc == CURLE_OK && r->resp_n)
         s3_xml_feed(&r->xml, NULL, 0, 1);
-done:
     curl_slist_free_all(h);
     return cc;
 }
