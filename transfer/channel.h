@@ -71,6 +71,13 @@ typedef struct pb_spawn_options {
 } pb_spawn_options;
 
 #define PB_SPAWN_OPTIONS_VERSION 1
+#define PB_SPAWN_OPTIONS_INIT                                                                      \
+    {                                                                                              \
+        PB_SPAWN_OPTIONS_VERSION, -1, NULL, 0                                                      \
+    }
+
+/** Sets `o` to PB_SPAWN_OPTIONS_INIT (stderr inherited, the default timeout). */
+void pb_spawn_options_init(pb_spawn_options *o);
 
 /**
  * The `local` channel: starts argv[0] (an absolute path; argv NULL-terminated) as a child in

@@ -116,6 +116,12 @@ static const pb_channel_ops local_ops = {
     PB_CHANNEL_OPS_VERSION, "local", local_read, local_write, local_close, local_free,
 };
 
+void pb_spawn_options_init(pb_spawn_options *o)
+{
+    pb_spawn_options init = PB_SPAWN_OPTIONS_INIT;
+    *o = init;
+}
+
 pid_t pb_chan__local_pid(const pb_channel *ch)
 {
     return ((const local_channel *)ch)->pid;

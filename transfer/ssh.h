@@ -181,6 +181,13 @@ typedef struct pb_ssh_xfer {
 } pb_ssh_xfer;
 
 #define PB_SSH_XFER_VERSION 1
+#define PB_SSH_XFER_INIT                                                                           \
+    {                                                                                              \
+        .version = PB_SSH_XFER_VERSION                                                             \
+    }
+
+/** Zeroes `x` and sets the version (the same as PB_SSH_XFER_INIT). */
+void pb_ssh_xfer_init(pb_ssh_xfer *x);
 
 /**
  * Uploads the local file to `remote` (SFTP; relative paths are relative to the login

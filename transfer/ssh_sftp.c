@@ -242,10 +242,16 @@ static size_t window_of(const pb_ssh_xfer *x)
     return b < 30000 ? 30000 : b;
 }
 
+void pb_ssh_xfer_init(pb_ssh_xfer *x)
+{
+    memset(x, 0, sizeof(*x));
+    x->version = PB_SSH_XFER_VERSION;
+}
+
 int pb_ssh_put_file(pb_ssh *s, const char *local, const char *remote, pb_ssh_xfer *x, pb_error *err)
 {
     int error = 0;
-    pb_ssh_xfer xd = {PB_SSH_XFER_VERSION, 0, 0, 0, NULL, NULL, 0, 0, 0};
+    pb_ssh_xfer xd = PB_SSH_XFER_INIT;
     put_job j;
     memset(&j, 0, sizeof(j));
     j.fd = -1;
@@ -388,7 +394,7 @@ static int read_stream(pb_ssh *s, const char *remote, uint64_t offset, pb_sink_f
 int pb_ssh_read_file(pb_ssh *s, const char *remote, uint64_t offset, pb_sink_fn sink,
                      void *sink_payload, pb_ssh_xfer *x, pb_error *err)
 {
-    pb_ssh_xfer xd = {PB_SSH_XFER_VERSION, 0, 0, 0, NULL, NULL, 0, 0, 0};
+    pb_ssh_xfer xd = PB_SSH_XFER_INIT;
     if (!x)
         x = &xd;
     x->resumed_from = offset;
@@ -411,7 +417,7 @@ static int write_fd(void *payload, const void *data, size_t n, pb_error *err)
 int pb_ssh_get_file(pb_ssh *s, const char *remote, const char *local, pb_ssh_xfer *x, pb_error *err)
 {
     int error = 0;
-    pb_ssh_xfer xd = {PB_SSH_XFER_VERSION, 0, 0, 0, NULL, NULL, 0, 0, 0};
+    pb_ssh_xfer xd = PB_SSH_XFER_INIT;
     if (!x)
         x = &xd;
     x->resumed_from = x->bytes_moved = 0;
