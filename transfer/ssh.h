@@ -88,6 +88,10 @@ typedef struct pb_ssh_options {
     const char *user_known_hosts; /* NULL: ~/.ssh/known_hosts */
     const char *host_key_pin;     /* "SHA256:<base64>" (pb_ssh_pin_valid), checked alone */
     int tofu;                     /* accept and record an unknown host key */
+    /* How the caller's user sets key_file, key_passphrase, host_key_pin and tofu, for the
+     * hints of messages ("set NAME to ..."); string literals, kept by pointer (NULL: the
+     * option's own name). */
+    const char *key_file_name, *key_passphrase_name, *host_key_pin_name, *tofu_name;
     /* Timing (0: the default) */
     int connect_timeout_ms;   /* TCP connect, handshake, authentication, each request: 20000 */
     int keepalive_s;          /* seconds between keepalives: 15 (-1: off, no dead-peer check) */

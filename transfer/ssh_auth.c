@@ -138,11 +138,12 @@ static int auth_keyfile(pb_ssh *s, const char *path, const char *pass, auth_log 
         rc == LIBSSH2_ERROR_METHOD_NOT_SUPPORTED) {
         return pb_error_setd(err, PB_EAUTH, rc,
                              "ssh %s: cannot use the key %s%s%s: %s (a wrong or missing "
-                             "passphrase in PLEXBURST_SSH_KEY_PASSPHRASE, or a key format "
+                             "passphrase in %s, or a key format "
                              "libssh2 1.10 cannot read)%s%s",
                              s->desc, path, type[0] ? " " : "", type[0] ? type : "",
                              pass && *pass ? "the passphrase given does not decrypt it"
                                            : "it may be encrypted",
+                             pb_ssh__name(s->o.key_passphrase_name, "key_passphrase"),
                              is_rsa ? "; " : "", is_rsa ? RSA_NOTE : "");
     }
     if (rc == LIBSSH2_ERROR_AUTHENTICATION_FAILED || rc == LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED) {
@@ -243,9 +244,9 @@ int pb_ssh__authenticate(pb_ssh *s, pb_error *err)
     }
     if (!a.tried[0])
         return pb_error_setd(err, PB_EAUTH, LIBSSH2_ERROR_AUTHENTICATION_FAILED,
-                             "ssh %s: no key to offer: set PLEXBURST_SSH_KEY to an ed25519 "
+                             "ssh %s: no key to offer: set %s to an ed25519 "
                              "private key, or load one into an SSH agent",
-                             s->desc);
+                             s->desc, pb_ssh__name(s->o.key_file_name, "key_file"));
     return pb_error_setd(err, PB_EAUTH, LIBSSH2_ERROR_AUTHENTICATION_FAILED,
                          "ssh %s: public key authentication failed (%s)%s%s", s->desc, a.tried,
                          a.rsa ? ": " : "", a.rsa ? RSA_NOTE : "");

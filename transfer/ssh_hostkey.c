@@ -181,8 +181,9 @@ int pb_ssh__verify_host_key(pb_ssh *s, pb_ssh_khfile *files, int nfiles, pb_erro
             return 0;
         return pb_error_setd(err, PB_EAUTH, LIBSSH2_ERROR_HOSTKEY_SIGN,
                              "ssh %s: the host key does not match the pinned one: the server "
-                             "offers %s, PLEXBURST_SSH_HOST_KEY pins %s",
-                             s->desc, s->hostkey, s->pin);
+                             "offers %s, %s pins %s",
+                             s->desc, s->hostkey,
+                             pb_ssh__name(s->o.host_key_pin_name, "host_key_pin"), s->pin);
     }
     if (!kt)
         return pb_error_setd(err, PB_EAUTH, LIBSSH2_ERROR_HOSTKEY_INIT,
@@ -228,7 +229,7 @@ int pb_ssh__verify_host_key(pb_ssh *s, pb_ssh_khfile *files, int nfiles, pb_erro
              nfiles > 1 ? files[1].path : "");
     return pb_error_setd(err, PB_EAUTH, LIBSSH2_ERROR_HOSTKEY_SIGN,
                          "ssh %s: unknown host key %s (not in %s): verify the fingerprint, then "
-                         "accept it once with PLEXBURST_SSH_TOFU=1 (--accept-new-host-key) or pin "
-                         "it with PLEXBURST_SSH_HOST_KEY",
-                         s->desc, s->hostkey, where);
+                         "accept it once with %s or pin it with %s",
+                         s->desc, s->hostkey, where, pb_ssh__name(s->o.tofu_name, "tofu"),
+                         pb_ssh__name(s->o.host_key_pin_name, "host_key_pin"));
 }

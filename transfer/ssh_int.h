@@ -67,6 +67,9 @@ void pb_ssh__exec_close(pb_ssh *s, LIBSSH2_CHANNEL *c, int ms, int *status);
 
 /* ssh_url.c */
 
+/** `name` when given, else `option` (the hint of a message: what the user sets). */
+const char *pb_ssh__name(const char *name, const char *option);
+
 /** Base64 of `in` into out: without padding (OpenSSH's fingerprints) or with it. */
 void pb_ssh__b64_encode(char *out, size_t cap, const unsigned char *in, size_t n, int pad);
 /** Decodes base64 (whitespace skipped, stops at '=' or the end); the length or -1. */

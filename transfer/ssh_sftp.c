@@ -27,6 +27,7 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "fdsink.h"
 #include "fs.h"
 #include "ssh_int.h"
 
@@ -403,17 +404,6 @@ int pb_ssh_read_file(pb_ssh *s, const char *remote, uint64_t offset, pb_sink_fn 
     return read_stream(s, remote, offset, sink, sink_payload, x, err);
 }
 
-typedef struct fd_sink {
-    int fd;
-    const char *path;
-} fd_sink;
-
-static int write_fd(void *payload, const void *data, size_t n, pb_error *err)
-{
-    fd_sink *f = payload;
-    return pb_fs_write_all(f->fd, data, n, f->path, err);
-}
-
 int pb_ssh_get_file(pb_ssh *s, const char *remote, const char *local, pb_ssh_xfer *x, pb_error *err)
 {
     int error = 0;
@@ -454,8 +444,8 @@ int pb_ssh_get_file(pb_ssh *s, const char *remote, const char *local, pb_ssh_xfe
         goto done;
     }
     x->resumed_from = start;
-    fd_sink f = {fd, local};
-    error = read_stream(s, remote, start, write_fd, &f, x, err);
+    pb_fdsink f = {fd, local};
+    error = read_stream(s, remote, start, pb_fdsink_write, &f, x, err);
     if (error == 0 && close(fd) != 0)
         error = pb_error_errno(err, "ssh: cannot write %s", local);
     fd = -1;

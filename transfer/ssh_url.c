@@ -65,6 +65,11 @@ long pb_ssh__b64_decode(unsigned char *out, size_t cap, const char *in, size_t n
     return (long)o;
 }
 
+const char *pb_ssh__name(const char *name, const char *option)
+{
+    return name && *name ? name : option;
+}
+
 const char *pb_ssh__home_dir(void)
 {
     const char *h = getenv("HOME");

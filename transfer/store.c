@@ -15,6 +15,7 @@
 
 #include "store.h"
 #include "buf.h"
+#include "fdsink.h"
 #include "fs.h"
 
 int pb_store_name_check(const char *name, pb_error *err)
@@ -176,17 +177,6 @@ int pb_store_del_prefix(pb_store *s, const char *prefix, pb_error *err)
     return rc;
 }
 
-typedef struct fd_sink {
-    int fd;
-    const char *path;
-} fd_sink;
-
-static int write_fd(void *payload, const void *data, size_t n, pb_error *err)
-{
-    fd_sink *f = payload;
-    return pb_fs_write_all(f->fd, data, n, f->path, err);
-}
-
 int pb_store_get_file(pb_store *s, const char *name, const char *local_path,
                       pb_progress_fn progress, void *pp, uint64_t *resumed_from, uint64_t *fetched,
                       pb_error *err)
@@ -226,8 +216,9 @@ int pb_store_get_file(pb_store *s, const char *name, const char *local_path,
     if (resumed_from)
         *resumed_from = offset;
     if (offset < st.size || st.size == 0) {
-        fd_sink sink = {fd, part};
-        if ((error = pb_store_read(s, name, offset, write_fd, &sink, progress, pp, err)) != 0)
+        pb_fdsink sink = {fd, part};
+        if ((error = pb_store_read(s, name, offset, pb_fdsink_write, &sink, progress, pp, err)) !=
+            0)
             goto done;
     }
     if (fstat(fd, &ls) != 0 || (uint64_t)ls.st_size != st.size) {
@@ -263,8 +254,7 @@ int pb_store_put_mem(pb_store *s, const char *name, const void *data, size_t n, 
     int fd = mkstemp(path);
     if (fd < 0)
         return pb_error_errno(err, "store: cannot create a temporary file");
-    fd_sink sink = {fd, path};
-    int rc = write_fd(&sink, data, n, err);
+    int rc = pb_fs_write_all(fd, data, n, path, err);
     close(fd);
     if (!rc)
         rc = pb_store_put(s, name, path, NULL, NULL, err);

@@ -89,6 +89,10 @@ int pb_transport_config_ssh(pb_ssh_options *o, const pb_ssh_target *t,
                             pb_transport_config_get_fn get, void *payload, pb_error *err)
 {
     int error;
+    o->key_file_name = "PLEXBURST_SSH_KEY";
+    o->key_passphrase_name = "PLEXBURST_SSH_KEY_PASSPHRASE";
+    o->host_key_pin_name = "PLEXBURST_SSH_HOST_KEY";
+    o->tofu_name = "PLEXBURST_SSH_TOFU=1 (--accept-new-host-key)";
     if (t) {
         o->host = t->host;
         o->port = t->port;

@@ -24,7 +24,8 @@ typedef const char *(*pb_transport_config_get_fn)(void *payload, const char *key
  * PLEXBURST_SSH_KEY, PLEXBURST_SSH_KEY_PASSPHRASE, PLEXBURST_KNOWN_HOSTS,
  * PLEXBURST_SSH_HOST_KEY, PLEXBURST_SSH_TOFU, PLEXBURST_SSH_USE_USER_KNOWN_HOSTS,
  * PLEXBURST_SSH_AGENT=0, PLEXBURST_SSH_KEEPALIVE, PLEXBURST_SSH_RECONNECT_TRIES.
- * The strings stay the target's and the getter's: keep them alive until pb_ssh_connect().
+ * It also names the settings for the hints of transfer/'s messages. The strings stay the
+ * target's and the getter's: keep them alive until pb_ssh_connect().
  * @param get  NULL: the environment.
  * @return 0; PB_EINVALID for a malformed value (naming the key, never a secret's value).
  */
