@@ -468,39 +468,24 @@ static const char *line(const char *text, char *out, size_t cap)
     return text[n] ? text + n + 1 : text + n;
 }
 
-int pb_ssh_agent_install(pb_ssh_install *out, pb_ssh *s, const char *local_exe,
-                         const char *remote_path, const char *version, pb_error *err)
+/* What the remote has at `q` (quoted path): its OS and architecture (refused when they are not
+ * this build's), the first line of `--version` and the size. *current = 1 when it is `want`
+ * and as large as the local build. */
+static int install_probe(pb_ssh *s, const char *q, const struct stat *st, const char *want,
+                         pb_ssh_install *out, int *current, pb_error *err)
 {
-    int error = 0;
-    char path[2048], q[4200], qtmp[4400], qdir[4200], dir[2048], tmp[2200];
-    char cmd[20000], text[4096], errtext[2048];
-    memset(out, 0, sizeof(*out));
-    if (!local_exe)
-        local_exe = "/proc/self/exe";
-    if (!remote_path || !*remote_path)
-        remote_path = ".local/bin/plexburst";
-    if (!version)
-        version = pb_version();
-    snprintf(path, sizeof(path), "%s%s", strchr(remote_path, '/') ? "" : "./", remote_path);
-    snprintf(out->path, sizeof(out->path), "%s", path);
-    if (pb_ssh_quote(q, sizeof(q), path) < 0)
-        return pb_error_set(err, PB_EINVALID, "ssh: the remote path is too long");
-    struct stat st;
-    if (stat(local_exe, &st) != 0)
-        return pb_error_errno(err, "ssh: cannot stat %s", local_exe);
+    char cmd[13000], text[4096], errtext[2048], here[200], there[200], found[128], size[64];
     struct utsname u;
+    int status = -1, error;
+    *current = 0;
     uname(&u);
-    char here[200];
     snprintf(here, sizeof(here), "%s %s", u.sysname, u.machine);
-
     snprintf(cmd, sizeof(cmd),
              "uname -sm; if [ -x %s ]; then %s --version 2>&1 | head -n 1; wc -c < %s; fi", q, q,
              q);
-    int status = -1;
     if ((error = pb_ssh_exec(s, cmd, NULL, 0, text, sizeof(text), errtext, sizeof(errtext), &status,
                              err)) < 0)
         return error;
-    char there[200], found[128], size[64];
     const char *rest = line(text, there, sizeof(there));
     rest = line(rest, found, sizeof(found));
     line(rest, size, sizeof(size));
@@ -510,29 +495,30 @@ int pb_ssh_agent_install(pb_ssh_install *out, pb_ssh *s, const char *local_exe,
                             "ssh %s: the remote is %s but this build is for %s: install "
                             "plexburst there by hand",
                             s->desc, there[0] ? there : "unknown", here);
-    char want[160];
-    snprintf(want, sizeof(want), "plexburst %s", version);
-    if (strcmp(found, want) == 0 && strtoull(size, NULL, 10) == (unsigned long long)st.st_size)
-        return 0;
+    *current =
+        strcmp(found, want) == 0 && strtoull(size, NULL, 10) == (unsigned long long)st->st_size;
+    return 0;
+}
 
-    /* Upload beside the target, then chmod and rename into place (atomic). */
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    snprintf(tmp, sizeof(tmp), "%s/.plexburst.upload.%ld", dir, (long)getpid());
-    if (pb_ssh_quote(qdir, sizeof(qdir), dir) < 0 || pb_ssh_quote(qtmp, sizeof(qtmp), tmp) < 0)
+/* Uploads `local_exe` to `tmp` beside `path` (its directory `dir` created), then chmod and
+ * rename into place (atomic) and checks that `--version` there says `want`. */
+static int install_upload(pb_ssh_install *out, pb_ssh *s, const char *local_exe, const char *path,
+                          const char *dir, const char *tmp, const char *want, pb_error *err)
+{
+    char q[4200], qtmp[4400], qdir[4200], cmd[20000], text[4096], errtext[2048], found[128];
+    int status = -1, error;
+    if (pb_ssh_quote(q, sizeof(q), path) < 0 || pb_ssh_quote(qdir, sizeof(qdir), dir) < 0 ||
+        pb_ssh_quote(qtmp, sizeof(qtmp), tmp) < 0)
         return pb_error_set(err, PB_EINVALID, "ssh: the remote path is too long");
     snprintf(cmd, sizeof(cmd), "mkdir -p -- %s", qdir);
     if ((error = pb_ssh_exec(s, cmd, NULL, 0, NULL, 0, errtext, sizeof(errtext), &status, err)) < 0)
         return error;
     if (status != 0)
         return pb_error_set(err, PB_EIO, "ssh %s: cannot create %s: %s", s->desc, dir, errtext);
-    pb_ssh__log(s, "ssh %s: installing plexburst %s as %s (remote had: %s)", s->desc, version, path,
-                found[0] ? found : "none");
-    pb_ssh_xfer x = {PB_SSH_XFER_VERSION, 0, 0, 0700, NULL, NULL, 0, 0, 0};
+    pb_ssh__log(s, "ssh %s: installing %s as %s (remote had: %s)", s->desc, want, path,
+                out->found[0] ? out->found : "none");
+    pb_ssh_xfer x = PB_SSH_XFER_INIT;
+    x.mode = 0700;
     if ((error = pb_ssh_put_file(s, local_exe, tmp, &x, err)) < 0)
         goto cleanup;
     out->bytes_sent = x.bytes_moved;
@@ -557,4 +543,38 @@ cleanup:
         pb_ssh_exec(s, cmd, NULL, 0, NULL, 0, NULL, 0, NULL, &e);
     }
     return error;
+}
+
+int pb_ssh_agent_install(pb_ssh_install *out, pb_ssh *s, const char *local_exe,
+                         const char *remote_path, const char *version, pb_error *err)
+{
+    int error = 0, current = 0;
+    char path[2048], q[4200], dir[2048], tmp[2200], want[160];
+    memset(out, 0, sizeof(*out));
+    if (!local_exe)
+        local_exe = "/proc/self/exe";
+    if (!remote_path || !*remote_path)
+        remote_path = ".local/bin/plexburst";
+    if (!version)
+        version = pb_version();
+    snprintf(path, sizeof(path), "%s%s", strchr(remote_path, '/') ? "" : "./", remote_path);
+    snprintf(out->path, sizeof(out->path), "%s", path);
+    if (pb_ssh_quote(q, sizeof(q), path) < 0)
+        return pb_error_set(err, PB_EINVALID, "ssh: the remote path is too long");
+    struct stat st;
+    if (stat(local_exe, &st) != 0)
+        return pb_error_errno(err, "ssh: cannot stat %s", local_exe);
+    snprintf(want, sizeof(want), "plexburst %s", version);
+    if ((error = install_probe(s, q, &st, want, out, &current, err)) < 0 || current)
+        return error;
+
+    /* Upload beside the target, then chmod and rename into place (atomic). */
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    snprintf(tmp, sizeof(tmp), "%s/.plexburst.upload.%ld", dir, (long)getpid());
+    return install_upload(out, s, local_exe, path, dir, tmp, want, err);
 }
