@@ -3,7 +3,8 @@
  * bench/bench_s3.sh, which compares it with rclone against the same server.
  * Usage: bench_s3 put FILE s3://BUCKET/PREFIX NAME | bench_s3 get s3://BUCKET/PREFIX NAME FILE
  * Prints one line: "<op> <bytes> <seconds> <MB/s> requests=N retries=N parts=N".
- * Settings (endpoint, keys, part size) come from the environment, as for pb_store_open.
+ * Settings (endpoint, keys, part size) come from the environment, as for a run
+ * (pb_transport_config_store_open).
  * Prerequisites: an S3 server (scripts/s3-test-server); built by tests/s3.cmake.
  */
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "store.h"
 #include "store_s3.h"
+#include "transport_config.h"
 
 static double now(void)
 {
@@ -34,7 +36,7 @@ int main(int argc, char **argv)
     const char *file = put ? argv[2] : argv[4];
     pb_error err = PB_ERROR_INIT;
     pb_store *s = NULL;
-    if (pb_store_open(&s, url, &err) != 0) {
+    if (pb_transport_config_store_open(&s, url, &err) != 0) {
         fprintf(stderr, "bench_s3: %s\n", err.msg);
         return 1;
     }

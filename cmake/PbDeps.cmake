@@ -12,6 +12,7 @@ set(_pb_pkgs
     SQLITE3 sqlite3 libsqlite3-dev
     CURL libcurl libcurl4-openssl-dev
     LIBSSH2 libssh2 libssh2-1-dev
+    EXPAT expat libexpat1-dev
     ZSTD libzstd libzstd-dev
     XXHASH libxxhash libxxhash-dev
     ICUUC icu-uc libicu-dev

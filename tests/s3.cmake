@@ -1,4 +1,4 @@
-# Tests of the S3 store (issue 6) against a real signature-checking S3 server on loopback, which
+# Tests of the S3 store (docs/s3.md) against a real signature-checking S3 server on loopback, which
 # the test installs (npm, cached in the build tree) and starts itself through
 # scripts/s3-test-server; rclone (Debian) cross-checks the objects. Skips only without node/npm.
 pb_add_test(NAME test_s3 SOURCES test_s3.c LABELS online integration TIMEOUT 300)

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "channel.h"
-#include "frame.h"
+#include "protocol.h"
 #include "testutil.h"
 
 static char dir[4096];
@@ -33,13 +33,13 @@ static void write_frames(const char *path, int n)
     pb_channel *ch = NULL;
     pb_frame_io io;
     assert_int_equal(pb_channel_fd_new(&ch, -1, fd, 1, &err), 0);
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
     for (int i = 0; i < n; i++) {
         char payload[64];
         int len = snprintf(payload, sizeof(payload), "{\"i\":%d}", i);
-        assert_int_equal(pb_frame_write(&io, PB_FRAME_LOG, payload, (size_t)len, &err), 0);
+        assert_int_equal(pb_frame_write(&io, PB_MSG_LOG, payload, (size_t)len, &err), 0);
     }
-    assert_int_equal(pb_frame_write(&io, PB_FRAME_BYE, NULL, 0, &err), 0);
+    assert_int_equal(pb_frame_write(&io, PB_MSG_BYE, NULL, 0, &err), 0);
     pb_frame_io_dispose(&io);
     pb_channel_free(ch);
 }
@@ -52,7 +52,7 @@ static int read_all(const char *path, uint32_t max, int *frames, pb_error *err)
     pb_channel *ch = NULL;
     pb_frame_io io;
     assert_int_equal(pb_channel_fd_new(&ch, fd, -1, 1, err), 0);
-    assert_int_equal(pb_frame_io_init(&io, ch, max, err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, max, err), 0);
     int rc = 0;
     *frames = 0;
     for (;;) {
@@ -79,12 +79,12 @@ static void test_roundtrip(void **state)
     pb_channel *ch = NULL;
     pb_frame_io io;
     assert_int_equal(pb_channel_fd_new(&ch, fd, -1, 1, &err), 0);
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
     uint64_t expect_off = 0;
     for (int i = 0; i < 5; i++) {
         pb_frame f;
         assert_int_equal(pb_frame_read(&io, &f, &err), 0);
-        assert_int_equal(f.type, PB_FRAME_LOG);
+        assert_int_equal(f.type, PB_MSG_LOG);
         assert_int_equal(f.offset, expect_off);
         json_t *o = NULL;
         assert_int_equal(pb_frame_json(&o, &f, &err), 0);
@@ -94,14 +94,14 @@ static void test_roundtrip(void **state)
     }
     pb_frame f;
     assert_int_equal(pb_frame_read(&io, &f, &err), 0);
-    assert_int_equal(f.type, PB_FRAME_BYE);
+    assert_int_equal(f.type, PB_MSG_BYE);
     assert_int_equal(f.len, 0);
     assert_int_equal(pb_frame_read(&io, &f, &err), 0);
     assert_int_equal(f.type, PB_FRAME_EOF);
     assert_int_equal(io.frames_in, 6);
     pb_frame_io_dispose(&io);
     pb_channel_free(ch);
-    assert_string_equal(pb_frame_type_name(PB_FRAME_ANSWER_END), "ANSWER_END");
+    assert_string_equal(pb_protocol_msg_name(PB_MSG_ANSWER_END), "ANSWER_END");
 }
 
 /* Rewrites byte `at` of a file. */
@@ -175,7 +175,7 @@ static void test_corrupt(void **state)
     }
     /* limits of the io itself */
     pb_frame_io io;
-    assert_int_equal(pb_frame_io_init(&io, NULL, PB_FRAME_MAX_LIMIT + 1, &err), PB_EINVALID);
+    assert_int_equal(pb_protocol_io_init(&io, NULL, PB_FRAME_MAX_LIMIT + 1, &err), PB_EINVALID);
 }
 
 /* HELLO between two processes over a socketpair; the child claims `ver`. */
@@ -191,7 +191,7 @@ static int hello_with(const char *ver, pb_error *err, json_t **peer)
         pb_frame_io io;
         pb_error e = PB_ERROR_INIT;
         pb_channel_fd_new(&ch, sv[1], sv[1], 1, &e);
-        pb_frame_io_init(&io, ch, 0, &e);
+        pb_protocol_io_init(&io, ch, 0, &e);
         int rc = pb_frame_hello(&io, "agent", ver, NULL, NULL, &e);
         pb_frame_io_dispose(&io);
         pb_channel_free(ch);
@@ -201,7 +201,7 @@ static int hello_with(const char *ver, pb_error *err, json_t **peer)
     pb_channel *ch = NULL;
     pb_frame_io io;
     assert_int_equal(pb_channel_fd_new(&ch, sv[0], sv[0], 1, err), 0);
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, err), 0);
     json_t *extra = json_pack("{s:s}", "workdir", "/x");
     int rc = pb_frame_hello(&io, "home", "0.1.0", extra, peer, err);
     json_decref(extra);
@@ -247,12 +247,12 @@ static void test_files(void **state)
     pb_channel *ch = NULL;
     pb_frame_io io;
     assert_int_equal(pb_channel_fd_new(&ch, -1, fd, 1, &err), 0);
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
-    assert_int_equal(pb_frame_write(&io, PB_FRAME_LOG, "{\"text\":\"before\"}", 17, &err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
+    assert_int_equal(pb_frame_write(&io, PB_MSG_LOG, "{\"text\":\"before\"}", 17, &err), 0);
     json_t *extra = json_pack("{s:s}", "kind", "manifest");
-    assert_int_equal(pb_frame_send_file(&io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, src, extra,
-                                        NULL, NULL, &err),
-                     0);
+    assert_int_equal(
+        pb_frame_send_file(&io, PB_MSG_LIST_DATA, PB_MSG_LIST_END, src, extra, NULL, NULL, &err),
+        0);
     json_decref(extra);
     pb_frame_io_dispose(&io);
     pb_channel_free(ch);
@@ -260,10 +260,10 @@ static void test_files(void **state)
     /* the LOG in front is refused without a handler */
     fd = open(frames, O_RDONLY);
     assert_int_equal(pb_channel_fd_new(&ch, fd, -1, 1, &err), 0);
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
     pb_error_clear(&err);
     assert_int_equal(
-        pb_frame_recv_file(&io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, dst, NULL, NULL, NULL, &err),
+        pb_frame_recv_file(&io, PB_MSG_LIST_DATA, PB_MSG_LIST_END, dst, NULL, NULL, NULL, &err),
         PB_ECORRUPT);
     assert_int_equal(access(dst, F_OK), -1);
     pb_frame_io_dispose(&io);
@@ -272,13 +272,12 @@ static void test_files(void **state)
     /* then read with one: the file arrives whole, the END carries the extra fields */
     fd = open(frames, O_RDONLY);
     assert_int_equal(pb_channel_fd_new(&ch, fd, -1, 1, &err), 0);
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
     pb_frame f0;
     assert_int_equal(pb_frame_read(&io, &f0, &err), 0);
     json_t *end = NULL;
     assert_int_equal(
-        pb_frame_recv_file(&io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, dst, &end, NULL, NULL, &err),
-        0);
+        pb_frame_recv_file(&io, PB_MSG_LIST_DATA, PB_MSG_LIST_END, dst, &end, NULL, NULL, &err), 0);
     assert_string_equal(json_string_value(json_object_get(end, "kind")), "manifest");
     assert_int_equal(json_integer_value(json_object_get(end, "bytes")), 1300000);
     json_decref(end);
@@ -304,8 +303,8 @@ static void test_files(void **state)
     pb_channel *tch = NULL;
     pb_frame_io tio;
     pb_channel_fd_new(&tch, -1, tfd, 1, &err);
-    pb_frame_io_init(&tio, tch, 0, &err);
-    pb_frame_write(&tio, PB_FRAME_LIST_DATA, buf + 7, len, &err);
+    pb_protocol_io_init(&tio, tch, 0, &err);
+    pb_frame_write(&tio, PB_MSG_LIST_DATA, buf + 7, len, &err);
     pb_frame_io_dispose(&tio);
     pb_channel_free(tch);
     unsigned char sum[8];
@@ -318,11 +317,11 @@ static void test_files(void **state)
     free(buf);
     fd = open(frames, O_RDONLY);
     assert_int_equal(pb_channel_fd_new(&ch, fd, -1, 1, &err), 0);
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
     assert_int_equal(pb_frame_read(&io, &f0, &err), 0);
     pb_error_clear(&err);
     assert_int_equal(
-        pb_frame_recv_file(&io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, dst, NULL, NULL, NULL, &err),
+        pb_frame_recv_file(&io, PB_MSG_LIST_DATA, PB_MSG_LIST_END, dst, NULL, NULL, NULL, &err),
         PB_ECORRUPT);
     print_message("tampered: %s\n", err.msg);
     assert_int_equal(access(dst, F_OK), -1);
@@ -344,11 +343,11 @@ static void test_local_channel(void **state)
     assert_int_equal(pb_channel_spawn(&ch, argv, NULL, &err), 0);
     assert_true(pb_channel_pid(ch) > 0);
     pb_frame_io io;
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
-    assert_int_equal(pb_frame_write(&io, PB_FRAME_PROGRESS, "{}", 2, &err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
+    assert_int_equal(pb_frame_write(&io, PB_MSG_PROGRESS, "{}", 2, &err), 0);
     pb_frame f;
     assert_int_equal(pb_frame_read(&io, &f, &err), 0);
-    assert_int_equal(f.type, PB_FRAME_PROGRESS);
+    assert_int_equal(f.type, PB_MSG_PROGRESS);
     int status = -2;
     assert_int_equal(pb_channel_close(ch, &status, &err), 0);
     assert_int_equal(status, 0);

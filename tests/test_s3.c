@@ -26,6 +26,7 @@
 #include "plexburst/sqldiff.h"
 #include "store.h"
 #include "store_s3.h"
+#include "transport_config.h"
 #include "testutil.h"
 
 #define BUCKET "plexburst-test"
@@ -97,7 +98,7 @@ static pb_store *open_store(const char *url)
 {
     pb_store *s = NULL;
     pb_error err = PB_ERROR_INIT;
-    int rc = pb_store_open(&s, url, &err);
+    int rc = pb_transport_config_store_open(&s, url, &err);
     if (rc)
         fprintf(stderr, "open %s: %s\n", url, err.msg);
     assert_int_equal(rc, 0);
@@ -210,6 +211,15 @@ static const char *lookup(void *ctx, const char *key)
     return NULL;
 }
 
+/* What a run does: the settings into the options (transport_config.c), then the store. */
+static int s3_new(pb_store **s, const char *url, kv *m, pb_error *err)
+{
+    pb_store_s3_options o = PB_STORE_S3_OPTIONS_INIT;
+    int rc = pb_transport_config_s3(&o, url, lookup, m, err);
+    *s = NULL;
+    return rc < 0 ? rc : pb_store_s3_new(s, url, &o, err);
+}
+
 static void test_settings(void **state)
 {
     (void)state;
@@ -217,47 +227,44 @@ static void test_settings(void **state)
     pb_error err = PB_ERROR_INIT;
     /* nothing configured: a clear PB_EINVALID before any request */
     kv none = {{NULL}, {NULL}};
-    assert_int_equal(pb_store_s3_new(&s, "s3://" BUCKET "/x", lookup, &none, &err), PB_EINVALID);
+    assert_int_equal(s3_new(&s, "s3://" BUCKET "/x", &none, &err), PB_EINVALID);
     assert_non_null(strstr(err.msg, "PLEXBURST_S3_ENDPOINT"));
     assert_null(s);
     /* no keys */
     pb_error_clear(&err);
     kv nokeys = {{"PLEXBURST_S3_ENDPOINT"}, {endpoint}};
-    assert_int_equal(pb_store_s3_new(&s, "s3://" BUCKET, lookup, &nokeys, &err), PB_EINVALID);
+    assert_int_equal(s3_new(&s, "s3://" BUCKET, &nokeys, &err), PB_EINVALID);
     assert_non_null(strstr(err.msg, "AWS_SECRET_ACCESS_KEY"));
     /* credentials in the URL or the endpoint are refused without being echoed */
     pb_error_clear(&err);
     kv ok = {{"PLEXBURST_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
              {endpoint, AK, SK}};
-    assert_int_equal(pb_store_s3_new(&s, "s3://" AK ":wrong-secret@" BUCKET, lookup, &ok, &err),
-                     PB_EINVALID);
+    assert_int_equal(s3_new(&s, "s3://" AK ":wrong-secret@" BUCKET, &ok, &err), PB_EINVALID);
     no_secret(&err);
     pb_error_clear(&err);
-    assert_int_equal(
-        pb_store_s3_new(&s, "s3://" BUCKET "/" AK ":wrong-secret@x", lookup, &ok, &err),
-        PB_EINVALID);
+    assert_int_equal(s3_new(&s, "s3://" BUCKET "/" AK ":wrong-secret@x", &ok, &err), PB_EINVALID);
     no_secret(&err);
     pb_error_clear(&err);
     kv inend = {{"PLEXBURST_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
                 {"http://" AK ":wrong-secret@127.0.0.1:1", AK, SK}};
-    assert_int_equal(pb_store_s3_new(&s, "s3://" BUCKET, lookup, &inend, &err), PB_EINVALID);
+    assert_int_equal(s3_new(&s, "s3://" BUCKET, &inend, &err), PB_EINVALID);
     no_secret(&err);
     /* bad bucket, bad prefix, bad tunables */
     pb_error_clear(&err);
-    assert_int_equal(pb_store_s3_new(&s, "s3://ab", lookup, &ok, &err), PB_EINVALID);
+    assert_int_equal(s3_new(&s, "s3://ab", &ok, &err), PB_EINVALID);
     pb_error_clear(&err);
-    assert_int_equal(pb_store_s3_new(&s, "s3://" BUCKET "/a/../b", lookup, &ok, &err), PB_EINVALID);
+    assert_int_equal(s3_new(&s, "s3://" BUCKET "/a/../b", &ok, &err), PB_EINVALID);
     pb_error_clear(&err);
     kv badpart = {{"PLEXBURST_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                    "PLEXBURST_S3_PART_SIZE"},
                   {endpoint, AK, SK, "1M"}};
-    assert_int_equal(pb_store_s3_new(&s, "s3://" BUCKET, lookup, &badpart, &err), PB_EINVALID);
+    assert_int_equal(s3_new(&s, "s3://" BUCKET, &badpart, &err), PB_EINVALID);
     /* the lookup's PLEXBURST_S3_* keys win over AWS_* */
     pb_error_clear(&err);
     kv own = {{"PLEXBURST_S3_ENDPOINT", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
                "PLEXBURST_S3_ACCESS_KEY", "PLEXBURST_S3_SECRET_KEY"},
               {endpoint, "nobody", "wrong-secret", AK, SK}};
-    assert_int_equal(pb_store_s3_new(&s, "s3://" BUCKET "/own/", lookup, &own, &err), 0);
+    assert_int_equal(s3_new(&s, "s3://" BUCKET "/own/", &own, &err), 0);
     assert_string_equal(s->url, "s3://" BUCKET "/own");
     pb_store_free(s);
 }
@@ -399,7 +406,7 @@ static void test_wrong_keys(void **state)
     char want[512];
 
     setenv("AWS_SECRET_ACCESS_KEY", "wrong-secret-0001", 1);
-    assert_int_equal(pb_store_open(&s, "s3://" BUCKET "/auth", &err), PB_EAUTH);
+    assert_int_equal(pb_transport_config_store_open(&s, "s3://" BUCKET "/auth", &err), PB_EAUTH);
     assert_null(s);
     snprintf(want, sizeof(want),
              "S3 authentication failed for bucket " BUCKET
@@ -411,14 +418,14 @@ static void test_wrong_keys(void **state)
 
     pb_error_clear(&err);
     setenv("PLEXBURST_S3_SECRET_KEY", "wrong-secret-0002", 1);
-    assert_int_equal(pb_store_open(&s, "s3://" BUCKET "/auth", &err), PB_EAUTH);
+    assert_int_equal(pb_transport_config_store_open(&s, "s3://" BUCKET "/auth", &err), PB_EAUTH);
     assert_non_null(strstr(err.msg, "check PLEXBURST_S3_SECRET_KEY"));
     no_secret(&err);
 
     pb_error_clear(&err);
     default_env();
     setenv("AWS_ACCESS_KEY_ID", "WRONGKEYID42", 1);
-    assert_int_equal(pb_store_open(&s, "s3://" BUCKET "/auth", &err), PB_EAUTH);
+    assert_int_equal(pb_transport_config_store_open(&s, "s3://" BUCKET "/auth", &err), PB_EAUTH);
     assert_non_null(strstr(err.msg, "InvalidAccessKeyId"));
     assert_non_null(strstr(err.msg, "WRON..."));
     assert_null(strstr(err.msg, "WRONGKEYID42"));
@@ -427,7 +434,8 @@ static void test_wrong_keys(void **state)
     /* a bucket that does not exist */
     pb_error_clear(&err);
     default_env();
-    assert_int_equal(pb_store_open(&s, "s3://no-such-bucket-here/x", &err), PB_ENOTFOUND);
+    assert_int_equal(pb_transport_config_store_open(&s, "s3://no-such-bucket-here/x", &err),
+                     PB_ENOTFOUND);
     assert_non_null(strstr(err.msg, "no-such-bucket-here"));
     default_env();
 }
@@ -442,7 +450,7 @@ static void test_connect_error(void **state)
     pb_error err = PB_ERROR_INIT;
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    assert_int_equal(pb_store_open(&s, "s3://" BUCKET, &err), PB_ENET);
+    assert_int_equal(pb_transport_config_store_open(&s, "s3://" BUCKET, &err), PB_ENET);
     clock_gettime(CLOCK_MONOTONIC, &b);
     assert_int_equal(err.dep_code, CURLE_COULDNT_CONNECT);
     assert_non_null(strstr(err.msg, "after 3 attempts"));
@@ -458,9 +466,10 @@ typedef struct prog {
     int calls, backwards;
 } prog;
 
-static int on_progress(uint64_t done, uint64_t total, void *payload)
+static int on_progress(const pb_progress *pr, void *payload)
 {
     prog *p = payload;
+    uint64_t done = pr->bytes_done, total = pr->bytes_total;
     p->calls++;
     if (done < p->last)
         p->backwards++;

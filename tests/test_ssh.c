@@ -26,12 +26,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "frame.h"
-#include "store_s3.h"
+#include "protocol.h"
 #include "plexburst/plex.h"
 #include "plexburst/sqldiff.h"
 #include "ssh.h"
 #include "testutil.h"
+#include "transport_config.h"
 
 static char T[1024]; /* the server's directory (keys, config, logs) */
 static char W[1024]; /* scratch files of the tests */
@@ -73,9 +73,19 @@ static void on_log(void *payload, const char *line)
     snprintf(logbuf + n, sizeof(logbuf) - n, "%s\n", line);
 }
 
+static const char *no_settings(void *payload, const char *key)
+{
+    (void)payload;
+    (void)key;
+    return NULL;
+}
+
+/* Session options as a run makes them (the engine names the settings in messages), then the
+ * test's own values. */
 static void opts(pb_ssh_options *o, const char *key, const char *known_hosts)
 {
     pb_ssh_options_init(o);
+    assert_int_equal(pb_transport_config_ssh(o, NULL, no_settings, NULL, NULL), 0);
     o->host = "127.0.0.1";
     o->port = port;
     o->user = "root";
@@ -261,10 +271,10 @@ static void test_url(void **state)
     pb_ssh_options o;
     pb_ssh_options_init(&o);
     pb_error_clear(&err);
-    assert_int_equal(pb_ssh_options_configure(&o, &t, NULL, NULL, &err), PB_EINVALID);
+    assert_int_equal(pb_transport_config_ssh(&o, &t, NULL, NULL, &err), PB_EINVALID);
     assert_non_null(strstr(err.msg, "PLEXBURST_SSH_HOST_KEY"));
     setenv("PLEXBURST_SSH_HOST_KEY", host_fp, 1);
-    assert_int_equal(pb_ssh_options_configure(&o, &t, NULL, NULL, &err), 0);
+    assert_int_equal(pb_transport_config_ssh(&o, &t, NULL, NULL, &err), 0);
     assert_string_equal(o.key_file, "/k");
     assert_int_equal(o.tofu, 1);
     assert_string_equal(o.host_key_pin, host_fp);
@@ -599,7 +609,7 @@ static void test_agent_hello(void **state)
     snprintf(cmd, sizeof(cmd), "exec %s agent --workdir %s", qp, qd);
     assert_int_equal(pb_channel_ssh_new(&ch, s, 1, cmd, 10000, &err), 0);
     pb_frame_io io;
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
     json_t *peer = NULL;
     int rc = pb_frame_hello(&io, "home", pb_version(), NULL, &peer, &err);
     if (rc)
@@ -607,10 +617,10 @@ static void test_agent_hello(void **state)
     assert_int_equal(rc, 0);
     assert_string_equal(json_string_value(json_object_get(peer, "role")), "agent");
     json_decref(peer);
-    assert_int_equal(pb_frame_write(&io, PB_FRAME_BYE, NULL, 0, &err), 0);
+    assert_int_equal(pb_frame_write(&io, PB_MSG_BYE, NULL, 0, &err), 0);
     pb_frame f;
     assert_int_equal(pb_frame_read(&io, &f, &err), 0);
-    assert_int_equal(f.type, PB_FRAME_BYE);
+    assert_int_equal(f.type, PB_MSG_BYE);
     int status = -1;
     assert_int_equal(pb_channel_close(ch, &status, &err), 0);
     assert_int_equal(status, 0);
@@ -618,7 +628,7 @@ static void test_agent_hello(void **state)
     pb_channel_free(ch);
 }
 
-/* The configuration of pb_ssh_agent_channel, as a run passes it (engine/config.c's getter). */
+/* The configuration of pb_ssh_agent_channel, as a run passes it (engine/run/config.c's getter). */
 static const char *test_config(void *payload, const char *key)
 {
     (void)payload;
@@ -635,7 +645,7 @@ static void hello_bye(pb_channel *ch, const char *workdir)
 {
     pb_error err = PB_ERROR_INIT;
     pb_frame_io io;
-    assert_int_equal(pb_frame_io_init(&io, ch, 0, &err), 0);
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
     json_t *peer = NULL;
     int rc = pb_frame_hello(&io, "home", pb_version(), NULL, &peer, &err);
     if (rc)
@@ -645,10 +655,10 @@ static void hello_bye(pb_channel *ch, const char *workdir)
     assert_non_null(realpath(workdir, real));
     assert_string_equal(json_string_value(json_object_get(peer, "workdir")), real);
     json_decref(peer);
-    assert_int_equal(pb_frame_write(&io, PB_FRAME_BYE, NULL, 0, &err), 0);
+    assert_int_equal(pb_frame_write(&io, PB_MSG_BYE, NULL, 0, &err), 0);
     pb_frame f;
     assert_int_equal(pb_frame_read(&io, &f, &err), 0);
-    assert_int_equal(f.type, PB_FRAME_BYE);
+    assert_int_equal(f.type, PB_MSG_BYE);
     pb_frame_io_dispose(&io);
 }
 
@@ -668,9 +678,11 @@ static void test_agent_channel(void **state)
     pb_ssh_agent_opts_init(&ao);
     ao.url = url;
     ao.local_exe = prog;
-    ao.get = test_config;
-    ao.log = on_log;
     pb_error err = PB_ERROR_INIT;
+    pb_ssh_options so = PB_SSH_OPTIONS_INIT;
+    assert_int_equal(pb_transport_config_ssh(&so, NULL, test_config, NULL, &err), 0);
+    ao.ssh = &so;
+    ao.log = on_log;
     assert_int_equal(pb_ssh_agent_connect(&ao.session, &ao, &err), 0);
     assert_non_null(strstr(ao.host_key, host_fp));
     pb_channel *ch = NULL;
@@ -787,11 +799,10 @@ typedef struct cutter {
 } cutter;
 
 /* Progress hook that cuts the connection (kills its sshd processes) once past `at`. */
-static int cut_once(uint64_t done, uint64_t total, void *payload)
+static int cut_once(const pb_progress *p, void *payload)
 {
-    (void)total;
     cutter *c = payload;
-    if (!c->done && done >= c->at) {
+    if (!c->done && p->bytes_done >= c->at) {
         c->done = signal_connections(SIGKILL);
         assert_true(c->done > 0);
     }
@@ -1060,7 +1071,7 @@ static int kill_sshd_connections(void)
     return k;
 }
 
-/* A link cut during a long analysis (issue 6 part 1/3): the sshd processes of the connection
+/* A link cut during a long analysis: the sshd processes of the connection
  * are killed while the runner sleeps; the home reconnects, a new agent re-attaches to the
  * runner (which ran exactly once) and the sync completes equal to the oracle. */
 static void test_sync_cut_analysis(void **state)
@@ -1156,7 +1167,7 @@ static void test_sync_s3_e2e(void **state)
     int s3port = atoi(out);
     assert_true(s3port > 0);
     /* none of the S3 settings in this process (whose environment sshd does not pass on) */
-    for (const char *const *k = pb_store_s3_settings; *k; k++)
+    for (const char *const *k = pb_transport_config_s3_keys; *k; k++)
         unsetenv(*k);
 
     snprintf(home, sizeof(home), "%s", wpath("e2e-s3/home"));

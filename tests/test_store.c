@@ -111,10 +111,9 @@ static void test_basic(void **state)
     assert_int_equal(pb_store_open(&s, "ftp://x", &err), PB_EINVALID);
 }
 
-static int stop_at(uint64_t done, uint64_t total, void *payload)
+static int stop_at(const pb_progress *p, void *payload)
 {
-    (void)total;
-    return done >= *(uint64_t *)payload;
+    return p->bytes_done >= *(uint64_t *)payload;
 }
 
 static void test_atomic_put(void **state)

@@ -2,7 +2,7 @@
  * channel.h (internal): a bidirectional byte stream between the home side and the agent, as a
  * versioned vtable so that transports slot in: `fd` (two file descriptors: the agent's own
  * stdin/stdout, tests), `local` (the agent started as a child process on this machine, over
- * pipes) and later `ssh` (an exec channel, issue 6). The framed protocol (frame.h) runs on top.
+ * pipes) and `ssh` (an exec channel, channel_ssh.c). The framed protocol (frame.h) runs on top.
  * Role: transfer/ layer; knows neither Plex nor the protocol's messages.
  * Prerequisites: POSIX (fork/exec, pipes, poll).
  *
@@ -71,6 +71,13 @@ typedef struct pb_spawn_options {
 } pb_spawn_options;
 
 #define PB_SPAWN_OPTIONS_VERSION 1
+#define PB_SPAWN_OPTIONS_INIT                                                                      \
+    {                                                                                              \
+        PB_SPAWN_OPTIONS_VERSION, -1, NULL, 0                                                      \
+    }
+
+/** Sets `o` to PB_SPAWN_OPTIONS_INIT (stderr inherited, the default timeout). */
+void pb_spawn_options_init(pb_spawn_options *o);
 
 /**
  * The `local` channel: starts argv[0] (an absolute path; argv NULL-terminated) as a child in

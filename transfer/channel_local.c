@@ -1,8 +1,8 @@
 /*
  * channel_local.c: the `local` channel: the agent started as a child process on this machine,
  * speaking the framed protocol over its stdin/stdout (two pipes).
- * Role: the embedded default's transport (`--cloud local`), and what the tests drive; the SSH
- * exec channel of issue 6 has the same shape. Prerequisites: POSIX fork/exec.
+ * Role: the embedded default's transport (`--cloud local`), and what the tests drive; the `ssh`
+ * channel (channel_ssh.c) has the same shape. Prerequisites: POSIX fork/exec.
  * The child runs in its own process group: a Ctrl-C in the terminal reaches only the home side,
  * which then ends the conversation itself (close: EOF on the child's stdin, bounded wait, then
  * SIGTERM and SIGKILL to the group, so the agent's runner goes too).
@@ -116,9 +116,48 @@ static const pb_channel_ops local_ops = {
     PB_CHANNEL_OPS_VERSION, "local", local_read, local_write, local_close, local_free,
 };
 
+void pb_spawn_options_init(pb_spawn_options *o)
+{
+    pb_spawn_options init = PB_SPAWN_OPTIONS_INIT;
+    *o = init;
+}
+
 pid_t pb_chan__local_pid(const pb_channel *ch)
 {
     return ((const local_channel *)ch)->pid;
+}
+
+/* In the child: own process group, default signals, the pipes on 0 and 1, then exec; a
+ * failure's errno goes to the parent through `status_fd` (close-on-exec: silence means exec). */
+static void child_exec(char *const argv[], const pb_spawn_options *opts, int in_fd, int out_fd,
+                       int status_fd)
+{
+    setpgid(0, 0);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    if (dup2(in_fd, 0) >= 0 && dup2(out_fd, 1) >= 0 &&
+        !(opts && opts->stderr_fd >= 0 && dup2(opts->stderr_fd, 2) < 0) &&
+        !(opts && opts->cwd && chdir(opts->cwd) != 0))
+        execv(argv[0], argv);
+    int e = errno;
+    ssize_t w = write(status_fd, &e, sizeof(e));
+    (void)w;
+    _exit(127);
+}
+
+/* The child's exec failure (its errno), or 0 when the exec succeeded. */
+static int child_exec_errno(int status_fd)
+{
+    int child_errno = 0;
+    ssize_t n;
+    do
+        n = read(status_fd, &child_errno, sizeof(child_errno));
+    while (n < 0 && errno == EINTR);
+    return n == (ssize_t)sizeof(child_errno) ? child_errno : 0;
 }
 
 int pb_channel_spawn(pb_channel **out, char *const argv[], const pb_spawn_options *opts,
@@ -148,28 +187,8 @@ int pb_channel_spawn(pb_channel **out, char *const argv[], const pb_spawn_option
         error = pb_error_errno(err, "channel: fork");
         goto done;
     }
-    if (pid == 0) {
-        /* child: own process group, default signals, the pipes on 0 and 1 */
-        setpgid(0, 0);
-        signal(SIGINT, SIG_DFL);
-        signal(SIGTERM, SIG_DFL);
-        signal(SIGPIPE, SIG_DFL);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        if (dup2(in_p[0], 0) < 0 || dup2(out_p[1], 1) < 0)
-            goto child_fail;
-        if (opts && opts->stderr_fd >= 0 && dup2(opts->stderr_fd, 2) < 0)
-            goto child_fail;
-        if (opts && opts->cwd && chdir(opts->cwd) != 0)
-            goto child_fail;
-        execv(argv[0], argv);
-    child_fail:;
-        int e = errno;
-        ssize_t w = write(st_p[1], &e, sizeof(e));
-        (void)w;
-        _exit(127);
-    }
+    if (pid == 0)
+        child_exec(argv, opts, in_p[0], out_p[1], st_p[1]);
     setpgid(pid, pid); /* both sides set it: no race with an early kill */
     c->pid = pid;
     close(in_p[0]);
@@ -185,12 +204,8 @@ int pb_channel_spawn(pb_channel **out, char *const argv[], const pb_spawn_option
     c->base.ops = &local_ops;
     snprintf(c->base.desc, sizeof(c->base.desc), "local agent (pid %ld)", (long)pid);
 
-    int child_errno = 0;
-    ssize_t n;
-    do
-        n = read(st_p[0], &child_errno, sizeof(child_errno));
-    while (n < 0 && errno == EINTR);
-    if (n == (ssize_t)sizeof(child_errno)) {
+    int child_errno = child_exec_errno(st_p[0]);
+    if (child_errno) {
         reap(c, 5000);
         error = pb_error_setd(err, child_errno == ENOENT ? PB_ENOTFOUND : PB_EIO, child_errno,
                               "channel: cannot start %s: %s", argv[0], strerror(child_errno));

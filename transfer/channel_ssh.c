@@ -3,7 +3,7 @@
  * remote machine over an exec channel of a pb_ssh session, speaking over its stdin/stdout, so
  * that the framed protocol runs unchanged over SSH. The remote's stderr is kept (a 2 KiB tail
  * for messages) and passed line by line to the session's log hook.
- * Role: the transport of `--cloud ssh://...` (engine/run_sync.c starts the agent with it).
+ * Role: the transport of `--cloud ssh://...` (the engine's run starts the agent with it).
  * Prerequisites: ssh.c (session, wait loop), libssh2 1.10.
  *
  * A lost connection fails read/write with PB_ENET; pb_channel_ssh_reconnect() reconnects the
@@ -186,7 +186,7 @@ static int ssh_close(pb_channel *ch, int *status, pb_error *err)
         return gone(c, err);
     }
     hook_cancel(c);
-    double deadline = pb_ssh__now() + c->close_timeout_ms;
+    double deadline = pb_clock_ms() + c->close_timeout_ms;
     while ((rc = libssh2_channel_send_eof(c->c)) == LIBSSH2_ERROR_EAGAIN)
         if ((error = pb_ssh__wait(c->s, deadline, "ending the input", err)) < 0)
             goto done;
@@ -208,7 +208,7 @@ static int ssh_close(pb_channel *ch, int *status, pb_error *err)
         }
         if (libssh2_channel_eof(c->c))
             break;
-        if (pb_ssh__now() >= deadline) {
+        if (pb_clock_ms() >= deadline) {
             error = pb_error_setd(err, PB_ENET, LIBSSH2_ERROR_TIMEOUT,
                                   "channel %s: the remote command did not exit within %d ms "
                                   "(channel closed)",
@@ -219,7 +219,7 @@ static int ssh_close(pb_channel *ch, int *status, pb_error *err)
             goto done;
     }
     flush_line(c);
-    int left = (int)(deadline - pb_ssh__now());
+    int left = (int)(deadline - pb_clock_ms());
     pb_ssh__exec_close(c->s, c->c, left > 2000 ? left : 2000, status);
     c->c = NULL;
 done:
@@ -232,7 +232,7 @@ static void ssh_free(pb_channel *ch)
     ssh_channel *c = (ssh_channel *)ch;
     if (live(c)) {
         /* EOF first: a remote that exits at the end of its input (the agent) goes at once */
-        double deadline = pb_ssh__now() + 1000;
+        double deadline = pb_clock_ms() + 1000;
         pb_error e = PB_ERROR_INIT;
         while (libssh2_channel_send_eof(c->c) == LIBSSH2_ERROR_EAGAIN &&
                pb_ssh__wait(c->s, deadline, "ending the input", &e) == 0)
@@ -332,7 +332,7 @@ void pb_ssh_agent_opts_init(pb_ssh_agent_opts *o)
     o->version = PB_SSH_AGENT_OPTS_VERSION;
 }
 
-/* URL, configuration and the remote workdir of the agent options. */
+/* URL, session options and the remote workdir of the agent options. */
 static int agent_target(pb_ssh_agent_opts *o, pb_ssh_target *t, pb_ssh_options *so, char *dir,
                         size_t cap, pb_error *err)
 {
@@ -341,9 +341,13 @@ static int agent_target(pb_ssh_agent_opts *o, pb_ssh_target *t, pb_ssh_options *
         return pb_error_set(err, PB_EINVALID, "ssh: bad agent options");
     if ((error = pb_ssh_url_parse(t, o->url, err)) < 0)
         return error;
-    pb_ssh_options_init(so);
-    if ((error = pb_ssh_options_configure(so, t, o->get, o->get_payload, err)) < 0)
-        return error;
+    if (o->ssh)
+        *so = *o->ssh;
+    else
+        pb_ssh_options_init(so);
+    so->host = t->host;
+    so->port = t->port;
+    so->user = t->user[0] ? t->user : NULL;
     if (o->accept_new_host_key)
         so->tofu = 1;
     so->cancel = o->cancel;

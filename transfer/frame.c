@@ -1,9 +1,10 @@
 /*
- * frame.c: the framed protocol's wire format (spec at the top of frame.h and in
- * docs/protocol.md): frame writer, strict reader, JSON payloads, the HELLO exchange and files
- * streamed as data frames closed by a checked END frame.
- * Role: transfer/ layer between the channel (bytes) and the conversation (engine/agent.c,
- * engine/run_sync.c). Prerequisites: libxxhash (XXH3-64 per frame, XXH3-128 per file), jansson.
+ * frame.c: the frame format (spec at the top of frame.h and in docs/protocol.md): frame
+ * writer, strict reader, JSON payloads, the HELLO exchange and files streamed as data frames
+ * closed by a checked END frame.
+ * Role: transfer/ layer between the channel (bytes) and a conversation whose catalogue of
+ * messages the caller gives (pb_frame_types). Prerequisites: libxxhash (XXH3-64 per frame,
+ * XXH3-128 per file), jansson.
  * Memory: one payload buffer per io (the reader's limit), one chunk buffer per file stream.
  */
 #include <errno.h>
@@ -15,17 +16,27 @@
 #include <xxhash.h>
 
 #include "frame.h"
+#include "fs.h"
+#include "hex.h"
 
-static const char *const type_names[] = {
-    "EOF",        "HELLO", "PREPARE", "RUN",   "LIST", "LIST_DATA", "LIST_END", "ANSWER_DATA",
-    "ANSWER_END", "BUILD", "RESULT",  "ERROR", "LOG",  "PROGRESS",  "BYE",      "CANCEL",
-};
-
-const char *pb_frame_type_name(int type)
+/* The largest type of the io's catalogue (255 without one). */
+static int type_max(const pb_frame_io *io)
 {
-    if (type < 0 || type > PB_FRAME_TYPE_MAX)
-        return "?";
-    return type_names[type];
+    return io->types ? io->types->max : 255;
+}
+
+const char *pb_frame_type_name(pb_frame_io *io, int type)
+{
+    if (io->types && io->types->names && type >= 0 && type <= io->types->max)
+        return io->types->names[type];
+    if (type == PB_FRAME_EOF)
+        return "EOF";
+    if (type == PB_FRAME_HELLO)
+        return "HELLO";
+    if (type == PB_FRAME_ERROR)
+        return "ERROR";
+    snprintf(io->tname, sizeof(io->tname), "type %d", type);
+    return io->tname;
 }
 
 static void put_be32(uint8_t *p, uint32_t v)
@@ -98,11 +109,11 @@ void pb_frame_io_dispose(pb_frame_io *io)
 
 int pb_frame_write(pb_frame_io *io, int type, const void *payload, size_t n, pb_error *err)
 {
-    if (type <= 0 || type > PB_FRAME_TYPE_MAX)
+    if (type <= 0 || type > type_max(io))
         return pb_error_set(err, PB_EINVALID, "protocol: cannot send frame type %d", type);
     if (n > io->max)
         return pb_error_set(err, PB_EINVALID, "protocol: %s payload of %zu bytes above %u",
-                            pb_frame_type_name(type), n, io->max);
+                            pb_frame_type_name(io, type), n, io->max);
     uint8_t head[PB_FRAME_HEADER], tail[PB_FRAME_TRAILER];
     head[0] = 'P';
     head[1] = 'B';
@@ -126,7 +137,7 @@ int pb_frame_write_json(pb_frame_io *io, int type, const json_t *obj, pb_error *
     char *s = json_dumps(obj, JSON_COMPACT | JSON_ENSURE_ASCII);
     if (!s)
         return pb_error_set(err, PB_ENOMEM, "protocol: cannot encode a %s message",
-                            pb_frame_type_name(type));
+                            pb_frame_type_name(io, type));
     int rc = pb_frame_write(io, type, s, strlen(s), err);
     free(s);
     return rc;
@@ -194,14 +205,14 @@ int pb_frame_read(pb_frame_io *io, pb_frame *f, pb_error *err)
     }
     int type = head[2];
     uint32_t len = get_be32(head + 3);
-    if (type == 0 || type > PB_FRAME_TYPE_MAX)
+    if (type == 0 || type > type_max(io))
         return pb_error_set(err, PB_ECORRUPT, "protocol: frame at offset %llu: unknown type %d",
                             (unsigned long long)off, type);
     if (len > io->max)
         return pb_error_set(err, PB_ECORRUPT,
                             "protocol: frame at offset %llu: %s payload of %u bytes exceeds the "
                             "limit of %u",
-                            (unsigned long long)off, pb_frame_type_name(type), len, io->max);
+                            (unsigned long long)off, pb_frame_type_name(io, type), len, io->max);
     size_t total = sizeof(head) + len + sizeof(tail);
     if (len) {
         rc = read_part(io, io->buf, len, off, sizeof(head), total, err);
@@ -214,9 +225,10 @@ int pb_frame_read(pb_frame_io *io, pb_frame *f, pb_error *err)
     if (frame_sum(io, head, io->buf, len) != get_be64(tail))
         return pb_error_set(err, PB_ECORRUPT,
                             "protocol: frame at offset %llu: %s frame fails its checksum",
-                            (unsigned long long)off, pb_frame_type_name(type));
+                            (unsigned long long)off, pb_frame_type_name(io, type));
     io->buf[len] = '\0';
     f->type = type;
+    f->name = pb_frame_type_name(io, type);
     f->data = io->buf;
     f->len = len;
     io->frames_in++;
@@ -232,7 +244,7 @@ int pb_frame_json(json_t **out, const pb_frame *f, pb_error *err)
         json_decref(o);
         return pb_error_set(err, PB_ECORRUPT,
                             "protocol: frame at offset %llu: %s payload is not a JSON object%s%s",
-                            (unsigned long long)f->offset, pb_frame_type_name(f->type),
+                            (unsigned long long)f->offset, f->name ? f->name : "frame",
                             o ? "" : ": ", o ? "" : je.text);
     }
     *out = o;
@@ -254,6 +266,12 @@ int pb_frame_error_from(const pb_frame *f, const char *who, pb_error *err)
     return rc;
 }
 
+/* The protocol version of the io's catalogue (0 without one). */
+static int version_of(const pb_frame_io *io)
+{
+    return io->types ? io->types->version : 0;
+}
+
 int pb_frame_hello(pb_frame_io *io, const char *role, const char *version, const json_t *extra,
                    json_t **peer, pb_error *err)
 {
@@ -262,8 +280,8 @@ int pb_frame_hello(pb_frame_io *io, const char *role, const char *version, const
     pb_frame f;
     if (peer)
         *peer = NULL;
-    mine = json_pack("{s:i, s:s, s:s, s:s}", "protocol", PB_PROTOCOL_VERSION, "software",
-                     "plexburst", "version", version, "role", role);
+    mine = json_pack("{s:i, s:s, s:s, s:s}", "protocol", version_of(io), "software", "plexburst",
+                     "version", version, "role", role);
     if (!mine) {
         error = pb_error_set(err, PB_ENOMEM, "protocol: out of memory");
         goto done;
@@ -285,7 +303,7 @@ int pb_frame_hello(pb_frame_io *io, const char *role, const char *version, const
     if (f.type != PB_FRAME_HELLO) {
         error =
             pb_error_set(err, PB_ECORRUPT, "protocol: frame at offset %llu: expected HELLO, got %s",
-                         (unsigned long long)f.offset, pb_frame_type_name(f.type));
+                         (unsigned long long)f.offset, pb_frame_type_name(io, f.type));
         goto done;
     }
     if ((error = pb_frame_json(&theirs, &f, err)) != 0)
@@ -298,12 +316,12 @@ int pb_frame_hello(pb_frame_io *io, const char *role, const char *version, const
         error = pb_error_set(err, PB_ECORRUPT, "protocol: the peer's HELLO is not plexburst's");
         goto done;
     }
-    if (proto != PB_PROTOCOL_VERSION || strcmp(ver, version) != 0) {
+    if (proto != version_of(io) || strcmp(ver, version) != 0) {
         char msg[400];
         snprintf(msg, sizeof(msg),
                  "version mismatch: this %s is plexburst %s (protocol %d), the %s is plexburst "
                  "%s (protocol %lld); run the same build on both sides",
-                 role, version, PB_PROTOCOL_VERSION, prole ? prole : "peer", ver, (long long)proto);
+                 role, version, version_of(io), prole ? prole : "peer", ver, (long long)proto);
         pb_error tmp = PB_ERROR_INIT;
         pb_frame_write_error(io, PB_EREFUSED, msg, &tmp); /* best effort: tell the peer */
         error = pb_error_set(err, PB_EREFUSED, "protocol: %s", msg);
@@ -323,13 +341,11 @@ static void hex128(char out[33], XXH128_hash_t h)
 {
     XXH128_canonical_t c;
     XXH128_canonicalFromHash(&c, h);
-    for (int i = 0; i < 16; i++)
-        snprintf(out + 2 * i, 3, "%02x", c.digest[i]);
+    pb_hex_encode(out, c.digest, sizeof(c.digest));
 }
 
 int pb_frame_send_file(pb_frame_io *io, int data_type, int end_type, const char *path,
-                       const json_t *end_extra, pb_frame_progress_fn progress, void *pp,
-                       pb_error *err)
+                       const json_t *end_extra, pb_progress_fn progress, void *pp, pb_error *err)
 {
     int error = 0, fd = -1;
     uint8_t *chunk = NULL;
@@ -367,7 +383,8 @@ int pb_frame_send_file(pb_frame_io *io, int data_type, int end_type, const char 
         if ((error = pb_frame_write(io, data_type, chunk, (size_t)n, err)) != 0)
             goto done;
         total += (uint64_t)n;
-        if (progress && progress(total, size, pp)) {
+        pb_progress p = {"send", total, size, 0, 0, path};
+        if (progress && progress(&p, pp)) {
             error = pb_error_set(err, PB_ECANCELLED, "protocol: cancelled");
             goto done;
         }
@@ -389,6 +406,27 @@ done:
     free(chunk);
     XXH3_freeState(st);
     return error;
+}
+
+/* Checks a file stream's END frame against what arrived: its length and its XXH3-128. */
+static int check_end(pb_frame_io *io, const pb_frame *f, json_t **eo, uint64_t total,
+                     XXH128_hash_t got, pb_error *err)
+{
+    int error;
+    if ((error = pb_frame_json(eo, f, err)) != 0)
+        return error;
+    json_int_t bytes = json_integer_value(json_object_get(*eo, "bytes"));
+    const char *want = json_string_value(json_object_get(*eo, "xxh3"));
+    char hex[33];
+    hex128(hex, got);
+    if ((uint64_t)bytes != total || !want || strcmp(want, hex) != 0)
+        return pb_error_set(err, PB_ECORRUPT,
+                            "protocol: frame at offset %llu: %s says %lld bytes / %s, received "
+                            "%llu bytes / %s",
+                            (unsigned long long)f->offset, pb_frame_type_name(io, f->type),
+                            (long long)bytes, want ? want : "(none)", (unsigned long long)total,
+                            hex);
+    return 0;
 }
 
 int pb_frame_recv_file(pb_frame_io *io, int data_type, int end_type, const char *path, json_t **end,
@@ -417,17 +455,8 @@ int pb_frame_recv_file(pb_frame_io *io, int data_type, int end_type, const char 
             goto done;
         if (f.type == data_type) {
             XXH3_128bits_update(st, f.data, f.len);
-            size_t off = 0;
-            while (off < f.len) {
-                ssize_t w = write(fd, f.data + off, f.len - off);
-                if (w < 0) {
-                    if (errno == EINTR)
-                        continue;
-                    error = pb_error_errno(err, "protocol: cannot write %s", path);
-                    goto done;
-                }
-                off += (size_t)w;
-            }
+            if ((error = pb_fs_write_all(fd, f.data, f.len, path, err)) < 0)
+                goto done;
             total += f.len;
             continue;
         }
@@ -436,7 +465,7 @@ int pb_frame_recv_file(pb_frame_io *io, int data_type, int end_type, const char 
         if (f.type == PB_FRAME_EOF) {
             error = pb_error_set(err, PB_ENET,
                                  "protocol: the stream ended in the middle of a %s stream",
-                                 pb_frame_type_name(data_type));
+                                 pb_frame_type_name(io, data_type));
             goto done;
         }
         if (other && f.type != PB_FRAME_ERROR) {
@@ -452,25 +481,12 @@ int pb_frame_recv_file(pb_frame_io *io, int data_type, int end_type, const char 
         }
         error = pb_error_set(err, PB_ECORRUPT,
                              "protocol: frame at offset %llu: unexpected %s inside a %s stream",
-                             (unsigned long long)f.offset, pb_frame_type_name(f.type),
-                             pb_frame_type_name(data_type));
+                             (unsigned long long)f.offset, pb_frame_type_name(io, f.type),
+                             pb_frame_type_name(io, data_type));
         goto done;
     }
-    if ((error = pb_frame_json(&eo, &f, err)) != 0)
+    if ((error = check_end(io, &f, &eo, total, XXH3_128bits_digest(st), err)) != 0)
         goto done;
-    json_int_t bytes = json_integer_value(json_object_get(eo, "bytes"));
-    const char *want = json_string_value(json_object_get(eo, "xxh3"));
-    char hex[33];
-    hex128(hex, XXH3_128bits_digest(st));
-    if ((uint64_t)bytes != total || !want || strcmp(want, hex) != 0) {
-        error =
-            pb_error_set(err, PB_ECORRUPT,
-                         "protocol: frame at offset %llu: %s says %lld bytes / %s, received "
-                         "%llu bytes / %s",
-                         (unsigned long long)f.offset, pb_frame_type_name(end_type),
-                         (long long)bytes, want ? want : "(none)", (unsigned long long)total, hex);
-        goto done;
-    }
     if (fsync(fd) != 0 && errno != EINVAL) {
         error = pb_error_errno(err, "protocol: fsync %s", path);
         goto done;

@@ -1,26 +1,33 @@
 /*
- * frame.h (internal): the framed protocol between the home side and the agent, over a channel
- * (channel.h). Specified here and in docs/protocol.md.
+ * frame.h (internal): framing of a conversation over a channel (channel.h): the frame format,
+ * JSON payloads, the HELLO exchange and files streamed as data frames. docs/protocol.md has the
+ * format in prose and the message catalogue of the sync (engine/run/protocol.h).
  *
  * Wire format of one frame (all integers big-endian):
  *
  *     offset  size  field
  *     0       2     magic "PB"
- *     2       1     type (pb_frame_type)
+ *     2       1     type (a number of the caller's catalogue, pb_frame_types)
  *     3       4     length L of the payload (0 <= L <= the reader's limit, default 1 MiB)
  *     7       L     payload
  *     7+L     8     XXH3-64 (seed 0) of bytes 0 .. 7+L-1 (header and payload)
  *
- * Control frames carry one JSON object (UTF-8); data frames (LIST_DATA, ANSWER_DATA) carry raw
- * bytes of a file streamed in order and closed by its END frame ({"bytes": N, "xxh3": "<32 hex
- * digits of XXH3-128>"}), which the receiver checks. The first frame each way is HELLO with
- * {"protocol": PB_PROTOCOL_VERSION, "software": "plexburst", "version": "<x.y.z>", "role": ...};
- * a different protocol or plexburst version is refused with a message naming both. The reader
+ * Frame types are plain numbers to this layer, except the three framing itself needs: 0 (EOF,
+ * never on the wire: the stream ended between two frames), 1 (HELLO, the first frame each way)
+ * and 11 (ERROR, which ends a file stream and answers a refused HELLO). The caller's catalogue
+ * (pb_frame_types: protocol version, highest type, names) tells the reader which types exist
+ * and names them in messages.
+ *
+ * Control frames carry one JSON object (UTF-8); data frames carry raw bytes of a file streamed
+ * in order and closed by its END frame ({"bytes": N, "xxh3": "<32 hex digits of XXH3-128>"}),
+ * which the receiver checks. The first frame each way is HELLO with {"protocol": <the
+ * catalogue's version>, "software": "plexburst", "version": "<x.y.z>", "role": ...}; a
+ * different protocol or plexburst version is refused with a message naming both. The reader
  * is strict: a bad magic, unknown type, oversized length, short stream or checksum mismatch is
  * PB_ECORRUPT with the frame's byte offset; the end of the stream between two frames is a clean
  * end (type 0).
- * Role: transfer/ layer; the meaning of the messages (who sends what when) lives in
- * engine/agent.c and engine/run_sync.c. Prerequisites: libxxhash, jansson.
+ * Role: transfer/ layer; it knows no message but HELLO and ERROR. Prerequisites: libxxhash,
+ * jansson.
  */
 #ifndef PB_FRAME_H
 #define PB_FRAME_H
@@ -29,40 +36,30 @@
 #include <stdint.h>
 #include <jansson.h>
 #include "channel.h"
+#include "plexburst/io.h"
 
-#define PB_PROTOCOL_VERSION  1
 #define PB_FRAME_HEADER      7
 #define PB_FRAME_TRAILER     8
 #define PB_FRAME_MAX_DEFAULT (1u << 20)   /* payload limit of a reader, unless set otherwise */
 #define PB_FRAME_MAX_LIMIT   (16u << 20)  /* the largest limit a reader accepts */
 #define PB_FRAME_DATA_CHUNK  (256u << 10) /* payload of the data frames a sender writes */
 
-typedef enum pb_frame_type {
-    PB_FRAME_EOF = 0,         /* not on the wire: the stream ended between two frames */
-    PB_FRAME_HELLO = 1,       /* both ways, first: protocol and software versions */
-    PB_FRAME_PREPARE = 2,     /* home -> agent: run id, mode, store, baseline, upload, path map */
-    PB_FRAME_RUN = 3,         /* home -> agent: run the analysis runner */
-    PB_FRAME_LIST = 4,        /* home -> agent: send the list of the cloud's files */
-    PB_FRAME_LIST_DATA = 5,   /* agent -> home: a chunk of the list */
-    PB_FRAME_LIST_END = 6,    /* agent -> home: end of the list (bytes, hash) */
-    PB_FRAME_ANSWER_DATA = 7, /* home -> agent: a chunk of the answer */
-    PB_FRAME_ANSWER_END = 8,  /* home -> agent: end of the answer (bytes, hash) */
-    PB_FRAME_BUILD = 9,       /* home -> agent: build and store the bundle and the baseline */
-    PB_FRAME_RESULT = 10,     /* agent -> home: a step finished (JSON) */
-    PB_FRAME_ERROR = 11,      /* either way: a step failed ({"code", "message", ...}) */
-    PB_FRAME_LOG = 12,        /* agent -> home: a log line ({"level", "text"}) */
-    PB_FRAME_PROGRESS = 13,   /* agent -> home: progress of a step ({"what","done","total"}) */
-    PB_FRAME_BYE = 14,        /* both ways: end of the conversation */
-    PB_FRAME_CANCEL = 15,     /* home -> agent: stop the current step */
-    PB_FRAME_TYPE_MAX = 15
-} pb_frame_type;
+/* The frame types framing itself knows; every other number belongs to the caller. */
+#define PB_FRAME_EOF   0  /* not on the wire: the stream ended between two frames */
+#define PB_FRAME_HELLO 1  /* both ways, first: protocol and software versions */
+#define PB_FRAME_ERROR 11 /* either way: a step failed ({"code", "name", "message", ...}) */
 
-/** "HELLO", "PREPARE", ...; "?" for an unknown type. */
-const char *pb_frame_type_name(int type);
+/** A conversation's catalogue of frame types, set on an io before its first frame. */
+typedef struct pb_frame_types {
+    int version;              /* the protocol version exchanged (and required) in HELLO */
+    int max;                  /* types 1..max are valid on the wire (at most 255) */
+    const char *const *names; /* max + 1 names indexed by type ("EOF" first), for messages */
+} pb_frame_types;
 
 /** A frame as read: payload valid until the next read on the same io. */
 typedef struct pb_frame {
-    int type;            /* pb_frame_type; PB_FRAME_EOF at a clean end */
+    int type;            /* a type of the catalogue; PB_FRAME_EOF at a clean end */
+    const char *name;    /* its name in the catalogue (NULL at the end); valid like data */
     const uint8_t *data; /* payload (NUL-terminated for convenience, not counted in len) */
     size_t len;
     uint64_t offset; /* byte offset of the frame in the stream */
@@ -70,19 +67,25 @@ typedef struct pb_frame {
 
 /** Framing state over one channel (reading and writing). */
 typedef struct pb_frame_io {
-    pb_channel *ch;  /* borrowed */
-    uint32_t max;    /* payload limit of the reader */
-    uint64_t rd_off; /* bytes read so far (next frame's offset) */
-    uint64_t wr_off; /* bytes written so far */
+    pb_channel *ch;              /* borrowed */
+    const pb_frame_types *types; /* borrowed; NULL: any type 1..255, version 0 */
+    uint32_t max;                /* payload limit of the reader */
+    uint64_t rd_off;             /* bytes read so far (next frame's offset) */
+    uint64_t wr_off;             /* bytes written so far */
     uint64_t frames_in, frames_out;
-    uint8_t *buf; /* max + 1 bytes */
-    void *xxh;    /* the frame checksum's hash state */
+    uint8_t *buf;   /* max + 1 bytes */
+    void *xxh;      /* the frame checksum's hash state */
+    char tname[16]; /* "type N" of pb_frame_type_name */
 } pb_frame_io;
 
 /** Sets up `io` over `ch` with a payload limit (0: PB_FRAME_MAX_DEFAULT; > PB_FRAME_MAX_LIMIT
- * is PB_EINVALID). Release with pb_frame_io_dispose(). */
+ * is PB_EINVALID) and no catalogue (set io->types next). Release with pb_frame_io_dispose(). */
 int pb_frame_io_init(pb_frame_io *io, pb_channel *ch, uint32_t max, pb_error *err);
 void pb_frame_io_dispose(pb_frame_io *io);
+
+/** The name of `type` in the io's catalogue ("HELLO", "ERROR", else "type N"); valid until
+ * the next call on the same io. */
+const char *pb_frame_type_name(pb_frame_io *io, int type);
 
 /** Writes one frame (payload of at most the io's limit). */
 int pb_frame_write(pb_frame_io *io, int type, const void *payload, size_t n, pb_error *err);
@@ -113,16 +116,14 @@ int pb_frame_hello(pb_frame_io *io, const char *role, const char *version, const
 
 /** Handler of the frames interleaved with a data stream (LOG, PROGRESS): 0 to go on. */
 typedef int (*pb_frame_other_fn)(const pb_frame *f, void *payload, pb_error *err);
-/** Progress of a file stream: bytes so far, total (0 unknown); non-zero cancels. */
-typedef int (*pb_frame_progress_fn)(uint64_t done, uint64_t total, void *payload);
 
 /**
  * Streams the file at `path` as `data_type` frames followed by an `end_type` frame carrying
- * {"bytes", "xxh3"} plus the fields of `end_extra` (may be NULL).
+ * {"bytes", "xxh3"} plus the fields of `end_extra` (may be NULL). `progress` (optional) gets
+ * phase "send" with bytes_done / bytes_total after each data frame; non-zero cancels.
  */
 int pb_frame_send_file(pb_frame_io *io, int data_type, int end_type, const char *path,
-                       const json_t *end_extra, pb_frame_progress_fn progress, void *pp,
-                       pb_error *err);
+                       const json_t *end_extra, pb_progress_fn progress, void *pp, pb_error *err);
 
 /**
  * Receives a file streamed by pb_frame_send_file into `path` (created 0600, replaced; removed

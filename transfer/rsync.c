@@ -20,6 +20,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "fs.h"
 #include "rsync.h"
 
 #define SIG_HEADER 12 /* magic, block length, strong length: 3 big-endian u32 */
@@ -89,6 +90,12 @@ void pb_rsync_plan(int *whole, size_t *block_len, size_t *strong_len, uint64_t s
         *strong_len = sl;
 }
 
+void pb_rsync_options_init(pb_rsync_options *o)
+{
+    pb_rsync_options init = PB_RSYNC_OPTIONS_INIT;
+    *o = init;
+}
+
 /* ---- fd helpers ---- */
 
 int pb_rsync_fd_read(void *payload, void *buf, size_t cap, size_t *got, pb_error *err)
@@ -108,18 +115,7 @@ int pb_rsync_fd_read(void *payload, void *buf, size_t cap, size_t *got, pb_error
 
 int pb_rsync_fd_write(void *payload, const void *buf, size_t len, pb_error *err)
 {
-    int fd = *(int *)payload;
-    const char *p = buf;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0)
-            return pb_error_errno(err, "rsync: write failed");
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    return pb_fs_write_all(*(int *)payload, buf, len, "rsync output", err);
 }
 
 /* ---- the job driver ---- */
@@ -127,9 +123,9 @@ int pb_rsync_fd_write(void *payload, const void *buf, size_t len, pb_error *err)
 typedef struct driver {
     rs_job_t *job;
     const char *what; /* message prefix: "rsync sig", ... */
-    pb_rsync_read_fn in;
+    pb_source_fn in;
     void *in_payload;
-    pb_rsync_write_fn out;
+    pb_sink_fn out;
     void *out_payload;
     size_t icap, ocap;
     uint64_t nin, nout;
@@ -228,8 +224,8 @@ static void fill_stats(pb_rsync_stats *stats, const driver *d)
 
 /* ---- signature ---- */
 
-int pb_rsync_sig(int basis_fd, pb_rsync_write_fn out, void *out_payload,
-                 const pb_rsync_options *opts, pb_rsync_stats *stats, pb_error *err)
+int pb_rsync_sig(int basis_fd, pb_sink_fn out, void *out_payload, const pb_rsync_options *opts,
+                 pb_rsync_stats *stats, pb_error *err)
 {
     int error = 0;
     rs_job_t *job = NULL;
@@ -276,7 +272,7 @@ done:
  * length must not make it allocate GBs or trip its asserts) and that the body holds whole
  * blocks. */
 typedef struct sigcheck {
-    pb_rsync_read_fn in;
+    pb_source_fn in;
     void *payload;
     uint64_t total;
     unsigned char head[SIG_HEADER];
@@ -343,7 +339,7 @@ static int sink_discard(void *payload, const void *buf, size_t len, pb_error *er
     return 0;
 }
 
-int pb_rsync_delta(pb_rsync_read_fn sig_in, void *sig_payload, int new_fd, pb_rsync_write_fn out,
+int pb_rsync_delta(pb_source_fn sig_in, void *sig_payload, int new_fd, pb_sink_fn out,
                    void *out_payload, const pb_rsync_options *opts, pb_rsync_stats *stats,
                    pb_error *err)
 {
@@ -428,7 +424,7 @@ static int patch_write(void *payload, const void *buf, size_t len, pb_error *err
     return pb_rsync_fd_write(&o->fd, buf, len, err);
 }
 
-int pb_rsync_patch(int basis_fd, pb_rsync_read_fn delta_in, void *delta_payload, int out_fd,
+int pb_rsync_patch(int basis_fd, pb_source_fn delta_in, void *delta_payload, int out_fd,
                    const pb_rsync_options *opts, pb_rsync_stats *stats, pb_error *err)
 {
     int error = 0;

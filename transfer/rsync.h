@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "plexburst/errors.h"
+#include "plexburst/io.h"
 
 /** Files smaller than this are sent whole: a signature plus a delta costs more (docs/manifest.md
  * "File deltas" gives the measurement). */
@@ -24,11 +25,7 @@
 /** Default stream buffer size of the job driver. */
 #define PB_RSYNC_BUF_DEFAULT (256 * 1024)
 
-/** Output callback: consumes `len` bytes; returns 0 or a negative PB_E* code (detail in err). */
-typedef int (*pb_rsync_write_fn)(void *payload, const void *buf, size_t len, pb_error *err);
-/** Input callback: reads up to `cap` bytes into buf, sets *got (0 at end of stream); returns 0 or
- * a negative PB_E* code. */
-typedef int (*pb_rsync_read_fn)(void *payload, void *buf, size_t cap, size_t *got, pb_error *err);
+/* Streams go out through a pb_sink_fn and come in through a pb_source_fn (plexburst/io.h). */
 
 /** Tuning of one job; NULL or zero fields mean the defaults. */
 typedef struct pb_rsync_options {
@@ -46,6 +43,9 @@ typedef struct pb_rsync_options {
     {                                                                                              \
         PB_RSYNC_OPTIONS_VERSION, 0, 0, 0, 0, NULL                                                 \
     }
+
+/** Sets `o` to PB_RSYNC_OPTIONS_INIT. */
+void pb_rsync_options_init(pb_rsync_options *o);
 
 /** Counters of one job. */
 typedef struct pb_rsync_stats {
@@ -69,15 +69,15 @@ void pb_rsync_plan(int *whole, size_t *block_len, size_t *strong_len, uint64_t s
  * Writes the signature of the basis file read from `basis_fd` (from its current offset to EOF)
  * to `out`. Block and strong length from opts or pb_rsync_plan(fstat size).
  */
-int pb_rsync_sig(int basis_fd, pb_rsync_write_fn out, void *out_payload,
-                 const pb_rsync_options *opts, pb_rsync_stats *stats, pb_error *err);
+int pb_rsync_sig(int basis_fd, pb_sink_fn out, void *out_payload, const pb_rsync_options *opts,
+                 pb_rsync_stats *stats, pb_error *err);
 
 /**
  * Reads a signature from `sig_in` (validated: BLAKE2 magic, block length 1..PB_RSYNC_MAX_BLOCK,
  * strong length 8..32, whole blocks; else PB_ECORRUPT), then writes the delta turning the basis
  * into the file read from `new_fd` (current offset to EOF) to `out`.
  */
-int pb_rsync_delta(pb_rsync_read_fn sig_in, void *sig_payload, int new_fd, pb_rsync_write_fn out,
+int pb_rsync_delta(pb_source_fn sig_in, void *sig_payload, int new_fd, pb_sink_fn out,
                    void *out_payload, const pb_rsync_options *opts, pb_rsync_stats *stats,
                    pb_error *err);
 
@@ -87,7 +87,7 @@ int pb_rsync_delta(pb_rsync_read_fn sig_in, void *sig_payload, int new_fd, pb_rs
  * beyond the basis, trailing bytes after the end command, or (with opts->check) an output whose
  * XXH3-128 differs are PB_ECORRUPT; the output is then incomplete and the caller discards it.
  */
-int pb_rsync_patch(int basis_fd, pb_rsync_read_fn delta_in, void *delta_payload, int out_fd,
+int pb_rsync_patch(int basis_fd, pb_source_fn delta_in, void *delta_payload, int out_fd,
                    const pb_rsync_options *opts, pb_rsync_stats *stats, pb_error *err);
 
 /** Stream callbacks over an `int *` fd payload (read/write with EINTR and short-count handling). */

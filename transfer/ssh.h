@@ -1,10 +1,11 @@
 /*
  * ssh.h (internal): SSH sessions over libssh2 1.10 for `--cloud ssh://user@host[:port][/dir]`
- * (issue 6, docs/ssh.md): connection with strict host-key checking, public-key authentication,
+ * (docs/ssh.md): connection with strict host-key checking, public-key authentication,
  * keepalive and reconnection; remote commands; SFTP uploads and downloads that resume from an
  * offset; the agent binary's installation; and the `ssh` channel (channel.h) that runs the agent
  * over an exec channel.
- * Role: transfer/ layer; knows neither Plex nor the protocol's messages.
+ * Role: transfer/ layer; knows no workflow and reads no settings: the caller fills
+ * pb_ssh_options (docs/ssh.md names the settings the engine reads into it).
  * Prerequisites: libssh2 1.10 (OpenSSL backend), POSIX sockets.
  *
  * I/O MODEL: one non-blocking libssh2 session per pb_ssh, driven by a single wait function:
@@ -18,18 +19,18 @@
  * three with one code path. A pb_ssh and its channels are used by one thread at a time.
  *
  * HOST KEYS (checked before any authentication): a pinned fingerprint (`SHA256:<base64>`,
- * PLEXBURST_SSH_HOST_KEY) is checked exactly and alone. Otherwise plexburst's own known_hosts
- * (PLEXBURST_KNOWN_HOSTS, default ~/.config/plexburst/known_hosts), plus ~/.ssh/known_hosts
+ * host_key_pin) is checked exactly and alone. Otherwise plexburst's own known_hosts
+ * (known_hosts, default ~/.config/plexburst/known_hosts), plus ~/.ssh/known_hosts
  * when use_user_known_hosts, are consulted with OpenSSH's host names (`host`, or `[host]:port`
  * when the port is not 22; plain and hashed `|1|` entries). A changed key (a known entry for
  * the host with another key of the same type) and an unknown key stop the connection with
  * PB_EAUTH and the server key's SHA256 fingerprint in OpenSSH's format; an unknown key is
- * accepted only with tofu (PLEXBURST_SSH_TOFU=1 / --accept-new-host-key), which appends it to
+ * accepted only with tofu, which appends it to
  * plexburst's known_hosts (created 0600). The host-key algorithms offered are those known for
  * the host, ed25519 first (as OpenSSH orders them).
  *
- * AUTHENTICATION: public keys only. In order: the key file (PLEXBURST_SSH_KEY, passphrase
- * PLEXBURST_SSH_KEY_PASSPHRASE, never printed or logged), then the SSH agent's identities
+ * AUTHENTICATION: public keys only. In order: the key file (key_file, its passphrase
+ * never printed or logged), then the SSH agent's identities
  * (SSH_AUTH_SOCK, unless use_agent = 0), then ~/.ssh/id_ed25519 when no key file was given.
  * libssh2 1.10 signs with RSA only as ssh-rsa (SHA-1), which OpenSSH >= 8.8 refuses: when an
  * RSA key was offered and refused the error says "RSA keys need rsa-sha2, which libssh2 1.10
@@ -53,6 +54,7 @@
 #include <stdint.h>
 #include "channel.h"
 #include "plexburst/errors.h"
+#include "plexburst/io.h"
 
 typedef struct pb_ssh pb_ssh;
 
@@ -77,20 +79,24 @@ typedef struct pb_ssh_options {
     int port;         /* 0: 22 */
     const char *user; /* NULL: $USER, else the login name of the process */
     /* Authentication */
-    const char *key_file;       /* PLEXBURST_SSH_KEY (NULL: none given) */
-    const char *key_passphrase; /* PLEXBURST_SSH_KEY_PASSPHRASE: never printed or logged */
+    const char *key_file;       /* a private key file (NULL: none given) */
+    const char *key_passphrase; /* its passphrase: never printed or logged */
     int use_agent;              /* -1: no; otherwise the SSH agent when SSH_AUTH_SOCK is set */
     /* Host keys */
-    const char *known_hosts;  /* PLEXBURST_KNOWN_HOSTS (NULL: ~/.config/plexburst/known_hosts) */
-    int use_user_known_hosts; /* PLEXBURST_SSH_USE_USER_KNOWN_HOSTS: also user_known_hosts */
+    const char *known_hosts;      /* plexburst's own (NULL: ~/.config/plexburst/known_hosts) */
+    int use_user_known_hosts;     /* also consult user_known_hosts */
     const char *user_known_hosts; /* NULL: ~/.ssh/known_hosts */
-    const char *host_key_pin;     /* PLEXBURST_SSH_HOST_KEY: "SHA256:<base64>", checked alone */
-    int tofu;                     /* PLEXBURST_SSH_TOFU: accept and record an unknown host key */
+    const char *host_key_pin;     /* "SHA256:<base64>" (pb_ssh_pin_valid), checked alone */
+    int tofu;                     /* accept and record an unknown host key */
+    /* How the caller's user sets key_file, key_passphrase, host_key_pin and tofu, for the
+     * hints of messages ("set NAME to ..."); string literals, kept by pointer (NULL: the
+     * option's own name). */
+    const char *key_file_name, *key_passphrase_name, *host_key_pin_name, *tofu_name;
     /* Timing (0: the default) */
     int connect_timeout_ms;   /* TCP connect, handshake, authentication, each request: 20000 */
-    int keepalive_s;          /* PLEXBURST_SSH_KEEPALIVE: 15 (-1: off, and no dead-peer check) */
+    int keepalive_s;          /* seconds between keepalives: 15 (-1: off, no dead-peer check) */
     int keepalive_count;      /* unanswered intervals before the peer is dead: 4 */
-    int reconnect_tries;      /* PLEXBURST_SSH_RECONNECT_TRIES: attempts per reconnect, 5 */
+    int reconnect_tries;      /* attempts per reconnect: 5 */
     int reconnect_backoff_ms; /* first pause between attempts, doubled up to 8 s: 500 */
     /* Hooks (optional) */
     int (*cancel)(void *payload); /* non-zero stops any wait (PB_ECANCELLED) */
@@ -103,23 +109,17 @@ typedef struct pb_ssh_options {
 
 #define PB_SSH_OPTIONS_VERSION 1
 
-/** Zeroes `o` and sets the version. */
+#define PB_SSH_OPTIONS_INIT                                                                        \
+    {                                                                                              \
+        .version = PB_SSH_OPTIONS_VERSION                                                          \
+    }
+
+/** Zeroes `o` and sets the version (the same as PB_SSH_OPTIONS_INIT). */
 void pb_ssh_options_init(pb_ssh_options *o);
 
-/** A configuration getter (e.g. engine/config.c's pb_config_get); NULL in
- * pb_ssh_options_configure means getenv. Returns NULL when unset. */
-typedef const char *(*pb_ssh_getter)(void *payload, const char *key);
-
-/**
- * Fills `o` from a target and the configuration names of docs/ssh.md (PLEXBURST_SSH_KEY,
- * PLEXBURST_SSH_KEY_PASSPHRASE, PLEXBURST_KNOWN_HOSTS, PLEXBURST_SSH_HOST_KEY,
- * PLEXBURST_SSH_TOFU, PLEXBURST_SSH_USE_USER_KNOWN_HOSTS, PLEXBURST_SSH_AGENT=0,
- * PLEXBURST_SSH_KEEPALIVE, PLEXBURST_SSH_RECONNECT_TRIES). The strings stay the target's and
- * the getter's: keep them alive until pb_ssh_connect() (which copies them).
- * @return 0; PB_EINVALID for a malformed value (naming the key, never a secret's value).
- */
-int pb_ssh_options_configure(pb_ssh_options *o, const pb_ssh_target *t, pb_ssh_getter get,
-                             void *payload, pb_error *err);
+/** 1 when `pin` is a host key fingerprint "SHA256:<base64 of 32 bytes>" (as `ssh-keygen -lf`
+ * prints it), else 0. */
+int pb_ssh_pin_valid(const char *pin);
 
 /**
  * Connects, verifies the host key and authenticates (see the top). The options are copied
@@ -164,10 +164,9 @@ int pb_ssh_quote(char *out, size_t cap, const char *arg);
 /* ---------------------------------------------------------------------------------------- */
 /* SFTP transfers                                                                             */
 
-/** Progress of a transfer: bytes of the file done so far, total; non-zero cancels. */
-typedef int (*pb_ssh_progress_fn)(uint64_t done, uint64_t total, void *payload);
-/** Receives downloaded bytes in order; 0 or a negative PB_E* code. */
-typedef int (*pb_ssh_sink_fn)(void *payload, const void *data, size_t n, pb_error *err);
+/* A transfer's progress (pb_progress_fn) is phase "upload" or "download" with bytes_done /
+ * bytes_total of the file and `path` the remote name; non-zero cancels. Downloaded bytes go in
+ * order to a pb_sink_fn. */
 
 typedef struct pb_ssh_xfer {
     unsigned version; /* PB_SSH_XFER_VERSION */
@@ -177,7 +176,7 @@ typedef struct pb_ssh_xfer {
     int resume;
     size_t buffer; /* bytes in flight (0: 2.4 MB; a multiple of 30000 works best) */
     int mode;      /* put: permissions of a created remote file (0: 0600) */
-    pb_ssh_progress_fn progress;
+    pb_progress_fn progress;
     void *progress_payload;
     /* OUT (optional): where the transfer started (bytes skipped by resuming) and bytes moved
      * over the network, counting every reconnection. */
@@ -186,6 +185,13 @@ typedef struct pb_ssh_xfer {
 } pb_ssh_xfer;
 
 #define PB_SSH_XFER_VERSION 1
+#define PB_SSH_XFER_INIT                                                                           \
+    {                                                                                              \
+        .version = PB_SSH_XFER_VERSION                                                             \
+    }
+
+/** Zeroes `x` and sets the version (the same as PB_SSH_XFER_INIT). */
+void pb_ssh_xfer_init(pb_ssh_xfer *x);
 
 /**
  * Uploads the local file to `remote` (SFTP; relative paths are relative to the login
@@ -211,7 +217,7 @@ int pb_ssh_get_file(pb_ssh *s, const char *remote, const char *local, pb_ssh_xfe
  * Streams `remote` from byte `offset` to `sink` (for a store backend's read). Reconnects and
  * continues from the last byte delivered. x->resume is ignored.
  */
-int pb_ssh_read_file(pb_ssh *s, const char *remote, uint64_t offset, pb_ssh_sink_fn sink,
+int pb_ssh_read_file(pb_ssh *s, const char *remote, uint64_t offset, pb_sink_fn sink,
                      void *sink_payload, pb_ssh_xfer *x, pb_error *err);
 
 /** Size of a remote file (SFTP stat): 0; PB_ENOTFOUND; PB_EIO; PB_ENET. */
@@ -273,7 +279,7 @@ pb_ssh *pb_channel_ssh_session(pb_channel *ch);
 const char *pb_channel_ssh_stderr(pb_channel *ch);
 
 /* ---------------------------------------------------------------------------------------- */
-/* `--cloud ssh://...`: the agent over SSH in one call (for engine/run_sync.c)                */
+/* The agent over SSH in one call                                                             */
 
 /** The remote --workdir when the URL names no directory (home-relative). */
 #define PB_SSH_DEFAULT_WORKDIR ".local/share/plexburst/cloud"
@@ -284,9 +290,10 @@ typedef struct pb_ssh_agent_opts {
     const char *workdir;   /* the remote --workdir (NULL: the URL's dir, else the default) */
     const char *store;     /* the agent's --store as the remote sees it (NULL: none) */
     const char *local_exe; /* the build to install there (NULL: /proc/self/exe) */
-    pb_ssh_getter get;     /* configuration (NULL: getenv); see pb_ssh_options_configure */
-    void *get_payload;
-    int accept_new_host_key; /* --accept-new-host-key: TOFU for this run */
+    /* Keys, host keys and timing of the connection (NULL: the defaults); its host, port and
+     * user are the URL's. The engine fills it from its configuration. */
+    const pb_ssh_options *ssh;
+    int accept_new_host_key; /* TOFU for this connection, whatever ssh->tofu says */
     int close_timeout_ms;    /* the channel's close() (0: 60000) */
     int (*cancel)(void *);   /* optional */
     void *cancel_payload;
@@ -302,22 +309,27 @@ typedef struct pb_ssh_agent_opts {
 
 #define PB_SSH_AGENT_OPTS_VERSION 1
 
-/** Zeroes `o` and sets the version. */
+#define PB_SSH_AGENT_OPTS_INIT                                                                     \
+    {                                                                                              \
+        .version = PB_SSH_AGENT_OPTS_VERSION                                                       \
+    }
+
+/** Zeroes `o` and sets the version (the same as PB_SSH_AGENT_OPTS_INIT). */
 void pb_ssh_agent_opts_init(pb_ssh_agent_opts *o);
 
 /**
- * Connects to the URL's host (configuration names of docs/ssh.md), installs this build as
+ * Connects to the URL's host (with o->ssh's keys and host keys), installs this build as
  * `<workdir>/bin/plexburst` when it is missing or another version (pb_ssh_agent_install), and
  * starts `plexburst agent --workdir <workdir> [--store <store>]` there on an `ssh` channel that
  * owns its session. After a PB_ENET from the channel, pb_channel_ssh_reconnect() starts a new
  * agent on a new connection (the caller then says HELLO again and resumes; docs/ssh.md).
- * @return 0; PB_EINVALID (URL, configuration); PB_EAUTH (host key, credentials); PB_ENET;
+ * @return 0; PB_EINVALID (URL, options); PB_EAUTH (host key, credentials); PB_ENET;
  *         PB_EREFUSED (the build does not run there); PB_ECANCELLED.
  */
 int pb_ssh_agent_channel(pb_channel **out, pb_ssh_agent_opts *o, pb_error *err);
 
 /**
- * The connection step of pb_ssh_agent_channel() alone (URL, configuration, host key,
+ * The connection step of pb_ssh_agent_channel() alone (URL, options, host key,
  * authentication), so that a run can fail fast on a refused host key before its long local
  * phases, and hand the session over later in o->session.
  */

@@ -1,7 +1,8 @@
 /*
  * ssh_int.h (internal to transfer/ssh*.c and channel_ssh.c): the session structure and the
  * helpers the SSH files share: the wait loop of the non-blocking I/O model (ssh.h), the one
- * libssh2-to-PB_E* translation, the lazily opened SFTP subsystem.
+ * libssh2-to-PB_E* translation, the lazily opened SFTP subsystem, and what the session's
+ * connection step takes from the host-key, authentication and text files.
  * Prerequisites: libssh2 1.10.
  */
 #ifndef PB_SSH_INT_H
@@ -10,6 +11,7 @@
 #include <libssh2.h>
 #include <libssh2_sftp.h>
 
+#include "clock.h"
 #include "ssh.h"
 
 struct pb_ssh {
@@ -26,9 +28,6 @@ struct pb_ssh {
     char desc[420];    /* user@host:port */
     char hostkey[160]; /* "ssh-ed25519 SHA256:..." */
 };
-
-/** Monotonic clock in milliseconds. */
-double pb_ssh__now(void);
 
 /**
  * Waits until the socket is ready in the directions libssh2 is blocked on (see the I/O model
@@ -65,5 +64,48 @@ int pb_ssh__exec_open(pb_ssh *s, LIBSSH2_CHANNEL **out, const char *command, uns
 /** Closes and frees a channel of the current connection, waiting at most `ms`; *status gets
  * the exit status (-1 unknown). Skips the network when the session is lost. */
 void pb_ssh__exec_close(pb_ssh *s, LIBSSH2_CHANNEL *c, int ms, int *status);
+
+/* ssh_url.c */
+
+/** `name` when given, else `option` (the hint of a message: what the user sets). */
+const char *pb_ssh__name(const char *name, const char *option);
+
+/** Base64 of `in` into out: without padding (OpenSSH's fingerprints) or with it. */
+void pb_ssh__b64_encode(char *out, size_t cap, const unsigned char *in, size_t n, int pad);
+/** Decodes base64 (whitespace skipped, stops at '=' or the end); the length or -1. */
+long pb_ssh__b64_decode(unsigned char *out, size_t cap, const char *in, size_t n);
+/** $HOME, else the password database's home directory, else "/". */
+const char *pb_ssh__home_dir(void);
+
+/* ssh_wait.c */
+
+/** The session's receive callback: stamps the arrival of every byte (dead-peer detection). */
+LIBSSH2_RECV_FUNC(pb_ssh__stamp_recv);
+
+/* ssh_hostkey.c */
+
+/** One known_hosts file as read. */
+typedef struct pb_ssh_khfile {
+    const char *path;
+    LIBSSH2_KNOWNHOSTS *kh;
+    char revoked[8][800]; /* base64 keys of @revoked lines */
+    int nrevoked;
+    int skipped; /* lines libssh2 could not parse */
+} pb_ssh_khfile;
+
+/** Reads a known_hosts file (a line libssh2 cannot parse is skipped; a missing file is
+ * empty). Release with pb_ssh__kh_free. */
+int pb_ssh__kh_load(pb_ssh *s, pb_ssh_khfile *f, const char *path, pb_error *err);
+void pb_ssh__kh_free(pb_ssh_khfile *f);
+/** The host-key algorithms to offer: those the files know for this host first, ed25519 first. */
+void pb_ssh__hostkey_prefs(const pb_ssh *s, pb_ssh_khfile *files, int nfiles, char *out,
+                           size_t cap);
+/** Checks the server's key after the handshake (see HOST KEYS in ssh.h). */
+int pb_ssh__verify_host_key(pb_ssh *s, pb_ssh_khfile *files, int nfiles, pb_error *err);
+
+/* ssh_auth.c */
+
+/** Public-key authentication (see AUTHENTICATION in ssh.h). */
+int pb_ssh__authenticate(pb_ssh *s, pb_error *err);
 
 #endif

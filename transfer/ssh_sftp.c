@@ -27,6 +27,8 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include "fdsink.h"
+#include "fs.h"
 #include "ssh_int.h"
 
 #define DEFAULT_BUFFER (80u * 30000)
@@ -215,7 +217,8 @@ static int put_attempt(put_job *j, int resume, int first, pb_error *err)
         head += (size_t)w;
         acked += (uint64_t)w;
         x->bytes_moved += (uint64_t)w;
-        if (x->progress && x->progress(acked, j->size, x->progress_payload)) {
+        pb_progress p = {"upload", acked, j->size, 0, 0, j->remote};
+        if (x->progress && x->progress(&p, x->progress_payload)) {
             error = pb_error_set(err, PB_ECANCELLED, "ssh %s: upload of %s cancelled", s->desc,
                                  j->local);
             goto done;
@@ -240,10 +243,16 @@ static size_t window_of(const pb_ssh_xfer *x)
     return b < 30000 ? 30000 : b;
 }
 
+void pb_ssh_xfer_init(pb_ssh_xfer *x)
+{
+    memset(x, 0, sizeof(*x));
+    x->version = PB_SSH_XFER_VERSION;
+}
+
 int pb_ssh_put_file(pb_ssh *s, const char *local, const char *remote, pb_ssh_xfer *x, pb_error *err)
 {
     int error = 0;
-    pb_ssh_xfer xd = {PB_SSH_XFER_VERSION, 0, 0, 0, NULL, NULL, 0, 0, 0};
+    pb_ssh_xfer xd = PB_SSH_XFER_INIT;
     put_job j;
     memset(&j, 0, sizeof(j));
     j.fd = -1;
@@ -298,7 +307,7 @@ typedef struct get_job {
     pb_ssh *s;
     pb_ssh_xfer *x;
     const char *remote;
-    pb_ssh_sink_fn sink;
+    pb_sink_fn sink;
     void *sink_payload;
     char *buf;
     size_t bufsize;
@@ -341,7 +350,8 @@ static int get_attempt(get_job *j, pb_error *err)
             goto done;
         j->pos += (uint64_t)n;
         j->x->bytes_moved += (uint64_t)n;
-        if (j->x->progress && j->x->progress(j->pos, total, j->x->progress_payload)) {
+        pb_progress p = {"download", j->pos, total, 0, 0, j->remote};
+        if (j->x->progress && j->x->progress(&p, j->x->progress_payload)) {
             error = pb_error_set(err, PB_ECANCELLED, "ssh %s: download of %s cancelled", s->desc,
                                  j->remote);
             goto done;
@@ -352,7 +362,7 @@ done:
     return error;
 }
 
-static int read_stream(pb_ssh *s, const char *remote, uint64_t offset, pb_ssh_sink_fn sink,
+static int read_stream(pb_ssh *s, const char *remote, uint64_t offset, pb_sink_fn sink,
                        void *payload, pb_ssh_xfer *x, pb_error *err)
 {
     int error = 0;
@@ -382,10 +392,10 @@ static int read_stream(pb_ssh *s, const char *remote, uint64_t offset, pb_ssh_si
     return error;
 }
 
-int pb_ssh_read_file(pb_ssh *s, const char *remote, uint64_t offset, pb_ssh_sink_fn sink,
+int pb_ssh_read_file(pb_ssh *s, const char *remote, uint64_t offset, pb_sink_fn sink,
                      void *sink_payload, pb_ssh_xfer *x, pb_error *err)
 {
-    pb_ssh_xfer xd = {PB_SSH_XFER_VERSION, 0, 0, 0, NULL, NULL, 0, 0, 0};
+    pb_ssh_xfer xd = PB_SSH_XFER_INIT;
     if (!x)
         x = &xd;
     x->resumed_from = offset;
@@ -394,32 +404,10 @@ int pb_ssh_read_file(pb_ssh *s, const char *remote, uint64_t offset, pb_ssh_sink
     return read_stream(s, remote, offset, sink, sink_payload, x, err);
 }
 
-typedef struct fd_sink {
-    int fd;
-    const char *path;
-} fd_sink;
-
-static int write_fd(void *payload, const void *data, size_t n, pb_error *err)
-{
-    fd_sink *f = payload;
-    const char *p = data;
-    while (n) {
-        ssize_t k = write(f->fd, p, n);
-        if (k < 0) {
-            if (errno == EINTR)
-                continue;
-            return pb_error_errno(err, "ssh: cannot write %s", f->path);
-        }
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
 int pb_ssh_get_file(pb_ssh *s, const char *remote, const char *local, pb_ssh_xfer *x, pb_error *err)
 {
     int error = 0;
-    pb_ssh_xfer xd = {PB_SSH_XFER_VERSION, 0, 0, 0, NULL, NULL, 0, 0, 0};
+    pb_ssh_xfer xd = PB_SSH_XFER_INIT;
     if (!x)
         x = &xd;
     x->resumed_from = x->bytes_moved = 0;
@@ -456,8 +444,8 @@ int pb_ssh_get_file(pb_ssh *s, const char *remote, const char *local, pb_ssh_xfe
         goto done;
     }
     x->resumed_from = start;
-    fd_sink f = {fd, local};
-    error = read_stream(s, remote, start, write_fd, &f, x, err);
+    pb_fdsink f = {fd, local};
+    error = read_stream(s, remote, start, pb_fdsink_write, &f, x, err);
     if (error == 0 && close(fd) != 0)
         error = pb_error_errno(err, "ssh: cannot write %s", local);
     fd = -1;
@@ -480,39 +468,24 @@ static const char *line(const char *text, char *out, size_t cap)
     return text[n] ? text + n + 1 : text + n;
 }
 
-int pb_ssh_agent_install(pb_ssh_install *out, pb_ssh *s, const char *local_exe,
-                         const char *remote_path, const char *version, pb_error *err)
+/* What the remote has at `q` (quoted path): its OS and architecture (refused when they are not
+ * this build's), the first line of `--version` and the size. *current = 1 when it is `want`
+ * and as large as the local build. */
+static int install_probe(pb_ssh *s, const char *q, const struct stat *st, const char *want,
+                         pb_ssh_install *out, int *current, pb_error *err)
 {
-    int error = 0;
-    char path[2048], q[4200], qtmp[4400], qdir[4200], dir[2048], tmp[2200];
-    char cmd[20000], text[4096], errtext[2048];
-    memset(out, 0, sizeof(*out));
-    if (!local_exe)
-        local_exe = "/proc/self/exe";
-    if (!remote_path || !*remote_path)
-        remote_path = ".local/bin/plexburst";
-    if (!version)
-        version = pb_version();
-    snprintf(path, sizeof(path), "%s%s", strchr(remote_path, '/') ? "" : "./", remote_path);
-    snprintf(out->path, sizeof(out->path), "%s", path);
-    if (pb_ssh_quote(q, sizeof(q), path) < 0)
-        return pb_error_set(err, PB_EINVALID, "ssh: the remote path is too long");
-    struct stat st;
-    if (stat(local_exe, &st) != 0)
-        return pb_error_errno(err, "ssh: cannot stat %s", local_exe);
+    char cmd[13000], text[4096], errtext[2048], here[200], there[200], found[128], size[64];
     struct utsname u;
+    int status = -1, error;
+    *current = 0;
     uname(&u);
-    char here[200];
     snprintf(here, sizeof(here), "%s %s", u.sysname, u.machine);
-
     snprintf(cmd, sizeof(cmd),
              "uname -sm; if [ -x %s ]; then %s --version 2>&1 | head -n 1; wc -c < %s; fi", q, q,
              q);
-    int status = -1;
     if ((error = pb_ssh_exec(s, cmd, NULL, 0, text, sizeof(text), errtext, sizeof(errtext), &status,
                              err)) < 0)
         return error;
-    char there[200], found[128], size[64];
     const char *rest = line(text, there, sizeof(there));
     rest = line(rest, found, sizeof(found));
     line(rest, size, sizeof(size));
@@ -522,29 +495,30 @@ int pb_ssh_agent_install(pb_ssh_install *out, pb_ssh *s, const char *local_exe,
                             "ssh %s: the remote is %s but this build is for %s: install "
                             "plexburst there by hand",
                             s->desc, there[0] ? there : "unknown", here);
-    char want[160];
-    snprintf(want, sizeof(want), "plexburst %s", version);
-    if (strcmp(found, want) == 0 && strtoull(size, NULL, 10) == (unsigned long long)st.st_size)
-        return 0;
+    *current =
+        strcmp(found, want) == 0 && strtoull(size, NULL, 10) == (unsigned long long)st->st_size;
+    return 0;
+}
 
-    /* Upload beside the target, then chmod and rename into place (atomic). */
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (slash == dir)
-        slash[1] = '\0';
-    else
-        *slash = '\0';
-    snprintf(tmp, sizeof(tmp), "%s/.plexburst.upload.%ld", dir, (long)getpid());
-    if (pb_ssh_quote(qdir, sizeof(qdir), dir) < 0 || pb_ssh_quote(qtmp, sizeof(qtmp), tmp) < 0)
+/* Uploads `local_exe` to `tmp` beside `path` (its directory `dir` created), then chmod and
+ * rename into place (atomic) and checks that `--version` there says `want`. */
+static int install_upload(pb_ssh_install *out, pb_ssh *s, const char *local_exe, const char *path,
+                          const char *dir, const char *tmp, const char *want, pb_error *err)
+{
+    char q[4200], qtmp[4400], qdir[4200], cmd[20000], text[4096], errtext[2048], found[128];
+    int status = -1, error;
+    if (pb_ssh_quote(q, sizeof(q), path) < 0 || pb_ssh_quote(qdir, sizeof(qdir), dir) < 0 ||
+        pb_ssh_quote(qtmp, sizeof(qtmp), tmp) < 0)
         return pb_error_set(err, PB_EINVALID, "ssh: the remote path is too long");
     snprintf(cmd, sizeof(cmd), "mkdir -p -- %s", qdir);
     if ((error = pb_ssh_exec(s, cmd, NULL, 0, NULL, 0, errtext, sizeof(errtext), &status, err)) < 0)
         return error;
     if (status != 0)
         return pb_error_set(err, PB_EIO, "ssh %s: cannot create %s: %s", s->desc, dir, errtext);
-    pb_ssh__log(s, "ssh %s: installing plexburst %s as %s (remote had: %s)", s->desc, version, path,
-                found[0] ? found : "none");
-    pb_ssh_xfer x = {PB_SSH_XFER_VERSION, 0, 0, 0700, NULL, NULL, 0, 0, 0};
+    pb_ssh__log(s, "ssh %s: installing %s as %s (remote had: %s)", s->desc, want, path,
+                out->found[0] ? out->found : "none");
+    pb_ssh_xfer x = PB_SSH_XFER_INIT;
+    x.mode = 0700;
     if ((error = pb_ssh_put_file(s, local_exe, tmp, &x, err)) < 0)
         goto cleanup;
     out->bytes_sent = x.bytes_moved;
@@ -569,4 +543,38 @@ cleanup:
         pb_ssh_exec(s, cmd, NULL, 0, NULL, 0, NULL, 0, NULL, &e);
     }
     return error;
+}
+
+int pb_ssh_agent_install(pb_ssh_install *out, pb_ssh *s, const char *local_exe,
+                         const char *remote_path, const char *version, pb_error *err)
+{
+    int error = 0, current = 0;
+    char path[2048], q[4200], dir[2048], tmp[2200], want[160];
+    memset(out, 0, sizeof(*out));
+    if (!local_exe)
+        local_exe = "/proc/self/exe";
+    if (!remote_path || !*remote_path)
+        remote_path = ".local/bin/plexburst";
+    if (!version)
+        version = pb_version();
+    snprintf(path, sizeof(path), "%s%s", strchr(remote_path, '/') ? "" : "./", remote_path);
+    snprintf(out->path, sizeof(out->path), "%s", path);
+    if (pb_ssh_quote(q, sizeof(q), path) < 0)
+        return pb_error_set(err, PB_EINVALID, "ssh: the remote path is too long");
+    struct stat st;
+    if (stat(local_exe, &st) != 0)
+        return pb_error_errno(err, "ssh: cannot stat %s", local_exe);
+    snprintf(want, sizeof(want), "plexburst %s", version);
+    if ((error = install_probe(s, q, &st, want, out, &current, err)) < 0 || current)
+        return error;
+
+    /* Upload beside the target, then chmod and rename into place (atomic). */
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == dir)
+        slash[1] = '\0';
+    else
+        *slash = '\0';
+    snprintf(tmp, sizeof(tmp), "%s/.plexburst.upload.%ld", dir, (long)getpid());
+    return install_upload(out, s, local_exe, path, dir, tmp, want, err);
 }

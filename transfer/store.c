@@ -2,8 +2,8 @@
  * store.c: the store interface's dispatch (name checks, byte counting), opening a store from its
  * URL, and the helpers every backend gets for free: resumable download to a file, small objects
  * from and to memory, deleting a prefix.
- * Role: transfer/ layer under the runs (engine/run_sync.c) and the agent (engine/agent.c).
- * Prerequisites: POSIX. Backends: store_local.c, store_s3.c.
+ * Role: transfer/ layer under the runs and the agent of the engine.
+ * Prerequisites: POSIX. Backends: store_local.c, store_s3*.c.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,7 +14,9 @@
 #include <unistd.h>
 
 #include "store.h"
-#include "store_s3.h"
+#include "buf.h"
+#include "fdsink.h"
+#include "fs.h"
 
 int pb_store_name_check(const char *name, pb_error *err)
 {
@@ -49,13 +51,24 @@ int pb_store_open(pb_store **out, const char *url, pb_error *err)
     *out = NULL;
     if (!url || !*url)
         return pb_error_set(err, PB_EINVALID, "store: no location given");
-    if (strncmp(url, "s3://", 5) == 0) /* settings from the environment (docs/s3.md) */
-        return pb_store_s3_new(out, url, NULL, NULL, err);
+    if (strncmp(url, "s3://", 5) == 0)
+        return pb_error_set(err, PB_EINVALID,
+                            "store: an s3:// store opens with its options (pb_store_s3_new)");
     if (strstr(url, "://") && strncmp(url, "file://", 7) != 0)
         return pb_error_set(err, PB_EINVALID, "store: unknown store URL '%s'", url);
     if (strncmp(url, "file://", 7) == 0)
         url += 7;
     return pb_store_local_new(out, url, err);
+}
+
+int pb_store__progress(pb_progress_fn fn, void *pp, const char *phase, const char *name,
+                       uint64_t done, uint64_t total, pb_error *err)
+{
+    pb_progress p = {phase, done, total, 0, 0, name};
+    if (fn && fn(&p, pp))
+        return pb_error_set(err, PB_ECANCELLED, "store: %s of %s cancelled",
+                            strcmp(phase, "upload") == 0 ? "put" : "read", name);
+    return 0;
 }
 
 void pb_store_free(pb_store *s)
@@ -64,8 +77,8 @@ void pb_store_free(pb_store *s)
         s->ops->free(s);
 }
 
-int pb_store_put(pb_store *s, const char *name, const char *local_path,
-                 pb_store_progress_fn progress, void *pp, pb_error *err)
+int pb_store_put(pb_store *s, const char *name, const char *local_path, pb_progress_fn progress,
+                 void *pp, pb_error *err)
 {
     int rc = pb_store_name_check(name, err);
     if (rc)
@@ -80,7 +93,7 @@ int pb_store_put(pb_store *s, const char *name, const char *local_path,
 }
 
 typedef struct count_sink {
-    pb_store_sink_fn sink;
+    pb_sink_fn sink;
     void *payload;
     uint64_t n;
 } count_sink;
@@ -94,8 +107,8 @@ static int counting(void *payload, const void *data, size_t n, pb_error *err)
     return rc;
 }
 
-int pb_store_read(pb_store *s, const char *name, uint64_t offset, pb_store_sink_fn sink,
-                  void *sink_payload, pb_store_progress_fn progress, void *pp, pb_error *err)
+int pb_store_read(pb_store *s, const char *name, uint64_t offset, pb_sink_fn sink,
+                  void *sink_payload, pb_progress_fn progress, void *pp, pb_error *err)
 {
     int rc = pb_store_name_check(name, err);
     if (rc)
@@ -164,31 +177,9 @@ int pb_store_del_prefix(pb_store *s, const char *prefix, pb_error *err)
     return rc;
 }
 
-typedef struct fd_sink {
-    int fd;
-    const char *path;
-} fd_sink;
-
-static int write_fd(void *payload, const void *data, size_t n, pb_error *err)
-{
-    fd_sink *f = payload;
-    const char *p = data;
-    while (n > 0) {
-        ssize_t w = write(f->fd, p, n);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return pb_error_errno(err, "store: cannot write %s", f->path);
-        }
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
 int pb_store_get_file(pb_store *s, const char *name, const char *local_path,
-                      pb_store_progress_fn progress, void *pp, uint64_t *resumed_from,
-                      uint64_t *fetched, pb_error *err)
+                      pb_progress_fn progress, void *pp, uint64_t *resumed_from, uint64_t *fetched,
+                      pb_error *err)
 {
     int error = 0, fd = -1;
     char part[4200];
@@ -225,8 +216,9 @@ int pb_store_get_file(pb_store *s, const char *name, const char *local_path,
     if (resumed_from)
         *resumed_from = offset;
     if (offset < st.size || st.size == 0) {
-        fd_sink sink = {fd, part};
-        if ((error = pb_store_read(s, name, offset, write_fd, &sink, progress, pp, err)) != 0)
+        pb_fdsink sink = {fd, part};
+        if ((error = pb_store_read(s, name, offset, pb_fdsink_write, &sink, progress, pp, err)) !=
+            0)
             goto done;
     }
     if (fstat(fd, &ls) != 0 || (uint64_t)ls.st_size != st.size) {
@@ -262,8 +254,7 @@ int pb_store_put_mem(pb_store *s, const char *name, const void *data, size_t n, 
     int fd = mkstemp(path);
     if (fd < 0)
         return pb_error_errno(err, "store: cannot create a temporary file");
-    fd_sink sink = {fd, path};
-    int rc = write_fd(&sink, data, n, err);
+    int rc = pb_fs_write_all(fd, data, n, path, err);
     close(fd);
     if (!rc)
         rc = pb_store_put(s, name, path, NULL, NULL, err);
@@ -271,46 +262,27 @@ int pb_store_put_mem(pb_store *s, const char *name, const void *data, size_t n, 
     return rc;
 }
 
-typedef struct mem_sink {
-    char *buf;
-    size_t n, cap, max;
-} mem_sink;
-
 static int write_mem(void *payload, const void *data, size_t n, pb_error *err)
 {
-    mem_sink *m = payload;
-    if (m->n + n > m->max)
-        return pb_error_set(err, PB_ENOMEM, "store: object larger than %zu bytes", m->max);
-    if (m->n + n + 1 > m->cap) {
-        size_t cap = (m->n + n + 1) * 2;
-        char *p = realloc(m->buf, cap);
-        if (!p)
-            return pb_error_set(err, PB_ENOMEM, "store: out of memory");
-        m->buf = p;
-        m->cap = cap;
-    }
-    memcpy(m->buf + m->n, data, n);
-    m->n += n;
-    return 0;
+    return pb_buf_put(payload, data, n, err);
 }
 
 int pb_store_get_mem(pb_store *s, const char *name, char **data, size_t *n, size_t max,
                      pb_error *err)
 {
-    mem_sink m = {NULL, 0, 0, max};
+    pb_buf b = PB_BUF_INIT(max);
     *data = NULL;
     if (n)
         *n = 0;
-    int rc = pb_store_read(s, name, 0, write_mem, &m, NULL, NULL, err);
-    if (!rc && !m.buf && !(m.buf = malloc(1)))
-        rc = pb_error_set(err, PB_ENOMEM, "store: out of memory");
+    int rc = pb_store_read(s, name, 0, write_mem, &b, NULL, NULL, err);
     if (rc) {
-        free(m.buf);
+        pb_buf_dispose(&b);
         return rc;
     }
-    m.buf[m.n] = '\0';
-    *data = m.buf;
+    size_t len = b.len;
+    if (!(*data = pb_buf_detach(&b)))
+        return pb_error_set(err, PB_ENOMEM, "store: out of memory");
     if (n)
-        *n = m.n;
+        *n = len;
     return 0;
 }

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "store.h"
 
 #define CHUNK (1u << 20)
@@ -51,22 +52,6 @@ static int make_parents(const local_store *ls, char *path, pb_error *err)
     return 0;
 }
 
-static int fsync_dir_of(const char *path)
-{
-    char dir[4400];
-    snprintf(dir, sizeof(dir), "%s", path);
-    char *slash = strrchr(dir, '/');
-    if (!slash)
-        return 0;
-    *slash = '\0';
-    int fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 /* Removes stale temporaries (older than an hour) left by interrupted puts in `dir`. */
 static void clean_stale(const char *path)
 {
@@ -91,8 +76,8 @@ static void clean_stale(const char *path)
     closedir(d);
 }
 
-static int local_put(pb_store *s, const char *name, const char *local_path,
-                     pb_store_progress_fn progress, void *pp, pb_error *err)
+static int local_put(pb_store *s, const char *name, const char *local_path, pb_progress_fn progress,
+                     void *pp, pb_error *err)
 {
     local_store *ls = (local_store *)s;
     int error = 0, in = -1, out = -1;
@@ -136,21 +121,11 @@ static int local_put(pb_store *s, const char *name, const char *local_path,
         }
         if (n == 0)
             break;
-        for (ssize_t off = 0; off < n;) {
-            ssize_t w = write(out, buf + off, (size_t)(n - off));
-            if (w < 0) {
-                if (errno == EINTR)
-                    continue;
-                error = pb_error_errno(err, "store: cannot write %s", tmp);
-                goto done;
-            }
-            off += w;
-        }
-        done_bytes += (uint64_t)n;
-        if (progress && progress(done_bytes, total, pp)) {
-            error = pb_error_set(err, PB_ECANCELLED, "store: put of %s cancelled", name);
+        if ((error = pb_fs_write_all(out, buf, (size_t)n, tmp, err)) < 0)
             goto done;
-        }
+        done_bytes += (uint64_t)n;
+        if ((error = pb_store__progress(progress, pp, "upload", name, done_bytes, total, err)) < 0)
+            goto done;
     }
     if (fsync(out) != 0) {
         error = pb_error_errno(err, "store: fsync %s", tmp);
@@ -166,10 +141,9 @@ static int local_put(pb_store *s, const char *name, const char *local_path,
         error = pb_error_errno(err, "store: cannot rename %s", tmp);
         goto done;
     }
-    if (fsync_dir_of(dst) != 0) {
-        error = pb_error_errno(err, "store: fsync of the directory of %s", dst);
-        goto done;
-    }
+    char dir[4200];
+    snprintf(dir, sizeof(dir), "%.*s", (int)(base - dst - 1), dst);
+    pb_fs_sync_dir(dir);
 done:
     free(buf);
     if (in >= 0)
@@ -181,8 +155,8 @@ done:
     return error;
 }
 
-static int local_read(pb_store *s, const char *name, uint64_t offset, pb_store_sink_fn sink,
-                      void *sink_payload, pb_store_progress_fn progress, void *pp, pb_error *err)
+static int local_read(pb_store *s, const char *name, uint64_t offset, pb_sink_fn sink,
+                      void *sink_payload, pb_progress_fn progress, void *pp, pb_error *err)
 {
     local_store *ls = (local_store *)s;
     int error = 0, fd = -1;
@@ -229,10 +203,8 @@ static int local_read(pb_store *s, const char *name, uint64_t offset, pb_store_s
         if ((error = sink(sink_payload, buf, (size_t)n, err)) != 0)
             goto done;
         pos += (uint64_t)n;
-        if (progress && progress(pos, total, pp)) {
-            error = pb_error_set(err, PB_ECANCELLED, "store: read of %s cancelled", name);
+        if ((error = pb_store__progress(progress, pp, "download", name, pos, total, err)) < 0)
             goto done;
-        }
     }
 done:
     free(buf);
@@ -345,20 +317,9 @@ int pb_store_local_new(pb_store **out, const char *dir, pb_error *err)
     *out = NULL;
     if (!dir || !*dir)
         return pb_error_set(err, PB_EINVALID, "store: no directory given");
-    char tmp[4096];
-    if (snprintf(tmp, sizeof(tmp), "%s", dir) >= (int)sizeof(tmp))
-        return pb_error_set(err, PB_EINVALID, "store: path too long: %s", dir);
-    for (char *p = tmp + 1;; p++) { /* mkdir -p */
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        if (mkdir(tmp, 0700) != 0 && errno != EEXIST)
-            return pb_error_errno(err, "store: cannot create %s", tmp);
-        *p = c;
-        if (!c)
-            break;
-    }
+    int error = pb_fs_mkdirs(dir, 0700, err);
+    if (error < 0)
+        return error;
     local_store *ls = calloc(1, sizeof(*ls));
     if (!ls)
         return pb_error_set(err, PB_ENOMEM, "store: out of memory");

@@ -1,42 +1,56 @@
 /*
  * store_s3.h (internal): the S3 backend of the store interface (transfer/store.h): objects under
  * `s3://BUCKET/PREFIX` of an S3-compatible service (Scaleway Object Storage in production),
- * path-style requests signed by libcurl's CURLOPT_AWS_SIGV4. docs/s3.md has the configuration.
- * Role: transfer/ layer; pb_store_open() dispatches `s3://` URLs here (settings from the
- * environment); a caller holding a run configuration passes its own lookup instead.
- * Prerequisites: libcurl (7.88.1 on Debian 12, whose SigV4 traps store_s3.c works around).
+ * path-style requests signed by libcurl's CURLOPT_AWS_SIGV4. docs/s3.md has the settings the
+ * engine reads into pb_store_s3_options.
+ * Role: transfer/ layer; it reads no setting itself: the caller fills the options.
+ * Prerequisites: libcurl (7.88.1 on Debian 12, whose SigV4 traps store_s3_http.c works
+ * around), libexpat.
  */
 #ifndef PB_STORE_S3_H
 #define PB_STORE_S3_H
 
 #include "store.h"
 
-/** Returns the value of a setting (PLEXBURST_S3_ENDPOINT, ...) or NULL when unset. */
-typedef const char *(*pb_store_s3_lookup_fn)(void *ctx, const char *key);
+#define PB_STORE_S3_MIN_PART        (5ull << 20) /* the smallest part S3 accepts (but the last) */
+#define PB_STORE_S3_MAX_PART        (5ull << 30) /* the largest part and the largest single PUT */
+#define PB_STORE_S3_OPTIONS_VERSION 1
+
+/** How to reach the bucket and how to move the bytes. Strings are copied by pb_store_s3_new. */
+typedef struct pb_store_s3_options {
+    unsigned version;       /* PB_STORE_S3_OPTIONS_VERSION */
+    const char *endpoint;   /* http(s)://HOST[:PORT] (NULL: https://s3.REGION.scw.cloud) */
+    const char *region;     /* the SigV4 region (NULL: from a Scaleway or AWS endpoint's host
+                               name, else us-east-1); endpoint or region is required */
+    const char *access_key; /* the key id (required; shown by its first 4 characters only) */
+    const char *secret_key; /* required; never printed, wiped on free */
+    /* What the caller calls each of these, for the hints of messages ("check NAME"); NULL:
+     * "the S3 endpoint", ... */
+    const char *endpoint_name, *region_name, *access_key_name, *secret_key_name;
+    uint64_t part_size;           /* the smallest part of a multipart upload: 8 MiB (5M..5G) */
+    uint64_t multipart_threshold; /* bigger files go multipart: 64 MiB */
+    int retries;                  /* attempts per idempotent request: 6 (1..20) */
+    unsigned list_max_keys;       /* page size of listings: 1000 (1..1000) */
+} pb_store_s3_options;
+
+#define PB_STORE_S3_OPTIONS_INIT                                                                   \
+    {                                                                                              \
+        PB_STORE_S3_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 8ull << 20,   \
+            64ull << 20, 6, 1000                                                                   \
+    }
+
+/** Sets `o` to PB_STORE_S3_OPTIONS_INIT. */
+void pb_store_s3_options_init(pb_store_s3_options *o);
 
 /**
- * Opens the S3 store at `url` (`s3://BUCKET[/PREFIX]`). Settings are read through
- * `lookup(ctx, KEY)`, or from the environment when `lookup` is NULL:
- *   PLEXBURST_S3_ENDPOINT  `https://s3.fr-par.scw.cloud`, `http://127.0.0.1:PORT` (default:
- *                          `https://s3.REGION.scw.cloud` when only the region is given)
- *   PLEXBURST_S3_REGION    the SigV4 region (default: from a Scaleway or AWS endpoint's host name,
- *                          else `us-east-1`)
- *   PLEXBURST_S3_ACCESS_KEY / AWS_ACCESS_KEY_ID, PLEXBURST_S3_SECRET_KEY / AWS_SECRET_ACCESS_KEY
- *   PLEXBURST_S3_PART_SIZE (bytes, K/M/G suffixes; default 8M, at least 5M),
- *   PLEXBURST_S3_MULTIPART_THRESHOLD (default 64M), PLEXBURST_S3_RETRIES (attempts per request,
- *   default 6), PLEXBURST_S3_LIST_MAX_KEYS (page size of listings, 1..1000, default 1000).
- * The bucket is checked with one listing request, so that wrong keys, region or bucket fail here.
- * The store uses one connection (one CURL handle): use it from one thread at a time.
- * @return 0 (*out freed with pb_store_free); PB_EINVALID (URL or settings), PB_EAUTH (the
+ * Opens the S3 store at `url` (`s3://BUCKET[/PREFIX]`) with `o`. The bucket is checked with one
+ * listing request, so that wrong keys, region or bucket fail here. The store uses one
+ * connection (one CURL handle): use it from one thread at a time.
+ * @return 0 (*out freed with pb_store_free); PB_EINVALID (URL or options), PB_EAUTH (the
  * service refused the keys), PB_ENOTFOUND (no such bucket), PB_ENET (dep_code: CURLcode or HTTP
  * status). Messages never hold the secret key, and at most the first 4 characters of the key id.
  */
-int pb_store_s3_new(pb_store **out, const char *url, pb_store_s3_lookup_fn lookup, void *ctx,
-                    pb_error *err);
-
-/** The names of every setting above (endpoint, region, keys, tuning), NULL-terminated: what the
- * home sends to a remote agent in PREPARE's `s3_env` (docs/protocol.md). */
-extern const char *const pb_store_s3_settings[];
+int pb_store_s3_new(pb_store **out, const char *url, const pb_store_s3_options *o, pb_error *err);
 
 /** Counters of an S3 store since it was opened (for tests, benchmarks and run logs). */
 typedef struct pb_store_s3_stats {

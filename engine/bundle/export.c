@@ -130,7 +130,7 @@ static int aw_chunk_flush(answer_w *w, pb_error *err)
     return 0;
 }
 
-/* pb_rsync_write_fn: signature bytes into chunks */
+/* pb_sink_fn: signature bytes into chunks */
 static int aw_sig_write(void *payload, const void *buf, size_t len, pb_error *err)
 {
     answer_w *w = payload;
@@ -245,7 +245,7 @@ static int ar_open(answer_r *r, const char *path, pb_error *err)
     return 0;
 }
 
-/* Reads signature bytes of the current 'S' entry (pb_rsync_read_fn); *got = 0 at its end. */
+/* Reads signature bytes of the current 'S' entry (pb_source_fn); *got = 0 at its end. */
 static int ar_sig_read(void *payload, void *buf, size_t cap, size_t *got, pb_error *err)
 {
     answer_r *r = payload;

@@ -11,6 +11,7 @@
 
 #include "cloud.h"
 #include "ssh.h"
+#include "transport_config.h"
 
 static int ssh_prepare(pb_cloud *c, pb_error *err)
 {
@@ -39,20 +40,24 @@ static void ssh_log(void *payload, const char *line)
 
 static int ssh_connect(pb_cloud *c, const char *store_url, pb_channel **ch, pb_error *err)
 {
-    pb_ssh_agent_opts ao;
-    pb_ssh_agent_opts_init(&ao);
+    pb_ssh_agent_opts ao = PB_SSH_AGENT_OPTS_INIT;
+    pb_ssh_options so = PB_SSH_OPTIONS_INIT;
+    pb_ssh_target t;
+    int error;
+    if ((error = pb_ssh_url_parse(&t, c->url, err)) < 0 ||
+        (error = pb_transport_config_ssh(&so, &t, ssh_config, (void *)c->o.cfg, err)) < 0)
+        return error;
     ao.url = c->url;
     ao.workdir = c->workdir;
     ao.store = store_url;
     ao.local_exe = c->o.agent_program;
-    ao.get = ssh_config;
-    ao.get_payload = (void *)c->o.cfg;
+    ao.ssh = &so;
     ao.cancel = c->o.cancel;
     ao.cancel_payload = c->o.cancel_payload;
     ao.log = ssh_log;
     ao.log_payload = c;
     pb_cloud__log(c, "info", "starting the agent over SSH: %s", c->url);
-    int error = pb_ssh_agent_channel(ch, &ao, err);
+    error = pb_ssh_agent_channel(ch, &ao, err);
     if (error == 0)
         pb_cloud__log(c, "detail", "host key %s; agent %s%s", ao.host_key, ao.install.path,
                       ao.install.installed ? " (installed)" : "");

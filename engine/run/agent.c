@@ -55,13 +55,13 @@ void pb_agent__log(agent *a, const char *level, const char *fmt, ...)
     json_t *o = json_pack("{s:s, s:s}", "level", level, "text", text);
     pb_error e = PB_ERROR_INIT;
     if (o)
-        pb_frame_write_json(&a->io, PB_FRAME_LOG, o, &e); /* best effort */
+        pb_frame_write_json(&a->io, PB_MSG_LOG, o, &e); /* best effort */
     json_decref(o);
 }
 
 int pb_agent__result(agent *a, json_t *o, pb_error *err)
 {
-    int rc = o ? pb_frame_write_json(&a->io, PB_FRAME_RESULT, o, err)
+    int rc = o ? pb_frame_write_json(&a->io, PB_MSG_RESULT, o, err)
                : pb_error_set(err, PB_ENOMEM, "out of memory");
     json_decref(o);
     return rc;
@@ -73,7 +73,7 @@ static int on_runner_line(const char *text, void *payload)
     agent *a = payload;
     json_t *o = json_pack("{s:s, s:s}", "level", "runner", "text", text);
     pb_error e = PB_ERROR_INIT;
-    int rc = o && pb_frame_write_json(&a->io, PB_FRAME_LOG, o, &e) < 0 ? -1 : 0;
+    int rc = o && pb_frame_write_json(&a->io, PB_MSG_LOG, o, &e) < 0 ? -1 : 0;
     json_decref(o);
     return rc;
 }
@@ -87,7 +87,7 @@ static int on_home_word(void *payload)
     pb_error e = PB_ERROR_INIT;
     if (pb_frame_read(&a->io, &f, &e) != 0 || f.type == PB_FRAME_EOF)
         return PB_ENET;
-    return f.type == PB_FRAME_CANCEL ? PB_ECANCELLED : 0;
+    return f.type == PB_MSG_CANCEL ? PB_ECANCELLED : 0;
 }
 
 /* Starts the runner of this run, or re-attaches to it, and follows it to its status (a CANCEL
@@ -201,8 +201,8 @@ static int do_list(agent *a, pb_error *err)
     json_t *extra = json_pack("{s:I, s:f, s:s, s:s, s:I}", "files", (json_int_t)n, "ms",
                               pb_clock_ms() - t0, "encoding", "zstd", "format", "compact1",
                               "raw_bytes", (json_int_t)pb_fs_size(compact));
-    error = pb_frame_send_file(&a->io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, zst, extra, NULL,
-                               NULL, err);
+    error =
+        pb_frame_send_file(&a->io, PB_MSG_LIST_DATA, PB_MSG_LIST_END, zst, extra, NULL, NULL, err);
     json_decref(extra);
     unlink(zst);
     unlink(compact);
@@ -257,16 +257,16 @@ static int open_workdir(agent *a, const pb_agent_options *o, pb_error *err)
 static int serve_step(agent *a, const pb_frame *f, json_t *msg, pb_error *err)
 {
     switch (f->type) {
-    case PB_FRAME_PREPARE:
+    case PB_MSG_PREPARE:
         return pb_agent__prepare(a, msg, err);
-    case PB_FRAME_RUN:
+    case PB_MSG_RUN:
         return do_run(a, msg, err);
-    case PB_FRAME_LIST:
+    case PB_MSG_LIST:
         return do_list(a, err);
-    case PB_FRAME_BUILD:
+    case PB_MSG_BUILD:
         return pb_agent__build(a, msg, err);
     default:
-        return pb_error_set(err, PB_ECORRUPT, "unexpected %s frame", pb_frame_type_name(f->type));
+        return pb_error_set(err, PB_ECORRUPT, "unexpected %s frame", pb_protocol_msg_name(f->type));
     }
 }
 
@@ -287,7 +287,7 @@ int pb_agent_serve(const pb_agent_options *o, pb_error *err)
     if ((error = open_workdir(a, o, err)) < 0)
         goto done;
     if ((error = pb_channel_fd_new(&a->ch, o->in_fd, o->out_fd, 0, err)) < 0 ||
-        (error = pb_frame_io_init(&a->io, a->ch, 0, err)) < 0)
+        (error = pb_protocol_io_init(&a->io, a->ch, 0, err)) < 0)
         goto done;
     extra = json_pack("{s:s, s:I}", "workdir", a->dir, "pid", (json_int_t)getpid());
     if ((error = pb_frame_hello(&a->io, "agent", pb_version(), extra, NULL, err)) < 0)
@@ -308,13 +308,13 @@ int pb_agent_serve(const pb_agent_options *o, pb_error *err)
             error = pb_error_set(err, PB_ENET, "agent: the home closed the stream without BYE");
             goto done;
         }
-        if (f.type == PB_FRAME_BYE) {
-            pb_frame_write(&a->io, PB_FRAME_BYE, NULL, 0, err);
+        if (f.type == PB_MSG_BYE) {
+            pb_frame_write(&a->io, PB_MSG_BYE, NULL, 0, err);
             break;
         }
-        if (f.type == PB_FRAME_CANCEL || f.type == PB_FRAME_LOG)
+        if (f.type == PB_MSG_CANCEL || f.type == PB_MSG_LOG)
             continue;
-        if (f.type != PB_FRAME_LIST && (error = pb_frame_json(&msg, &f, err)) < 0)
+        if (f.type != PB_MSG_LIST && (error = pb_frame_json(&msg, &f, err)) < 0)
             goto done;
         pb_error serr = PB_ERROR_INIT;
         int rc = serve_step(a, &f, msg, &serr);

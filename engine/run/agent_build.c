@@ -26,18 +26,18 @@ typedef struct put_prog {
     double last;
 } put_prog;
 
-static int on_put(uint64_t done, uint64_t total, void *payload)
+static int on_put(const pb_progress *pr, void *payload)
 {
     put_prog *p = payload;
     double now = pb_clock_ms();
-    if (now - p->last < 250 && done < total)
+    if (now - p->last < 250 && pr->bytes_done < pr->bytes_total)
         return 0;
     p->last = now;
-    json_t *o = json_pack("{s:s, s:I, s:I}", "what", p->what, "done", (json_int_t)done, "total",
-                          (json_int_t)total);
+    json_t *o = json_pack("{s:s, s:I, s:I}", "what", p->what, "done", (json_int_t)pr->bytes_done,
+                          "total", (json_int_t)pr->bytes_total);
     pb_error e = PB_ERROR_INIT;
     if (o)
-        pb_frame_write_json(&p->a->io, PB_FRAME_PROGRESS, o, &e);
+        pb_frame_write_json(&p->a->io, PB_MSG_PROGRESS, o, &e);
     json_decref(o);
     return 0;
 }
@@ -45,10 +45,10 @@ static int on_put(uint64_t done, uint64_t total, void *payload)
 static int other_frame(const pb_frame *f, void *payload, pb_error *err)
 {
     (void)payload;
-    if (f->type == PB_FRAME_LOG || f->type == PB_FRAME_PROGRESS)
+    if (f->type == PB_MSG_LOG || f->type == PB_MSG_PROGRESS)
         return 0;
     return pb_error_set(err, PB_ECORRUPT, "unexpected %s during the ANSWER stream",
-                        pb_frame_type_name(f->type));
+                        pb_protocol_msg_name(f->type));
 }
 
 static int put_zstd(agent *a, const char *src, const char *name, uint64_t *zbytes, pb_error *err)
@@ -150,7 +150,7 @@ int pb_agent__build(agent *a, json_t *msg, pb_error *err)
     char zst[PATH_MAX + 200];
     json_t *end = NULL;
     snprintf(zst, sizeof(zst), "%s.zst", a->answer);
-    if ((error = pb_frame_recv_file(&a->io, PB_FRAME_ANSWER_DATA, PB_FRAME_ANSWER_END, zst, &end,
+    if ((error = pb_frame_recv_file(&a->io, PB_MSG_ANSWER_DATA, PB_MSG_ANSWER_END, zst, &end,
                                     other_frame, a, err)) < 0)
         return error;
     const char *enc = json_string_value(json_object_get(end, "encoding"));

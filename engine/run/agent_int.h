@@ -8,7 +8,7 @@
 #include <limits.h>
 #include <jansson.h>
 #include "channel.h"
-#include "frame.h"
+#include "protocol.h"
 #include "plexburst/plexmerge.h"
 #include "run_int.h"
 #include "store.h"

@@ -22,7 +22,7 @@
 #include "plexburst/plex.h"
 #include "proc.h"
 #include "runner.h"
-#include "store_s3.h"
+#include "transport_config.h"
 
 static int fetch(agent *a, const char *name, const char *zst, const char *out, pb_error *err)
 {
@@ -181,14 +181,14 @@ static int prepared(agent *a, const char *mode, json_t *res, pb_error *err)
 
 /* PREPARE's `s3_env` (a remote agent: sshd forwards no environment): the home's S3 settings
  * become exactly this process's before the store opens. Only the names of
- * pb_store_s3_settings are taken; values are never logged or echoed. */
+ * pb_transport_config_s3_keys are taken; values are never logged or echoed. */
 static int apply_s3_env(json_t *env, pb_error *err)
 {
     if (!env || json_is_null(env))
         return 0;
     if (!json_is_object(env))
         return pb_error_set(err, PB_ECORRUPT, "PREPARE: s3_env must be an object");
-    for (const char *const *k = pb_store_s3_settings; *k; k++) {
+    for (const char *const *k = pb_transport_config_s3_keys; *k; k++) {
         json_t *v = json_object_get(env, *k);
         if (json_is_string(v) && json_string_value(v)[0]) {
             if (setenv(*k, json_string_value(v), 1) != 0)
@@ -352,7 +352,7 @@ int pb_agent__prepare(agent *a, json_t *msg, pb_error *err)
     pb_store_free(a->store);
     a->store = NULL;
     if ((error = apply_s3_env(json_object_get(msg, "s3_env"), err)) < 0 ||
-        (error = pb_store_open(&a->store, store, err)) < 0)
+        (error = pb_transport_config_store_open(&a->store, store, err)) < 0)
         return error;
     if ((error = load_pathmaps(a, json_object_get(msg, "path_map"), err)) < 0)
         return error;

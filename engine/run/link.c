@@ -13,7 +13,7 @@
 
 #include "hex.h"
 #include "run_ctx.h"
-#include "store_s3.h"
+#include "transport_config.h"
 
 /* Reads frames until the step's RESULT: LOG and PROGRESS become events; an ERROR becomes the
  * error (need_full, when given, gets its flag). */
@@ -28,12 +28,12 @@ int pb_run__await(rx *x, const char *step, json_t **res, int *need_full)
         if ((error = pb_frame_read(&x->io, &f, x->err)) < 0)
             return error;
         switch (f.type) {
-        case PB_FRAME_LOG:
-        case PB_FRAME_PROGRESS:
+        case PB_MSG_LOG:
+        case PB_MSG_PROGRESS:
             if ((error = pb_run__on_frame(&f, x, x->err)) < 0)
                 return error;
             continue;
-        case PB_FRAME_RESULT:
+        case PB_MSG_RESULT:
             return pb_frame_json(res, &f, x->err);
         case PB_FRAME_ERROR: {
             json_t *o = NULL;
@@ -63,7 +63,7 @@ int pb_run__await(rx *x, const char *step, json_t **res, int *need_full)
         }
         default:
             return pb_error_set(x->err, PB_ECORRUPT, "protocol: unexpected %s during %s",
-                                pb_frame_type_name(f.type), step);
+                                pb_protocol_msg_name(f.type), step);
         }
     }
 }
@@ -75,7 +75,7 @@ int pb_run__on_frame(const pb_frame *f, void *payload, pb_error *err)
     int error = pb_frame_json(&o, f, err);
     if (error < 0)
         return error;
-    if (f->type == PB_FRAME_LOG) {
+    if (f->type == PB_MSG_LOG) {
         const char *lvl = json_string_value(json_object_get(o, "level"));
         const char *text = json_string_value(json_object_get(o, "text"));
         pb_run_event ev = {0};
@@ -83,15 +83,15 @@ int pb_run__on_frame(const pb_frame *f, void *payload, pb_error *err)
         ev.level = lvl && strcmp(lvl, "runner") == 0 ? "runner" : "agent";
         ev.text = text ? text : "";
         pb_run__emit(x, &ev);
-    } else if (f->type == PB_FRAME_PROGRESS) {
+    } else if (f->type == PB_MSG_PROGRESS) {
         const char *what = json_string_value(json_object_get(o, "what"));
         char phase[48];
         snprintf(phase, sizeof(phase), "cloud %s", what ? what : "work");
         pb_run__progress(x, phase, (uint64_t)json_integer_value(json_object_get(o, "done")),
                          (uint64_t)json_integer_value(json_object_get(o, "total")), NULL);
     } else {
-        error =
-            pb_error_set(err, PB_ECORRUPT, "protocol: unexpected %s", pb_frame_type_name(f->type));
+        error = pb_error_set(err, PB_ECORRUPT, "protocol: unexpected %s",
+                             pb_protocol_msg_name(f->type));
     }
     json_decref(o);
     return error;
@@ -104,7 +104,7 @@ int pb_run__start_agent(rx *x)
     if (error < 0)
         return error;
     pb_channel_set_cancel(x->ch, pb_run__chan_cancel, x);
-    if ((error = pb_frame_io_init(&x->io, x->ch, 0, x->err)) < 0)
+    if ((error = pb_protocol_io_init(&x->io, x->ch, 0, x->err)) < 0)
         return error;
     x->io_ok = 1;
     json_t *peer = NULL;
@@ -148,7 +148,7 @@ int pb_run__rejoin(rx *x, int error, int ran)
         if ((error = pb_cloud_reconnect(x->cloud, x->ch, x->err)) < 0)
             continue;
         pb_channel_set_cancel(x->ch, pb_run__chan_cancel, x);
-        if ((error = pb_frame_io_init(&x->io, x->ch, 0, x->err)) < 0)
+        if ((error = pb_protocol_io_init(&x->io, x->ch, 0, x->err)) < 0)
             continue;
         x->io_ok = 1;
         if ((error = pb_frame_hello(&x->io, "home", pb_version(), NULL, &peer, x->err)) < 0)
@@ -163,7 +163,7 @@ int pb_run__rejoin(rx *x, int error, int ran)
         res = NULL;
         if (ran) {
             json_t *o = json_pack("{s:s, s:s}", "runner", "command", "command", x->runner);
-            error = o ? pb_frame_write_json(&x->io, PB_FRAME_RUN, o, x->err)
+            error = o ? pb_frame_write_json(&x->io, PB_MSG_RUN, o, x->err)
                       : pb_error_set(x->err, PB_ENOMEM, "out of memory");
             json_decref(o);
             if (error < 0 || (error = pb_run__await(x, "the analysis", &res, NULL)) < 0)
@@ -184,9 +184,9 @@ void pb_run__stop_agent(rx *x, int polite)
     if (polite && x->io_ok) {
         pb_error e = PB_ERROR_INIT;
         pb_frame f;
-        if (pb_frame_write(&x->io, PB_FRAME_BYE, NULL, 0, &e) == 0) {
+        if (pb_frame_write(&x->io, PB_MSG_BYE, NULL, 0, &e) == 0) {
             while (pb_frame_read(&x->io, &f, &e) == 0 && f.type != PB_FRAME_EOF &&
-                   f.type != PB_FRAME_BYE)
+                   f.type != PB_MSG_BYE)
                 ;
         }
         int st = -1;
@@ -245,7 +245,7 @@ int pb_run__send_prepare(rx *x, const char *mode)
      * its command line); a local one inherits them */
     if (pb_cloud_is_remote(x->cloud) && strncmp(x->store_url, "s3://", 5) == 0) {
         json_t *env = json_object();
-        for (const char *const *k = pb_store_s3_settings; env && *k; k++) {
+        for (const char *const *k = pb_transport_config_s3_keys; env && *k; k++) {
             const char *v = getenv(*k);
             if (v && *v)
                 json_object_set_new(env, *k, json_string(v));
@@ -256,7 +256,7 @@ int pb_run__send_prepare(rx *x, const char *mode)
         }
         json_object_set_new(o, "s3_env", env);
     }
-    error = pb_frame_write_json(&x->io, PB_FRAME_PREPARE, o, x->err);
+    error = pb_frame_write_json(&x->io, PB_MSG_PREPARE, o, x->err);
     json_decref(o);
     return error;
 }

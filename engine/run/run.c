@@ -22,6 +22,7 @@
 #include "clock.h"
 #include "fs.h"
 #include "run_ctx.h"
+#include "transport_config.h"
 
 void pb_run__emit(rx *x, pb_run_event *ev)
 {
@@ -214,7 +215,7 @@ static int open_store(rx *x)
 {
     int error;
     snprintf(x->store_url, sizeof(x->store_url), "%s", x->cloud->store);
-    if ((error = pb_store_open(&x->store, x->store_url, x->err)) < 0)
+    if ((error = pb_transport_config_store_open(&x->store, x->store_url, x->err)) < 0)
         return error;
     snprintf(x->store_url, sizeof(x->store_url), "%s", x->store->url);
     return 0;
@@ -295,7 +296,7 @@ static void leave_cloud(rx *x, int error)
     if (x->ch && x->io_ok && error == PB_ECANCELLED) {
         pb_error e = PB_ERROR_INIT;
         pb_channel_set_cancel(x->ch, NULL, NULL);
-        pb_frame_write(&x->io, PB_FRAME_CANCEL, NULL, 0, &e);
+        pb_frame_write(&x->io, PB_MSG_CANCEL, NULL, 0, &e);
     }
     if (x->ch)
         pb_run__stop_agent(x, error != PB_ECANCELLED && error != PB_ENET && error != PB_ECORRUPT);

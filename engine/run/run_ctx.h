@@ -14,7 +14,7 @@
 #include "channel.h"
 #include "cloud.h"
 #include "config.h"
-#include "frame.h"
+#include "protocol.h"
 #include "plexdir.h"
 #include "run_int.h"
 #include "store.h"

@@ -16,10 +16,10 @@ typedef struct xfer {
     const char *what;
 } xfer;
 
-static int on_xfer(uint64_t done, uint64_t total, void *payload)
+static int on_xfer(const pb_progress *p, void *payload)
 {
     xfer *t = payload;
-    pb_run__progress(t->x, t->what, done, total, NULL);
+    pb_run__progress(t->x, t->what, p->bytes_done, p->bytes_total, NULL);
     return pb_run__cancelled(t->x);
 }
 

@@ -187,7 +187,7 @@ int pb_run__analysis(rx *x)
         json_t *o = json_pack("{s:s, s:s}", "runner", "command", "command", x->runner);
         if (!o)
             return pb_error_set(x->err, PB_ENOMEM, "out of memory");
-        error = pb_frame_write_json(&x->io, PB_FRAME_RUN, o, x->err);
+        error = pb_frame_write_json(&x->io, PB_MSG_RUN, o, x->err);
         json_decref(o);
         if (error == 0 && (error = pb_run__await(x, "the analysis", &res, NULL)) == 0)
             break;
@@ -209,10 +209,10 @@ int pb_run__analysis(rx *x)
     return 0;
 }
 
-static int send_answer_progress(uint64_t done, uint64_t total, void *payload)
+static int send_answer_progress(const pb_progress *p, void *payload)
 {
     rx *x = payload;
-    pb_run__progress(x, "answer", done, total, NULL);
+    pb_run__progress(x, "answer", p->bytes_done, p->bytes_total, NULL);
     return pb_run__cancelled(x);
 }
 
@@ -239,8 +239,8 @@ static int fetch_list(rx *x, char *answer_list, size_t cap)
     char zst[PATH_MAX + 200];
     snprintf(zst, sizeof(zst), "%s.zst", x->list);
     snprintf(answer_list, cap, "%s", x->list);
-    if ((error = pb_frame_write(&x->io, PB_FRAME_LIST, NULL, 0, x->err)) < 0 ||
-        (error = pb_frame_recv_file(&x->io, PB_FRAME_LIST_DATA, PB_FRAME_LIST_END, zst, &end,
+    if ((error = pb_frame_write(&x->io, PB_MSG_LIST, NULL, 0, x->err)) < 0 ||
+        (error = pb_frame_recv_file(&x->io, PB_MSG_LIST_DATA, PB_MSG_LIST_END, zst, &end,
                                     pb_run__on_frame, x, x->err)) < 0)
         return error;
     x->list_bytes = pb_fs_size(zst);
@@ -304,7 +304,7 @@ static int send_answer(rx *x, const char *answer_list)
         (unsigned long long)ast.answers, (unsigned long long)ast.sig_bytes);
     /* the bundle built in the cloud */
     json_t *o = json_pack("{s:i}", "zstd_level", x->zlevel);
-    error = o ? pb_frame_write_json(&x->io, PB_FRAME_BUILD, o, x->err)
+    error = o ? pb_frame_write_json(&x->io, PB_MSG_BUILD, o, x->err)
               : pb_error_set(x->err, PB_ENOMEM, "out of memory");
     json_decref(o);
     snprintf(zst, sizeof(zst), "%s.zst", x->answer);
@@ -312,7 +312,7 @@ static int send_answer(rx *x, const char *answer_list)
         json_pack("{s:s, s:I}", "encoding", "zstd", "raw_bytes", (json_int_t)pb_fs_size(x->answer));
     if (error < 0 ||
         (error = pb_run__zstd(x->answer, zst, x->zlevel < 12 ? x->zlevel : 12, NULL, x->err)) < 0 ||
-        (error = pb_frame_send_file(&x->io, PB_FRAME_ANSWER_DATA, PB_FRAME_ANSWER_END, zst, extra,
+        (error = pb_frame_send_file(&x->io, PB_MSG_ANSWER_DATA, PB_MSG_ANSWER_END, zst, extra,
                                     send_answer_progress, x, x->err)) < 0) {
         json_decref(extra);
         unlink(zst);
