@@ -40,7 +40,9 @@
 
 #include "bundle.h"
 #include "journal.h"
+#include "plexburst/apply.h"
 #include "plexburst/bundle.h"
+#include "plexburst/export.h"
 #include "plexburst/compat.h"
 #include "plexburst/fingerprint.h"
 #include "plexburst/plex.h"

@@ -35,6 +35,10 @@
 
 #include "bytes.h"
 #include "bundle.h"
+#include "fs.h"
+#include "hex.h"
+#include "plexburst/baseline.h"
+#include "plexburst/export.h"
 #include "plexburst/compat.h"
 #include "plexburst/fingerprint.h"
 #include "plexburst/plex.h"
@@ -482,7 +486,7 @@ static int answer_file(answer_ctx *a, const char *path, pb_error *err)
     uint8_t hash[16];
     uint64_t size = 0;
 
-    error = pb_bundle__open_parent(&dfd, &name, a->root_fd, path, NULL, NULL, err);
+    error = pb_fs_open_parent(&dfd, &name, a->root_fd, path, NULL, NULL, err);
     if (error == PB_ENOTFOUND || error == PB_ECONFLICT) {
         pb_error_clear(err);
         return aw_entry(&a->w, 'M', path, 0, NULL, err);
@@ -712,7 +716,7 @@ static int open_cloud_file(build *b, const char *path, int *fd, pb_error *err)
     int dfd = -1, error;
     const char *name;
     *fd = -1;
-    if ((error = pb_bundle__open_parent(&dfd, &name, b->cloud_fd, path, NULL, NULL, err)) < 0)
+    if ((error = pb_fs_open_parent(&dfd, &name, b->cloud_fd, path, NULL, NULL, err)) < 0)
         return error;
     *fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     close(dfd);

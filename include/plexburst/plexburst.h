@@ -16,5 +16,8 @@
 #include "plexburst/run.h"
 #include "plexburst/plexmerge.h"
 #include "plexburst/bundle.h"
+#include "plexburst/baseline.h"
+#include "plexburst/export.h"
+#include "plexburst/apply.h"
 
 #endif
