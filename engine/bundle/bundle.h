@@ -110,6 +110,10 @@ int pb_bundle__writer_data(pb_bundle_writer *w, const void *data, size_t n, pb_e
 int pb_bundle__writer_end(pb_bundle_writer *w, pb_error *err);
 /** Writes the trailer (record count, total length, whole-bundle checksum). */
 int pb_bundle__writer_finish(pb_bundle_writer *w, pb_error *err);
+/** Mirrors every record into the solid form (solid.h) as it is written: the same header (given
+ * to pb_solid_writer_new), each record's header and its raw payload. */
+struct pb_solid_writer;
+void pb_bundle__writer_tee(pb_bundle_writer *w, struct pb_solid_writer *solid);
 /** Bytes written so far. */
 uint64_t pb_bundle__writer_bytes(const pb_bundle_writer *w);
 void pb_bundle__writer_free(pb_bundle_writer *w);

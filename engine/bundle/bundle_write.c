@@ -15,6 +15,7 @@
 #include "bundle.h"
 #include "bytes.h"
 #include "fingerprint_int.h"
+#include "solid.h"
 
 #define IO_BUF     (64u * 1024)
 #define WCHUNK     (256u * 1024) /* chunk size the writer emits */
@@ -34,7 +35,13 @@ struct pb_bundle_writer {
     uint64_t fed, want_size;
     uint8_t want_hash[16];
     int failed;
+    pb_solid_writer *tee; /* the solid form, written alongside (not owned) */
 };
+
+void pb_bundle__writer_tee(pb_bundle_writer *w, pb_solid_writer *solid)
+{
+    w->tee = solid;
+}
 
 static int w_flush(pb_bundle_writer *w, pb_error *err)
 {
@@ -164,7 +171,8 @@ int pb_bundle__writer_begin(pb_bundle_writer *w, const pb_bundle_rec *r, pb_erro
     w->chunk_len = 0;
     if ((error = w_emit(w, hd, sizeof(hd), 1, err)) < 0 ||
         (error = w_emit(w, r->path, r->path_len, 1, err)) < 0 ||
-        (error = w_emit(w, r->link, r->link_len, 1, err)) < 0) {
+        (error = w_emit(w, r->link, r->link_len, 1, err)) < 0 ||
+        (w->tee && (error = pb_solid_writer_begin(w->tee, r, err)) < 0)) {
         w->failed = 1;
         return error;
     }
@@ -202,7 +210,8 @@ int pb_bundle__writer_data(pb_bundle_writer *w, const void *data, size_t n, pb_e
         return pb_error_set(err, PB_EINVALID, "bundle writer: data outside a record");
     XXH3_128bits_update(w->content, data, n);
     w->fed += n;
-    if ((error = w_compress(w, data, n, ZSTD_e_continue, err)) < 0)
+    if ((error = w_compress(w, data, n, ZSTD_e_continue, err)) < 0 ||
+        (w->tee && (error = pb_solid_writer_data(w->tee, data, n, err)) < 0))
         w->failed = 1;
     return error;
 }
@@ -233,6 +242,8 @@ int pb_bundle__writer_end(pb_bundle_writer *w, pb_error *err)
         goto fail;
     pb_fp__dir_digest(sum, w->rec);
     if ((error = w_emit(w, sum, 16, 0, err)) < 0)
+        goto fail;
+    if (w->tee && (error = pb_solid_writer_end(w->tee, err)) < 0)
         goto fail;
     w->in_rec = 0;
     w->records++;

@@ -77,11 +77,6 @@ int pb_run__list_compact(uint64_t *entries, const char *manifest, const char *ou
 int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, const char *compact,
                         const char *home_manifest, const char *out, pb_error *err);
 
-/* ---- the solid transport form of a bundle (run_solid.c) ---- */
-int pb_run__solid_encode(uint64_t *out_bytes, const char *bundle, const char *solid, int level,
-                         pb_error *err);
-int pb_run__solid_decode(const char *solid, const char *bundle, int level, pb_error *err);
-
 /* ---- file helpers (run_db.c) ---- */
 int pb_run__zstd(const char *src, const char *dst, int level, uint64_t *out_bytes, pb_error *err);
 int pb_run__unzstd(const char *src, const char *dst, pb_error *err);

@@ -53,6 +53,7 @@
 #include "frame.h"
 #include "plexburst/plex.h"
 #include "run_int.h"
+#include "solid.h"
 #include "ssh.h"
 #include "statedir.h"
 #include "store.h"
@@ -1063,8 +1064,8 @@ static int export_once(rx *x, int bootstrap)
     return 0;
 }
 
-/* Downloads the bundle (resumably) into x->bundle: the solid form is checked against the hash
- * the agent gave and turned back into a bundle (run_solid.c). */
+/* Downloads the bundle (resumably) into x->bundle: the solid form is turned back into a bundle
+ * (bundle/solid.c), its checksum checked against the agent's while it is read. */
 static int fetch_bundle(rx *x)
 {
     int error;
@@ -1082,39 +1083,22 @@ static int fetch_bundle(rx *x)
     if ((error = get_file(x, x->bundle_name, solid, "download")) < 0)
         return error;
     x->r->bytes.bundle_down += pb_run__fsize(solid);
-    if (x->bundle_xxh3[0]) {
-        uint8_t h[16];
-        uint64_t size = 0;
-        char hex[33];
-        int fd = open(solid, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return pb_error_errno(x->err, "cannot open %s", solid);
-        error = pb_bundle__hash_fd(h, &size, fd, x->err);
-        close(fd);
-        if (error < 0)
-            return error;
-        pb_run__hex16(hex, h);
-        if (strcmp(hex, x->bundle_xxh3) != 0) {
-            unlink(solid);
-            return pb_error_set(x->err, PB_ECORRUPT,
-                                "the downloaded bundle's checksum %s differs from the cloud's %s",
-                                hex, x->bundle_xxh3);
-        }
-    }
-    error = pb_run__solid_decode(solid, x->bundle, 1, x->err);
+    error = pb_solid_decode(solid, x->bundle_xxh3, x->bundle, 1, x->err);
     unlink(solid);
     return error;
 }
 
-/* Verifies the bundle, extracting its changesets, and reproduces the next baseline copy. */
+/* The one verify pass at home: the bundle's records, checksums and changesets (extracted for
+ * the next baseline and the apply) and its paths against the data dir; the apply then trusts it
+ * (run_apply). With make_next, reproduces the next baseline copy. */
 static int verify_bundle(rx *x, int make_next)
 {
     int error;
     pb_bundle_verify_options vo;
-    memset(&vo, 0, sizeof(vo));
-    vo.version = PB_BUNDLE_VERIFY_OPTIONS_VERSION;
+    pb_bundle_verify_options_init(&vo);
     vo.extract_main = x->cs_main;
     vo.extract_blobs = x->cs_blobs;
+    vo.plex_dir = x->plex;
     if ((error = pb_bundle_verify(&x->binfo, x->bundle, &vo, x->err)) < 0)
         return error;
     xlog(x, "info", "bundle verified: %llu records, %.2f MB of content",
@@ -1167,12 +1151,25 @@ static void on_apply_phase(int phase, void *payload)
     }
 }
 
+/* Applies the bundle verify_bundle verified (handed over, not verified again) to a home whose
+ * DB pair derives from `base` (the snapshot's ids) and `base_main`/`base_blobs` (its copy). */
 static int run_apply(rx *x, const char *base_main, const char *base_blobs, int online, int dry_run)
 {
     pb_apply_options ao;
+    pb_bundle_verified v; /* a view of x's verify_bundle results (nothing to dispose) */
+    memset(&v, 0, sizeof(v));
+    v.path = x->bundle;
+    v.size = x->binfo.bytes;
+    memcpy(v.checksum, x->binfo.checksum, 16);
+    v.info = x->binfo;
+    v.cs_main = x->binfo.has_cs_main ? x->cs_main : NULL;
+    v.cs_blobs = x->binfo.has_cs_blobs ? x->cs_blobs : NULL;
+    v.plex_dir = x->plex;
     pb_apply_options_init(&ao);
     ao.plex_dir = x->plex;
     ao.bundle = x->bundle;
+    ao.verified = &v;
+    ao.base = &x->snap_ids;
     ao.state_dir = x->state;
     ao.dry_run = dry_run;
     ao.online = online;
@@ -1196,19 +1193,13 @@ static int run_apply(rx *x, const char *base_main, const char *base_blobs, int o
 
 static int do_apply(rx *x)
 {
-    int error, had_rec;
-    pb_baseline prev;
-    pb_error e = PB_ERROR_INIT;
-    had_rec = pb_baseline_read(&prev, x->state, &e) == 0;
-    /* the bundle is based on the snapshot: that is what the home is at for this apply (a dry run
-     * puts the former record back; an interrupted dry run is rolled back, never resumed) */
-    if ((error = cur_write(x, x->o->dry_run ? "dry_run" : "applying", x->err)) < 0 ||
-        (error = pb_baseline_write(x->state, &x->snap_ids, x->err)) < 0)
+    int error;
+    /* the bundle is based on the snapshot: pb_apply takes its ids (ao.base), the baseline record
+     * is left alone (an interrupted dry run is rolled back, never resumed) */
+    if ((error = cur_write(x, x->o->dry_run ? "dry_run" : "applying", x->err)) < 0)
         return error;
     fault_point("after_record");
     error = run_apply(x, x->snap_main, x->snap_blobs, x->online, x->o->dry_run);
-    if (x->o->dry_run && had_rec)
-        pb_baseline_write(x->state, &prev, &e);
     if (error < 0)
         return error;
     if (x->o->dry_run) {

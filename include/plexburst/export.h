@@ -32,7 +32,9 @@ typedef struct pb_export_stats {
     uint64_t cs_main_bytes, cs_blobs_bytes;             /* raw changesets */
     uint64_t rows_inserted, rows_updated, rows_deleted; /* changeset records */
     uint64_t bundle_bytes;                              /* the bundle's length */
-    double ms;                                          /* wall time */
+    uint64_t solid_bytes;   /* the solid form's length (pb_export_options.solid) */
+    uint8_t solid_xxh3[16]; /* its XXH3-128, computed while written */
+    double ms;              /* wall time */
 } pb_export_stats;
 
 /**
@@ -100,6 +102,10 @@ typedef struct pb_export_options {
     int zstd_level;       /* payload compression level (default 19) */
     const char *creator;  /* creator string of the header (default "plexburst <version>") */
     uint64_t whole_below; /* home_dir route: files below this size are sent whole (0: 64 KiB) */
+    /** Optional: also write the solid transport form of the bundle here (one zstd stream over
+     * every record, at solid_level, 0: 19), while the bundle is written: it is never read back. */
+    const char *solid;
+    int solid_level;
 } pb_export_options;
 
 #define PB_EXPORT_OPTIONS_VERSION 1
