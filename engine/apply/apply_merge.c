@@ -313,11 +313,32 @@ static int script_epilogue(apply_run *x, FILE *f, const char *mode_main, const c
  * orphaned by our death may still commit. Whatever the engine's exit status, the marker decides
  * whether the rows were committed.
  */
+/* Runs Plex's engine on the script; the commit marker, never the exit status, tells whether
+ * the rows were committed. */
+static int engine_commit(apply_run *x)
+{
+    int present = 0, error;
+    pb_error eerr = PB_ERROR_INIT;
+    pb_journal__crash_point("engine");
+    int erc = pb_plex_engine_run(&x->engine, x->main_db, x->o->compat_extension, x->script,
+                                 x->errlog, pb_journal__lock_fd(x->j), &eerr);
+    pb_journal__crash_point("engine-done");
+    if ((error = pb_journal__marker_present(x->j, &present, x->err)) < 0)
+        return error;
+    if (present)
+        return 0;
+    return erc < 0 ? pb_error_set(x->err, erc, "merge: %s", eerr.msg)
+                   : pb_error_set(x->err, PB_ERROR,
+                                  "merge: the engine %s exited without committing the rows (no "
+                                  "commit marker)",
+                                  x->engine.path);
+}
+
 static int merge_engine(apply_run *x, const char *run_id, const pb_merge_input *inputs, size_t n,
                         int with_blobs)
 {
     pb_error *err = x->err;
-    int error = 0, present = 0;
+    int error = 0;
     sqlite3 *db = NULL;
     FILE *f = NULL;
     pb_plex_policy *pol = NULL;
@@ -386,25 +407,9 @@ static int merge_engine(apply_run *x, const char *run_id, const pb_merge_input *
     if ((error = pb_journal__set_merging(x->j, mode_main, with_blobs ? mode_blobs : NULL, err)) < 0)
         goto done;
     x->out->atomic_pair = 1;
-    if (stats->total.inserted + stats->total.updated + stats->total.deleted == 0)
-        goto done; /* no row to write (user state only, or all same): the engine has nothing to do
-                    */
-    pb_journal__crash_point("engine");
-    pb_error eerr = PB_ERROR_INIT;
-    int erc = pb_plex_engine_run(&x->engine, x->main_db, x->o->compat_extension, x->script,
-                                 x->errlog, pb_journal__lock_fd(x->j), &eerr);
-    pb_journal__crash_point("engine-done");
-    if ((error = pb_journal__marker_present(x->j, &present, err)) < 0)
-        goto done;
-    if (!present) {
-        error = erc < 0 ? pb_error_set(err, erc, "merge: %s", eerr.msg)
-                        : pb_error_set(err, PB_ERROR,
-                                       "merge: the engine %s exited without committing the rows "
-                                       "(no commit marker)",
-                                       x->engine.path);
-        goto done;
-    }
-    /* committed; an error after the COMMIT (restoring the journal modes) is repaired below */
+    /* no row to write (user state only, or all the same): the engine has nothing to do */
+    if (stats->total.inserted + stats->total.updated + stats->total.deleted != 0)
+        error = engine_commit(x);
 done:
     if (f)
         fclose(f);

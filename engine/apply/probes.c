@@ -232,6 +232,48 @@ void pb_probes__free(pb_probes *p, sqlite3 *db)
     free(p);
 }
 
+/* One probe line: the row as it is now against its pre- and post-merge hashes; counts it as
+ * committed (nc), not committed (nr) or undecided (nu). */
+static void probe_line(sqlite3 *db, XXH3_state_t *hs, const char *line, int *nc, int *nr, int *nu)
+{
+    char schema[8], table[256], pre[40], post[40];
+    long long rowid;
+    if (sscanf(line, "%7[^\t]\t%255[^\t]\t%lld\t%39[^\t]\t%39s", schema, table, &rowid, pre,
+               post) != 5)
+        return;
+    char *sql =
+        sqlite3_mprintf("SELECT * FROM \"%w\".\"%w\" WHERE rowid = %lld", schema, table, rowid);
+    sqlite3_stmt *q = NULL;
+    int rc = sql ? sqlite3_prepare_v2(db, sql, -1, &q, NULL) : SQLITE_NOMEM;
+    sqlite3_free(sql);
+    int present = 0;
+    uint8_t h[16];
+    if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
+        int n = sqlite3_column_count(q);
+        hash_begin(hs, n);
+        for (int i = 0; i < n; i++)
+            hash_sqlvalue(hs, sqlite3_column_value(q, i));
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits_digest(hs));
+        memcpy(h, c.digest, 16);
+        present = 1;
+    }
+    sqlite3_finalize(q);
+    uint8_t ph[16], qh[16];
+    int pre_present = strcmp(pre, "-") != 0, post_present = strcmp(post, "-") != 0;
+    if ((pre_present && pb_hex_decode(ph, 16, pre) < 0) ||
+        (post_present && pb_hex_decode(qh, 16, post) < 0))
+        return;
+    int is_post = present ? post_present && memcmp(h, qh, 16) == 0 : !post_present;
+    int is_pre = present ? pre_present && memcmp(h, ph, 16) == 0 : !pre_present;
+    if (is_post && !is_pre)
+        (*nc)++;
+    else if (is_pre && !is_post)
+        (*nr)++;
+    else
+        (*nu)++;
+}
+
 int pb_probes__decide(const char *probes_path, const char *plex_dir, int has_blobs,
                       const char *run_id, const char *journal_path, int *committed, pb_error *err)
 {
@@ -273,42 +315,7 @@ int pb_probes__decide(const char *probes_path, const char *plex_dir, int has_blo
             break;
         }
         XXH3_128bits_update(st, line, strlen(line));
-        char schema[8], table[256], pre[40], post[40];
-        long long rowid;
-        if (sscanf(line, "%7[^\t]\t%255[^\t]\t%lld\t%39[^\t]\t%39s", schema, table, &rowid, pre,
-                   post) != 5)
-            continue;
-        char *sql =
-            sqlite3_mprintf("SELECT * FROM \"%w\".\"%w\" WHERE rowid = %lld", schema, table, rowid);
-        sqlite3_stmt *q = NULL;
-        int rc = sql ? sqlite3_prepare_v2(db, sql, -1, &q, NULL) : SQLITE_NOMEM;
-        sqlite3_free(sql);
-        int present = 0;
-        uint8_t h[16];
-        if (rc == SQLITE_OK && (rc = sqlite3_step(q)) == SQLITE_ROW) {
-            int n = sqlite3_column_count(q);
-            hash_begin(hs, n);
-            for (int i = 0; i < n; i++)
-                hash_sqlvalue(hs, sqlite3_column_value(q, i));
-            XXH128_canonical_t c;
-            XXH128_canonicalFromHash(&c, XXH3_128bits_digest(hs));
-            memcpy(h, c.digest, 16);
-            present = 1;
-        }
-        sqlite3_finalize(q);
-        uint8_t ph[16], qh[16];
-        int pre_present = strcmp(pre, "-") != 0, post_present = strcmp(post, "-") != 0;
-        if ((pre_present && pb_hex_decode(ph, 16, pre) < 0) ||
-            (post_present && pb_hex_decode(qh, 16, post) < 0))
-            continue;
-        int is_post = present ? post_present && memcmp(h, qh, 16) == 0 : !post_present;
-        int is_pre = present ? pre_present && memcmp(h, ph, 16) == 0 : !pre_present;
-        if (is_post && !is_pre)
-            nc++;
-        else if (is_pre && !is_post)
-            nr++;
-        else
-            nu++;
+        probe_line(db, hs, line, &nc, &nr, &nu);
     }
     if (!ended) {
         /* a torn probe file: the commit hook did not finish, so SQLite did not commit */

@@ -65,20 +65,12 @@ static int sweep_stagedir(int root_fd, const char *rel, const char *run_id, uint
     return 0;
 }
 
-int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
+/* Deletes the recorded stage files. */
+static int remove_staged(pb_journal *j, int root_fd, pb_recover_result *out, pb_error *err)
 {
-    int error = 0, root_fd = -1, rc, restored = 0;
     sqlite3_stmt *st = NULL;
-    pb_journal_run r;
-
-    if ((error = pb_journal__commit(j, err)) < 0 ||
-        (error = pb_journal__load_run(j, &r, err)) < 0 || !r.have)
-        return error;
-    if ((error = open_root(j, &root_fd, err)) < 0)
-        return error;
-    /* the recorded stage files */
-    rc = sqlite3_prepare_v2(j->db, "SELECT path, stage FROM files WHERE stage IS NOT NULL", -1, &st,
-                            NULL);
+    int rc = sqlite3_prepare_v2(j->db, "SELECT path, stage FROM files WHERE stage IS NOT NULL", -1,
+                                &st, NULL);
     while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *path = (const char *)sqlite3_column_text(st, 0);
         const char *stage = (const char *)sqlite3_column_text(st, 1);
@@ -99,25 +91,34 @@ int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
         }
     }
     sqlite3_finalize(st);
-    st = NULL;
-    if (rc != SQLITE_DONE && rc != SQLITE_OK) {
-        error = pb_journal__sqlerr(j, rc, "read the staged files", err);
-        goto done;
-    }
-    /* any stage file of the run not recorded yet */
-    rc = sqlite3_prepare_v2(j->db, "SELECT path FROM stagedirs", -1, &st, NULL);
+    return rc != SQLITE_DONE && rc != SQLITE_OK
+               ? pb_journal__sqlerr(j, rc, "read the staged files", err)
+               : 0;
+}
+
+/* Deletes any stage file of the run not recorded yet, in the recorded stage dirs. */
+static int sweep_stagedirs(pb_journal *j, int root_fd, const char *run_id, pb_recover_result *out,
+                           pb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int error = 0, rc = sqlite3_prepare_v2(j->db, "SELECT path FROM stagedirs", -1, &st, NULL);
     while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (rc = sqlite3_step(st)) == SQLITE_ROW)
-        if ((error = sweep_stagedir(root_fd, (const char *)sqlite3_column_text(st, 0), r.run_id,
+        if ((error = sweep_stagedir(root_fd, (const char *)sqlite3_column_text(st, 0), run_id,
                                     &out->files_removed, err)) < 0)
-            goto done;
+            break;
     sqlite3_finalize(st);
-    st = NULL;
-    if (rc != SQLITE_DONE && rc != SQLITE_OK) {
-        error = pb_journal__sqlerr(j, rc, "read the stage dirs", err);
-        goto done;
-    }
-    /* created directories, deepest (latest) first, only when empty */
-    rc = sqlite3_prepare_v2(j->db, "SELECT path FROM dirs ORDER BY n DESC", -1, &st, NULL);
+    if (error < 0)
+        return error;
+    return rc != SQLITE_DONE && rc != SQLITE_OK
+               ? pb_journal__sqlerr(j, rc, "read the stage dirs", err)
+               : 0;
+}
+
+/* Removes the created directories, deepest (latest) first, only when empty. */
+static int remove_dirs(pb_journal *j, int root_fd, pb_recover_result *out, pb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(j->db, "SELECT path FROM dirs ORDER BY n DESC", -1, &st, NULL);
     while ((rc == SQLITE_OK || rc == SQLITE_ROW) && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *path = (const char *)sqlite3_column_text(st, 0);
         int dfd = -1;
@@ -130,11 +131,25 @@ int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
         }
     }
     sqlite3_finalize(st);
-    st = NULL;
-    if (rc != SQLITE_DONE && rc != SQLITE_OK) {
-        error = pb_journal__sqlerr(j, rc, "read the created dirs", err);
+    return rc != SQLITE_DONE && rc != SQLITE_OK
+               ? pb_journal__sqlerr(j, rc, "read the created dirs", err)
+               : 0;
+}
+
+int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
+{
+    int error = 0, root_fd = -1, restored = 0;
+    pb_journal_run r;
+
+    if ((error = pb_journal__commit(j, err)) < 0 ||
+        (error = pb_journal__load_run(j, &r, err)) < 0 || !r.have)
+        return error;
+    if ((error = open_root(j, &root_fd, err)) < 0)
+        return error;
+    if ((error = remove_staged(j, root_fd, out, err)) < 0 ||
+        (error = sweep_stagedirs(j, root_fd, r.run_id, out, err)) < 0 ||
+        (error = remove_dirs(j, root_fd, out, err)) < 0)
         goto done;
-    }
     if (syncfs(root_fd) != 0) {
         error = pb_error_errno(err, "syncfs on %s failed", j->plex_dir);
         goto done;
@@ -150,7 +165,6 @@ int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
     unlink(j->probes);
     out->action = PB_RECOVER_ROLLED_BACK;
 done:
-    sqlite3_finalize(st);
     if (error < 0 && !sqlite3_get_autocommit(j->db))
         sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
     if (root_fd >= 0)
@@ -229,6 +243,58 @@ static int forward_one(pb_journal *j, int root_fd, const fwd_row *f, pb_recover_
     return 0;
 }
 
+/* The next batch of staged files not installed yet, after row `after`. */
+static int load_batch(pb_journal *j, sqlite3_stmt *st, fwd_row *rows, int64_t after, int *nrows,
+                      pb_error *err)
+{
+    int rc, error = 0;
+    *nrows = 0;
+    sqlite3_reset(st);
+    sqlite3_bind_int(st, 1, PB_JF_STAGED);
+    sqlite3_bind_int64(st, 2, after);
+    sqlite3_bind_int(st, 3, PB_JOURNAL_BATCH);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        fwd_row *f = &rows[*nrows];
+        const char *path = (const char *)sqlite3_column_text(st, 1);
+        const char *stage = (const char *)sqlite3_column_text(st, 2);
+        f->n = sqlite3_column_int64(st, 0);
+        if (!path || !stage || sqlite3_column_bytes(st, 3) != 16 ||
+            strlen(path) > PB_BUNDLE_PATH_MAX || strlen(stage) >= sizeof(f->stage) ||
+            !strchr(path, '/')) {
+            error = pb_error_set(err, PB_ECORRUPT, "apply journal: malformed file row %lld",
+                                 (long long)f->n);
+            break;
+        }
+        snprintf(f->path, sizeof(f->path), "%s", path);
+        snprintf(f->stage, sizeof(f->stage), "%s", stage);
+        memcpy(f->hash, sqlite3_column_blob(st, 3), 16);
+        (*nrows)++;
+    }
+    sqlite3_reset(st);
+    if (error < 0)
+        return error;
+    return rc != SQLITE_DONE ? pb_journal__sqlerr(j, rc, "read the staged files", err) : 0;
+}
+
+/* Marks a batch installed, in one commit. */
+static int mark_done(pb_journal *j, sqlite3_stmt *upd, const fwd_row *rows, int nrows,
+                     pb_error *err)
+{
+    int error, rc;
+    if ((error = pb_journal__batch_begin(j, err)) < 0)
+        return error;
+    for (int i = 0; i < nrows; i++) {
+        sqlite3_reset(upd);
+        sqlite3_bind_int64(upd, 1, rows[i].n);
+        if ((rc = sqlite3_step(upd)) != SQLITE_DONE) {
+            sqlite3_reset(upd);
+            return pb_journal__sqlerr(j, rc, "mark installed", err);
+        }
+    }
+    sqlite3_reset(upd);
+    return pb_journal__commit(j, err);
+}
+
 int pb_journal__forward(pb_journal *j, pb_recover_result *out, pb_error *err)
 {
     int error = 0, root_fd = -1, rc, restored = 0;
@@ -258,49 +324,14 @@ int pb_journal__forward(pb_journal *j, pb_recover_result *out, pb_error *err)
     }
     for (;;) {
         int nrows = 0;
-        sqlite3_reset(st);
-        sqlite3_bind_int(st, 1, PB_JF_STAGED);
-        sqlite3_bind_int64(st, 2, after);
-        sqlite3_bind_int(st, 3, PB_JOURNAL_BATCH);
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-            fwd_row *f = &rows[nrows];
-            const char *path = (const char *)sqlite3_column_text(st, 1);
-            const char *stage = (const char *)sqlite3_column_text(st, 2);
-            f->n = sqlite3_column_int64(st, 0);
-            if (!path || !stage || sqlite3_column_bytes(st, 3) != 16 ||
-                strlen(path) > PB_BUNDLE_PATH_MAX || strlen(stage) >= sizeof(f->stage) ||
-                !strchr(path, '/')) {
-                error = pb_error_set(err, PB_ECORRUPT, "apply journal: malformed file row %lld",
-                                     (long long)f->n);
-                goto done;
-            }
-            snprintf(f->path, sizeof(f->path), "%s", path);
-            snprintf(f->stage, sizeof(f->stage), "%s", stage);
-            memcpy(f->hash, sqlite3_column_blob(st, 3), 16);
-            nrows++;
-        }
-        sqlite3_reset(st);
-        if (rc != SQLITE_DONE) {
-            error = pb_journal__sqlerr(j, rc, "read the staged files", err);
+        if ((error = load_batch(j, st, rows, after, &nrows, err)) < 0)
             goto done;
-        }
         if (!nrows)
             break;
         for (int i = 0; i < nrows; i++)
             if ((error = forward_one(j, root_fd, &rows[i], out, err)) < 0)
                 goto done;
-        if ((error = pb_journal__batch_begin(j, err)) < 0)
-            goto done;
-        for (int i = 0; i < nrows; i++) {
-            sqlite3_reset(upd);
-            sqlite3_bind_int64(upd, 1, rows[i].n);
-            if ((rc = sqlite3_step(upd)) != SQLITE_DONE) {
-                error = pb_journal__sqlerr(j, rc, "mark installed", err);
-                goto done;
-            }
-        }
-        sqlite3_reset(upd);
-        if ((error = pb_journal__commit(j, err)) < 0)
+        if ((error = mark_done(j, upd, rows, nrows, err)) < 0)
             goto done;
         after = rows[nrows - 1].n;
     }

@@ -399,10 +399,52 @@ static int r_trailer(pb_bundle_reader *r, const uint8_t first[1], pb_error *err)
     return 0;
 }
 
+/* The rules of a changeset record: no file fields, C before B, both before the files. */
+static int check_cs_record(pb_bundle_reader *r, pb_error *err)
+{
+    const pb_bundle_rec *c = &r->cur;
+    int st = c->type == PB_REC_MAIN_CS ? 1 : 2;
+    if (c->path_len || c->link_len || c->mode || c->mtime_ns || !pb_bundle__is_zero(c->basis, 16))
+        return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "changeset record with file fields");
+    if (r->stage >= st)
+        return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "changeset record out of order");
+    r->stage = st;
+    return 0;
+}
+
+/* The rules of a file record: its path (and link target), mode, mtime, and the walk order. */
+static int check_file_record(pb_bundle_reader *r, pb_error *err)
+{
+    const pb_bundle_rec *c = &r->cur;
+    char why[300];
+    if (pb_bundle__path_check(c->path, c->path_len, why, sizeof(why)) < 0)
+        return pb_bundle__reader_fail(r, PB_EUNSAFE, err, "%s", why);
+    if (c->mode & ~0777u)
+        return pb_bundle__reader_fail(r, PB_EUNSAFE, err, "mode 0%o has bits beyond 0777",
+                                      (unsigned)c->mode);
+    if (c->mtime_ns < 0)
+        return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "negative mtime");
+    if (c->type == PB_REC_LINK) {
+        if (pb_bundle__path_check(c->link, c->link_len, why, sizeof(why)) < 0)
+            return pb_bundle__reader_fail(r, PB_EUNSAFE, err, "link target: %s", why);
+        if (pb_bundle__pathcmp(c->link, c->link_len, c->path, c->path_len) >= 0)
+            return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "hard link to a later path '%s'",
+                                          c->link);
+    } else if (c->link_len) {
+        return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "link target on a non-link record");
+    }
+    if (r->stage == 3 && pb_bundle__pathcmp(r->prev, r->prev_len, c->path, c->path_len) >= 0)
+        return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "path '%s' out of order or duplicated",
+                                      c->path);
+    r->stage = 3;
+    memcpy(r->prev, c->path, c->path_len + 1);
+    r->prev_len = c->path_len;
+    return 0;
+}
+
 int pb_bundle__reader_next(pb_bundle_reader *r, const pb_bundle_rec **out, pb_error *err)
 {
     uint8_t hd[PB_BUNDLE_REC_FIXED];
-    char why[300];
     int error;
     pb_bundle_rec *c = &r->cur;
 
@@ -465,38 +507,8 @@ int pb_bundle__reader_next(pb_bundle_reader *r, const pb_bundle_rec **out, pb_er
         return error;
     c->path[c->path_len] = '\0';
     c->link[c->link_len] = '\0';
-    if (is_cs) {
-        int st = c->type == PB_REC_MAIN_CS ? 1 : 2;
-        if (c->path_len || c->link_len || c->mode || c->mtime_ns ||
-            !pb_bundle__is_zero(c->basis, 16))
-            return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "changeset record with file fields");
-        if (r->stage >= st)
-            return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "changeset record out of order");
-        r->stage = st;
-    } else {
-        if (pb_bundle__path_check(c->path, c->path_len, why, sizeof(why)) < 0)
-            return pb_bundle__reader_fail(r, PB_EUNSAFE, err, "%s", why);
-        if (c->mode & ~0777u)
-            return pb_bundle__reader_fail(r, PB_EUNSAFE, err, "mode 0%o has bits beyond 0777",
-                                          (unsigned)c->mode);
-        if (c->mtime_ns < 0)
-            return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "negative mtime");
-        if (c->type == PB_REC_LINK) {
-            if (pb_bundle__path_check(c->link, c->link_len, why, sizeof(why)) < 0)
-                return pb_bundle__reader_fail(r, PB_EUNSAFE, err, "link target: %s", why);
-            if (pb_bundle__pathcmp(c->link, c->link_len, c->path, c->path_len) >= 0)
-                return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "hard link to a later path '%s'",
-                                              c->link);
-        } else if (c->link_len) {
-            return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "link target on a non-link record");
-        }
-        if (r->stage == 3 && pb_bundle__pathcmp(r->prev, r->prev_len, c->path, c->path_len) >= 0)
-            return pb_bundle__reader_fail(r, PB_ECORRUPT, err,
-                                          "path '%s' out of order or duplicated", c->path);
-        r->stage = 3;
-        memcpy(r->prev, c->path, c->path_len + 1);
-        r->prev_len = c->path_len;
-    }
+    if ((error = is_cs ? check_cs_record(r, err) : check_file_record(r, err)) < 0)
+        return error;
     /* payload state */
     ZSTD_DCtx_reset(r->dctx, ZSTD_reset_session_only);
     XXH3_128bits_reset(r->content);

@@ -67,12 +67,78 @@ static int check_tree(pb_bundle_reader *r, int root_fd, const char *path, pb_err
     return error;
 }
 
+/* A changeset record: validated with pb_changeset_validate (and extracted when asked). */
+static int verify_changeset(pb_bundle_reader *r, const pb_bundle_rec *rec,
+                            const pb_bundle_verify_options *opts, pb_bundle_info *out,
+                            pb_error *err)
+{
+    int error = 0;
+    FILE *ex = NULL;
+    int is_main = rec->type == PB_REC_MAIN_CS;
+    const char *xp = opts ? (is_main ? opts->extract_main : opts->extract_blobs) : NULL;
+    pb_changeset_summary sum;
+    pb_changeset_check_options co = PB_CHANGESET_CHECK_OPTIONS_INIT;
+    cs_feed f = {r, NULL, err, 0};
+    pb_error ce = PB_ERROR_INIT;
+    if (!is_main && !out->has_blobs) {
+        error =
+            pb_bundle__reader_fail(r, PB_ECORRUPT, err, "blobs changeset without a blobs baseline");
+        goto fail;
+    }
+    if (xp && !(f.extract = ex = fopen(xp, "wb"))) {
+        error = pb_error_errno(err, "cannot create %s", xp);
+        goto fail;
+    }
+    co.expect_bytes = rec->size;
+    if (rec->size == 0) {
+        error = pb_bundle__reader_fail(r, PB_ECORRUPT, err, "empty changeset record");
+        goto fail;
+    }
+    error = pb_changeset_validate(&sum, cs_input, &f, &co, &ce);
+    if (f.error < 0) {
+        error = f.error;
+        goto fail;
+    }
+    if (error < 0) {
+        error = pb_bundle__reader_fail(r, PB_ECORRUPT, err, "%s", ce.msg);
+        goto fail;
+    }
+    /* the validator stops at the declared length: drain to the record's end */
+    size_t got;
+    char one[1];
+    if ((error = pb_bundle__reader_read(r, one, 1, &got, err)) < 0)
+        goto fail;
+    if (got) {
+        error = pb_bundle__reader_fail(r, PB_ECORRUPT, err, "changeset longer than declared");
+        goto fail;
+    }
+    if (ex) {
+        if (fflush(ex) != 0 || fsync(fileno(ex)) != 0) {
+            error = pb_error_errno(err, "cannot write %s", xp);
+            goto fail;
+        }
+        fclose(ex);
+        ex = NULL;
+    }
+    if (is_main) {
+        out->has_cs_main = 1;
+        out->cs_main_bytes = rec->size;
+    } else {
+        out->has_cs_blobs = 1;
+        out->cs_blobs_bytes = rec->size;
+    }
+    return 0;
+fail:
+    if (ex)
+        fclose(ex);
+    return error;
+}
+
 int pb_bundle_verify(pb_bundle_info *out, const char *path, const pb_bundle_verify_options *opts,
                      pb_error *err)
 {
     int error = 0, fd = -1, root_fd = -1;
     pb_bundle_reader *r = NULL;
-    FILE *ex = NULL;
     const pb_bundle_rec *rec;
     pb_bundle_limits lim = PB_BUNDLE_LIMITS_INIT;
     struct stat st;
@@ -114,60 +180,8 @@ int pb_bundle_verify(pb_bundle_info *out, const char *path, const pb_bundle_veri
     }
     while ((error = pb_bundle__reader_next(r, &rec, err)) == 1) {
         if (rec->type == PB_REC_MAIN_CS || rec->type == PB_REC_BLOBS_CS) {
-            int is_main = rec->type == PB_REC_MAIN_CS;
-            const char *xp = opts ? (is_main ? opts->extract_main : opts->extract_blobs) : NULL;
-            pb_changeset_summary sum;
-            pb_changeset_check_options co = PB_CHANGESET_CHECK_OPTIONS_INIT;
-            cs_feed f = {r, NULL, err, 0};
-            pb_error ce = PB_ERROR_INIT;
-            if (!is_main && !out->has_blobs) {
-                error = pb_bundle__reader_fail(r, PB_ECORRUPT, err,
-                                               "blobs changeset without a blobs baseline");
+            if ((error = verify_changeset(r, rec, opts, out, err)) < 0)
                 goto done;
-            }
-            if (xp && !(f.extract = ex = fopen(xp, "wb"))) {
-                error = pb_error_errno(err, "cannot create %s", xp);
-                goto done;
-            }
-            co.expect_bytes = rec->size;
-            if (rec->size == 0) {
-                error = pb_bundle__reader_fail(r, PB_ECORRUPT, err, "empty changeset record");
-                goto done;
-            }
-            error = pb_changeset_validate(&sum, cs_input, &f, &co, &ce);
-            if (f.error < 0) {
-                error = f.error;
-                goto done;
-            }
-            if (error < 0) {
-                error = pb_bundle__reader_fail(r, PB_ECORRUPT, err, "%s", ce.msg);
-                goto done;
-            }
-            /* the validator stops at the declared length: drain to the record's end */
-            size_t got;
-            char one[1];
-            if ((error = pb_bundle__reader_read(r, one, 1, &got, err)) < 0)
-                goto done;
-            if (got) {
-                error =
-                    pb_bundle__reader_fail(r, PB_ECORRUPT, err, "changeset longer than declared");
-                goto done;
-            }
-            if (ex) {
-                if (fflush(ex) != 0 || fsync(fileno(ex)) != 0) {
-                    error = pb_error_errno(err, "cannot write %s", xp);
-                    goto done;
-                }
-                fclose(ex);
-                ex = NULL;
-            }
-            if (is_main) {
-                out->has_cs_main = 1;
-                out->cs_main_bytes = rec->size;
-            } else {
-                out->has_cs_blobs = 1;
-                out->cs_blobs_bytes = rec->size;
-            }
         } else {
             if (rec->type == PB_REC_NEW)
                 out->files_new++;
@@ -189,8 +203,6 @@ int pb_bundle_verify(pb_bundle_info *out, const char *path, const pb_bundle_veri
     out->records = out->files_new + out->files_delta + out->files_link +
                    (uint64_t)out->has_cs_main + (uint64_t)out->has_cs_blobs;
 done:
-    if (ex)
-        fclose(ex);
     if (error < 0 && opts) {
         if (opts->extract_main)
             unlink(opts->extract_main);

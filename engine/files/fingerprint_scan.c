@@ -91,6 +91,96 @@ static int scan_progress(scan *s)
 
 static int scan_dir(scan *s, DIR *d);
 
+/* A directory: its record, its subtree, its end record. */
+static int scan_subdir(scan *s, int dfd, const char *name, pb_fp_plan_rec *r)
+{
+    int error, fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    DIR *sub;
+    if (fd < 0) {
+        if (errno == ENOENT) {
+            s->res->vanished++;
+            return 0;
+        }
+        return pb_error_errno(s->err, "fingerprint: cannot open directory %s", s->path);
+    }
+    if (!(sub = fdopendir(fd))) {
+        close(fd);
+        return pb_error_errno(s->err, "fingerprint: cannot read directory %s", s->path);
+    }
+    r->kind = 'D';
+    s->res->dirs++;
+    s->entries++;
+    if ((error = pb_fp__plan_put(s->plan, r, s->path, NULL, s->err)) == 0)
+        error = scan_dir(s, sub);
+    closedir(sub);
+    if (error == 0) {
+        pb_fp_plan_rec e;
+        memset(&e, 0, sizeof(e));
+        e.kind = 'E';
+        error = pb_fp__plan_put(s->plan, &e, NULL, NULL, s->err);
+    }
+    return error;
+}
+
+/* A regular file: its cache row, when it still describes the file, gives its hash. */
+static int scan_file(scan *s, const struct stat *st, pb_fp_plan_rec *r)
+{
+    int error;
+    r->kind = 'F';
+    r->size = (uint64_t)st->st_size;
+    r->ino = (uint64_t)st->st_ino;
+    r->dev = (uint64_t)st->st_dev;
+    r->nlink = (uint32_t)st->st_nlink;
+    if ((error = cache_pass(s, s->path, s->plen)) < 0)
+        return error;
+    if (s->cur_row) {
+        const char *cp = (const char *)sqlite3_column_text(s->cur, 0);
+        int cn = sqlite3_column_bytes(s->cur, 0);
+        if (pb_fp__pathcmp(cp, (size_t)cn, s->path, s->plen) == 0) {
+            if (!s->rehash && sqlite3_column_int64(s->cur, 1) == (int64_t)r->size &&
+                sqlite3_column_int64(s->cur, 2) == r->mtime_ns &&
+                (uint64_t)sqlite3_column_int64(s->cur, 3) == r->ino &&
+                sqlite3_column_bytes(s->cur, 4) == PB_HASH_LEN) {
+                memcpy(r->hash, sqlite3_column_blob(s->cur, 4), PB_HASH_LEN);
+                r->cached = 1;
+            }
+            if ((error = cur_step(s)) < 0)
+                return error;
+        }
+    }
+    if (!r->cached) {
+        s->hash_bytes += r->size;
+        s->hash_files++;
+    }
+    s->res->files++;
+    s->res->bytes += r->size;
+    s->entries++;
+    return pb_fp__plan_put(s->plan, r, s->path, NULL, s->err);
+}
+
+/* A symlink: recorded with its target text, never followed. */
+static int scan_symlink(scan *s, int dfd, const char *name, pb_fp_plan_rec *r)
+{
+    ssize_t n = readlinkat(dfd, name, s->link, sizeof(s->link));
+    if (n < 0) {
+        if (errno == ENOENT) {
+            s->res->vanished++;
+            return 0;
+        }
+        return pb_error_errno(s->err, "fingerprint: cannot read symlink %s", s->path);
+    }
+    if (n == 0 || n > 4095)
+        return pb_error_set(s->err, PB_ERROR,
+                            "fingerprint: symlink target of %s is empty or longer than 4095 bytes",
+                            s->path);
+    r->kind = 'L';
+    r->size = (uint64_t)n;
+    r->extra_len = (uint16_t)n;
+    s->res->symlinks++;
+    s->entries++;
+    return pb_fp__plan_put(s->plan, r, s->path, s->link, s->err);
+}
+
 static int scan_entry(scan *s, int dfd, const char *name)
 {
     int error = 0;
@@ -122,91 +212,14 @@ static int scan_entry(scan *s, int dfd, const char *name)
     r.mode = st.st_mode & 07777;
     r.mtime_ns = pb_fp__mtime_ns(&st);
     r.path_len = (uint16_t)s->plen;
-    if (S_ISDIR(st.st_mode)) {
-        int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-        DIR *sub;
-        if (fd < 0) {
-            if (errno == ENOENT) {
-                s->res->vanished++;
-                goto done;
-            }
-            error = pb_error_errno(s->err, "fingerprint: cannot open directory %s", s->path);
-            goto done;
-        }
-        if (!(sub = fdopendir(fd))) {
-            close(fd);
-            error = pb_error_errno(s->err, "fingerprint: cannot read directory %s", s->path);
-            goto done;
-        }
-        r.kind = 'D';
-        s->res->dirs++;
-        s->entries++;
-        if ((error = pb_fp__plan_put(s->plan, &r, s->path, NULL, s->err)) == 0)
-            error = scan_dir(s, sub);
-        closedir(sub);
-        if (error == 0) {
-            pb_fp_plan_rec e;
-            memset(&e, 0, sizeof(e));
-            e.kind = 'E';
-            error = pb_fp__plan_put(s->plan, &e, NULL, NULL, s->err);
-        }
-    } else if (S_ISREG(st.st_mode)) {
-        r.kind = 'F';
-        r.size = (uint64_t)st.st_size;
-        r.ino = (uint64_t)st.st_ino;
-        r.dev = (uint64_t)st.st_dev;
-        r.nlink = (uint32_t)st.st_nlink;
-        if ((error = cache_pass(s, s->path, s->plen)) < 0)
-            goto done;
-        if (s->cur_row) {
-            const char *cp = (const char *)sqlite3_column_text(s->cur, 0);
-            int cn = sqlite3_column_bytes(s->cur, 0);
-            if (pb_fp__pathcmp(cp, (size_t)cn, s->path, s->plen) == 0) {
-                if (!s->rehash && sqlite3_column_int64(s->cur, 1) == (int64_t)r.size &&
-                    sqlite3_column_int64(s->cur, 2) == r.mtime_ns &&
-                    (uint64_t)sqlite3_column_int64(s->cur, 3) == r.ino &&
-                    sqlite3_column_bytes(s->cur, 4) == PB_HASH_LEN) {
-                    memcpy(r.hash, sqlite3_column_blob(s->cur, 4), PB_HASH_LEN);
-                    r.cached = 1;
-                }
-                if ((error = cur_step(s)) < 0)
-                    goto done;
-            }
-        }
-        if (!r.cached) {
-            s->hash_bytes += r.size;
-            s->hash_files++;
-        }
-        s->res->files++;
-        s->res->bytes += r.size;
-        s->entries++;
-        error = pb_fp__plan_put(s->plan, &r, s->path, NULL, s->err);
-    } else if (S_ISLNK(st.st_mode)) {
-        ssize_t n = readlinkat(dfd, name, s->link, sizeof(s->link));
-        if (n < 0) {
-            if (errno == ENOENT) {
-                s->res->vanished++;
-                goto done;
-            }
-            error = pb_error_errno(s->err, "fingerprint: cannot read symlink %s", s->path);
-            goto done;
-        }
-        if (n == 0 || n > 4095) {
-            error = pb_error_set(s->err, PB_ERROR,
-                                 "fingerprint: symlink target of %s is empty or longer than "
-                                 "4095 bytes",
-                                 s->path);
-            goto done;
-        }
-        r.kind = 'L';
-        r.size = (uint64_t)n;
-        r.extra_len = (uint16_t)n;
-        s->res->symlinks++;
-        s->entries++;
-        error = pb_fp__plan_put(s->plan, &r, s->path, s->link, s->err);
-    } else {
+    if (S_ISDIR(st.st_mode))
+        error = scan_subdir(s, dfd, name, &r);
+    else if (S_ISREG(st.st_mode))
+        error = scan_file(s, &st, &r);
+    else if (S_ISLNK(st.st_mode))
+        error = scan_symlink(s, dfd, name, &r);
+    else
         s->res->skipped++; /* socket, FIFO, device */
-    }
     if (error == 0)
         error = scan_progress(s);
 done:
