@@ -38,7 +38,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "hex.h"
 #include "journal.h"
 #include "solid.h"

@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "plexburst/sqldiff.h"
 #include "testutil.h"
 

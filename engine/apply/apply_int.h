@@ -7,7 +7,7 @@
 
 #include <limits.h>
 #include <stdint.h>
-#include "bundle.h"
+#include "bundle_int.h"
 #include "journal.h"
 #include "plexburst/apply.h"
 #include "plexdir.h"

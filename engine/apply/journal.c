@@ -87,7 +87,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "journal.h"
 #include "journal_int.h"
 #include "plexburst/compat.h"

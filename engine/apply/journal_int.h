@@ -6,7 +6,7 @@
 #define PB_JOURNAL_INT_H
 
 #include <limits.h>
-#include "bundle.h"
+#include "bundle_int.h"
 #include "journal.h"
 
 #define PB_JOURNAL_BATCH 256 /* rows per journal transaction while staging */

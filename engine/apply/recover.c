@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "plexburst/baseline.h"
-#include "bundle.h"
+#include "bundle_int.h"
 #include "fs.h"
 #include "journal_int.h"
 #include "probes.h"

@@ -8,7 +8,7 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <xxhash.h>
-#include "bundle.h"
+#include "bundle_int.h"
 
 typedef struct pb_answer_writer {
     FILE *f;

@@ -57,7 +57,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "bytes.h"
 #include "fingerprint_int.h"
 #include "plexburst/fingerprint.h"

@@ -1,5 +1,5 @@
 /*
- * bundle_read.c: the strict streaming bundle reader (engine/bundle/bundle.h). It enforces every
+ * bundle_read.c: the strict streaming bundle reader (engine/bundle/bundle_int.h). It enforces every
  * reader rule of the format (atop bundle.c) while streaming: the first violation is a one-line
  * error naming the record and its byte offset.
  * Role: bundle_verify.c, apply/stage.c, solid.c (encode) and the fuzz target read bundles with it.
@@ -13,7 +13,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "bytes.h"
 #include "fingerprint_int.h"
 

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "fs.h"
 #include "plexburst/sqldiff.h"
 

@@ -1,5 +1,5 @@
 /*
- * bundle_write.c: the streaming bundle writer (engine/bundle/bundle.h; the format is specified
+ * bundle_write.c: the streaming bundle writer (engine/bundle/bundle_int.h; the format is specified
  * atop bundle.c): header, records compressed one zstd frame each and cut in chunks, record and
  * whole-bundle checksums, trailer. It checks that the bytes fed match each record's declared
  * size and hash, so a file that changed while it was read never ships.
@@ -12,7 +12,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "bytes.h"
 #include "fingerprint_int.h"
 #include "solid.h"

@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #include "answer.h"
-#include "bundle.h"
+#include "bundle_int.h"
 #include "clock.h"
 #include "fs.h"
 #include "plexburst/export.h"

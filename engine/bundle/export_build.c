@@ -23,7 +23,7 @@
 #include <sqlite3.h>
 
 #include "answer.h"
-#include "bundle.h"
+#include "bundle_int.h"
 #include "clock.h"
 #include "fs.h"
 #include "plexburst/baseline.h"

@@ -22,7 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "plexburst/fingerprint.h"
 #include "run_int.h"
 

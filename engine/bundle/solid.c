@@ -32,7 +32,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "bytes.h"
 #include "fingerprint_int.h"
 #include "fs.h"

@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include "bundle.h"
+#include "bundle_int.h"
 
 typedef struct pb_solid_writer pb_solid_writer;
 

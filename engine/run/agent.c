@@ -41,7 +41,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "channel.h"
 #include "frame.h"
 #include "plexburst/plex.h"

@@ -47,7 +47,7 @@
 #include <unistd.h>
 
 #include "backup.h"
-#include "bundle.h"
+#include "bundle_int.h"
 #include "channel.h"
 #include "config.h"
 #include "frame.h"

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 
 typedef struct memin {
     const uint8_t *p;

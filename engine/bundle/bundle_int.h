@@ -1,13 +1,13 @@
 /*
- * bundle.h (internal): the bundle file format (specified atop bundle.c): the path rules every
+ * bundle_int.h (internal): the bundle file format (specified atop bundle.c): the path rules every
  * bundle path obeys and the header encoding (bundle.c), a streaming writer (bundle_write.c) and
  * a strict streaming reader (bundle_read.c).
  * Role: bundle/export_build.c writes bundles, bundle_verify.c and apply/stage.c read them,
  * solid.c converts them, the fuzz target drives the reader.
  * Prerequisites: libzstd, libxxhash (XXH3-128).
  */
-#ifndef PB_BUNDLE_H
-#define PB_BUNDLE_H
+#ifndef PB_BUNDLE_INT_H
+#define PB_BUNDLE_INT_H
 
 #include <stddef.h>
 #include <stdint.h>
