@@ -150,6 +150,10 @@ uint64_t pb_bundle__reader_offset(const pb_bundle_reader *r);
 const uint8_t *pb_bundle__reader_checksum(const pb_bundle_reader *r);
 void pb_bundle__reader_free(pb_bundle_reader *r);
 
+/** pb_bundle_verify() over any byte source (the solid decoder feeds it as it decodes). */
+int pb_bundle__verify_source(pb_bundle_info *out, pb_source_fn in, void *in_payload,
+                             const pb_bundle_verify_options *opts, pb_error *err);
+
 /** An input callback over an `int *` fd (read with EINTR handling). */
 int pb_bundle__fd_in(void *payload, void *buf, size_t cap, size_t *got, pb_error *err);
 /** An output callback over an `int *` fd (write with short-count handling). */

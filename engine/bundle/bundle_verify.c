@@ -134,34 +134,23 @@ fail:
     return error;
 }
 
-int pb_bundle_verify(pb_bundle_info *out, const char *path, const pb_bundle_verify_options *opts,
-                     pb_error *err)
+int pb_bundle__verify_source(pb_bundle_info *out, pb_source_fn in, void *in_payload,
+                             const pb_bundle_verify_options *opts, pb_error *err)
 {
-    int error = 0, fd = -1, root_fd = -1;
+    int error = 0, root_fd = -1;
     pb_bundle_reader *r = NULL;
     const pb_bundle_rec *rec;
     pb_bundle_limits lim = PB_BUNDLE_LIMITS_INIT;
-    struct stat st;
 
     memset(out, 0, sizeof(*out));
     if (opts)
         lim = opts->limits;
-    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0) {
-        error = errno == ENOENT
-                    ? pb_error_setd(err, PB_ENOTFOUND, ENOENT, "bundle %s does not exist", path)
-                    : pb_error_errno(err, "cannot open bundle %s", path);
-        goto done;
-    }
-    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode)) {
-        error = pb_error_set(err, PB_EINVALID, "bundle %s is not a regular file", path);
-        goto done;
-    }
     if (opts && opts->plex_dir &&
         (root_fd = open(opts->plex_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
         error = pb_error_errno(err, "cannot open the data dir %s", opts->plex_dir);
         goto done;
     }
-    if ((error = pb_bundle__reader_new(&r, pb_bundle__fd_in, &fd, &lim, err)) < 0)
+    if ((error = pb_bundle__reader_new(&r, in, in_payload, &lim, err)) < 0)
         goto done;
     const pb_bundle_header *h = pb_bundle__reader_header(r);
     out->version = h->version;
@@ -212,8 +201,24 @@ done:
     pb_bundle__reader_free(r);
     if (root_fd >= 0)
         close(root_fd);
-    if (fd >= 0)
-        close(fd);
+    return error;
+}
+
+int pb_bundle_verify(pb_bundle_info *out, const char *path, const pb_bundle_verify_options *opts,
+                     pb_error *err)
+{
+    int error, fd;
+    struct stat st;
+    memset(out, 0, sizeof(*out));
+    if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+        return errno == ENOENT
+                   ? pb_error_setd(err, PB_ENOTFOUND, ENOENT, "bundle %s does not exist", path)
+                   : pb_error_errno(err, "cannot open bundle %s", path);
+    if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode))
+        error = pb_error_set(err, PB_EINVALID, "bundle %s is not a regular file", path);
+    else
+        error = pb_bundle__verify_source(out, pb_bundle__fd_in, &fd, opts, err);
+    close(fd);
     return error;
 }
 

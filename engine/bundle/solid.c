@@ -32,6 +32,7 @@
 #include <xxhash.h>
 #include <zstd.h>
 
+#include "buf.h"
 #include "bundle_int.h"
 #include "bytes.h"
 #include "fingerprint_int.h"
@@ -338,20 +339,43 @@ static int decode_header(zin *z, pb_bundle_header *h, const char *solid, pb_erro
     return 0;
 }
 
-/* Reads one record (header, paths, payload) into the bundle writer; *end = 1 at the end mark. */
-static int decode_record(zin *z, pb_bundle_writer *w, pb_bundle_rec *rec, uint8_t *buf, uint64_t i,
-                         int *end, pb_error *err)
+/* The decoder, one step at a time, so that the verify pass can pull the bundle's bytes as they
+ * are written: each step writes at most one record header or one chunk through the bundle
+ * writer, whose output goes to the bundle file and, when a reader pulls, to a bounded queue. */
+enum { D_HEADER, D_RECORD, D_PAYLOAD, D_DONE };
+
+typedef struct decoder {
+    zin *z;
+    const char *solid;
+    int level, out_fd, state;
+    pb_bundle_writer *w;
+    pb_bundle_rec *rec;
+    uint8_t *buf;
+    uint64_t i;
+    int queue; /* keep the output for pull_in */
+    pb_buf q;
+    size_t qpos;
+} decoder;
+
+static int dec_sink(void *payload, const void *data, size_t n, pb_error *err)
+{
+    decoder *d = payload;
+    int error = pb_fs_write_all(d->out_fd, data, n, "the bundle", err);
+    if (!error && d->queue)
+        error = pb_buf_put(&d->q, data, n, err);
+    return error;
+}
+
+/* A record's header and paths, handed to the writer. */
+static int dec_record(decoder *d, const uint8_t type, pb_error *err)
 {
     uint8_t hd[REC_FIXED];
+    pb_bundle_rec *rec = d->rec;
     int error;
-    if ((error = zi_read(z, hd, 1, err)) < 0)
-        return error;
-    if ((*end = hd[0] == 0))
-        return 0;
-    if ((error = zi_read(z, hd + 1, REC_FIXED - 1, err)) < 0)
+    if ((error = zi_read(d->z, hd + 1, REC_FIXED - 1, err)) < 0)
         return error;
     memset(rec, 0, sizeof(*rec));
-    rec->type = hd[0];
+    rec->type = type;
     rec->path_len = pb_get_le16(hd + 1);
     rec->link_len = pb_get_le16(hd + 3);
     rec->mode = pb_get_le32(hd + 5);
@@ -361,108 +385,175 @@ static int decode_record(zin *z, pb_bundle_writer *w, pb_bundle_rec *rec, uint8_
     memcpy(rec->basis, hd + 41, 16);
     if (rec->path_len > PB_BUNDLE_PATH_MAX || rec->link_len > PB_BUNDLE_PATH_MAX)
         return pb_error_set(err, PB_ECORRUPT, "solid: record %llu: bad path lengths",
-                            (unsigned long long)i);
-    if ((error = zi_read(z, rec->path, rec->path_len, err)) < 0 ||
-        (error = zi_read(z, rec->link, rec->link_len, err)) < 0 ||
-        (error = pb_bundle__writer_begin(w, rec, err)) < 0)
+                            (unsigned long long)d->i);
+    if ((error = zi_read(d->z, rec->path, rec->path_len, err)) < 0 ||
+        (error = zi_read(d->z, rec->link, rec->link_len, err)) < 0 ||
+        (error = pb_bundle__writer_begin(d->w, rec, err)) < 0)
         return error;
-    if (rec->type == PB_REC_LINK)
-        return 0;
-    for (;;) {
-        uint8_t lb[4];
-        if ((error = zi_read(z, lb, 4, err)) < 0)
-            return error;
-        uint32_t n = pb_get_le32(lb);
-        if (n == 0)
-            break;
-        if (n > CHUNK)
-            return pb_error_set(err, PB_ECORRUPT, "solid: record %llu: chunk of %u bytes",
-                                (unsigned long long)i, n);
-        if ((error = zi_read(z, buf, n, err)) < 0 ||
-            (error = pb_bundle__writer_data(w, buf, n, err)) < 0)
-            return error;
-    }
-    return pb_bundle__writer_end(w, err);
+    d->state = rec->type == PB_REC_LINK ? D_RECORD : D_PAYLOAD;
+    d->i++;
+    return 0;
 }
 
-static int decode_stream(zin *z, const char *solid, int out, int level, pb_error *err)
+static int dec_step(decoder *d, pb_error *err)
 {
-    int error = 0, end = 0;
-    pb_bundle_writer *w = NULL;
     pb_bundle_header h;
-    pb_bundle_rec *rec = calloc(1, sizeof(*rec));
-    uint8_t *buf = malloc(CHUNK);
-    memset(&h, 0, sizeof(h));
-    if (!rec || !buf) {
-        error = pb_error_set(err, PB_ENOMEM, "solid: out of memory");
-        goto done;
+    uint8_t b[4];
+    int error;
+    switch (d->state) {
+    case D_HEADER:
+        memset(&h, 0, sizeof(h));
+        if ((error = decode_header(d->z, &h, d->solid, err)) < 0 ||
+            (error = pb_bundle__writer_new(&d->w, &h, d->level, dec_sink, d, err)) < 0)
+            return error;
+        d->state = D_RECORD;
+        return 0;
+    case D_RECORD:
+        if ((error = zi_read(d->z, b, 1, err)) < 0)
+            return error;
+        if (b[0] != 0)
+            return dec_record(d, b[0], err);
+        if ((error = pb_bundle__writer_finish(d->w, err)) < 0)
+            return error;
+        d->state = D_DONE;
+        return 0;
+    case D_PAYLOAD: {
+        if ((error = zi_read(d->z, b, 4, err)) < 0)
+            return error;
+        uint32_t n = pb_get_le32(b);
+        if (n == 0) {
+            d->state = D_RECORD;
+            return pb_bundle__writer_end(d->w, err);
+        }
+        if (n > CHUNK)
+            return pb_error_set(err, PB_ECORRUPT, "solid: record %llu: chunk of %u bytes",
+                                (unsigned long long)d->i - 1, n);
+        if ((error = zi_read(d->z, d->buf, n, err)) < 0)
+            return error;
+        return pb_bundle__writer_data(d->w, d->buf, n, err);
     }
-    if ((error = decode_header(z, &h, solid, err)) < 0 ||
-        (error = pb_bundle__writer_new(&w, &h, level, pb_bundle__fd_out, &out, err)) < 0)
-        goto done;
-    for (uint64_t i = 0; !end; i++)
-        if ((error = decode_record(z, w, rec, buf, i, &end, err)) < 0)
-            goto done;
-    error = pb_bundle__writer_finish(w, err);
-done:
-    pb_bundle__writer_free(w);
-    free(rec);
-    free(buf);
-    return error;
+    default:
+        return 0;
+    }
+}
+
+/* A pb_source_fn over the bundle being decoded. */
+static int pull_in(void *payload, void *buf, size_t cap, size_t *got, pb_error *err)
+{
+    decoder *d = payload;
+    int error;
+    while (d->qpos == d->q.len && d->state != D_DONE) {
+        pb_buf_clear(&d->q);
+        d->qpos = 0;
+        if ((error = dec_step(d, err)) < 0)
+            return error;
+    }
+    size_t k = d->q.len - d->qpos < cap ? d->q.len - d->qpos : cap;
+    if (k)
+        memcpy(buf, d->q.ptr + d->qpos, k);
+    d->qpos += k;
+    *got = k;
+    return 0;
+}
+
+/* Opens the solid file and the zstd stream. */
+static int zin_open(zin *z, const char *solid, pb_error *err)
+{
+    memset(z, 0, sizeof(*z));
+    if ((z->fd = open(solid, O_RDONLY | O_CLOEXEC)) < 0)
+        return pb_error_errno(err, "solid: cannot open %s", solid);
+    z->dx = ZSTD_createDCtx();
+    z->in_cap = ZSTD_DStreamInSize();
+    z->out_cap = ZSTD_DStreamOutSize();
+    z->in = malloc(z->in_cap);
+    z->out = malloc(z->out_cap);
+    z->st = XXH3_createState();
+    if (!z->dx || !z->in || !z->out || !z->st)
+        return pb_error_set(err, PB_ENOMEM, "solid: out of memory");
+    XXH3_128bits_reset(z->st);
+    ZSTD_DCtx_setParameter(z->dx, ZSTD_d_windowLogMax, 27);
+    return 0;
+}
+
+static void zin_close(zin *z)
+{
+    ZSTD_freeDCtx(z->dx);
+    XXH3_freeState(z->st);
+    free(z->in);
+    free(z->out);
+    if (z->fd >= 0)
+        close(z->fd);
+}
+
+/* The cloud's checksum of the solid file (computed while read, the rest read now): a damaged
+ * download is named as such, whatever the decoder or the verify pass said. */
+static int check_download(zin *z, const char *expect_hex, int error, pb_error *err)
+{
+    uint8_t got[16];
+    char hex[33];
+    pb_error e = PB_ERROR_INIT;
+    if (!expect_hex || !expect_hex[0] || zi_drain(z, got, &e) < 0)
+        return error;
+    pb_hex_encode(hex, got, 16);
+    if (strcmp(hex, expect_hex) == 0)
+        return error;
+    pb_error_clear(err);
+    return pb_error_set(err, PB_ECORRUPT,
+                        "the downloaded bundle's checksum %s differs from the cloud's %s", hex,
+                        expect_hex);
 }
 
 int pb_solid_decode(const char *solid, const char *expect_hex, const char *bundle, int level,
-                    pb_error *err)
+                    const pb_bundle_verify_options *verify, pb_bundle_info *info, pb_error *err)
 {
-    int error = 0, out = -1;
+    int error = 0;
     zin z;
-    uint8_t got[16];
-    char hex[33];
-    memset(&z, 0, sizeof(z));
-    if ((z.fd = open(solid, O_RDONLY | O_CLOEXEC)) < 0)
-        return pb_error_errno(err, "solid: cannot open %s", solid);
-    z.dx = ZSTD_createDCtx();
-    z.in_cap = ZSTD_DStreamInSize();
-    z.out_cap = ZSTD_DStreamOutSize();
-    z.in = malloc(z.in_cap);
-    z.out = malloc(z.out_cap);
-    z.st = XXH3_createState();
-    if (!z.dx || !z.in || !z.out || !z.st) {
+    decoder d;
+    memset(&d, 0, sizeof(d));
+    d.out_fd = -1;
+    d.solid = solid;
+    d.level = level;
+    d.z = &z;
+    d.queue = verify != NULL;
+    pb_buf_init(&d.q, 16u << 20);
+    if ((error = zin_open(&z, solid, err)) < 0)
+        goto done;
+    d.rec = calloc(1, sizeof(*d.rec));
+    d.buf = malloc(CHUNK);
+    if (!d.rec || !d.buf) {
         error = pb_error_set(err, PB_ENOMEM, "solid: out of memory");
         goto done;
     }
-    XXH3_128bits_reset(z.st);
-    ZSTD_DCtx_setParameter(z.dx, ZSTD_d_windowLogMax, 27);
-    if ((out = open(bundle, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
+    if ((d.out_fd = open(bundle, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
         error = pb_error_errno(err, "solid: cannot create %s", bundle);
         goto done;
     }
-    error = decode_stream(&z, solid, out, level, err);
-    if (expect_hex && expect_hex[0]) {
-        /* the cloud's checksum of the file first: a damaged download is named as such */
-        pb_error e = PB_ERROR_INIT;
-        if (zi_drain(&z, got, &e) == 0) {
-            pb_hex_encode(hex, got, 16);
-            if (strcmp(hex, expect_hex) != 0) {
-                pb_error_clear(err);
-                error = pb_error_set(err, PB_ECORRUPT,
-                                     "the downloaded bundle's checksum %s differs from the "
-                                     "cloud's %s",
-                                     hex, expect_hex);
-            }
-        }
+    if (verify) {
+        /* one pass: the verify pass reads the bundle as the decoder writes it */
+        error = pb_bundle__verify_source(info, pull_in, &d, verify, err);
+        if (!error && d.state != D_DONE)
+            error = pb_error_set(err, PB_ECORRUPT, "solid: data after the bundle's trailer");
+    } else {
+        while (!error && d.state != D_DONE)
+            error = dec_step(&d, err);
     }
-    if (!error && fsync(out) != 0)
+    error = check_download(&z, expect_hex, error, err);
+    if (!error && fsync(d.out_fd) != 0)
         error = pb_error_errno(err, "solid: fsync %s", bundle);
 done:
-    ZSTD_freeDCtx(z.dx);
-    XXH3_freeState(z.st);
-    free(z.in);
-    free(z.out);
-    close(z.fd);
-    if (out >= 0)
-        close(out);
-    if (error)
+    pb_bundle__writer_free(d.w);
+    zin_close(&z);
+    free(d.rec);
+    free(d.buf);
+    pb_buf_dispose(&d.q);
+    if (d.out_fd >= 0)
+        close(d.out_fd);
+    if (error) {
         unlink(bundle);
+        if (verify && verify->extract_main)
+            unlink(verify->extract_main);
+        if (verify && verify->extract_blobs)
+            unlink(verify->extract_blobs);
+    }
     return error;
 }

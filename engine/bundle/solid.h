@@ -33,11 +33,14 @@ int pb_solid_encode(uint64_t *out_bytes, uint8_t hash[16], const char *bundle, c
 
 /**
  * Decodes `solid` into the bundle file `bundle` (payloads at zstd `level`), the bundle writer
- * checking every record's size and hash. With `expect_hex` (32 hex digits), the solid file's
- * XXH3-128, computed while it is read, must equal it (PB_ECORRUPT naming both otherwise).
- * The bundle is removed on failure.
+ * checking every record's size and hash. With `verify`, the same pass is the bundle's verify pass
+ * (pb_bundle_verify with those options: changesets extracted, paths checked against the data
+ * dir), reading the bundle as it is written; `info` receives what it holds. With `expect_hex`
+ * (32 hex digits), the solid file's XXH3-128, computed while it is read, must equal it
+ * (PB_ECORRUPT naming both otherwise). The bundle (and the extracted changesets) are removed on
+ * failure.
  */
 int pb_solid_decode(const char *solid, const char *expect_hex, const char *bundle, int level,
-                    pb_error *err);
+                    const pb_bundle_verify_options *verify, pb_bundle_info *info, pb_error *err);
 
 #endif

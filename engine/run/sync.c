@@ -1064,12 +1064,15 @@ static int export_once(rx *x, int bootstrap)
     return 0;
 }
 
-/* Downloads the bundle (resumably) into x->bundle: the solid form is turned back into a bundle
- * (bundle/solid.c), its checksum checked against the agent's while it is read. */
+/* Downloads the bundle (resumably) into x->bundle. The solid form is turned back into a bundle
+ * (bundle/solid.c) in one pass that also checks the agent's checksum of the download and is the
+ * bundle's one verify pass (x->binfo filled, changesets extracted); verify_bundle then only
+ * verifies a bundle that did not come that way (a plain bundle, or one left by a former run). */
 static int fetch_bundle(rx *x)
 {
     int error;
     size_t n = strlen(x->bundle_name), sl = strlen(PB_ST_BUNDLE_SOLID);
+    memset(&x->binfo, 0, sizeof(x->binfo)); /* nothing verified yet */
     if (pb_run__exists(x->bundle))
         return 0;
     if (n < sl || strcmp(x->bundle_name + n - sl, PB_ST_BUNDLE_SOLID) != 0) {
@@ -1083,24 +1086,34 @@ static int fetch_bundle(rx *x)
     if ((error = get_file(x, x->bundle_name, solid, "download")) < 0)
         return error;
     x->r->bytes.bundle_down += pb_run__fsize(solid);
-    error = pb_solid_decode(solid, x->bundle_xxh3, x->bundle, 1, x->err);
-    unlink(solid);
-    return error;
-}
-
-/* The one verify pass at home: the bundle's records, checksums and changesets (extracted for
- * the next baseline and the apply) and its paths against the data dir; the apply then trusts it
- * (run_apply). With make_next, reproduces the next baseline copy. */
-static int verify_bundle(rx *x, int make_next)
-{
-    int error;
     pb_bundle_verify_options vo;
     pb_bundle_verify_options_init(&vo);
     vo.extract_main = x->cs_main;
     vo.extract_blobs = x->cs_blobs;
     vo.plex_dir = x->plex;
-    if ((error = pb_bundle_verify(&x->binfo, x->bundle, &vo, x->err)) < 0)
-        return error;
+    error = pb_solid_decode(solid, x->bundle_xxh3, x->bundle, 1, &vo, &x->binfo, x->err);
+    unlink(solid);
+    if (error < 0)
+        memset(&x->binfo, 0, sizeof(x->binfo));
+    return error;
+}
+
+/* The one verify pass at home (unless fetch_bundle's decode was it): the bundle's records,
+ * checksums and changesets (extracted for the next baseline and the apply) and its paths against
+ * the data dir; the apply then trusts it (run_apply). With make_next, reproduces the next
+ * baseline copy. */
+static int verify_bundle(rx *x, int make_next)
+{
+    int error;
+    if (x->binfo.bytes == 0 || x->binfo.bytes != pb_run__fsize(x->bundle)) {
+        pb_bundle_verify_options vo;
+        pb_bundle_verify_options_init(&vo);
+        vo.extract_main = x->cs_main;
+        vo.extract_blobs = x->cs_blobs;
+        vo.plex_dir = x->plex;
+        if ((error = pb_bundle_verify(&x->binfo, x->bundle, &vo, x->err)) < 0)
+            return error;
+    }
     xlog(x, "info", "bundle verified: %llu records, %.2f MB of content",
          (unsigned long long)x->binfo.records, x->binfo.content_bytes / 1e6);
     if (!make_next)
