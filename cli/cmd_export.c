@@ -1,13 +1,13 @@
 /*
- * cmd_export.c: `plexburst export`: builds a bundle on the cloud side (plexburst/export.h), or with
- * --list-only writes step (a) of the protocol, the cloud's LIST (its manifest; with --base-dir
- * MANIFEST only the paths that differ from the home manifest, as text). plexburst export
- * --cloud-dir C --list-only [--base-dir MANIFEST] -o LIST plexburst export --cloud-dir C --base-db
- * B.db [--base-blobs BB.db] WHAT-HOME-HOLDS -o BUNDLE where WHAT-HOME-HOLDS is --base-dir HOME (a
- * readable home data dir or snapshot: the answer is computed locally), --base-dir MANIFEST [--sigs
- * ANSWER] (a home manifest, signatures optional), or --sigs ANSWER alone (the home's answer to the
- * LIST, from `plexburst sigs`). Role: the cloud half of step 4 of a nightly sync, run by hand or by
- * the agent.
+ * cmd_export.c: `plexburst export`: builds a bundle on the cloud side (plexburst/export.h),
+ * or with --list-only writes step (a) of the protocol, the cloud's LIST (its manifest; with
+ * --base-dir MANIFEST only the paths that differ from the home manifest, as text).
+ *   plexburst export --cloud-dir C --list-only [--base-dir MANIFEST] -o LIST
+ *   plexburst export --cloud-dir C --base-db B.db [--base-blobs BB.db] WHAT-HOME-HOLDS -o BUNDLE
+ * where WHAT-HOME-HOLDS is --base-dir HOME (a readable home data dir or snapshot: the answer is
+ * computed locally), --base-dir MANIFEST [--sigs ANSWER] (a home manifest, signatures optional),
+ * or --sigs ANSWER alone (the home's answer to the LIST, from `plexburst sigs`).
+ * Role: the cloud half of step 4 of a nightly sync, run by hand or by the agent.
  */
 #include <jansson.h>
 #include <stdio.h>
