@@ -193,55 +193,6 @@ void pb_solid_writer_free(pb_solid_writer *z)
     free(z);
 }
 
-int pb_solid_encode(uint64_t *out_bytes, uint8_t hash[16], const char *bundle, const char *solid,
-                    int level, pb_error *err)
-{
-    int error = 0, in = -1, rc;
-    pb_bundle_reader *r = NULL;
-    pb_solid_writer *z = NULL;
-    const pb_bundle_rec *rec;
-    uint8_t *buf = malloc(CHUNK);
-    *out_bytes = 0;
-    if (!buf)
-        return pb_error_set(err, PB_ENOMEM, "solid: out of memory");
-    if ((in = open(bundle, O_RDONLY | O_CLOEXEC)) < 0) {
-        error = pb_error_errno(err, "solid: cannot open %s", bundle);
-        goto done;
-    }
-    if ((error = pb_bundle__reader_new(&r, pb_bundle__fd_in, &in, NULL, err)) < 0 ||
-        (error = pb_solid_writer_new(&z, solid, level, pb_bundle__reader_header(r), err)) < 0)
-        goto done;
-    while ((rc = pb_bundle__reader_next(r, &rec, err)) == 1) {
-        if ((error = pb_solid_writer_begin(z, rec, err)) < 0)
-            goto done;
-        if (rec->type == PB_REC_LINK)
-            continue;
-        for (;;) {
-            size_t got = 0;
-            if ((error = pb_bundle__reader_read(r, buf, CHUNK, &got, err)) < 0)
-                goto done;
-            if (!got)
-                break;
-            if ((error = pb_solid_writer_data(z, buf, got, err)) < 0)
-                goto done;
-        }
-        if ((error = pb_solid_writer_end(z, err)) < 0)
-            goto done;
-    }
-    if (rc < 0) {
-        error = rc;
-        goto done;
-    }
-    error = pb_solid_writer_finish(z, out_bytes, hash, err);
-done:
-    pb_bundle__reader_free(r);
-    pb_solid_writer_free(z);
-    free(buf);
-    if (in >= 0)
-        close(in);
-    return error;
-}
-
 /* ---- the decoder: a zstd stream from an fd, read in exact amounts, hashed as read ---- */
 
 typedef struct zin {

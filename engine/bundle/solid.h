@@ -1,7 +1,7 @@
 /*
  * solid.h (internal): the solid transport form of a bundle (format and rationale atop solid.c):
- * a writer the bundle writer can feed as it writes (so a bundle is never read back to be
- * encoded), an encoder from a bundle file, and the decoder back into a bundle.
+ * a writer the bundle writer feeds as it writes (so a bundle is never read back to be encoded),
+ * and the decoder back into a bundle, which is also the bundle's verify pass.
  * Role: the agent encodes (run/agent.c), the sync decodes (run/sync.c).
  */
 #ifndef PB_SOLID_H
@@ -26,10 +26,6 @@ int pb_solid_writer_end(pb_solid_writer *z, pb_error *err);
 int pb_solid_writer_finish(pb_solid_writer *z, uint64_t *bytes, uint8_t hash[16], pb_error *err);
 /** Frees; removes the file unless it was finished. Accepts NULL. */
 void pb_solid_writer_free(pb_solid_writer *z);
-
-/** Encodes the bundle file `bundle` (read and checked by the strict reader) into `solid`. */
-int pb_solid_encode(uint64_t *out_bytes, uint8_t hash[16], const char *bundle, const char *solid,
-                    int level, pb_error *err);
 
 /**
  * Decodes `solid` into the bundle file `bundle` (payloads at zstd `level`), the bundle writer
