@@ -1,6 +1,6 @@
 /*
  * cmd_apply.c: `plexburst apply --plex-dir D BUNDLE [...]`: applies a bundle to a home Plex data
- * directory, all or nothing (pb_apply, include/plexburst/bundle.h), printing the numbered phases
+ * directory, all or nothing (pb_apply, plexburst/apply.h), printing the numbered phases
  * RECOVER, VERIFY BUNDLE, GUARDS, STAGE FILES, STOP PLEX, MERGE ROWS, INSTALL FILES, START PLEX,
  * a POST-MORTEM on failure, or one JSON object with --json. --dry-run stops after the guards and
  * prints the bundle's diff report as `plexburst diff` does (report.c).
@@ -376,7 +376,7 @@ int cmd_apply(int argc, char **argv)
             cli_state("📊",
                       "the journal in %s decides: before the row commit everything is "
                       "rolled back, after it the next plexburst start completes the files",
-                      r->state_dir);
+                      r->state_dir ? r->state_dir : "the state dir");
         cli_state("🔍", "%s", advice(rc, r));
         fprintf(stderr, "plexburst: %s\n", err.msg[0] ? err.msg : pb_strerror(rc));
     }

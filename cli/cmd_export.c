@@ -1,7 +1,7 @@
 /*
- * cmd_export.c: `plexburst export`: builds a bundle on the cloud side (include/plexburst/
- * bundle.h), or with --list-only writes step (a) of the protocol, the cloud's LIST (its manifest;
- * with --base-dir MANIFEST only the paths that differ from the home manifest, as text).
+ * cmd_export.c: `plexburst export`: builds a bundle on the cloud side (plexburst/export.h),
+ * or with --list-only writes step (a) of the protocol, the cloud's LIST (its manifest; with
+ * --base-dir MANIFEST only the paths that differ from the home manifest, as text).
  *   plexburst export --cloud-dir C --list-only [--base-dir MANIFEST] -o LIST
  *   plexburst export --cloud-dir C --base-db B.db [--base-blobs BB.db] WHAT-HOME-HOLDS -o BUNDLE
  * where WHAT-HOME-HOLDS is --base-dir HOME (a readable home data dir or snapshot: the answer is

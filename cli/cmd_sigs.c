@@ -47,8 +47,10 @@ int cmd_sigs(int argc, char **argv)
     }
     if ((rc = cli_recover(plex_dir, state_dir)) != 0)
         return rc;
-    pb_answer_options ao = {PB_ANSWER_OPTIONS_VERSION, manifest, state_dir,
-                            whole > 0 ? (uint64_t)whole : 0};
+    pb_answer_options ao = PB_ANSWER_OPTIONS_INIT;
+    ao.home_manifest = manifest;
+    ao.state_dir = state_dir;
+    ao.whole_below = whole > 0 ? (uint64_t)whole : 0;
     pb_export_stats st;
     pb_error err = PB_ERROR_INIT;
     rc = pb_export_answer(&st, plex_dir, wanted, output, &ao, &err);

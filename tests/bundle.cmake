@@ -1,4 +1,4 @@
-# Bundles, export and the journaled apply (engine/bundle.c, export.c, apply.c, journal.c): the
+# Bundles, export and the journaled apply (engine/bundle/, engine/apply/): the
 # format and its strict reader on hostile input (unit); export + apply round trips over mkplex
 # libraries, crash safety (SIGKILL at every journal step and at random instants), hostile bundles
 # against a real data dir, the CLI (integration). Run them with `ctest -R 'bundle|apply'`.

@@ -1,6 +1,6 @@
 /*
- * test_apply.c: integration tests of export + the journaled apply (engine/export.c, apply.c,
- * journal.c) over mkplex libraries: a base library, a cloud copy mutated by `mkplex analyze`, a
+ * test_apply.c: integration tests of export + the journaled apply (engine/bundle/export_*.c,
+ * engine/apply/) over mkplex libraries: a base library, a cloud copy mutated by `mkplex analyze`, a
  * home copy mutated by `mkplex stream`.
  *   - round trip: the three export routes (local home dir; LIST -> ANSWER -> bundle; home
  *     manifest + ANSWER) give the same bundle content; apply makes every file the cloud wrote
@@ -38,9 +38,13 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
+#include "hex.h"
 #include "journal.h"
+#include "solid.h"
+#include "plexburst/apply.h"
 #include "plexburst/bundle.h"
+#include "plexburst/export.h"
 #include "plexburst/compat.h"
 #include "plexburst/fingerprint.h"
 #include "plexburst/plex.h"
@@ -480,6 +484,121 @@ static void test_roundtrip(void **state)
     pb_apply_result_dispose(r);
     free(r);
     assert_int_equal(outcome(rt, "second apply"), 'B');
+}
+
+/* One reading at home: a bundle verified once (pb_bundle_verified_make) is applied without a
+ * second verify pass, against base ids the caller vouches for (no recorded baseline, no
+ * --base-db); a token of another data dir and a wrong base are refused. The solid form written
+ * alongside the bundle decodes back to a bundle, its checksum checked while it is read. */
+static void test_verified_handoff(void **state)
+{
+    (void)state;
+    need_fixture();
+    char dir[P], other[P], csm[P], csb[P], solid[P], back[P], hex[33];
+    pb_error e = PB_ERROR_INIT;
+    pathf(dir, sizeof(dir), "%s/handoff", g.root);
+    pathf(other, sizeof(other), "%s/handoff-other", g.root);
+    pathf(csm, sizeof(csm), "%s/handoff.main.cs", g.root);
+    pathf(csb, sizeof(csb), "%s/handoff.blobs.cs", g.root);
+    copy_home(dir);
+    copy_home(other);
+
+    pb_bundle_verified v;
+    assert_int_equal(pb_bundle_verified_make(&v, g.bundle, dir, csm, csb, NULL, &e), 0);
+    assert_non_null(v.plex_dir);
+    assert_int_equal(v.size, v.info.bytes);
+    pb_baseline base, wrong;
+    assert_int_equal(pb_baseline_compute(&base, g.base_db, g.base_blobs, &e), 0);
+    wrong = base;
+    wrong.main[0] ^= 1;
+
+    pb_apply_options o;
+    pb_apply_result *r = calloc(1, sizeof(*r));
+    assert_non_null(r);
+    apply_opts(&o, other, NULL);
+    o.base_db = o.base_blobs = NULL;
+    o.verified = &v;
+    o.base = &base;
+    assert_int_equal(pb_apply(r, &o, &e), PB_EINVALID); /* verified against another dir */
+    pb_apply_result_dispose(r);
+    o.plex_dir = dir;
+    o.base = &wrong;
+    e = (pb_error)PB_ERROR_INIT;
+    assert_int_equal(pb_apply(r, &o, &e), PB_EREFUSED);
+    assert_non_null(strstr(e.msg, "wrong baseline"));
+    pb_apply_result_dispose(r);
+    o.base = &base;
+    e = (pb_error)PB_ERROR_INIT;
+    int rc = pb_apply(r, &o, &e);
+    if (rc != 0)
+        fail_msg("apply: %s", e.msg);
+    assert_true(r->ok);
+    assert_true(r->files_new + r->files_patched + r->files_linked > 0);
+    assert_int_equal(r->bytes_bundle, v.info.bytes);
+    pb_apply_result_dispose(r);
+    free(r);
+    journal_empty(dir);
+    pb_baseline rec;
+    char sd[P];
+    pathf(sd, sizeof(sd), "%s.plexburst", dir);
+    assert_int_equal(pb_baseline_read(&rec, sd, &e), 0);
+    assert_memory_equal(rec.main, v.info.target_main, 16);
+    /* the changesets are the caller's: still there */
+    if (v.cs_main)
+        assert_int_equal(access(v.cs_main, F_OK), 0);
+    pb_bundle_verified_dispose(&v);
+    pb_bundle_verified_dispose(NULL);
+    unlink(csm);
+    unlink(csb);
+
+    /* the solid form, written while the bundle is built */
+    pb_export_options eo;
+    pb_export_stats st;
+    pathf(solid, sizeof(solid), "%s/handoff.solid", g.root);
+    pathf(back, sizeof(back), "%s/handoff.back.bundle", g.root);
+    pb_export_options_init(&eo);
+    eo.cloud_dir = g.cloud;
+    eo.base_db = g.base_db;
+    eo.base_blobs = g.base_blobs;
+    eo.home_dir = g.home0;
+    eo.work_dir = g.root;
+    eo.zstd_level = 3;
+    eo.solid = solid;
+    eo.solid_level = 3;
+    char b2[P];
+    pathf(b2, sizeof(b2), "%s/handoff.bundle", g.root);
+    assert_int_equal(pb_export_build(&st, b2, &eo, &e), 0);
+    struct stat sst;
+    assert_int_equal(stat(solid, &sst), 0);
+    assert_int_equal(st.solid_bytes, (uint64_t)sst.st_size);
+    pb_hex_encode(hex, st.solid_xxh3, 16);
+    assert_int_equal(pb_solid_decode(solid, hex, back, 3, NULL, NULL, &e), 0);
+    pb_bundle_info i1, i2, i3;
+    assert_int_equal(pb_bundle_verify(&i1, b2, NULL, &e), 0);
+    assert_int_equal(pb_bundle_verify(&i2, back, NULL, &e), 0);
+    assert_int_equal(i1.records, i2.records);
+    assert_int_equal(i1.content_bytes, i2.content_bytes);
+    assert_memory_equal(i1.target_main, i2.target_main, 16);
+    /* decoding and verifying in one pass gives what a separate verify pass gives */
+    pb_bundle_verify_options vo;
+    pb_bundle_verify_options_init(&vo);
+    vo.extract_main = csm;
+    vo.extract_blobs = csb;
+    vo.plex_dir = dir;
+    assert_int_equal(pb_solid_decode(solid, hex, back, 3, &vo, &i3, &e), 0);
+    assert_int_equal(i3.records, i2.records);
+    assert_int_equal(i3.bytes, i2.bytes);
+    assert_memory_equal(i3.checksum, i2.checksum, 16);
+    assert_int_equal(i3.has_cs_main, access(csm, F_OK) == 0);
+    unlink(csm);
+    unlink(csb);
+    hex[0] = hex[0] == '0' ? '1' : '0';
+    e = (pb_error)PB_ERROR_INIT;
+    assert_int_equal(pb_solid_decode(solid, hex, back, 3, &vo, &i3, &e), PB_ECORRUPT);
+    assert_non_null(strstr(e.msg, "checksum"));
+    assert_int_equal(access(back, F_OK), -1);
+    unlink(solid);
+    unlink(b2);
 }
 
 static void test_dry_run(void **state)
@@ -1344,15 +1463,11 @@ int main(void)
     setenv("ASAN_OPTIONS", aopts, 1);
 #endif
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_dry_run),
-        cmocka_unit_test(test_crash_points),
-        cmocka_unit_test(test_random_kills),
-        cmocka_unit_test(test_online),
-        cmocka_unit_test(test_hostile),
-        cmocka_unit_test(test_cli),
-        cmocka_unit_test(test_engine_roundtrip),
-        cmocka_unit_test(test_engine_crashes),
+        cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_dry_run),
+        cmocka_unit_test(test_verified_handoff), cmocka_unit_test(test_crash_points),
+        cmocka_unit_test(test_random_kills),     cmocka_unit_test(test_online),
+        cmocka_unit_test(test_hostile),          cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_engine_roundtrip), cmocka_unit_test(test_engine_crashes),
     };
     if (access(tu_build_path("mkplex"), X_OK) != 0)
         tu_skip("mkplex is not built");

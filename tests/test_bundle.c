@@ -1,7 +1,7 @@
 /*
- * test_bundle.c: unit tests of the bundle format (engine/bundle.c): writer/reader round trip,
- * pb_bundle_verify with changeset extraction, the path rules, and hostile input: truncation at
- * every byte, a flipped bit at every byte, crafted records with valid checksums (traversal,
+ * test_bundle.c: unit tests of the bundle format (engine/bundle/bundle_read.c): writer/reader round
+ * trip, pb_bundle_verify with changeset extraction, the path rules, and hostile input: truncation
+ * at every byte, a flipped bit at every byte, crafted records with valid checksums (traversal,
  * absolute and stage paths, paths outside the synced part, duplicates, bad order, hard links to
  * later paths, modes, oversized lengths, zstd output beyond the declared size, trailing bytes),
  * symlinked components in the data dir, and a random mutation loop. Every failure must be one
@@ -18,7 +18,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "plexburst/sqldiff.h"
 #include "testutil.h"
 

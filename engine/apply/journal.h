@@ -1,14 +1,14 @@
 /*
- * journal.h (internal): the apply journal (<state dir>/apply.journal, a small SQLite DB) and the
- * recovery of an interrupted apply. journal.c explains the design and why recovery is
- * all-or-nothing; engine/apply.c drives it step by step.
+ * journal.h (internal): the apply journal (<state dir>/apply.journal, a small SQLite DB,
+ * journal.c) and the recovery of an interrupted apply (recover.c). journal.c explains the design
+ * and why recovery is all-or-nothing; apply.c drives it step by step.
  */
 #ifndef PB_JOURNAL_H
 #define PB_JOURNAL_H
 
 #include <stdint.h>
 #include <sqlite3.h>
-#include "plexburst/bundle.h"
+#include "plexburst/apply.h"
 
 #define PB_JOURNAL_NAME  "apply.journal"
 #define PB_MARKER_NAME   "apply.marker"
@@ -101,13 +101,6 @@ int pb_journal__restore_modes(pb_journal *j, int *restored, pb_error *err);
  * for its k-th occurrence, 1-based), the process raises SIGKILL here.
  */
 void pb_journal__crash_point(const char *step);
-
-/** Online probes (see journal.c): installs the preupdate and commit hooks on `db`; the commit
- * hook writes the probes durably before the commit proceeds. */
-typedef struct pb_probes pb_probes;
-int pb_probes__install(pb_probes **out, sqlite3 *db, const char *path, pb_error *err);
-/** Removes the hooks and frees; accepts NULL. */
-void pb_probes__free(pb_probes *p, sqlite3 *db);
 
 /** Paths of the live DBs inside the data dir. */
 void pb_journal__live_paths(const char *plex_dir, char *main_db, char *blobs_db, size_t cap);

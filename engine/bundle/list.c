@@ -1,6 +1,6 @@
 /*
- * run_list.c: the compact LIST the agent sends instead of its whole manifest, and the home's
- * side of it (engine/run_int.h).
+ * list.c: the compact LIST the agent sends instead of its whole manifest, and the home's
+ * side of it (declared in engine/run/run_int.h).
  * The cloud's manifest (docs/manifest.md) carries per entry what the cloud itself needs (mtimes,
  * Merkle directory hashes, hard-link groups, offsets): about 600 bytes per file before zstd. The
  * home needs only, per file the cloud wrote, its path, type, mode, size and content hash, to
@@ -14,15 +14,15 @@
  *   shared varint (bytes shared with the previous path) | suffix length varint | suffix
  * and a final 0 byte. Varints are LEB128. Paths obey the bundle path rules (no NUL, no
  * newline). Travels zstd-compressed.
- * Role: engine/agent.c (writer), engine/run_sync.c (reader). Prerequisites: H6's manifest
- * reader, H7's walk-order comparison.
+ * Role: run/agent.c (writer), run/sync.c (reader). Prerequisites: the manifest reader and its
+ * walk-order comparison (engine/files).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 #include "plexburst/fingerprint.h"
 #include "run_int.h"
 

@@ -1,12 +1,17 @@
 /*
- * fingerprint_int.h: internals shared by fingerprint.c (walk, cache) and fingerprint_manifest.c
- * (the manifest format): the path order, the Merkle feed of a directory hash, and the streaming
- * manifest writer. Not installed.
+ * fingerprint_int.h: internals shared by fingerprint.c (the run, the cache), fingerprint_scan.c
+ * (pass 1), fingerprint_emit.c (pass 2) and manifest.c (the manifest format): the path order,
+ * the Merkle feed of a directory hash, the plan file and the streaming manifest writer. Not
+ * installed.
  */
 #ifndef PB_FINGERPRINT_INT_H
 #define PB_FINGERPRINT_INT_H
 
 #include <stdint.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <sqlite3.h>
 #include <xxhash.h>
 #include "plexburst/fingerprint.h"
 
@@ -46,5 +51,56 @@ void pb_fp__writer_free(pb_fp_writer *w);
 /* Record flags. */
 #define PB_FP_MULTI    0x1 /* the file's inode has other paths (st_nlink > 1) */
 #define PB_FP_FOLLOWER 0x2 /* a member of a hard-link group; extra = the leader's path */
+
+/* ---- the run's passes ---- */
+
+/* One entry of the walk, written by the scan and read back by the emitter (native layout, a
+ * private temporary file). Followed by path_len path bytes and extra_len extra bytes. */
+typedef struct pb_fp_plan_rec {
+    uint8_t kind;   /* 'D' directory, 'E' end of directory, 'F' file, 'L' symlink, 'X' stale row */
+    uint8_t cached; /* hash holds the cached content hash */
+    uint16_t path_len;
+    uint16_t extra_len;
+    uint16_t pad;
+    uint32_t mode;
+    uint32_t nlink;
+    uint64_t size;
+    int64_t mtime_ns;
+    uint64_t ino, dev;
+    uint8_t hash[PB_HASH_LEN];
+} pb_fp_plan_rec;
+
+/** Appends one plan record with its path and extra bytes. */
+int pb_fp__plan_put(FILE *f, const pb_fp_plan_rec *r, const char *path, const char *extra,
+                    pb_error *err);
+
+/** What the scan leaves for the hashing pass, and what that pass did. */
+typedef struct pb_fp_scan_out {
+    uint64_t hash_bytes, hash_files; /* bytes and files to read (the progress totals) */
+    uint64_t bytes_done, items_done; /* read by the hashing pass */
+} pb_fp_scan_out;
+
+/** Pass 1: walks the tree below root_fd against the cache `db` (in its open transaction),
+ * writing the plan; counts into res. */
+int pb_fp__scan(pb_fp_scan_out *out, sqlite3 *db, FILE *plan, int root_fd,
+                const pb_fingerprint_options *opts, pb_fingerprint_result *res, pb_error *err);
+/** Pass 2: reads the plan back, hashes, writes res->manifest_path and the cache rows. */
+int pb_fp__emit(pb_fp_scan_out *plan_info, sqlite3 *db, FILE *plan, int root_fd,
+                const pb_fingerprint_options *opts, pb_fingerprint_result *res, pb_error *err);
+
+/** A fingerprint cache failure ("fingerprint cache: <what>: ..."; PB_EBUSY when locked). */
+int pb_fp__sql_fail(sqlite3 *db, int rc, const char *what, pb_error *err);
+
+static inline int64_t pb_fp__now_ns(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static inline int64_t pb_fp__mtime_ns(const struct stat *st)
+{
+    return (int64_t)st->st_mtim.tv_sec * 1000000000LL + st->st_mtim.tv_nsec;
+}
 
 #endif

@@ -1,5 +1,5 @@
 /*
- * fingerprint_manifest.c: the manifest format of plexburst fingerprints: streaming writer,
+ * manifest.c: the manifest format of plexburst fingerprints: streaming writer,
  * strict reader and the two-manifest comparison (include/plexburst/fingerprint.h).
  * Role: fingerprint.c writes a manifest per run; the sync plan compares home's and the cloud's.
  * Prerequisites: libxxhash (XXH3-128). Also described in docs/manifest.md.
@@ -55,6 +55,7 @@
 
 #include "bytes.h"
 #include "fingerprint_int.h"
+#include "hex.h"
 
 #define HEADER_LEN  64
 #define REC_FIXED   56
@@ -102,12 +103,7 @@ void pb_fp__dir_digest(uint8_t out[PB_HASH_LEN], XXH3_state_t *st)
 
 void pb_hash_hex(char out[2 * PB_HASH_LEN + 1], const uint8_t hash[PB_HASH_LEN])
 {
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < PB_HASH_LEN; i++) {
-        out[2 * i] = hex[hash[i] >> 4];
-        out[2 * i + 1] = hex[hash[i] & 15];
-    }
-    out[2 * PB_HASH_LEN] = '\0';
+    pb_hex_encode(out, hash, PB_HASH_LEN);
 }
 
 /* ================================ writer ================================ */

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "agent_int.h"
-#include "bundle.h"
+#include "bundle_int.h"
 #include "clock.h"
 #include "fs.h"
 #include "hex.h"
@@ -187,6 +187,12 @@ int pb_agent__build(agent *a, json_t *msg, pb_error *err)
     (void)zl;
     eo.zstd_level = 3;
     eo.creator = creator;
+    /* over the home link the bundle travels solid (one zstd stream over all records), written
+     * while the bundle is built */
+    char name[256], solid[PATH_MAX + 200], sh[33];
+    snprintf(solid, sizeof(solid), "%s.solid", a->bundle);
+    eo.solid = solid;
+    eo.solid_level = 19;
     pb_export_stats st;
     memset(&st, 0, sizeof(st));
     if ((error = pb_export_build(&st, a->bundle, &eo, err)) < 0)
@@ -198,21 +204,8 @@ int pb_agent__build(agent *a, json_t *msg, pb_error *err)
         (unsigned long long)(st.rows_inserted + st.rows_updated + st.rows_deleted),
         (unsigned long long)st.files_new, (unsigned long long)st.files_delta,
         (unsigned long long)st.files_link, (unsigned long long)st.files_unchanged);
-    /* over the home link the bundle travels solid (one zstd stream over all records) */
-    char name[256], solid[PATH_MAX + 200], sh[33];
-    uint64_t solid_bytes = 0, ssize = 0;
-    uint8_t shash[16];
-    snprintf(solid, sizeof(solid), "%s.solid", a->bundle);
-    if ((error = pb_run__solid_encode(&solid_bytes, a->bundle, solid, 19, err)) < 0)
-        return error;
-    int sfd = open(solid, O_RDONLY | O_CLOEXEC);
-    if (sfd < 0)
-        return pb_error_errno(err, "cannot open %s", solid);
-    error = pb_bundle__hash_fd(shash, &ssize, sfd, err);
-    close(sfd);
-    if (error < 0)
-        return error;
-    pb_hex_encode(sh, shash, 16);
+    uint64_t solid_bytes = st.solid_bytes;
+    pb_hex_encode(sh, st.solid_xxh3, 16);
     pb_agent__log(a, "info", "bundle for the home link: %llu bytes solid (%llu as stored records)",
                   (unsigned long long)solid_bytes, (unsigned long long)st.bundle_bytes);
     snprintf(name, sizeof(name), PB_ST_RUN_FMT PB_ST_BUNDLE_SOLID, a->run_id);

@@ -14,13 +14,18 @@
 #include "fs.h"
 #include "hex.h"
 #include "run_ctx.h"
+#include "solid.h"
 
-/* Downloads the bundle (resumably) into x->bundle: the solid form is checked against the hash
- * the agent gave and turned back into a bundle (bundle/solid.c). */
+/* Downloads the bundle (resumably) into x->bundle. The solid form is turned back into a bundle
+ * (bundle/solid.c) in one pass that also checks the agent's checksum of the download and is the
+ * bundle's one verify pass (x->binfo filled, changesets extracted); pb_run__verify_bundle then
+ * only verifies a bundle that did not come that way (a plain bundle, or one left by a former
+ * run). */
 int pb_run__fetch_bundle(rx *x)
 {
     int error;
     size_t n = strlen(x->bundle_name), sl = strlen(PB_ST_BUNDLE_SOLID);
+    memset(&x->binfo, 0, sizeof(x->binfo)); /* nothing verified yet */
     if (pb_fs_exists(x->bundle))
         return 0;
     if (n < sl || strcmp(x->bundle_name + n - sl, PB_ST_BUNDLE_SOLID) != 0) {
@@ -34,41 +39,34 @@ int pb_run__fetch_bundle(rx *x)
     if ((error = pb_run__get_file(x, x->bundle_name, solid, "download")) < 0)
         return error;
     x->r->bytes.bundle_down += pb_fs_size(solid);
-    if (x->bundle_xxh3[0]) {
-        uint8_t h[16];
-        uint64_t size = 0;
-        char hex[33];
-        int fd = open(solid, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-            return pb_error_errno(x->err, "cannot open %s", solid);
-        error = pb_bundle__hash_fd(h, &size, fd, x->err);
-        close(fd);
-        if (error < 0)
-            return error;
-        pb_hex_encode(hex, h, 16);
-        if (strcmp(hex, x->bundle_xxh3) != 0) {
-            unlink(solid);
-            return pb_error_set(x->err, PB_ECORRUPT,
-                                "the downloaded bundle's checksum %s differs from the cloud's %s",
-                                hex, x->bundle_xxh3);
-        }
-    }
-    error = pb_run__solid_decode(solid, x->bundle, 1, x->err);
+    pb_bundle_verify_options vo;
+    pb_bundle_verify_options_init(&vo);
+    vo.extract_main = x->cs_main;
+    vo.extract_blobs = x->cs_blobs;
+    vo.plex_dir = x->plex;
+    error = pb_solid_decode(solid, x->bundle_xxh3, x->bundle, 1, &vo, &x->binfo, x->err);
     unlink(solid);
+    if (error < 0)
+        memset(&x->binfo, 0, sizeof(x->binfo));
     return error;
 }
 
-/* Verifies the bundle, extracting its changesets, and reproduces the next baseline copy. */
+/* The one verify pass at home (unless pb_run__fetch_bundle's decode was it): the bundle's records,
+ * checksums and changesets (extracted for the next baseline and the apply) and its paths against
+ * the data dir; the apply then trusts it (pb_run__apply_bundle). With make_next, reproduces the
+ * next baseline copy. */
 int pb_run__verify_bundle(rx *x, int make_next)
 {
     int error;
-    pb_bundle_verify_options vo;
-    memset(&vo, 0, sizeof(vo));
-    vo.version = PB_BUNDLE_VERIFY_OPTIONS_VERSION;
-    vo.extract_main = x->cs_main;
-    vo.extract_blobs = x->cs_blobs;
-    if ((error = pb_bundle_verify(&x->binfo, x->bundle, &vo, x->err)) < 0)
-        return error;
+    if (x->binfo.bytes == 0 || x->binfo.bytes != pb_fs_size(x->bundle)) {
+        pb_bundle_verify_options vo;
+        pb_bundle_verify_options_init(&vo);
+        vo.extract_main = x->cs_main;
+        vo.extract_blobs = x->cs_blobs;
+        vo.plex_dir = x->plex;
+        if ((error = pb_bundle_verify(&x->binfo, x->bundle, &vo, x->err)) < 0)
+            return error;
+    }
     pb_run__log(x, "info", "bundle verified: %llu records, %.2f MB of content",
                 (unsigned long long)x->binfo.records, x->binfo.content_bytes / 1e6);
     if (!make_next)
@@ -119,13 +117,26 @@ static void on_apply_phase(int phase, void *payload)
     }
 }
 
+/* Applies the bundle pb_run__verify_bundle verified (handed over, not verified again) to a home
+ * whose DB pair derives from the snapshot (its ids, and base_main/base_blobs: its copy). */
 int pb_run__apply_bundle(rx *x, const char *base_main, const char *base_blobs, int online,
                          int dry_run)
 {
     pb_apply_options ao;
+    pb_bundle_verified v; /* a view of x's verify results (nothing to dispose) */
+    memset(&v, 0, sizeof(v));
+    v.path = x->bundle;
+    v.size = x->binfo.bytes;
+    memcpy(v.checksum, x->binfo.checksum, 16);
+    v.info = x->binfo;
+    v.cs_main = x->binfo.has_cs_main ? x->cs_main : NULL;
+    v.cs_blobs = x->binfo.has_cs_blobs ? x->cs_blobs : NULL;
+    v.plex_dir = (char *)x->plex; /* borrowed: v is never disposed */
     pb_apply_options_init(&ao);
     ao.plex_dir = x->plex;
     ao.bundle = x->bundle;
+    ao.verified = &v;
+    ao.base = &x->snap_ids;
     ao.state_dir = x->state;
     ao.dry_run = dry_run;
     ao.online = online;
@@ -149,19 +160,13 @@ int pb_run__apply_bundle(rx *x, const char *base_main, const char *base_blobs, i
 
 int pb_run__apply_phase(rx *x)
 {
-    int error, had_rec;
-    pb_baseline prev;
-    pb_error e = PB_ERROR_INIT;
-    had_rec = pb_baseline_read(&prev, x->state, &e) == 0;
-    /* the bundle is based on the snapshot: that is what the home is at for this apply (a dry run
-     * puts the former record back; an interrupted dry run is rolled back, never resumed) */
-    if ((error = pb_run__cur_write(x, x->o->dry_run ? "dry_run" : "applying", x->err)) < 0 ||
-        (error = pb_baseline_write(x->state, &x->snap_ids, x->err)) < 0)
+    int error;
+    /* the bundle is based on the snapshot: pb_apply takes its ids (ao.base), the baseline record
+     * is left alone (an interrupted dry run is rolled back, never resumed) */
+    if ((error = pb_run__cur_write(x, x->o->dry_run ? "dry_run" : "applying", x->err)) < 0)
         return error;
     pb_run__fault_point("after_record");
     error = pb_run__apply_bundle(x, x->snap_main, x->snap_blobs, x->online, x->o->dry_run);
-    if (x->o->dry_run && had_rec)
-        pb_baseline_write(x->state, &prev, &e);
     if (error < 0)
         return error;
     if (x->o->dry_run) {

@@ -10,7 +10,7 @@
 
 #include <limits.h>
 #include <jansson.h>
-#include "bundle.h"
+#include "bundle_int.h"
 #include "channel.h"
 #include "cloud.h"
 #include "config.h"

@@ -75,11 +75,6 @@ int pb_run__list_compact(uint64_t *entries, const char *manifest, const char *ou
 int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, const char *compact,
                         const char *home_manifest, const char *out, pb_error *err);
 
-/* ---- the solid transport form of a bundle (bundle/solid.c) ---- */
-int pb_run__solid_encode(uint64_t *out_bytes, const char *bundle, const char *solid, int level,
-                         pb_error *err);
-int pb_run__solid_decode(const char *solid, const char *bundle, int level, pb_error *err);
-
 /* ---- file helpers (run_db.c; the general ones are base/fs.h) ---- */
 /** zstd of `src` at `level` into `dst` (replaced atomically); *out_bytes (optional): its size. */
 int pb_run__zstd(const char *src, const char *dst, int level, uint64_t *out_bytes, pb_error *err);

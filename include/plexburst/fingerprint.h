@@ -45,6 +45,9 @@ typedef struct pb_fingerprint_options {
         PB_FINGERPRINT_OPTIONS_VERSION, NULL, NULL, 0, NULL, NULL                                  \
     }
 
+/** Fills the defaults (PB_FINGERPRINT_OPTIONS_INIT). */
+PB_EXTERN(void) pb_fingerprint_options_init(pb_fingerprint_options *opts);
+
 /** Result of a fingerprint run (caller-allocated; nothing to free). */
 typedef struct pb_fingerprint_result {
     uint8_t root[PB_HASH_LEN]; /* root hash: the manifest's id */

@@ -18,5 +18,8 @@
 #include "plexburst/pathmap.h"
 #include "plexburst/plexmerge.h"
 #include "plexburst/bundle.h"
+#include "plexburst/baseline.h"
+#include "plexburst/export.h"
+#include "plexburst/apply.h"
 
 #endif

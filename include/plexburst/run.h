@@ -22,7 +22,8 @@
 #define PLEXBURST_RUN_H
 
 #include <stdint.h>
-#include "plexburst/bundle.h"
+#include "plexburst/apply.h"
+#include "plexburst/export.h"
 #include "plexburst/errors.h"
 #include "plexburst/fingerprint.h"
 

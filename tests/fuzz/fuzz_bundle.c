@@ -1,15 +1,16 @@
 /*
- * fuzz_bundle.c: libFuzzer target of the bundle reader (engine/bundle.c): any input must end in
- * success or a one-line PB_ECORRUPT / PB_EUNSAFE error, never a crash, a hang, unbounded memory
- * or a read past the buffer. Also feeds the path rules. Built with PB_BUILD_FUZZERS=ON (clang).
- * Seed corpus: tests/fuzz/corpus (written by test_bundle with PB_WRITE_FUZZ_SEEDS=dir).
+ * fuzz_bundle.c: libFuzzer target of the bundle reader (engine/bundle/bundle_read.c): any input
+ * must end in success or a one-line PB_ECORRUPT / PB_EUNSAFE error, never a crash, a hang,
+ * unbounded memory or a read past the buffer. Also feeds the path rules. Built with
+ * PB_BUILD_FUZZERS=ON (clang). Seed corpus: tests/fuzz/corpus (written by test_bundle with
+ * PB_WRITE_FUZZ_SEEDS=dir).
  */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bundle.h"
+#include "bundle_int.h"
 
 typedef struct memin {
     const uint8_t *p;

@@ -1,16 +1,18 @@
 /*
- * bundle.h (internal): the bundle file format of plexburst: a streaming writer and a strict,
- * streaming reader (format spec at the top of bundle.c and in docs/bundle.md), plus the path
- * rules every bundle path obeys and fd-relative, symlink-refusing path helpers.
- * Role: engine/export.c writes bundles, engine/apply.c reads them (verify pass, stage pass), the
- * fuzz target drives the reader. Prerequisites: libzstd, libxxhash (XXH3-128).
+ * bundle_int.h (internal): the bundle file format (specified atop bundle.c): the path rules every
+ * bundle path obeys and the header encoding (bundle.c), a streaming writer (bundle_write.c) and
+ * a strict streaming reader (bundle_read.c).
+ * Role: bundle/export_build.c writes bundles, bundle_verify.c and apply/stage.c read them,
+ * solid.c converts them, the fuzz target drives the reader.
+ * Prerequisites: libzstd, libxxhash (XXH3-128).
  */
-#ifndef PB_BUNDLE_H
-#define PB_BUNDLE_H
+#ifndef PB_BUNDLE_INT_H
+#define PB_BUNDLE_INT_H
 
 #include <stddef.h>
 #include <stdint.h>
 #include "plexburst/bundle.h"
+#include "plexburst/io.h"
 
 #define PB_BUNDLE_MAGIC        "PBBUNDLE"
 #define PB_BUNDLE_VERSION      1
@@ -75,32 +77,27 @@ int pb_bundle__path_check(const char *path, size_t n, char *why, size_t cap);
 /** The walk order of paths (bytewise with '/' first), as the manifests use. */
 int pb_bundle__pathcmp(const char *a, size_t na, const char *b, size_t nb);
 
-/**
- * Opens the parent directory of `path` (checked with pb_bundle__path_check) below `root_fd`,
- * component by component with O_NOFOLLOW|O_DIRECTORY: a symlinked component is PB_EUNSAFE, a
- * non-directory PB_ECONFLICT. A missing component is PB_ENOTFOUND unless `mkdir_cb` is given:
- * it is called with the relative path of the directory about to be created (to journal it
- * first), then the directory is created 0755. *name receives the last component.
- * @param out  OUT: the parent's fd (caller closes).
- */
-int pb_bundle__open_parent(int *out, const char **name, int root_fd, const char *path,
-                           int (*mkdir_cb)(void *payload, const char *dir, pb_error *err),
-                           void *payload, pb_error *err);
+/** 1 when the n bytes at p are all zero. */
+int pb_bundle__is_zero(const uint8_t *p, size_t n);
+
+/** Encodes the fixed part of a header (PB_BUNDLE_HEADER_FIXED bytes: magic, version, flags, the
+ * five ids, created_ns, the creator's length); the solid form uses it with its own magic. */
+void pb_bundle__header_put(uint8_t out[PB_BUNDLE_HEADER_FIXED], const char magic[8],
+                           const pb_bundle_header *h, size_t creator_len);
+/** Decodes the fields after the magic (not checked); returns the creator's length. */
+size_t pb_bundle__header_get(pb_bundle_header *h, const uint8_t in[PB_BUNDLE_HEADER_FIXED]);
 
 /* ---------------------------------------------------------------------------------------- */
 /* Writer                                                                                    */
 
 typedef struct pb_bundle_writer pb_bundle_writer;
 
-/** Output of the writer: consumes `n` bytes; 0 or a negative PB_E* code. */
-typedef int (*pb_bundle_out_fn)(void *payload, const void *data, size_t n, pb_error *err);
-
 /**
  * Starts a bundle: writes the header to `out`. `zlevel` is the zstd level of the payloads.
  * The writer owns nothing of the caller's; free it with pb_bundle__writer_free().
  */
 int pb_bundle__writer_new(pb_bundle_writer **w, const pb_bundle_header *h, int zlevel,
-                          pb_bundle_out_fn out, void *out_payload, pb_error *err);
+                          pb_sink_fn out, void *out_payload, pb_error *err);
 /** Writes a record header; for PB_REC_LINK the record is complete, else feed the payload. */
 int pb_bundle__writer_begin(pb_bundle_writer *w, const pb_bundle_rec *r, pb_error *err);
 /** Feeds raw payload bytes (file content, changeset, delta), compressed and chunked. */
@@ -113,6 +110,10 @@ int pb_bundle__writer_data(pb_bundle_writer *w, const void *data, size_t n, pb_e
 int pb_bundle__writer_end(pb_bundle_writer *w, pb_error *err);
 /** Writes the trailer (record count, total length, whole-bundle checksum). */
 int pb_bundle__writer_finish(pb_bundle_writer *w, pb_error *err);
+/** Mirrors every record into the solid form (solid.h) as it is written: the same header (given
+ * to pb_solid_writer_new), each record's header and its raw payload. */
+struct pb_solid_writer;
+void pb_bundle__writer_tee(pb_bundle_writer *w, struct pb_solid_writer *solid);
 /** Bytes written so far. */
 uint64_t pb_bundle__writer_bytes(const pb_bundle_writer *w);
 void pb_bundle__writer_free(pb_bundle_writer *w);
@@ -122,14 +123,11 @@ void pb_bundle__writer_free(pb_bundle_writer *w);
 
 typedef struct pb_bundle_reader pb_bundle_reader;
 
-/** Input of the reader: up to `cap` bytes into buf, *got = 0 at the end; 0 or PB_E*. */
-typedef int (*pb_bundle_in_fn)(void *payload, void *buf, size_t cap, size_t *got, pb_error *err);
-
 /**
  * Opens a reader over `in` and reads and checks the header (magic, version, flags, creator,
  * header checksum). `lim` may be NULL (PB_BUNDLE_LIMITS_INIT).
  */
-int pb_bundle__reader_new(pb_bundle_reader **r, pb_bundle_in_fn in, void *in_payload,
+int pb_bundle__reader_new(pb_bundle_reader **r, pb_source_fn in, void *in_payload,
                           const pb_bundle_limits *lim, pb_error *err);
 const pb_bundle_header *pb_bundle__reader_header(const pb_bundle_reader *r);
 /**
@@ -152,6 +150,10 @@ uint64_t pb_bundle__reader_offset(const pb_bundle_reader *r);
 const uint8_t *pb_bundle__reader_checksum(const pb_bundle_reader *r);
 void pb_bundle__reader_free(pb_bundle_reader *r);
 
+/** pb_bundle_verify() over any byte source (the solid decoder feeds it as it decodes). */
+int pb_bundle__verify_source(pb_bundle_info *out, pb_source_fn in, void *in_payload,
+                             const pb_bundle_verify_options *opts, pb_error *err);
+
 /** An input callback over an `int *` fd (read with EINTR handling). */
 int pb_bundle__fd_in(void *payload, void *buf, size_t cap, size_t *got, pb_error *err);
 /** An output callback over an `int *` fd (write with short-count handling). */
@@ -159,10 +161,5 @@ int pb_bundle__fd_out(void *payload, const void *data, size_t n, pb_error *err);
 
 /** XXH3-128 of a file read from `fd` (from offset 0), canonical bytes; *size gets its size. */
 int pb_bundle__hash_fd(uint8_t out[16], uint64_t *size, int fd, pb_error *err);
-
-/** Lower-case hex of 16 bytes (33 with NUL). */
-void pb_bundle__hex(char out[33], const uint8_t h[16]);
-/** Parses 32 hex digits; 0 or PB_EINVALID. */
-int pb_bundle__unhex(uint8_t out[16], const char *hex);
 
 #endif

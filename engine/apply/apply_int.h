@@ -1,0 +1,52 @@
+/*
+ * apply_int.h (private to engine/apply/apply*.c, stage.c, plexctl.c): the state of one pb_apply()
+ * run and the phases the files implement.
+ */
+#ifndef PB_APPLY_INT_H
+#define PB_APPLY_INT_H
+
+#include <limits.h>
+#include <stdint.h>
+#include "bundle_int.h"
+#include "journal.h"
+#include "plexburst/apply.h"
+#include "plexdir.h"
+#include "plexengine.h"
+
+typedef struct apply_run {
+    const pb_apply_options *o;
+    pb_apply_result *out;
+    pb_error *err;
+    pb_plexdir dir;                 /* the data dir D and its state dir */
+    const char *plex, *state;       /* dir.root, dir.state_dir */
+    const char *main_db, *blobs_db; /* the live pair */
+    const char *bundle;             /* the bundle file */
+    char work[PATH_MAX + 32];       /* <state>/apply-work: temporary files, wiped at each start */
+    char cs_main[PATH_MAX + 128], cs_blobs[PATH_MAX + 128], cs_empty[PATH_MAX + 128];
+    int own_cs;                                          /* cs_main/cs_blobs are ours to remove */
+    char script[PATH_MAX + 128], errlog[PATH_MAX + 128]; /* the engine's script and stderr */
+    char run_id[40];
+    int has_live_blobs;
+    int use_engine;        /* the rows are written by Plex's engine (else in-process) */
+    pb_plex_engine engine; /* that engine */
+    pb_journal *j;
+    int begun;     /* a run is recorded in the journal */
+    int committed; /* the merge committed */
+    int stopped;   /* we stopped Plex */
+    double t_stop;
+    int root_fd;
+    uint8_t *buf;
+} apply_run;
+
+/** Phase 4 (stage.c): stages every file record beside its target, journaled; state staged. */
+int pb_apply__stage(apply_run *x);
+/** Phase 6 (apply_merge.c): merges the rows (Plex's engine or in-process); sets x->committed. */
+int pb_apply__merge(apply_run *x);
+/** Phase 5 (plexctl.c): stops Plex with --plex-stop-cmd, or refuses when it runs. */
+int pb_apply__stop_plex(apply_run *x);
+/** Phase 8 (plexctl.c): starts Plex again when this run stopped it. */
+int pb_apply__start_plex(apply_run *x);
+/** Runs a shell command (`what` names it in errors); err may be NULL. */
+int pb_apply__run_shell(const char *what, const char *cmd, pb_error *err);
+
+#endif
