@@ -648,6 +648,8 @@ static int child_apply(const char *dir, const char *bundle, const char *env, dou
         apply_opts(&o, dir, bundle);
         o.online = online;
         int rc = pb_apply(r, &o, &e);
+        if (rc != 0)
+            fprintf(stderr, "child apply (%s): %s\n", env ? env : "no crash point", e.msg);
         _exit(rc == 0 ? 0 : 1);
     }
     if (kill_after_ms >= 0) {
