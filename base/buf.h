@@ -1,7 +1,7 @@
 /*
  * buf.h: pb_buf, a growable byte buffer with a hard maximum (like curl's dynbuf and libgit2's
  * git_str): appends fail with PB_ENOMEM past `max` instead of growing without bound, which
- * matters for anything whose size a peer, a cloud or a Plex DB decides. The content is always
+ * matters for anything whose size a peer, a cloud or a database decides. The content is always
  * NUL-terminated (not counted in len), so a text buffer is a C string.
  * Role: base layer, used by every module. Prerequisites: libc.
  */

@@ -1,5 +1,5 @@
 /*
- * bench_diff.c: benchmark of the row diff (sqldiff/) against the anchors of DELTA-ANCHORS.md §7:
+ * bench_diff.c: benchmark of the row diff (sqldiff/) against its anchors:
  * on one (base, target) DB pair, in one run: our diff (ms, rows/s, changeset bytes raw, zstd -3
  * and zstd -19, validation time), the same on one thread, our patchset, our checksum,
  * sqlite3session_diff over attached DBs producing a changeset and a patchset (ms, bytes, zstd -19

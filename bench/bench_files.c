@@ -1,6 +1,6 @@
 /*
  * bench_files.c: benchmark of fingerprints against the stat-walk and read-everything anchors
- * (DELTA-ANCHORS.md §7.3-7.4). On one data directory, in one process: the bare stat walk (the
+ * (a bare stat walk, reading every file). On one data directory, in one process: the stat walk (the
  * real `find D -printf '%s %T@\n'` as a child), our unchanged re-fingerprint (warm cache),
  * first-time hashing vs `find D -type f -print0 | xargs -0 cat > /dev/null` (and cat over exactly
  * the manifest's files), and peak RSS. Prints one JSON object. Targets: unchanged <= 1.5x find,

@@ -1,5 +1,5 @@
 /*
- * bench_merge.c: benchmark of the Plex merge path (issue 3, "Performance") against its anchors,
+ * bench_merge.c: benchmark of the Plex merge path against its anchors,
  * on mkplex fixtures with a nightly-sized change, all measured in one run so that ratios hold:
  *   - our diff base -> cloud (main + blobs DBs): wall and CPU ms, rows/s (rows of the cloud DBs),
  *     changeset bytes raw and zstd -3 / -19;

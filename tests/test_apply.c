@@ -1455,15 +1455,7 @@ static void test_engine_crashes(void **state)
 
 int main(void)
 {
-#if defined(__SANITIZE_ADDRESS__)
-    /* An ASan build of plexcompat is loaded into the uninstrumented stock sqlite3 (the engine
-     * stand-in): let it start, and leave its leaks alone. */
-    char aopts[1024];
-    const char *old = getenv("ASAN_OPTIONS");
-    snprintf(aopts, sizeof(aopts), "%s%sverify_asan_link_order=0:detect_leaks=0", old ? old : "",
-             old && *old ? ":" : "");
-    setenv("ASAN_OPTIONS", aopts, 1);
-#endif
+    tu_asan_allow_stock_host();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_dry_run),
         cmocka_unit_test(test_verified_handoff), cmocka_unit_test(test_crash_points),

@@ -342,27 +342,11 @@ static void test_check_command(void **state)
     assert_int_equal(tu_sh("'%s' check >/dev/null 2>&1", tu_build_path("plexburst")), 2);
 }
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PB_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define PB_TEST_ASAN 1
-#endif
-
 int main(void)
 {
     if (access(SHELL, X_OK) != 0)
         tu_skip("the stock sqlite3 shell (" SHELL ") is not installed");
-#ifdef PB_TEST_ASAN
-    /* An ASan build of the extension is loaded into the uninstrumented stock shell. */
-    char opts[1024];
-    const char *old = getenv("ASAN_OPTIONS");
-    snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0:detect_leaks=0", old ? old : "",
-             old && *old ? ":" : "");
-    setenv("ASAN_OPTIONS", opts, 1);
-#endif
+    tu_asan_allow_stock_host();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stock_shell_fails),
         cmocka_unit_test(test_stock_shell_with_extension),

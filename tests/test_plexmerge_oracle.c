@@ -1961,26 +1961,9 @@ static void test_oracle_custom(void **state)
         one_seed(s, 1, s % 2);
 }
 
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PB_TEST_ASAN 1
-#endif
-#endif
-#if defined(__SANITIZE_ADDRESS__)
-#define PB_TEST_ASAN 1
-#endif
-
 int main(void)
 {
-#ifdef PB_TEST_ASAN
-    /* An ASan build of plexcompat is loaded into the uninstrumented stock sqlite3 (the engine
-     * stand-in): let it start, and leave its leaks alone. */
-    char opts[1024];
-    const char *old = getenv("ASAN_OPTIONS");
-    snprintf(opts, sizeof(opts), "%s%sverify_asan_link_order=0:detect_leaks=0", old ? old : "",
-             old && *old ? ":" : "");
-    setenv("ASAN_OPTIONS", opts, 1);
-#endif
+    tu_asan_allow_stock_host();
     const char *v = getenv("PB_ORACLE_VERBOSE");
     g_verbose = v && *v == '1';
     v = getenv("PB_ORACLE_STRICT");

@@ -102,7 +102,7 @@ static void test_bad_input(void **state)
 }
 
 /* Level 19 with the window capped at 1 MiB and the size pledged (the report figure of
- * engine/plexmerge.c): round trips, the frame names the content size and a window of at most
+ * engine/plex/plexmerge.c): round trips, the frame names the content size and a window of at most
  * 1 MiB (what bounds zstd's tables), below 1 MiB the bytes equal plain level 19's but for the
  * content size field; a pledged size that is wrong fails (once the input takes several reads). */
 static void test_bounded(void **state)

@@ -3,7 +3,7 @@
  * versioned vtable so that transports slot in: `fd` (two file descriptors: the agent's own
  * stdin/stdout, tests), `local` (the agent started as a child process on this machine, over
  * pipes) and `ssh` (an exec channel, channel_ssh.c). The framed protocol (frame.h) runs on top.
- * Role: transfer/ layer; knows neither Plex nor the protocol's messages.
+ * Role: transfer/ layer; knows neither the engine nor the protocol's messages.
  * Prerequisites: POSIX (fork/exec, pipes, poll).
  *
  * Semantics every implementation keeps: read() blocks until at least one byte or the end of the

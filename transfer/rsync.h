@@ -7,7 +7,7 @@
  * and strong lengths from pb_rsync_plan(). Deltas are plain librsync deltas (rdiff-compatible);
  * librsync deltas carry no checksum of the result, so pb_rsync_patch() can verify the XXH3-128
  * of what it writes against an expected hash (the engine's manifest hash of the new file).
- * transfer/ knows nothing of Plex.
+ * transfer/ knows nothing of the engine.
  */
 #ifndef PB_RSYNC_H
 #define PB_RSYNC_H
