@@ -687,7 +687,17 @@ static void recover_and_check(const char *dir, int expect, const char *what)
 {
     pb_recover_result rr;
     pb_error e = PB_ERROR_INIT;
-    if (pb_apply_recover_ex(&rr, dir, NULL, &e) != 0)
+    /* The stand-in engine is a shell pipeline (sed, cat, sqlite3) that inherits the apply lock,
+     * as Plex's engine does: after a kill its last processes may hold the lock a moment longer.
+     * Recovery refuses while they do (PB_EBUSY, by design); wait for them, boundedly. */
+    int rc;
+    double t0 = now_ms();
+    while ((rc = pb_apply_recover_ex(&rr, dir, NULL, &e)) == PB_EBUSY && now_ms() - t0 < 30000) {
+        struct timespec ts = {0, 50 * 1000000L};
+        nanosleep(&ts, NULL);
+        pb_error_clear(&e);
+    }
+    if (rc != 0)
         fail_msg("%s: recovery failed: %s", what, e.msg);
     int got = outcome(dir, what);
     if (expect && got != expect)
