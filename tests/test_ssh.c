@@ -575,7 +575,9 @@ static void test_channel_cancel(void **state)
     pb_error err = PB_ERROR_INIT;
     opts(&o, NULL, NULL);
     assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
-    assert_int_equal(pb_channel_ssh_new(&ch, s, 1, "cat >/dev/null", 2000, &err), 0);
+    /* a close timeout far above the bound below: a free that waited for it would fail even on a
+     * loaded machine, and one that ends `cat` with EOF passes with room to spare */
+    assert_int_equal(pb_channel_ssh_new(&ch, s, 1, "cat >/dev/null", 30000, &err), 0);
     int flag = 1;
     pb_channel_set_cancel(ch, cancel_now, &flag);
     char buf[16];
@@ -583,9 +585,9 @@ static void test_channel_cancel(void **state)
     assert_int_equal(pb_channel_read(ch, buf, sizeof(buf), &got, &err), PB_ECANCELLED);
     struct timespec a, b;
     clock_gettime(CLOCK_MONOTONIC, &a);
-    pb_channel_free(ch); /* EOF, then close: the remote `cat` ends at once (not after 2 s) */
+    pb_channel_free(ch); /* EOF, then close: the remote `cat` ends at once (not after 30 s) */
     clock_gettime(CLOCK_MONOTONIC, &b);
-    assert_true((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < 1500);
+    assert_true((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < 10000);
 }
 
 /* The framed protocol's HELLO with `plexburst agent` over the exec channel. */
