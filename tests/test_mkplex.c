@@ -233,12 +233,8 @@ static json_t *db_digest(const char *dir, const char *rel)
 {
     sqlite3 *db = open_db(dir, rel);
     json_t *out = json_object();
-    sqlite3_stmt *tl = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT name FROM sqlite_master WHERE type='table' AND"
-                                        " sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
-                                        -1, &tl, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *tl = tu_prepare(db, "SELECT name FROM sqlite_master WHERE type='table' AND"
+                                      " sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name");
     while (sqlite3_step(tl) == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(tl, 0);
         char sql[512];
@@ -247,7 +243,7 @@ static json_t *db_digest(const char *dir, const char *rel)
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) !=
             SQLITE_OK) { /* sqlite_stat1: no rowid order issue */
             snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", t);
-            assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+            st = tu_prepare(db, sql);
         }
         uint64_t h = 0xcbf29ce484222325ULL;
         int64_t rows = 0;
@@ -292,23 +288,18 @@ static void check_changes(const char *before_dir, const char *after_dir, const c
 {
     sqlite3 *db = open_db(after_dir, rel);
     attach(db, before_dir, rel, "b");
-    sqlite3_stmt *tl = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT name FROM main.sqlite_master WHERE type='table'"
-                                        " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'fts4_%'"
-                                        " AND name NOT LIKE 'spellfix_%' AND name NOT LIKE"
-                                        " 'locations_%' AND sql NOT LIKE 'CREATE VIRTUAL%'"
-                                        " ORDER BY name",
-                                        -1, &tl, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *tl = tu_prepare(db, "SELECT name FROM main.sqlite_master WHERE type='table'"
+                                      " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'fts4_%'"
+                                      " AND name NOT LIKE 'spellfix_%' AND name NOT LIKE"
+                                      " 'locations_%' AND sql NOT LIKE 'CREATE VIRTUAL%'"
+                                      " ORDER BY name");
     int tables = 0;
     while (sqlite3_step(tl) == SQLITE_ROW) {
         char t[128], cols[16384] = "";
         snprintf(t, sizeof(t), "%s", (const char *)sqlite3_column_text(tl, 0));
         char sql[20000];
         snprintf(sql, sizeof(sql), "PRAGMA main.table_info(\"%s\")", t);
-        sqlite3_stmt *ti = NULL;
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &ti, NULL), SQLITE_OK);
+        sqlite3_stmt *ti = tu_prepare(db, sql);
         int has_id = 0;
         size_t len = 0;
         while (sqlite3_step(ti) == SQLITE_ROW) {
@@ -466,8 +457,7 @@ static void test_schema(void **state)
         assert_int_equal(q1(x, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode="
                                "'wal'"),
                          1);
-        sqlite3_stmt *st = NULL;
-        assert_int_equal(sqlite3_prepare_v2(x, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+        sqlite3_stmt *st = tu_prepare(x, "PRAGMA integrity_check");
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
         assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
         sqlite3_finalize(st);
@@ -489,16 +479,12 @@ static void test_schema(void **state)
                             " schema_migrations.rowid - 1)"),
                      0);
     /* the blobs DB: every table empty except blobs, one accounts row, preferences, migrations */
-    sqlite3_stmt *tl = NULL;
-    assert_int_equal(sqlite3_prepare_v2(bdb,
-                                        "SELECT name FROM sqlite_master WHERE type='table' AND"
-                                        " sql NOT LIKE 'CREATE VIRTUAL%' AND name NOT LIKE"
-                                        " 'sqlite_%' AND name NOT LIKE 'fts4_%' AND name NOT LIKE"
-                                        " 'spellfix_%' AND name NOT LIKE 'locations_%' AND name"
-                                        " NOT IN ('blobs', 'accounts', 'preferences',"
-                                        " 'schema_migrations')",
-                                        -1, &tl, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *tl = tu_prepare(bdb, "SELECT name FROM sqlite_master WHERE type='table' AND"
+                                       " sql NOT LIKE 'CREATE VIRTUAL%' AND name NOT LIKE"
+                                       " 'sqlite_%' AND name NOT LIKE 'fts4_%' AND name NOT LIKE"
+                                       " 'spellfix_%' AND name NOT LIKE 'locations_%' AND name"
+                                       " NOT IN ('blobs', 'accounts', 'preferences',"
+                                       " 'schema_migrations')");
     while (sqlite3_step(tl) == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(tl, 0);
         if (q1(bdb, "SELECT count(*) FROM \"%s\"", t) != 0)
@@ -700,11 +686,8 @@ static void test_hashes(void **state)
     FILE *f = fopen(list, "w");
     assert_non_null(f);
     /* every item at tiny scale, a sample of 300 at small scale */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT guid, hash FROM metadata_items ORDER BY"
-                                        " (id * 2654435761) % 1000003 LIMIT 300",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT guid, hash FROM metadata_items ORDER BY"
+                        " (id * 2654435761) % 1000003 LIMIT 300");
     int n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         fprintf(f, "%s\t%s\n", sqlite3_column_text(st, 1), sqlite3_column_text(st, 0));
@@ -724,13 +707,10 @@ static void test_hashes(void **state)
 
     /* media_parts.hash: SHA1(size + hex SHA1(first 64 KiB) + hex SHA1(last 64 KiB)) over the
      * pseudo-content that `mkplex media` writes (sparse) */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT id, hash, size FROM media_parts WHERE id IN"
-                                        " ((SELECT min(id) FROM media_parts), (SELECT max(id)"
-                                        " FROM media_parts), (SELECT id FROM media_parts WHERE"
-                                        " file LIKE '%.flac' LIMIT 1))",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT id, hash, size FROM media_parts WHERE id IN"
+                        " ((SELECT min(id) FROM media_parts), (SELECT max(id)"
+                        " FROM media_parts), (SELECT id FROM media_parts WHERE"
+                        " file LIKE '%.flac' LIMIT 1))");
     int parts = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         char media[PATH_MAX + 64];
@@ -785,11 +765,8 @@ static void test_tree(void **state)
     char rel[PATH_MAX], a[PATH_MAX * 2], b[PATH_MAX * 2];
     int n = 0;
     /* every bundle owner has its bundle */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT metadata_type, hash FROM metadata_items WHERE"
-                                        " metadata_type IN (1, 2, 8, 9, 14, 15)",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT metadata_type, hash FROM metadata_items WHERE"
+                        " metadata_type IN (1, 2, 8, 9, 14, 15)");
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *h = (const char *)sqlite3_column_text(st, 1);
         snprintf(rel, sizeof(rel), "Metadata/%s/%c/%s.bundle/Contents/_combined/Info.xml",
@@ -836,11 +813,8 @@ static void test_tree(void **state)
     sqlite3_finalize(st);
     assert_true(n > 0);
     /* BIFs of parts flagged "mi:indexes":"sd": magic, frame count, index ending at the size */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT hash FROM media_parts WHERE extra_data LIKE"
-                                        " '%\"mi:indexes\":\"sd\"%'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT hash FROM media_parts WHERE extra_data LIKE"
+                        " '%\"mi:indexes\":\"sd\"%'");
     n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *h = (const char *)sqlite3_column_text(st, 0);
@@ -868,11 +842,8 @@ static void test_tree(void **state)
     sqlite3_finalize(st);
     assert_true(n > 0);
     /* chapter thumbnails referenced by media:// URLs */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT thumb_url FROM taggings WHERE thumb_url LIKE"
-                                        " 'media://%'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT thumb_url FROM taggings WHERE thumb_url LIKE"
+                        " 'media://%'");
     while (sqlite3_step(st) == SQLITE_ROW) {
         snprintf(rel, sizeof(rel), "Media/localhost/%s", sqlite3_column_text(st, 0) + 8);
         if (!is_file(g_base, rel))
@@ -880,11 +851,8 @@ static void test_tree(void **state)
     }
     sqlite3_finalize(st);
     /* custom posters: upload://posters/<sha1> and the file under the bundle's Uploads/ */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT hash, user_thumb_url FROM metadata_items WHERE"
-                                        " user_thumb_url LIKE 'upload://posters/%'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT hash, user_thumb_url FROM metadata_items WHERE"
+                        " user_thumb_url LIKE 'upload://posters/%'");
     n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *h = (const char *)sqlite3_column_text(st, 0);
@@ -1041,14 +1009,10 @@ static void test_analyze(void **state)
                      2);
     /* files (a DB-only copy: only what analyze wrote): the BIF of every part indexed in this
      * run, bundles of new movies */
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT m.hash FROM main.media_parts m LEFT JOIN"
-                                        " b.media_parts o ON o.id = m.id WHERE m.extra_data LIKE"
-                                        " '%\"mi:indexes\"%' AND coalesce(o.extra_data, '') NOT"
-                                        " LIKE '%\"mi:indexes\"%'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *st = tu_prepare(db, "SELECT m.hash FROM main.media_parts m LEFT JOIN"
+                                      " b.media_parts o ON o.id = m.id WHERE m.extra_data LIKE"
+                                      " '%\"mi:indexes\"%' AND coalesce(o.extra_data, '') NOT"
+                                      " LIKE '%\"mi:indexes\"%'");
     while (sqlite3_step(st) == SQLITE_ROW) {
         char rel[256];
         const char *h = (const char *)sqlite3_column_text(st, 0);
@@ -1058,12 +1022,9 @@ static void test_analyze(void **state)
             fail_msg("missing %s", rel);
     }
     sqlite3_finalize(st);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT hash FROM main.metadata_items WHERE"
-                                        " metadata_type=1 AND id NOT IN (SELECT id FROM"
-                                        " b.metadata_items)",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT hash FROM main.metadata_items WHERE"
+                        " metadata_type=1 AND id NOT IN (SELECT id FROM"
+                        " b.metadata_items)");
     while (sqlite3_step(st) == SQLITE_ROW) {
         char rel[256];
         const char *h = (const char *)sqlite3_column_text(st, 0);
@@ -1302,12 +1263,8 @@ static void test_stream(void **state)
     assert_non_null(url);
     assert_true(strncmp(url, "upload://posters/", 17) == 0 && strlen(url) == 17 + 40);
     int64_t item = jint(j, "upload.item");
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT hash, user_thumb_url FROM main.metadata_items"
-                                        " WHERE id=?1",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *st = tu_prepare(db, "SELECT hash, user_thumb_url FROM main.metadata_items"
+                                      " WHERE id=?1");
     sqlite3_bind_int64(st, 1, item);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 1), url);
