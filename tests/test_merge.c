@@ -1347,18 +1347,25 @@ static int is_ref(otab *t, int col)
 }
 
 /* Values of a cloud row with its refs remapped (the own integer key excepted), into `out`. */
+/* A protected integer value v (sqlite3_value_dup of a SELECT on scratch; free with
+ * sqlite3_value_free). */
+static sqlite3_value *int_value(sqlite3 *scratch, int64_t v)
+{
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(scratch, "SELECT ?1", -1, &st, NULL);
+    sqlite3_bind_int64(st, 1, v);
+    sqlite3_step(st);
+    sqlite3_value *out = sqlite3_value_dup(sqlite3_column_value(st, 0));
+    sqlite3_finalize(st);
+    return out;
+}
+
 static void remapped_row(oracle *o, otab *t, sqlite3 *scratch, sqlite3_value **src,
                          sqlite3_value **out)
 {
     for (int i = 0; i < t->ncol; i++) {
         if (i != t->ipk && is_ref(t, i) && sqlite3_value_type(src[i]) == SQLITE_INTEGER) {
-            int64_t v = ref_value(o, t, i, sqlite3_value_int64(src[i]), src);
-            sqlite3_stmt *st;
-            sqlite3_prepare_v2(scratch, "SELECT ?1", -1, &st, NULL);
-            sqlite3_bind_int64(st, 1, v);
-            sqlite3_step(st);
-            out[i] = sqlite3_value_dup(sqlite3_column_value(st, 0));
-            sqlite3_finalize(st);
+            out[i] = int_value(scratch, ref_value(o, t, i, sqlite3_value_int64(src[i]), src));
         } else {
             out[i] = sqlite3_value_dup(src[i]);
         }
@@ -1707,13 +1714,8 @@ static void oracle_table(oracle *o, sqlite3 *exp, sqlite3 *scratch, otab *t)
             for (int i = 0; i < t->ncol; i++) {
                 if (i != t->ipk && is_ref(t, i) && sqlite3_value_type(c->v[i]) == SQLITE_INTEGER &&
                     changed[i]) {
-                    int64_t v = ref_value(o, t, i, sqlite3_value_int64(c->v[i]), when);
-                    sqlite3_stmt *st;
-                    sqlite3_prepare_v2(scratch, "SELECT ?1", -1, &st, NULL);
-                    sqlite3_bind_int64(st, 1, v);
-                    sqlite3_step(st);
-                    cv[i] = sqlite3_value_dup(sqlite3_column_value(st, 0));
-                    sqlite3_finalize(st);
+                    cv[i] =
+                        int_value(scratch, ref_value(o, t, i, sqlite3_value_int64(c->v[i]), when));
                 } else {
                     cv[i] = sqlite3_value_dup(c->v[i]);
                 }

@@ -97,6 +97,15 @@ static int64_t q1(sqlite3 *db, const char *fmt, ...)
     return v;
 }
 
+/* Rows of main.table whose extra_data holds `has` and whose base row (b) lacked `lacked`. */
+static int64_t gained(sqlite3 *db, const char *table, const char *has, const char *lacked)
+{
+    return q1(db,
+              "SELECT count(*) FROM main.%s m JOIN b.%s o ON o.id = m.id WHERE m.extra_data LIKE "
+              "'%%%s%%' AND coalesce(o.extra_data, '') NOT LIKE '%%%s%%'",
+              table, table, has, lacked);
+}
+
 static void attach(sqlite3 *db, const char *dir, const char *rel, const char *as)
 {
     char sql[PATH_MAX * 3];
@@ -172,18 +181,40 @@ static int same_file(const char *a, const char *b, long *size_a, long *size_b, l
     return same;
 }
 
-/* Walks the regular files below dir/{Metadata,Media} and compares each with the same path under
- * other1 (must be identical) and other2 (counted when identical). */
-static const char *w_root, *w_other1, *w_other2;
-static long w_n, w_bad, w_same;
+/* Calls fn(path, path relative to root) on each regular file below root/{Metadata,Media} (nftw:
+ * one walk at a time). */
+static const char *e_root;
+static void (*e_fn)(const char *path, const char *rel);
 
-static int walk_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static int each_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
     (void)ftw;
-    if (flag != FTW_F)
-        return 0;
-    const char *rel = path + strlen(w_root) + 1;
+    if (flag == FTW_F)
+        e_fn(path, path + strlen(e_root) + 1);
+    return 0;
+}
+
+static void each_media_file(const char *root, void (*fn)(const char *path, const char *rel))
+{
+    char sub[PATH_MAX * 2];
+    e_root = root;
+    e_fn = fn;
+    static const char *const subs[] = {"Metadata", "Media"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(sub, sizeof(sub), "%s/%s", root, subs[i]);
+        if (access(sub, F_OK) == 0)
+            assert_int_equal(nftw(sub, each_cb, 32, FTW_PHYS), 0);
+    }
+}
+
+/* Walks the regular files below dir/{Metadata,Media} and compares each with the same path under
+ * other1 (must be identical) and other2 (counted when identical). */
+static const char *w_other1, *w_other2;
+static long w_n, w_bad, w_same;
+
+static void compare_one(const char *path, const char *rel)
+{
     char o1[PATH_MAX * 2], o2[PATH_MAX * 2];
     snprintf(o1, sizeof(o1), "%s/%s", w_other1, rel);
     snprintf(o2, sizeof(o2), "%s/%s", w_other2, rel);
@@ -193,23 +224,15 @@ static int walk_cb(const char *path, const struct stat *st, int flag, struct FTW
         print_message("differs: %s\n", rel);
     }
     w_same += same_file(path, o2, NULL, NULL, NULL);
-    return 0;
 }
 
 static void compare_trees(const char *dir, const char *other1, const char *other2, long *n,
                           long *bad, long *same)
 {
-    char sub[PATH_MAX * 2];
-    w_root = dir;
     w_other1 = other1;
     w_other2 = other2;
     w_n = w_bad = w_same = 0;
-    static const char *const subs[] = {"Metadata", "Media"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
-        if (access(sub, F_OK) == 0)
-            assert_int_equal(nftw(sub, walk_cb, 32, FTW_PHYS), 0);
-    }
+    each_media_file(dir, compare_one);
     *n = w_n;
     *bad = w_bad;
     *same = w_same;
@@ -969,9 +992,7 @@ static void test_analyze(void **state)
                             " FROM b.media_streams) AND media_part_id IN (SELECT id FROM"
                             " b.media_parts)"),
                      jint(j, "analysis.streams_added"));
-    assert_int_equal(q1(db, "SELECT count(*) FROM main.media_parts m JOIN b.media_parts o ON"
-                            " o.id = m.id WHERE m.extra_data LIKE '%%\"mi:indexes\":\"sd\"%%' AND"
-                            " coalesce(o.extra_data, '') NOT LIKE '%%mi:indexes%%'"),
+    assert_int_equal(gained(db, "media_parts", "\"mi:indexes\":\"sd\"", "mi:indexes"),
                      jint(j, "analysis.bif"));
     assert_true(jint(j, "analysis.bif") > 0);
     for (int k = 0; k < 2; k++)
@@ -981,14 +1002,10 @@ static void test_analyze(void **state)
                             " FROM b.metadata_items)",
                             k ? "credits" : "intro"),
                          jint(j, k ? "analysis.credits" : "analysis.intro"));
-    assert_int_equal(q1(db, "SELECT count(*) FROM main.metadata_items m JOIN b.metadata_items o"
-                            " ON o.id = m.id WHERE m.extra_data LIKE '%%ms:musicAnalysisVersion%%'"
-                            " AND coalesce(o.extra_data, '') NOT LIKE"
-                            " '%%ms:musicAnalysisVersion%%'"),
-                     jint(j, "analysis.sonic"));
-    assert_int_equal(q1(db, "SELECT count(*) FROM main.metadata_items m JOIN b.metadata_items o"
-                            " ON o.id = m.id WHERE m.extra_data LIKE '%%ln:loudnessAnalysis%%'"
-                            " AND coalesce(o.extra_data, '') NOT LIKE '%%ln:loudnessAnalysis%%'"),
+    assert_int_equal(
+        gained(db, "metadata_items", "ms:musicAnalysisVersion", "ms:musicAnalysisVersion"),
+        jint(j, "analysis.sonic"));
+    assert_int_equal(gained(db, "metadata_items", "ln:loudnessAnalysis", "ln:loudnessAnalysis"),
                      jint(j, "analysis.loudness"));
     assert_true(jint(j, "analysis.sonic") > 0 && jint(j, "analysis.loudness") > 0);
     /* new items use new and existing tags */
@@ -1060,7 +1077,7 @@ static void test_analyze(void **state)
 
 /* Copies the files below dir/{Metadata,Media} that also exist under from (same relative path)
  * into to: the pre-analysis versions of the files a run rewrites. */
-static const char *c_root, *c_from, *c_to;
+static const char *c_from, *c_to;
 static long c_copied;
 
 static void mkdirs_for(const char *file)
@@ -1076,19 +1093,15 @@ static void mkdirs_for(const char *file)
     }
 }
 
-static int copy_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static void copy_one(const char *path, const char *rel)
 {
-    (void)st;
-    (void)ftw;
-    if (flag != FTW_F)
-        return 0;
-    const char *rel = path + strlen(c_root) + 1;
+    (void)path;
     char src[PATH_MAX * 2], dst[PATH_MAX * 2], buf[65536];
     snprintf(src, sizeof(src), "%s/%s", c_from, rel);
     snprintf(dst, sizeof(dst), "%s/%s", c_to, rel);
     FILE *in = fopen(src, "rb");
     if (!in)
-        return 0; /* new in this run */
+        return; /* new in this run */
     mkdirs_for(dst);
     FILE *out = fopen(dst, "wb");
     assert_non_null(out);
@@ -1098,7 +1111,6 @@ static int copy_cb(const char *path, const struct stat *st, int flag, struct FTW
     fclose(in);
     fclose(out);
     c_copied++;
-    return 0;
 }
 
 /* analyze on a DB-only copy writes whole files, byte-identical to a run on the full tree. Runs
@@ -1107,7 +1119,7 @@ static int copy_cb(const char *path, const struct stat *st, int flag, struct FTW
 static void test_analyze_db_only(void **state)
 {
     (void)state;
-    char dbonly[PATH_MAX], orig[PATH_MAX], sub[PATH_MAX * 2];
+    char dbonly[PATH_MAX], orig[PATH_MAX];
     snprintf(dbonly, sizeof(dbonly), "%s", copy_dbs("dbonly"));
     snprintf(orig, sizeof(orig), "%s/orig", g_root);
     /* new movies (new bundles), analysis (new BIFs), and regenerated bundles: the only rewrites
@@ -1117,16 +1129,10 @@ static void test_analyze_db_only(void **state)
     json_t *jd = run_json("analyze --dir '%s' %s", dbonly, args);
     assert_true(jint(jd, "files.written") > 0);
     assert_int_equal(jint(jd, "files.unchanged"), 0);
-    c_root = dbonly;
     c_from = g_base;
     c_to = orig;
     c_copied = 0;
-    static const char *const subs[] = {"Metadata", "Media"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(sub, sizeof(sub), "%s/%s", dbonly, subs[i]);
-        if (access(sub, F_OK) == 0)
-            assert_int_equal(nftw(sub, copy_cb, 32, FTW_PHYS), 0);
-    }
+    each_media_file(dbonly, copy_one);
     json_t *jf = run_json("analyze --dir '%s' %s", g_base, args);
     json_t *x = db_digest(g_base, DBREL), *y = db_digest(dbonly, DBREL);
     assert_same_digest(x, y, "analyze on a DB-only copy vs on the full dir");
