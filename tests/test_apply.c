@@ -72,6 +72,18 @@ static struct {
     int nfp;
 } g;
 
+/* Export options of the shared cloud run: base DBs, work dir, zstd level 3 (the caller adds the
+ * home side). */
+static void export_options(pb_export_options *o)
+{
+    pb_export_options_init(o);
+    o->cloud_dir = g.cloud;
+    o->base_db = g.base_db;
+    o->base_blobs = g.base_blobs;
+    o->work_dir = g.root;
+    o->zstd_level = 3;
+}
+
 /* snprintf that fails the test on truncation (and keeps -Wformat-truncation quiet). */
 static void pathf(char *out, size_t cap, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -207,13 +219,8 @@ static int group_setup(void **state)
     pb_export_options o;
     pb_export_stats st;
     pb_error e = PB_ERROR_INIT;
-    pb_export_options_init(&o);
-    o.cloud_dir = g.cloud;
-    o.base_db = g.base_db;
-    o.base_blobs = g.base_blobs;
+    export_options(&o);
     o.home_dir = g.home0;
-    o.work_dir = g.root;
-    o.zstd_level = 3;
     o.whole_below = 1024; /* deltas for the regenerated files of a tiny library */
     if (pb_export_build(&st, g.bundle, &o, &e) != 0) {
         fprintf(stderr, "export: %s\n", e.msg);
@@ -344,14 +351,9 @@ static void test_roundtrip(void **state)
     assert_true(st.answers > 0);
     assert_true(st.answers < 100); /* only what the home lacks or holds otherwise */
     pb_export_options o;
-    pb_export_options_init(&o);
-    o.cloud_dir = g.cloud;
-    o.base_db = g.base_db;
-    o.base_blobs = g.base_blobs;
+    export_options(&o);
     o.list = list;
     o.answer = answer;
-    o.work_dir = g.root;
-    o.zstd_level = 3;
     pb_export_stats s2, s3;
     assert_int_equal(pb_export_build(&s2, b2, &o, &e), 0);
     /* the manifest route: verdicts from the home manifest, signatures from the answer */
@@ -556,13 +558,8 @@ static void test_verified_handoff(void **state)
     pb_export_stats st;
     pathf(solid, sizeof(solid), "%s/handoff.solid", g.root);
     pathf(back, sizeof(back), "%s/handoff.back.bundle", g.root);
-    pb_export_options_init(&eo);
-    eo.cloud_dir = g.cloud;
-    eo.base_db = g.base_db;
-    eo.base_blobs = g.base_blobs;
+    export_options(&eo);
     eo.home_dir = g.home0;
-    eo.work_dir = g.root;
-    eo.zstd_level = 3;
     eo.solid = solid;
     eo.solid_level = 3;
     char b2[P];

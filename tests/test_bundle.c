@@ -45,26 +45,6 @@ static int mem_out(void *payload, const void *data, size_t n, pb_error *err)
     return 0;
 }
 
-typedef struct memin {
-    const uint8_t *p;
-    size_t n, pos, step; /* step: largest read (exercises buffer boundaries) */
-} memin;
-
-static int mem_in(void *payload, void *buf, size_t cap, size_t *got, pb_error *err)
-{
-    memin *m = payload;
-    (void)err;
-    size_t k = m->n - m->pos;
-    if (k > cap)
-        k = cap;
-    if (m->step && k > m->step)
-        k = m->step;
-    memcpy(buf, m->p + m->pos, k);
-    m->pos += k;
-    *got = k;
-    return 0;
-}
-
 static void hash16(uint8_t out[16], const void *p, size_t n)
 {
     XXH128_canonical_t c;
@@ -211,13 +191,13 @@ static membuf build_standard(int with_big)
 static int read_all(const uint8_t *p, size_t n, size_t step, const pb_bundle_limits *lim,
                     pb_error *e, int *nrec)
 {
-    memin in = {p, n, 0, step};
+    tu_memin in = {p, n, 0, step};
     pb_bundle_reader *r = NULL;
     const pb_bundle_rec *rec;
     char buf[5000];
     size_t got;
     int rc, count = 0;
-    if ((rc = pb_bundle__reader_new(&r, mem_in, &in, lim, e)) < 0)
+    if ((rc = pb_bundle__reader_new(&r, tu_mem_in, &in, lim, e)) < 0)
         return rc;
     while ((rc = pb_bundle__reader_next(r, &rec, e)) == 1) {
         count++;
@@ -265,14 +245,14 @@ static void test_roundtrip(void **state)
 {
     (void)state;
     membuf m = build_standard(1);
-    memin in = {m.p, m.n, 0, 0};
+    tu_memin in = {m.p, m.n, 0, 0};
     pb_bundle_reader *r = NULL;
     const pb_bundle_rec *rec;
     pb_error e = PB_ERROR_INIT;
     uint8_t *buf = malloc(BIG_SIZE + 16);
     size_t got, total;
 
-    assert_int_equal(pb_bundle__reader_new(&r, mem_in, &in, NULL, &e), 0);
+    assert_int_equal(pb_bundle__reader_new(&r, tu_mem_in, &in, NULL, &e), 0);
     const pb_bundle_header *h = pb_bundle__reader_header(r);
     assert_memory_equal(h->base_main, g_head.base_main, 16);
     assert_memory_equal(h->target_main, g_head.target_main, 16);

@@ -22,35 +22,12 @@
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
 static sqlite3 *mem_db(void)
 {
     sqlite3 *db = NULL;
     pb_error err = PB_ERROR_INIT;
     assert_int_equal(pb_compat_open(&db, ":memory:", PB_OPEN_CREATE, &err), 0);
     return db;
-}
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    int rc = sqlite3_exec(db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg ? msg : "?");
 }
 
 /* Runs sql, expecting failure; returns the message (static). */
@@ -140,8 +117,8 @@ static void test_icu_root(void **state)
     assert_int_equal(cmp_n(db, "icu_root", "a\0b", 3, "a\0c", 3), -1);
     assert_int_equal(cmp_n(db, "icu_root", "abX", 2, "abY", 2), 0);
     /* ORDER BY and an index with it. */
-    exec_ok(db, "CREATE TABLE t(s); CREATE INDEX i ON t(s COLLATE icu_root);"
-                "INSERT INTO t VALUES('c'),('B'),('a'),('Ä'),('é'),('e');");
+    tu_exec_ok(db, "CREATE TABLE t(s); CREATE INDEX i ON t(s COLLATE icu_root);"
+                   "INSERT INTO t VALUES('c'),('B'),('a'),('Ä'),('é'),('e');");
     assert_string_equal(
         query1(db, "SELECT group_concat(s, ',') FROM (SELECT s FROM t ORDER BY s COLLATE icu_root)",
                NULL),
@@ -182,9 +159,9 @@ static void test_naturalsort(void **state)
         "Episode 9", "Episode 10", "episode 10", "Episode 10b", "file007", "file7",
         "file8",     "FILE10",     "file10",     "File11",      "file 7",  "zz"};
     assert_total_order(db, "naturalsort", order, (int)(sizeof(order) / sizeof(*order)));
-    exec_ok(db, "CREATE TABLE t(s); INSERT INTO t VALUES('file10'),('File11'),('file9'),"
-                "('Episode 10'),('Episode 2');"
-                "CREATE INDEX index_title_sort_naturalsort ON t(s COLLATE naturalsort);");
+    tu_exec_ok(db, "CREATE TABLE t(s); INSERT INTO t VALUES('file10'),('File11'),('file9'),"
+                   "('Episode 10'),('Episode 2');"
+                   "CREATE INDEX index_title_sort_naturalsort ON t(s COLLATE naturalsort);");
     assert_string_equal(
         query1(db,
                "SELECT group_concat(s, ',') FROM (SELECT s FROM t ORDER BY s COLLATE naturalsort)",
@@ -216,8 +193,8 @@ static const char *token_hex(sqlite3 *db, const char *word)
 static void test_tokenizer_direct(void **state)
 {
     sqlite3 *db = mem_db();
-    exec_ok(db, "CREATE VIRTUAL TABLE tok USING fts3tokenize(collating, "
-                "'root@colStrength=primary;colAlternate=shifted')");
+    tu_exec_ok(db, "CREATE VIRTUAL TABLE tok USING fts3tokenize(collating, "
+                   "'root@colStrength=primary;colAlternate=shifted')");
     /* Case and accents fold away at primary strength. */
     char amelie[256];
     snprintf(amelie, sizeof(amelie), "%s", token_hex(db, "amelie"));
@@ -256,8 +233,8 @@ static void test_tokenizer_direct(void **state)
     got = tokens(db, "ab\xC3 cd");
     assert_non_null(strstr(got, " 4 6 "));
     /* Tertiary strength keeps case apart. */
-    exec_ok(db, "CREATE VIRTUAL TABLE tok3 USING fts3tokenize(collating, "
-                "'root@colStrength=tertiary;colAlternate=non-ignorable')");
+    tu_exec_ok(db, "CREATE VIRTUAL TABLE tok3 USING fts3tokenize(collating, "
+                   "'root@colStrength=tertiary;colAlternate=non-ignorable')");
     char up[256];
     snprintf(up, sizeof(up), "%s",
              query1(db, "SELECT hex(token) FROM tok3 WHERE input = 'Amelie'", NULL));
@@ -268,7 +245,7 @@ static void test_tokenizer_direct(void **state)
                   "'root@colStrength=bogus')");
     exec_fail(db, "CREATE VIRTUAL TABLE bad2 USING fts3tokenize(collating, 'root@colNope=on')");
     /* The default locale argument works too. */
-    exec_ok(db, "CREATE VIRTUAL TABLE tokd USING fts3tokenize(collating)");
+    tu_exec_ok(db, "CREATE VIRTUAL TABLE tokd USING fts3tokenize(collating)");
     sqlite3_close(db);
     /* The ENABLE_FTS3_TOKENIZER setting is restored after registration. */
     pb_error err = PB_ERROR_INIT;
@@ -288,19 +265,20 @@ static sqlite3 *plex_db(void)
 {
     sqlite3 *db = mem_db();
     pb_error err = PB_ERROR_INIT;
-    char *sql = slurp(tu_source_path("fixtures/plex-schema.sql"));
+    char *sql = tu_slurp(tu_source_path("fixtures/plex-schema.sql"));
     int rc = pb_plex_schema_apply(db, sql, &err);
     if (rc != 0)
         fail_msg("schema: %s", err.msg);
     free(sql);
-    exec_ok(db, "INSERT INTO metadata_items(id, title, title_sort, original_title) VALUES"
-                "(1, 'Amélie', 'Amelie', 'Le Fabuleux Destin d''Amélie Poulain'),"
-                "(2, '2001: A Space Odyssey', '2001: A Space Odyssey', NULL),"
-                "(3, 'Se7en', 'Se7en', NULL),"
-                "(4, 'Star Wars: Episode IV - A New Hope', 'Star Wars 4', NULL),"
-                "(5, 'Café Amélie', NULL, NULL),"
-                "(6, 'Amelia', 'Amelia', NULL);"
-                "INSERT INTO tags(tag, tag_type) VALUES('Jean-Pierre Jeunet', 4), ('Drama', 1);");
+    tu_exec_ok(db,
+               "INSERT INTO metadata_items(id, title, title_sort, original_title) VALUES"
+               "(1, 'Amélie', 'Amelie', 'Le Fabuleux Destin d''Amélie Poulain'),"
+               "(2, '2001: A Space Odyssey', '2001: A Space Odyssey', NULL),"
+               "(3, 'Se7en', 'Se7en', NULL),"
+               "(4, 'Star Wars: Episode IV - A New Hope', 'Star Wars 4', NULL),"
+               "(5, 'Café Amélie', NULL, NULL),"
+               "(6, 'Amelia', 'Amelia', NULL);"
+               "INSERT INTO tags(tag, tag_type) VALUES('Jean-Pierre Jeunet', 4), ('Drama', 1);");
     return db;
 }
 
@@ -357,10 +335,10 @@ static void test_fts_like_plex(void **state)
                NULL),
         "Café [Amélie]");
     /* The triggers keep it current: update, delete. */
-    exec_ok(db, "UPDATE metadata_items SET title = 'Seven (1995)' WHERE id = 3");
+    tu_exec_ok(db, "UPDATE metadata_items SET title = 'Seven (1995)' WHERE id = 3");
     assert_string_equal(match(db, t, "seven"), "3");
     assert_string_equal(match(db, t, "1995"), "3");
-    exec_ok(db, "DELETE FROM metadata_items WHERE id = 6");
+    tu_exec_ok(db, "DELETE FROM metadata_items WHERE id = 6");
     assert_string_equal(match(db, t, "amé*"), "1,5");
     /* Tags. */
     assert_string_equal(match(db, "fts4_tag_titles_icu", "jean"), "1");
@@ -371,11 +349,11 @@ static void test_fts_like_plex(void **state)
                                "ORDER BY title_sort COLLATE icu_root, id)",
                                NULL),
                         "5,2,1,3,4");
-    exec_ok(db, "REINDEX index_title_sort_icu");
+    tu_exec_ok(db, "REINDEX index_title_sort_icu");
     assert_string_equal(query1(db, "PRAGMA integrity_check", NULL), "ok");
     /* FTS4's own consistency check. */
-    exec_ok(db, "INSERT INTO fts4_metadata_titles_icu(fts4_metadata_titles_icu) "
-                "VALUES('integrity-check')");
+    tu_exec_ok(db, "INSERT INTO fts4_metadata_titles_icu(fts4_metadata_titles_icu) "
+                   "VALUES('integrity-check')");
     sqlite3_close(db);
 }
 
@@ -392,9 +370,9 @@ static void test_spellfix_stub(void **state)
     assert_string_equal(query1(db, "SELECT tbl_name FROM sqlite_master WHERE name = ?1",
                                "spellfix_metadata_titles_vocab_index_langid_k2"),
                         "spellfix_metadata_titles_vocab");
-    exec_ok(db, "INSERT INTO spellfix_metadata_titles_vocab(id, rank, langid, word, k1, k2) "
-                "VALUES(7, 3, 0, 'amelie', 'amelie', 'AMALY'), (9, 1, 0, 'odyssey', 'odyssey', "
-                "'ATASY')");
+    tu_exec_ok(db, "INSERT INTO spellfix_metadata_titles_vocab(id, rank, langid, word, k1, k2) "
+                   "VALUES(7, 3, 0, 'amelie', 'amelie', 'AMALY'), (9, 1, 0, 'odyssey', 'odyssey', "
+                   "'ATASY')");
     assert_string_equal(query1(db,
                                "SELECT group_concat(rowid || ':' || word || ':' || rank || ':' || "
                                "langid || ':' || quote(distance) || ':' || quote(score), ',') "
@@ -410,13 +388,13 @@ static void test_spellfix_stub(void **state)
                            "spellfix1 tables are read-only in plexburst"));
     assert_non_null(strstr(exec_fail(db, "DELETE FROM spellfix_metadata_titles"), "read-only"));
     /* CREATE / DROP own the vocab table. */
-    exec_ok(db, "CREATE VIRTUAL TABLE temp.sp USING spellfix1");
+    tu_exec_ok(db, "CREATE VIRTUAL TABLE temp.sp USING spellfix1");
     assert_string_equal(query1(db,
                                "SELECT count(*) FROM temp.sqlite_master WHERE name IN "
                                "('sp_vocab', 'sp_vocab_index_langid_k2')",
                                NULL),
                         "2");
-    exec_ok(db, "DROP TABLE temp.sp");
+    tu_exec_ok(db, "DROP TABLE temp.sp");
     assert_string_equal(
         query1(db, "SELECT count(*) FROM temp.sqlite_master WHERE name = 'sp_vocab'", NULL), "0");
     assert_string_equal(query1(db, "PRAGMA integrity_check", NULL), "ok");
@@ -481,8 +459,8 @@ static void test_compat_open(void **state)
                      PB_EINVALID);
     pb_error_clear(&err);
     assert_int_equal(pb_compat_open(&db, path, PB_OPEN_CREATE, &err), 0);
-    exec_ok(db, "CREATE TABLE t(s); CREATE INDEX i ON t(s COLLATE icu_root);"
-                "INSERT INTO t VALUES('x')");
+    tu_exec_ok(db, "CREATE TABLE t(s); CREATE INDEX i ON t(s COLLATE icu_root);"
+                   "INSERT INTO t VALUES('x')");
     assert_string_equal(query1(db, "PRAGMA foreign_keys", NULL), "0");
     sqlite3_close(db);
     db = NULL;

@@ -31,38 +31,16 @@ static char g_db[4400];   /* its main library DB */
 static char g_ext[4096];  /* build/plexcompat (without .so, as users type it) */
 static char g_fake[4300]; /* dir holding a fake "Plex SQLite" */
 
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    rewind(f);
-    char *buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    return buf;
-}
-
-static void exec_ok(sqlite3 *db, const char *sql)
-{
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
-        fail_msg("%s: %s", sql, msg ? msg : "?");
-}
-
 /* Creates a DB at path from a schema file (in-process, compat layer), then runs extra SQL. */
 static void build_db(const char *path, const char *schema_file, const char *extra)
 {
     sqlite3 *db = NULL;
     pb_error err = PB_ERROR_INIT;
-    char *sql = slurp(tu_source_path(schema_file));
+    char *sql = tu_slurp(tu_source_path(schema_file));
     assert_int_equal(pb_compat_open(&db, path, PB_OPEN_CREATE, &err), 0);
     if (pb_plex_schema_apply(db, sql, &err) != 0)
         fail_msg("%s: %s", schema_file, err.msg);
-    exec_ok(db, extra);
+    tu_exec_ok(db, extra);
     sqlite3_close(db);
     free(sql);
 }
@@ -185,7 +163,7 @@ static void test_stock_shell_with_extension(void **state)
     sqlite3 *db = NULL;
     pb_error err = PB_ERROR_INIT;
     assert_int_equal(pb_compat_open(&db, g_db, PB_OPEN_READONLY, &err), 0);
-    exec_ok(db, "PRAGMA integrity_check");
+    tu_exec_ok(db, "PRAGMA integrity_check");
     sqlite3_close(db);
 }
 

@@ -59,18 +59,38 @@ static void xexec(sqlite3 *db, const char *fmt, ...)
     sqlite3_free(sql);
 }
 
-static int64_t qint(sqlite3 *db, const char *fmt, ...)
+/* Runs printf-style SQL (SQLite's format) on the DB at path. */
+static void xexec_at(const char *path, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     char *sql = sqlite3_vmprintf(fmt, ap);
     va_end(ap);
+    sqlite3 *db = xopen(path);
+    xexec(db, "%s", sql);
+    sqlite3_close(db);
+    sqlite3_free(sql);
+}
+
+/* Prepares printf-style SQL (SQLite's format); fails the test when it does not compile. */
+static sqlite3_stmt *vprep(sqlite3 *db, const char *fmt, va_list ap)
+{
+    char *sql = sqlite3_vmprintf(fmt, ap);
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
         fail_msg("prepare: %s: %s", sqlite3_errmsg(db), sql);
+    sqlite3_free(sql);
+    return st;
+}
+
+static int64_t qint(sqlite3 *db, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    sqlite3_stmt *st = vprep(db, fmt, ap);
+    va_end(ap);
     int64_t v = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : INT64_MIN;
     sqlite3_finalize(st);
-    sqlite3_free(sql);
     return v;
 }
 
@@ -78,16 +98,12 @@ static char *qtext(sqlite3 *db, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    char *sql = sqlite3_vmprintf(fmt, ap);
+    sqlite3_stmt *st = vprep(db, fmt, ap);
     va_end(ap);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK)
-        fail_msg("prepare: %s: %s", sqlite3_errmsg(db), sql);
     char *v = NULL;
     if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
         v = strdup((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
-    sqlite3_free(sql);
     return v;
 }
 
@@ -110,36 +126,13 @@ static long file_size(const char *path)
     return stat(path, &st) == 0 ? (long)st.st_size : -1;
 }
 
-/* A growable string. */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->n, s, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
 /* Content dump of main and (when attached) blobs: every table, sqlite_sequence included, every
  * value with its type, rows sorted. Equal dumps = equal content. */
 static char *dump_db(sqlite3 *db)
 {
-    sbuf out = {0};
+    tu_buf out = {0};
     const char *schemas[] = {"main", "blobs"};
-    sb_str(&out, "");
+    tu_buf_str(&out, "");
     for (int s = 0; s < 2; s++) {
         if (qint(db, "SELECT count(*) FROM pragma_database_list WHERE name = %Q", schemas[s]) == 0)
             continue;
@@ -175,10 +168,10 @@ static char *dump_db(sqlite3 *db)
             sqlite3_free(rsql);
             char head[256];
             snprintf(head, sizeof(head), "== %s.%s\n", schemas[s], t);
-            sb_str(&out, head);
+            tu_buf_str(&out, head);
             while (sqlite3_step(rs) == SQLITE_ROW) {
-                sb_str(&out, (const char *)sqlite3_column_text(rs, 0));
-                sb_str(&out, "\n");
+                tu_buf_str(&out, (const char *)sqlite3_column_text(rs, 0));
+                tu_buf_str(&out, "\n");
             }
             sqlite3_finalize(rs);
         }
@@ -367,12 +360,8 @@ static void scen_init(scen *s, const char *tag)
     P(work, "work.db");
     P(work_b, "work_blobs.db");
 #undef P
-    sqlite3 *db = xopen(s->base);
-    xexec(db, "%s", MAIN_SCHEMA);
-    sqlite3_close(db);
-    db = xopen(s->base_b);
-    xexec(db, "%s", BLOBS_SCHEMA);
-    sqlite3_close(db);
+    xexec_at(s->base, "%s", MAIN_SCHEMA);
+    xexec_at(s->base_b, "%s", BLOBS_SCHEMA);
 }
 
 /* base -> cloud and live copies */
@@ -707,20 +696,27 @@ static void build_fixed(scen *s)
     scen_changesets(s);
 }
 
+/* Merges the scenario listing the actions into acts; fails the test (message after prefix) when
+ * the merge fails. */
+static void merge_listed(scen *s, alist *acts, pb_merge_stats *st, const char *prefix)
+{
+    pb_merge_options o = PB_MERGE_OPTIONS_INIT;
+    o.on_action = on_act;
+    o.action_payload = acts;
+    pb_error e = PB_ERROR_INIT;
+    int rc = scen_merge(s, &o, st, &e);
+    if (rc)
+        fail_msg("%smerge: %d %s", prefix, rc, e.msg);
+}
+
 static void test_fixed_scenario(void **state)
 {
     (void)state;
     scen s;
     build_fixed(&s);
-    pb_merge_options o = PB_MERGE_OPTIONS_INIT;
     alist acts = {0};
-    o.on_action = on_act;
-    o.action_payload = &acts;
     pb_merge_stats st;
-    pb_error e = PB_ERROR_INIT;
-    int rc = scen_merge(&s, &o, &st, &e);
-    if (rc)
-        fail_msg("merge: %d %s", rc, e.msg);
+    merge_listed(&s, &acts, &st, "");
 
     sqlite3 *db = open_pair(s.work, s.work_b);
     /* items: cloud 6,7 collide with live 6,7 -> 10,11 (above live max 7 and cloud max 9) */
@@ -1351,18 +1347,25 @@ static int is_ref(otab *t, int col)
 }
 
 /* Values of a cloud row with its refs remapped (the own integer key excepted), into `out`. */
+/* A protected integer value v (sqlite3_value_dup of a SELECT on scratch; free with
+ * sqlite3_value_free). */
+static sqlite3_value *int_value(sqlite3 *scratch, int64_t v)
+{
+    sqlite3_stmt *st;
+    sqlite3_prepare_v2(scratch, "SELECT ?1", -1, &st, NULL);
+    sqlite3_bind_int64(st, 1, v);
+    sqlite3_step(st);
+    sqlite3_value *out = sqlite3_value_dup(sqlite3_column_value(st, 0));
+    sqlite3_finalize(st);
+    return out;
+}
+
 static void remapped_row(oracle *o, otab *t, sqlite3 *scratch, sqlite3_value **src,
                          sqlite3_value **out)
 {
     for (int i = 0; i < t->ncol; i++) {
         if (i != t->ipk && is_ref(t, i) && sqlite3_value_type(src[i]) == SQLITE_INTEGER) {
-            int64_t v = ref_value(o, t, i, sqlite3_value_int64(src[i]), src);
-            sqlite3_stmt *st;
-            sqlite3_prepare_v2(scratch, "SELECT ?1", -1, &st, NULL);
-            sqlite3_bind_int64(st, 1, v);
-            sqlite3_step(st);
-            out[i] = sqlite3_value_dup(sqlite3_column_value(st, 0));
-            sqlite3_finalize(st);
+            out[i] = int_value(scratch, ref_value(o, t, i, sqlite3_value_int64(src[i]), src));
         } else {
             out[i] = sqlite3_value_dup(src[i]);
         }
@@ -1623,6 +1626,20 @@ static void oracle_columns(oracle *o, sqlite3 *exp, otab *t, sqlite3_value **cv,
         o->n.same++;
 }
 
+/* The live row the change of base row b applies to; NULL, counted as dropped user state or as
+ * not found, when there is none to change. */
+static orow *live_row_for(oracle *o, otab *t, orow *b)
+{
+    if (t->cls == PB_CLASS_USER) {
+        o->n.user_state_dropped++;
+        return NULL;
+    }
+    orow *l = find_key(o, t, t->l, t->nl, b->v);
+    if (!l)
+        o->n.notfound++;
+    return l;
+}
+
 static void oracle_table(oracle *o, sqlite3 *exp, sqlite3 *scratch, otab *t)
 {
     if (t->keyless) {
@@ -1670,15 +1687,9 @@ static void oracle_table(oracle *o, sqlite3 *exp, sqlite3 *scratch, otab *t)
         orow *b = &t->b[k];
         if (find_key(o, t, t->c, t->nc, b->raw))
             continue;
-        if (t->cls == PB_CLASS_USER) {
-            o->n.user_state_dropped++;
+        orow *l = live_row_for(o, t, b);
+        if (!l)
             continue;
-        }
-        orow *l = find_key(o, t, t->l, t->nl, b->v);
-        if (!l) {
-            o->n.notfound++;
-            continue;
-        }
         if (!rows_equal(o, t, l->raw, b->v))
             o->n.conflicts++;
         exp_exec_row(exp, t, "delete", b->v);
@@ -1691,15 +1702,9 @@ static void oracle_table(oracle *o, sqlite3 *exp, sqlite3 *scratch, otab *t)
         if (b) {
             if (rows_equal(o, t, b->raw, c->raw))
                 continue; /* no record */
-            if (t->cls == PB_CLASS_USER) {
-                o->n.user_state_dropped++;
+            orow *l = live_row_for(o, t, b);
+            if (!l)
                 continue;
-            }
-            orow *l = find_key(o, t, t->l, t->nl, b->v);
-            if (!l) {
-                o->n.notfound++;
-                continue;
-            }
             int changed[16];
             sqlite3_value *when[16], *cv[16];
             for (int i = 0; i < t->ncol; i++) {
@@ -1709,13 +1714,8 @@ static void oracle_table(oracle *o, sqlite3 *exp, sqlite3 *scratch, otab *t)
             for (int i = 0; i < t->ncol; i++) {
                 if (i != t->ipk && is_ref(t, i) && sqlite3_value_type(c->v[i]) == SQLITE_INTEGER &&
                     changed[i]) {
-                    int64_t v = ref_value(o, t, i, sqlite3_value_int64(c->v[i]), when);
-                    sqlite3_stmt *st;
-                    sqlite3_prepare_v2(scratch, "SELECT ?1", -1, &st, NULL);
-                    sqlite3_bind_int64(st, 1, v);
-                    sqlite3_step(st);
-                    cv[i] = sqlite3_value_dup(sqlite3_column_value(st, 0));
-                    sqlite3_finalize(st);
+                    cv[i] =
+                        int_value(scratch, ref_value(o, t, i, sqlite3_value_int64(c->v[i]), when));
                 } else {
                     cv[i] = sqlite3_value_dup(c->v[i]);
                 }
@@ -1891,6 +1891,18 @@ static void check_listing(const alist *l, const pb_merge_stats *st)
     assert_int_equal(sum.notfound, t->notfound);
 }
 
+/* Runs the oracle into <dir>/exp.db and exp_blobs.db: its counts in want, the content dumps of
+ * the merged pair (got) and of the oracle's (wantd), both the caller's to free. */
+static void oracle_dumps(scen *s, pb_merge_counts *want, char **got, char **wantd)
+{
+    char exp[PATH_MAX], exp_b[PATH_MAX];
+    snprintf(exp, sizeof(exp), "%s/exp.db", s->dir);
+    snprintf(exp_b, sizeof(exp_b), "%s/exp_blobs.db", s->dir);
+    oracle_run(s, exp, exp_b, want);
+    *got = dump_files(s->work, s->work_b);
+    *wantd = dump_files(exp, exp_b);
+}
+
 static void test_oracle_fixed(void **state)
 {
     (void)state;
@@ -1900,12 +1912,9 @@ static void test_oracle_fixed(void **state)
     pb_merge_stats st;
     pb_error e = PB_ERROR_INIT;
     assert_int_equal(scen_merge(&s, &o, &st, &e), 0);
-    char exp[PATH_MAX], exp_b[PATH_MAX];
-    snprintf(exp, sizeof(exp), "%s/exp.db", s.dir);
-    snprintf(exp_b, sizeof(exp_b), "%s/exp_blobs.db", s.dir);
     pb_merge_counts want;
-    oracle_run(&s, exp, exp_b, &want);
-    char *got = dump_files(s.work, s.work_b), *wantd = dump_files(exp, exp_b);
+    char *got, *wantd;
+    oracle_dumps(&s, &want, &got, &wantd);
     assert_dump_equal(got, wantd, "fixed scenario vs oracle");
     check_counts(&st.total, &want, 0);
     free(got);
@@ -1918,21 +1927,14 @@ static void random_vs_oracle(int seeds)
     for (int seed = 1; seed <= seeds; seed++) {
         scen s;
         build_random(&s, (uint64_t)seed, 20 + seed % 40);
-        pb_merge_options o = PB_MERGE_OPTIONS_INIT;
         alist acts = {0};
-        o.on_action = on_act;
-        o.action_payload = &acts;
         pb_merge_stats st;
-        pb_error e = PB_ERROR_INIT;
-        int rc = scen_merge(&s, &o, &st, &e);
-        if (rc)
-            fail_msg("seed %d: merge: %d %s", seed, rc, e.msg);
-        char exp[PATH_MAX], exp_b[PATH_MAX];
-        snprintf(exp, sizeof(exp), "%s/exp.db", s.dir);
-        snprintf(exp_b, sizeof(exp_b), "%s/exp_blobs.db", s.dir);
+        char prefix[32];
+        snprintf(prefix, sizeof(prefix), "seed %d: ", seed);
+        merge_listed(&s, &acts, &st, prefix);
         pb_merge_counts want;
-        oracle_run(&s, exp, exp_b, &want);
-        char *got = dump_files(s.work, s.work_b), *wantd = dump_files(exp, exp_b);
+        char *got, *wantd;
+        oracle_dumps(&s, &want, &got, &wantd);
         char what[1200];
         snprintf(what, sizeof(what), "seed %d (%s)", seed, s.dir);
         assert_dump_equal(got, wantd, what);
@@ -2009,22 +2011,6 @@ static void test_dry_run(void **state)
     free(after);
 }
 
-/* Reads a whole small file (NUL-terminated, malloc'd). */
-static char *slurp(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *p = malloc((size_t)n + 1);
-    assert_non_null(p);
-    assert_int_equal(fread(p, 1, (size_t)n, f), (size_t)n);
-    p[n] = '\0';
-    fclose(f);
-    return p;
-}
-
 /* Script mode's script_before_commit: written just before the COMMIT when a row is written,
  * not at all otherwise; version-1 options (without the field) are still accepted. */
 static void test_script_before_commit(void **state)
@@ -2056,7 +2042,7 @@ static void test_script_before_commit(void **state)
         assert_int_equal(fclose(f), 0);
         if (rc)
             fail_msg("round %d: %s", round, e.msg);
-        char *text = slurp(script);
+        char *text = tu_slurp(script);
         const char *at = strstr(text, mark);
         if (round == 0) {
             assert_true(st.total.inserted + st.total.updated + st.total.deleted > 0);
@@ -2183,16 +2169,14 @@ static void test_merge_column(void **state)
     sqlite3_close(db);
     assert_int_equal(fclose(f), 0);
     assert_int_equal(st.total.merged, 1);
-    text = slurp(script);
+    text = tu_slurp(script);
     assert_non_null(strstr(text, "'merged:5.0|8.0|6.0'"));
     free(text);
     o.script = NULL;
 
     /* a merged value equal to the live one is the default rule (a text live value here: the
      * hook's values are text) */
-    db = xopen(s.live);
-    xexec(db, "UPDATE items SET rating = 'six' WHERE id = 5");
-    sqlite3_close(db);
+    xexec_at(s.live, "UPDATE items SET rating = 'six' WHERE id = 5");
     g_mc_mode = "same";
     assert_int_equal(merge_with(&s, &pol, &o, &st, &e), 0);
     assert_memory_equal(&st.total, &plain.total, sizeof(plain.total));
@@ -2221,6 +2205,18 @@ static void expect_failure(scen *s, const char *cs, const char *cs_b, int code, 
     free(after);
 }
 
+/* Merges the changeset cs alone into a fresh copy of the live pair; *before: the copy's content
+ * dump before the merge (the caller's to free). */
+static int merge_fresh(scen *s, const char *cs, char **before, pb_error *e)
+{
+    copy_file(s->live, s->work);
+    copy_file(s->live_b, s->work_b);
+    *before = dump_files(s->work, s->work_b);
+    pb_merge_options o = PB_MERGE_OPTIONS_INIT;
+    pb_merge_stats st;
+    return merge_into(s->work, s->work_b, cs, NULL, &o, &st, e);
+}
+
 static void test_errors_leave_live_unchanged(void **state)
 {
     (void)state;
@@ -2230,42 +2226,31 @@ static void test_errors_leave_live_unchanged(void **state)
 
     /* a derived table in the changeset (after library records) */
     snprintf(cs, sizeof(cs), "%s/derived.changeset", s.dir);
-    sqlite3 *db = xopen(s.cloud);
-    xexec(db, "INSERT INTO fts_shadow VALUES(1,'x')");
-    sqlite3_close(db);
+    xexec_at(s.cloud, "INSERT INTO fts_shadow VALUES(1,'x')");
     const char *with_fts[] = {"items", "fts_shadow", NULL};
     make_changeset(s.base, s.cloud, cs, with_fts, NULL);
     expect_failure(&s, cs, NULL, PB_ECORRUPT, "fts_shadow");
 
     /* a table the live DB lacks */
-    db = xopen(s.live);
-    xexec(db, "DROP TABLE loose");
-    sqlite3_close(db);
+    xexec_at(s.live, "DROP TABLE loose");
     expect_failure(&s, s.cs, s.cs_b, PB_ESCHEMA, "loose");
 
     /* a column count that differs */
-    db = xopen(s.live);
-    xexec(db, "CREATE TABLE loose(item_id INTEGER, note TEXT); ALTER TABLE media ADD COLUMN x");
-    sqlite3_close(db);
+    xexec_at(s.live,
+             "CREATE TABLE loose(item_id INTEGER, note TEXT); ALTER TABLE media ADD COLUMN x");
     expect_failure(&s, s.cs, s.cs_b, PB_ESCHEMA, "media");
-    db = xopen(s.live);
-    xexec(db, "ALTER TABLE media DROP COLUMN x");
-    sqlite3_close(db);
+    xexec_at(s.live, "ALTER TABLE media DROP COLUMN x");
 
     /* a constraint violated late, after many writes: rolled back */
-    db = xopen(s.live);
+    sqlite3 *db = xopen(s.live);
     xexec(db, "CREATE UNIQUE INDEX taggings_u ON taggings(item_id, tag_id)");
     xexec(db, "INSERT INTO taggings(item_id, tag_id, idx) VALUES(4, 4, 9)");
     sqlite3_close(db);
     expect_failure(&s, s.cs, s.cs_b, PB_ECONFLICT, "taggings");
-    db = xopen(s.live);
-    xexec(db, "DROP INDEX taggings_u; DELETE FROM taggings WHERE idx = 9");
-    sqlite3_close(db);
+    xexec_at(s.live, "DROP INDEX taggings_u; DELETE FROM taggings WHERE idx = 9");
 
     /* map_text fails */
-    db = xopen(s.cloud);
-    xexec(db, "UPDATE vals SET v = 'FAIL' WHERE id = 1");
-    sqlite3_close(db);
+    xexec_at(s.cloud, "UPDATE vals SET v = 'FAIL' WHERE id = 1");
     snprintf(cs, sizeof(cs), "%s/mapfail.changeset", s.dir);
     make_changeset(s.base, s.cloud, cs, MAIN_KEYED, MAIN_NOPK);
     g_map_fail = 1;
@@ -2284,13 +2269,9 @@ static void test_errors_leave_live_unchanged(void **state)
         snprintf(cs, sizeof(cs), "%s/trunc.changeset", s.dir);
         copy_file(s.cs, cs);
         assert_int_equal(truncate(cs, off), 0);
-        copy_file(s.live, s.work);
-        copy_file(s.live_b, s.work_b);
-        char *before = dump_files(s.work, s.work_b);
-        pb_merge_options o = PB_MERGE_OPTIONS_INIT;
-        pb_merge_stats st;
+        char *before;
         pb_error e = PB_ERROR_INIT;
-        int rc = merge_into(s.work, s.work_b, cs, NULL, &o, &st, &e);
+        int rc = merge_fresh(&s, cs, &before, &e);
         if (rc) {
             assert_int_equal(rc, PB_ECORRUPT);
             assert_null(strchr(e.msg, '\n'));
@@ -2315,14 +2296,10 @@ static void test_errors_leave_live_unchanged(void **state)
     }
     fclose(src);
     fclose(f);
-    copy_file(s.live, s.work);
-    copy_file(s.live_b, s.work_b);
     {
-        char *before = dump_files(s.work, s.work_b);
-        pb_merge_options o = PB_MERGE_OPTIONS_INIT;
-        pb_merge_stats st;
+        char *before;
         pb_error e = PB_ERROR_INIT;
-        int rc = merge_into(s.work, s.work_b, cs, NULL, &o, &st, &e);
+        int rc = merge_fresh(&s, cs, &before, &e);
         char *after = dump_files(s.work, s.work_b);
         if (rc)
             assert_dump_equal(after, before, e.msg);

@@ -97,6 +97,15 @@ static int64_t q1(sqlite3 *db, const char *fmt, ...)
     return v;
 }
 
+/* Rows of main.table whose extra_data holds `has` and whose base row (b) lacked `lacked`. */
+static int64_t gained(sqlite3 *db, const char *table, const char *has, const char *lacked)
+{
+    return q1(db,
+              "SELECT count(*) FROM main.%s m JOIN b.%s o ON o.id = m.id WHERE m.extra_data LIKE "
+              "'%%%s%%' AND coalesce(o.extra_data, '') NOT LIKE '%%%s%%'",
+              table, table, has, lacked);
+}
+
 static void attach(sqlite3 *db, const char *dir, const char *rel, const char *as)
 {
     char sql[PATH_MAX * 3];
@@ -172,18 +181,40 @@ static int same_file(const char *a, const char *b, long *size_a, long *size_b, l
     return same;
 }
 
-/* Walks the regular files below dir/{Metadata,Media} and compares each with the same path under
- * other1 (must be identical) and other2 (counted when identical). */
-static const char *w_root, *w_other1, *w_other2;
-static long w_n, w_bad, w_same;
+/* Calls fn(path, path relative to root) on each regular file below root/{Metadata,Media} (nftw:
+ * one walk at a time). */
+static const char *e_root;
+static void (*e_fn)(const char *path, const char *rel);
 
-static int walk_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static int each_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
     (void)ftw;
-    if (flag != FTW_F)
-        return 0;
-    const char *rel = path + strlen(w_root) + 1;
+    if (flag == FTW_F)
+        e_fn(path, path + strlen(e_root) + 1);
+    return 0;
+}
+
+static void each_media_file(const char *root, void (*fn)(const char *path, const char *rel))
+{
+    char sub[PATH_MAX * 2];
+    e_root = root;
+    e_fn = fn;
+    static const char *const subs[] = {"Metadata", "Media"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(sub, sizeof(sub), "%s/%s", root, subs[i]);
+        if (access(sub, F_OK) == 0)
+            assert_int_equal(nftw(sub, each_cb, 32, FTW_PHYS), 0);
+    }
+}
+
+/* Walks the regular files below dir/{Metadata,Media} and compares each with the same path under
+ * other1 (must be identical) and other2 (counted when identical). */
+static const char *w_other1, *w_other2;
+static long w_n, w_bad, w_same;
+
+static void compare_one(const char *path, const char *rel)
+{
     char o1[PATH_MAX * 2], o2[PATH_MAX * 2];
     snprintf(o1, sizeof(o1), "%s/%s", w_other1, rel);
     snprintf(o2, sizeof(o2), "%s/%s", w_other2, rel);
@@ -193,23 +224,15 @@ static int walk_cb(const char *path, const struct stat *st, int flag, struct FTW
         print_message("differs: %s\n", rel);
     }
     w_same += same_file(path, o2, NULL, NULL, NULL);
-    return 0;
 }
 
 static void compare_trees(const char *dir, const char *other1, const char *other2, long *n,
                           long *bad, long *same)
 {
-    char sub[PATH_MAX * 2];
-    w_root = dir;
     w_other1 = other1;
     w_other2 = other2;
     w_n = w_bad = w_same = 0;
-    static const char *const subs[] = {"Metadata", "Media"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(sub, sizeof(sub), "%s/%s", dir, subs[i]);
-        if (access(sub, F_OK) == 0)
-            assert_int_equal(nftw(sub, walk_cb, 32, FTW_PHYS), 0);
-    }
+    each_media_file(dir, compare_one);
     *n = w_n;
     *bad = w_bad;
     *same = w_same;
@@ -233,12 +256,8 @@ static json_t *db_digest(const char *dir, const char *rel)
 {
     sqlite3 *db = open_db(dir, rel);
     json_t *out = json_object();
-    sqlite3_stmt *tl = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT name FROM sqlite_master WHERE type='table' AND"
-                                        " sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name",
-                                        -1, &tl, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *tl = tu_prepare(db, "SELECT name FROM sqlite_master WHERE type='table' AND"
+                                      " sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name");
     while (sqlite3_step(tl) == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(tl, 0);
         char sql[512];
@@ -247,7 +266,7 @@ static json_t *db_digest(const char *dir, const char *rel)
         if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) !=
             SQLITE_OK) { /* sqlite_stat1: no rowid order issue */
             snprintf(sql, sizeof(sql), "SELECT * FROM \"%s\"", t);
-            assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+            st = tu_prepare(db, sql);
         }
         uint64_t h = 0xcbf29ce484222325ULL;
         int64_t rows = 0;
@@ -292,23 +311,18 @@ static void check_changes(const char *before_dir, const char *after_dir, const c
 {
     sqlite3 *db = open_db(after_dir, rel);
     attach(db, before_dir, rel, "b");
-    sqlite3_stmt *tl = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT name FROM main.sqlite_master WHERE type='table'"
-                                        " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'fts4_%'"
-                                        " AND name NOT LIKE 'spellfix_%' AND name NOT LIKE"
-                                        " 'locations_%' AND sql NOT LIKE 'CREATE VIRTUAL%'"
-                                        " ORDER BY name",
-                                        -1, &tl, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *tl = tu_prepare(db, "SELECT name FROM main.sqlite_master WHERE type='table'"
+                                      " AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'fts4_%'"
+                                      " AND name NOT LIKE 'spellfix_%' AND name NOT LIKE"
+                                      " 'locations_%' AND sql NOT LIKE 'CREATE VIRTUAL%'"
+                                      " ORDER BY name");
     int tables = 0;
     while (sqlite3_step(tl) == SQLITE_ROW) {
         char t[128], cols[16384] = "";
         snprintf(t, sizeof(t), "%s", (const char *)sqlite3_column_text(tl, 0));
         char sql[20000];
         snprintf(sql, sizeof(sql), "PRAGMA main.table_info(\"%s\")", t);
-        sqlite3_stmt *ti = NULL;
-        assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &ti, NULL), SQLITE_OK);
+        sqlite3_stmt *ti = tu_prepare(db, sql);
         int has_id = 0;
         size_t len = 0;
         while (sqlite3_step(ti) == SQLITE_ROW) {
@@ -466,8 +480,7 @@ static void test_schema(void **state)
         assert_int_equal(q1(x, "SELECT count(*) FROM pragma_journal_mode WHERE journal_mode="
                                "'wal'"),
                          1);
-        sqlite3_stmt *st = NULL;
-        assert_int_equal(sqlite3_prepare_v2(x, "PRAGMA integrity_check", -1, &st, NULL), SQLITE_OK);
+        sqlite3_stmt *st = tu_prepare(x, "PRAGMA integrity_check");
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
         assert_string_equal((const char *)sqlite3_column_text(st, 0), "ok");
         sqlite3_finalize(st);
@@ -489,16 +502,12 @@ static void test_schema(void **state)
                             " schema_migrations.rowid - 1)"),
                      0);
     /* the blobs DB: every table empty except blobs, one accounts row, preferences, migrations */
-    sqlite3_stmt *tl = NULL;
-    assert_int_equal(sqlite3_prepare_v2(bdb,
-                                        "SELECT name FROM sqlite_master WHERE type='table' AND"
-                                        " sql NOT LIKE 'CREATE VIRTUAL%' AND name NOT LIKE"
-                                        " 'sqlite_%' AND name NOT LIKE 'fts4_%' AND name NOT LIKE"
-                                        " 'spellfix_%' AND name NOT LIKE 'locations_%' AND name"
-                                        " NOT IN ('blobs', 'accounts', 'preferences',"
-                                        " 'schema_migrations')",
-                                        -1, &tl, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *tl = tu_prepare(bdb, "SELECT name FROM sqlite_master WHERE type='table' AND"
+                                       " sql NOT LIKE 'CREATE VIRTUAL%' AND name NOT LIKE"
+                                       " 'sqlite_%' AND name NOT LIKE 'fts4_%' AND name NOT LIKE"
+                                       " 'spellfix_%' AND name NOT LIKE 'locations_%' AND name"
+                                       " NOT IN ('blobs', 'accounts', 'preferences',"
+                                       " 'schema_migrations')");
     while (sqlite3_step(tl) == SQLITE_ROW) {
         const char *t = (const char *)sqlite3_column_text(tl, 0);
         if (q1(bdb, "SELECT count(*) FROM \"%s\"", t) != 0)
@@ -700,11 +709,8 @@ static void test_hashes(void **state)
     FILE *f = fopen(list, "w");
     assert_non_null(f);
     /* every item at tiny scale, a sample of 300 at small scale */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT guid, hash FROM metadata_items ORDER BY"
-                                        " (id * 2654435761) % 1000003 LIMIT 300",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT guid, hash FROM metadata_items ORDER BY"
+                        " (id * 2654435761) % 1000003 LIMIT 300");
     int n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         fprintf(f, "%s\t%s\n", sqlite3_column_text(st, 1), sqlite3_column_text(st, 0));
@@ -724,13 +730,10 @@ static void test_hashes(void **state)
 
     /* media_parts.hash: SHA1(size + hex SHA1(first 64 KiB) + hex SHA1(last 64 KiB)) over the
      * pseudo-content that `mkplex media` writes (sparse) */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT id, hash, size FROM media_parts WHERE id IN"
-                                        " ((SELECT min(id) FROM media_parts), (SELECT max(id)"
-                                        " FROM media_parts), (SELECT id FROM media_parts WHERE"
-                                        " file LIKE '%.flac' LIMIT 1))",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT id, hash, size FROM media_parts WHERE id IN"
+                        " ((SELECT min(id) FROM media_parts), (SELECT max(id)"
+                        " FROM media_parts), (SELECT id FROM media_parts WHERE"
+                        " file LIKE '%.flac' LIMIT 1))");
     int parts = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         char media[PATH_MAX + 64];
@@ -785,11 +788,8 @@ static void test_tree(void **state)
     char rel[PATH_MAX], a[PATH_MAX * 2], b[PATH_MAX * 2];
     int n = 0;
     /* every bundle owner has its bundle */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT metadata_type, hash FROM metadata_items WHERE"
-                                        " metadata_type IN (1, 2, 8, 9, 14, 15)",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT metadata_type, hash FROM metadata_items WHERE"
+                        " metadata_type IN (1, 2, 8, 9, 14, 15)");
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *h = (const char *)sqlite3_column_text(st, 1);
         snprintf(rel, sizeof(rel), "Metadata/%s/%c/%s.bundle/Contents/_combined/Info.xml",
@@ -836,11 +836,8 @@ static void test_tree(void **state)
     sqlite3_finalize(st);
     assert_true(n > 0);
     /* BIFs of parts flagged "mi:indexes":"sd": magic, frame count, index ending at the size */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT hash FROM media_parts WHERE extra_data LIKE"
-                                        " '%\"mi:indexes\":\"sd\"%'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT hash FROM media_parts WHERE extra_data LIKE"
+                        " '%\"mi:indexes\":\"sd\"%'");
     n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *h = (const char *)sqlite3_column_text(st, 0);
@@ -868,11 +865,8 @@ static void test_tree(void **state)
     sqlite3_finalize(st);
     assert_true(n > 0);
     /* chapter thumbnails referenced by media:// URLs */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT thumb_url FROM taggings WHERE thumb_url LIKE"
-                                        " 'media://%'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT thumb_url FROM taggings WHERE thumb_url LIKE"
+                        " 'media://%'");
     while (sqlite3_step(st) == SQLITE_ROW) {
         snprintf(rel, sizeof(rel), "Media/localhost/%s", sqlite3_column_text(st, 0) + 8);
         if (!is_file(g_base, rel))
@@ -880,11 +874,8 @@ static void test_tree(void **state)
     }
     sqlite3_finalize(st);
     /* custom posters: upload://posters/<sha1> and the file under the bundle's Uploads/ */
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT hash, user_thumb_url FROM metadata_items WHERE"
-                                        " user_thumb_url LIKE 'upload://posters/%'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT hash, user_thumb_url FROM metadata_items WHERE"
+                        " user_thumb_url LIKE 'upload://posters/%'");
     n = 0;
     while (sqlite3_step(st) == SQLITE_ROW) {
         const char *h = (const char *)sqlite3_column_text(st, 0);
@@ -1001,9 +992,7 @@ static void test_analyze(void **state)
                             " FROM b.media_streams) AND media_part_id IN (SELECT id FROM"
                             " b.media_parts)"),
                      jint(j, "analysis.streams_added"));
-    assert_int_equal(q1(db, "SELECT count(*) FROM main.media_parts m JOIN b.media_parts o ON"
-                            " o.id = m.id WHERE m.extra_data LIKE '%%\"mi:indexes\":\"sd\"%%' AND"
-                            " coalesce(o.extra_data, '') NOT LIKE '%%mi:indexes%%'"),
+    assert_int_equal(gained(db, "media_parts", "\"mi:indexes\":\"sd\"", "mi:indexes"),
                      jint(j, "analysis.bif"));
     assert_true(jint(j, "analysis.bif") > 0);
     for (int k = 0; k < 2; k++)
@@ -1013,14 +1002,10 @@ static void test_analyze(void **state)
                             " FROM b.metadata_items)",
                             k ? "credits" : "intro"),
                          jint(j, k ? "analysis.credits" : "analysis.intro"));
-    assert_int_equal(q1(db, "SELECT count(*) FROM main.metadata_items m JOIN b.metadata_items o"
-                            " ON o.id = m.id WHERE m.extra_data LIKE '%%ms:musicAnalysisVersion%%'"
-                            " AND coalesce(o.extra_data, '') NOT LIKE"
-                            " '%%ms:musicAnalysisVersion%%'"),
-                     jint(j, "analysis.sonic"));
-    assert_int_equal(q1(db, "SELECT count(*) FROM main.metadata_items m JOIN b.metadata_items o"
-                            " ON o.id = m.id WHERE m.extra_data LIKE '%%ln:loudnessAnalysis%%'"
-                            " AND coalesce(o.extra_data, '') NOT LIKE '%%ln:loudnessAnalysis%%'"),
+    assert_int_equal(
+        gained(db, "metadata_items", "ms:musicAnalysisVersion", "ms:musicAnalysisVersion"),
+        jint(j, "analysis.sonic"));
+    assert_int_equal(gained(db, "metadata_items", "ln:loudnessAnalysis", "ln:loudnessAnalysis"),
                      jint(j, "analysis.loudness"));
     assert_true(jint(j, "analysis.sonic") > 0 && jint(j, "analysis.loudness") > 0);
     /* new items use new and existing tags */
@@ -1041,14 +1026,10 @@ static void test_analyze(void **state)
                      2);
     /* files (a DB-only copy: only what analyze wrote): the BIF of every part indexed in this
      * run, bundles of new movies */
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT m.hash FROM main.media_parts m LEFT JOIN"
-                                        " b.media_parts o ON o.id = m.id WHERE m.extra_data LIKE"
-                                        " '%\"mi:indexes\"%' AND coalesce(o.extra_data, '') NOT"
-                                        " LIKE '%\"mi:indexes\"%'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *st = tu_prepare(db, "SELECT m.hash FROM main.media_parts m LEFT JOIN"
+                                      " b.media_parts o ON o.id = m.id WHERE m.extra_data LIKE"
+                                      " '%\"mi:indexes\"%' AND coalesce(o.extra_data, '') NOT"
+                                      " LIKE '%\"mi:indexes\"%'");
     while (sqlite3_step(st) == SQLITE_ROW) {
         char rel[256];
         const char *h = (const char *)sqlite3_column_text(st, 0);
@@ -1058,12 +1039,9 @@ static void test_analyze(void **state)
             fail_msg("missing %s", rel);
     }
     sqlite3_finalize(st);
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT hash FROM main.metadata_items WHERE"
-                                        " metadata_type=1 AND id NOT IN (SELECT id FROM"
-                                        " b.metadata_items)",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    st = tu_prepare(db, "SELECT hash FROM main.metadata_items WHERE"
+                        " metadata_type=1 AND id NOT IN (SELECT id FROM"
+                        " b.metadata_items)");
     while (sqlite3_step(st) == SQLITE_ROW) {
         char rel[256];
         const char *h = (const char *)sqlite3_column_text(st, 0);
@@ -1099,7 +1077,7 @@ static void test_analyze(void **state)
 
 /* Copies the files below dir/{Metadata,Media} that also exist under from (same relative path)
  * into to: the pre-analysis versions of the files a run rewrites. */
-static const char *c_root, *c_from, *c_to;
+static const char *c_from, *c_to;
 static long c_copied;
 
 static void mkdirs_for(const char *file)
@@ -1115,19 +1093,15 @@ static void mkdirs_for(const char *file)
     }
 }
 
-static int copy_cb(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static void copy_one(const char *path, const char *rel)
 {
-    (void)st;
-    (void)ftw;
-    if (flag != FTW_F)
-        return 0;
-    const char *rel = path + strlen(c_root) + 1;
+    (void)path;
     char src[PATH_MAX * 2], dst[PATH_MAX * 2], buf[65536];
     snprintf(src, sizeof(src), "%s/%s", c_from, rel);
     snprintf(dst, sizeof(dst), "%s/%s", c_to, rel);
     FILE *in = fopen(src, "rb");
     if (!in)
-        return 0; /* new in this run */
+        return; /* new in this run */
     mkdirs_for(dst);
     FILE *out = fopen(dst, "wb");
     assert_non_null(out);
@@ -1137,7 +1111,6 @@ static int copy_cb(const char *path, const struct stat *st, int flag, struct FTW
     fclose(in);
     fclose(out);
     c_copied++;
-    return 0;
 }
 
 /* analyze on a DB-only copy writes whole files, byte-identical to a run on the full tree. Runs
@@ -1146,7 +1119,7 @@ static int copy_cb(const char *path, const struct stat *st, int flag, struct FTW
 static void test_analyze_db_only(void **state)
 {
     (void)state;
-    char dbonly[PATH_MAX], orig[PATH_MAX], sub[PATH_MAX * 2];
+    char dbonly[PATH_MAX], orig[PATH_MAX];
     snprintf(dbonly, sizeof(dbonly), "%s", copy_dbs("dbonly"));
     snprintf(orig, sizeof(orig), "%s/orig", g_root);
     /* new movies (new bundles), analysis (new BIFs), and regenerated bundles: the only rewrites
@@ -1156,16 +1129,10 @@ static void test_analyze_db_only(void **state)
     json_t *jd = run_json("analyze --dir '%s' %s", dbonly, args);
     assert_true(jint(jd, "files.written") > 0);
     assert_int_equal(jint(jd, "files.unchanged"), 0);
-    c_root = dbonly;
     c_from = g_base;
     c_to = orig;
     c_copied = 0;
-    static const char *const subs[] = {"Metadata", "Media"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(sub, sizeof(sub), "%s/%s", dbonly, subs[i]);
-        if (access(sub, F_OK) == 0)
-            assert_int_equal(nftw(sub, copy_cb, 32, FTW_PHYS), 0);
-    }
+    each_media_file(dbonly, copy_one);
     json_t *jf = run_json("analyze --dir '%s' %s", g_base, args);
     json_t *x = db_digest(g_base, DBREL), *y = db_digest(dbonly, DBREL);
     assert_same_digest(x, y, "analyze on a DB-only copy vs on the full dir");
@@ -1302,12 +1269,8 @@ static void test_stream(void **state)
     assert_non_null(url);
     assert_true(strncmp(url, "upload://posters/", 17) == 0 && strlen(url) == 17 + 40);
     int64_t item = jint(j, "upload.item");
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT hash, user_thumb_url FROM main.metadata_items"
-                                        " WHERE id=?1",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *st = tu_prepare(db, "SELECT hash, user_thumb_url FROM main.metadata_items"
+                                      " WHERE id=?1");
     sqlite3_bind_int64(st, 1, item);
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     assert_string_equal((const char *)sqlite3_column_text(st, 1), url);

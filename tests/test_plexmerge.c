@@ -20,32 +20,10 @@
 #include "plexburst/sqldiff.h"
 #include "test_plexmerge_util.h"
 
-#define STAND_IN "/usr/bin/sqlite3"
-
 static void opts_for(pb_plex_merge_options *o, const pm_scenario *s)
 {
-    pb_plex_merge_options_init(o);
-    o->base = s->base;
-    o->cloud = s->cloud;
-    o->live = s->live;
-    if (s->bbase[0]) {
-        o->blobs_base = s->bbase;
-        o->blobs_cloud = s->bcloud;
-        o->blobs_live = s->blive;
-    }
-    o->engine = PB_PLEX_ENGINE_IN_PROCESS;
+    pm_merge_options(o, s->base, s->cloud, s->live, s->bbase, s->bcloud, s->blive);
     o->zstd_level = 3;
-}
-
-static void use_stand_in(pb_plex_merge_options *o)
-{
-    static char ext[4096];
-    if (access(STAND_IN, X_OK) != 0)
-        tu_skip(STAND_IN " not installed: cannot test the engine path");
-    snprintf(ext, sizeof(ext), "%s", tu_build_path("plexcompat"));
-    o->engine = PB_PLEX_ENGINE_PATH;
-    o->plex_sqlite = STAND_IN;
-    o->compat_extension = ext;
 }
 
 static int merge_ok(const pb_plex_merge_options *o, pb_plex_report *r)
@@ -274,10 +252,10 @@ static void test_engine_path_same_result(void **state)
     opts_for(&o, &s);
     o.live = live2;
     o.keep_backups = 0;
-    use_stand_in(&o);
+    pm_use_stand_in(&o);
     merge_ok(&o, &r2);
-    assert_true(strncmp(r2.engine, "plex-sqlite: " STAND_IN, strlen("plex-sqlite: " STAND_IN)) ==
-                0);
+    assert_true(
+        strncmp(r2.engine, "plex-sqlite: " PM_STAND_IN, strlen("plex-sqlite: " PM_STAND_IN)) == 0);
     assert_true(r2.merged);
     check_merge_counts(&r2);
     check_merged_live(live2);
@@ -316,7 +294,7 @@ static void test_blobs_wal(void **state)
         o.blobs_live = blive;
         o.keep_backups = 1;
         if (pass)
-            use_stand_in(&o);
+            pm_use_stand_in(&o);
         merge_ok(&o, &r);
         assert_true(r.with_blobs);
         assert_true(r.atomic_pair);

@@ -36,9 +36,8 @@
 #include "plexburst/sqldiff.h"
 #include "test_plexmerge_util.h"
 
-#define STAND_IN "/usr/bin/sqlite3"
-#define DBREL    "/Plug-in Support/Databases/com.plexapp.plugins.library.db"
-#define BDBREL   "/Plug-in Support/Databases/com.plexapp.plugins.library.blobs.db"
+#define DBREL  "/Plug-in Support/Databases/com.plexapp.plugins.library.db"
+#define BDBREL "/Plug-in Support/Databases/com.plexapp.plugins.library.blobs.db"
 
 typedef struct crashfx {
     char dir[4096];
@@ -124,25 +123,8 @@ static int check_pair(const crashfx *x, const char *what)
 
 static void merge_options(const crashfx *x, pb_plex_merge_options *o, int engine)
 {
-    static char ext[4096];
-    pb_plex_merge_options_init(o);
-    o->base = x->base;
-    o->cloud = x->cloud;
-    o->live = x->live;
-    o->blobs_base = x->bbase;
-    o->blobs_cloud = x->bcloud;
-    o->blobs_live = x->blive;
-    o->keep_backups = 0;
-    o->zstd_level = 1;
-    o->work_dir = x->dir;
-    o->max_delete_pct = 100;
-    o->engine = PB_PLEX_ENGINE_IN_PROCESS;
-    if (engine) {
-        snprintf(ext, sizeof(ext), "%s", tu_build_path("plexcompat"));
-        o->engine = PB_PLEX_ENGINE_PATH;
-        o->plex_sqlite = STAND_IN;
-        o->compat_extension = ext;
-    }
+    pm_merge_options(o, x->base, x->cloud, x->live, x->bbase, x->bcloud, x->blive);
+    pm_stress_options(o, x->dir, engine);
 }
 
 static void build(crashfx *x)
@@ -245,7 +227,7 @@ static void test_crash_inside_merge(void **state)
     }
     assert_true(dirty > 0); /* SQLite's rollback was exercised, not only untouched files */
     /* the engine path: killed while the script is generated, the live pair never touched */
-    if (access(STAND_IN, X_OK) == 0) {
+    if (access(PM_STAND_IN, X_OK) == 0) {
         int st = crash_after(x, w / 2, 1);
         assert_true(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
         assert_int_equal(check_pair(x, "engine path, PB_TEST_CRASH_AFTER=writes/2"), 0);
@@ -265,7 +247,7 @@ static pid_t spawn_cli(crashfx *x, int engine)
              "2>&1",
              tu_build_path("plexburst"), x->base, x->cloud, x->live, x->bbase, x->bcloud, x->blive,
              x->dir, x->dir,
-             engine ? "--plex-sqlite " STAND_IN " --compat-extension '" : "--in-process",
+             engine ? "--plex-sqlite " PM_STAND_IN " --compat-extension '" : "--in-process",
              engine ? tu_build_path("plexcompat") : "", engine ? "'" : "");
     fflush(NULL);
     pid_t pid = fork();
@@ -318,8 +300,8 @@ static void test_kill_cli_at_random(void **state)
     srand(seed);
     printf("random instants: PB_CRASH_SEED=%u\n", seed);
     for (int engine = 0; engine < 2; engine++) {
-        if (engine && access(STAND_IN, X_OK) != 0) {
-            printf("  %s missing: no random kills on the engine path\n", STAND_IN);
+        if (engine && access(PM_STAND_IN, X_OK) != 0) {
+            printf("  %s missing: no random kills on the engine path\n", PM_STAND_IN);
             break;
         }
         /* how long a whole run takes (the faster of two, the first may run cold) */

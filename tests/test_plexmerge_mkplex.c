@@ -18,22 +18,35 @@
 #include "extradata.h"
 #include "test_plexmerge_util.h"
 
+/* A run's three data dirs in a fresh scratch dir: base written by `mkplex init --dir base <init>`,
+ * cloud and home copies of it. Skips when mkplex is missing or fails; returns mkplex's path. */
+typedef struct mk_dirs {
+    char dir[4096], base[4300], cloud[4300], home[4300];
+} mk_dirs;
+
+static const char *mk_dirs_init(mk_dirs *d, const char *tag, const char *init)
+{
+    const char *mk = tu_build_path("mkplex");
+    if (access(mk, X_OK) != 0)
+        tu_skip("mkplex is not built yet");
+    snprintf(d->dir, sizeof(d->dir), "%s", tu_tmpdir(tag));
+    snprintf(d->base, sizeof(d->base), "%s/base", d->dir);
+    snprintf(d->cloud, sizeof(d->cloud), "%s/cloud", d->dir);
+    snprintf(d->home, sizeof(d->home), "%s/home", d->dir);
+    if (tu_sh("'%s' init --dir '%s' %s >/dev/null 2>&1", mk, d->base, init) != 0)
+        tu_skip("mkplex init failed (fixture tool not ready)");
+    assert_int_equal(
+        tu_sh("cp -a '%s' '%s' && cp -a '%s' '%s'", d->base, d->cloud, d->base, d->home), 0);
+    return mk;
+}
+
 static void test_mkplex_merge(void **state)
 {
     (void)state;
-    const char *mk = tu_build_path("mkplex");
-    char err[4096], args[32768], dir[4096], before[33], after[33];
-    if (access(mk, X_OK) != 0)
-        tu_skip("mkplex is not built yet");
-    snprintf(dir, sizeof(dir), "%s", tu_tmpdir("pmcli-mkplex"));
-    char base_dir[4300], cloud_dir[4300], home_dir[4300];
-    snprintf(base_dir, sizeof(base_dir), "%s/base", dir);
-    snprintf(cloud_dir, sizeof(cloud_dir), "%s/cloud", dir);
-    snprintf(home_dir, sizeof(home_dir), "%s/home", dir);
-    if (tu_sh("'%s' init --dir '%s' --scale tiny >/dev/null 2>&1", mk, base_dir) != 0)
-        tu_skip("mkplex init failed (fixture tool not ready)");
-    assert_int_equal(
-        tu_sh("cp -a '%s' '%s' && cp -a '%s' '%s'", base_dir, cloud_dir, base_dir, home_dir), 0);
+    char err[4096], args[32768], before[33], after[33];
+    mk_dirs d;
+    const char *mk = mk_dirs_init(&d, "pmcli-mkplex", "--scale tiny");
+    const char *dir = d.dir, *base_dir = d.base, *cloud_dir = d.cloud, *home_dir = d.home;
     if (tu_sh("'%s' analyze --dir '%s' --seed 7 >/dev/null 2>&1", mk, cloud_dir) != 0 ||
         tu_sh("'%s' stream --dir '%s' --seed 8 --edit-title 2 >/dev/null 2>&1", mk, home_dir) != 0)
         tu_skip("mkplex analyze/stream failed (fixture tool not ready)");
@@ -257,19 +270,10 @@ static void merged_row(sqlite3_stmt *st, void *p)
 static void test_mkplex_extra_data(void **state)
 {
     (void)state;
-    const char *mk = tu_build_path("mkplex");
-    char err[4096], args[32768], dir[4096];
-    if (access(mk, X_OK) != 0)
-        tu_skip("mkplex is not built yet");
-    snprintf(dir, sizeof(dir), "%s", tu_tmpdir("pmcli-extra"));
-    char base_dir[4300], cloud_dir[4300], home_dir[4300];
-    snprintf(base_dir, sizeof(base_dir), "%s/base", dir);
-    snprintf(cloud_dir, sizeof(cloud_dir), "%s/cloud", dir);
-    snprintf(home_dir, sizeof(home_dir), "%s/home", dir);
-    if (tu_sh("'%s' init --dir '%s' --scale tiny --seed 3 >/dev/null 2>&1", mk, base_dir) != 0)
-        tu_skip("mkplex init failed (fixture tool not ready)");
-    assert_int_equal(
-        tu_sh("cp -a '%s' '%s' && cp -a '%s' '%s'", base_dir, cloud_dir, base_dir, home_dir), 0);
+    char err[4096], args[32768];
+    mk_dirs d;
+    const char *mk = mk_dirs_init(&d, "pmcli-extra", "--scale tiny --seed 3");
+    const char *dir = d.dir, *base_dir = d.base, *cloud_dir = d.cloud, *home_dir = d.home;
     if (tu_sh("'%s' analyze --dir '%s' --seed 4 --analyze-pct 40 >/dev/null 2>&1", mk, cloud_dir) !=
         0)
         tu_skip("mkplex analyze failed (fixture tool not ready)");

@@ -45,9 +45,8 @@
 #include "plexburst/sqldiff.h"
 #include "test_plexmerge_util.h"
 
-#define STAND_IN "/usr/bin/sqlite3"
-#define DBREL    "/Plug-in Support/Databases/com.plexapp.plugins.library.db"
-#define BDBREL   "/Plug-in Support/Databases/com.plexapp.plugins.library.blobs.db"
+#define DBREL  "/Plug-in Support/Databases/com.plexapp.plugins.library.db"
+#define BDBREL "/Plug-in Support/Databases/com.plexapp.plugins.library.blobs.db"
 
 /* ---------------------------------------------------------------------------------------------
  * Failures, collected per seed
@@ -190,6 +189,17 @@ static void xexec(sqlite3 *db, const char *sql)
         fail_msg("%s: %s in: %.400s", g_ctx, msg, sql);
 }
 
+/* Runs `body` on the home's live DB with the cloud DB attached as c and the base DB as b. */
+static void exec_on_live(const fixture *f, const char *body)
+{
+    sqlite3 *db = xopen(f->live);
+    char *sql = sqlite3_mprintf("ATTACH %Q AS c; ATTACH %Q AS b;%sDETACH c; DETACH b;", f->cloud,
+                                f->base, body);
+    xexec(db, sql);
+    sqlite3_free(sql);
+    sqlite3_close(db);
+}
+
 /* A few changes plain SQL makes on top of mkplex (knobs cloud_user, home_natkey). */
 static void perturb(fixture *f)
 {
@@ -208,27 +218,17 @@ static void perturb(fixture *f)
     if (f->k.home_natkey) {
         /* the home adds (by its own scan) the first tag the cloud added: same natural key
          * (tag_type, tag, key), other columns different; taken from the cloud DB */
-        sqlite3 *db = xopen(f->live);
-        char *sql = sqlite3_mprintf(
-            "ATTACH %Q AS c; ATTACH %Q AS b;"
-            "INSERT INTO main.tags(tag, tag_type, key, created_at, updated_at, extra_data) "
-            "SELECT upper(substr(tag, 1, 1)) || substr(tag, 2), tag_type, key, 1735690000, "
-            "1735690000, 'home-scan' FROM c.tags WHERE id > (SELECT max(id) FROM b.tags) AND "
-            "tag_type IN (1, 4, 5, 6) ORDER BY id LIMIT 1;"
-            "DETACH c; DETACH b;",
-            f->cloud, f->base);
-        xexec(db, sql);
-        sqlite3_free(sql);
-        sqlite3_close(db);
+        exec_on_live(f, "INSERT INTO main.tags(tag, tag_type, key, created_at, updated_at, "
+                        "extra_data) SELECT upper(substr(tag, 1, 1)) || substr(tag, 2), tag_type, "
+                        "key, 1735690000, 1735690000, 'home-scan' FROM c.tags WHERE id > (SELECT "
+                        "max(id) FROM b.tags) AND tag_type IN (1, 4, 5, 6) ORDER BY id LIMIT 1;");
     }
     if (f->k.home_extra) {
         /* the home writes its own keys into extra_data the cloud changes too (SQLite's json_set:
          * unsorted, url left stale), and, on some rows, a key the cloud adds, with another value */
-        sqlite3 *db = xopen(f->live);
         static const char *const tables[] = {"metadata_items", "media_parts", "media_streams"};
         for (int i = 0; i < 3; i++) {
             char *sql = sqlite3_mprintf(
-                "ATTACH %Q AS c; ATTACH %Q AS b;"
                 "CREATE TEMP TABLE ids AS SELECT x.id FROM c.\"%w\" x JOIN b.\"%w\" y ON y.id = "
                 "x.id WHERE x.extra_data IS NOT y.extra_data AND json_valid(x.extra_data) AND "
                 "json_type(x.extra_data) = 'object' ORDER BY x.id LIMIT 5;"
@@ -242,29 +242,20 @@ static void perturb(fixture *f)
                 "z.key = k.key AND z.value IS k.value) ORDER BY k.key LIMIT 1) || '\"', "
                 "'home-value') "
                 "WHERE id IN (SELECT id FROM temp.ids ORDER BY id LIMIT 2);"
-                "DROP TABLE temp.ids; DETACH c; DETACH b;",
-                f->cloud, f->base, tables[i], tables[i], tables[i], tables[i], tables[i], tables[i],
-                tables[i]);
-            xexec(db, sql);
+                "DROP TABLE temp.ids; ",
+                tables[i], tables[i], tables[i], tables[i], tables[i], tables[i], tables[i]);
+            exec_on_live(f, sql);
             sqlite3_free(sql);
         }
-        sqlite3_close(db);
     }
     if (f->k.home_delete) {
         /* the home drops (say, by its own re-analysis) the first streams the cloud updated and
          * deleted: the merge finds neither */
-        sqlite3 *db = xopen(f->live);
-        char *sql = sqlite3_mprintf(
-            "ATTACH %Q AS c; ATTACH %Q AS b;"
-            "DELETE FROM main.media_streams WHERE id IN (SELECT id FROM (SELECT * FROM "
-            "c.media_streams WHERE id IN (SELECT id FROM b.media_streams) EXCEPT SELECT * FROM "
-            "b.media_streams) ORDER BY id LIMIT 2) OR id = (SELECT min(id) FROM (SELECT id FROM "
-            "b.media_streams EXCEPT SELECT id FROM c.media_streams));"
-            "DETACH c; DETACH b;",
-            f->cloud, f->base);
-        xexec(db, sql);
-        sqlite3_free(sql);
-        sqlite3_close(db);
+        exec_on_live(f, "DELETE FROM main.media_streams WHERE id IN (SELECT id FROM (SELECT * FROM "
+                        "c.media_streams WHERE id IN (SELECT id FROM b.media_streams) EXCEPT "
+                        "SELECT * FROM b.media_streams) ORDER BY id LIMIT 2) OR id = (SELECT "
+                        "min(id) FROM (SELECT id FROM b.media_streams EXCEPT SELECT id FROM "
+                        "c.media_streams));");
     }
 }
 
@@ -479,23 +470,31 @@ static otable *ref_target(oracle *o, const otable *t, const char *c, int *tdb)
     return NULL;
 }
 
+/* Prepares SQL formatted with SQLite's printf into *st; asserts that it compiles. */
+static void prep_assert(sqlite3 *db, sqlite3_stmt **st, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *sql = sqlite3_vmprintf(fmt, ap);
+    va_end(ap);
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, st, NULL), SQLITE_OK);
+    sqlite3_free(sql);
+}
+
 static void load_tables(oracle *o, int db)
 {
     sqlite3_stmt *st = NULL;
-    char *sql = sqlite3_mprintf("SELECT name, sql FROM %s.sqlite_master WHERE type = 'table' "
-                                "ORDER BY name",
-                                sname[db][SIDE_B]);
-    assert_int_equal(sqlite3_prepare_v2(o->db, sql, -1, &st, NULL), SQLITE_OK);
-    sqlite3_free(sql);
+    prep_assert(o->db, &st,
+                "SELECT name, sql FROM %s.sqlite_master WHERE type = 'table' ORDER BY name",
+                sname[db][SIDE_B]);
     char virt[32][112];
     int nvirt = 0;
     {
         sqlite3_stmt *v = NULL;
-        char *q = sqlite3_mprintf("SELECT name FROM %s.sqlite_master WHERE type = 'table' AND "
-                                  "sql LIKE 'CREATE VIRTUAL TABLE%%'",
-                                  sname[db][SIDE_B]);
-        assert_int_equal(sqlite3_prepare_v2(o->db, q, -1, &v, NULL), SQLITE_OK);
-        sqlite3_free(q);
+        prep_assert(o->db, &v,
+                    "SELECT name FROM %s.sqlite_master WHERE type = 'table' AND sql LIKE 'CREATE "
+                    "VIRTUAL TABLE%%'",
+                    sname[db][SIDE_B]);
         while (sqlite3_step(v) == SQLITE_ROW && nvirt < 32)
             snprintf(virt[nvirt++], 112, "%s", (const char *)sqlite3_column_text(v, 0));
         sqlite3_finalize(v);
@@ -519,9 +518,7 @@ static void load_tables(oracle *o, int db)
         t->pk = -1;
         t->autoinc = tsql && strcasestr(tsql, "AUTOINCREMENT") != NULL;
         sqlite3_stmt *ti = NULL;
-        char *q = sqlite3_mprintf("PRAGMA %s.table_info(%Q)", sname[db][SIDE_B], name);
-        assert_int_equal(sqlite3_prepare_v2(o->db, q, -1, &ti, NULL), SQLITE_OK);
-        sqlite3_free(q);
+        prep_assert(o->db, &ti, "PRAGMA %s.table_info(%Q)", sname[db][SIDE_B], name);
         int npk = 0, pkcol = -1, pkint = 0;
         while (sqlite3_step(ti) == SQLITE_ROW) {
             t->cols = realloc(t->cols, (size_t)(t->ncol + 1) * sizeof(char *));
@@ -592,19 +589,16 @@ static void load_graph(oracle *o)
             add_natkey(t, (const char *const[]){"linked_type", "linked_id", "blob_type", NULL});
         /* every UNIQUE index whose columns are all NOT NULL */
         sqlite3_stmt *il = NULL;
-        char *q = sqlite3_mprintf("SELECT name FROM pragma_index_list(%Q, %Q) WHERE \"unique\" "
-                                  "AND origin <> 'pk'",
-                                  t->name, sname[t->db][SIDE_B]);
-        assert_int_equal(sqlite3_prepare_v2(o->db, q, -1, &il, NULL), SQLITE_OK);
-        sqlite3_free(q);
+        prep_assert(
+            o->db, &il,
+            "SELECT name FROM pragma_index_list(%Q, %Q) WHERE \"unique\" AND origin <> 'pk'",
+            t->name, sname[t->db][SIDE_B]);
         while (sqlite3_step(il) == SQLITE_ROW && t->nnatkeys < 8) {
             sqlite3_stmt *ii = NULL;
             const char *cols[9];
             int n = 0, ok = 1;
-            q = sqlite3_mprintf("SELECT name FROM pragma_index_info(%Q, %Q) ORDER BY seqno",
-                                (const char *)sqlite3_column_text(il, 0), sname[t->db][SIDE_B]);
-            assert_int_equal(sqlite3_prepare_v2(o->db, q, -1, &ii, NULL), SQLITE_OK);
-            sqlite3_free(q);
+            prep_assert(o->db, &ii, "SELECT name FROM pragma_index_info(%Q, %Q) ORDER BY seqno",
+                        (const char *)sqlite3_column_text(il, 0), sname[t->db][SIDE_B]);
             char names[8][64];
             while (sqlite3_step(ii) == SQLITE_ROW) {
                 const char *cn = (const char *)sqlite3_column_text(ii, 0);
@@ -693,37 +687,21 @@ static const char *v_show(sqlite3_value *v, char *buf, size_t cap)
     return buf;
 }
 
-/* Appends a canonical, exact encoding of `v` (or of the integer `mapped` when have_map). */
-typedef struct sbuf {
-    char *p;
-    size_t n, cap;
-} sbuf;
-
-static void sb_add(sbuf *b, const void *d, size_t n)
-{
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2 + 256;
-        b->p = realloc(b->p, b->cap);
-        assert_non_null(b->p);
-    }
-    memcpy(b->p + b->n, d, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void sb_fmt(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void sb_fmt(sbuf *b, const char *fmt, ...)
+/* Appends printf-style (SQLite's format) text. */
+static void sb_fmt(tu_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_fmt(tu_buf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
     char *tmp = sqlite3_vmprintf(fmt, ap);
     va_end(ap);
     assert_non_null(tmp);
-    sb_add(b, tmp, strlen(tmp));
+    tu_buf_add(b, tmp, strlen(tmp));
     sqlite3_free(tmp);
 }
 
-static void key_value(sbuf *b, sqlite3_value *v, int have_map, int64_t mapped)
+/* Appends a canonical, exact encoding of `v` (or of the integer `mapped` when have_map). */
+static void key_value(tu_buf *b, sqlite3_value *v, int have_map, int64_t mapped)
 {
     if (have_map) {
         sb_fmt(b, "i%lld|", (long long)mapped);
@@ -731,7 +709,7 @@ static void key_value(sbuf *b, sqlite3_value *v, int have_map, int64_t mapped)
     }
     switch (sqlite3_value_type(v)) {
     case SQLITE_NULL:
-        sb_add(b, "n|", 2);
+        tu_buf_add(b, "n|", 2);
         break;
     case SQLITE_INTEGER:
         sb_fmt(b, "i%lld|", (long long)sqlite3_value_int64(v));
@@ -739,15 +717,15 @@ static void key_value(sbuf *b, sqlite3_value *v, int have_map, int64_t mapped)
     case SQLITE_FLOAT: {
         char tmp[64];
         int n = snprintf(tmp, sizeof(tmp), "r%a|", sqlite3_value_double(v));
-        sb_add(b, tmp, (size_t)n);
+        tu_buf_add(b, tmp, (size_t)n);
     } break;
     default: {
         int n = sqlite3_value_bytes(v);
         const void *p = sqlite3_value_type(v) == SQLITE_TEXT ? (const void *)sqlite3_value_text(v)
                                                              : sqlite3_value_blob(v);
         sb_fmt(b, "%c%d:", sqlite3_value_type(v) == SQLITE_TEXT ? 't' : 'b', n);
-        sb_add(b, p, (size_t)n);
-        sb_add(b, "|", 1);
+        tu_buf_add(b, p, (size_t)n);
+        tu_buf_add(b, "|", 1);
     }
     }
 }
@@ -818,10 +796,10 @@ static int map_ref(oracle *o, const oref *r, sqlite3_value **v, int64_t *out)
 
 /* The key of a row (all columns but the primary key), refs mapped when `o` is given. Returns 0,
  * or map_ref's negative code. */
-static int row_key(oracle *o, otable *t, sqlite3_value **v, sbuf *b)
+static int row_key(oracle *o, otable *t, sqlite3_value **v, tu_buf *b)
 {
     b->n = 0;
-    sb_add(b, "", 0);
+    tu_buf_add(b, "", 0);
     for (int i = 0; i < t->ncol; i++) {
         if (i == t->pk)
             continue;
@@ -860,7 +838,7 @@ static void load_inserts(oracle *o, otable *t)
     /* merged rows that are not home rows: what the merge inserted */
     st = prep(o, "SELECT * FROM %s.\"%w\" WHERE \"%w\" NOT IN (SELECT \"%w\" FROM %s.\"%w\")",
               sname[t->db][SIDE_M], t->name, pk, pk, sname[t->db][SIDE_L], t->name);
-    sbuf b = {0};
+    tu_buf b = {0};
     sqlite3_value *v[512];
     assert_true(t->ncol <= 512);
     cap = 0;
@@ -880,7 +858,7 @@ static void load_inserts(oracle *o, otable *t)
 
 /* Tries to place one cloud insert; returns 1 when decided (found or missing), 0 when a target
  * is not resolved yet. */
-static int resolve_one(oracle *o, otable *t, ins_row *ir, sqlite3_stmt *get, sbuf *b)
+static int resolve_one(oracle *o, otable *t, ins_row *ir, sqlite3_stmt *get, tu_buf *b)
 {
     sqlite3_value *v[512];
     sqlite3_reset(get);
@@ -900,13 +878,13 @@ static int resolve_one(oracle *o, otable *t, ins_row *ir, sqlite3_stmt *get, sbu
     }
     /* a natural key matching a home row: the insert maps onto that row */
     for (int k = 0; k < t->nnatkeys; k++) {
-        sbuf q = {0};
+        tu_buf q = {0};
         sb_fmt(&q, "SELECT \"%s\" FROM %s.\"%s\" WHERE 1", t->cols[t->pk], sname[t->db][SIDE_L],
                t->name);
         int n = 0;
         for (; t->natkeys[k][n] >= 0; n++)
             sb_fmt(&q, " AND \"%s\" IS ?%d", t->cols[t->natkeys[k][n]], n + 1);
-        sb_add(&q, " ORDER BY 1 LIMIT 1", 19);
+        tu_buf_add(&q, " ORDER BY 1 LIMIT 1", 19);
         sqlite3_stmt *nk = prep(o, "%s", q.p);
         free(q.p);
         for (int j = 0; j < n; j++) {
@@ -966,7 +944,7 @@ static void resolve_inserts(oracle *o)
     for (size_t i = 0; i < o->nt; i++)
         if (o->t[i].cls == CLS_LIBRARY && o->t[i].pk >= 0)
             load_inserts(o, &o->t[i]);
-    sbuf b = {0};
+    tu_buf b = {0};
     int progress = 1, pending = 1;
     while (progress && pending) {
         progress = pending = 0;
@@ -1042,17 +1020,17 @@ static int cmp_cstr(const void *a, const void *b)
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-static void pct_encode(sbuf *b, const char *s)
+static void pct_encode(tu_buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         if (isalnum(*p) && *p < 0x80)
-            sb_add(b, p, 1);
+            tu_buf_add(b, p, 1);
         else if (*p == '-' || *p == '.' || *p == '_' || *p == '~')
-            sb_add(b, p, 1);
+            tu_buf_add(b, p, 1);
         else {
             char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            sb_add(b, e, 3);
+            tu_buf_add(b, e, 3);
         }
     }
 }
@@ -1107,14 +1085,14 @@ static int extra_merge(sqlite3_value *b, sqlite3_value *c, sqlite3_value *l, cha
         }
     }
     qsort(keys, n, sizeof(keys[0]), cmp_cstr);
-    sbuf url = {0};
-    sb_add(&url, "", 0);
+    tu_buf url = {0};
+    tu_buf_add(&url, "", 0);
     for (size_t i = 0; i < n; i++) {
         json_t *v = json_object_get(M, keys[i]);
         if (i)
-            sb_add(&url, "&", 1);
+            tu_buf_add(&url, "&", 1);
         pct_encode(&url, keys[i]);
-        sb_add(&url, "=", 1);
+        tu_buf_add(&url, "=", 1);
         pct_encode(&url, json_is_string(v) ? json_string_value(v) : "");
     }
     if (n)
@@ -1310,7 +1288,7 @@ static int same_sum(const otable *t, int a, int b)
 /* Records of the base -> cloud changeset in a user-state table (all dropped by the merge). */
 static uint64_t user_records(oracle *o, otable *t)
 {
-    sbuf q = {0};
+    tu_buf q = {0};
     uint64_t n = 0;
     if (same_sum(t, SIDE_B, SIDE_C))
         return 0;
@@ -1344,7 +1322,7 @@ static uint64_t user_records(oracle *o, otable *t)
         sqlite3_finalize(j);
     } else {
         /* a row multiset: one record per surplus copy on either side */
-        sbuf cols = {0};
+        tu_buf cols = {0};
         for (int i = 0; i < t->ncol; i++)
             sb_fmt(&cols, "%s\"%s\"", i ? ", " : "", t->cols[i]);
         sb_fmt(&q,
@@ -1373,7 +1351,7 @@ static int64_t dangling(oracle *o, otable *t, const oref *r, int side, int gap)
 {
     otable *x = &o->t[r->target];
     const char *c = t->cols[r->col], *xpk = x->cols[x->pk];
-    sbuf q = {0};
+    tu_buf q = {0};
     sb_fmt(&q, "SELECT count(*) FROM %s.\"%s\" AS a WHERE a.\"%s\" IS NOT NULL", sname[t->db][side],
            t->name, c);
     if (r->cond_col >= 0)
@@ -1796,38 +1774,21 @@ static void merge_seed(fixture *f, pb_plex_report *r, unsigned seed, int custom,
     knobs k;
     pb_error err = PB_ERROR_INIT;
     pb_plex_merge_options mo;
-    static char ext[4096];
 
     knobs_for(&k, seed, custom);
-    k.engine = engine && access(STAND_IN, X_OK) == 0;
+    k.engine = engine && access(PM_STAND_IN, X_OK) == 0;
     knobs_describe(g_ctx, sizeof(g_ctx), seed, &k);
     g_fail[0] = '\0';
     g_nfail = 0;
     fx_build(f, seed, &k);
 
-    pb_plex_merge_options_init(&mo);
-    mo.base = f->base;
-    mo.cloud = f->cloud;
-    mo.live = f->live;
-    mo.blobs_base = f->bbase;
-    mo.blobs_cloud = f->bcloud;
-    mo.blobs_live = f->blive;
-    mo.keep_backups = 0;
-    mo.zstd_level = 1;
-    mo.work_dir = f->dir;
-    mo.max_delete_pct = 100; /* knobs may delete a large share of a tiny section */
-    mo.engine = PB_PLEX_ENGINE_IN_PROCESS;
-    if (k.engine) {
-        snprintf(ext, sizeof(ext), "%s", tu_build_path("plexcompat"));
-        mo.engine = PB_PLEX_ENGINE_PATH;
-        mo.plex_sqlite = STAND_IN;
-        mo.compat_extension = ext;
-    }
+    pm_merge_options(&mo, f->base, f->cloud, f->live, f->bbase, f->bcloud, f->blive);
+    pm_stress_options(&mo, f->dir, k.engine);
     int rc = pb_plex_merge(&mo, r, &err);
     if (rc != 0)
         fail_msg("%s: merge failed (%d) in phase %s: %s", g_ctx, rc, pb_plex_phase_name(r->phase),
                  err.msg);
-    if (k.engine && strncmp(r->engine, "plex-sqlite: " STAND_IN, 13 + strlen(STAND_IN)) != 0)
+    if (k.engine && strncmp(r->engine, "plex-sqlite: " PM_STAND_IN, 13 + strlen(PM_STAND_IN)) != 0)
         ofail("engine path expected, report says '%s'", r->engine);
     if (!k.engine && strcmp(r->engine, "in-process compatibility layer") != 0)
         ofail("in-process expected, report says '%s'", r->engine);

@@ -458,12 +458,8 @@ static void test_extra_data(void **state)
         fail_msg("policy: %s", err.msg);
     const pb_merge_policy *mp = pb_plex_policy_merge(p);
     assert_non_null(mp->merge_column);
-    sqlite3_stmt *st = NULL;
-    assert_int_equal(sqlite3_prepare_v2(db,
-                                        "SELECT NULL, '{\"ms:musicAnalysisVersion\":\"1\"}', "
-                                        "'{\"h\":\"1\"}', 42, 'x'",
-                                        -1, &st, NULL),
-                     SQLITE_OK);
+    sqlite3_stmt *st = tu_prepare(db, "SELECT NULL, '{\"ms:musicAnalysisVersion\":\"1\"}', "
+                                      "'{\"h\":\"1\"}', 42, 'x'");
     assert_int_equal(sqlite3_step(st), SQLITE_ROW);
     sqlite3_value *v[5];
     for (int i = 0; i < 5; i++)

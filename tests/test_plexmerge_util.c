@@ -1,5 +1,6 @@
 /*
  * test_plexmerge_util.c: hand-made Plex DB scenarios for the merge tests (see the header).
+ * Also the merge options the Plex merge tests share (in-process or through the engine stand-in).
  * Prerequisites: fixtures/plex-schema.sql (PB_SOURCE_DIR), the compatibility layer, the logical
  * checksum of sqldiff/.
  */
@@ -14,6 +15,42 @@
 #include "plexburst/sqldiff.h"
 #include "schema.h"
 #include "test_plexmerge_util.h"
+
+void pm_merge_options(pb_plex_merge_options *o, const char *base, const char *cloud,
+                      const char *live, const char *bbase, const char *bcloud, const char *blive)
+{
+    pb_plex_merge_options_init(o);
+    o->base = base;
+    o->cloud = cloud;
+    o->live = live;
+    if (bbase && bbase[0]) {
+        o->blobs_base = bbase;
+        o->blobs_cloud = bcloud;
+        o->blobs_live = blive;
+    }
+    o->engine = PB_PLEX_ENGINE_IN_PROCESS;
+}
+
+void pm_use_stand_in(pb_plex_merge_options *o)
+{
+    static char ext[4096];
+    if (access(PM_STAND_IN, X_OK) != 0)
+        tu_skip(PM_STAND_IN " not installed: cannot test the engine path");
+    snprintf(ext, sizeof(ext), "%s", tu_build_path("plexcompat"));
+    o->engine = PB_PLEX_ENGINE_PATH;
+    o->plex_sqlite = PM_STAND_IN;
+    o->compat_extension = ext;
+}
+
+void pm_stress_options(pb_plex_merge_options *o, const char *work_dir, int engine)
+{
+    o->keep_backups = 0;
+    o->zstd_level = 1;
+    o->work_dir = work_dir;
+    o->max_delete_pct = 100;
+    if (engine)
+        pm_use_stand_in(o);
+}
 
 char *pm_slurp(const char *path)
 {

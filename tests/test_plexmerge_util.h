@@ -48,6 +48,23 @@ void pm_copy(const char *src, const char *dst);
 /** Reads a whole file into a malloc'd NUL-terminated buffer. */
 char *pm_slurp(const char *path);
 
+/* Merge options (for test_plexmerge.c, test_plexmerge_crash.c and test_plexmerge_oracle.c). */
+#include "plexburst/plexmerge.h"
+
+/** The engine stand-in: the stock sqlite3 shell, with build/plexcompat loaded, for Plex SQLite. */
+#define PM_STAND_IN "/usr/bin/sqlite3"
+
+/** Initialised merge options over base, cloud and live and, when bbase is non-empty, their blobs
+ * DBs; written in-process. The strings must outlive the options. */
+void pm_merge_options(pb_plex_merge_options *o, const char *base, const char *cloud,
+                      const char *live, const char *bbase, const char *bcloud, const char *blive);
+/** Writes through the engine stand-in (skips when it is not installed). */
+void pm_use_stand_in(pb_plex_merge_options *o);
+/** The unattended set-up of the stress tests: no backups, zstd level 1, work files in work_dir,
+ * any share of deletions allowed (knobs and kills may delete much of a tiny section), the engine
+ * stand-in when engine is set. */
+void pm_stress_options(pb_plex_merge_options *o, const char *work_dir, int engine);
+
 /* The CLI (for test_plexmerge_cli.c and test_plexmerge_mkplex.c). */
 #include <jansson.h>
 

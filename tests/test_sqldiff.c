@@ -666,6 +666,14 @@ static int session_changed(sqlite3_value *a, sqlite3_value *b)
     }
 }
 
+/* An iterator over the changeset cs (n bytes); asserts that it starts. */
+static sqlite3_changeset_iter *changes_of(const void *cs, size_t n)
+{
+    sqlite3_changeset_iter *it = NULL;
+    assert_int_equal(sqlite3changeset_start(&it, (int)n, (void *)cs), SQLITE_OK);
+    return it;
+}
+
 /*
  * Lists the changes of a changeset as sorted strings "table|op|values". With `session_view`,
  * UPDATEs are reduced to what sqlite3session_diff would report (see diff.c).
@@ -673,8 +681,7 @@ static int session_changed(sqlite3_value *a, sqlite3_value *b)
 static void list_changes(strvec *out, const void *cs, size_t n, const char *const *only,
                          int session_view, int patchset)
 {
-    sqlite3_changeset_iter *it = NULL;
-    assert_int_equal(sqlite3changeset_start(&it, (int)n, (void *)cs), SQLITE_OK);
+    sqlite3_changeset_iter *it = changes_of(cs, n);
     while (sqlite3changeset_next(it) == SQLITE_ROW) {
         const char *tab;
         int ncol, op, ind;
@@ -792,8 +799,7 @@ static int same_value(sqlite3_value *a, sqlite3_value *b)
 /* Applies the changes of multiset tables: DELETE removes one identical row, INSERT adds one. */
 static void apply_multiset(sqlite3 *db, const void *cs, size_t n, apply_ctx *ctx)
 {
-    sqlite3_changeset_iter *it = NULL;
-    assert_int_equal(sqlite3changeset_start(&it, (int)n, (void *)cs), SQLITE_OK);
+    sqlite3_changeset_iter *it = changes_of(cs, n);
     while (sqlite3changeset_next(it) == SQLITE_ROW) {
         const char *tab;
         int ncol, op, ind;
@@ -874,8 +880,7 @@ static void apply_changeset(const char *path, const void *cs, size_t n)
     apply_ctx ctx;
     memset(&ctx, 0, sizeof(ctx));
     /* find the tables whose header PK bytes differ from the DB's primary key */
-    sqlite3_changeset_iter *it = NULL;
-    assert_int_equal(sqlite3changeset_start(&it, (int)n, (void *)cs), SQLITE_OK);
+    sqlite3_changeset_iter *it = changes_of(cs, n);
     while (sqlite3changeset_next(it) == SQLITE_ROW) {
         const char *tab;
         int ncol, op, ind;
@@ -911,6 +916,18 @@ static void apply_changeset(const char *path, const void *cs, size_t n)
     exec(db, "COMMIT");
     vec_free(&ctx.multiset);
     sqlite3_close(db);
+}
+
+/* The paths <scratch>/b.db (base) and <scratch>/<other_name> (other) in a fresh scratch dir
+ * `tag`; base written by make_base(seed) when seed is not 0. */
+static void scratch_pair(const char *tag, char base[512], char other[512], const char *other_name,
+                         unsigned seed)
+{
+    const char *dir = tu_tmpdir(tag);
+    snprintf(base, 512, "%s/b.db", dir);
+    snprintf(other, 512, "%s/%s", dir, other_name);
+    if (seed)
+        make_base(base, seed);
 }
 
 /* ---- tests ------------------------------------------------------------------------------ */
@@ -1145,10 +1162,8 @@ static void test_comparator_matches_sqlite(void **state)
 static void test_bytes_match_session(void **state)
 {
     (void)state;
-    const char *dir = tu_tmpdir("sqldiff-bytes");
     char base[512], target[512];
-    snprintf(base, sizeof(base), "%s/b.db", dir);
-    snprintf(target, sizeof(target), "%s/t.db", dir);
+    scratch_pair("sqldiff-bytes", base, target, "t.db", 0);
     static const char *const edits[] = {
         "INSERT INTO c VALUES(7, 'new', 2.5, x'00ff', NULL)",
         "DELETE FROM c WHERE a=1 AND b='one'",
@@ -1210,11 +1225,8 @@ static int count_tables(const pb_diff_table_stats *ts, void *payload)
 static void test_identical_is_empty(void **state)
 {
     (void)state;
-    const char *dir = tu_tmpdir("sqldiff-same");
     char base[512], copy[512];
-    snprintf(base, sizeof(base), "%s/b.db", dir);
-    snprintf(copy, sizeof(copy), "%s/c.db", dir);
-    make_base(base, 3);
+    scratch_pair("sqldiff-same", base, copy, "c.db", 3);
     copy_db(base, copy);
     pb_error err = PB_ERROR_INIT;
     pb_diff_options o = PB_DIFF_OPTIONS_INIT;
@@ -1542,11 +1554,8 @@ static void test_sqlite_hangs_on_cut_header(void **state)
 static void test_validator(void **state)
 {
     (void)state;
-    const char *dir = tu_tmpdir("sqldiff-val");
     char base[512], target[512];
-    snprintf(base, sizeof(base), "%s/b.db", dir);
-    snprintf(target, sizeof(target), "%s/t.db", dir);
-    make_base(base, 4);
+    scratch_pair("sqldiff-val", base, target, "t.db", 4);
     sqlite3 *db = open_db(base);
     exec(db, "DELETE FROM t_big"); /* keep it small: every prefix is validated */
     sqlite3_close(db);

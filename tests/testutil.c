@@ -1,6 +1,7 @@
 /*
- * testutil.c: scratch directories, shell helpers, skip handling and the AddressSanitizer set-up
- * for the cmocka tests (testutil.h). Compiled into every test with the test's own flags.
+ * testutil.c: scratch directories, shell helpers, skip handling, the AddressSanitizer set-up and
+ * the file, SQL, buffer and memory-stream helpers of the cmocka tests (testutil.h). Compiled into
+ * every test with the test's own flags.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -109,4 +110,65 @@ void tu_asan_allow_stock_host(void)
              old && *old ? ":" : "");
     setenv("ASAN_OPTIONS", opts, 1);
 #endif
+}
+
+char *tu_slurp(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    rewind(f);
+    char *buf = malloc((size_t)n + 1);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    buf[n] = '\0';
+    fclose(f);
+    return buf;
+}
+
+sqlite3_stmt *tu_prepare(sqlite3 *db, const char *sql)
+{
+    sqlite3_stmt *st = NULL;
+    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &st, NULL), SQLITE_OK);
+    return st;
+}
+
+void tu_exec_ok(sqlite3 *db, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK)
+        fail_msg("%s: %s", sql, msg ? msg : "?");
+}
+
+void tu_buf_add(tu_buf *b, const void *d, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2 + 256;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    memcpy(b->p + b->n, d, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+void tu_buf_str(tu_buf *b, const char *s)
+{
+    tu_buf_add(b, s, strlen(s));
+}
+
+int tu_mem_in(void *payload, void *buf, size_t cap, size_t *got, pb_error *err)
+{
+    tu_memin *m = payload;
+    (void)err;
+    size_t k = m->n - m->pos;
+    if (k > cap)
+        k = cap;
+    if (m->step && k > m->step)
+        k = m->step;
+    memcpy(buf, m->p + m->pos, k);
+    m->pos += k;
+    *got = k;
+    return 0;
 }

@@ -11,33 +11,13 @@
 #include <string.h>
 
 #include "bundle_int.h"
-
-typedef struct memin {
-    const uint8_t *p;
-    size_t n, pos;
-} memin;
-
-static int mem_in(void *payload, void *buf, size_t cap, size_t *got, pb_error *err)
-{
-    memin *m = payload;
-    (void)err;
-    size_t k = m->n - m->pos;
-    if (k > cap)
-        k = cap;
-    /* odd read sizes exercise the buffer boundaries */
-    if (k > 4093)
-        k = 4093;
-    memcpy(buf, m->p + m->pos, k);
-    m->pos += k;
-    *got = k;
-    return 0;
-}
+#include "testutil.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    memin in = {data, size, 0};
+    tu_memin in = {data, size, 0, 4093}; /* odd read sizes exercise the buffer boundaries */
     pb_bundle_reader *r = NULL;
     const pb_bundle_rec *rec;
     pb_error e = PB_ERROR_INIT;
@@ -48,7 +28,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char why[300];
 
     pb_bundle__path_check((const char *)data, size < 5000 ? size : 5000, why, sizeof(why));
-    if (pb_bundle__reader_new(&r, mem_in, &in, &lim, &e) == 0) {
+    if (pb_bundle__reader_new(&r, tu_mem_in, &in, &lim, &e) == 0) {
         while ((rc = pb_bundle__reader_next(r, &rec, &e)) == 1) {
             do {
                 if (pb_bundle__reader_read(r, buf, sizeof(buf), &got, &e) < 0)
