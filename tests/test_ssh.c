@@ -146,6 +146,24 @@ static void make_file(const char *path, size_t n, unsigned seed)
     fclose(f);
 }
 
+/* The files of a transfer case of N MiB: srcN (made here, seed N), and the paths remoteN (the
+ * server's side) and backN (fetched back). In wpath's slots: valid for its next five calls. */
+typedef struct xfer_files {
+    const char *src, *remote, *back;
+    size_t size;
+} xfer_files;
+
+static xfer_files make_xfer_files(unsigned n)
+{
+    char name[3][32];
+    snprintf(name[0], sizeof(name[0]), "src%u", n);
+    snprintf(name[1], sizeof(name[1]), "remote%u", n);
+    snprintf(name[2], sizeof(name[2]), "back%u", n);
+    xfer_files f = {wpath(name[0]), wpath(name[1]), wpath(name[2]), (size_t)n << 20};
+    make_file(f.src, f.size, n);
+    return f;
+}
+
 static int same_file(const char *a, const char *b)
 {
     return tu_sh("cmp -s '%s' '%s'", a, b) == 0;
@@ -707,62 +725,60 @@ static void test_sftp(void **state)
     pb_ssh_options o;
     pb_ssh *s = connect_default(&o);
     pb_error err = PB_ERROR_INIT;
-    const char *src = wpath("src20"), *remote = wpath("remote20"), *back = wpath("back20");
-    size_t size = 20u << 20;
-    make_file(src, size, 20);
+    xfer_files f = make_xfer_files(20);
 
     pb_ssh_xfer x = {PB_SSH_XFER_VERSION, 0, 0, 0, NULL, NULL, 0, 0, 0};
-    assert_int_equal(pb_ssh_put_file(s, src, remote, &x, &err), 0);
-    assert_true(same_file(src, remote));
-    assert_int_equal(x.bytes_moved, size);
+    assert_int_equal(pb_ssh_put_file(s, f.src, f.remote, &x, &err), 0);
+    assert_true(same_file(f.src, f.remote));
+    assert_int_equal(x.bytes_moved, f.size);
     struct stat st;
-    assert_int_equal(stat(remote, &st), 0);
+    assert_int_equal(stat(f.remote, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     uint64_t rs = 0;
-    assert_int_equal(pb_ssh_stat_size(s, remote, &rs, &err), 0);
-    assert_int_equal(rs, size);
-    assert_int_equal(pb_ssh_get_file(s, remote, back, &x, &err), 0);
-    assert_true(same_file(src, back));
+    assert_int_equal(pb_ssh_stat_size(s, f.remote, &rs, &err), 0);
+    assert_int_equal(rs, f.size);
+    assert_int_equal(pb_ssh_get_file(s, f.remote, f.back, &x, &err), 0);
+    assert_true(same_file(f.src, f.back));
 
     /* put resumed after 7 MB the remote already has */
-    assert_int_equal(truncate(remote, 7000000), 0);
+    assert_int_equal(truncate(f.remote, 7000000), 0);
     x.resume = 1;
-    assert_int_equal(pb_ssh_put_file(s, src, remote, &x, &err), 0);
+    assert_int_equal(pb_ssh_put_file(s, f.src, f.remote, &x, &err), 0);
     assert_int_equal(x.resumed_from, 7000000);
-    assert_int_equal(x.bytes_moved, size - 7000000);
-    assert_true(same_file(src, remote));
+    assert_int_equal(x.bytes_moved, f.size - 7000000);
+    assert_true(same_file(f.src, f.remote));
     /* a remote file longer than the local one is no prefix: written whole */
-    assert_int_equal(tu_sh("head -c 100 /dev/zero >> '%s'", remote), 0);
-    assert_int_equal(pb_ssh_put_file(s, src, remote, &x, &err), 0);
+    assert_int_equal(tu_sh("head -c 100 /dev/zero >> '%s'", f.remote), 0);
+    assert_int_equal(pb_ssh_put_file(s, f.src, f.remote, &x, &err), 0);
     assert_int_equal(x.resumed_from, 0);
-    assert_true(same_file(src, remote));
+    assert_true(same_file(f.src, f.remote));
 
     /* get resumed after 5 MB the local file already has */
-    assert_int_equal(truncate(back, 5000000), 0);
-    assert_int_equal(pb_ssh_get_file(s, remote, back, &x, &err), 0);
+    assert_int_equal(truncate(f.back, 5000000), 0);
+    assert_int_equal(pb_ssh_get_file(s, f.remote, f.back, &x, &err), 0);
     assert_int_equal(x.resumed_from, 5000000);
-    assert_int_equal(x.bytes_moved, size - 5000000);
-    assert_true(same_file(src, back));
+    assert_int_equal(x.bytes_moved, f.size - 5000000);
+    assert_true(same_file(f.src, f.back));
     /* small buffers, odd sizes, an empty file */
-    make_file(src, 12345, 3);
+    make_file(f.src, 12345, 3);
     x.resume = 0;
     x.buffer = 30000;
-    assert_int_equal(pb_ssh_put_file(s, src, remote, &x, &err), 0);
-    assert_true(same_file(src, remote));
-    assert_int_equal(pb_ssh_get_file(s, remote, back, &x, &err), 0);
-    assert_true(same_file(src, back));
-    make_file(src, 0, 3);
-    assert_int_equal(pb_ssh_put_file(s, src, remote, &x, &err), 0);
-    assert_int_equal(file_size(remote), 0);
+    assert_int_equal(pb_ssh_put_file(s, f.src, f.remote, &x, &err), 0);
+    assert_true(same_file(f.src, f.remote));
+    assert_int_equal(pb_ssh_get_file(s, f.remote, f.back, &x, &err), 0);
+    assert_true(same_file(f.src, f.back));
+    make_file(f.src, 0, 3);
+    assert_int_equal(pb_ssh_put_file(s, f.src, f.remote, &x, &err), 0);
+    assert_int_equal(file_size(f.remote), 0);
 
     /* errors */
-    assert_int_equal(pb_ssh_get_file(s, wpath("nope"), back, &x, &err), PB_ENOTFOUND);
+    assert_int_equal(pb_ssh_get_file(s, wpath("nope"), f.back, &x, &err), PB_ENOTFOUND);
     assert_non_null(strstr(err.msg, "no such file"));
-    assert_int_equal(file_size(back), 12345); /* a missing remote leaves the local file alone */
+    assert_int_equal(file_size(f.back), 12345); /* a missing remote leaves the local file alone */
     pb_error_clear(&err);
-    assert_int_equal(pb_ssh_put_file(s, src, wpath("no/such/dir/f"), &x, &err), PB_ENOTFOUND);
+    assert_int_equal(pb_ssh_put_file(s, f.src, wpath("no/such/dir/f"), &x, &err), PB_ENOTFOUND);
     pb_error_clear(&err);
-    assert_int_equal(pb_ssh_put_file(s, wpath("nope"), remote, &x, &err), PB_ENOTFOUND);
+    assert_int_equal(pb_ssh_put_file(s, wpath("nope"), f.remote, &x, &err), PB_ENOTFOUND);
     assert_false(pb_ssh_lost(s));
     pb_ssh_free(s);
 }
@@ -789,36 +805,34 @@ static void test_cut_and_resume(void **state)
     pb_ssh_options o;
     pb_ssh *s = connect_default(&o);
     pb_error err = PB_ERROR_INIT;
-    const char *src = wpath("src64"), *remote = wpath("remote64"), *back = wpath("back64");
-    size_t size = 64u << 20;
-    make_file(src, size, 64);
+    xfer_files f = make_xfer_files(64);
 
     logbuf[0] = '\0';
     cutter c = {16u << 20, 0};
     pb_ssh_xfer x = {PB_SSH_XFER_VERSION, 0, 0, 0, cut_once, &c, 0, 0, 0};
-    int rc = pb_ssh_put_file(s, src, remote, &x, &err);
+    int rc = pb_ssh_put_file(s, f.src, f.remote, &x, &err);
     if (rc)
         print_message("put: %s\n", err.msg);
     assert_int_equal(rc, 0);
     assert_true(c.done > 0);
     assert_int_equal(x.reconnects, 1);
     assert_int_equal(pb_ssh_reconnects(s), 1);
-    assert_true(same_file(src, remote));
+    assert_true(same_file(f.src, f.remote));
     /* resumed, not restarted: at most the cut's in-flight window is sent twice */
-    assert_true(x.bytes_moved < size + (8u << 20));
+    assert_true(x.bytes_moved < f.size + (8u << 20));
     show("log", logbuf);
     assert_non_null(strstr(logbuf, "reconnected"));
 
     c.done = 0;
     c.at = 40u << 20;
-    rc = pb_ssh_get_file(s, remote, back, &x, &err);
+    rc = pb_ssh_get_file(s, f.remote, f.back, &x, &err);
     if (rc)
         print_message("get: %s\n", err.msg);
     assert_int_equal(rc, 0);
     assert_true(c.done > 0);
     assert_int_equal(x.reconnects, 1);
-    assert_true(same_file(src, back));
-    assert_true(x.bytes_moved == size);
+    assert_true(same_file(f.src, f.back));
+    assert_true(x.bytes_moved == f.size);
 
     /* the exec channel: lost, reconnected, and the command runs again */
     pb_channel *ch = NULL;
