@@ -25,51 +25,36 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int cat_put(pb_ssh *s, const char *local, const char *remote, size_t bufsize,
-                   uint64_t *bytes, pb_error *err)
+/* `cat > REMOTE` fed from LOCAL (put), or `cat REMOTE` written to LOCAL (get), over an exec
+ * channel in BUFSIZE steps; the bytes moved are added to *bytes. */
+static int cat_xfer(pb_ssh *s, int put, const char *local, const char *remote, size_t bufsize,
+                    uint64_t *bytes, pb_error *err)
 {
     char q[4200], cmd[4300];
     pb_ssh_quote(q, sizeof(q), remote);
-    snprintf(cmd, sizeof(cmd), "cat > %s", q);
+    snprintf(cmd, sizeof(cmd), put ? "cat > %s" : "cat %s", q);
     pb_channel *ch = NULL;
     int error = pb_channel_ssh_new(&ch, s, 0, cmd, 60000, err);
     if (error < 0)
         return error;
-    int fd = open(local, O_RDONLY);
-    char *buf = malloc(bufsize);
-    ssize_t n;
-    while (error == 0 && (n = read(fd, buf, bufsize)) > 0) {
-        error = pb_channel_write(ch, buf, (size_t)n, err);
-        *bytes += (uint64_t)n;
-    }
-    int status = -1;
-    if (error == 0)
-        error = pb_channel_close(ch, &status, err);
-    pb_channel_free(ch);
-    free(buf);
-    close(fd);
-    return error;
-}
-
-static int cat_get(pb_ssh *s, const char *remote, const char *local, size_t bufsize,
-                   uint64_t *bytes, pb_error *err)
-{
-    char q[4200], cmd[4300];
-    pb_ssh_quote(q, sizeof(q), remote);
-    snprintf(cmd, sizeof(cmd), "cat %s", q);
-    pb_channel *ch = NULL;
-    int error = pb_channel_ssh_new(&ch, s, 0, cmd, 60000, err);
-    if (error < 0)
-        return error;
-    int fd = open(local, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    int fd = put ? open(local, O_RDONLY) : open(local, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     char *buf = malloc(bufsize);
     for (;;) {
         size_t got = 0;
-        if ((error = pb_channel_read(ch, buf, bufsize, &got, err)) < 0 || got == 0)
-            break;
-        if (write(fd, buf, got) != (ssize_t)got) {
-            error = pb_error_errno(err, "write %s", local);
-            break;
+        if (put) {
+            ssize_t n = read(fd, buf, bufsize);
+            if (n <= 0)
+                break;
+            got = (size_t)n;
+            if ((error = pb_channel_write(ch, buf, got, err)) < 0)
+                break;
+        } else {
+            if ((error = pb_channel_read(ch, buf, bufsize, &got, err)) < 0 || got == 0)
+                break;
+            if (write(fd, buf, got) != (ssize_t)got) {
+                error = pb_error_errno(err, "write %s", local);
+                break;
+            }
         }
         *bytes += got;
     }
@@ -114,9 +99,9 @@ int main(int argc, char **argv)
     else if (!strcmp(mode, "get"))
         rc = pb_ssh_get_file(s, remote, local, &x, &err);
     else if (!strcmp(mode, "cat-put"))
-        rc = cat_put(s, local, remote, buffer ? buffer : 1 << 20, &bytes, &err);
+        rc = cat_xfer(s, 1, local, remote, buffer ? buffer : 1 << 20, &bytes, &err);
     else if (!strcmp(mode, "cat-get"))
-        rc = cat_get(s, remote, local, buffer ? buffer : 1 << 20, &bytes, &err);
+        rc = cat_xfer(s, 0, local, remote, buffer ? buffer : 1 << 20, &bytes, &err);
     else {
         fprintf(stderr, "bench_ssh: unknown mode %s\n", mode);
         return 2;

@@ -16,6 +16,7 @@
 #include "config.h"
 #include "runner.h"
 #include "testutil.h"
+#include "transfer_util.h"
 
 static char dir[4096];
 
@@ -274,14 +275,11 @@ static void test_clouds(void **state)
 
 int main(void)
 {
-    snprintf(dir, sizeof(dir), "%s", tu_tmpdir("runu"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_libraries),
         cmocka_unit_test(test_runner),
         cmocka_unit_test(test_clouds),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    tu_sh("rm -rf '%s'", dir);
-    return rc;
+    return XU_RUN_IN_SCRATCH(dir, "runu", tests);
 }

@@ -23,11 +23,11 @@
 #include <jansson.h>
 
 #include "plexburst/plex.h"
-#include "plexburst/sqldiff.h"
 #include "store.h"
 #include "store_s3.h"
 #include "transport_config.h"
 #include "testutil.h"
+#include "transfer_util.h"
 
 #define BUCKET "plexburst-test"
 #define AK     "PBTESTKEY0001"
@@ -79,6 +79,18 @@ static void path_of(char *out, size_t cap, const char *name)
     snprintf(out, cap, "%s/%s", dir, name);
 }
 
+/* A case's files: the source dir/NAME made of SIZE bytes, and dir/NAME.back to fetch it into. */
+typedef struct src_dst {
+    char src[4300], dst[4400];
+} src_dst;
+
+static void make_src_dst(src_dst *f, const char *name, size_t size, unsigned seed)
+{
+    path_of(f->src, sizeof(f->src), name);
+    snprintf(f->dst, sizeof(f->dst), "%s.back", f->src);
+    make_file(f->src, size, seed);
+}
+
 /* Environment of the stores opened by the tests (a test may change it and calls this again). */
 static void default_env(void)
 {
@@ -92,6 +104,13 @@ static void default_env(void)
     unsetenv("PLEXBURST_S3_MULTIPART_THRESHOLD");
     unsetenv("PLEXBURST_S3_RETRIES");
     unsetenv("PLEXBURST_S3_LIST_MAX_KEYS");
+}
+
+/* Parts of 5 MiB from 5 MiB on: a few MiB make a multipart upload. */
+static void small_parts_env(void)
+{
+    setenv("PLEXBURST_S3_PART_SIZE", "5M", 1);
+    setenv("PLEXBURST_S3_MULTIPART_THRESHOLD", "5M", 1);
 }
 
 static pb_store *open_store(const char *url)
@@ -145,25 +164,11 @@ static int group_setup(void **state)
     (void)state;
     snprintf(dir, sizeof(dir), "%s", tu_tmpdir("s3"));
     snprintf(work, sizeof(work), "%s/server", dir);
-    char out[256], log[4400];
+    char log[4400];
     snprintf(log, sizeof(log), "%s/setup.log", dir);
-    /* the package is cached in the build tree; the server dies with this process */
-    int rc = tu_sh_out(out, sizeof(out), "'%s' start '%s' '%s' %ld 2>'%s'",
-                       tu_source_path("scripts/s3-test-server"), tu_build_path("s3rver"), work,
-                       (long)getpid(), log);
-    if (rc != 0) {
-        char why[2048] = "";
-        tu_sh_out(why, sizeof(why), "tail -5 '%s'", log);
-        if (rc == 77) {
-            char msg[2200];
-            snprintf(msg, sizeof(msg), "no S3 test server: %s", why);
-            tu_skip(msg);
-        }
-        fprintf(stderr, "s3-test-server failed (%d):\n%s\n", rc, why);
-        return -1;
-    }
-    port = atoi(out);
-    if (port <= 0)
+    int rc = xu_s3_start(&port, work, log);
+    xu_skip_if_absent(rc, "no S3 test server", log);
+    if (rc != 0 || port <= 0)
         return -1;
     snprintf(endpoint, sizeof(endpoint), "http://127.0.0.1:%d", port);
     unsetenv("AWS_CA_BUNDLE");
@@ -174,7 +179,7 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
-    tu_sh("'%s' stop '%s'", tu_source_path("scripts/s3-test-server"), work);
+    xu_s3_stop(work);
     tu_sh("rm -rf '%s'", dir);
     return 0;
 }
@@ -273,15 +278,13 @@ static void test_basic(void **state)
 {
     (void)state;
     default_env();
-    char src[4300], dst[4300];
     pb_error err = PB_ERROR_INIT;
-    path_of(src, sizeof(src), "src1");
-    path_of(dst, sizeof(dst), "dst1");
-    make_file(src, 300000, 1);
+    src_dst f;
+    make_src_dst(&f, "src1", 300000, 1);
     pb_store *s = open_store("s3://" BUCKET "/basic");
     assert_string_equal(s->url, "s3://" BUCKET "/basic");
 
-    assert_int_equal(pb_store_put(s, "runs/r1/upload.zst", src, NULL, NULL, &err), 0);
+    assert_int_equal(pb_store_put(s, "runs/r1/upload.zst", f.src, NULL, NULL, &err), 0);
     assert_int_equal(pb_store_put_mem(s, "runs/r1/state.json", "{\"a\":1}", 7, &err), 0);
     assert_int_equal(pb_store_put_mem(s, "baseline/current.json", "{}", 2, &err), 0);
     assert_int_equal(pb_store_put_mem(s, "empty", "", 0, &err), 0);
@@ -309,11 +312,11 @@ static void test_basic(void **state)
     assert_int_equal(l.sizes[0], 7);
 
     uint64_t from = 99, got = 0;
-    assert_int_equal(pb_store_get_file(s, "runs/r1/upload.zst", dst, NULL, NULL, &from, &got, &err),
-                     0);
+    assert_int_equal(
+        pb_store_get_file(s, "runs/r1/upload.zst", f.dst, NULL, NULL, &from, &got, &err), 0);
     assert_int_equal(from, 0);
     assert_int_equal(got, 300000);
-    assert_true(files_equal(src, dst));
+    assert_true(files_equal(f.src, f.dst));
     char *data = NULL;
     size_t n = 0;
     assert_int_equal(pb_store_get_mem(s, "runs/r1/state.json", &data, &n, 100, &err), 0);
@@ -482,17 +485,14 @@ static void test_multipart(void **state)
 {
     (void)state;
     default_env();
-    setenv("PLEXBURST_S3_PART_SIZE", "5M", 1);
-    setenv("PLEXBURST_S3_MULTIPART_THRESHOLD", "5M", 1);
-    char src[4300], dst[4300];
+    small_parts_env();
     pb_error err = PB_ERROR_INIT;
-    path_of(src, sizeof(src), "big");
-    path_of(dst, sizeof(dst), "big.back");
     const size_t size = 6 * 5 * MIB + 123457; /* 7 parts */
-    make_file(src, size, 7);
+    src_dst f;
+    make_src_dst(&f, "big", size, 7);
     pb_store *s = open_store("s3://" BUCKET "/mp");
     prog p = {0};
-    int rc = pb_store_put(s, "bundles/big.bin", src, on_progress, &p, &err);
+    int rc = pb_store_put(s, "bundles/big.bin", f.src, on_progress, &p, &err);
     if (rc)
         fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -506,13 +506,14 @@ static void test_multipart(void **state)
     pb_store_info si;
     assert_int_equal(pb_store_stat(s, "bundles/big.bin", &si, &err), 0);
     assert_int_equal(si.size, size);
-    assert_int_equal(pb_store_get_file(s, "bundles/big.bin", dst, NULL, NULL, NULL, NULL, &err), 0);
-    assert_true(files_equal(src, dst));
+    assert_int_equal(pb_store_get_file(s, "bundles/big.bin", f.dst, NULL, NULL, NULL, NULL, &err),
+                     0);
+    assert_true(files_equal(f.src, f.dst));
 
     /* a cancelled multipart upload leaves no object */
     memset(&p, 0, sizeof(p));
     p.cancel_at = 12 * MIB;
-    assert_int_equal(pb_store_put(s, "bundles/cancelled.bin", src, on_progress, &p, &err),
+    assert_int_equal(pb_store_put(s, "bundles/cancelled.bin", f.src, on_progress, &p, &err),
                      PB_ECANCELLED);
     pb_error_clear(&err);
     assert_int_equal(pb_store_stat(s, "bundles/cancelled.bin", &si, &err), PB_ENOTFOUND);
@@ -532,35 +533,34 @@ static void test_resume(void **state)
 {
     (void)state;
     default_env();
-    char src[4300], dst[4300], part[4400];
+    char part[4420];
     pb_error err = PB_ERROR_INIT;
-    path_of(src, sizeof(src), "resume");
-    path_of(dst, sizeof(dst), "resume.back");
-    snprintf(part, sizeof(part), "%s.part", dst);
     const size_t size = 6 * MIB + 777;
-    make_file(src, size, 3);
+    src_dst f;
+    make_src_dst(&f, "resume", size, 3);
+    snprintf(part, sizeof(part), "%s.part", f.dst);
     pb_store *s = open_store("s3://" BUCKET "/resume");
-    assert_int_equal(pb_store_put(s, "f.bin", src, NULL, NULL, &err), 0);
+    assert_int_equal(pb_store_put(s, "f.bin", f.src, NULL, NULL, &err), 0);
 
     prog p = {0};
     p.cancel_at = 2 * MIB;
     uint64_t from = 0, got = 0;
-    assert_int_equal(pb_store_get_file(s, "f.bin", dst, on_progress, &p, &from, &got, &err),
+    assert_int_equal(pb_store_get_file(s, "f.bin", f.dst, on_progress, &p, &from, &got, &err),
                      PB_ECANCELLED);
     assert_int_equal(p.total, size);
     pb_error_clear(&err);
     struct stat ps;
     assert_int_equal(stat(part, &ps), 0);
     assert_true((uint64_t)ps.st_size >= 2 * MIB && (uint64_t)ps.st_size < size);
-    assert_int_not_equal(access(dst, F_OK), 0);
+    assert_int_not_equal(access(f.dst, F_OK), 0);
 
     memset(&p, 0, sizeof(p));
-    assert_int_equal(pb_store_get_file(s, "f.bin", dst, on_progress, &p, &from, &got, &err), 0);
+    assert_int_equal(pb_store_get_file(s, "f.bin", f.dst, on_progress, &p, &from, &got, &err), 0);
     assert_int_equal(from, (uint64_t)ps.st_size);
     assert_int_equal(got, size - (uint64_t)ps.st_size);
     assert_int_equal(p.last, size);
     assert_int_equal(p.total, size);
-    assert_true(files_equal(src, dst));
+    assert_true(files_equal(f.src, f.dst));
 
     /* reading from the very end gives nothing; beyond it is refused */
     uint64_t n = 0;
@@ -595,8 +595,7 @@ static void test_rclone(void **state)
              "rclone --config /dev/null --retries 1 --low-level-retries 1",
              AK, SK, endpoint);
 
-    setenv("PLEXBURST_S3_PART_SIZE", "5M", 1);
-    setenv("PLEXBURST_S3_MULTIPART_THRESHOLD", "5M", 1);
+    small_parts_env();
     char small[4300], big[4300], local[4300], back[4300];
     pb_error err = PB_ERROR_INIT;
     path_of(small, sizeof(small), "x/small.bin");
@@ -649,18 +648,15 @@ static void test_retries(void **state)
     char flaky[128];
     snprintf(flaky, sizeof(flaky), "http://127.0.0.1:%d", atoi(out));
     setenv("PLEXBURST_S3_ENDPOINT", flaky, 1);
-    setenv("PLEXBURST_S3_PART_SIZE", "5M", 1);
-    setenv("PLEXBURST_S3_MULTIPART_THRESHOLD", "5M", 1);
-    char src[4300], dst[4300];
+    small_parts_env();
     pb_error err = PB_ERROR_INIT;
-    path_of(src, sizeof(src), "flaky.bin");
-    path_of(dst, sizeof(dst), "flaky.back");
     const size_t size = 11 * MIB + 99; /* 3 parts */
-    make_file(src, size, 21);
+    src_dst f;
+    make_src_dst(&f, "flaky", size, 21);
 
     pb_store *s = open_store("s3://" BUCKET "/flaky");
     assert_int_equal(pb_store_put_mem(s, "small", "hello", 5, &err), 0);
-    rc = pb_store_put(s, "big.bin", src, NULL, NULL, &err);
+    rc = pb_store_put(s, "big.bin", f.src, NULL, NULL, &err);
     if (rc)
         fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(rc, 0);
@@ -668,11 +664,11 @@ static void test_retries(void **state)
     assert_int_equal(pb_store_stat(s, "big.bin", &si, &err), 0);
     assert_int_equal(si.size, size);
     prog p = {0};
-    rc = pb_store_get_file(s, "big.bin", dst, on_progress, &p, NULL, NULL, &err);
+    rc = pb_store_get_file(s, "big.bin", f.dst, on_progress, &p, NULL, NULL, &err);
     if (rc)
         fprintf(stderr, "%s\n", err.msg);
     assert_int_equal(rc, 0);
-    assert_true(files_equal(src, dst));
+    assert_true(files_equal(f.src, f.dst));
     assert_int_equal(p.last, size);
     assert_int_equal(p.backwards, 0);
     assert_int_equal(pb_store_del(s, "small", &err), 0);
@@ -697,31 +693,6 @@ static void test_retries(void **state)
 }
 
 /* ---- plexburst bootstrap + sync through the S3 store ---- */
-
-static int same_db(const char *a, const char *b)
-{
-    pb_checksum ca, cb;
-    pb_error err = PB_ERROR_INIT;
-    if (pb_sqldiff_checksum(&ca, a, NULL, &err) != 0 ||
-        pb_sqldiff_checksum(&cb, b, NULL, &err) != 0)
-        return 0;
-    return memcmp(ca.digest, cb.digest, sizeof(ca.digest)) == 0 && ca.rows == cb.rows;
-}
-
-static void assert_same_library(const char *home, const char *oracle)
-{
-    char a[8192], b[8192];
-    snprintf(a, sizeof(a), "%s/" PB_PLEX_DB_REL, home);
-    snprintf(b, sizeof(b), "%s/" PB_PLEX_DB_REL, oracle);
-    assert_true(same_db(a, b));
-    snprintf(a, sizeof(a), "%s/" PB_PLEX_BLOBS_REL, home);
-    snprintf(b, sizeof(b), "%s/" PB_PLEX_BLOBS_REL, oracle);
-    assert_true(same_db(a, b));
-    assert_int_equal(tu_sh("diff -r --no-dereference '%s/Metadata' '%s/Metadata' >&2 && diff -r "
-                           "--no-dereference '%s/Media' '%s/Media' >&2",
-                           home, oracle, home, oracle),
-                     0);
-}
 
 static json_t *run_pb(const char *pb, const char *args, int expect_rc)
 {
@@ -753,8 +724,7 @@ static void test_sync_e2e(void **state)
     path_of(home, sizeof(home), "home");
     path_of(oracle, sizeof(oracle), "oracle");
     const char *store = "s3://" BUCKET "/e2e";
-    assert_int_equal(tu_sh("'%s' init --dir '%s' --scale tiny --seed 1 >/dev/null", mk, home), 0);
-    assert_int_equal(tu_sh("'%s' init --dir '%s' --scale tiny --seed 1 >/dev/null", mk, oracle), 0);
+    assert_int_equal(xu_mkplex_both(mk, home, oracle, "init --scale tiny --seed 1"), 0);
 
     snprintf(args, sizeof(args),
              "bootstrap --plex-dir '%s' --store %s --runner \"'%s' init --dir {plex_dir} --scale "
@@ -765,8 +735,7 @@ static void test_sync_e2e(void **state)
     assert_true(json_is_true(json_object_get(j, "ok")));
     json_decref(j);
 
-    assert_int_equal(tu_sh("'%s' stream --dir '%s' --seed 101 >/dev/null", mk, home), 0);
-    assert_int_equal(tu_sh("'%s' stream --dir '%s' --seed 101 >/dev/null", mk, oracle), 0);
+    assert_int_equal(xu_mkplex_both(mk, home, oracle, "stream --seed 101"), 0);
     snprintf(
         args, sizeof(args),
         "sync --plex-dir '%s' --store %s --runner \"'%s' analyze --dir {plex_dir} --seed 201\"",
@@ -781,7 +750,7 @@ static void test_sync_e2e(void **state)
     assert_true(down > 0);
     json_decref(j);
     assert_int_equal(tu_sh("'%s' analyze --dir '%s' --seed 201 >/dev/null", mk, oracle), 0);
-    assert_same_library(home, oracle);
+    xu_assert_same_library(home, oracle);
 
     /* the run's objects are in the bucket, under the prefix */
     pb_store *s = open_store(store);

@@ -28,9 +28,9 @@
 
 #include "protocol.h"
 #include "plexburst/plex.h"
-#include "plexburst/sqldiff.h"
 #include "ssh.h"
 #include "testutil.h"
+#include "transfer_util.h"
 #include "transport_config.h"
 
 static char T[1024]; /* the server's directory (keys, config, logs) */
@@ -66,6 +66,25 @@ static void show(const char *what, const char *msg)
         print_message("  %s: %s\n", what, msg);
 }
 
+/* Connecting with O is refused (PB_EAUTH, no session); the message, shown under WHAT, in *err. */
+static void refused(pb_ssh_options *o, const char *what, pb_error *err)
+{
+    pb_ssh *s = NULL;
+    pb_error_clear(err);
+    assert_int_equal(pb_ssh_connect(&s, o, err), PB_EAUTH);
+    assert_null(s);
+    show(what, err->msg);
+}
+
+/* Connecting with O succeeds (the session is closed again). */
+static void connects(pb_ssh_options *o)
+{
+    pb_ssh *s = NULL;
+    pb_error err = PB_ERROR_INIT;
+    assert_int_equal(pb_ssh_connect(&s, o, &err), 0);
+    pb_ssh_free(s);
+}
+
 static void on_log(void *payload, const char *line)
 {
     (void)payload;
@@ -97,6 +116,16 @@ static void opts(pb_ssh_options *o, const char *key, const char *known_hosts)
     o->log = on_log;
 }
 
+/* A session with the default options (opts into *o, which the session may keep using). */
+static pb_ssh *connect_default(pb_ssh_options *o)
+{
+    pb_ssh *s = NULL;
+    pb_error err = PB_ERROR_INIT;
+    opts(o, NULL, NULL);
+    assert_int_equal(pb_ssh_connect(&s, o, &err), 0);
+    return s;
+}
+
 static void make_file(const char *path, size_t n, unsigned seed)
 {
     FILE *f = fopen(path, "wb");
@@ -115,6 +144,24 @@ static void make_file(const char *path, size_t n, unsigned seed)
         n -= k;
     }
     fclose(f);
+}
+
+/* The files of a transfer case of N MiB: srcN (made here, seed N), and the paths remoteN (the
+ * server's side) and backN (fetched back). In wpath's slots: valid for its next five calls. */
+typedef struct xfer_files {
+    const char *src, *remote, *back;
+    size_t size;
+} xfer_files;
+
+static xfer_files make_xfer_files(unsigned n)
+{
+    char name[3][32];
+    snprintf(name[0], sizeof(name[0]), "src%u", n);
+    snprintf(name[1], sizeof(name[1]), "remote%u", n);
+    snprintf(name[2], sizeof(name[2]), "back%u", n);
+    xfer_files f = {wpath(name[0]), wpath(name[1]), wpath(name[2]), (size_t)n << 20};
+    make_file(f.src, f.size, n);
+    return f;
 }
 
 static int same_file(const char *a, const char *b)
@@ -190,21 +237,10 @@ static int setup(void **state)
     (void)state;
     snprintf(T, sizeof(T), "%s", tu_tmpdir("sshd"));
     snprintf(W, sizeof(W), "%s", tu_tmpdir("ssh"));
-    char out[256];
-    int rc = tu_sh_out(out, sizeof(out), "'%s' start '%s' 2>'%s/start.log'",
-                       tu_source_path("scripts/ssh-test-server"), T, T);
-    if (rc != 0) {
-        char why[1024] = "";
-        tu_sh_out(why, sizeof(why), "cat '%s/start.log'", T);
-        if (rc == 77) {
-            char msg[1200];
-            snprintf(msg, sizeof(msg), "sshd cannot run here: %s", why);
-            tu_skip(msg);
-        }
-        fprintf(stderr, "ssh-test-server failed (%d): %s\n", rc, why);
+    int rc = xu_sshd_start(&port, T, tpath("start.log"));
+    xu_skip_if_absent(rc, "sshd cannot run here", tpath("start.log"));
+    if (rc != 0)
         return -1;
-    }
-    port = atoi(out);
     char pid[32];
     tu_sh_out(pid, sizeof(pid), "cat '%s/sshd.pid'", T);
     sshd_pid = (pid_t)atoi(pid);
@@ -222,7 +258,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    tu_sh("'%s' stop '%s'", tu_source_path("scripts/ssh-test-server"), T);
+    xu_sshd_stop(T);
     tu_sh("rm -rf '%s' '%s'", T, W);
     return 0;
 }
@@ -291,10 +327,8 @@ static void test_known_host(void **state)
 {
     (void)state;
     pb_ssh_options o;
-    pb_ssh *s = NULL;
+    pb_ssh *s = connect_default(&o);
     pb_error err = PB_ERROR_INIT;
-    opts(&o, NULL, NULL);
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
     char want[200];
     snprintf(want, sizeof(want), "ssh-ed25519 %s", host_fp);
     assert_string_equal(pb_ssh_host_key(s), want);
@@ -314,15 +348,13 @@ static void test_known_host(void **state)
                            wpath("kh_hashed")),
                      0);
     opts(&o, NULL, wpath("kh_hashed"));
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
-    pb_ssh_free(s);
+    connects(&o);
 
     /* the user's known_hosts, when asked */
     opts(&o, NULL, wpath("kh_empty_none"));
     o.use_user_known_hosts = 1;
     o.user_known_hosts = tpath("known_hosts");
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
-    pb_ssh_free(s);
+    connects(&o);
 }
 
 static void test_changed_host_key(void **state)
@@ -336,13 +368,10 @@ static void test_changed_host_key(void **state)
         if (hashed)
             assert_int_equal(tu_sh("ssh-keygen -q -H -f '%s' 2>/dev/null", wpath("kh_changed")), 0);
         pb_ssh_options o;
-        pb_ssh *s = NULL;
         pb_error err = PB_ERROR_INIT;
         opts(&o, NULL, wpath("kh_changed"));
         o.tofu = 1;
-        assert_int_equal(pb_ssh_connect(&s, &o, &err), PB_EAUTH);
-        assert_null(s);
-        show("changed", err.msg);
+        refused(&o, "changed", &err);
         assert_non_null(strstr(err.msg, "CHANGED"));
         assert_non_null(strstr(err.msg, host_fp));
     }
@@ -352,12 +381,10 @@ static void test_unknown_host_key(void **state)
 {
     (void)state;
     pb_ssh_options o;
-    pb_ssh *s = NULL;
     pb_error err = PB_ERROR_INIT;
     const char *kh = wpath("sub/dir/known_hosts"); /* created on TOFU */
     opts(&o, NULL, kh);
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), PB_EAUTH);
-    show("unknown", err.msg);
+    refused(&o, "unknown", &err);
     assert_non_null(strstr(err.msg, "unknown host key"));
     assert_non_null(strstr(err.msg, host_fp));
     assert_non_null(strstr(err.msg, "PLEXBURST_SSH_TOFU"));
@@ -366,8 +393,7 @@ static void test_unknown_host_key(void **state)
     pb_error_clear(&err);
     logbuf[0] = '\0';
     o.tofu = 1;
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
-    pb_ssh_free(s);
+    connects(&o);
     assert_non_null(strstr(logbuf, "trust on first use"));
     char line[1024];
     assert_int_equal(tu_sh_out(line, sizeof(line), "cat '%s'", kh), 0);
@@ -384,15 +410,13 @@ static void test_unknown_host_key(void **state)
                      0);
     /* now known: no TOFU needed */
     o.tofu = 0;
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
-    pb_ssh_free(s);
+    connects(&o);
 
     /* the default file: ~/.config/plexburst/known_hosts */
     opts(&o, NULL, NULL);
     o.known_hosts = NULL;
     o.tofu = 1;
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
-    pb_ssh_free(s);
+    connects(&o);
     char def[PATH_MAX];
     snprintf(def, sizeof(def), "%s/.config/plexburst/known_hosts", getenv("HOME"));
     assert_true(file_size(def) > 0);
@@ -402,18 +426,13 @@ static void test_pinned_host_key(void **state)
 {
     (void)state;
     pb_ssh_options o;
-    pb_ssh *s = NULL;
     pb_error err = PB_ERROR_INIT;
     opts(&o, NULL, wpath("kh_none")); /* the pin alone decides */
     o.host_key_pin = host_fp;
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
-    pb_ssh_free(s);
-    s = NULL;
+    connects(&o);
     opts(&o, NULL, NULL); /* a known key does not override a wrong pin */
     o.host_key_pin = other_fp;
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), PB_EAUTH);
-    assert_null(s);
-    show("pinned", err.msg);
+    refused(&o, "pinned", &err);
     assert_non_null(strstr(err.msg, "pinned"));
     assert_non_null(strstr(err.msg, host_fp));
     assert_non_null(strstr(err.msg, other_fp));
@@ -423,7 +442,6 @@ static void test_auth(void **state)
 {
     (void)state;
     pb_ssh_options o;
-    pb_ssh *s = NULL;
     pb_error err = PB_ERROR_INIT;
     char pass[256];
     assert_int_equal(tu_sh_out(pass, sizeof(pass), "cat '%s'", tpath("passphrase")), 0);
@@ -432,34 +450,29 @@ static void test_auth(void **state)
     /* ed25519 with its passphrase */
     opts(&o, tpath("client_ed25519_pass"), NULL);
     o.key_passphrase = pass;
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
-    pb_ssh_free(s);
-    s = NULL;
+    connects(&o);
 
     /* a wrong and a missing passphrase: refused, and the secret never shown */
     o.key_passphrase = "wrong passphrase";
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), PB_EAUTH);
-    show("wrong passphrase", err.msg);
+    refused(&o, "wrong passphrase", &err);
     assert_null(strstr(err.msg, "wrong passphrase"));
     assert_non_null(strstr(err.msg, "passphrase"));
     pb_error_clear(&err);
     o.key_passphrase = NULL;
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), PB_EAUTH);
+    refused(&o, "missing passphrase", &err);
     assert_null(strstr(err.msg, pass));
 
     /* a key the server does not know */
     pb_error_clear(&err);
     opts(&o, tpath("other_host_ed25519"), NULL);
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), PB_EAUTH);
-    show("unknown key", err.msg);
+    refused(&o, "unknown key", &err);
     assert_non_null(strstr(err.msg, "refused"));
     assert_null(strstr(err.msg, "rsa-sha2"));
 
     /* RSA: authorized on the server, but libssh2 1.10 signs only ssh-rsa (SHA-1) */
     pb_error_clear(&err);
     opts(&o, tpath("client_rsa"), NULL);
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), PB_EAUTH);
-    show("rsa", err.msg);
+    refused(&o, "rsa", &err);
     assert_non_null(
         strstr(err.msg, "RSA keys need rsa-sha2, which libssh2 1.10 lacks: use an ed25519 key"));
 
@@ -467,8 +480,7 @@ static void test_auth(void **state)
     pb_error_clear(&err);
     opts(&o, NULL, NULL);
     o.key_file = NULL;
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), PB_EAUTH);
-    show("no key", err.msg);
+    refused(&o, "no key", &err);
     assert_non_null(strstr(err.msg, "PLEXBURST_SSH_KEY"));
 }
 
@@ -507,11 +519,9 @@ static void test_channel(void **state)
 {
     (void)state;
     pb_ssh_options o;
-    pb_ssh *s = NULL;
+    pb_ssh *s = connect_default(&o);
     pb_channel *ch = NULL;
     pb_error err = PB_ERROR_INIT;
-    opts(&o, NULL, NULL);
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
     assert_int_equal(pb_channel_ssh_new(&ch, s, 1, "cat; exit 7", 10000, &err), 0);
     assert_string_equal(ch->ops->kind, "ssh");
     assert_ptr_equal(pb_channel_ssh_session(ch), s);
@@ -570,11 +580,9 @@ static void test_channel_cancel(void **state)
 {
     (void)state;
     pb_ssh_options o;
-    pb_ssh *s = NULL;
+    pb_ssh *s = connect_default(&o);
     pb_channel *ch = NULL;
     pb_error err = PB_ERROR_INIT;
-    opts(&o, NULL, NULL);
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
     /* a close timeout far above the bound below: a free that waited for it would fail even on a
      * loaded machine, and one that ends `cat` with EOF passes with room to spare */
     assert_int_equal(pb_channel_ssh_new(&ch, s, 1, "cat >/dev/null", 30000, &err), 0);
@@ -590,6 +598,26 @@ static void test_channel_cancel(void **state)
     assert_true((b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000 < 10000);
 }
 
+/* HELLO with the agent at the other end of CH (its answer's KEY is WANT), then BYE both ways. */
+static void hello_bye(pb_channel *ch, const char *key, const char *want)
+{
+    pb_error err = PB_ERROR_INIT;
+    pb_frame_io io;
+    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
+    json_t *peer = NULL;
+    int rc = pb_frame_hello(&io, "home", pb_version(), NULL, &peer, &err);
+    if (rc)
+        print_message("hello: %s (stderr: %s)\n", err.msg, pb_channel_ssh_stderr(ch));
+    assert_int_equal(rc, 0);
+    assert_string_equal(json_string_value(json_object_get(peer, key)), want);
+    json_decref(peer);
+    assert_int_equal(pb_frame_write(&io, PB_MSG_BYE, NULL, 0, &err), 0);
+    pb_frame f;
+    assert_int_equal(pb_frame_read(&io, &f, &err), 0);
+    assert_int_equal(f.type, PB_MSG_BYE);
+    pb_frame_io_dispose(&io);
+}
+
 /* The framed protocol's HELLO with `plexburst agent` over the exec channel. */
 static void test_agent_hello(void **state)
 {
@@ -600,33 +628,18 @@ static void test_agent_hello(void **state)
         return;
     }
     pb_ssh_options o;
-    pb_ssh *s = NULL;
+    pb_ssh *s = connect_default(&o);
     pb_channel *ch = NULL;
     pb_error err = PB_ERROR_INIT;
-    opts(&o, NULL, NULL);
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
     char cmd[3 * PATH_MAX], qp[PATH_MAX + 8], qd[PATH_MAX + 8];
     assert_int_equal(pb_ssh_quote(qp, sizeof(qp), prog), 0);
     assert_int_equal(pb_ssh_quote(qd, sizeof(qd), wpath("cloud")), 0);
     snprintf(cmd, sizeof(cmd), "exec %s agent --workdir %s", qp, qd);
     assert_int_equal(pb_channel_ssh_new(&ch, s, 1, cmd, 10000, &err), 0);
-    pb_frame_io io;
-    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
-    json_t *peer = NULL;
-    int rc = pb_frame_hello(&io, "home", pb_version(), NULL, &peer, &err);
-    if (rc)
-        print_message("hello: %s (stderr: %s)\n", err.msg, pb_channel_ssh_stderr(ch));
-    assert_int_equal(rc, 0);
-    assert_string_equal(json_string_value(json_object_get(peer, "role")), "agent");
-    json_decref(peer);
-    assert_int_equal(pb_frame_write(&io, PB_MSG_BYE, NULL, 0, &err), 0);
-    pb_frame f;
-    assert_int_equal(pb_frame_read(&io, &f, &err), 0);
-    assert_int_equal(f.type, PB_MSG_BYE);
+    hello_bye(ch, "role", "agent");
     int status = -1;
     assert_int_equal(pb_channel_close(ch, &status, &err), 0);
     assert_int_equal(status, 0);
-    pb_frame_io_dispose(&io);
     pb_channel_free(ch);
 }
 
@@ -641,27 +654,6 @@ static const char *test_config(void *payload, const char *key)
     if (!strcmp(key, "PLEXBURST_SSH_AGENT"))
         return "0";
     return NULL;
-}
-
-static void hello_bye(pb_channel *ch, const char *workdir)
-{
-    pb_error err = PB_ERROR_INIT;
-    pb_frame_io io;
-    assert_int_equal(pb_protocol_io_init(&io, ch, 0, &err), 0);
-    json_t *peer = NULL;
-    int rc = pb_frame_hello(&io, "home", pb_version(), NULL, &peer, &err);
-    if (rc)
-        print_message("hello: %s (stderr: %s)\n", err.msg, pb_channel_ssh_stderr(ch));
-    assert_int_equal(rc, 0);
-    char real[PATH_MAX];
-    assert_non_null(realpath(workdir, real));
-    assert_string_equal(json_string_value(json_object_get(peer, "workdir")), real);
-    json_decref(peer);
-    assert_int_equal(pb_frame_write(&io, PB_MSG_BYE, NULL, 0, &err), 0);
-    pb_frame f;
-    assert_int_equal(pb_frame_read(&io, &f, &err), 0);
-    assert_int_equal(f.type, PB_MSG_BYE);
-    pb_frame_io_dispose(&io);
 }
 
 /* What `--cloud ssh://` does: connect first (fail fast), then install + agent on that session;
@@ -695,7 +687,9 @@ static void test_agent_channel(void **state)
     assert_null(ao.session);
     assert_int_equal(ao.install.installed, 1);
     assert_true(same_file(prog, wpath("acloud/bin/plexburst")));
-    hello_bye(ch, wpath("acloud"));
+    char real[PATH_MAX]; /* the workdir the agent reports */
+    assert_non_null(realpath(wpath("acloud"), real));
+    hello_bye(ch, "workdir", real);
     int status = -1;
     assert_int_equal(pb_channel_close(ch, &status, &err), 0);
     assert_int_equal(status, 0);
@@ -715,7 +709,7 @@ static void test_agent_channel(void **state)
     }
     pb_error_clear(&err);
     assert_int_equal(pb_channel_ssh_reconnect(ch, &err), 0);
-    hello_bye(ch, wpath("acloud"));
+    hello_bye(ch, "workdir", real);
     assert_int_equal(pb_channel_close(ch, &status, &err), 0);
     assert_int_equal(status, 0);
     pb_channel_free(ch);
@@ -731,66 +725,62 @@ static void test_sftp(void **state)
 {
     (void)state;
     pb_ssh_options o;
-    pb_ssh *s = NULL;
+    pb_ssh *s = connect_default(&o);
     pb_error err = PB_ERROR_INIT;
-    opts(&o, NULL, NULL);
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
-    const char *src = wpath("src20"), *remote = wpath("remote20"), *back = wpath("back20");
-    size_t size = 20u << 20;
-    make_file(src, size, 20);
+    xfer_files f = make_xfer_files(20);
 
     pb_ssh_xfer x = {PB_SSH_XFER_VERSION, 0, 0, 0, NULL, NULL, 0, 0, 0};
-    assert_int_equal(pb_ssh_put_file(s, src, remote, &x, &err), 0);
-    assert_true(same_file(src, remote));
-    assert_int_equal(x.bytes_moved, size);
+    assert_int_equal(pb_ssh_put_file(s, f.src, f.remote, &x, &err), 0);
+    assert_true(same_file(f.src, f.remote));
+    assert_int_equal(x.bytes_moved, f.size);
     struct stat st;
-    assert_int_equal(stat(remote, &st), 0);
+    assert_int_equal(stat(f.remote, &st), 0);
     assert_int_equal(st.st_mode & 0777, 0600);
     uint64_t rs = 0;
-    assert_int_equal(pb_ssh_stat_size(s, remote, &rs, &err), 0);
-    assert_int_equal(rs, size);
-    assert_int_equal(pb_ssh_get_file(s, remote, back, &x, &err), 0);
-    assert_true(same_file(src, back));
+    assert_int_equal(pb_ssh_stat_size(s, f.remote, &rs, &err), 0);
+    assert_int_equal(rs, f.size);
+    assert_int_equal(pb_ssh_get_file(s, f.remote, f.back, &x, &err), 0);
+    assert_true(same_file(f.src, f.back));
 
     /* put resumed after 7 MB the remote already has */
-    assert_int_equal(truncate(remote, 7000000), 0);
+    assert_int_equal(truncate(f.remote, 7000000), 0);
     x.resume = 1;
-    assert_int_equal(pb_ssh_put_file(s, src, remote, &x, &err), 0);
+    assert_int_equal(pb_ssh_put_file(s, f.src, f.remote, &x, &err), 0);
     assert_int_equal(x.resumed_from, 7000000);
-    assert_int_equal(x.bytes_moved, size - 7000000);
-    assert_true(same_file(src, remote));
+    assert_int_equal(x.bytes_moved, f.size - 7000000);
+    assert_true(same_file(f.src, f.remote));
     /* a remote file longer than the local one is no prefix: written whole */
-    assert_int_equal(tu_sh("head -c 100 /dev/zero >> '%s'", remote), 0);
-    assert_int_equal(pb_ssh_put_file(s, src, remote, &x, &err), 0);
+    assert_int_equal(tu_sh("head -c 100 /dev/zero >> '%s'", f.remote), 0);
+    assert_int_equal(pb_ssh_put_file(s, f.src, f.remote, &x, &err), 0);
     assert_int_equal(x.resumed_from, 0);
-    assert_true(same_file(src, remote));
+    assert_true(same_file(f.src, f.remote));
 
     /* get resumed after 5 MB the local file already has */
-    assert_int_equal(truncate(back, 5000000), 0);
-    assert_int_equal(pb_ssh_get_file(s, remote, back, &x, &err), 0);
+    assert_int_equal(truncate(f.back, 5000000), 0);
+    assert_int_equal(pb_ssh_get_file(s, f.remote, f.back, &x, &err), 0);
     assert_int_equal(x.resumed_from, 5000000);
-    assert_int_equal(x.bytes_moved, size - 5000000);
-    assert_true(same_file(src, back));
+    assert_int_equal(x.bytes_moved, f.size - 5000000);
+    assert_true(same_file(f.src, f.back));
     /* small buffers, odd sizes, an empty file */
-    make_file(src, 12345, 3);
+    make_file(f.src, 12345, 3);
     x.resume = 0;
     x.buffer = 30000;
-    assert_int_equal(pb_ssh_put_file(s, src, remote, &x, &err), 0);
-    assert_true(same_file(src, remote));
-    assert_int_equal(pb_ssh_get_file(s, remote, back, &x, &err), 0);
-    assert_true(same_file(src, back));
-    make_file(src, 0, 3);
-    assert_int_equal(pb_ssh_put_file(s, src, remote, &x, &err), 0);
-    assert_int_equal(file_size(remote), 0);
+    assert_int_equal(pb_ssh_put_file(s, f.src, f.remote, &x, &err), 0);
+    assert_true(same_file(f.src, f.remote));
+    assert_int_equal(pb_ssh_get_file(s, f.remote, f.back, &x, &err), 0);
+    assert_true(same_file(f.src, f.back));
+    make_file(f.src, 0, 3);
+    assert_int_equal(pb_ssh_put_file(s, f.src, f.remote, &x, &err), 0);
+    assert_int_equal(file_size(f.remote), 0);
 
     /* errors */
-    assert_int_equal(pb_ssh_get_file(s, wpath("nope"), back, &x, &err), PB_ENOTFOUND);
+    assert_int_equal(pb_ssh_get_file(s, wpath("nope"), f.back, &x, &err), PB_ENOTFOUND);
     assert_non_null(strstr(err.msg, "no such file"));
-    assert_int_equal(file_size(back), 12345); /* a missing remote leaves the local file alone */
+    assert_int_equal(file_size(f.back), 12345); /* a missing remote leaves the local file alone */
     pb_error_clear(&err);
-    assert_int_equal(pb_ssh_put_file(s, src, wpath("no/such/dir/f"), &x, &err), PB_ENOTFOUND);
+    assert_int_equal(pb_ssh_put_file(s, f.src, wpath("no/such/dir/f"), &x, &err), PB_ENOTFOUND);
     pb_error_clear(&err);
-    assert_int_equal(pb_ssh_put_file(s, wpath("nope"), remote, &x, &err), PB_ENOTFOUND);
+    assert_int_equal(pb_ssh_put_file(s, wpath("nope"), f.remote, &x, &err), PB_ENOTFOUND);
     assert_false(pb_ssh_lost(s));
     pb_ssh_free(s);
 }
@@ -815,40 +805,36 @@ static void test_cut_and_resume(void **state)
 {
     (void)state;
     pb_ssh_options o;
-    pb_ssh *s = NULL;
+    pb_ssh *s = connect_default(&o);
     pb_error err = PB_ERROR_INIT;
-    opts(&o, NULL, NULL);
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
-    const char *src = wpath("src64"), *remote = wpath("remote64"), *back = wpath("back64");
-    size_t size = 64u << 20;
-    make_file(src, size, 64);
+    xfer_files f = make_xfer_files(64);
 
     logbuf[0] = '\0';
     cutter c = {16u << 20, 0};
     pb_ssh_xfer x = {PB_SSH_XFER_VERSION, 0, 0, 0, cut_once, &c, 0, 0, 0};
-    int rc = pb_ssh_put_file(s, src, remote, &x, &err);
+    int rc = pb_ssh_put_file(s, f.src, f.remote, &x, &err);
     if (rc)
         print_message("put: %s\n", err.msg);
     assert_int_equal(rc, 0);
     assert_true(c.done > 0);
     assert_int_equal(x.reconnects, 1);
     assert_int_equal(pb_ssh_reconnects(s), 1);
-    assert_true(same_file(src, remote));
+    assert_true(same_file(f.src, f.remote));
     /* resumed, not restarted: at most the cut's in-flight window is sent twice */
-    assert_true(x.bytes_moved < size + (8u << 20));
+    assert_true(x.bytes_moved < f.size + (8u << 20));
     show("log", logbuf);
     assert_non_null(strstr(logbuf, "reconnected"));
 
     c.done = 0;
     c.at = 40u << 20;
-    rc = pb_ssh_get_file(s, remote, back, &x, &err);
+    rc = pb_ssh_get_file(s, f.remote, f.back, &x, &err);
     if (rc)
         print_message("get: %s\n", err.msg);
     assert_int_equal(rc, 0);
     assert_true(c.done > 0);
     assert_int_equal(x.reconnects, 1);
-    assert_true(same_file(src, back));
-    assert_true(x.bytes_moved == size);
+    assert_true(same_file(f.src, f.back));
+    assert_true(x.bytes_moved == f.size);
 
     /* the exec channel: lost, reconnected, and the command runs again */
     pb_channel *ch = NULL;
@@ -916,10 +902,8 @@ static void test_install(void **state)
     char ver[128];
     assert_int_equal(tu_sh_out(ver, sizeof(ver), "'%s' --version", exe), 0);
     pb_ssh_options o;
-    pb_ssh *s = NULL;
+    pb_ssh *s = connect_default(&o);
     pb_error err = PB_ERROR_INIT;
-    opts(&o, NULL, NULL);
-    assert_int_equal(pb_ssh_connect(&s, &o, &err), 0);
     const char *target = wpath("remote-home/bin/plexburst");
     pb_ssh_install in;
     int rc = pb_ssh_agent_install(&in, s, exe, target, NULL, &err);
@@ -958,16 +942,6 @@ static void test_install(void **state)
 
 /* `plexburst bootstrap` + `sync --cloud ssh://root@127.0.0.1:PORT/DIR` end to end: the agent
  * installed over SFTP and run over the exec channel; the home ends equal to an oracle. */
-static int same_db(const char *a, const char *b)
-{
-    pb_checksum ca, cb;
-    pb_error err = PB_ERROR_INIT;
-    if (pb_sqldiff_checksum(&ca, a, NULL, &err) != 0 ||
-        pb_sqldiff_checksum(&cb, b, NULL, &err) != 0)
-        return 0;
-    return memcmp(ca.digest, cb.digest, sizeof(ca.digest)) == 0 && ca.rows == cb.rows;
-}
-
 static int run_pb(const char *env, const char *args)
 {
     int rc = tu_sh("cd '%s' && %s '%s' %s >>'%s' 2>&1", W, env, tu_build_path("plexburst"), args,
@@ -980,34 +954,92 @@ static int run_pb(const char *env, const char *args)
     return rc;
 }
 
+/* The places of an end to end under W/TAG (the home, its oracle, the cloud dir), and the settings
+ * (VAR='value' ...) its runs get. */
+typedef struct e2e {
+    char dir[PATH_MAX], mk[PATH_MAX], home[PATH_MAX + 16], oracle[PATH_MAX + 16];
+    char cloud[PATH_MAX + 64], env[4 * PATH_MAX + 1024];
+} e2e;
+
+/* The cloud is ssh:// to W/TAG/cloud, the store STORE (NULL: the directory W/TAG/store, which
+ * both sides reach on this one machine); EXTRA is appended to the settings. */
+static void e2e_init(e2e *e, const char *tag, const char *store, const char *extra)
+{
+    char sub[PATH_MAX + 16];
+    snprintf(e->dir, sizeof(e->dir), "%s", wpath(tag));
+    snprintf(e->mk, sizeof(e->mk), "%s", tu_build_path("mkplex"));
+    snprintf(e->home, sizeof(e->home), "%s/home", e->dir);
+    snprintf(e->oracle, sizeof(e->oracle), "%s/oracle", e->dir);
+    snprintf(e->cloud, sizeof(e->cloud), "ssh://root@127.0.0.1:%d%s/cloud", port, e->dir);
+    snprintf(sub, sizeof(sub), "%s/store", e->dir);
+    snprintf(e->env, sizeof(e->env),
+             "PLEXBURST_SSH_KEY='%s' PLEXBURST_KNOWN_HOSTS='%s' PLEXBURST_STORE='%s' "
+             "PLEXBURST_CLOUD='%s'%s",
+             tpath("client_ed25519"), tpath("known_hosts"), store ? store : sub, e->cloud,
+             extra ? extra : "");
+}
+
+/* plexburst and mkplex are built (else the end to end, WHAT, is said not covered). */
+static int tools_built(const char *what)
+{
+    if (access(tu_build_path("plexburst"), X_OK) == 0 && access(tu_build_path("mkplex"), X_OK) == 0)
+        return 1;
+    print_message("plexburst/mkplex not built: %s not covered\n", what);
+    return 0;
+}
+
+/* The home and the oracle made alike (mkplex init, SEED), then `plexburst bootstrap` whose
+ * runner does the same in the cloud. The bootstrap's exit status. */
+static int e2e_bootstrap(const e2e *e, int seed)
+{
+    char init[64], args[16384];
+    snprintf(init, sizeof(init), "init --scale tiny --seed %d", seed);
+    assert_int_equal(tu_sh("mkdir -p '%s'", e->dir), 0);
+    assert_int_equal(xu_mkplex_both(e->mk, e->home, e->oracle, init), 0);
+    snprintf(args, sizeof(args),
+             "bootstrap --plex-dir '%s' --runner \"'%s' init --dir {plex_dir} --scale tiny --seed "
+             "%d\"",
+             e->home, e->mk, seed);
+    return run_pb(e->env, args);
+}
+
+/* New items on both sides (mkplex stream, SEED). */
+static void e2e_stream(const e2e *e, int seed)
+{
+    char cmd[64];
+    snprintf(cmd, sizeof(cmd), "stream --seed %d", seed);
+    assert_int_equal(xu_mkplex_both(e->mk, e->home, e->oracle, cmd), 0);
+}
+
+/* The oracle analysed here as the runner did in the cloud (SEED): the home equals it. */
+static void e2e_assert_analyzed(const e2e *e, int seed)
+{
+    assert_int_equal(tu_sh("'%s' analyze --dir '%s' --seed %d >/dev/null", e->mk, e->oracle, seed),
+                     0);
+    xu_assert_same_library(e->home, e->oracle);
+}
+
+/* New items (STREAM_SEED), a sync whose runner analyses (ANALYZE_SEED), the home checked. */
+static void e2e_sync_analyze(const e2e *e, int stream_seed, int analyze_seed)
+{
+    char args[16384];
+    e2e_stream(e, stream_seed);
+    snprintf(args, sizeof(args),
+             "sync --plex-dir '%s' --runner \"'%s' analyze --dir {plex_dir} --seed %d\"", e->home,
+             e->mk, analyze_seed);
+    assert_int_equal(run_pb(e->env, args), 0);
+    e2e_assert_analyzed(e, analyze_seed);
+}
+
 static void test_sync_e2e(void **state)
 {
     (void)state;
-    char pb[PATH_MAX], mk[PATH_MAX], home[PATH_MAX], oracle[PATH_MAX], env[8192], args[16384];
-    char cloud[PATH_MAX + 64], a[PATH_MAX + 64], b[PATH_MAX + 64];
-    snprintf(pb, sizeof(pb), "%s", tu_build_path("plexburst"));
-    snprintf(mk, sizeof(mk), "%s", tu_build_path("mkplex"));
-    if (access(pb, X_OK) != 0 || access(mk, X_OK) != 0) {
-        print_message("plexburst/mkplex not built: end to end not covered\n");
+    if (!tools_built("end to end"))
         return;
-    }
-    snprintf(home, sizeof(home), "%s", wpath("e2e/home"));
-    snprintf(oracle, sizeof(oracle), "%s", wpath("e2e/oracle"));
-    snprintf(cloud, sizeof(cloud), "ssh://root@127.0.0.1:%d%s", port, wpath("e2e/cloud"));
-    /* the store: a directory both sides reach (the same machine here) */
-    snprintf(env, sizeof(env),
-             "PLEXBURST_SSH_KEY='%s' PLEXBURST_KNOWN_HOSTS='%s' PLEXBURST_STORE='%s' "
-             "PLEXBURST_CLOUD='%s'",
-             tpath("client_ed25519"), tpath("known_hosts"), wpath("e2e/store"), cloud);
-    assert_int_equal(tu_sh("mkdir -p '%s' && '%s' init --dir '%s' --scale tiny --seed 1 >/dev/null "
-                           "&& '%s' init --dir '%s' --scale tiny --seed 1 >/dev/null",
-                           wpath("e2e"), mk, home, mk, oracle),
-                     0);
-    snprintf(args, sizeof(args),
-             "bootstrap --plex-dir '%s' --runner \"'%s' init --dir {plex_dir} --scale tiny --seed "
-             "1\"",
-             home, mk);
-    int rc = run_pb(env, args);
+    const char *pb = tu_build_path("plexburst");
+    e2e e;
+    e2e_init(&e, "e2e", NULL, NULL);
+    int rc = e2e_bootstrap(&e, 1);
     char log[8192] = "";
     tu_sh_out(log, sizeof(log), "cat '%s'", wpath("e2e.log"));
     if (rc != 0 && strstr(log, "not supported by this build")) {
@@ -1019,32 +1051,14 @@ static void test_sync_e2e(void **state)
     assert_int_equal(access(wpath("e2e/cloud/bin/plexburst"), X_OK), 0);
     assert_true(same_file(pb, wpath("e2e/cloud/bin/plexburst")));
 
-    assert_int_equal(tu_sh("'%s' stream --dir '%s' --seed 101 >/dev/null && '%s' stream --dir '%s' "
-                           "--seed 101 >/dev/null",
-                           mk, home, mk, oracle),
-                     0);
-    snprintf(args, sizeof(args),
-             "sync --plex-dir '%s' --runner \"'%s' analyze --dir {plex_dir} --seed 201\"", home,
-             mk);
-    assert_int_equal(run_pb(env, args), 0);
-    assert_int_equal(tu_sh("'%s' analyze --dir '%s' --seed 201 >/dev/null", mk, oracle), 0);
-    snprintf(a, sizeof(a), "%s/" PB_PLEX_DB_REL, home);
-    snprintf(b, sizeof(b), "%s/" PB_PLEX_DB_REL, oracle);
-    assert_true(same_db(a, b));
-    snprintf(a, sizeof(a), "%s/" PB_PLEX_BLOBS_REL, home);
-    snprintf(b, sizeof(b), "%s/" PB_PLEX_BLOBS_REL, oracle);
-    assert_true(same_db(a, b));
-    assert_int_equal(tu_sh("diff -r --no-dereference '%s/Metadata' '%s/Metadata' >&2 && diff -r "
-                           "--no-dereference '%s/Media' '%s/Media' >&2",
-                           home, oracle, home, oracle),
-                     0);
+    e2e_sync_analyze(&e, 101, 201);
 
     /* an unknown host key stops the run (when the agent starts), with the fingerprint */
     static char out[1 << 16];
     assert_int_not_equal(tu_sh_out(out, sizeof(out),
                                    "cd '%s' && %s PLEXBURST_KNOWN_HOSTS='%s' '%s' sync --plex-dir "
                                    "'%s' --runner true 2>&1",
-                                   W, env, wpath("e2e/kh-empty"), pb, home),
+                                   W, e.env, wpath("e2e/kh-empty"), pb, e.home),
                          0);
     char *msg = strstr(out, "unknown host key");
     assert_non_null(msg);
@@ -1079,34 +1093,24 @@ static int kill_sshd_connections(void)
 static void test_sync_cut_analysis(void **state)
 {
     (void)state;
-    char mk[PATH_MAX], home[PATH_MAX], oracle[PATH_MAX], env[8192], args[16384];
-    char cloud[PATH_MAX + 64], a[PATH_MAX + 64], b[PATH_MAX + 64], counter[PATH_MAX];
-    snprintf(mk, sizeof(mk), "%s", tu_build_path("mkplex"));
+    char args[16384], counter[PATH_MAX];
     if (access(wpath("e2e/cloud/bin/plexburst"), X_OK) != 0) {
         print_message("the ssh end to end did not run: the cut analysis not covered\n");
         return;
     }
-    snprintf(home, sizeof(home), "%s", wpath("e2e/home"));
-    snprintf(oracle, sizeof(oracle), "%s", wpath("e2e/oracle"));
+    e2e e;
+    e2e_init(&e, "e2e", NULL, NULL);
     snprintf(counter, sizeof(counter), "%s", wpath("e2e/runner-count"));
     unlink(counter);
-    snprintf(cloud, sizeof(cloud), "ssh://root@127.0.0.1:%d%s", port, wpath("e2e/cloud"));
-    snprintf(env, sizeof(env),
-             "PLEXBURST_SSH_KEY='%s' PLEXBURST_KNOWN_HOSTS='%s' PLEXBURST_STORE='%s' "
-             "PLEXBURST_CLOUD='%s'",
-             tpath("client_ed25519"), tpath("known_hosts"), wpath("e2e/store"), cloud);
-    assert_int_equal(tu_sh("'%s' stream --dir '%s' --seed 102 >/dev/null && '%s' stream --dir '%s' "
-                           "--seed 102 >/dev/null",
-                           mk, home, mk, oracle),
-                     0);
+    e2e_stream(&e, 102);
     snprintf(args, sizeof(args),
              "sync --plex-dir '%s' --runner \"echo run >> '%s'; sleep 4; '%s' analyze --dir "
              "{plex_dir} --seed 7\"",
-             home, counter, mk);
+             e.home, counter, e.mk);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0)
-        _exit(run_pb(env, args) == 0 ? 0 : 1);
+        _exit(run_pb(e.env, args) == 0 ? 0 : 1);
     /* the runner started: cut the link while it sleeps */
     int waited = 0;
     struct timespec tick = {0, 100000000L}, second = {1, 0};
@@ -1127,17 +1131,7 @@ static void test_sync_cut_analysis(void **state)
     assert_int_equal(tu_sh_out(out, sizeof(out), "wc -l < '%s'", counter), 0);
     assert_int_equal(atoi(out), 1); /* the runner ran exactly once */
     assert_int_equal(tu_sh("grep -q '🔄' '%s'", wpath("e2e.log")), 0);
-    assert_int_equal(tu_sh("'%s' analyze --dir '%s' --seed 7 >/dev/null", mk, oracle), 0);
-    snprintf(a, sizeof(a), "%s/" PB_PLEX_DB_REL, home);
-    snprintf(b, sizeof(b), "%s/" PB_PLEX_DB_REL, oracle);
-    assert_true(same_db(a, b));
-    snprintf(a, sizeof(a), "%s/" PB_PLEX_BLOBS_REL, home);
-    snprintf(b, sizeof(b), "%s/" PB_PLEX_BLOBS_REL, oracle);
-    assert_true(same_db(a, b));
-    assert_int_equal(tu_sh("diff -r --no-dereference '%s/Metadata' '%s/Metadata' >&2 && diff -r "
-                           "--no-dereference '%s/Media' '%s/Media' >&2",
-                           home, oracle, home, oracle),
-                     0);
+    e2e_assert_analyzed(&e, 7);
 }
 
 /* `sync --cloud ssh://... --store s3://...` end to end against the loopback sshd and a local
@@ -1149,73 +1143,37 @@ static void test_sync_cut_analysis(void **state)
 static void test_sync_s3_e2e(void **state)
 {
     (void)state;
-    char pb[PATH_MAX], mk[PATH_MAX], home[PATH_MAX], oracle[PATH_MAX], env[8192], args[16384];
-    char cloud[PATH_MAX + 64], a[PATH_MAX + 64], b[PATH_MAX + 64], s3w[PATH_MAX], out[256];
-    snprintf(pb, sizeof(pb), "%s", tu_build_path("plexburst"));
-    snprintf(mk, sizeof(mk), "%s", tu_build_path("mkplex"));
-    if (access(pb, X_OK) != 0 || access(mk, X_OK) != 0) {
-        print_message("plexburst/mkplex not built: ssh + s3 end to end not covered\n");
+    if (!tools_built("ssh + s3 end to end"))
         return;
-    }
+    char s3w[PATH_MAX], s3env[512];
     snprintf(s3w, sizeof(s3w), "%s", wpath("s3server"));
-    int rc = tu_sh_out(out, sizeof(out), "'%s' start '%s' '%s' %ld 2>'%s'",
-                       tu_source_path("scripts/s3-test-server"), tu_build_path("s3rver"), s3w,
-                       (long)getpid(), wpath("s3-setup.log"));
+    int s3port = 0;
+    int rc = xu_s3_start(&s3port, s3w, wpath("s3-setup.log"));
     if (rc == 77) {
         print_message("no S3 test server: ssh + s3 end to end not covered\n");
         return;
     }
     assert_int_equal(rc, 0);
-    int s3port = atoi(out);
     assert_true(s3port > 0);
     /* none of the S3 settings in this process (whose environment sshd does not pass on) */
     for (const char *const *k = pb_transport_config_s3_keys; *k; k++)
         unsetenv(*k);
 
-    snprintf(home, sizeof(home), "%s", wpath("e2e-s3/home"));
-    snprintf(oracle, sizeof(oracle), "%s", wpath("e2e-s3/oracle"));
-    snprintf(cloud, sizeof(cloud), "ssh://root@127.0.0.1:%d%s", port, wpath("e2e-s3/cloud"));
-    snprintf(env, sizeof(env),
-             "PLEXBURST_SSH_KEY='%s' PLEXBURST_KNOWN_HOSTS='%s' PLEXBURST_STORE='s3://"
-             "plexburst-test/ssh-e2e' PLEXBURST_CLOUD='%s' PLEXBURST_S3_ENDPOINT='http://"
-             "127.0.0.1:%d' PLEXBURST_S3_REGION=fr-par AWS_ACCESS_KEY_ID=" S3_AK
-             " AWS_SECRET_ACCESS_KEY=" S3_SK,
-             tpath("client_ed25519"), tpath("known_hosts"), cloud, s3port);
-    assert_int_equal(tu_sh("mkdir -p '%s' && '%s' init --dir '%s' --scale tiny --seed 2 >/dev/null "
-                           "&& '%s' init --dir '%s' --scale tiny --seed 2 >/dev/null",
-                           wpath("e2e-s3"), mk, home, mk, oracle),
-                     0);
-    snprintf(args, sizeof(args),
-             "bootstrap --plex-dir '%s' --runner \"'%s' init --dir {plex_dir} --scale tiny "
-             "--seed 2\"",
-             home, mk);
-    assert_int_equal(run_pb(env, args), 0);
-    assert_int_equal(tu_sh("'%s' stream --dir '%s' --seed 102 >/dev/null && '%s' stream --dir '%s' "
-                           "--seed 102 >/dev/null",
-                           mk, home, mk, oracle),
-                     0);
-    snprintf(args, sizeof(args),
-             "sync --plex-dir '%s' --runner \"'%s' analyze --dir {plex_dir} --seed 202\"", home,
-             mk);
-    assert_int_equal(run_pb(env, args), 0);
-    assert_int_equal(tu_sh("'%s' analyze --dir '%s' --seed 202 >/dev/null", mk, oracle), 0);
-    snprintf(a, sizeof(a), "%s/" PB_PLEX_DB_REL, home);
-    snprintf(b, sizeof(b), "%s/" PB_PLEX_DB_REL, oracle);
-    assert_true(same_db(a, b));
-    snprintf(a, sizeof(a), "%s/" PB_PLEX_BLOBS_REL, home);
-    snprintf(b, sizeof(b), "%s/" PB_PLEX_BLOBS_REL, oracle);
-    assert_true(same_db(a, b));
-    assert_int_equal(tu_sh("diff -r --no-dereference '%s/Metadata' '%s/Metadata' >&2 && diff -r "
-                           "--no-dereference '%s/Media' '%s/Media' >&2",
-                           home, oracle, home, oracle),
-                     0);
+    snprintf(s3env, sizeof(s3env),
+             " PLEXBURST_S3_ENDPOINT='http://127.0.0.1:%d' PLEXBURST_S3_REGION=fr-par "
+             "AWS_ACCESS_KEY_ID=" S3_AK " AWS_SECRET_ACCESS_KEY=" S3_SK,
+             s3port);
+    e2e e;
+    e2e_init(&e, "e2e-s3", "s3://plexburst-test/ssh-e2e", s3env);
+    assert_int_equal(e2e_bootstrap(&e, 2), 0);
+    e2e_sync_analyze(&e, 102, 202);
     /* the store really is the S3 server's: the run went through it */
     assert_int_equal(tu_sh("find '%s' -path '*ssh-e2e*' | grep -q .", s3w), 0);
     /* no secret in the home's output, its state and logs, or the cloud's agent files */
     assert_int_not_equal(
         tu_sh("grep -rqsF '" S3_SK "' '%s' '%s' '%s/home'", wpath("e2e.log"), wpath("e2e-s3"), W),
         0);
-    tu_sh("'%s' stop '%s'", tu_source_path("scripts/s3-test-server"), s3w);
+    xu_s3_stop(s3w);
 }
 
 int main(void)

@@ -12,6 +12,7 @@
 
 #include "store.h"
 #include "testutil.h"
+#include "transfer_util.h"
 
 static char dir[4096];
 
@@ -25,6 +26,14 @@ static void make_file(const char *path, size_t n, unsigned seed)
         fputc((int)(x >> 16) & 0xff, f);
     }
     fclose(f);
+}
+
+/* The path dir/NAME into out; with SIZE > 0, a file of SIZE random bytes (SEED) made there. */
+static void scratch_file(char *out, size_t cap, const char *name, size_t size, unsigned seed)
+{
+    snprintf(out, cap, "%s/%s", dir, name);
+    if (size > 0)
+        make_file(out, size, seed);
 }
 
 typedef struct listing {
@@ -46,10 +55,9 @@ static void test_basic(void **state)
     (void)state;
     char root[4200], src[4200], dst[4200];
     pb_error err = PB_ERROR_INIT;
-    snprintf(root, sizeof(root), "%s/store1", dir);
-    snprintf(src, sizeof(src), "%s/src1", dir);
-    snprintf(dst, sizeof(dst), "%s/dst1", dir);
-    make_file(src, 300000, 1);
+    scratch_file(root, sizeof(root), "store1", 0, 0);
+    scratch_file(src, sizeof(src), "src1", 300000, 1);
+    scratch_file(dst, sizeof(dst), "dst1", 0, 0);
 
     pb_store *s = NULL;
     assert_int_equal(pb_store_open(&s, root, &err), 0);
@@ -111,6 +119,18 @@ static void test_basic(void **state)
     assert_int_equal(pb_store_open(&s, "ftp://x", &err), PB_EINVALID);
 }
 
+/* A local store in dir/ROOT (its path into root) holding the file SRC as KEY. */
+static pb_store *store_holding(char *root, size_t cap, const char *name, const char *key,
+                               const char *src)
+{
+    pb_store *s = NULL;
+    pb_error err = PB_ERROR_INIT;
+    scratch_file(root, cap, name, 0, 0);
+    assert_int_equal(pb_store_local_new(&s, root, &err), 0);
+    assert_int_equal(pb_store_put(s, key, src, NULL, NULL, &err), 0);
+    return s;
+}
+
 static int stop_at(const pb_progress *p, void *payload)
 {
     return p->bytes_done >= *(uint64_t *)payload;
@@ -121,15 +141,10 @@ static void test_atomic_put(void **state)
     (void)state;
     char root[4200], v1[4200], v2[4200], dst[4200];
     pb_error err = PB_ERROR_INIT;
-    snprintf(root, sizeof(root), "%s/store2", dir);
-    snprintf(v1, sizeof(v1), "%s/v1", dir);
-    snprintf(v2, sizeof(v2), "%s/v2", dir);
-    snprintf(dst, sizeof(dst), "%s/dst2", dir);
-    make_file(v1, 3000000, 2);
-    make_file(v2, 5000000, 3);
-    pb_store *s = NULL;
-    assert_int_equal(pb_store_local_new(&s, root, &err), 0);
-    assert_int_equal(pb_store_put(s, "baseline/main.db.zst", v1, NULL, NULL, &err), 0);
+    scratch_file(v1, sizeof(v1), "v1", 3000000, 2);
+    scratch_file(v2, sizeof(v2), "v2", 5000000, 3);
+    scratch_file(dst, sizeof(dst), "dst2", 0, 0);
+    pb_store *s = store_holding(root, sizeof(root), "store2", "baseline/main.db.zst", v1);
 
     /* a put interrupted half way: the old object stays whole, nothing else is visible */
     uint64_t limit = 2000000;
@@ -158,14 +173,10 @@ static void test_resumable_get(void **state)
     (void)state;
     char root[4200], src[4200], dst[4200], part[4300];
     pb_error err = PB_ERROR_INIT;
-    snprintf(root, sizeof(root), "%s/store3", dir);
-    snprintf(src, sizeof(src), "%s/src3", dir);
-    snprintf(dst, sizeof(dst), "%s/dst3", dir);
+    scratch_file(src, sizeof(src), "src3", 6 * 1024 * 1024 + 123, 4);
+    scratch_file(dst, sizeof(dst), "dst3", 0, 0);
     snprintf(part, sizeof(part), "%s.part", dst);
-    make_file(src, 6 * 1024 * 1024 + 123, 4);
-    pb_store *s = NULL;
-    assert_int_equal(pb_store_local_new(&s, root, &err), 0);
-    assert_int_equal(pb_store_put(s, "runs/x/bundle.pbb", src, NULL, NULL, &err), 0);
+    pb_store *s = store_holding(root, sizeof(root), "store3", "runs/x/bundle.pbb", src);
 
     /* interrupted after ~2 MiB: the part file holds what came */
     uint64_t limit = 2 * 1024 * 1024, from = 0, got = 0;
@@ -206,13 +217,10 @@ static void test_resumable_get(void **state)
 
 int main(void)
 {
-    snprintf(dir, sizeof(dir), "%s", tu_tmpdir("store"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_basic),
         cmocka_unit_test(test_atomic_put),
         cmocka_unit_test(test_resumable_get),
     };
-    int rc = cmocka_run_group_tests(tests, NULL, NULL);
-    tu_sh("rm -rf '%s'", dir);
-    return rc;
+    return XU_RUN_IN_SCRATCH(dir, "store", tests);
 }
