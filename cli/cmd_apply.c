@@ -350,12 +350,10 @@ int cmd_apply(int argc, char **argv)
                         !plex_dir ? "--plex-dir is required" : "give exactly one BUNDLE");
         return CLI_EXIT_USAGE;
     }
-    if (in_process && plex_sqlite) {
-        cli_usage_error("apply", "--in-process and --plex-sqlite exclude each other");
-        return CLI_EXIT_USAGE;
-    }
-    if (online && plex_sqlite) {
-        cli_usage_error("apply", "--online merges in-process: drop --plex-sqlite");
+    if (plex_sqlite && (in_process || online)) {
+        cli_usage_error("apply", "%s",
+                        in_process ? "--in-process and --plex-sqlite exclude each other"
+                                   : "--online merges in-process: drop --plex-sqlite");
         return CLI_EXIT_USAGE;
     }
     pb_apply_options o;

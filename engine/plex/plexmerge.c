@@ -689,15 +689,10 @@ static int run_entry(const pb_plex_merge_options *opts, pb_plex_report *report, 
                      pb_error *err)
 {
     pb_plex_report tmp;
-    run x;
     if (!report)
         report = &tmp;
     memset(report, 0, sizeof(*report));
-    memset(&x, 0, sizeof(x));
-    x.o = opts;
-    x.r = report;
-    x.merge = merge;
-    x.write = merge && opts && !opts->dry_run;
+    run x = {.o = opts, .r = report, .merge = merge, .write = merge && opts && !opts->dry_run};
     int error = run_all(&x, err);
     if (report == &tmp)
         pb_plex_report_dispose(&tmp);
