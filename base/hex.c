@@ -14,7 +14,7 @@ void pb_hex_encode(char *out, const uint8_t *in, size_t n)
     out[2 * n] = '\0';
 }
 
-static int hexval(char c)
+int pb_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -28,7 +28,7 @@ static int hexval(char c)
 int pb_hex_decode(uint8_t *out, size_t n, const char *hex)
 {
     for (size_t i = 0; i < n; i++) {
-        int hi = hexval(hex[2 * i]), lo = hi < 0 ? -1 : hexval(hex[2 * i + 1]);
+        int hi = pb_hex_digit(hex[2 * i]), lo = hi < 0 ? -1 : pb_hex_digit(hex[2 * i + 1]);
         if (hi < 0 || lo < 0)
             return -1;
         out[i] = (uint8_t)(hi << 4 | lo);

@@ -15,5 +15,7 @@ void pb_hex_encode(char *out, const uint8_t *in, size_t n);
  * @return 0, or -1 when `hex` is not 2n hex digits (out is then unspecified).
  */
 int pb_hex_decode(uint8_t *out, size_t n, const char *hex);
+/** The value of one hex digit (either case): 0 to 15, or -1 when `c` is not one. */
+int pb_hex_digit(char c);
 
 #endif

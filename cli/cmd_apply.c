@@ -17,7 +17,7 @@
 #include "cli.h"
 #include "report.h"
 
-#define SEP "════════════════════════════════════════════════════════════════"
+#define SEP CLI_SEPARATOR
 
 typedef unsigned long long ull;
 
@@ -29,28 +29,75 @@ typedef struct view {
     int shown;  /* the last phase whose results are printed */
 } view;
 
-static void hbytes(char *out, size_t cap, ull n)
-{
-    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)n;
-    int u = 0;
-    while (v >= 1024 && u < 4) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-}
-
 static void hex16(char out[33], const uint8_t h[16])
 {
     for (int i = 0; i < 16; i++)
         snprintf(out + 2 * i, 3, "%02x", h[i]);
 }
 
+static void show_verify(const pb_apply_result *r)
+{
+    char b1[32], b2[32], h[33];
+    cli_bytes(b1, sizeof(b1), r->bundle.bytes);
+    hex16(h, r->bundle.checksum);
+    cli_state("✅", "bundle verified: %llu records, %s, checksum %s", (ull)r->bundle.records, b1, h);
+    cli_bytes(b2, sizeof(b2), r->bundle.content_bytes);
+    cli_state("📦", "files: %llu new, %llu deltas, %llu hard links (%s of content)",
+              (ull)r->bundle.files_new, (ull)r->bundle.files_delta, (ull)r->bundle.files_link, b2);
+    cli_state("📦", "rows: main changeset %llu bytes, blobs changeset %llu bytes",
+              (ull)r->bundle.cs_main_bytes, (ull)r->bundle.cs_blobs_bytes);
+    hex16(h, r->bundle.base_main);
+    cli_state("✅", "baseline %s matches this home", h);
+}
+
+static void show_guards(const view *v)
+{
+    const pb_apply_result *r = v->r;
+    const pb_plex_report *p = &r->report;
+    if (!r->have_report)
+        return;
+    if (v->o->dry_run) { /* the whole diff report, as `plexburst diff` prints it */
+        report_view rv;
+        report_view_init(&rv, "diff", p, 0, 0, 0);
+        report_print_body(&rv);
+        cli_state("🛠️", "writer: %s", r->engine);
+        cli_state("⚠️", "dry run: nothing was written");
+        return;
+    }
+    cli_state(p->schema.ok ? "✅" : "❌", "%s",
+              p->schema.message[0] ? p->schema.message : "schema guard: same schema");
+    cli_state(p->deletion.ok ? "✅" : "🚨", "%s",
+              p->deletion.message[0] ? p->deletion.message : "deletion guard: no deletions");
+    cli_state("📊", "changesets: %llu inserts, %llu updates, %llu deletes in %zu tables",
+              (ull)p->cs_inserted, (ull)p->cs_updated, (ull)p->cs_deleted, p->ntables);
+    cli_state("📊",
+              "3-way view: %llu conflicts (home kept), %llu ids remapped, %llu user-state "
+              "changes dropped",
+              (ull)p->merge.conflicts, (ull)p->merge.remapped, (ull)p->merge.user_state_dropped);
+    if (p->new_items)
+        cli_state("📊", "new items: %llu", (ull)p->new_items);
+}
+
+static void show_merge(const pb_apply_result *r)
+{
+    cli_state("✅",
+              "rows merged in one transaction: %llu inserted, %llu updated, %llu deleted, %llu "
+              "conflicts, %llu columns merged key by key, %llu remapped, %llu user-state "
+              "changes dropped",
+              (ull)r->rows.inserted, (ull)r->rows.updated, (ull)r->rows.deleted,
+              (ull)r->rows.conflicts, (ull)r->rows.merged, (ull)r->rows.remapped,
+              (ull)r->rows.user_state_dropped);
+    cli_state("🛠️", "written by %s", r->engine);
+    cli_state(r->atomic_pair ? "✅" : "⚠️", "%s",
+              r->atomic_pair ? "main + blobs + journal marker committed atomically"
+                             : "online: commit recorded by probes (main and blobs commit "
+                               "one after the other)");
+}
+
 static void show(view *v, int phase)
 {
     const pb_apply_result *r = v->r;
-    char b1[32], b2[32], h[33];
+    char b1[32];
     switch (phase) {
     case PB_APPLY_RECOVER:
         if (r->recovered.action == PB_RECOVER_NONE)
@@ -62,48 +109,13 @@ static void show(view *v, int phase)
                       v->o->plex_start_cmd ? ": started it again" : ": start it again");
         break;
     case PB_APPLY_VERIFY:
-        hbytes(b1, sizeof(b1), r->bundle.bytes);
-        hex16(h, r->bundle.checksum);
-        cli_state("✅", "bundle verified: %llu records, %s, checksum %s", (ull)r->bundle.records, b1,
-                  h);
-        hbytes(b2, sizeof(b2), r->bundle.content_bytes);
-        cli_state("📦", "files: %llu new, %llu deltas, %llu hard links (%s of content)",
-                  (ull)r->bundle.files_new, (ull)r->bundle.files_delta, (ull)r->bundle.files_link,
-                  b2);
-        cli_state("📦", "rows: main changeset %llu bytes, blobs changeset %llu bytes",
-                  (ull)r->bundle.cs_main_bytes, (ull)r->bundle.cs_blobs_bytes);
-        hex16(h, r->bundle.base_main);
-        cli_state("✅", "baseline %s matches this home", h);
+        show_verify(r);
         break;
-    case PB_APPLY_GUARDS: {
-        const pb_plex_report *p = &r->report;
-        if (!r->have_report)
-            break;
-        if (v->o->dry_run) { /* the whole diff report, as `plexburst diff` prints it */
-            report_view rv;
-            report_view_init(&rv, "diff", p, 0, 0, 0);
-            report_print_body(&rv);
-            cli_state("🛠️", "writer: %s", r->engine);
-            cli_state("⚠️", "dry run: nothing was written");
-            break;
-        }
-        cli_state(p->schema.ok ? "✅" : "❌", "%s",
-                  p->schema.message[0] ? p->schema.message : "schema guard: same schema");
-        cli_state(p->deletion.ok ? "✅" : "🚨", "%s",
-                  p->deletion.message[0] ? p->deletion.message : "deletion guard: no deletions");
-        cli_state("📊", "changesets: %llu inserts, %llu updates, %llu deletes in %zu tables",
-                  (ull)p->cs_inserted, (ull)p->cs_updated, (ull)p->cs_deleted, p->ntables);
-        cli_state("📊",
-                  "3-way view: %llu conflicts (home kept), %llu ids remapped, %llu user-state "
-                  "changes dropped",
-                  (ull)p->merge.conflicts, (ull)p->merge.remapped,
-                  (ull)p->merge.user_state_dropped);
-        if (p->new_items)
-            cli_state("📊", "new items: %llu", (ull)p->new_items);
+    case PB_APPLY_GUARDS:
+        show_guards(v);
         break;
-    }
     case PB_APPLY_STAGE:
-        hbytes(b1, sizeof(b1), r->bytes_written);
+        cli_bytes(b1, sizeof(b1), r->bytes_written);
         cli_state("✅",
                   "staged beside their targets: %llu new, %llu patched, %llu hard links, %llu "
                   "already in place (%s written, %llu dirs created)",
@@ -120,18 +132,7 @@ static void show(view *v, int phase)
             cli_state("✅", "Plex is not running");
         break;
     case PB_APPLY_MERGE:
-        cli_state("✅",
-                  "rows merged in one transaction: %llu inserted, %llu updated, %llu deleted, %llu "
-                  "conflicts, %llu columns merged key by key, %llu remapped, %llu user-state "
-                  "changes dropped",
-                  (ull)r->rows.inserted, (ull)r->rows.updated, (ull)r->rows.deleted,
-                  (ull)r->rows.conflicts, (ull)r->rows.merged, (ull)r->rows.remapped,
-                  (ull)r->rows.user_state_dropped);
-        cli_state("🛠️", "written by %s", r->engine);
-        cli_state(r->atomic_pair ? "✅" : "⚠️", "%s",
-                  r->atomic_pair ? "main + blobs + journal marker committed atomically"
-                                 : "online: commit recorded by probes (main and blobs commit "
-                                   "one after the other)");
+        show_merge(r);
         break;
     case PB_APPLY_INSTALL:
         cli_state("✅", "%llu files renamed into place",
@@ -268,6 +269,47 @@ static int print_json(const pb_apply_result *r, const pb_apply_options *o, int r
     return 0;
 }
 
+/* After pb_apply(): the --json object, or the timings, or the POST-MORTEM. */
+static void show_end(view *v, int rc, const pb_error *err)
+{
+    const pb_apply_result *r = v->r;
+    if (v->json) {
+        print_json(r, v->o, rc, err);
+        if (rc)
+            fprintf(stderr, "plexburst: %s\n", err->msg[0] ? err->msg : pb_strerror(rc));
+    } else if (rc == 0) {
+        if (v->headed && v->shown < v->headed)
+            show(v, v->headed);
+        printf("\n");
+        cli_state("📊",
+                  "timings: recover %.0f ms, verify %.0f ms, guards %.0f ms, stage %.0f ms, merge "
+                  "%.0f ms, install %.0f ms, total %.0f ms, downtime %.0f ms",
+                  r->ms.recover, r->ms.verify, r->ms.guards, r->ms.stage, r->ms.merge,
+                  r->ms.install, r->ms.apply, r->ms.downtime);
+        cli_state("✅", "%s",
+                  v->o->dry_run ? "dry run complete: the bundle can be applied"
+                                : "bundle applied: home tree and rows updated together");
+    } else {
+        if (v->headed == r->phase && v->shown < r->phase && r->phase == PB_APPLY_GUARDS)
+            show(v, r->phase);
+        else
+            cli_state("❌", "%s", err->msg[0] ? err->msg : pb_strerror(rc));
+        printf("\n%s\nPOST-MORTEM\n%s\n", SEP, SEP);
+        cli_state("❌", "PHASE %d (%s) failed: %s", r->phase, pb_apply_phase_name(r->phase),
+                  err->msg[0] ? err->msg : pb_strerror(rc));
+        if (r->phase < PB_APPLY_MERGE)
+            cli_state("📊", "nothing was changed: staged files and created directories were "
+                           "removed, the DB was not written");
+        else
+            cli_state("📊",
+                      "the journal in %s decides: before the row commit everything is "
+                      "rolled back, after it the next plexburst start completes the files",
+                      r->state_dir ? r->state_dir : "the state dir");
+        cli_state("🔍", "%s", advice(rc, r));
+        fprintf(stderr, "plexburst: %s\n", err->msg[0] ? err->msg : pb_strerror(rc));
+    }
+}
+
 int cmd_apply(int argc, char **argv)
 {
     const char *plex_dir = NULL, *state_dir = NULL, *stop = NULL, *start = NULL, *path_map = NULL;
@@ -308,12 +350,10 @@ int cmd_apply(int argc, char **argv)
                         !plex_dir ? "--plex-dir is required" : "give exactly one BUNDLE");
         return CLI_EXIT_USAGE;
     }
-    if (in_process && plex_sqlite) {
-        cli_usage_error("apply", "--in-process and --plex-sqlite exclude each other");
-        return CLI_EXIT_USAGE;
-    }
-    if (online && plex_sqlite) {
-        cli_usage_error("apply", "--online merges in-process: drop --plex-sqlite");
+    if (plex_sqlite && (in_process || online)) {
+        cli_usage_error("apply", "%s",
+                        in_process ? "--in-process and --plex-sqlite exclude each other"
+                                   : "--online merges in-process: drop --plex-sqlite");
         return CLI_EXIT_USAGE;
     }
     pb_apply_options o;
@@ -345,41 +385,7 @@ int cmd_apply(int argc, char **argv)
     o.compat_extension = compat;
     rc = pb_apply(r, &o, &err);
     int code = cli_exit_code(rc);
-    if (json) {
-        print_json(r, &o, rc, &err);
-        if (rc)
-            fprintf(stderr, "plexburst: %s\n", err.msg[0] ? err.msg : pb_strerror(rc));
-    } else if (rc == 0) {
-        if (v.headed && v.shown < v.headed)
-            show(&v, v.headed);
-        printf("\n");
-        cli_state("📊",
-                  "timings: recover %.0f ms, verify %.0f ms, guards %.0f ms, stage %.0f ms, merge "
-                  "%.0f ms, install %.0f ms, total %.0f ms, downtime %.0f ms",
-                  r->ms.recover, r->ms.verify, r->ms.guards, r->ms.stage, r->ms.merge,
-                  r->ms.install, r->ms.apply, r->ms.downtime);
-        cli_state("✅", "%s",
-                  dry ? "dry run complete: the bundle can be applied"
-                      : "bundle applied: home tree and rows updated together");
-    } else {
-        if (v.headed == r->phase && v.shown < r->phase && r->phase == PB_APPLY_GUARDS)
-            show(&v, r->phase);
-        else
-            cli_state("❌", "%s", err.msg[0] ? err.msg : pb_strerror(rc));
-        printf("\n%s\nPOST-MORTEM\n%s\n", SEP, SEP);
-        cli_state("❌", "PHASE %d (%s) failed: %s", r->phase, pb_apply_phase_name(r->phase),
-                  err.msg[0] ? err.msg : pb_strerror(rc));
-        if (r->phase < PB_APPLY_MERGE)
-            cli_state("📊", "nothing was changed: staged files and created directories were "
-                           "removed, the DB was not written");
-        else
-            cli_state("📊",
-                      "the journal in %s decides: before the row commit everything is "
-                      "rolled back, after it the next plexburst start completes the files",
-                      r->state_dir ? r->state_dir : "the state dir");
-        cli_state("🔍", "%s", advice(rc, r));
-        fprintf(stderr, "plexburst: %s\n", err.msg[0] ? err.msg : pb_strerror(rc));
-    }
+    show_end(&v, rc, &err);
     pb_apply_result_dispose(r);
     free(r);
     return code;

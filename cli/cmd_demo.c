@@ -36,14 +36,16 @@ typedef struct demo {
     pid_t stream_pid;
     int stream_status;
     double stream_ms;
+    /* the demo's own state, step to step */
+    int json;
+    int exit; /* the exit code once a step stopped the demo */
+    double t0, ms_init;
+    char dir[PATH_MAX], logp[PATH_MAX + 32], cloud[PATH_MAX + 16], store[PATH_MAX + 16];
+    char runner[PATH_MAX + 128];
+    pb_error err;
+    pb_run_result rb, rs; /* the bootstrap's and the sync's results */
+    uint64_t arch_up, arch_down, raw_up, raw_down;
 } demo;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 /* Runs mkplex with `args` (NULL-terminated after argv[1]), its output as monitoring lines. */
 static int run_mkplex(demo *d, char *const args[])
@@ -75,7 +77,7 @@ static void demo_event(const pb_run_event *ev, void *payload)
         posix_spawn_file_actions_t fa;
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", 0, 0);
-        d->stream_ms = now_s();
+        d->stream_ms = cli_now();
         if (posix_spawn(&d->stream_pid, d->mkplex, &fa, NULL, argv, environ) != 0)
             d->stream_pid = 0;
         posix_spawn_file_actions_destroy(&fa);
@@ -93,32 +95,6 @@ static void demo_event(const pb_run_event *ev, void *payload)
     }
 }
 
-static int find_mkplex(char *out, size_t cap, const char *given)
-{
-    if (given) {
-        snprintf(out, cap, "%s", given);
-    } else if (getenv("PLEXBURST_MKPLEX")) {
-        snprintf(out, cap, "%s", getenv("PLEXBURST_MKPLEX"));
-    } else {
-        char self[PATH_MAX - 16];
-        ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
-        if (n <= 0)
-            return -1;
-        self[n] = '\0';
-        char *slash = strrchr(self, '/');
-        if (!slash)
-            return -1;
-        *slash = '\0';
-        snprintf(out, cap, "%s/mkplex", self);
-    }
-    if (access(out, X_OK) != 0)
-        return -1;
-    char real[PATH_MAX]; /* the runner works in another directory */
-    if (realpath(out, real))
-        snprintf(out, cap, "%s", real);
-    return 0;
-}
-
 static int prepare_workdir(char *out, size_t cap, const char *given)
 {
     if (!given) {
@@ -131,7 +107,7 @@ static int prepare_workdir(char *out, size_t cap, const char *given)
     if (!realpath(given, out))
         return -1;
     /* a previous demo's leftovers go; anything else is refused */
-    char marker[PATH_MAX + 32], cmd[PATH_MAX * 2];
+    char marker[PATH_MAX + 32], cmd[PATH_MAX * 4 + 64];
     snprintf(marker, sizeof(marker), "%s/.plexburst-demo", out);
     snprintf(cmd, sizeof(cmd), "[ -z \"$(ls -A '%s')\" ]", out);
     if (access(marker, F_OK) == 0) {
@@ -152,6 +128,222 @@ static int do_run(demo *d, pb_run_options *o, pb_run_result *r, pb_error *err)
     o->event_payload = d;
     o->cancelled = rv_cancelled;
     return pb_run(r, o, err);
+}
+
+/* Stops the demo with the POST-MORTEM of `rc` (the run result r); returns -1. */
+static int demo_fail(demo *d, int rc, const pb_run_result *r)
+{
+    d->exit = rv_finish(&d->v, rc, &d->err, r);
+    return -1;
+}
+
+/* mkplex, the work dir, the log and the opening words; -1 (d->exit set) when it cannot start. */
+static int demo_setup(demo *d, const char *workdir, const char *mkplex)
+{
+    if (pb_agent_find_mkplex(d->mkplex, sizeof(d->mkplex), mkplex) != 0) {
+        fprintf(stderr,
+                "plexburst demo: the fixture tool mkplex was not found at %s (build it, or "
+                "give --mkplex / PLEXBURST_MKPLEX)\n",
+                d->mkplex);
+        d->exit = CLI_EXIT_ERROR;
+        return -1;
+    }
+    if (prepare_workdir(d->dir, sizeof(d->dir), workdir) != 0) {
+        fprintf(stderr, "plexburst demo: cannot use %s as the work dir: %s\n",
+                workdir ? workdir : "$TMPDIR", strerror(errno));
+        d->exit = CLI_EXIT_ERROR;
+        return -1;
+    }
+    char marker[PATH_MAX + 32];
+    snprintf(marker, sizeof(marker), "%s/.plexburst-demo", d->dir);
+    FILE *mf = fopen(marker, "w");
+    if (mf)
+        fclose(mf);
+    snprintf(d->home, sizeof(d->home), "%s/home", d->dir);
+    snprintf(d->logp, sizeof(d->logp), "%s/demo.log", d->dir);
+    rv_open_log(&d->v, d->logp);
+
+    rv_state(&d->v, "⚠️",
+             "The Plex analysis in this demo is SIMULATED: no Plex server runs. The "
+             "fixture tool");
+    rv_state(&d->v, NULL,
+             "   mkplex writes the DB rows and metadata files that Plex's scanner "
+             "and analysers would");
+    rv_state(&d->v, NULL,
+             "   write (scans, deep analysis, preview thumbnails, markers, loudness, "
+             "sonic). Everything");
+    rv_state(&d->v, NULL,
+             "   else is the real thing: agent, protocol, store, deltas, journaled "
+             "merge.");
+    rv_state(&d->v, "🔍", "work dir: %s (scale %s)", d->dir, d->scale);
+    return 0;
+}
+
+/* 1: the home library. */
+static int demo_home(demo *d)
+{
+    rv_phase(&d->v, 1, "BUILD A HOME LIBRARY (mkplex init)");
+    double ti = cli_now();
+    char *init_args[] = {"init",           "--dir",  d->home, "--scale",
+                         (char *)d->scale, "--seed", "1",     NULL};
+    if (run_mkplex(d, init_args) != 0) {
+        pb_error_set(&d->err, PB_ERROR, "mkplex init failed");
+        return demo_fail(d, PB_ERROR, &d->rb);
+    }
+    d->ms_init = (cli_now() - ti) * 1000;
+    rv_state(&d->v, "✅", "home Plex data dir ready in %.1f s: %s", d->ms_init / 1000, d->home);
+    return 0;
+}
+
+/* 2: bootstrap. */
+static int demo_bootstrap(demo *d)
+{
+    pb_run_options o;
+    char b1[32];
+    rv_phase(&d->v, 2, "BOOTSTRAP THROUGH THE LOCAL CLOUD");
+    rv_state(&d->v, "🔍",
+             "the cloud builds the same library from scratch (mkplex init in the "
+             "agent's sandbox); the home receives the DB pair and only the files it "
+             "lacks");
+    pb_run_options_init(&o);
+    o.mode = PB_RUN_BOOTSTRAP;
+    o.plex_dir = d->home;
+    snprintf(d->cloud, sizeof(d->cloud), "local:%s/cloud", d->dir);
+    snprintf(d->store, sizeof(d->store), "%s/store", d->dir);
+    o.cloud = d->cloud;
+    o.store = d->store;
+    snprintf(d->runner, sizeof(d->runner), "{mkplex} init --dir {plex_dir} --scale %s --seed 1",
+             d->scale);
+    o.runner = d->runner;
+    setenv("PLEXBURST_MKPLEX", d->mkplex, 1);
+    int rc = do_run(d, &o, &d->rb, &d->err);
+    if (rc < 0)
+        return demo_fail(d, rc, &d->rb);
+    rv_state(&d->v, "✅",
+             "bootstrap done in %.1f s: %s down (DB pair zstd + bundle), baseline "
+             "%.16s recorded on both sides",
+             d->rb.ms.total / 1000, cli_bytes(b1, sizeof(b1), d->rb.bytes.down), d->rb.baseline_id);
+    return 0;
+}
+
+/* 3: the nightly sync, with the home streaming while the cloud analyses. */
+static int demo_sync(demo *d)
+{
+    pb_run_options o;
+    rv_phase(&d->v, 3, "NIGHTLY SYNC: HOME STREAMS WHILE THE CLOUD ANALYSES");
+    rv_state(&d->v, "🔍",
+             "home → cloud: a row changeset against the baseline; the cloud runs "
+             "mkplex analyze (new media, analysis, regenerated metadata); cloud → "
+             "home: a bundle, merged");
+    /* the day before: plays and edits at home, which go up as a row changeset tonight */
+    char *day_args[] = {"stream", "--dir", d->home, "--seed", "4", NULL};
+    rv_monitor(&d->v, "🔄", "during the day the home Plex streams (mkplex stream --seed 4)");
+    if (run_mkplex(d, day_args) != 0) {
+        pb_error_set(&d->err, PB_ERROR, "mkplex stream failed");
+        return demo_fail(d, PB_ERROR, &d->rb);
+    }
+    pb_run_options_init(&o);
+    o.mode = PB_RUN_SYNC;
+    o.plex_dir = d->home;
+    o.cloud = d->cloud;
+    o.store = d->store;
+    o.runner = "{mkplex} analyze --dir {plex_dir} --seed 7";
+    /* no Plex runs here: no-op stop/start commands let the apply measure the downtime a real
+     * Plex would see (stopped around the merge and the file renames only) */
+    o.plex_stop_cmd = "true";
+    o.plex_start_cmd = "true";
+    int rc = do_run(d, &o, &d->rs, &d->err);
+    return rc < 0 ? demo_fail(d, rc, &d->rs) : 0;
+}
+
+/* 4: the report. */
+static void demo_report(demo *d)
+{
+    rv_phase(&d->v, 4, "DIFF REPORT");
+    rv_show_report(&d->v, &d->rs);
+    const pb_apply_result *a = &d->rs.apply;
+    rv_state(&d->v, "✅",
+             "merged: %llu rows inserted, %llu updated, %llu deleted; %llu new files, %llu "
+             "patched by delta",
+             (ull)a->rows.inserted, (ull)a->rows.updated, (ull)a->rows.deleted, (ull)a->files_new,
+             (ull)a->files_patched);
+    rv_state(&d->v, "✅",
+             "nothing written at home during the cloud run was lost: %llu cloud inserts "
+             "renumbered around the home's, %llu columns kept the home's edit, %llu cloud "
+             "user-state changes dropped",
+             (ull)a->rows.remapped, (ull)a->rows.conflicts, (ull)a->rows.user_state_dropped);
+}
+
+/* 5: the bytes, against whole archives. */
+static int demo_transfer(demo *d)
+{
+    const pb_run_result *rs = &d->rs;
+    char b1[32], b2[32], b3[32], b4[32];
+    rv_phase(&d->v, 5, "TRANSFER SUMMARY");
+    if (pb_archive_estimate(&d->arch_up, &d->raw_up, d->home, PB_ARCHIVE_DB, 3, &d->err) < 0 ||
+        pb_archive_estimate(&d->arch_down, &d->raw_down, d->home, PB_ARCHIVE_LIBRARY, 3, &d->err) <
+            0) {
+        fprintf(stderr, "plexburst demo: %s\n", d->err.msg);
+        d->exit = CLI_EXIT_ERROR;
+        return -1;
+    }
+    uint64_t ours = rs->bytes.up + rs->bytes.down, theirs = d->arch_up + d->arch_down;
+    rv_state(&d->v, "📊", "the nightly sync over the home link:");
+    rv_state(&d->v, NULL, "   %-16s %14s %34s", "", "plexburst", "whole archives (tar | zstd -3)");
+    rv_state(&d->v, NULL, "   %-16s %14s %34s", "home → cloud",
+             cli_bytes(b1, sizeof(b1), rs->bytes.up), cli_bytes(b2, sizeof(b2), d->arch_up));
+    rv_state(&d->v, NULL, "   %-16s %14s %34s", "cloud → home",
+             cli_bytes(b1, sizeof(b1), rs->bytes.down), cli_bytes(b2, sizeof(b2), d->arch_down));
+    rv_state(&d->v, NULL, "   %-16s %14s %34s", "total", cli_bytes(b3, sizeof(b3), ours),
+             cli_bytes(b4, sizeof(b4), theirs));
+    rv_state(&d->v, "📊",
+             "%.0f× fewer bytes than whole archives; up: a %s row changeset (%llu "
+             "rows) instead of the %s DB (%s as a zstd archive)",
+             ours ? (double)theirs / (double)ours : 0.0,
+             cli_bytes(b1, sizeof(b1), rs->bytes.changeset_up), (ull)rs->up.changeset_rows,
+             cli_bytes(b2, sizeof(b2), d->raw_up), cli_bytes(b3, sizeof(b3), d->arch_up));
+    rv_state(&d->v, "📊",
+             "home Plex down %.2f s for the merge (the scripts stop it for the whole "
+             "copy and replace the library, losing the plays made meanwhile)",
+             rs->ms.downtime / 1000);
+    rv_state(&d->v, "✅", "demo finished in %.1f s; everything is in %s", cli_now() - d->t0, d->dir);
+    rv_state(&d->v, "📦", "logs: %s/home.plexburst/logs/, the demo's own: %s", d->dir, d->logp);
+    rv_state(&d->v, "🔍", "try: plexburst status --plex-dir %s", d->home);
+    return 0;
+}
+
+/* The --json object at the end. */
+static void demo_json(const demo *d)
+{
+    const pb_run_result *rs = &d->rs;
+    uint64_t ours = rs->bytes.up + rs->bytes.down, theirs = d->arch_up + d->arch_down;
+    json_t *j = json_object();
+    json_object_set_new(j, "command", json_string("demo"));
+    json_object_set_new(j, "ok", json_true());
+    json_object_set_new(j, "simulated", json_true());
+    json_object_set_new(j, "scale", json_string(d->scale));
+    json_object_set_new(j, "workdir", json_string(d->dir));
+    json_object_set_new(j, "home", json_string(d->home));
+    json_object_set_new(j, "bootstrap", rv_result_json(&d->rb, 0, NULL));
+    json_object_set_new(j, "sync", rv_result_json(rs, 0, NULL));
+    json_object_set_new(j, "home_stream_status", json_integer(d->stream_status));
+    json_object_set_new(j, "transfer",
+                        json_pack("{s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:i, s:I, s:I}, s:f}",
+                                  "plexburst", "up", (json_int_t)rs->bytes.up, "down",
+                                  (json_int_t)rs->bytes.down, "total", (json_int_t)ours, "archives",
+                                  "up", (json_int_t)d->arch_up, "down", (json_int_t)d->arch_down,
+                                  "total", (json_int_t)theirs, "zstd_level", 3, "raw_up",
+                                  (json_int_t)d->raw_up, "raw_down", (json_int_t)d->raw_down,
+                                  "ratio", ours ? (double)theirs / (double)ours : 0.0));
+    json_object_set_new(j, "timings_ms",
+                        json_pack("{s:f, s:f, s:f, s:f}", "total", (cli_now() - d->t0) * 1000,
+                                  "home_init", d->ms_init, "bootstrap", d->rb.ms.total, "sync",
+                                  rs->ms.total));
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    if (s)
+        puts(s);
+    free(s);
+    json_decref(j);
 }
 
 int cmd_demo(int argc, char **argv)
@@ -177,9 +369,7 @@ int cmd_demo(int argc, char **argv)
         return CLI_EXIT_USAGE;
     }
     demo *d = calloc(1, sizeof(*d));
-    pb_run_result *rb = calloc(1, sizeof(*rb)), *rs = calloc(1, sizeof(*rs));
-    char *dir = malloc(PATH_MAX);
-    if (!d || !rb || !rs || !dir) {
+    if (!d) {
         fprintf(stderr, "plexburst demo: out of memory\n");
         return CLI_EXIT_ERROR;
     }
@@ -187,209 +377,26 @@ int cmd_demo(int argc, char **argv)
     d->v.quiet_phases = 1;
     d->v.no_summary = 1;
     d->scale = scale;
-    double t0 = now_s();
-    pb_error err = PB_ERROR_INIT;
-    pb_run_options o;
-    char runner[PATH_MAX + 128], logp[PATH_MAX + 32], b1[32], b2[32], b3[32], b4[32];
-    uint64_t arch_up = 0, arch_down = 0, raw_up = 0, raw_down = 0;
-    double ms_init = 0;
+    d->json = json;
+    d->t0 = cli_now();
+    d->err = (pb_error)PB_ERROR_INIT;
     rv_install_signals();
 
-    if (find_mkplex(d->mkplex, sizeof(d->mkplex), mkplex) != 0) {
-        fprintf(stderr,
-                "plexburst demo: the fixture tool mkplex was not found at %s (build it, or "
-                "give --mkplex / PLEXBURST_MKPLEX)\n",
-                d->mkplex);
-        rc = CLI_EXIT_ERROR;
-        goto out;
+    if (demo_setup(d, workdir, mkplex) == 0 && demo_home(d) == 0 && demo_bootstrap(d) == 0 &&
+        demo_sync(d) == 0) {
+        demo_report(d);
+        if (demo_transfer(d) == 0) {
+            if (json)
+                demo_json(d);
+            d->exit = CLI_EXIT_OK;
+            rv_close_log(&d->v);
+        }
     }
-    if (prepare_workdir(dir, PATH_MAX, workdir) != 0) {
-        fprintf(stderr, "plexburst demo: cannot use %s as the work dir: %s\n",
-                workdir ? workdir : "$TMPDIR", strerror(errno));
-        rc = CLI_EXIT_ERROR;
-        goto out;
-    }
-    char marker[PATH_MAX + 32];
-    snprintf(marker, sizeof(marker), "%s/.plexburst-demo", dir);
-    FILE *mf = fopen(marker, "w");
-    if (mf)
-        fclose(mf);
-    snprintf(d->home, sizeof(d->home), "%s/home", dir);
-    snprintf(logp, sizeof(logp), "%s/demo.log", dir);
-    rv_open_log(&d->v, logp);
-
-    rv_state(&d->v, "⚠️",
-             "The Plex analysis in this demo is SIMULATED: no Plex server runs. The "
-             "fixture tool");
-    rv_state(&d->v, NULL,
-             "   mkplex writes the DB rows and metadata files that Plex's scanner "
-             "and analysers would");
-    rv_state(&d->v, NULL,
-             "   write (scans, deep analysis, preview thumbnails, markers, loudness, "
-             "sonic). Everything");
-    rv_state(&d->v, NULL,
-             "   else is the real thing: agent, protocol, store, deltas, journaled "
-             "merge.");
-    rv_state(&d->v, "🔍", "work dir: %s (scale %s)", dir, scale);
-
-    /* 1: the home library */
-    rv_phase(&d->v, 1, "BUILD A HOME LIBRARY (mkplex init)");
-    double ti = now_s();
-    char *init_args[] = {"init", "--dir", d->home, "--scale", (char *)scale, "--seed", "1", NULL};
-    if (run_mkplex(d, init_args) != 0) {
-        pb_error_set(&err, PB_ERROR, "mkplex init failed");
-        rc = PB_ERROR;
-        goto fail_early;
-    }
-    ms_init = (now_s() - ti) * 1000;
-    rv_state(&d->v, "✅", "home Plex data dir ready in %.1f s: %s", ms_init / 1000, d->home);
-
-    /* 2: bootstrap */
-    rv_phase(&d->v, 2, "BOOTSTRAP THROUGH THE LOCAL CLOUD");
-    rv_state(&d->v, "🔍",
-             "the cloud builds the same library from scratch (mkplex init in the "
-             "agent's sandbox); the home receives the DB pair and only the files it "
-             "lacks");
-    pb_run_options_init(&o);
-    o.mode = PB_RUN_BOOTSTRAP;
-    o.plex_dir = d->home;
-    char cloud[PATH_MAX + 16], store[PATH_MAX + 16];
-    snprintf(cloud, sizeof(cloud), "local:%s/cloud", dir);
-    snprintf(store, sizeof(store), "%s/store", dir);
-    o.cloud = cloud;
-    o.store = store;
-    snprintf(runner, sizeof(runner), "{mkplex} init --dir {plex_dir} --scale %s --seed 1", scale);
-    o.runner = runner;
-    setenv("PLEXBURST_MKPLEX", d->mkplex, 1);
-    rc = do_run(d, &o, rb, &err);
-    if (rc < 0) {
-        rc = rv_finish(&d->v, rc, &err, rb);
-        goto out;
-    }
-    rv_state(&d->v, "✅",
-             "bootstrap done in %.1f s: %s down (DB pair zstd + bundle), baseline "
-             "%.16s recorded on both sides",
-             rb->ms.total / 1000, cli_bytes(b1, sizeof(b1), rb->bytes.down), rb->baseline_id);
-
-    /* 3: the nightly sync, with the home streaming while the cloud analyses */
-    rv_phase(&d->v, 3, "NIGHTLY SYNC: HOME STREAMS WHILE THE CLOUD ANALYSES");
-    rv_state(&d->v, "🔍",
-             "home → cloud: a row changeset against the baseline; the cloud runs "
-             "mkplex analyze (new media, analysis, regenerated metadata); cloud → "
-             "home: a bundle, merged");
-    /* the day before: plays and edits at home, which go up as a row changeset tonight */
-    char *day_args[] = {"stream", "--dir", d->home, "--seed", "4", NULL};
-    rv_monitor(&d->v, "🔄", "during the day the home Plex streams (mkplex stream --seed 4)");
-    if (run_mkplex(d, day_args) != 0) {
-        pb_error_set(&err, PB_ERROR, "mkplex stream failed");
-        rc = PB_ERROR;
-        goto fail_early;
-    }
-    pb_run_options_init(&o);
-    o.mode = PB_RUN_SYNC;
-    o.plex_dir = d->home;
-    o.cloud = cloud;
-    o.store = store;
-    o.runner = "{mkplex} analyze --dir {plex_dir} --seed 7";
-    /* no Plex runs here: no-op stop/start commands let the apply measure the downtime a real
-     * Plex would see (stopped around the merge and the file renames only) */
-    o.plex_stop_cmd = "true";
-    o.plex_start_cmd = "true";
-    rc = do_run(d, &o, rs, &err);
-    if (rc < 0) {
-        rc = rv_finish(&d->v, rc, &err, rs);
-        goto out;
-    }
-
-    /* 4: the report */
-    rv_phase(&d->v, 4, "DIFF REPORT");
-    rv_show_report(&d->v, rs);
-    const pb_apply_result *a = &rs->apply;
-    rv_state(&d->v, "✅",
-             "merged: %llu rows inserted, %llu updated, %llu deleted; %llu new files, %llu "
-             "patched by delta",
-             (ull)a->rows.inserted, (ull)a->rows.updated, (ull)a->rows.deleted, (ull)a->files_new,
-             (ull)a->files_patched);
-    rv_state(&d->v, "✅",
-             "nothing written at home during the cloud run was lost: %llu cloud inserts "
-             "renumbered around the home's, %llu columns kept the home's edit, %llu cloud "
-             "user-state changes dropped",
-             (ull)a->rows.remapped, (ull)a->rows.conflicts, (ull)a->rows.user_state_dropped);
-
-    /* 5: the bytes */
-    rv_phase(&d->v, 5, "TRANSFER SUMMARY");
-    if ((rc = pb_archive_estimate(&arch_up, &raw_up, d->home, PB_ARCHIVE_DB, 3, &err)) < 0 ||
-        (rc = pb_archive_estimate(&arch_down, &raw_down, d->home, PB_ARCHIVE_LIBRARY, 3, &err)) <
-            0) {
-        fprintf(stderr, "plexburst demo: %s\n", err.msg);
-        rc = CLI_EXIT_ERROR;
-        goto out;
-    }
-    uint64_t ours = rs->bytes.up + rs->bytes.down, theirs = arch_up + arch_down;
-    rv_state(&d->v, "📊", "the nightly sync over the home link:");
-    rv_state(&d->v, NULL, "   %-16s %14s %34s", "", "plexburst", "whole archives (tar | zstd -3)");
-    rv_state(&d->v, NULL, "   %-16s %14s %34s", "home → cloud",
-             cli_bytes(b1, sizeof(b1), rs->bytes.up), cli_bytes(b2, sizeof(b2), arch_up));
-    rv_state(&d->v, NULL, "   %-16s %14s %34s", "cloud → home",
-             cli_bytes(b1, sizeof(b1), rs->bytes.down), cli_bytes(b2, sizeof(b2), arch_down));
-    rv_state(&d->v, NULL, "   %-16s %14s %34s", "total", cli_bytes(b3, sizeof(b3), ours),
-             cli_bytes(b4, sizeof(b4), theirs));
-    rv_state(&d->v, "📊",
-             "%.0f× fewer bytes than whole archives; up: a %s row changeset (%llu "
-             "rows) instead of the %s DB (%s as a zstd archive)",
-             ours ? (double)theirs / (double)ours : 0.0,
-             cli_bytes(b1, sizeof(b1), rs->bytes.changeset_up), (ull)rs->up.changeset_rows,
-             cli_bytes(b2, sizeof(b2), raw_up), cli_bytes(b3, sizeof(b3), arch_up));
-    rv_state(&d->v, "📊",
-             "home Plex down %.2f s for the merge (the scripts stop it for the whole "
-             "copy and replace the library, losing the plays made meanwhile)",
-             rs->ms.downtime / 1000);
-    rv_state(&d->v, "✅", "demo finished in %.1f s; everything is in %s", now_s() - t0, dir);
-    rv_state(&d->v, "📦", "logs: %s/home.plexburst/logs/, the demo's own: %s", dir, logp);
-    rv_state(&d->v, "🔍", "try: plexburst status --plex-dir %s", d->home);
-
-    if (json) {
-        json_t *j = json_object();
-        json_object_set_new(j, "command", json_string("demo"));
-        json_object_set_new(j, "ok", json_true());
-        json_object_set_new(j, "simulated", json_true());
-        json_object_set_new(j, "scale", json_string(scale));
-        json_object_set_new(j, "workdir", json_string(dir));
-        json_object_set_new(j, "home", json_string(d->home));
-        json_object_set_new(j, "bootstrap", rv_result_json(rb, 0, NULL));
-        json_object_set_new(j, "sync", rv_result_json(rs, 0, NULL));
-        json_object_set_new(j, "home_stream_status", json_integer(d->stream_status));
-        json_object_set_new(
-            j, "transfer",
-            json_pack("{s:{s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:i, s:I, s:I}, s:f}", "plexburst",
-                      "up", (json_int_t)rs->bytes.up, "down", (json_int_t)rs->bytes.down, "total",
-                      (json_int_t)ours, "archives", "up", (json_int_t)arch_up, "down",
-                      (json_int_t)arch_down, "total", (json_int_t)theirs, "zstd_level", 3, "raw_up",
-                      (json_int_t)raw_up, "raw_down", (json_int_t)raw_down, "ratio",
-                      ours ? (double)theirs / (double)ours : 0.0));
-        json_object_set_new(j, "timings_ms",
-                            json_pack("{s:f, s:f, s:f, s:f}", "total", (now_s() - t0) * 1000,
-                                      "home_init", ms_init, "bootstrap", rb->ms.total, "sync",
-                                      rs->ms.total));
-        char *s = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (s)
-            puts(s);
-        free(s);
-        json_decref(j);
-    }
-    rc = CLI_EXIT_OK;
-    rv_close_log(&d->v);
-    goto out;
-fail_early:
-    rc = rv_finish(&d->v, rc, &err, rb);
-out:
+    rc = d->exit;
     if (d->stream_pid > 0)
         waitpid(d->stream_pid, NULL, 0);
-    pb_run_result_dispose(rb);
-    pb_run_result_dispose(rs);
-    free(rb);
-    free(rs);
-    free(dir);
+    pb_run_result_dispose(&d->rb);
+    pb_run_result_dispose(&d->rs);
     free(d);
     return rc;
 }

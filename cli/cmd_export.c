@@ -40,6 +40,101 @@ static int is_manifest(const char *path)
     return n == 8 && memcmp(m, "PBMANIF1", 8) == 0;
 }
 
+/* --list-only: the cloud's LIST, or with --base-dir MANIFEST the paths that differ. */
+static int export_list(const char *cloud, const char *base_dir, const char *output, int json)
+{
+    pb_error err = PB_ERROR_INIT;
+    pb_export_stats st;
+    int rc;
+    if (base_dir && is_manifest(base_dir)) {
+        rc = pb_export_wanted(&st, cloud, NULL, base_dir, output, &err);
+        if (rc)
+            return cli_fail(&err, rc);
+        if (json)
+            printf("{\"ok\": true, \"command\": \"export\", \"wanted\": \"%s\", \"paths\": "
+                   "%llu}\n",
+                   output, (ull)st.answers);
+        else
+            cli_state("✅", "wanted LIST: %llu paths that differ from the home manifest, in %s",
+                      (ull)st.answers, output);
+        return CLI_EXIT_OK;
+    }
+    rc = pb_export_list(&st, cloud, NULL, output, &err);
+    if (rc)
+        return cli_fail(&err, rc);
+    if (json)
+        printf("{\"ok\": true, \"command\": \"export\", \"list\": \"%s\", \"files\": %llu}\n",
+               output, (ull)st.listed);
+    else
+        cli_state("✅", "LIST of %llu cloud files written to %s", (ull)st.listed, output);
+    return CLI_EXIT_OK;
+}
+
+/* What the home holds (--base-dir HOME or MANIFEST, --sigs) into o; 0 or CLI_EXIT_USAGE. */
+static int home_holds(pb_export_options *o, const char *base_dir, const char *sigs)
+{
+    struct stat sb;
+    if (!base_dir) {
+        o->answer = sigs;
+        return 0;
+    }
+    if (stat(base_dir, &sb) != 0) {
+        cli_usage_error("export", "--base-dir %s does not exist", base_dir);
+        return CLI_EXIT_USAGE;
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        o->home_dir = base_dir;
+        if (sigs) {
+            cli_usage_error("export", "--sigs goes with a manifest, not a home dir");
+            return CLI_EXIT_USAGE;
+        }
+    } else if (is_manifest(base_dir)) {
+        o->home_manifest = base_dir;
+        o->answer = sigs;
+    } else {
+        cli_usage_error("export", "--base-dir %s is neither a directory nor a manifest", base_dir);
+        return CLI_EXIT_USAGE;
+    }
+    return 0;
+}
+
+/* The built bundle's figures, as lines or one JSON object. */
+static int show_built(const pb_export_stats *st, const char *output, int json)
+{
+    if (json) {
+        json_t *j = json_pack(
+            "{s:b, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
+            "s:{s:I, s:I, s:I}, s:{s:f}}",
+            "ok", 1, "command", "export", "bundle", output, "files", "listed",
+            (json_int_t)st->listed, "new", (json_int_t)st->files_new, "delta",
+            (json_int_t)st->files_delta, "link", (json_int_t)st->files_link, "unchanged",
+            (json_int_t)st->files_unchanged, "whole_changed", (json_int_t)st->files_whole_changed,
+            "bytes", "bundle", (json_int_t)st->bundle_bytes, "content",
+            (json_int_t)st->content_bytes, "delta", (json_int_t)st->delta_bytes, "signatures",
+            (json_int_t)st->sig_bytes, "changeset_main", (json_int_t)st->cs_main_bytes,
+            "changeset_blobs", (json_int_t)st->cs_blobs_bytes, "rows", "inserted",
+            (json_int_t)st->rows_inserted, "updated", (json_int_t)st->rows_updated, "deleted",
+            (json_int_t)st->rows_deleted, "timings_ms", "export", st->ms);
+        char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
+        if (s)
+            printf("%s\n", s);
+        free(s);
+        json_decref(j);
+        return CLI_EXIT_OK;
+    }
+    cli_state("📦",
+              "files: %llu listed, %llu new (%llu of them replacing small home files), %llu "
+              "deltas, %llu hard links, %llu unchanged",
+              (ull)st->listed, (ull)st->files_new, (ull)st->files_whole_changed,
+              (ull)st->files_delta, (ull)st->files_link, (ull)st->files_unchanged);
+    cli_state("📦", "rows: %llu inserts, %llu updates, %llu deletes (changesets %llu + %llu bytes)",
+              (ull)st->rows_inserted, (ull)st->rows_updated, (ull)st->rows_deleted,
+              (ull)st->cs_main_bytes, (ull)st->cs_blobs_bytes);
+    cli_state("✅", "bundle %s: %llu bytes (content %llu bytes) in %.0f ms", output,
+              (ull)st->bundle_bytes, (ull)st->content_bytes, st->ms);
+    return CLI_EXIT_OK;
+}
+
 int cmd_export(int argc, char **argv)
 {
     const char *cloud = NULL, *base_db = NULL, *base_blobs = NULL, *base_dir = NULL, *sigs = NULL;
@@ -82,32 +177,8 @@ int cmd_export(int argc, char **argv)
         cli_usage_error("export", "--cloud-dir and -o are required");
         return CLI_EXIT_USAGE;
     }
-    pb_error err = PB_ERROR_INIT;
-    pb_export_stats st;
-    if (list_only && base_dir && is_manifest(base_dir)) {
-        rc = pb_export_wanted(&st, cloud, NULL, base_dir, output, &err);
-        if (rc)
-            return cli_fail(&err, rc);
-        if (json)
-            printf("{\"ok\": true, \"command\": \"export\", \"wanted\": \"%s\", \"paths\": "
-                   "%llu}\n",
-                   output, (ull)st.answers);
-        else
-            cli_state("✅", "wanted LIST: %llu paths that differ from the home manifest, in %s",
-                      (ull)st.answers, output);
-        return CLI_EXIT_OK;
-    }
-    if (list_only) {
-        rc = pb_export_list(&st, cloud, NULL, output, &err);
-        if (rc)
-            return cli_fail(&err, rc);
-        if (json)
-            printf("{\"ok\": true, \"command\": \"export\", \"list\": \"%s\", \"files\": %llu}\n",
-                   output, (ull)st.listed);
-        else
-            cli_state("✅", "LIST of %llu cloud files written to %s", (ull)st.listed, output);
-        return CLI_EXIT_OK;
-    }
+    if (list_only)
+        return export_list(cloud, base_dir, output, json);
     if (!base_db) {
         cli_usage_error("export", "--base-db is required");
         return CLI_EXIT_USAGE;
@@ -128,67 +199,17 @@ int cmd_export(int argc, char **argv)
     o.keep_work = keep;
     o.zstd_level = level;
     o.whole_below = whole > 0 ? (uint64_t)whole : 0;
-    if (base_dir) {
-        struct stat sb;
-        if (stat(base_dir, &sb) != 0) {
-            cli_usage_error("export", "--base-dir %s does not exist", base_dir);
-            return CLI_EXIT_USAGE;
-        }
-        if (S_ISDIR(sb.st_mode)) {
-            o.home_dir = base_dir;
-            if (sigs) {
-                cli_usage_error("export", "--sigs goes with a manifest, not a home dir");
-                return CLI_EXIT_USAGE;
-            }
-        } else if (is_manifest(base_dir)) {
-            o.home_manifest = base_dir;
-            o.answer = sigs;
-        } else {
-            cli_usage_error("export", "--base-dir %s is neither a directory nor a manifest",
-                            base_dir);
-            return CLI_EXIT_USAGE;
-        }
-    } else {
-        o.answer = sigs;
-    }
+    if ((rc = home_holds(&o, base_dir, sigs)) != 0)
+        return rc;
     if (!json)
         cli_phase(1, "EXPORT BUNDLE");
+    pb_error err = PB_ERROR_INIT;
+    pb_export_stats st;
     rc = pb_export_build(&st, output, &o, &err);
     if (rc) {
         if (!json)
             cli_state("❌", "%s", err.msg[0] ? err.msg : pb_strerror(rc));
         return cli_fail(&err, rc);
     }
-    if (json) {
-        json_t *j = json_pack(
-            "{s:b, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
-            "s:{s:I, s:I, s:I}, s:{s:f}}",
-            "ok", 1, "command", "export", "bundle", output, "files", "listed",
-            (json_int_t)st.listed, "new", (json_int_t)st.files_new, "delta",
-            (json_int_t)st.files_delta, "link", (json_int_t)st.files_link, "unchanged",
-            (json_int_t)st.files_unchanged, "whole_changed", (json_int_t)st.files_whole_changed,
-            "bytes", "bundle", (json_int_t)st.bundle_bytes, "content", (json_int_t)st.content_bytes,
-            "delta", (json_int_t)st.delta_bytes, "signatures", (json_int_t)st.sig_bytes,
-            "changeset_main", (json_int_t)st.cs_main_bytes, "changeset_blobs",
-            (json_int_t)st.cs_blobs_bytes, "rows", "inserted", (json_int_t)st.rows_inserted,
-            "updated", (json_int_t)st.rows_updated, "deleted", (json_int_t)st.rows_deleted,
-            "timings_ms", "export", st.ms);
-        char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-        if (s)
-            printf("%s\n", s);
-        free(s);
-        json_decref(j);
-        return CLI_EXIT_OK;
-    }
-    cli_state("📦",
-              "files: %llu listed, %llu new (%llu of them replacing small home files), %llu "
-              "deltas, %llu hard links, %llu unchanged",
-              (ull)st.listed, (ull)st.files_new, (ull)st.files_whole_changed, (ull)st.files_delta,
-              (ull)st.files_link, (ull)st.files_unchanged);
-    cli_state("📦", "rows: %llu inserts, %llu updates, %llu deletes (changesets %llu + %llu bytes)",
-              (ull)st.rows_inserted, (ull)st.rows_updated, (ull)st.rows_deleted,
-              (ull)st.cs_main_bytes, (ull)st.cs_blobs_bytes);
-    cli_state("✅", "bundle %s: %llu bytes (content %llu bytes) in %.0f ms", output,
-              (ull)st.bundle_bytes, (ull)st.content_bytes, st.ms);
-    return CLI_EXIT_OK;
+    return show_built(&st, output, json);
 }

@@ -22,29 +22,10 @@ typedef struct progress_state {
     uint64_t scanned; /* entries seen by the scan */
 } progress_state;
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
-static void human_bytes(char *out, size_t cap, uint64_t n)
-{
-    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)n;
-    int u = 0;
-    while (v >= 1024 && u < 4) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(out, cap, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-}
-
 static int on_progress(const pb_progress *p, void *payload)
 {
     progress_state *ps = payload;
-    double now = mono();
+    double now = cli_now();
     int final = strcmp(p->phase, "done") == 0;
 
     if (!final && now - ps->last < ps->interval)
@@ -55,8 +36,8 @@ static int on_progress(const pb_progress *p, void *payload)
         snprintf(line, sizeof(line), "scanning: %llu entries", (unsigned long long)p->items_done);
     } else {
         char done[32], total[32];
-        human_bytes(done, sizeof(done), p->bytes_done);
-        human_bytes(total, sizeof(total), p->bytes_total);
+        cli_bytes(done, sizeof(done), p->bytes_done);
+        cli_bytes(total, sizeof(total), p->bytes_total);
         if (p->items_total == 0 && !final)
             return 0; /* nothing to hash: no line */
         snprintf(line, sizeof(line), "hashing: %llu/%llu files, %s of %s (%.0f%%)",
@@ -120,7 +101,7 @@ int cmd_fingerprint(int argc, char **argv)
     if ((rc = cli_recover(plex_dir, state_dir)) != 0)
         return rc;
 
-    progress_state ps = {isatty(STDERR_FILENO), 0, mono(), 0, 0};
+    progress_state ps = {isatty(STDERR_FILENO), 0, cli_now(), 0, 0};
     ps.interval = ps.tty ? 1.0 / 6 : 5.0;
     pb_fingerprint_options fo = PB_FINGERPRINT_OPTIONS_INIT;
     fo.state_dir = state_dir;
@@ -140,8 +121,8 @@ int cmd_fingerprint(int argc, char **argv)
         return print_json(&r);
 
     char bytes[32], hbytes[32];
-    human_bytes(bytes, sizeof(bytes), r.bytes);
-    human_bytes(hbytes, sizeof(hbytes), r.hashed_bytes);
+    cli_bytes(bytes, sizeof(bytes), r.bytes);
+    cli_bytes(hbytes, sizeof(hbytes), r.hashed_bytes);
     cli_state("🔍", "fingerprint of %s", plex_dir);
     printf("   files     %llu (%s), %llu directories, %llu symlinks\n", (unsigned long long)r.files,
            bytes, (unsigned long long)r.dirs, (unsigned long long)r.symlinks);

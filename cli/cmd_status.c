@@ -13,68 +13,39 @@
 #include "cli.h"
 #include "progress.h"
 
-int cmd_status(int argc, char **argv)
+/* The status as one JSON object. */
+static void print_json(const pb_run_status *s)
 {
-    const char *plex = NULL, *state = NULL;
-    int json = 0;
-    const cli_opt opts[] = {
-        {"plex-dir", CLI_OPT_STRING, &plex, "DIR", "the home Plex data dir"},
-        {"state-dir", CLI_OPT_STRING, &state, "DIR", "default: <plex dir>.plexburst"},
-        {"json", CLI_OPT_FLAG, &json, NULL, "print one JSON object"},
-        {NULL, 0, NULL, NULL, NULL},
-    };
-    int rc = cli_parse("status", "--plex-dir HOME [--json]", opts, argc, argv, NULL, 0, NULL);
-    if (rc > 0)
-        return CLI_EXIT_OK;
-    if (rc < 0)
-        return CLI_EXIT_USAGE;
-    if (!plex)
-        plex = getenv("PLEXBURST_PLEX_DIR");
-    if (!plex) {
-        cli_usage_error("status", "--plex-dir is required");
-        return CLI_EXIT_USAGE;
+    json_t *runs = json_array();
+    for (size_t i = 0; i < s->nruns; i++) {
+        const pb_run_record *r = &s->runs[i];
+        json_array_append_new(
+            runs,
+            json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:s}", "run_id",
+                      r->run_id, "mode", r->mode, "state", r->state, "phase", r->phase, "error",
+                      r->error, "started", (json_int_t)r->started, "bytes_up",
+                      (json_int_t)r->bytes_up, "bytes_down", (json_int_t)r->bytes_down, "ms_total",
+                      r->ms_total, "ms_downtime", r->ms_downtime, "log", r->log_path));
     }
-    if ((rc = cli_recover(plex, state)) != 0)
-        return rc;
-    pb_run_status *s = calloc(1, sizeof(*s));
-    pb_error err = PB_ERROR_INIT;
-    if (!s)
-        return CLI_EXIT_ERROR;
-    rc = pb_run_status_read(s, plex, state, &err);
-    if (rc < 0) {
-        free(s);
-        return cli_fail(&err, rc);
-    }
+    json_t *o = json_pack("{s:s, s:s?, s:o, s:o, s:o}", "state_dir", s->state_dir, "baseline",
+                          s->have_baseline ? s->baseline_id : NULL, "runs", runs, "interrupted_run",
+                          s->interrupted_run ? json_pack("{s:s, s:s}", "run_id", s->interrupted_id,
+                                                         "state", s->interrupted_phase)
+                                             : json_null(),
+                          "pending_apply",
+                          s->pending_apply ? json_pack("{s:s, s:s}", "run_id", s->pending_apply_run,
+                                                       "state", s->pending_apply_state)
+                                           : json_null());
+    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    puts(txt ? txt : "{}");
+    free(txt);
+    json_decref(o);
+}
+
+/* The baseline, what waits to be completed, and the table of the last runs. */
+static void print_human(const pb_run_status *s)
+{
     char b1[32], b2[32];
-    if (json) {
-        json_t *runs = json_array();
-        for (size_t i = 0; i < s->nruns; i++) {
-            const pb_run_record *r = &s->runs[i];
-            json_array_append_new(
-                runs, json_pack("{s:s, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:f, s:s}", "run_id",
-                                r->run_id, "mode", r->mode, "state", r->state, "phase", r->phase,
-                                "error", r->error, "started", (json_int_t)r->started, "bytes_up",
-                                (json_int_t)r->bytes_up, "bytes_down", (json_int_t)r->bytes_down,
-                                "ms_total", r->ms_total, "ms_downtime", r->ms_downtime, "log",
-                                r->log_path));
-        }
-        json_t *o =
-            json_pack("{s:s, s:s?, s:o, s:o, s:o}", "state_dir", s->state_dir, "baseline",
-                      s->have_baseline ? s->baseline_id : NULL, "runs", runs, "interrupted_run",
-                      s->interrupted_run ? json_pack("{s:s, s:s}", "run_id", s->interrupted_id,
-                                                     "state", s->interrupted_phase)
-                                         : json_null(),
-                      "pending_apply",
-                      s->pending_apply ? json_pack("{s:s, s:s}", "run_id", s->pending_apply_run,
-                                                   "state", s->pending_apply_state)
-                                       : json_null());
-        char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        puts(txt ? txt : "{}");
-        free(txt);
-        json_decref(o);
-        free(s);
-        return CLI_EXIT_OK;
-    }
     printf("state dir: %s\n", s->state_dir);
     if (s->have_baseline)
         cli_state("✅", "baseline %.16s recorded", s->baseline_id);
@@ -109,6 +80,44 @@ int cmd_status(int argc, char **argv)
     }
     if (s->nruns && s->runs[0].log_path[0])
         printf("\nlast log: %s\n", s->runs[0].log_path);
+}
+
+int cmd_status(int argc, char **argv)
+{
+    const char *plex = NULL, *state = NULL;
+    int json = 0;
+    const cli_opt opts[] = {
+        {"plex-dir", CLI_OPT_STRING, &plex, "DIR", "the home Plex data dir"},
+        {"state-dir", CLI_OPT_STRING, &state, "DIR", "default: <plex dir>.plexburst"},
+        {"json", CLI_OPT_FLAG, &json, NULL, "print one JSON object"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    int rc = cli_parse("status", "--plex-dir HOME [--json]", opts, argc, argv, NULL, 0, NULL);
+    if (rc > 0)
+        return CLI_EXIT_OK;
+    if (rc < 0)
+        return CLI_EXIT_USAGE;
+    if (!plex)
+        plex = getenv("PLEXBURST_PLEX_DIR");
+    if (!plex) {
+        cli_usage_error("status", "--plex-dir is required");
+        return CLI_EXIT_USAGE;
+    }
+    if ((rc = cli_recover(plex, state)) != 0)
+        return rc;
+    pb_run_status *s = calloc(1, sizeof(*s));
+    pb_error err = PB_ERROR_INIT;
+    if (!s)
+        return CLI_EXIT_ERROR;
+    rc = pb_run_status_read(s, plex, state, &err);
+    if (rc < 0) {
+        free(s);
+        return cli_fail(&err, rc);
+    }
+    if (json)
+        print_json(s);
+    else
+        print_human(s);
     free(s);
     return CLI_EXIT_OK;
 }

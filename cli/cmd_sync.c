@@ -19,31 +19,8 @@
 
 int cmd_sync(int argc, char **argv)
 {
-    pb_run_options o;
-    pb_run_result r;
-    int json = 0;
-    pb_run_options_init(&o);
-    o.mode = PB_RUN_SYNC;
-    const cli_opt opts[] = {
-        RV_COMMON_OPTS(o),
-        {"dry-run", CLI_OPT_FLAG, &o.dry_run, NULL,
-         "stop after the bundle's diff report: nothing is applied"},
-        {"full-upload", CLI_OPT_FLAG, &o.full_upload, NULL,
-         "upload the whole snapshot instead of a row changeset"},
-        {"json", CLI_OPT_FLAG, &json, NULL, "print one JSON object at the end"},
-        {NULL, 0, NULL, NULL, NULL},
-    };
-    int rc = cli_parse("sync", SYNC_USAGE, opts, argc, argv, NULL, 0, NULL);
-    if (rc > 0) {
-        printf("\nexit codes: 0 ok, 1 error (home untouched unless the apply committed), 2 usage,"
-               " 3 refused by a guard, 4 cancelled\n");
-        return CLI_EXIT_OK;
-    }
-    if (rc < 0)
-        return CLI_EXIT_USAGE;
-    runview v;
-    rv_init(&v, "sync", json);
-    rc = rv_run(&v, &o, &r);
-    pb_run_result_dispose(&r);
-    return rc;
+    return rv_command(PB_RUN_SYNC, "sync", SYNC_USAGE,
+                      "\nexit codes: 0 ok, 1 error (home untouched unless the apply committed), 2 "
+                      "usage, 3 refused by a guard, 4 cancelled\n",
+                      argc, argv);
 }

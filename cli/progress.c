@@ -619,3 +619,46 @@ int rv_run(runview *v, pb_run_options *o, pb_run_result *r)
     int rc = pb_run(r, o, &err);
     return rv_finish(v, rc, &err, r);
 }
+
+int rv_command(int mode, const char *command, const char *usage, const char *epilog, int argc,
+               char **argv)
+{
+    pb_run_options o;
+    pb_run_result r;
+    runview v;
+    int json = 0;
+    pb_run_options_init(&o);
+    o.mode = mode;
+    const cli_opt common[] = {RV_COMMON_OPTS(o)};
+    const cli_opt sync_only[] = {
+        {"dry-run", CLI_OPT_FLAG, &o.dry_run, NULL,
+         "stop after the bundle's diff report: nothing is applied"},
+        {"full-upload", CLI_OPT_FLAG, &o.full_upload, NULL,
+         "upload the whole snapshot instead of a row changeset"},
+    };
+    enum {
+        NCOMMON = sizeof(common) / sizeof(common[0]),
+        NSYNC = sizeof(sync_only) / sizeof(sync_only[0])
+    };
+    cli_opt opts[NCOMMON + NSYNC + 2];
+    size_t n = 0;
+    for (size_t i = 0; i < NCOMMON; i++)
+        opts[n++] = common[i];
+    for (size_t i = 0; mode == PB_RUN_SYNC && i < NSYNC; i++)
+        opts[n++] = sync_only[i];
+    opts[n++] = (cli_opt){"json", CLI_OPT_FLAG, &json, NULL, "print one JSON object at the end"};
+    opts[n] = (cli_opt){NULL, 0, NULL, NULL, NULL};
+
+    int rc = cli_parse(command, usage, opts, argc, argv, NULL, 0, NULL);
+    if (rc > 0) {
+        if (epilog)
+            printf("%s", epilog);
+        return CLI_EXIT_OK;
+    }
+    if (rc < 0)
+        return CLI_EXIT_USAGE;
+    rv_init(&v, command, json);
+    rc = rv_run(&v, &o, &r);
+    pb_run_result_dispose(&r);
+    return rc;
+}

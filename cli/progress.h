@@ -92,4 +92,10 @@ int rv_cancelled(void *payload);
 /** Runs `o` with the view and returns the exit code (signals, log, finish). */
 int rv_run(runview *v, pb_run_options *o, pb_run_result *r);
 
+/** `plexburst bootstrap` and `plexburst sync`: parses argv (the options of RV_COMMON_OPTS, for
+ * PB_RUN_SYNC --dry-run and --full-upload, and --json; the --help text followed by `epilog` when
+ * not NULL), runs pb_run() in `mode` with a view named `command` and returns the exit code. */
+int rv_command(int mode, const char *command, const char *usage, const char *epilog, int argc,
+               char **argv);
+
 #endif

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "record.h"
 #include "rowsrc.h"
 #include "tables.h"
@@ -85,12 +86,7 @@ static inline const uint8_t *field_at(const pb_row *r, int i)
 
 static inline int64_t be64_signed(const uint8_t *p)
 {
-    uint64_t x;
-    memcpy(&x, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    x = __builtin_bswap64(x);
-#endif
-    return (int64_t)x;
+    return (int64_t)pb_get_be64(p);
 }
 
 static inline int field_cmp(const uint8_t *x, const uint8_t *y)

@@ -19,6 +19,14 @@
  * The id plan (temp.pb_remap)
  */
 
+/* Binds a statement on temp.pb_remap: ?1 the schema and ?2 the name of t, ?3 an id. */
+static void plan_bind(sqlite3_stmt *st, const mtable *t, int64_t id)
+{
+    sqlite3_bind_text(st, 1, t->schema, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, id);
+}
+
 int merge_remap_get(mctx *c, mtable *t, int64_t old, int64_t *out, int *kind)
 {
     *out = old;
@@ -26,9 +34,7 @@ int merge_remap_get(mctx *c, mtable *t, int64_t old, int64_t *out, int *kind)
     if (t->nremap == 0 || old < t->rmin || old > t->rmax)
         return 0;
     sqlite3_stmt *st = c->rm_get;
-    sqlite3_bind_text(st, 1, t->schema, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, old);
+    plan_bind(st, t, old);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *out = sqlite3_column_int64(st, 0);
@@ -217,9 +223,7 @@ static int plan_insert(mctx *c, mtable *t)
             return merge_sqlerr(c, rc, "merge: reading %s.%s", t->schema, t->name);
     }
     sqlite3_stmt *st = c->rm_add;
-    sqlite3_bind_text(st, 1, t->schema, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, old);
+    plan_bind(st, t, old);
     if (kind == KIND_RENUM)
         sqlite3_bind_null(st, 4);
     else
@@ -302,9 +306,7 @@ int merge_assign_renumbers(mctx *c)
                         "?1 AND tbl = ?2 AND kind = 1) AS r WHERE temp.pb_remap.rowid = r.rid",
                         &st, "the renumbering")))
             goto done;
-        sqlite3_bind_text(st, 1, t->schema, -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(st, 3, base);
+        plan_bind(st, t, base);
         int rc = sqlite3_step(st);
         sqlite3_reset(st);
         if (rc != SQLITE_DONE)
@@ -335,9 +337,7 @@ static int natkey_late(mctx *c, mtable *t)
                                "tbl = ?2 AND old = ?3",
                                &st, "the id plan")))
         return error;
-    sqlite3_bind_text(st, 1, t->schema, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, idv->i);
+    plan_bind(st, t, idv->i);
     sqlite3_bind_int64(st, 4, live_id);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "record.h"
 
 size_t pb_rec__varint_put(uint8_t *p, uint64_t v)
@@ -73,24 +74,6 @@ size_t pb_rec__varint_get(const uint8_t *p, size_t n, uint64_t *v)
     return 9;
 }
 
-static inline uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t x;
-    memcpy(&x, p, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    x = __builtin_bswap64(x);
-#endif
-    return x;
-}
-
-static inline void put_be64(uint8_t *p, uint64_t x)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    x = __builtin_bswap64(x);
-#endif
-    memcpy(p, &x, 8);
-}
-
 size_t pb_rec__field_len(const uint8_t *p)
 {
     uint64_t x = 0;
@@ -116,10 +99,10 @@ void pb_rec__decode(const uint8_t *p, pb_val *v)
     v->type = p[0];
     switch (p[0]) {
     case PB_REC_INT:
-        v->i = (int64_t)get_be64(p + 1);
+        v->i = (int64_t)pb_get_be64(p + 1);
         break;
     case PB_REC_REAL:
-        x = get_be64(p + 1);
+        x = pb_get_be64(p + 1);
         memcpy(&v->r, &x, 8);
         break;
     case PB_REC_TEXT:
@@ -245,7 +228,7 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_e
         off[i] = (uint32_t)(p - (b->p + start));
         if (type == SQLITE_INTEGER) {
             p[0] = PB_REC_INT;
-            put_be64(p + 1, (uint64_t)sqlite3_value_int64(v));
+            pb_put_be64(p + 1, (uint64_t)sqlite3_value_int64(v));
             p += 9;
         } else if (type == SQLITE_NULL) {
             *p++ = PB_REC_NULL;
@@ -254,7 +237,7 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_e
             uint64_t x;
             memcpy(&x, &d, 8);
             p[0] = PB_REC_REAL;
-            put_be64(p + 1, x);
+            pb_put_be64(p + 1, x);
             p += 9;
         } else { /* TEXT or BLOB */
             const void *z =

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
+#include "bytes.h"
 #include "frame.h"
 #include "fs.h"
 #include "hex.h"
@@ -37,33 +38,6 @@ const char *pb_frame_type_name(pb_frame_io *io, int type)
         return "ERROR";
     snprintf(io->tname, sizeof(io->tname), "type %d", type);
     return io->tname;
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 7; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
 }
 
 /* XXH3-64 of the header and the payload, with the io's hash state. */
@@ -118,8 +92,8 @@ int pb_frame_write(pb_frame_io *io, int type, const void *payload, size_t n, pb_
     head[0] = 'P';
     head[1] = 'B';
     head[2] = (uint8_t)type;
-    put_be32(head + 3, (uint32_t)n);
-    put_be64(tail, frame_sum(io, head, payload, n));
+    pb_put_be32(head + 3, (uint32_t)n);
+    pb_put_be64(tail, frame_sum(io, head, payload, n));
     int rc = pb_channel_write(io->ch, head, sizeof(head), err);
     if (!rc && n)
         rc = pb_channel_write(io->ch, payload, n, err);
@@ -204,7 +178,7 @@ int pb_frame_read(pb_frame_io *io, pb_frame *f, pb_error *err)
                             (unsigned long long)off, shown);
     }
     int type = head[2];
-    uint32_t len = get_be32(head + 3);
+    uint32_t len = pb_get_be32(head + 3);
     if (type == 0 || type > type_max(io))
         return pb_error_set(err, PB_ECORRUPT, "protocol: frame at offset %llu: unknown type %d",
                             (unsigned long long)off, type);
@@ -222,7 +196,7 @@ int pb_frame_read(pb_frame_io *io, pb_frame *f, pb_error *err)
     rc = read_part(io, tail, sizeof(tail), off, sizeof(head) + len, total, err);
     if (rc)
         return rc;
-    if (frame_sum(io, head, io->buf, len) != get_be64(tail))
+    if (frame_sum(io, head, io->buf, len) != pb_get_be64(tail))
         return pb_error_set(err, PB_ECORRUPT,
                             "protocol: frame at offset %llu: %s frame fails its checksum",
                             (unsigned long long)off, pb_frame_type_name(io, type));

@@ -10,19 +10,35 @@
 
 #include "store_s3_int.h"
 
+/* Starts `method` on name's key and performs it with its failure told to *probe only (the
+ * caller decides what reaches err); r is to be disposed in every case. */
+static int perform_quiet(s3_store *s, s3_req *r, char *key, const char *method, const char *name,
+                         pb_error *probe, pb_error *err)
+{
+    s3_req_init(r, method, err);
+    *probe = (pb_error)PB_ERROR_INIT;
+    int error = s3_full_key(key, S3_KEY_MAX, s, name, err);
+    if (error)
+        return error;
+    r->key = key;
+    r->err = probe;
+    return s3_perform(s, r, 1, method, name);
+}
+
+/* Passes on what the quiet first attempt learnt, unless err already tells something. */
+static void probe_keep(pb_error *err, const pb_error *probe)
+{
+    if (err && !err->code)
+        *err = *probe;
+}
+
 int s3_stat(pb_store *st, const char *name, pb_store_info *out, pb_error *err)
 {
     s3_store *s = (s3_store *)st;
     char key[S3_KEY_MAX];
     s3_req r;
-    int error = s3_full_key(key, sizeof(key), s, name, err);
-    if (error)
-        return error;
-    s3_req_init(&r, "HEAD", err);
-    r.key = key;
-    pb_error probe = PB_ERROR_INIT;
-    r.err = &probe;
-    error = s3_perform(s, &r, 1, "HEAD", name);
+    pb_error probe;
+    int error = perform_quiet(s, &r, key, "HEAD", name, &probe, err);
     if (error && (r.status == 400 || r.status == 401 || r.status == 403)) {
         /* HEAD responses have no body: ask again with GET to learn the error code */
         s3_req_dispose(&r);
@@ -38,8 +54,7 @@ int s3_stat(pb_store *st, const char *name, pb_store_info *out, pb_error *err)
         return error;
     }
     if (error) {
-        if (err && !err->code)
-            *err = probe;
+        probe_keep(err, &probe);
         s3_req_dispose(&r);
         return error;
     }
@@ -81,8 +96,8 @@ int s3_read(pb_store *st, const char *name, uint64_t offset, pb_sink_fn sink, vo
             if (!error && si.size != offset)
                 error = pb_error_set(err, PB_EINVALID, "store: offset %llu beyond %s (%llu bytes)",
                                      (unsigned long long)offset, name, (unsigned long long)si.size);
-        } else if (err && !err->code) {
-            *err = probe;
+        } else {
+            probe_keep(err, &probe);
         }
     }
     s3_req_dispose(&r);
@@ -94,18 +109,12 @@ int s3_del(pb_store *st, const char *name, pb_error *err)
     s3_store *s = (s3_store *)st;
     char key[S3_KEY_MAX];
     s3_req r;
-    int error = s3_full_key(key, sizeof(key), s, name, err);
-    if (error)
-        return error;
-    s3_req_init(&r, "DELETE", err);
-    r.key = key;
-    pb_error probe = PB_ERROR_INIT;
-    r.err = &probe;
-    error = s3_perform(s, &r, 1, "DELETE", name);
+    pb_error probe;
+    int error = perform_quiet(s, &r, key, "DELETE", name, &probe, err);
     if (error == PB_ENOTFOUND && strcmp(r.code, "NoSuchBucket") != 0)
         error = 0; /* absent is not an error */
-    else if (error && err && !err->code)
-        *err = probe;
+    else if (error)
+        probe_keep(err, &probe);
     s3_req_dispose(&r);
     return error;
 }

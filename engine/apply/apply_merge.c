@@ -160,6 +160,17 @@ static int switch_modes(apply_run *x, sqlite3 *db, int with_blobs)
     return 0;
 }
 
+/* Reads the --path-map (when given) into *pm and builds the merge policy from db's schema. */
+static int load_policy(const apply_run *x, sqlite3 *db, int with_blobs, pb_pathmap **pm,
+                       pb_plex_policy **pol, pb_error *err)
+{
+    const char *schemas[2] = {"main", "blobs"};
+    int error = 0;
+    if (x->o->path_map && (error = pb_pathmap_load(pm, x->o->path_map, err)) < 0)
+        return error;
+    return pb_plex_policy_new(pol, db, schemas, with_blobs ? 2 : 1, *pm, err);
+}
+
 static int merge_in_process(apply_run *x, const char *run_id)
 {
     pb_error *err = x->err;
@@ -200,13 +211,8 @@ static int merge_in_process(apply_run *x, const char *run_id)
     if ((error = marker_triggers(db, "main", run_id, err)) < 0 ||
         (with_blobs && (error = marker_triggers(db, "blobs", run_id, err)) < 0))
         goto done;
-    if (x->o->path_map && (error = pb_pathmap_load(&pm, x->o->path_map, err)) < 0)
+    if ((error = load_policy(x, db, with_blobs, &pm, &pol, err)) < 0)
         goto done;
-    {
-        const char *schemas[2] = {"main", "blobs"};
-        if ((error = pb_plex_policy_new(&pol, db, schemas, with_blobs ? 2 : 1, pm, err)) < 0)
-            goto done;
-    }
     pb_merge_input inputs[2];
     size_t n = 0;
     if (x->out->bundle.has_cs_main)
@@ -365,13 +371,8 @@ static int merge_engine(apply_run *x, const char *run_id, const pb_merge_input *
         (with_blobs && (error = pragma_text(db, "PRAGMA blobs.journal_mode", mode_blobs,
                                             sizeof(mode_blobs), err)) < 0))
         goto done;
-    if (x->o->path_map && (error = pb_pathmap_load(&pm, x->o->path_map, err)) < 0)
+    if ((error = load_policy(x, db, with_blobs, &pm, &pol, err)) < 0)
         goto done;
-    {
-        const char *schemas[2] = {"main", "blobs"};
-        if ((error = pb_plex_policy_new(&pol, db, schemas, with_blobs ? 2 : 1, pm, err)) < 0)
-            goto done;
-    }
     if (!(marker = sqlite3_mprintf("INSERT OR IGNORE INTO " PB_MARKER_SCHEMA "." PB_MARKER_TABLE
                                    "(run_id) VALUES(%Q);\n",
                                    run_id))) {

@@ -167,6 +167,32 @@ size_t pb_bundle__header_get(pb_bundle_header *h, const uint8_t in[PB_BUNDLE_HEA
     return pb_get_le16(in + 104);
 }
 
+const pb_bundle__rec_layout pb_bundle__rec_wide = {2, 4, 8, 16, 24, 32, 48};
+const pb_bundle__rec_layout pb_bundle__rec_packed = {1, 3, 5, 9, 17, 25, 41};
+
+void pb_bundle__rec_put(uint8_t *hd, const pb_bundle__rec_layout *l, const pb_bundle_rec *r)
+{
+    hd[0] = (uint8_t)r->type;
+    pb_put_le16(hd + l->path_len, (uint16_t)r->path_len);
+    pb_put_le16(hd + l->link_len, (uint16_t)r->link_len);
+    pb_put_le32(hd + l->mode, r->mode);
+    pb_put_le64(hd + l->mtime, (uint64_t)r->mtime_ns);
+    pb_put_le64(hd + l->size, r->size);
+    memcpy(hd + l->hash, r->hash, 16);
+    memcpy(hd + l->basis, r->basis, 16);
+}
+
+void pb_bundle__rec_get(pb_bundle_rec *r, const pb_bundle__rec_layout *l, const uint8_t *hd)
+{
+    r->path_len = pb_get_le16(hd + l->path_len);
+    r->link_len = pb_get_le16(hd + l->link_len);
+    r->mode = pb_get_le32(hd + l->mode);
+    r->mtime_ns = (int64_t)pb_get_le64(hd + l->mtime);
+    r->size = pb_get_le64(hd + l->size);
+    memcpy(r->hash, hd + l->hash, 16);
+    memcpy(r->basis, hd + l->basis, 16);
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* paths                                                                                     */
 

@@ -87,6 +87,19 @@ void pb_bundle__header_put(uint8_t out[PB_BUNDLE_HEADER_FIXED], const char magic
 /** Decodes the fields after the magic (not checked); returns the creator's length. */
 size_t pb_bundle__header_get(pb_bundle_header *h, const uint8_t in[PB_BUNDLE_HEADER_FIXED]);
 
+/** Where the fields of a record header stand (the type is always byte 0). */
+typedef struct pb_bundle__rec_layout {
+    uint8_t path_len, link_len, mode, mtime, size, hash, basis;
+} pb_bundle__rec_layout;
+/** The bundle's record header (PB_BUNDLE_REC_FIXED bytes, aligned, reserved bytes zero). */
+extern const pb_bundle__rec_layout pb_bundle__rec_wide;
+/** The solid form's record header (57 bytes, packed). */
+extern const pb_bundle__rec_layout pb_bundle__rec_packed;
+/** Encodes r's type and fixed fields at their places in hd (other bytes untouched). */
+void pb_bundle__rec_put(uint8_t *hd, const pb_bundle__rec_layout *l, const pb_bundle_rec *r);
+/** Decodes the fixed fields but the type from hd into r (not checked). */
+void pb_bundle__rec_get(pb_bundle_rec *r, const pb_bundle__rec_layout *l, const uint8_t *hd);
+
 /* ---------------------------------------------------------------------------------------- */
 /* Writer                                                                                    */
 

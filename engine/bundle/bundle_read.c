@@ -481,13 +481,7 @@ int pb_bundle__reader_next(pb_bundle_reader *r, const pb_bundle_rec **out, pb_er
                                       (unsigned long long)r->lim.max_records);
     if ((error = r_raw(r, hd + 1, PB_BUNDLE_REC_FIXED - 1, 1, "a record header", err)) < 0)
         return error;
-    c->path_len = pb_get_le16(hd + 2);
-    c->link_len = pb_get_le16(hd + 4);
-    c->mode = pb_get_le32(hd + 8);
-    c->mtime_ns = (int64_t)pb_get_le64(hd + 16);
-    c->size = pb_get_le64(hd + 24);
-    memcpy(c->hash, hd + 32, 16);
-    memcpy(c->basis, hd + 48, 16);
+    pb_bundle__rec_get(c, &pb_bundle__rec_wide, hd);
     if (hd[1] || pb_get_le16(hd + 6) || pb_get_le32(hd + 12))
         return pb_bundle__reader_fail(r, PB_ECORRUPT, err, "non-zero reserved field");
     int is_cs = c->type == PB_REC_MAIN_CS || c->type == PB_REC_BLOBS_CS;

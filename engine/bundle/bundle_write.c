@@ -152,14 +152,7 @@ int pb_bundle__writer_begin(pb_bundle_writer *w, const pb_bundle_rec *r, pb_erro
     if (r->path_len > PB_BUNDLE_PATH_MAX || r->link_len > PB_BUNDLE_PATH_MAX)
         return pb_error_set(err, PB_EINVALID, "bundle writer: path too long");
     memset(hd, 0, sizeof(hd));
-    hd[0] = (uint8_t)r->type;
-    pb_put_le16(hd + 2, (uint16_t)r->path_len);
-    pb_put_le16(hd + 4, (uint16_t)r->link_len);
-    pb_put_le32(hd + 8, r->mode);
-    pb_put_le64(hd + 16, (uint64_t)r->mtime_ns);
-    pb_put_le64(hd + 24, r->size);
-    memcpy(hd + 32, r->hash, 16);
-    memcpy(hd + 48, r->basis, 16);
+    pb_bundle__rec_put(hd, &pb_bundle__rec_wide, r);
     XXH3_128bits_reset(w->rec);
     XXH3_128bits_reset(w->content);
     w->in_rec = 1;

@@ -87,6 +87,23 @@ static int open_cloud_file(build *b, const char *path, int *fd, pb_error *err)
     return 0;
 }
 
+/* Feeds the rest of fd (named `what` in messages) to the record begun on the writer. */
+static int feed_fd(build *b, int fd, const char *what, pb_error *err)
+{
+    for (;;) {
+        ssize_t n = read(fd, b->buf, IOB);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return pb_error_errno(err, "export: cannot read %s", what);
+        if (n == 0)
+            return 0;
+        int error = pb_bundle__writer_data(b->w, b->buf, (size_t)n, err);
+        if (error < 0)
+            return error;
+    }
+}
+
 /* One file the home needs. verdict: 'M' (lacks it), 'W' (whole), 'S' (delta; the answer's
  * signature is at hand in b->ans), with the home's size/hash for 'W'/'S'. */
 static int emit_file(build *b, const pb_manifest_entry *e, int verdict, const uint8_t *home_hash,
@@ -141,21 +158,9 @@ static int emit_file(build *b, const pb_manifest_entry *e, int verdict, const ui
         b->st->delta_bytes += rs.out_bytes;
     } else {
         r->type = PB_REC_NEW;
-        if ((error = pb_bundle__writer_begin(b->w, r, err)) < 0)
+        if ((error = pb_bundle__writer_begin(b->w, r, err)) < 0 ||
+            (error = feed_fd(b, fd, e->path, err)) < 0)
             goto done;
-        for (;;) {
-            ssize_t n = read(fd, b->buf, IOB);
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0) {
-                error = pb_error_errno(err, "export: cannot read %s", e->path);
-                goto done;
-            }
-            if (n == 0)
-                break;
-            if ((error = pb_bundle__writer_data(b->w, b->buf, (size_t)n, err)) < 0)
-                goto done;
-        }
         if ((error = pb_bundle__writer_end(b->w, err)) < 0) {
             if (error == PB_ECONFLICT) {
                 pb_error_clear(err);
@@ -283,36 +288,15 @@ done:
     return error;
 }
 
-typedef struct include_ctx {
-    const pb_plex_policy *pol;
-    const char *schema;
-} include_ctx;
-
-static int include_table(const char *table, void *payload)
-{
-    const include_ctx *c = payload;
-    return pb_plex_policy_include(c->pol, c->schema, table);
-}
-
 /* Diffs base -> cloud of one DB into `raw` (filtered by the policy), returns its size/hash. */
 static int diff_one(build *b, const pb_plex_policy *pol, const char *schema, const char *base,
                     const char *cloud, const char *raw, uint64_t *size, uint8_t hash[16],
                     pb_error *err)
 {
     int error = 0, fd = -1;
-    FILE *f = NULL;
-    include_ctx ic = {pol, schema};
-    pb_diff_options dopts = PB_DIFF_OPTIONS_INIT;
     pb_diff_stats ds;
 
-    dopts.include = include_table;
-    dopts.include_payload = &ic;
-    dopts.open = pb_compat_open_reader;
-    if (!(f = fopen(raw, "wb")))
-        return pb_error_errno(err, "export: cannot write %s", raw);
-    error = pb_sqldiff_diff(&ds, base, cloud, &dopts, pb_sqldiff_write_file, f, err);
-    if (fclose(f) != 0 && !error)
-        error = pb_error_errno(err, "export: cannot write %s", raw);
+    error = pb_plex_policy_diff_file(pol, schema, base, cloud, raw, "export", &ds, err);
     if (error < 0)
         return error;
     b->st->rows_inserted += ds.inserted;
@@ -341,21 +325,9 @@ static int emit_changeset(build *b, int type, const char *raw, uint64_t size,
         error = pb_error_errno(err, "export: cannot read %s", raw);
         goto done;
     }
-    if ((error = pb_bundle__writer_begin(b->w, r, err)) < 0)
+    if ((error = pb_bundle__writer_begin(b->w, r, err)) < 0 ||
+        (error = feed_fd(b, fd, raw, err)) < 0)
         goto done;
-    for (;;) {
-        ssize_t n = read(fd, b->buf, IOB);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            error = pb_error_errno(err, "export: cannot read %s", raw);
-            goto done;
-        }
-        if (n == 0)
-            break;
-        if ((error = pb_bundle__writer_data(b->w, b->buf, (size_t)n, err)) < 0)
-            goto done;
-    }
     error = pb_bundle__writer_end(b->w, err);
 done:
     if (fd >= 0)

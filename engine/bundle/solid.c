@@ -117,14 +117,7 @@ int pb_solid_writer_begin(pb_solid_writer *z, const pb_bundle_rec *rec, pb_error
 {
     uint8_t hd[REC_FIXED];
     int error;
-    hd[0] = (uint8_t)rec->type;
-    pb_put_le16(hd + 1, (uint16_t)rec->path_len);
-    pb_put_le16(hd + 3, (uint16_t)rec->link_len);
-    pb_put_le32(hd + 5, rec->mode);
-    pb_put_le64(hd + 9, (uint64_t)rec->mtime_ns);
-    pb_put_le64(hd + 17, rec->size);
-    memcpy(hd + 25, rec->hash, 16);
-    memcpy(hd + 41, rec->basis, 16);
+    pb_bundle__rec_put(hd, &pb_bundle__rec_packed, rec);
     if ((error = zo_write(z, hd, sizeof(hd), ZSTD_e_continue, err)) < 0 ||
         (error = zo_write(z, rec->path, rec->path_len, ZSTD_e_continue, err)) < 0 ||
         (error = zo_write(z, rec->link, rec->link_len, ZSTD_e_continue, err)) < 0)
@@ -327,13 +320,7 @@ static int dec_record(decoder *d, const uint8_t type, pb_error *err)
         return error;
     memset(rec, 0, sizeof(*rec));
     rec->type = type;
-    rec->path_len = pb_get_le16(hd + 1);
-    rec->link_len = pb_get_le16(hd + 3);
-    rec->mode = pb_get_le32(hd + 5);
-    rec->mtime_ns = (int64_t)pb_get_le64(hd + 9);
-    rec->size = pb_get_le64(hd + 17);
-    memcpy(rec->hash, hd + 25, 16);
-    memcpy(rec->basis, hd + 41, 16);
+    pb_bundle__rec_get(rec, &pb_bundle__rec_packed, hd);
     if (rec->path_len > PB_BUNDLE_PATH_MAX || rec->link_len > PB_BUNDLE_PATH_MAX)
         return pb_error_set(err, PB_ECORRUPT, "solid: record %llu: bad path lengths",
                             (unsigned long long)d->i);

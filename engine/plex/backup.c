@@ -7,6 +7,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,12 +61,33 @@ static void remove_dir(const char *dir)
     rmdir(dir);
 }
 
+int pb_backup_db_copy(sqlite3 *dst, sqlite3 *src, const char *what, pb_error *err)
+{
+    sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
+    int rc;
+    if (!b)
+        return pb_error_setd(err, PB_ESQLITE, sqlite3_extended_errcode(dst), "%s: %s", what,
+                             sqlite3_errmsg(dst));
+    do {
+        rc = sqlite3_backup_step(b, 4096);
+        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
+            sqlite3_sleep(50);
+    } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
+    sqlite3_backup_finish(b);
+    if (rc != SQLITE_DONE)
+        return pb_error_setd(err, PB_ESQLITE, rc, "%s: %s", what, sqlite3_errstr(rc));
+    if ((rc = sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL)) != SQLITE_OK)
+        return pb_error_setd(err, PB_ESQLITE, rc, "%s: journal mode: %s", what,
+                             sqlite3_errmsg(dst));
+    return 0;
+}
+
 /* One DB file copied with the backup API. */
 static int copy_db(const char *src_path, const char *dst_path, pb_error *err)
 {
     int error = 0, rc;
     sqlite3 *src = NULL, *dst = NULL;
-    sqlite3_backup *b = NULL;
+    char what[PATH_MAX + 32];
 
     rc = sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READONLY, NULL);
     if (rc == SQLITE_OK)
@@ -77,24 +99,8 @@ static int copy_db(const char *src_path, const char *dst_path, pb_error *err)
     }
     sqlite3_busy_timeout(src, 30000);
     sqlite3_busy_timeout(dst, 30000);
-    if (!(b = sqlite3_backup_init(dst, "main", src, "main"))) {
-        error = pb_error_setd(err, PB_ESQLITE, sqlite3_extended_errcode(dst),
-                              "backup: cannot copy %s: %s", src_path, sqlite3_errmsg(dst));
-        goto done;
-    }
-    do {
-        rc = sqlite3_backup_step(b, 4096);
-        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-            sqlite3_sleep(50);
-    } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
-    sqlite3_backup_finish(b);
-    if (rc != SQLITE_DONE) {
-        error = pb_error_setd(err, PB_ESQLITE, rc, "backup: copying %s failed: %s", src_path,
-                              sqlite3_errstr(rc));
-        goto done;
-    }
-    /* a self-contained file: no -wal left next to the copy */
-    sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+    snprintf(what, sizeof(what), "backup: cannot copy %s", src_path);
+    error = pb_backup_db_copy(dst, src, what, err);
 done:
     sqlite3_close(dst);
     sqlite3_close(src);

@@ -6,7 +6,16 @@
 #define PB_BACKUP_H
 
 #include <stddef.h>
+#include <sqlite3.h>
 #include "plexburst/errors.h"
+
+/**
+ * Copies the main DB of `src` onto `dst` with SQLite's online backup API (4096 pages a step,
+ * waiting out BUSY and LOCKED), then sets dst's journal mode to DELETE (a self-contained file:
+ * no -wal left next to the copy). `what` starts the error message.
+ * @return 0 or PB_ESQLITE.
+ */
+int pb_backup_db_copy(sqlite3 *dst, sqlite3 *src, const char *what, pb_error *err);
 
 /**
  * Copies `live` (and `blobs_live` when non-NULL) with SQLite's online backup API into a new

@@ -36,22 +36,29 @@ static int sg_sqlerr(pb_error *err, sqlite3 *db, int rc, const char *label, cons
                          db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
+/* Prepares `sql` (sqlite3_mprintf'ed, NULL when out of memory; freed here) into *st and steps
+ * to its first row. */
+static int sg_row(sqlite3 *db, const sg_db *d, char *sql, sqlite3_stmt **st, pb_error *err)
+{
+    if (!sql)
+        return pb_error_set(err, PB_ENOMEM, "schema guard: out of memory");
+    int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK || sqlite3_step(*st) != SQLITE_ROW)
+        return sg_sqlerr(err, db, rc, d->label, d->path);
+    return 0;
+}
+
 /* Newest schema_migrations version (the last row, Plex appends) and the row count. */
 static int sg_versions(sqlite3 *db, sg_db *d, pb_error *err)
 {
-    int error = 0, rc;
+    int error = 0;
     sqlite3_stmt *st = NULL;
     char *sql = sqlite3_mprintf("SELECT count(*) FROM \"%w\".sqlite_master WHERE type = 'table' "
                                 "AND name = 'schema_migrations'",
                                 d->schema);
-    if (!sql)
-        return pb_error_set(err, PB_ENOMEM, "schema guard: out of memory");
-    rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    sqlite3_free(sql);
-    if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
-        error = sg_sqlerr(err, db, rc, d->label, d->path);
+    if ((error = sg_row(db, d, sql, &st, err)) != 0)
         goto done;
-    }
     if (sqlite3_column_int(st, 0) == 0) {
         error = pb_error_set(err, PB_ESCHEMA,
                              "schema guard: the %s DB %s has no schema_migrations table (not a "
@@ -65,14 +72,8 @@ static int sg_versions(sqlite3 *db, sg_db *d, pb_error *err)
         sqlite3_mprintf("SELECT (SELECT version FROM \"%w\".schema_migrations ORDER BY rowid DESC "
                         "LIMIT 1), (SELECT count(*) FROM \"%w\".schema_migrations)",
                         d->schema, d->schema);
-    if (!sql)
-        return pb_error_set(err, PB_ENOMEM, "schema guard: out of memory");
-    rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    sqlite3_free(sql);
-    if (rc != SQLITE_OK || sqlite3_step(st) != SQLITE_ROW) {
-        error = sg_sqlerr(err, db, rc, d->label, d->path);
+    if ((error = sg_row(db, d, sql, &st, err)) != 0)
         goto done;
-    }
     const char *v = (const char *)sqlite3_column_text(st, 0);
     snprintf(d->newest, sizeof(d->newest), "%s", v ? v : "(none)");
     d->nversions = (uint64_t)sqlite3_column_int64(st, 1);

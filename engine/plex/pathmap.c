@@ -13,6 +13,7 @@
 
 #include "buf.h"
 #include "fs.h"
+#include "hex.h"
 #include "plexburst/pathmap.h"
 
 typedef struct pm_entry {
@@ -266,21 +267,11 @@ static void ob_put(obuf *b, const char *s, size_t n)
 static void put_replacement(obuf *b, const pm_entry *e, const char *rest, size_t rest_n,
                             int encode);
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* A %XX escape at enc[i]. */
 static int is_escape(const char *enc, size_t en, size_t i)
 {
-    return enc[i] == '%' && i + 2 < en && hexval(enc[i + 1]) >= 0 && hexval(enc[i + 2]) >= 0;
+    return enc[i] == '%' && i + 2 < en && pb_hex_digit(enc[i + 1]) >= 0 &&
+           pb_hex_digit(enc[i + 2]) >= 0;
 }
 
 /* RFC 3986 pchar without '%', and '/': what Plex leaves literal in file:// URLs. */
@@ -381,7 +372,7 @@ static int map_url(const pb_pathmap *pm, const char *in, size_t n, char **out, s
     for (size_t i = 0; i < en;) {
         off[dn] = i;
         if (is_escape(enc, en, i)) {
-            dec[dn++] = (char)(hexval(enc[i + 1]) * 16 + hexval(enc[i + 2]));
+            dec[dn++] = (char)(pb_hex_digit(enc[i + 1]) * 16 + pb_hex_digit(enc[i + 2]));
             i += 3;
         } else {
             dec[dn++] = enc[i++];

@@ -208,17 +208,6 @@ static int open_pair(sqlite3 **out, const char *main_path, const char *blobs_pat
  * Phase 2: diff
  */
 
-typedef struct include_ctx {
-    const pb_plex_policy *pol;
-    const char *schema;
-} include_ctx;
-
-static int include_table(const char *table, void *payload)
-{
-    const include_ctx *c = payload;
-    return pb_plex_policy_include(c->pol, c->schema, table);
-}
-
 static int is_zstd(const char *path, int *yes, pb_error *err)
 {
     unsigned char m[4] = {0};
@@ -265,20 +254,8 @@ static int get_changeset(run *x, const char *schema, const char *base, const cha
     int error = 0;
     FILE *f = NULL, *in = NULL;
     *path_used = raw;
-    if (cloud) {
-        include_ctx ic = {x->pol, schema};
-        pb_diff_options dopts = PB_DIFF_OPTIONS_INIT;
-        pb_diff_stats ds;
-        dopts.include = include_table;
-        dopts.include_payload = &ic;
-        dopts.open = pb_compat_open_reader;
-        if (!(f = fopen(raw, "wb")))
-            return pb_error_errno(err, "merge: cannot write %s", raw);
-        error = pb_sqldiff_diff(&ds, base, cloud, &dopts, pb_sqldiff_write_file, f, err);
-        if (fclose(f) != 0 && !error)
-            error = pb_error_errno(err, "merge: cannot write %s", raw);
-        return error;
-    }
+    if (cloud)
+        return pb_plex_policy_diff_file(x->pol, schema, base, cloud, raw, "merge", NULL, err);
     int z = 0;
     if ((error = is_zstd(given, &z, err)) != 0)
         return error;
@@ -707,36 +684,27 @@ done:
     return error;
 }
 
-int pb_plex_diff(const pb_plex_merge_options *opts, pb_plex_report *report, pb_error *err)
+/* One diff (merge 0) or merge run into `report` (may be NULL). */
+static int run_entry(const pb_plex_merge_options *opts, pb_plex_report *report, int merge,
+                     pb_error *err)
 {
     pb_plex_report tmp;
-    run x;
     if (!report)
         report = &tmp;
     memset(report, 0, sizeof(*report));
-    memset(&x, 0, sizeof(x));
-    x.o = opts;
-    x.r = report;
+    run x = {.o = opts, .r = report, .merge = merge, .write = merge && opts && !opts->dry_run};
     int error = run_all(&x, err);
     if (report == &tmp)
         pb_plex_report_dispose(&tmp);
     return error;
 }
 
+int pb_plex_diff(const pb_plex_merge_options *opts, pb_plex_report *report, pb_error *err)
+{
+    return run_entry(opts, report, 0, err);
+}
+
 int pb_plex_merge(const pb_plex_merge_options *opts, pb_plex_report *report, pb_error *err)
 {
-    pb_plex_report tmp;
-    run x;
-    if (!report)
-        report = &tmp;
-    memset(report, 0, sizeof(*report));
-    memset(&x, 0, sizeof(x));
-    x.o = opts;
-    x.r = report;
-    x.merge = 1;
-    x.write = opts && !opts->dry_run;
-    int error = run_all(&x, err);
-    if (report == &tmp)
-        pb_plex_report_dispose(&tmp);
-    return error;
+    return run_entry(opts, report, 1, err);
 }

@@ -26,10 +26,12 @@
  * Columns follow the 3-way rule; an `extra_data` column both sides changed is merged per JSON key
  * (extradata.c: the cloud's analysis keys join the home's edits, `url` recomputed).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "extradata.h"
+#include "plexburst/compat.h"
 #include "policy.h"
 
 /* ---------------------------------------------------------------------------------------------
@@ -243,6 +245,38 @@ int pb_plex_policy_include(const pb_plex_policy *p, const char *schema, const ch
     return pb_plex_policy_class(p, schema, table) != PB_CLASS_DERIVED;
 }
 
+typedef struct include_ctx {
+    const pb_plex_policy *pol;
+    const char *schema;
+} include_ctx;
+
+static int include_table(const char *table, void *payload)
+{
+    const include_ctx *c = payload;
+    return pb_plex_policy_include(c->pol, c->schema, table);
+}
+
+int pb_plex_policy_diff_file(const pb_plex_policy *p, const char *schema, const char *base,
+                             const char *cloud, const char *raw, const char *what,
+                             pb_diff_stats *ds, pb_error *err)
+{
+    int error = 0;
+    FILE *f = NULL;
+    include_ctx ic = {p, schema};
+    pb_diff_options dopts = PB_DIFF_OPTIONS_INIT;
+    pb_diff_stats mine;
+
+    dopts.include = include_table;
+    dopts.include_payload = &ic;
+    dopts.open = pb_compat_open_reader;
+    if (!(f = fopen(raw, "wb")))
+        return pb_error_errno(err, "%s: cannot write %s", what, raw);
+    error = pb_sqldiff_diff(ds ? ds : &mine, base, cloud, &dopts, pb_sqldiff_write_file, f, err);
+    if (fclose(f) != 0 && !error)
+        error = pb_error_errno(err, "%s: cannot write %s", what, raw);
+    return error;
+}
+
 int pb_plex_policy_column(const pb_plex_policy *p, const char *schema, const char *table,
                           const char *column)
 {
@@ -338,22 +372,26 @@ static char *quote_ident(const char *s)
     return sqlite3_mprintf("\"%w\"", s);
 }
 
+/* Prepares `PRAGMA "schema".pragma("arg")` into *st. */
+static int pragma_prepare(sqlite3 *db, const char *schema, const char *pragma, const char *arg,
+                          sqlite3_stmt **st, pb_error *err)
+{
+    char *sql = sqlite3_mprintf("PRAGMA \"%w\".%s(\"%w\")", schema, pragma, arg);
+    if (!sql)
+        return pb_error_set(err, PB_ENOMEM, "plex policy: out of memory");
+    int rc = sqlite3_prepare_v2(db, sql, -1, st, NULL);
+    sqlite3_free(sql);
+    return rc == SQLITE_OK ? 0 : sql_err(err, db, arg);
+}
+
 static int load_columns(pb_plex_policy *p, sqlite3 *db, pp_table *t, pb_error *err)
 {
     int error = 0, npk = 0, pk_integer = 0;
-    char *qs = quote_ident(t->schema), *qt = quote_ident(t->name);
-    char *sql = qs && qt ? sqlite3_mprintf("PRAGMA %s.table_info(%s)", qs, qt) : NULL;
     sqlite3_stmt *st = NULL;
     size_t cap = 0;
 
-    if (!sql) {
-        error = pb_error_set(err, PB_ENOMEM, "plex policy: out of memory");
+    if ((error = pragma_prepare(db, t->schema, "table_info", t->name, &st, err)) != 0)
         goto done;
-    }
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        error = sql_err(err, db, t->name);
-        goto done;
-    }
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *name = (const char *)sqlite3_column_text(st, 1);
@@ -390,9 +428,6 @@ static int load_columns(pb_plex_policy *p, sqlite3 *db, pp_table *t, pb_error *e
     t->ipk = npk == 1 && pk_integer;
 done:
     sqlite3_finalize(st);
-    sqlite3_free(sql);
-    sqlite3_free(qs);
-    sqlite3_free(qt);
     return error;
 }
 
@@ -658,37 +693,18 @@ static int add_natkey(pb_plex_policy *p, const pp_table *t, const char *const *c
 static int unique_natkeys(pb_plex_policy *p, sqlite3 *db, const pp_table *t, pb_error *err)
 {
     int error = 0, rc;
-    char *qs = quote_ident(t->schema), *qt = quote_ident(t->name);
-    char *sql = qs && qt ? sqlite3_mprintf("PRAGMA %s.index_list(%s)", qs, qt) : NULL;
     sqlite3_stmt *st = NULL, *ci = NULL;
 
-    if (!sql) {
-        error = pb_error_set(err, PB_ENOMEM, "plex policy: out of memory");
+    if ((error = pragma_prepare(db, t->schema, "index_list", t->name, &st, err)) != 0)
         goto done;
-    }
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        error = sql_err(err, db, t->name);
-        goto done;
-    }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         const char *iname = (const char *)sqlite3_column_text(st, 1);
         const char *origin = (const char *)sqlite3_column_text(st, 3);
         if (!iname || !sqlite3_column_int(st, 2) || sqlite3_column_int(st, 4) ||
             (origin && strcmp(origin, "pk") == 0))
             continue;
-        char *qi = quote_ident(iname);
-        char *isql = qi ? sqlite3_mprintf("PRAGMA %s.index_info(%s)", qs, qi) : NULL;
-        sqlite3_free(qi);
-        if (!isql) {
-            error = pb_error_set(err, PB_ENOMEM, "plex policy: out of memory");
+        if ((error = pragma_prepare(db, t->schema, "index_info", iname, &ci, err)) != 0)
             goto done;
-        }
-        int prc = sqlite3_prepare_v2(db, isql, -1, &ci, NULL);
-        sqlite3_free(isql);
-        if (prc != SQLITE_OK) {
-            error = sql_err(err, db, iname);
-            goto done;
-        }
         const char *cols[8];
         size_t ncols = 0;
         int ok = 1;
@@ -720,9 +736,6 @@ static int unique_natkeys(pb_plex_policy *p, sqlite3 *db, const pp_table *t, pb_
 done:
     sqlite3_finalize(ci);
     sqlite3_finalize(st);
-    sqlite3_free(sql);
-    sqlite3_free(qs);
-    sqlite3_free(qt);
     return error;
 }
 

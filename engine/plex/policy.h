@@ -10,6 +10,7 @@
 #include <sqlite3.h>
 #include "plexburst/merge.h"
 #include "plexburst/plexmerge.h"
+#include "plexburst/sqldiff.h"
 
 typedef struct pb_plex_policy pb_plex_policy;
 
@@ -42,6 +43,16 @@ int pb_plex_policy_class(const pb_plex_policy *p, const char *schema, const char
 
 /** 1 when `table` of `schema` takes part in a diff (every class but derived). */
 int pb_plex_policy_include(const pb_plex_policy *p, const char *schema, const char *table);
+
+/**
+ * Diffs `base` -> `cloud` (sqldiff, compat reader) into the file `raw`, keeping the tables of
+ * `schema` the policy includes. `what` starts the error messages ("export", "merge"); `ds`
+ * (optional) receives the row counts.
+ * @return 0 or a sqldiff error; PB_EIO when `raw` cannot be written.
+ */
+int pb_plex_policy_diff_file(const pb_plex_policy *p, const char *schema, const char *base,
+                             const char *cloud, const char *raw, const char *what,
+                             pb_diff_stats *ds, pb_error *err);
 
 /** Position of `column` in `schema.table` as the policy read it, or -1. */
 int pb_plex_policy_column(const pb_plex_policy *p, const char *schema, const char *table,

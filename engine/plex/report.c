@@ -13,78 +13,54 @@
 
 #include "report.h"
 
+/* names[v], or dflt when v has no name there. */
+static const char *name_in(const char *const *names, size_t n, int v, const char *dflt)
+{
+    return v >= 0 && (size_t)v < n && names[v] ? names[v] : dflt;
+}
+
+#define NAME_IN(names, v, dflt) name_in(names, sizeof(names) / sizeof(names[0]), v, dflt)
+
 const char *pb_plex_phase_name(int phase)
 {
-    switch (phase) {
-    case PB_PHASE_SCHEMA:
-        return "CHECK SCHEMAS";
-    case PB_PHASE_DIFF:
-        return "DIFF";
-    case PB_PHASE_GUARDS:
-        return "GUARDS";
-    case PB_PHASE_BACKUP:
-        return "BACKUP";
-    case PB_PHASE_MERGE:
-        return "MERGE";
-    case PB_PHASE_DONE:
-        return "DONE";
-    default:
-        return "START";
-    }
+    static const char *const names[] = {
+        [PB_PHASE_SCHEMA] = "CHECK SCHEMAS", [PB_PHASE_DIFF] = "DIFF",
+        [PB_PHASE_GUARDS] = "GUARDS",        [PB_PHASE_BACKUP] = "BACKUP",
+        [PB_PHASE_MERGE] = "MERGE",          [PB_PHASE_DONE] = "DONE",
+    };
+    return NAME_IN(names, phase, "START");
 }
 
 const char *pb_plex_op_name(int op)
 {
-    switch (op) {
-    case SQLITE_INSERT:
-        return "insert";
-    case SQLITE_UPDATE:
-        return "update";
-    case SQLITE_DELETE:
-        return "delete";
-    default:
-        return "?";
-    }
+    static const char *const names[] = {
+        [SQLITE_INSERT] = "insert",
+        [SQLITE_UPDATE] = "update",
+        [SQLITE_DELETE] = "delete",
+    };
+    return NAME_IN(names, op, "?");
 }
 
 const char *pb_plex_resolution_name(int res)
 {
-    switch (res) {
-    case PB_RES_APPLIED:
-        return "applied";
-    case PB_RES_REMAPPED:
-        return "remapped";
-    case PB_RES_NATKEY:
-        return "natkey";
-    case PB_RES_KEPT_LIVE:
-        return "kept_live";
-    case PB_RES_CLOUD_WON:
-        return "cloud_won";
-    case PB_RES_DROPPED_USER:
-        return "dropped_user";
-    case PB_RES_NOTFOUND:
-        return "notfound";
-    case PB_RES_SAME:
-        return "same";
-    case PB_RES_MERGED:
-        return "merged";
-    default:
-        return "?";
-    }
+    static const char *const names[] = {
+        [PB_RES_APPLIED] = "applied",     [PB_RES_REMAPPED] = "remapped",
+        [PB_RES_NATKEY] = "natkey",       [PB_RES_KEPT_LIVE] = "kept_live",
+        [PB_RES_CLOUD_WON] = "cloud_won", [PB_RES_DROPPED_USER] = "dropped_user",
+        [PB_RES_NOTFOUND] = "notfound",   [PB_RES_SAME] = "same",
+        [PB_RES_MERGED] = "merged",
+    };
+    return NAME_IN(names, res, "?");
 }
 
 const char *pb_plex_class_name(int cls)
 {
-    switch (cls) {
-    case PB_CLASS_LIBRARY:
-        return "library";
-    case PB_CLASS_USER:
-        return "user";
-    case PB_CLASS_DERIVED:
-        return "derived";
-    default:
-        return "?";
-    }
+    static const char *const names[] = {
+        [PB_CLASS_LIBRARY] = "library",
+        [PB_CLASS_USER] = "user",
+        [PB_CLASS_DERIVED] = "derived",
+    };
+    return NAME_IN(names, cls, "?");
 }
 
 void pb_plex_report_dispose(pb_plex_report *r)

@@ -275,6 +275,20 @@ void pb_agent_options_init(pb_agent_options *opts)
     *opts = (pb_agent_options)PB_AGENT_OPTIONS_INIT;
 }
 
+int pb_agent_find_mkplex(char *out, size_t cap, const char *given)
+{
+    char real[PATH_MAX];
+    if (given)
+        snprintf(out, cap, "%s", given);
+    else if (pb_runner_default_mkplex(out, cap) != 0)
+        return -1;
+    if (access(out, X_OK) != 0)
+        return -1;
+    if (realpath(out, real))
+        snprintf(out, cap, "%s", real);
+    return 0;
+}
+
 int pb_agent_serve(const pb_agent_options *o, pb_error *err)
 {
     int error = 0;

@@ -22,6 +22,7 @@
 #include "plexburst/compat.h"
 #include "plexburst/merge.h"
 #include "plexburst/sqldiff.h"
+#include "backup.h"
 #include "fs.h"
 #include "run_int.h"
 #include "zstream.h"
@@ -137,7 +138,6 @@ int pb_run__snapshot(const char *src, const char *dst, pb_error *err)
 {
     int error = 0, rc;
     sqlite3 *s = NULL, *d = NULL;
-    sqlite3_backup *b = NULL;
     char tmp[4300];
     snprintf(tmp, sizeof(tmp), "%s.tmp", dst);
     unlink(tmp);
@@ -148,32 +148,13 @@ int pb_run__snapshot(const char *src, const char *dst, pb_error *err)
         error = sqlfail(d, rc, "snapshot: cannot create the copy", err);
         goto done;
     }
-    if (!(b = sqlite3_backup_init(d, "main", s, "main"))) {
-        error = sqlfail(d, sqlite3_errcode(d), "snapshot: backup", err);
+    if ((error = pb_backup_db_copy(d, s, "snapshot: backup", err)) < 0)
         goto done;
-    }
-    do {
-        rc = sqlite3_backup_step(b, 4096);
-        if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-            sqlite3_sleep(50);
-    } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
-    sqlite3_backup_finish(b);
-    b = NULL;
-    if (rc != SQLITE_DONE) {
-        error = sqlfail(d, rc, "snapshot: backup", err);
-        goto done;
-    }
-    if ((rc = sqlite3_exec(d, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL)) != SQLITE_OK) {
-        error = sqlfail(d, rc, "snapshot: journal mode", err);
-        goto done;
-    }
     sqlite3_close(d);
     d = NULL;
     if (rename(tmp, dst) != 0)
         error = pb_error_errno(err, "snapshot: cannot rename %s", tmp);
 done:
-    if (b)
-        sqlite3_backup_finish(b);
     sqlite3_close(d);
     sqlite3_close(s);
     if (error)

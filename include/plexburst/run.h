@@ -204,6 +204,13 @@ typedef struct pb_agent_options {
 PB_EXTERN(void) pb_agent_options_init(pb_agent_options *opts);
 
 /**
+ * Finds the fixture tool mkplex: `given` (may be NULL), else $PLEXBURST_MKPLEX, else beside the
+ * running binary; made absolute when it can be (a runner works in another directory).
+ * @return 0 when `out` names an executable file; -1 otherwise.
+ */
+PB_EXTERN(int) pb_agent_find_mkplex(char *out, size_t cap, const char *given);
+
+/**
  * Serves one conversation of the framed protocol on in_fd/out_fd until BYE or the end of the
  * stream (the home went away: the runner is stopped). Writes nothing else to out_fd; diagnostics
  * go into the conversation as LOG frames (and to stderr only before the HELLO).
