@@ -3,7 +3,7 @@
  * directory, all or nothing (pb_apply, plexburst/apply.h), printing the numbered phases
  * RECOVER, VERIFY BUNDLE, GUARDS, STAGE FILES, STOP PLEX, MERGE ROWS, INSTALL FILES, START PLEX,
  * a POST-MORTEM on failure, or one JSON object with --json. --dry-run stops after the guards and
- * prints the bundle's diff report as `plexburst diff` does (report.c).
+ * prints the bundle's diff report as `plexburst diff` does (report_view.c).
  * The rows are written by Plex's own engine when it is found (--plex-sqlite PATH, else
  * $PLEXBURST_PLEX_SQLITE or the standard install locations), else in-process (--in-process).
  * Role: step 5 of a nightly sync run by hand. Exit codes: 0, 1 error, 2 usage, 3 refused.
@@ -15,7 +15,7 @@
 
 #include <plexburst/bundle.h>
 #include "cli.h"
-#include "report.h"
+#include "report_view.h"
 
 #define SEP CLI_SEPARATOR
 

@@ -3,7 +3,7 @@
  * per table and per section rows, new titles, analysis progress, guard verdicts, sizes; with
  * --live, the 3-way view (a dry-run merge: conflicts, remaps). docs/cli.md.
  * Role: the options (shared with `merge`, plexdb_opts.c) over pb_plex_diff()
- * (plexburst/plexmerge.h); rendering in report.c.
+ * (plexburst/plexmerge.h); rendering in report_view.c.
  */
 #include "cli.h"
 #include "plexdb_opts.h"

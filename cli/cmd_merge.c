@@ -2,7 +2,7 @@
  * cmd_merge.c: `plexburst merge`: merges the cloud's rows (base -> cloud) into the live home Plex
  * DB pair: schema guard, diff, deletion guard, backup, 3-way merge (docs/cli.md).
  * Role: the options (shared with `diff`, plexdb_opts.c) over pb_plex_merge()
- * (plexburst/plexmerge.h); rendering in report.c.
+ * (plexburst/plexmerge.h); rendering in report_view.c.
  */
 #include "cli.h"
 #include "plexdb_opts.h"

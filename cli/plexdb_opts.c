@@ -2,14 +2,14 @@
  * plexdb_opts.c: the option table and checks shared by `plexburst diff` and `plexburst merge`
  * (cli/plexdb_opts.h): one table whose entries carry the help text of each command (an option of
  * one command only has no text for the other), so that the two commands cannot drift apart.
- * Role: cli/; renders through report.c. Prerequisites: the public headers only.
+ * Role: cli/; renders through report_view.c. Prerequisites: the public headers only.
  */
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "plexdb_opts.h"
-#include "report.h"
+#include "report_view.h"
 
 typedef struct plexdb_args {
     const char *base, *cloud, *live, *changeset;

@@ -14,7 +14,7 @@
 
 #include "cli.h"
 #include "progress.h"
-#include "report.h"
+#include "report_view.h"
 
 typedef unsigned long long ull;
 

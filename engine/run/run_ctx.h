@@ -1,7 +1,7 @@
 /*
  * run_ctx.h (internal): the home side of one run (pb_run), shared by the files that make it:
  * run.c (options, settings, lock, events, phases, the result), link.c (the conversation with the
- * agent), sync.c (the sync's phases), bootstrap.c, recover.c (the run in flight, recovery, the
+ * agent), sync.c (the sync's phases), bootstrap.c, resume.c (the run in flight, recovery, the
  * home's baseline copy), fetch_apply.c (the bundle downloaded, verified and applied), store_gc.c
  * (store transfers and pruning).
  */
@@ -97,7 +97,7 @@ int pb_run__send_prepare(rx *x, const char *mode);
 int pb_run__rejoin(rx *x, int error, int ran);
 void pb_run__stop_agent(rx *x, int polite);
 
-/* ---- the run in flight, recovery, the home's baseline copy (recover.c) ---- */
+/* ---- the run in flight, recovery, the home's baseline copy (resume.c) ---- */
 int pb_run__cur_write(rx *x, const char *state, pb_error *err);
 void pb_run__cur_clear(rx *x);
 void pb_run__set_work_paths(rx *x);

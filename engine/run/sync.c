@@ -1,6 +1,6 @@
 /*
  * sync.c: the nightly sync's phases (pb_run with PB_RUN_SYNC; run.c drives them):
- * 1 RECOVER (recover.c), 2 FINGERPRINT (stat walk of the home tree, hashes only for changed
+ * 1 RECOVER (resume.c), 2 FINGERPRINT (stat walk of the home tree, hashes only for changed
  * files), 3 SNAPSHOT (online backup of the live pair, logical checksums), 4 UPLOAD DELTA (row
  * changeset baseline -> snapshot, zstd; the whole snapshot the first time), 5 INJECT DB (agent
  * started, snapshot rebuilt and verified in the cloud; a mismatch falls back to a full upload),

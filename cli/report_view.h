@@ -1,5 +1,5 @@
 /*
- * report.h: rendering of a pb_plex_report (plexburst/plexmerge.h) for `plexburst diff` and
+ * report_view.h: rendering of a pb_plex_report (plexburst/plexmerge.h) for `plexburst diff` and
  * `plexburst merge`: numbered phases printed as the run goes, a POST-MORTEM on failure, and the
  * one JSON object of --json.
  * Role: shared by cmd_diff.c and cmd_merge.c, and cmd_apply.c (--dry-run: the body); prints only.

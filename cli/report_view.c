@@ -1,6 +1,6 @@
 /*
- * report.c: human and JSON rendering of a pb_plex_report for `plexburst diff` / `merge`
- * (see report.h). Human output follows cli.h: numbered phases between separator lines, state
+ * report_view.c: human and JSON rendering of a pb_plex_report for `plexburst diff` / `merge`
+ * (see report_view.h). Human output follows cli.h: numbered phases between separator lines, state
  * emojis at line starts, a POST-MORTEM naming the failed phase; --json prints one object.
  * Role: display only; the figures come from libplexburst (plexburst/plexmerge.h).
  */
@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
-#include "report.h"
+#include "report_view.h"
 
 void report_view_init(report_view *v, const char *command, const pb_plex_report *r, int merge,
                       int json, int list)

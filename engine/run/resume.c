@@ -1,5 +1,5 @@
 /*
- * recover.c: the run in flight and what survives it. <state>/sync/current.json names the run in
+ * resume.c: the run in flight and what survives it. <state>/sync/current.json names the run in
  * flight and how far it got (started, uploaded, injected, bundle_ready, downloaded, applying,
  * dry_run, applied; a bootstrap: started, installing), so that the next run's RECOVER knows
  * whether to resume it (its bundle is stored: download and apply it) or roll it back (drop its
