@@ -66,8 +66,7 @@ static void child_run(json_t *(*fn)(void *), void *arg, int fd)
     _exit(0);
 }
 
-json_t *bench_in_child(json_t *(*fn)(void *), void *arg, const char *rss_key, char *why,
-                       size_t cap)
+json_t *bench_in_child(json_t *(*fn)(void *), void *arg, const char *rss_key, char *why, size_t cap)
 {
     int fd[2];
     if (pipe(fd) != 0) {
