@@ -38,25 +38,10 @@
 
 #include <plexburst/plexburst.h>
 
+#include "bench_util.h"
 #include "zstream.h"
 
 extern char **environ;
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-/* CPU time (user + system) of this process, all threads. */
-static double cpu_ms(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-}
 
 static long self_rss_kib(void)
 {
@@ -141,7 +126,7 @@ static void make_synthetic(const char *dir, int64_t rows, double pct)
     char base[4096], target[4096];
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
 
     mkdir(dir, 0755);
     snprintf(base, sizeof(base), "%s/base.db", dir);
@@ -278,23 +263,10 @@ static void make_synthetic(const char *dir, int64_t rows, double pct)
     exec_or_die(db, "COMMIT");
     sqlite3_close(db);
     printf("{\"synthetic\": \"%s\", \"rows\": %lld, \"change_pct\": %g, \"ms\": %.0f}\n", dir,
-           (long long)rows, pct, now_ms() - t0);
+           (long long)rows, pct, bench_now_ms() - t0);
 }
 
 /* ---- measurements, each in a child process ---------------------------------------------- */
-
-typedef struct counter {
-    FILE *f;
-    uint64_t n;
-} counter;
-
-static int count_out(void *payload, const void *data, size_t n, pb_error *err)
-{
-    (void)err;
-    counter *c = payload;
-    c->n += n;
-    return c->f && fwrite(data, 1, n, c->f) != n ? PB_EIO : 0;
-}
 
 /* zstd of the rest of `f` at `level` (streaming, libzstd via transfer/zstream.h). */
 static json_t *zstd_of(FILE *f, int level)
@@ -302,13 +274,13 @@ static json_t *zstd_of(FILE *f, int level)
     FILE *sink = fopen("/dev/null", "wb");
     uint64_t nin = 0, nout = 0;
     pb_error err = PB_ERROR_INIT;
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     rewind(f);
     int rc = pb_zstd_compress_stream(f, sink, level, 0, &nin, &nout, &err);
     fclose(sink);
     if (rc)
         die("zstd", err.msg);
-    return json_pack("{s:I, s:f}", "bytes", (json_int_t)nout, "ms", now_ms() - t0);
+    return json_pack("{s:I, s:f}", "bytes", (json_int_t)nout, "ms", bench_now_ms() - t0);
 }
 
 static int g_runs = 3; /* --runs: repetitions of our timings, the best is reported */
@@ -318,7 +290,7 @@ static json_t *run_ours(const char *base, const char *target, unsigned flags)
     pb_error err = PB_ERROR_INIT;
     pb_diff_options o = PB_DIFF_OPTIONS_INIT;
     pb_diff_stats st;
-    counter c = {NULL, 0};
+    bench_counter c = {NULL, 0};
     double ms = 0, cms = 0;
     o.flags = flags;
     for (int run = 0; run < g_runs; run++) {
@@ -326,9 +298,9 @@ static json_t *run_ours(const char *base, const char *target, unsigned flags)
             fclose(c.f);
         c.f = tmpfile();
         c.n = 0;
-        double t0 = now_ms(), c0 = cpu_ms();
-        int rc = pb_sqldiff_diff(&st, base, target, &o, count_out, &c, &err);
-        double w = now_ms() - t0, cw = cpu_ms() - c0;
+        double t0 = bench_now_ms(), c0 = bench_cpu_ms();
+        int rc = pb_sqldiff_diff(&st, base, target, &o, bench_count_out, &c, &err);
+        double w = bench_now_ms() - t0, cw = bench_cpu_ms() - c0;
         if (rc)
             die("pb_sqldiff_diff", err.msg);
         if (run == 0 || w < ms) {
@@ -343,10 +315,10 @@ static json_t *run_ours(const char *base, const char *target, unsigned flags)
     pb_changeset_check_options co = PB_CHANGESET_CHECK_OPTIONS_INIT;
     co.expect_bytes = c.n;
     rewind(c.f);
-    double v0 = now_ms();
+    double v0 = bench_now_ms();
     if (pb_changeset_validate_file(&sum, c.f, &co, &err))
         die("pb_changeset_validate", err.msg);
-    double vms = now_ms() - v0;
+    double vms = bench_now_ms() - v0;
     json_t *j =
         json_pack("{s:f, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:i, s:i, s:I, s:f}", "ms", ms,
                   "rows_base", (json_int_t)st.rows_base, "rows_target", (json_int_t)st.rows_target,
@@ -368,18 +340,13 @@ static json_t *run_checksum(const char *path)
     pb_error err = PB_ERROR_INIT;
     pb_checksum c;
     char hex[PB_CHECKSUM_HEX_SIZE];
-    double t0 = now_ms(), c0 = cpu_ms();
+    double t0 = bench_now_ms(), c0 = bench_cpu_ms();
     if (pb_sqldiff_checksum(&c, path, NULL, &err))
         die("pb_sqldiff_checksum", err.msg);
-    double ms = now_ms() - t0, cms = cpu_ms() - c0;
+    double ms = bench_now_ms() - t0, cms = bench_cpu_ms() - c0;
     return json_pack("{s:f, s:f, s:I, s:f, s:s, s:I}", "ms", ms, "cpu_ms", cms, "rows",
                      (json_int_t)c.rows, "rows_per_s", ms > 0 ? c.rows / (ms / 1e3) : 0.0, "digest",
                      pb_checksum_hex(hex, &c), "peak_rss_kib", (json_int_t)self_rss_kib());
-}
-
-static int sess_out(void *payload, const void *data, int n)
-{
-    return count_out(payload, data, (size_t)n, NULL) ? SQLITE_IOERR : SQLITE_OK;
 }
 
 static json_t *run_session(const char *base, const char *target)
@@ -387,7 +354,7 @@ static json_t *run_session(const char *base, const char *target)
     sqlite3 *db = NULL;
     sqlite3_session *s = NULL;
     sqlite3_stmt *st = NULL;
-    double t0 = now_ms(), c0 = cpu_ms();
+    double t0 = bench_now_ms(), c0 = bench_cpu_ms();
     if (sqlite3_open_v2(target, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK)
         die("cannot open", target);
     char *sql = sqlite3_mprintf("ATTACH %Q AS aux", base);
@@ -407,16 +374,16 @@ static json_t *run_session(const char *base, const char *target)
             die("sqlite3session_diff", msg);
     }
     sqlite3_finalize(st);
-    double diff_ms = now_ms() - t0, diff_cpu = cpu_ms() - c0;
-    counter cs = {tmpfile(), 0}, ps = {tmpfile(), 0};
-    t0 = now_ms();
-    if (sqlite3session_changeset_strm(s, sess_out, &cs) != SQLITE_OK)
+    double diff_ms = bench_now_ms() - t0, diff_cpu = bench_cpu_ms() - c0;
+    bench_counter cs = {tmpfile(), 0}, ps = {tmpfile(), 0};
+    t0 = bench_now_ms();
+    if (sqlite3session_changeset_strm(s, bench_sess_out, &cs) != SQLITE_OK)
         die("sqlite3session_changeset_strm", NULL);
-    double cs_ms = now_ms() - t0;
-    t0 = now_ms();
-    if (sqlite3session_patchset_strm(s, sess_out, &ps) != SQLITE_OK)
+    double cs_ms = bench_now_ms() - t0;
+    t0 = bench_now_ms();
+    if (sqlite3session_patchset_strm(s, bench_sess_out, &ps) != SQLITE_OK)
         die("sqlite3session_patchset_strm", NULL);
-    double ps_ms = now_ms() - t0;
+    double ps_ms = bench_now_ms() - t0;
     long rss = self_rss_kib();
     sqlite3session_delete(s);
     sqlite3_close(db);
@@ -434,47 +401,27 @@ static json_t *run_session(const char *base, const char *target)
     return j;
 }
 
-/* Runs fn in a child; returns its JSON with the child's peak RSS (ru_maxrss) added. */
+/* One measurement: fn(a, b, flags) in a child, with its peak RSS as child_maxrss_kib. */
+typedef struct pair_call {
+    json_t *(*fn)(const char *, const char *, unsigned);
+    const char *a, *b;
+    unsigned flags;
+} pair_call;
+
+static json_t *pair_call_run(void *p)
+{
+    pair_call *c = p;
+    return c->fn(c->a, c->b, c->flags);
+}
+
 static json_t *in_child(json_t *(*fn)(const char *, const char *, unsigned), const char *a,
                         const char *b, unsigned flags)
 {
-    int fd[2];
-    if (pipe(fd) != 0)
-        die("pipe", strerror(errno));
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork", strerror(errno));
-    if (pid == 0) {
-        close(fd[0]);
-        json_t *j = fn(a, b, flags);
-        char *s = json_dumps(j, JSON_COMPACT);
-        size_t n = strlen(s);
-        if (write(fd[1], s, n) != (ssize_t)n)
-            _exit(2);
-        _exit(0);
-    }
-    close(fd[1]);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    ssize_t k;
-    while ((k = read(fd[0], buf + n, cap - n - 1)) > 0) {
-        n += (size_t)k;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    close(fd[0]);
-    int status;
-    struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        die("a measurement failed", NULL);
-    json_error_t je;
-    json_t *j = json_loads(buf, 0, &je);
-    free(buf);
+    pair_call call = {fn, a, b, flags};
+    char why[512];
+    json_t *j = bench_in_child(pair_call_run, &call, "child_maxrss_kib", why, sizeof(why));
     if (!j)
-        die("bad child output", je.text);
-    json_object_set_new(j, "child_maxrss_kib", json_integer(ru.ru_maxrss));
+        die(why, NULL);
     return j;
 }
 
@@ -513,13 +460,13 @@ static json_t *run_sqldiff_tool(const char *base, const char *target)
     close(fd);
     char *argv[] = {(char *)tool, "--changeset", out, (char *)base, (char *)target, NULL};
     pid_t pid;
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     if (posix_spawn(&pid, tool, NULL, NULL, argv, environ) != 0)
         die("posix_spawn", tool);
     int status;
     struct rusage ru;
     wait4(pid, &status, 0, &ru);
-    double ms = now_ms() - t0;
+    double ms = bench_now_ms() - t0;
     struct stat sb;
     stat(out, &sb);
     FILE *f = fopen(out, "rb");
@@ -537,14 +484,6 @@ static json_t *run_sqldiff_tool(const char *base, const char *target)
     fclose(f);
     remove(out);
     return j;
-}
-
-static json_int_t jint(json_t *o, const char *a, const char *b)
-{
-    json_t *x = json_object_get(o, a);
-    if (x && b)
-        x = json_object_get(x, b);
-    return x ? json_integer_value(x) : 0;
 }
 
 int main(int argc, char **argv)
@@ -616,20 +555,21 @@ int main(int argc, char **argv)
     /* the targets of the issue */
     json_t *o = json_object_get(r, "plexburst");
     double rps = json_real_value(json_object_get(o, "rows_per_s"));
-    json_int_t rss = jint(o, "peak_rss_kib", NULL);
+    json_int_t rss = bench_jint(o, "peak_rss_kib", NULL);
     json_t *t = json_pack("{s:b, s:b}", "rows_per_s_ge_1M", rps >= 1e6, "peak_rss_le_64MB",
                           rss <= 64 * 1024);
     if (ses) {
-        json_int_t ref = jint(ses, "patchset_zstd19", "bytes");
+        json_int_t ref = bench_jint(ses, "patchset_zstd19", "bytes");
         if (ref > 0) {
             json_object_set_new(t, "changeset_zstd19_vs_session_patchset_zstd19",
-                                json_real((double)jint(o, "zstd19", "bytes") / (double)ref));
+                                json_real((double)bench_jint(o, "zstd19", "bytes") / (double)ref));
             json_object_set_new(t, "changeset_zstd3_vs_session_patchset_zstd19",
-                                json_real((double)jint(o, "zstd3", "bytes") / (double)ref));
-            json_object_set_new(t, "patchset_zstd19_vs_session_patchset_zstd19",
-                                json_real((double)jint(json_object_get(r, "plexburst_patchset"),
-                                                       "zstd19", "bytes") /
-                                          (double)ref));
+                                json_real((double)bench_jint(o, "zstd3", "bytes") / (double)ref));
+            json_object_set_new(
+                t, "patchset_zstd19_vs_session_patchset_zstd19",
+                json_real((double)bench_jint(json_object_get(r, "plexburst_patchset"), "zstd19",
+                                             "bytes") /
+                          (double)ref));
         }
     }
     json_object_set_new(r, "targets", t);

@@ -45,6 +45,7 @@
 
 #include <plexburst/plexburst.h>
 
+#include "bench_util.h"
 #include "zstream.h"
 
 extern char **environ;
@@ -54,21 +55,6 @@ extern char **environ;
 
 static int g_runs = 3;
 static const char *g_work;
-
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static double cpu_ms(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-}
 
 static void die(const char *fmt, ...)
 {
@@ -118,21 +104,13 @@ static json_t *zstd_file(const char *path, int level, int threads)
     pb_error err = PB_ERROR_INIT;
     if (!in || !sink)
         die("cannot open %s", path);
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     if (pb_zstd_compress_stream(in, sink, level, threads, &nin, &nout, &err))
         die("zstd: %s", err.msg);
-    double ms = now_ms() - t0;
+    double ms = bench_now_ms() - t0;
     fclose(in);
     fclose(sink);
     return json_pack("{s:I, s:f}", "bytes", (json_int_t)nout, "ms", ms);
-}
-
-static json_int_t jint(json_t *o, const char *a, const char *b)
-{
-    json_t *x = json_object_get(o, a);
-    if (x && b)
-        x = json_object_get(x, b);
-    return x ? json_integer_value(x) : 0;
 }
 
 static double jreal(json_t *o, const char *a, const char *b)
@@ -146,8 +124,9 @@ static double jreal(json_t *o, const char *a, const char *b)
 /* Sums {bytes, ms} of two zstd results into a new object. */
 static json_t *zsum(json_t *a, json_t *b)
 {
-    json_t *j = json_pack("{s:I, s:f}", "bytes", jint(a, "bytes", NULL) + jint(b, "bytes", NULL),
-                          "ms", jreal(a, "ms", NULL) + jreal(b, "ms", NULL));
+    json_t *j = json_pack("{s:I, s:f}", "bytes",
+                          bench_jint(a, "bytes", NULL) + bench_jint(b, "bytes", NULL), "ms",
+                          jreal(a, "ms", NULL) + jreal(b, "ms", NULL));
     json_decref(a);
     json_decref(b);
     return j;
@@ -155,66 +134,28 @@ static json_t *zsum(json_t *a, json_t *b)
 
 /* ---- measurements in child processes (peak RSS per measurement) ---------------------------- */
 
+typedef struct fx_call {
+    json_t *(*fn)(fx *);
+    fx *f;
+} fx_call;
+
+static json_t *fx_call_run(void *p)
+{
+    fx_call *c = p;
+    return c->fn(c->f);
+}
+
 static json_t *in_child(json_t *(*fn)(fx *), fx *f)
 {
-    int fd[2];
-    if (pipe(fd) != 0)
-        die("pipe: %s", strerror(errno));
-    fflush(NULL);
-    pid_t pid = fork();
-    if (pid < 0)
-        die("fork: %s", strerror(errno));
-    if (pid == 0) {
-        close(fd[0]);
-        json_t *j = fn(f);
-        char *s = json_dumps(j, JSON_COMPACT);
-        size_t n = strlen(s), off = 0;
-        while (off < n) {
-            ssize_t k = write(fd[1], s + off, n - off);
-            if (k <= 0)
-                _exit(2);
-            off += (size_t)k;
-        }
-        _exit(0);
-    }
-    close(fd[1]);
-    size_t cap = 1 << 16, n = 0;
-    char *buf = malloc(cap);
-    ssize_t k;
-    while ((k = read(fd[0], buf + n, cap - n - 1)) > 0) {
-        n += (size_t)k;
-        if (n + 1 == cap)
-            buf = realloc(buf, cap *= 2);
-    }
-    buf[n] = '\0';
-    close(fd[0]);
-    int status;
-    struct rusage ru;
-    if (wait4(pid, &status, 0, &ru) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        die("a measurement failed on %s", f->name);
-    json_error_t je;
-    json_t *j = json_loads(buf, 0, &je);
-    free(buf);
+    fx_call call = {fn, f};
+    char why[512];
+    json_t *j = bench_in_child(fx_call_run, &call, "peak_rss_kib", why, sizeof(why));
     if (!j)
-        die("bad child output: %s", je.text);
-    json_object_set_new(j, "peak_rss_kib", json_integer(ru.ru_maxrss));
+        die("%s on %s", why, f->name);
     return j;
 }
 
 /* ---- our diff ------------------------------------------------------------------------------- */
-
-typedef struct counter {
-    FILE *f;
-    uint64_t n;
-} counter;
-
-static int count_out(void *payload, const void *data, size_t n, pb_error *err)
-{
-    (void)err;
-    counter *c = payload;
-    c->n += n;
-    return c->f && fwrite(data, 1, n, c->f) != n ? PB_EIO : 0;
-}
 
 static int note_table(const pb_diff_table_stats *s, void *payload)
 {
@@ -228,16 +169,16 @@ static double diff_once(const char *base, const char *target, const char *out_pa
 {
     pb_error err = PB_ERROR_INIT;
     pb_diff_options o = PB_DIFF_OPTIONS_INIT;
-    counter c = {fopen(out_path, "wb"), 0};
+    bench_counter c = {fopen(out_path, "wb"), 0};
     if (!c.f)
         die("cannot write %s", out_path);
     o.table_done = tables ? note_table : NULL;
     o.table_payload = tables;
-    double t0 = now_ms(), c0 = cpu_ms();
-    if (pb_sqldiff_diff(st, base, target, &o, count_out, &c, &err))
+    double t0 = bench_now_ms(), c0 = bench_cpu_ms();
+    if (pb_sqldiff_diff(st, base, target, &o, bench_count_out, &c, &err))
         die("pb_sqldiff_diff %s: %s", target, err.msg);
-    double ms = now_ms() - t0;
-    *cms = cpu_ms() - c0;
+    double ms = bench_now_ms() - t0;
+    *cms = bench_cpu_ms() - c0;
     if (fclose(c.f) != 0)
         die("cannot write %s", out_path);
     return ms;
@@ -275,11 +216,6 @@ static json_t *run_diff(fx *f)
 
 /* ---- the session patchset anchor ------------------------------------------------------------ */
 
-static int sess_out(void *payload, const void *data, int n)
-{
-    return count_out(payload, data, (size_t)n, NULL) ? SQLITE_IOERR : SQLITE_OK;
-}
-
 /* sqlite3session_diff base -> target over `tables`; writes the patchset and the changeset. */
 static void session_one(const char *base, const char *target, json_t *tables, const char *ps_path,
                         const char *cs_path, double *ms, uint64_t *ps_bytes, uint64_t *cs_bytes)
@@ -287,7 +223,7 @@ static void session_one(const char *base, const char *target, json_t *tables, co
     sqlite3 *db = NULL;
     sqlite3_session *s = NULL;
     pb_error err = PB_ERROR_INIT;
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     if (pb_compat_open(&db, target, PB_OPEN_READONLY, &err) != 0)
         die("open %s: %s", target, err.msg);
     char *sql = sqlite3_mprintf("ATTACH %Q AS aux", base);
@@ -306,11 +242,11 @@ static void session_one(const char *base, const char *target, json_t *tables, co
             sqlite3session_diff(s, "aux", name, &msg) != SQLITE_OK)
             die("sqlite3session_diff %s: %s", name, msg ? msg : sqlite3_errmsg(db));
     }
-    counter ps = {fopen(ps_path, "wb"), 0}, cs = {fopen(cs_path, "wb"), 0};
-    if (sqlite3session_patchset_strm(s, sess_out, &ps) != SQLITE_OK ||
-        sqlite3session_changeset_strm(s, sess_out, &cs) != SQLITE_OK)
+    bench_counter ps = {fopen(ps_path, "wb"), 0}, cs = {fopen(cs_path, "wb"), 0};
+    if (sqlite3session_patchset_strm(s, bench_sess_out, &ps) != SQLITE_OK ||
+        sqlite3session_changeset_strm(s, bench_sess_out, &cs) != SQLITE_OK)
         die("session output failed");
-    *ms = now_ms() - t0;
+    *ms = bench_now_ms() - t0;
     fclose(ps.f);
     fclose(cs.f);
     *ps_bytes = ps.n;
@@ -383,10 +319,10 @@ static json_t *merge_into(fx *f, const char *live_src, const char *blive_src, in
         o.max_delete_pct = 100;
         o.zstd_level = 3;
         o.work_dir = f->work;
-        double c0 = cpu_ms();
+        double c0 = bench_cpu_ms();
         if (pb_plex_merge(&o, &r, &err) != 0)
             die("pb_plex_merge (%s): %s", f->name, err.msg);
-        double cms = cpu_ms() - c0;
+        double cms = bench_cpu_ms() - c0;
         if (best_ms < 0 || r.ms.merge < best_ms) {
             pb_plex_report_dispose(&best);
             best = r;
@@ -451,7 +387,7 @@ static double apply_one(const char *path, const char *cs, apply_ctx *ac)
 {
     sqlite3 *db = NULL;
     pb_error err = PB_ERROR_INIT;
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     if (pb_compat_open(&db, path, 0, &err) != 0)
         die("open %s: %s", path, err.msg);
     FILE *f = fopen(cs, "rb");
@@ -462,7 +398,7 @@ static double apply_one(const char *path, const char *cs, apply_ctx *ac)
         die("sqlite3changeset_apply_v2 %s: %s", path, sqlite3_errmsg(db));
     fclose(f);
     sqlite3_close(db);
-    return now_ms() - t0;
+    return bench_now_ms() - t0;
 }
 
 static void journal_delete(const char *path)
@@ -488,9 +424,9 @@ static json_t *run_apply_v2(fx *f)
         journal_delete(m);
         journal_delete(b);
         ac.conflicts = 0;
-        double c0 = cpu_ms();
+        double c0 = bench_cpu_ms();
         double ms = apply_one(m, f->cs, &ac) + apply_one(b, f->bcs, &ac);
-        double cms = cpu_ms() - c0;
+        double cms = bench_cpu_ms() - c0;
         if (best < 0 || ms < best) {
             best = ms;
             best_cpu = cms;
@@ -517,11 +453,11 @@ static json_t *sqldiff_one(const char *base, const char *target, const char *out
     posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    double t0 = now_ms();
+    double t0 = bench_now_ms();
     if (posix_spawn(&pid, tool, &fa, NULL, argv, environ) != 0)
         die("cannot run %s", tool);
     wait4(pid, &status, 0, &ru);
-    *ms += now_ms() - t0;
+    *ms += bench_now_ms() - t0;
     posix_spawn_file_actions_destroy(&fa);
     *rss = ru.ru_maxrss > *rss ? ru.ru_maxrss : *rss;
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
@@ -691,14 +627,17 @@ int main(int argc, char **argv)
     json_t *d = json_object_get(L, "diff"), *m = json_object_get(L, "merge"),
            *s = json_object_get(L, "session");
     double rps = jreal(d, "rows_per_s", NULL);
-    double ratio = (double)jint(d, "zstd19", "bytes") / (double)jint(s, "patchset_zstd19", "bytes");
+    double ratio = (double)bench_jint(d, "zstd19", "bytes") /
+                   (double)bench_jint(s, "patchset_zstd19", "bytes");
     double merge_ms = jreal(m, "merge_ms", NULL);
-    json_int_t rss_diff = jint(d, "peak_rss_kib", NULL), rss_merge = jint(m, "peak_rss_kib", NULL);
+    json_int_t rss_diff = bench_jint(d, "peak_rss_kib", NULL),
+               rss_merge = bench_jint(m, "peak_rss_kib", NULL);
     double g_diff =
-        (double)rss_diff / (double)jint(json_object_get(S, "diff"), "peak_rss_kib", NULL);
+        (double)rss_diff / (double)bench_jint(json_object_get(S, "diff"), "peak_rss_kib", NULL);
     double g_merge =
-        (double)rss_merge / (double)jint(json_object_get(S, "merge"), "peak_rss_kib", NULL);
-    double g_size = (double)jint(L, "main_db_bytes", NULL) / (double)jint(S, "main_db_bytes", NULL);
+        (double)rss_merge / (double)bench_jint(json_object_get(S, "merge"), "peak_rss_kib", NULL);
+    double g_size =
+        (double)bench_jint(L, "main_db_bytes", NULL) / (double)bench_jint(S, "main_db_bytes", NULL);
     json_t *t = json_pack("{s:b, s:f, s:b, s:f, s:b, s:b, s:f, s:f, s:f}", "diff_rows_per_s_ge_1M",
                           rps >= 1e6, "changeset_zstd19_vs_session_patchset_zstd19", ratio,
                           "changeset_le_1x", ratio <= 1.0, "merge_ms", merge_ms, "merge_le_1s",
@@ -717,10 +656,11 @@ int main(int argc, char **argv)
     line(table, "  %-44s %12.0f ms %11.0f ms  %.2f M rows/CPU-s", "diff wall / CPU (all threads)",
          jreal(d, "ms", NULL), jreal(d, "cpu_ms", NULL), jreal(d, "rows_per_cpu_s", NULL) / 1e6);
     line(table, "  %-44s %12lld B %12lld B  %.2fx %s",
-         "changeset zstd-19 vs session patchset zstd-19", (long long)jint(d, "zstd19", "bytes"),
-         (long long)jint(s, "patchset_zstd19", "bytes"), ratio, ok(ratio <= 1.0));
+         "changeset zstd-19 vs session patchset zstd-19",
+         (long long)bench_jint(d, "zstd19", "bytes"),
+         (long long)bench_jint(s, "patchset_zstd19", "bytes"), ratio, ok(ratio <= 1.0));
     line(table, "  %-44s %12lld B %12lld B", "changeset raw vs session patchset raw",
-         (long long)jint(d, "bytes", NULL), (long long)jint(s, "patchset_bytes", NULL));
+         (long long)bench_jint(d, "bytes", NULL), (long long)bench_jint(s, "patchset_bytes", NULL));
     line(table, "  %-44s %12.0f ms %11.0f ms  %s", "merge (phase 5) vs target 1 s", merge_ms,
          1000.0, ok(merge_ms <= 1000));
     line(table, "  %-44s %12.0f ms %11.0f ms", "same changeset onto base: ours vs apply_v2",
@@ -737,22 +677,23 @@ int main(int argc, char **argv)
         json_t *F = json_array_get(all, (size_t)k);
         line(table, "  peak RSS %-35s %9.1f MB %11.1f MB  %s",
              json_string_value(json_object_get(F, "name")),
-             jint(json_object_get(F, "diff"), "peak_rss_kib", NULL) / 1024.0,
-             jint(json_object_get(F, "merge"), "peak_rss_kib", NULL) / 1024.0, "(diff / merge)");
+             bench_jint(json_object_get(F, "diff"), "peak_rss_kib", NULL) / 1024.0,
+             bench_jint(json_object_get(F, "merge"), "peak_rss_kib", NULL) / 1024.0,
+             "(diff / merge)");
     }
     line(table, "  %-44s %12.2fx %12.2fx  DB %.1fx larger; <= 64 MB %s", "RSS growth diff / merge",
          g_diff, g_merge, g_size, ok(rss_diff <= 64 * 1024 && rss_merge <= 64 * 1024));
     json_t *q = json_object_get(L, "sqldiff");
     if (q && !json_object_get(q, "skipped"))
         line(table, "  %-44s %12.0f ms %12lld B  zstd-19 %lld B", "sqldiff --changeset",
-             jreal(q, "ms", NULL), (long long)jint(q, "changeset_bytes", NULL),
-             (long long)jint(q, "zstd19", "bytes"));
+             jreal(q, "ms", NULL), (long long)bench_jint(q, "changeset_bytes", NULL),
+             (long long)bench_jint(q, "zstd19", "bytes"));
     json_t *w = json_object_get(L, "whole_db");
     if (w) {
         line(table, "  %-44s %12lld B %11.0f ms", "whole DB pair zstd -3",
-             (long long)jint(w, "zstd3", "bytes"), jreal(w, "zstd3", "ms"));
+             (long long)bench_jint(w, "zstd3", "bytes"), jreal(w, "zstd3", "ms"));
         line(table, "  %-44s %12lld B %11.0f ms", "whole DB pair zstd -19",
-             (long long)jint(w, "zstd19", "bytes"), jreal(w, "zstd19", "ms"));
+             (long long)bench_jint(w, "zstd19", "bytes"), jreal(w, "zstd19", "ms"));
     }
     json_object_set_new(r, "table", table);
     json_dumpf(r, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
