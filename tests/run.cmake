@@ -5,3 +5,4 @@ pb_add_test(NAME test_store SOURCES test_store.c transfer_util.c LABELS unit TIM
 pb_add_test(NAME test_run_units SOURCES test_run_units.c transfer_util.c LABELS unit TIMEOUT 120)
 pb_add_test(NAME test_run SOURCES test_run.c LABELS integration TIMEOUT 600)
 pb_add_test(NAME test_run_demo SOURCES test_run_demo.c LABELS cli TIMEOUT 300)
+pb_add_test(NAME test_cloud_dirs SOURCES test_cloud_dirs.c LABELS integration TIMEOUT 600)

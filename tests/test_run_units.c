@@ -259,7 +259,7 @@ static void test_clouds(void **state)
     tu_sh("mkdir -p '%s/home'", dir);
     snprintf(line, sizeof(line), "local:%s/home/cloud", dir);
     assert_int_equal(open_cloud(&c, line, NULL, &err), PB_EINVALID);
-    assert_non_null(strstr(err.msg, "inside the Plex data dir"));
+    assert_non_null(strstr(err.msg, "lies inside the home Plex data dir"));
     /* ssh:// needs a store both sides reach; scaleway is in the table but not built */
     assert_int_equal(open_cloud(&c, "ssh://u@h.example/srv/pb", NULL, &err), PB_EINVALID);
     assert_non_null(strstr(err.msg, "needs a store"));

@@ -13,6 +13,10 @@
 #include "run_int.h"
 #include "store.h"
 
+/* In DIR/plex, written when the agent makes that dir: only a marked (or empty) DIR/plex is
+ * emptied. Top level, so the sync rule (fingerprint.c) never lists or sends it. */
+#define PB_AGENT_PLEX_MARKER ".plexburst-cloud"
+
 typedef struct agent {
     const pb_agent_options *o;
     pb_channel *ch;

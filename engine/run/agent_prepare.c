@@ -5,12 +5,16 @@
  * full upload), and ONLY the DB pair injected into an emptied DIR/plex with paths mapped home ->
  * cloud; bootstrap: an empty DIR/plex. A PREPARE for a run prepared here already (a new agent
  * after a dropped link) keeps the cloud DB: DIR/agent/work/<run>/prepared.json says so.
+ * DIR/plex is emptied only when it is ours: missing, empty, or holding the marker
+ * DIR/plex/.plexburst-cloud written when the agent made it (outside the sync rule: never sent).
  * Role: engine/run, the cloud side. Prerequisites: the store, the DB helpers (run_db.c).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -132,12 +136,51 @@ static void discard_dir(agent *a, const char *path)
         pb_fs_rmtree(dst);
 }
 
+/* 1 when `path` is a directory with no entries. */
+static int empty_dir(const char *path)
+{
+    DIR *d = opendir(path);
+    struct dirent *e;
+    int n = 0;
+    if (!d)
+        return 0;
+    while (!n && (e = readdir(d)) != NULL)
+        n = strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
+    closedir(d);
+    return !n;
+}
+
+/* Makes DIR/plex an empty dir carrying the marker. What is there goes only when the agent made
+ * it (the marker) or it holds nothing; anything else at DIR/plex is refused, nothing deleted. */
+static int fresh_plex(agent *a, pb_error *err)
+{
+    int error;
+    struct stat st;
+    char marker[PATH_MAX + 40];
+    static const char note[] = "plexburst: the cloud agent made this dir and empties it each run\n";
+    snprintf(marker, sizeof(marker), "%s/" PB_AGENT_PLEX_MARKER, a->plex);
+    if (lstat(a->plex, &st) == 0) {
+        struct stat ms;
+        int ours = S_ISDIR(st.st_mode) && lstat(marker, &ms) == 0 && S_ISREG(ms.st_mode);
+        if (!ours && !(S_ISDIR(st.st_mode) && empty_dir(a->plex)))
+            return pb_error_set(err, PB_EINVALID,
+                                "%s is not the agent's (no " PB_AGENT_PLEX_MARKER
+                                " marker): move it away or use another cloud dir",
+                                a->plex);
+        discard_dir(a, a->plex);
+    }
+    if ((error = pb_fs_mkdirs(a->plex, 0700, err)) < 0)
+        return error;
+    return pb_fs_write_file(marker, note, sizeof(note) - 1, 0600, err);
+}
+
 /* Injects the snapshot DB pair into an emptied DIR/plex, paths mapped home -> cloud. */
 static int inject(agent *a, uint64_t *mapped, pb_error *err)
 {
     int error;
     char dbdir[PATH_MAX + 64], m[PATH_MAX + 128], b[PATH_MAX + 128];
-    discard_dir(a, a->plex);
+    if ((error = fresh_plex(a, err)) < 0)
+        return error;
     snprintf(dbdir, sizeof(dbdir), "%s/Plug-in Support/Databases", a->plex);
     if ((error = pb_fs_mkdirs(dbdir, 0700, err)) < 0)
         return error;
@@ -369,8 +412,7 @@ int pb_agent__prepare(agent *a, json_t *msg, pb_error *err)
     pb_runner_forget(a->state, on_stopping, a);
 
     if (a->mode == PB_RUN_BOOTSTRAP) {
-        discard_dir(a, a->plex);
-        if ((error = pb_fs_mkdirs(a->plex, 0700, err)) < 0)
+        if ((error = fresh_plex(a, err)) < 0)
             return error;
         pb_agent__log(a, "info", "cloud Plex data dir %s is empty: the runner builds the library",
                       a->plex);
