@@ -1,9 +1,10 @@
 /*
  * test_run_units.c: the small pieces of the runs: `.env` configuration and the environment
  * (engine/run/config.h), plex_libraries.json, the detached command runner (engine/runner:
- * substitution with shell quoting, line relay, exit status, a stop through the watched fd, secrets
- * masked in logs), the cloud table (selection by scheme, a cloud not built yet, the local cloud's
- * checks).
+ * substitution with shell quoting, line relay, exit status, a stop through the watched fd, the
+ * redaction of a command line in every form, and a bootstrap through the local cloud whose runner
+ * line's secrets reach no output, log or state), the cloud table (selection by scheme, a cloud not
+ * built yet, the local cloud's checks).
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -41,6 +42,7 @@ static void test_config(void **state)
                "export PLEXBURST_RUNNER='mkplex analyze --dir {plex_dir} # not a comment'\n"
                "PLEXBURST_PLEX_STOP_CMD=\"systemctl stop \\\"plex\\\"\"\n"
                "PLEXBURST_S3_SECRET=hunter2\n"
+               "PLEXBURST_PLEX_START_CMD=\"curl -H 'X-Plex-Token: hunter3' http://h/\"\n"
                "\n"
                "PLEXBURST_MAX_DELETE_PCT=10\n"
                "PLEXBURST_MAX_DELETE_PCT=12\n",
@@ -61,6 +63,8 @@ static void test_config(void **state)
     char line[2048];
     pb_config_describe(c, line, sizeof(line));
     assert_null(strstr(line, "hunter2"));
+    assert_null(strstr(line, "hunter3"));
+    assert_non_null(strstr(line, "PLEXBURST_PLEX_START_CMD=curl -H 'X-Plex-Token: <secret>'"));
     assert_non_null(strstr(line, "PLEXBURST_S3_SECRET=<secret>"));
     assert_true(pb_config_is_secret("AWS_SECRET_ACCESS_KEY"));
     assert_false(pb_config_is_secret("PLEXBURST_STORE"));
@@ -211,6 +215,87 @@ static void test_runner(void **state)
     assert_non_null(strstr(shown, "--dir /x"));
 }
 
+/* One redaction: the exact line shown, the marker absent. */
+static void redacts(const char *line, const char *want)
+{
+    char shown[1024];
+    pb_runner_redact(shown, sizeof(shown), line);
+    print_message("redacted: %s\n", shown);
+    assert_string_equal(shown, want);
+    assert_null(strstr(shown, "QZMARK"));
+}
+
+static void test_runner_redact(void **state)
+{
+    (void)state;
+    /* argv[0] kept, plain arguments re-quoted only where needed */
+    redacts("'/opt/mk plex' init --dir '/srv/plex' --seed 1",
+            "'/opt/mk plex' init --dir /srv/plex --seed 1");
+    /* a header naming a secret, quoted either way */
+    redacts("curl -H 'X-Plex-Token: QZMARK1' -H \"Authorization: Bearer QZMARK2\" "
+            "-H 'Accept: text/xml' http://h/x",
+            "curl -H 'X-Plex-Token: <secret>' -H 'Authorization: <secret>' -H 'Accept: text/xml' "
+            "http://h/x");
+    /* the word after a secret-looking option, and --opt=value */
+    redacts("tool --apikey QZMARK1 -p QZMARK2 --token=QZMARK3 --api-key QZMARK4 --key QZMARK5 "
+            "--dir /x -v",
+            "tool --apikey <secret> -p <secret> --token=<secret> --api-key <secret> --key <secret> "
+            "--dir /x -v");
+    /* URL userinfo (a lone user kept) and query parameters */
+    redacts("fetch 'https://user:QZMARK1@host:8443/a/b?X-Plex-Token=QZMARK2&page=2' "
+            "sftp://bob@host/x 's3://h/p?apikey=QZMARK3#access_token=QZMARK4'",
+            "fetch 'https://user:<secret>@host:8443/a/b?X-Plex-Token=<secret>&page=2' "
+            "sftp://bob@host/x 's3://h/p?apikey=<secret>#access_token=<secret>'");
+    /* KEY=value: before the command and as an argument; a URL as a value */
+    redacts("PLEX_TOKEN=QZMARK1 LANG=C mkplex PASSWORD=QZMARK2 url=https://u:QZMARK3@h mode=fast",
+            "PLEX_TOKEN=<secret> LANG=C mkplex PASSWORD=<secret> url=https://u:<secret>@h "
+            "mode=fast");
+    /* quoted values and backslashes, each command of the line, any secret-looking argument */
+    redacts("a \"my password QZMARK1\" 'don'\\''t' b\\ c ; true plain && sh -c 'x --token "
+            "QZMARK3' | cat bearer:QZMARK4",
+            "a <secret> 'don'\\''t' 'b c' ; true plain && sh -c <secret> | cat <secret>");
+    /* nothing of the marker survives, truncation included */
+    char small[24];
+    pb_runner_redact(small, sizeof(small), "x --password QZMARK1 y");
+    assert_string_equal(small, "x --password <secret> y");
+    pb_runner_redact(small, 10, "x --password QZMARK1 y");
+    assert_string_equal(small, "x --passw");
+}
+
+/* A bootstrap through the local cloud with secrets on the runner line: none reaches stdout,
+ * stderr, the home's state (logs, runs, sync) or the cloud's dir. */
+static void test_runner_secrets_e2e(void **state)
+{
+    (void)state;
+    char pb[4200], mk[4200], out[1 << 16];
+    snprintf(pb, sizeof(pb), "%s", tu_build_path("plexburst"));
+    snprintf(mk, sizeof(mk), "%s", tu_build_path("mkplex"));
+    if (access(pb, X_OK) != 0 || access(mk, X_OK) != 0)
+        skip();
+    assert_int_equal(tu_sh("'%s' init --scale tiny --dir '%s/sh' --seed 1 >/dev/null", mk, dir), 0);
+    /* the marker in every form; `true` takes what mkplex would refuse */
+    int rc = tu_sh_out(out, sizeof(out),
+                       "cd '%s' && PLEXBURST_RUNNER= '%s' bootstrap --plex-dir '%s/sh' --cloud "
+                       "'local:%s/sc' --runner \"{mkplex} init --dir {plex_dir} --scale tiny "
+                       "--seed 1 ; true -H 'X-Plex-Token: QZMARK123' --apikey QZMARK123 -p "
+                       "QZMARK123 https://u:QZMARK123@h/x?api_key=QZMARK123 'Authorization: "
+                       "Bearer QZMARK123'\" >'%s/stdout.txt' 2>'%s/stderr.txt'; echo $?",
+                       dir, pb, dir, dir, dir, dir);
+    assert_int_equal(rc, 0);
+    assert_string_equal(out, "0\n");
+    assert_int_equal(tu_sh("grep -q 'runner: .*mkplex init' '%s/stdout.txt'", dir), 0);
+    assert_int_equal(tu_sh("grep -q \"X-Plex-Token: <secret>\" '%s'/sh.plexburst/logs/*.log", dir),
+                     0);
+    /* the marker nowhere: stdout, stderr, the home's state dir, the cloud's dir */
+    rc = tu_sh_out(out, sizeof(out),
+                   "grep -rl QZMARK123 '%s/stdout.txt' '%s/stderr.txt' "
+                   "'%s/sh.plexburst' '%s/sc'",
+                   dir, dir, dir, dir);
+    print_message("files with the marker: %s\n", out);
+    assert_int_equal(rc, 1);
+    assert_string_equal(out, "");
+}
+
 static int open_cloud(pb_cloud **c, const char *url, const char *store, pb_error *err)
 {
     char state[4200], plex[4200];
@@ -279,6 +364,8 @@ int main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_libraries),
         cmocka_unit_test(test_runner),
+        cmocka_unit_test(test_runner_redact),
+        cmocka_unit_test(test_runner_secrets_e2e),
         cmocka_unit_test(test_clouds),
     };
     return XU_RUN_IN_SCRATCH(dir, "runu", tests);

@@ -14,6 +14,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "runner.h"
 #include "plexburst/plexmerge.h"
 
 typedef struct kv {
@@ -205,6 +206,13 @@ void pb_config_describe(const pb_config *c, char *out, size_t cap)
         if (strncmp(k, "PLEXBURST_", 10) != 0)
             continue;
         const char *v = pb_config_is_secret(k) ? "<secret>" : pb_config_get(c, k);
+        size_t kl = strlen(k);
+        char cmd[1024];
+        if (v && !pb_config_is_secret(k) &&
+            (strcmp(k, "PLEXBURST_RUNNER") == 0 || (kl > 4 && !strcmp(k + kl - 4, "_CMD")))) {
+            pb_runner_redact(cmd, sizeof(cmd), v); /* commands: as every runner line is shown */
+            v = cmd;
+        }
         int w = snprintf(out + n, n < cap ? cap - n : 0, "%s%s=%s", n ? ", " : "", k, v ? v : "");
         if (w < 0 || n + (size_t)w >= cap)
             break;

@@ -33,7 +33,10 @@ const char *pb_config_get(const pb_config *c, const char *key);
 /** 1 when `key` names a secret (its value is never shown). */
 int pb_config_is_secret(const char *key);
 
-/** One line "KEY=value, KEY=<secret>, ..." of the PLEXBURST_* keys in effect (for the log). */
+/**
+ * One line "KEY=value, KEY=<secret>, ..." of the PLEXBURST_* keys in effect (for the log); the
+ * commands (PLEXBURST_RUNNER, PLEXBURST_*_CMD) redacted by pb_runner_redact().
+ */
 void pb_config_describe(const pb_config *c, char *out, size_t cap);
 
 /** The settings of a run: each option the command line left unset comes from the environment,

@@ -1,7 +1,7 @@
 /*
  * runner.c: the runner seam (runner.h): the table of runner kinds and the calls that dispatch to
  * them, and what every kind shares: `{plex_dir}` / `{mkplex}` substitution with shell quoting,
- * secrets masked for the logs, the default mkplex.
+ * the redaction of a command line for the logs, the default mkplex.
  * Role: engine/runner, used by the agent (engine/run/agent.c). Prerequisites: POSIX.
  */
 #include <limits.h>
@@ -86,10 +86,16 @@ int pb_runner_expand(char **out, const char *cmdline, const char *plex_dir, cons
     return 0;
 }
 
-static int secret_word(const char *s, size_t n)
+/* ---------------------------------------------------------------------------------------- */
+/* Redaction: the line split shell-like (never executed), each argument judged on its own      */
+
+/* Case-insensitive: does s[0..n) contain a word that names a secret? ("pass" covers password,
+ * passwd, passphrase.) */
+static int looks_secret(const char *s, size_t n)
 {
-    static const char *const words[] = {"token",      "secret",     "password",
-                                        "passphrase", "access_key", "passwd"};
+    static const char *const words[] = {"token",   "secret",     "pass",   "pwd",    "apikey",
+                                        "api-key", "api_key",    "key=",   "auth",   "credential",
+                                        "bearer",  "access_key", "cookie", "private"};
     for (size_t w = 0; w < sizeof(words) / sizeof(*words); w++) {
         size_t wl = strlen(words[w]);
         for (size_t i = 0; i + wl <= n; i++)
@@ -99,45 +105,245 @@ static int secret_word(const char *s, size_t n)
     return 0;
 }
 
+/* A KEY (of KEY=value, --KEY=value or a query parameter) that names a secret. */
+static int secret_key(const char *s, size_t n)
+{
+    return looks_secret(s, n) || (n >= 3 && strncasecmp(s + n - 3, "key", 3) == 0);
+}
+
+/* An option whose value is a secret: -p, or a name that names one (--apikey, --token, --key). */
+static int secret_option(const char *w)
+{
+    const char *name = w + strspn(w, "-");
+    return strcmp(w, "-p") == 0 || secret_key(name, strlen(name));
+}
+
+typedef struct {
+    char *s;
+    size_t n, cap; /* cap: room, NUL included; what does not fit is dropped */
+} outbuf;
+
+static void put(outbuf *o, const char *s, size_t len)
+{
+    if (o->n + 1 >= o->cap)
+        return;
+    if (len > o->cap - 1 - o->n)
+        len = o->cap - 1 - o->n;
+    memcpy(o->s + o->n, s, len);
+    o->n += len;
+    o->s[o->n] = '\0';
+}
+
+static void puts_(outbuf *o, const char *s)
+{
+    put(o, s, strlen(s));
+}
+
+#define SECRET "<secret>"
+
+static void redact_value(outbuf *o, const char *w);
+
+/* `scheme://user:PW@host/path?k=v#f`: the password of the userinfo, the values of parameters
+ * that name a secret; the whole URL when its host or path names one. */
+static void redact_url(outbuf *o, const char *w, const char *sep)
+{
+    const char *auth = sep + 3, *end = auth + strcspn(auth, "/?#");
+    const char *at = NULL, *colon = NULL;
+    for (const char *p = auth; p < end; p++)
+        if (*p == '@')
+            at = p;
+    const char *host = at ? at + 1 : auth, *rest = host + strcspn(host, "?#");
+    if (looks_secret(host, (size_t)(rest - host))) {
+        puts_(o, SECRET);
+        return;
+    }
+    put(o, w, (size_t)(auth - w));
+    if (at) {
+        colon = memchr(auth, ':', (size_t)(at - auth));
+        put(o, auth, (size_t)((colon ? colon : at) - auth));
+        puts_(o, colon ? ":" SECRET "@" : "@");
+    }
+    put(o, host, (size_t)(rest - host));
+    while (*rest) {
+        put(o, rest, 1); /* ? # & ; */
+        rest++;
+        size_t pl = strcspn(rest, "&;#");
+        const char *eq = memchr(rest, '=', pl);
+        if (eq && (secret_key(rest, (size_t)(eq - rest)) || looks_secret(eq, pl - (eq - rest)))) {
+            put(o, rest, (size_t)(eq - rest) + 1);
+            puts_(o, SECRET);
+        } else if (!eq && looks_secret(rest, pl)) {
+            puts_(o, SECRET);
+        } else {
+            put(o, rest, pl);
+        }
+        rest += pl;
+    }
+}
+
+/* One value: a URL, KEY=value, a header `Name: value`, or a plain word masked whole. */
+static void redact_value(outbuf *o, const char *w)
+{
+    const char *sep = strstr(w, "://");
+    size_t sl = strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
+    if (sep && sl && w + sl == sep) {
+        redact_url(o, w, sep);
+        return;
+    }
+    size_t kl = strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-");
+    if (kl && w[kl] == '=') {
+        put(o, w, kl + 1);
+        if (secret_key(w, kl))
+            puts_(o, SECRET);
+        else
+            redact_value(o, w + kl + 1);
+        return;
+    }
+    if (kl && w[kl] == ':' && (w[kl + 1] == ' ' || w[kl + 1] == '\t') &&
+        looks_secret(w, strlen(w))) {
+        put(o, w, kl + 1);
+        puts_(o, " " SECRET);
+        return;
+    }
+    puts_(o, looks_secret(w, strlen(w)) ? SECRET : w);
+}
+
+/* An argument: `--opt=value` keeps the option, other options are kept whole. */
+static void redact_arg(outbuf *o, const char *w)
+{
+    const char *eq = strchr(w, '=');
+    if (w[0] == '-' && w[1] && eq) {
+        size_t dashes = strspn(w, "-");
+        put(o, w, (size_t)(eq - w) + 1);
+        if (secret_key(w + dashes, (size_t)(eq - w) - dashes))
+            puts_(o, SECRET);
+        else
+            redact_value(o, eq + 1);
+    } else if (w[0] == '-' && w[1]) {
+        puts_(o, w);
+    } else {
+        redact_value(o, w);
+    }
+}
+
+/* Appends a redacted word, single-quoted when it holds anything /bin/sh would read (the marker
+ * aside). */
+static void put_word(outbuf *o, const char *w)
+{
+    static const char safe[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                               "_@%+=:,./-";
+    int quote = !*w;
+    for (const char *p = w; *p && !quote;)
+        if (strncmp(p, SECRET, 8) == 0)
+            p += 8;
+        else if (!strchr(safe, *p++))
+            quote = 1;
+    if (!quote) {
+        puts_(o, w);
+        return;
+    }
+    puts_(o, "'");
+    for (const char *p = w; *p; p++)
+        if (*p == '\'')
+            puts_(o, "'\\''");
+        else
+            put(o, p, 1);
+    puts_(o, "'");
+}
+
+/* Next token of `*pp` into tok (as the shell would read it: quotes and backslashes removed).
+ * Returns 0 at the end, 'w' for a word, 'o' for an operator that starts a new command, 'r' for
+ * a redirection. */
+static int next_token(const char **pp, char *tok)
+{
+    const char *p = *pp;
+    size_t n = 0;
+    p += strspn(p, " \t");
+    if (!*p)
+        return 0;
+    if (strchr(";&|()\n", *p) || strchr("<>", *p)) {
+        int kind = strchr("<>", *p) ? 'r' : 'o';
+        size_t l = strspn(p, kind == 'r' ? "<>&" : ";&|()\n");
+        memcpy(tok, p, l);
+        tok[l] = '\0';
+        for (size_t i = 0; i < l; i++)
+            if (tok[i] == '\n')
+                tok[i] = ';';
+        *pp = p + l;
+        return kind;
+    }
+    while (*p && !strchr(" \t\n;&|()<>", *p)) {
+        if (*p == '\'') {
+            for (p++; *p && *p != '\''; p++)
+                tok[n++] = *p;
+            if (*p)
+                p++;
+        } else if (*p == '"') {
+            for (p++; *p && *p != '"'; p++) {
+                if (*p == '\\' && p[1] && strchr("\"\\$`\n", p[1]))
+                    p++;
+                tok[n++] = *p;
+            }
+            if (*p)
+                p++;
+        } else if (*p == '\\' && p[1]) {
+            tok[n++] = p[1];
+            p += 2;
+        } else {
+            tok[n++] = *p++;
+        }
+    }
+    tok[n] = '\0';
+    *pp = p;
+    return 'w';
+}
+
 void pb_runner_redact(char *out, size_t cap, const char *cmdline)
 {
-    size_t n = 0;
-    int mask_next = 0;
-    const char *p = cmdline;
+    outbuf o = {out, 0, cap};
     if (!cap)
         return;
-#define PUT(str, len)                                                                              \
-    do {                                                                                           \
-        size_t l_ = (len);                                                                         \
-        if (n + l_ >= cap)                                                                         \
-            l_ = cap - 1 - n;                                                                      \
-        memcpy(out + n, (str), l_);                                                                \
-        n += l_;                                                                                   \
-    } while (0)
-    while (*p) {
-        size_t sp = strspn(p, " \t");
-        PUT(p, sp);
-        p += sp;
-        size_t wl = strcspn(p, " \t");
-        if (!wl)
-            break;
-        const char *eq = memchr(p, '=', wl);
-        if (mask_next) {
-            PUT("<secret>", 8);
-            mask_next = 0;
-        } else if (eq && secret_word(p, (size_t)(eq - p))) {
-            PUT(p, (size_t)(eq - p) + 1);
-            PUT("<secret>", 8);
-        } else {
-            PUT(p, wl);
-            if (wl > 2 && p[0] == '-' && secret_word(p, wl) && !eq)
-                mask_next = 1;
-        }
-        p += wl;
+    out[0] = '\0';
+    size_t len = strlen(cmdline);
+    char *tok = malloc(len + 1), *word = malloc(9 * len + 16);
+    if (!tok || !word) {
+        puts_(&o, SECRET);
+        goto done;
     }
-#undef PUT
-    out[n] = '\0';
+    outbuf wo = {word, 0, 9 * len + 16};
+    int kind, at_start = 1, mask_next = 0;
+    for (const char *p = cmdline; (kind = next_token(&p, tok)) != 0;) {
+        if (o.n)
+            puts_(&o, " ");
+        if (kind != 'w') {
+            puts_(&o, tok);
+            at_start = at_start || kind == 'o';
+            mask_next = 0;
+            continue;
+        }
+        wo.n = 0;
+        word[0] = '\0';
+        size_t kl = strspn(tok, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_");
+        if (at_start && kl && tok[kl] == '=') {
+            redact_value(&wo, tok); /* an assignment before the command */
+        } else if (at_start) {
+            puts_(&wo, tok); /* argv[0] */
+            at_start = 0;
+        } else if (mask_next) {
+            puts_(&wo, SECRET);
+            mask_next = 0;
+        } else {
+            redact_arg(&wo, tok);
+            mask_next = tok[0] == '-' && tok[1] && !strchr(tok, '=') && secret_option(tok);
+        }
+        put_word(&o, word);
+    }
+done:
+    free(tok);
+    free(word);
 }
+
+#undef SECRET
 
 int pb_runner_default_mkplex(char *out, size_t cap)
 {

@@ -111,10 +111,21 @@ int pb_runner_expand(char **out, const char *cmdline, const char *plex_dir, cons
                      pb_error *err);
 
 /**
- * A copy of a command line fit for logs: values of `KEY=value` words whose key names a secret
- * (TOKEN, SECRET, PASSWORD, PASSPHRASE, ACCESS_KEY, case-insensitive; URL query parameters
- * included) and the word after --token / --password / --secret / --passphrase are replaced by
- * `<secret>`. Writes at most cap bytes (NUL included).
+ * A copy of a command line fit for logs and output, the one redaction every place that shows a
+ * runner or Plex command uses. The line is split as /bin/sh would (quotes, backslashes, `;` `&&`
+ * `|` starting a new command; nothing is executed) and written back word by word, quoted where
+ * needed: each command's argv[0] as it is, then its arguments, where `<secret>` replaces
+ *   - a word that follows a secret-looking option (-p, and any option whose name names a secret or
+ *     ends in "key": --apikey V, --token V, --password V);
+ *   - the value of `KEY=value` / `--opt=value` whose key names one (the key is kept);
+ *   - the value of a header `Name: value` that names one (-H 'X-Plex-Token: T', Authorization);
+ *   - in a URL, the password of the userinfo (`scheme://user:<secret>@host`; `user@` keeps the
+ *     user) and the values of query parameters that name one; the whole URL when its host or
+ *     path does;
+ *   - any other argument that names one.
+ * Names a secret: contains token, secret, pass (password, passwd, passphrase), pwd, apikey,
+ * api-key, api_key, key=, auth, credential, bearer, access_key, cookie or private,
+ * case-insensitive. Writes at most cap bytes (NUL included), truncating.
  */
 void pb_runner_redact(char *out, size_t cap, const char *cmdline);
 
