@@ -116,6 +116,13 @@ static void test_default_cloud_marker_stays(void **state)
                      0);
     assert_int_equal(tu_sh("test -f '%s.plexburst/cloud/plex/.plexburst-cloud'", home), 0);
     assert_int_equal(tu_sh("find '%s' -name .plexburst-cloud | grep -q .", home), 1);
+    /* a cloud dir an older agent made (no marker, its baseline cache there) is still ours */
+    assert_int_equal(tu_sh("rm '%s.plexburst/cloud/plex/.plexburst-cloud'", home), 0);
+    assert_int_equal(tu_sh("'%s' sync --plex-dir '%s' --runner \"'%s' analyze --dir "
+                           "{plex_dir} --seed 8\" >'%s/out' 2>&1",
+                           pb, home, mk, dir),
+                     0);
+    assert_int_equal(tu_sh("test -f '%s.plexburst/cloud/plex/.plexburst-cloud'", home), 0);
     tu_sh("rm -rf '%s'", dir);
 }
 

@@ -6,7 +6,9 @@
  * cloud; bootstrap: an empty DIR/plex. A PREPARE for a run prepared here already (a new agent
  * after a dropped link) keeps the cloud DB: DIR/agent/work/<run>/prepared.json says so.
  * DIR/plex is emptied only when it is ours: missing, empty, or holding the marker
- * DIR/plex/.plexburst-cloud written when the agent made it (outside the sync rule: never sent).
+ * DIR/plex/.plexburst-cloud written when the agent made it (outside the sync rule: never sent);
+ * a cloud dir made before the marker existed is recognised by its agent's baseline cache
+ * (DIR/agent/baseline/id), so that an upgrade does not refuse the user's own default cloud.
  * Role: engine/run, the cloud side. Prerequisites: the store, the DB helpers (run_db.c).
  */
 #include <dirent.h>
@@ -161,7 +163,11 @@ static int fresh_plex(agent *a, pb_error *err)
     snprintf(marker, sizeof(marker), "%s/" PB_AGENT_PLEX_MARKER, a->plex);
     if (lstat(a->plex, &st) == 0) {
         struct stat ms;
-        int ours = S_ISDIR(st.st_mode) && lstat(marker, &ms) == 0 && S_ISREG(ms.st_mode);
+        char legacy[PATH_MAX + 160];
+        /* a cloud dir an older agent made (before the marker) has its baseline cache */
+        snprintf(legacy, sizeof(legacy), "%s/id", a->cache);
+        int ours = S_ISDIR(st.st_mode) && ((lstat(marker, &ms) == 0 && S_ISREG(ms.st_mode)) ||
+                                           (lstat(legacy, &ms) == 0 && S_ISREG(ms.st_mode)));
         if (!ours && !(S_ISDIR(st.st_mode) && empty_dir(a->plex)))
             return pb_error_set(err, PB_EINVALID,
                                 "%s is not the agent's (no " PB_AGENT_PLEX_MARKER
