@@ -40,7 +40,7 @@ static void test_config(void **state)
                "PLEXBURST_PLEX_DIR=/srv/plex   # trailing comment\n"
                "export PLEXBURST_RUNNER='mkplex analyze --dir {plex_dir} # not a comment'\n"
                "PLEXBURST_PLEX_STOP_CMD=\"systemctl stop \\\"plex\\\"\"\n"
-               "PLEXBURST_S3_SECRET=hunter2\n"
+               "PLEXBURST_S3_SECRET_KEY=hunter2\n"
                "\n"
                "PLEXBURST_MAX_DELETE_PCT=10\n"
                "PLEXBURST_MAX_DELETE_PCT=12\n",
@@ -61,7 +61,7 @@ static void test_config(void **state)
     char line[2048];
     pb_config_describe(c, line, sizeof(line));
     assert_null(strstr(line, "hunter2"));
-    assert_non_null(strstr(line, "PLEXBURST_S3_SECRET=<secret>"));
+    assert_non_null(strstr(line, "PLEXBURST_S3_SECRET_KEY=<secret>"));
     assert_true(pb_config_is_secret("AWS_SECRET_ACCESS_KEY"));
     assert_false(pb_config_is_secret("PLEXBURST_STORE"));
     pb_config_free(c);
