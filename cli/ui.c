@@ -4,6 +4,10 @@
  * Role: shared by every cli/cmd_*.c; the library reports through return codes and pb_error,
  * the CLI prints.
  */
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +34,41 @@ void cli_usage_error(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, " (see plexburst %s --help)\n", cmd);
+}
+
+/* A decimal number, the whole string: digits with an optional fraction (not for `whole`), no
+ * sign, space, hex, exponent, nan or inf; finite. */
+static int strict_number(double *out, const char *s, int whole)
+{
+    const char *p = s;
+    size_t digits = 0;
+    while (isdigit((unsigned char)*p))
+        p++, digits++;
+    if (!whole && *p == '.')
+        for (p++; isdigit((unsigned char)*p); p++)
+            digits++;
+    if (!digits || *p || p - s > 32)
+        return 0;
+    errno = 0;
+    *out = strtod(s, NULL);
+    return errno == 0 && isfinite(*out);
+}
+
+/* The range of a numeric option, by name: percentages 0..100, compression levels 1..19, counts
+ * and sizes 0..INT_MAX. */
+static void opt_range(const char *name, double *lo, double *hi)
+{
+    static const struct {
+        const char *name;
+        double lo, hi;
+    } ranges[] = {{"max-delete-pct", 0, 100}, {"zstd-level", 1, 19}};
+    *lo = 0;
+    *hi = INT_MAX;
+    for (size_t i = 0; i < sizeof(ranges) / sizeof(*ranges); i++)
+        if (strcmp(ranges[i].name, name) == 0) {
+            *lo = ranges[i].lo;
+            *hi = ranges[i].hi;
+        }
 }
 
 int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc, char **argv,
@@ -72,32 +111,21 @@ int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc,
             cli_usage_error(cmd, "option --%s needs a value", o->name);
             return -1;
         }
-        char *end = NULL;
-        switch (o->type) {
-        case CLI_OPT_STRING:
+        if (o->type == CLI_OPT_STRING) {
             *(const char **)o->value = val;
-            break;
-        case CLI_OPT_INT: {
-            long v = strtol(val, &end, 10);
-            if (!*val || *end) {
-                cli_usage_error(cmd, "option --%s needs a whole number, not '%s'", o->name, val);
-                return -1;
-            }
+            continue;
+        }
+        double lo, hi, v;
+        opt_range(o->name, &lo, &hi);
+        if (!strict_number(&v, val, o->type == CLI_OPT_INT) || v < lo || v > hi) {
+            cli_usage_error(cmd, "option --%s needs a decimal %s in %g..%g, not '%s'", o->name,
+                            o->type == CLI_OPT_INT ? "whole number" : "number", lo, hi, val);
+            return -1;
+        }
+        if (o->type == CLI_OPT_INT)
             *(int *)o->value = (int)v;
-            break;
-        }
-        case CLI_OPT_DOUBLE: {
-            double v = strtod(val, &end);
-            if (!*val || *end) {
-                cli_usage_error(cmd, "option --%s needs a number, not '%s'", o->name, val);
-                return -1;
-            }
+        else
             *(double *)o->value = v;
-            break;
-        }
-        default:
-            break;
-        }
     }
     if (npos)
         *npos = n;

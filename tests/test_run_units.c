@@ -41,7 +41,7 @@ static void test_config(void **state)
                "PLEXBURST_PLEX_DIR=/srv/plex   # trailing comment\n"
                "export PLEXBURST_RUNNER='mkplex analyze --dir {plex_dir} # not a comment'\n"
                "PLEXBURST_PLEX_STOP_CMD=\"systemctl stop \\\"plex\\\"\"\n"
-               "PLEXBURST_S3_SECRET=hunter2\n"
+               "PLEXBURST_S3_SECRET_KEY=hunter2\n"
                "PLEXBURST_PLEX_START_CMD=\"curl -H 'X-Plex-Token: hunter3' http://h/\"\n"
                "\n"
                "PLEXBURST_MAX_DELETE_PCT=10\n"
@@ -65,7 +65,7 @@ static void test_config(void **state)
     assert_null(strstr(line, "hunter2"));
     assert_null(strstr(line, "hunter3"));
     assert_non_null(strstr(line, "PLEXBURST_PLEX_START_CMD=curl -H 'X-Plex-Token: <secret>'"));
-    assert_non_null(strstr(line, "PLEXBURST_S3_SECRET=<secret>"));
+    assert_non_null(strstr(line, "PLEXBURST_S3_SECRET_KEY=<secret>"));
     assert_true(pb_config_is_secret("AWS_SECRET_ACCESS_KEY"));
     assert_false(pb_config_is_secret("PLEXBURST_STORE"));
     pb_config_free(c);

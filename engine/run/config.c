@@ -6,6 +6,9 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -108,6 +111,138 @@ static const char *parse_value(const char *p, char *out, size_t cap)
     return NULL;
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* The known settings: one table for the check of a file's keys and the parse of the numbers    */
+
+typedef enum { SET_TEXT, SET_INT, SET_NUMBER } set_kind;
+
+static const struct setting {
+    const char *name;
+    set_kind kind;
+    double lo, hi; /* SET_INT and SET_NUMBER */
+} settings[] = {
+    {"PLEXBURST_PLEX_DIR", SET_TEXT, 0, 0},
+    {"PLEXBURST_STATE_DIR", SET_TEXT, 0, 0},
+    {"PLEXBURST_CLOUD", SET_TEXT, 0, 0},
+    {"PLEXBURST_STORE", SET_TEXT, 0, 0},
+    {"PLEXBURST_RUNNER", SET_TEXT, 0, 0},
+    {"PLEXBURST_PLEX_STOP_CMD", SET_TEXT, 0, 0},
+    {"PLEXBURST_PLEX_START_CMD", SET_TEXT, 0, 0},
+    {"PLEXBURST_ONLINE", SET_TEXT, 0, 0},
+    {"PLEXBURST_MAX_DELETE_PCT", SET_NUMBER, 0, 100},
+    {"PLEXBURST_PATH_MAP", SET_TEXT, 0, 0},
+    {"PLEXBURST_PLEX_LIBRARIES", SET_TEXT, 0, 0},
+    {"PLEXBURST_CONFIG", SET_TEXT, 0, 0},
+    {"PLEXBURST_AGENT", SET_TEXT, 0, 0},
+    {"PLEXBURST_MKPLEX", SET_TEXT, 0, 0},
+    {"PLEXBURST_FAULT", SET_TEXT, 0, 0},
+    {"PLEXBURST_PLEX_SQLITE", SET_TEXT, 0, 0},
+    {"PLEXBURST_KNOWN_HOSTS", SET_TEXT, 0, 0},
+    {"PLEXBURST_SSH_KEY", SET_TEXT, 0, 0},
+    {"PLEXBURST_SSH_KEY_PASSPHRASE", SET_TEXT, 0, 0},
+    {"PLEXBURST_SSH_HOST_KEY", SET_TEXT, 0, 0},
+    {"PLEXBURST_SSH_AGENT", SET_TEXT, 0, 0},
+    {"PLEXBURST_SSH_TOFU", SET_TEXT, 0, 0},
+    {"PLEXBURST_SSH_USE_USER_KNOWN_HOSTS", SET_TEXT, 0, 0},
+    {"PLEXBURST_SSH_KEEPALIVE", SET_INT, 0, 3600},
+    {"PLEXBURST_SSH_RECONNECT_TRIES", SET_INT, 0, 3600},
+    {"PLEXBURST_S3_ENDPOINT", SET_TEXT, 0, 0},
+    {"PLEXBURST_S3_REGION", SET_TEXT, 0, 0},
+    {"PLEXBURST_S3_ACCESS_KEY", SET_TEXT, 0, 0},
+    {"PLEXBURST_S3_SECRET_KEY", SET_TEXT, 0, 0},
+    {"PLEXBURST_S3_PART_SIZE", SET_TEXT, 0, 0},
+    {"PLEXBURST_S3_MULTIPART_THRESHOLD", SET_TEXT, 0, 0},
+    {"PLEXBURST_S3_RETRIES", SET_INT, 1, 20},
+    {"PLEXBURST_S3_LIST_MAX_KEYS", SET_INT, 1, 1000},
+};
+
+static const struct setting *find_setting(const char *key, size_t kn)
+{
+    for (size_t i = 0; i < sizeof(settings) / sizeof(*settings); i++)
+        if (strlen(settings[i].name) == kn && strncmp(settings[i].name, key, kn) == 0)
+            return &settings[i];
+    return NULL;
+}
+
+/* Edit distance of a and b (at most 63 bytes each; longer: far). */
+static size_t distance(const char *a, size_t an, const char *b)
+{
+    size_t bn = strlen(b), row[64];
+    if (an >= 64 || bn >= 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= bn; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= an; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= bn; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            diag = up;
+            row[j] = best;
+        }
+    }
+    return row[bn];
+}
+
+/* The known name closest to key, or NULL when none is within 3 edits. */
+static const char *closest(const char *key, size_t kn)
+{
+    const char *best = NULL;
+    size_t bd = 4;
+    for (size_t i = 0; i < sizeof(settings) / sizeof(*settings); i++) {
+        size_t d = distance(key, kn, settings[i].name);
+        if (d < bd) {
+            bd = d;
+            best = settings[i].name;
+        }
+    }
+    return best;
+}
+
+int pb_config_number(double *out, const char *key, const char *value, pb_error *err)
+{
+    const struct setting *st = find_setting(key, strlen(key));
+    int whole = !st || st->kind == SET_INT;
+    double lo = st ? st->lo : 0, hi = st ? st->hi : INT_MAX;
+    const char *p = value;
+    size_t digits = 0;
+    while (isdigit((unsigned char)*p))
+        p++, digits++;
+    if (!whole && *p == '.')
+        for (p++; isdigit((unsigned char)*p); p++)
+            digits++;
+    errno = 0;
+    double v = digits && !*p && p - value <= 32 ? strtod(value, NULL) : NAN;
+    if (errno || !isfinite(v) || v < lo || v > hi)
+        return pb_error_set(err, PB_EINVALID, "%s: expected a decimal %s in %g..%g, not '%s'", key,
+                            whole ? "whole number" : "number", lo, hi, value);
+    *out = v;
+    return 0;
+}
+
+/* A key of a file: an unknown PLEXBURST_* name or a malformed number is an error. */
+static int check_key(const char *path, const char *key, size_t kn, const char *val, pb_error *err)
+{
+    if (kn < 10 || strncmp(key, "PLEXBURST_", 10) != 0)
+        return 0;
+    const struct setting *st = find_setting(key, kn);
+    if (!st) {
+        const char *near = closest(key, kn);
+        return pb_error_set(err, PB_EINVALID, "config: %s: unknown setting %.*s%s%s%s", path,
+                            (int)kn, key, near ? " (did you mean " : "", near ? near : "",
+                            near ? "?)" : "");
+    }
+    double v;
+    pb_error e = PB_ERROR_INIT;
+    if (st->kind != SET_TEXT && *val && pb_config_number(&v, st->name, val, &e) < 0)
+        return pb_error_set(err, PB_EINVALID, "config: %s: %s", path, e.msg);
+    return 0;
+}
+
 int pb_config_load(pb_config **out, const char *path, pb_error *err)
 {
     int error = 0;
@@ -159,6 +294,8 @@ int pb_config_load(pb_config **out, const char *path, pb_error *err)
             error = pb_error_set(err, PB_EINVALID, "config: %s:%u: %s", path, lineno, why);
             goto done;
         }
+        if ((error = check_key(path, key, kn, val, err)) < 0)
+            goto done;
         if (set(c, key, kn, val) != 0) {
             error = pb_error_set(err, PB_ENOMEM, "config: out of memory");
             goto done;
@@ -367,7 +504,16 @@ int pb_run_settings_resolve(pb_run_settings *s, const pb_run_options *o, const p
     const char *online = pb_config_get(cfg, "PLEXBURST_ONLINE");
     s->online = o->online || (online && (!strcmp(online, "1") || !strcasecmp(online, "true")));
     const char *md = pb_config_get(cfg, "PLEXBURST_MAX_DELETE_PCT");
-    s->max_delete_pct = o->max_delete_pct > 0 ? o->max_delete_pct : md ? atof(md) : 5.0;
+    if (!(o->max_delete_pct >= 0 && o->max_delete_pct <= 100))
+        return pb_error_set(err, PB_EINVALID, "max_delete_pct: expected 0..100, not %g",
+                            o->max_delete_pct);
+    if (o->zstd_level < 0 || o->zstd_level > 19)
+        return pb_error_set(err, PB_EINVALID, "zstd_level: expected 1..19, not %d", o->zstd_level);
+    s->max_delete_pct = 5.0;
+    if (o->max_delete_pct > 0)
+        s->max_delete_pct = o->max_delete_pct;
+    else if (md && pb_config_number(&s->max_delete_pct, "PLEXBURST_MAX_DELETE_PCT", md, err) < 0)
+        return PB_EINVALID;
     s->zstd_level = o->zstd_level > 0 ? o->zstd_level : 19;
     const char *prog = o->agent_program ? o->agent_program : getenv("PLEXBURST_AGENT");
     if (prog) {

@@ -22,10 +22,21 @@ typedef struct pb_config pb_config;
  * Loads `path` (NULL: none; only the environment is consulted). Lines are `KEY=value`, with
  * optional `export `, blank lines and `#` comments; values may be single- or double-quoted
  * (double quotes understand \n, \t, \\ and \"), unquoted values end at ` #`.
- * @return 0; PB_ENOTFOUND (the file is missing); PB_EINVALID "FILE:LINE: ..." for a bad line.
+ * A `PLEXBURST_*` key must be a known setting (the table in config.c), and a numeric one must
+ * hold a valid number (pb_config_number()); other keys are kept as they are.
+ * @return 0; PB_ENOTFOUND (the file is missing); PB_EINVALID "FILE:LINE: ..." for a bad line,
+ * "FILE: unknown setting KEY (did you mean ...?)", or "FILE: KEY: ..." for a bad number.
  */
 int pb_config_load(pb_config **out, const char *path, pb_error *err);
 void pb_config_free(pb_config *c);
+
+/**
+ * The number `value` of the setting `key`, strictly: decimal digits (a fraction only for a
+ * fractional setting), the whole string, finite, within the setting's range (the table of known
+ * settings in config.c; an unknown key: a whole number >= 0). Else PB_EINVALID naming key and
+ * value.
+ */
+int pb_config_number(double *out, const char *key, const char *value, pb_error *err);
 
 /** The value of `key`: the environment first, then the file; NULL when unset or empty. */
 const char *pb_config_get(const pb_config *c, const char *key);

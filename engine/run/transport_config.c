@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "transport_config.h"
+#include "config.h"
 
 #define MIB (1024ull * 1024ull)
 
@@ -72,11 +73,11 @@ static int ssh_ints(pb_ssh_options *o, pb_transport_config_get_fn get, void *pay
         const char *v = setting(get, payload, keys[i]);
         if (!v)
             continue;
-        char *end = NULL;
-        long n = strtol(v, &end, 10);
-        if (!*v || *end || n < 0 || n > 3600)
-            return pb_error_set(err, PB_EINVALID, "%s: expected a number of %s, got '%s'", keys[i],
-                                i == 0 ? "seconds (0: off)" : "attempts", v);
+        double d;
+        int error = pb_config_number(&d, keys[i], v, err);
+        if (error < 0)
+            return error;
+        long n = (long)d;
         if (i == 0)
             o->keepalive_s = n == 0 ? -1 : (int)n;
         else
@@ -170,12 +171,14 @@ static int s3_int(long *out, pb_transport_config_get_fn get, void *payload, cons
     const char *v = setting(get, payload, key);
     if (!v)
         return 0;
-    char *end;
-    long n = strtol(v, &end, 10);
-    if (*end || n < lo || n > hi)
+    double d;
+    int error = pb_config_number(&d, key, v, err);
+    if (error < 0)
+        return error;
+    if (d < lo || d > hi)
         return pb_error_set(err, PB_EINVALID, "store: %s must be %ld..%ld, not '%s'", key, lo, hi,
                             v);
-    *out = n;
+    *out = (long)d;
     return 0;
 }
 
