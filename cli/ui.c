@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "plexburst/number.h"
 
 static void print_help(const char *cmd, const char *usage, const cli_opt *opts)
 {
@@ -34,24 +35,6 @@ void cli_usage_error(const char *cmd, const char *fmt, ...)
     vfprintf(stderr, fmt, ap);
     va_end(ap);
     fprintf(stderr, " (see plexburst %s --help)\n", cmd);
-}
-
-/* A decimal number, the whole string: digits with an optional fraction (not for `whole`), no
- * sign, space, hex, exponent, nan or inf; finite. */
-static int strict_number(double *out, const char *s, int whole)
-{
-    const char *p = s;
-    size_t digits = 0;
-    while (isdigit((unsigned char)*p))
-        p++, digits++;
-    if (!whole && *p == '.')
-        for (p++; isdigit((unsigned char)*p); p++)
-            digits++;
-    if (!digits || *p || p - s > 32)
-        return 0;
-    errno = 0;
-    *out = strtod(s, NULL);
-    return errno == 0 && isfinite(*out);
 }
 
 /* The range of a numeric option, by name: percentages 0..100, compression levels 1..19, counts
@@ -117,7 +100,7 @@ int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc,
         }
         double lo, hi, v;
         opt_range(o->name, &lo, &hi);
-        if (!strict_number(&v, val, o->type == CLI_OPT_INT) || v < lo || v > hi) {
+        if (pb_number_parse(&v, val, o->type == CLI_OPT_INT, lo, hi) < 0) {
             cli_usage_error(cmd, "option --%s needs a decimal %s in %g..%g, not '%s'", o->name,
                             o->type == CLI_OPT_INT ? "whole number" : "number", lo, hi, val);
             return -1;

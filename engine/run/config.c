@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "config.h"
+#include "plexburst/number.h"
 #include "runner.h"
 #include "plexburst/plexmerge.h"
 
@@ -208,19 +209,9 @@ int pb_config_number(double *out, const char *key, const char *value, pb_error *
     const struct setting *st = find_setting(key, strlen(key));
     int whole = !st || st->kind == SET_INT;
     double lo = st ? st->lo : 0, hi = st ? st->hi : INT_MAX;
-    const char *p = value;
-    size_t digits = 0;
-    while (isdigit((unsigned char)*p))
-        p++, digits++;
-    if (!whole && *p == '.')
-        for (p++; isdigit((unsigned char)*p); p++)
-            digits++;
-    errno = 0;
-    double v = digits && !*p && p - value <= 32 ? strtod(value, NULL) : NAN;
-    if (errno || !isfinite(v) || v < lo || v > hi)
+    if (pb_number_parse(out, value, whole, lo, hi) < 0)
         return pb_error_set(err, PB_EINVALID, "%s: expected a decimal %s in %g..%g, not '%s'", key,
                             whole ? "whole number" : "number", lo, hi, value);
-    *out = v;
     return 0;
 }
 

@@ -8,6 +8,7 @@
 #include "plexburst/common.h"
 #include "plexburst/errors.h"
 #include "plexburst/io.h"
+#include "plexburst/number.h"
 #include "plexburst/compat.h"
 #include "plexburst/plex_engine.h"
 #include "plexburst/merge.h"
