@@ -25,7 +25,7 @@ int pb_run__fetch_bundle(rx *x)
 {
     int error;
     size_t n = strlen(x->bundle_name), sl = strlen(PB_ST_BUNDLE_SOLID);
-    memset(&x->binfo, 0, sizeof(x->binfo)); /* nothing verified yet */
+    x->bundle_verified = 0;
     if (pb_fs_exists(x->bundle))
         return 0;
     if (n < sl || strcmp(x->bundle_name + n - sl, PB_ST_BUNDLE_SOLID) != 0) {
@@ -46,8 +46,7 @@ int pb_run__fetch_bundle(rx *x)
     vo.plex_dir = x->plex;
     error = pb_solid_decode(solid, x->bundle_xxh3, x->bundle, 1, &vo, &x->binfo, x->err);
     unlink(solid);
-    if (error < 0)
-        memset(&x->binfo, 0, sizeof(x->binfo));
+    x->bundle_verified = error == 0;
     return error;
 }
 
@@ -58,7 +57,7 @@ int pb_run__fetch_bundle(rx *x)
 int pb_run__verify_bundle(rx *x, int make_next)
 {
     int error;
-    if (x->binfo.bytes == 0 || x->binfo.bytes != pb_fs_size(x->bundle)) {
+    if (!x->bundle_verified || x->binfo.bytes != pb_fs_size(x->bundle)) {
         pb_bundle_verify_options vo;
         pb_bundle_verify_options_init(&vo);
         vo.extract_main = x->cs_main;

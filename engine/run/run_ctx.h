@@ -56,6 +56,7 @@ typedef struct rx {
     char bundle_name[256];
     char bundle_xxh3[33]; /* of the solid form, from the agent (or current.json) */
     pb_bundle_info binfo;
+    int bundle_verified; /* binfo is the verify of x->bundle (done by the solid decode) */
     int next_ok;
     uint64_t list_bytes, answer_bytes;
     char run_id[40]; /* the run whose work is in `work` (the resumed one on a resume) */
