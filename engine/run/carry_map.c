@@ -20,8 +20,7 @@
 
 static int sqlfail(sqlite3 *c, int rc, const char *what, pb_error *err)
 {
-    return pb_error_setd(err, PB_ESQLITE, rc, "carry home state (%s): %s", what,
-                         sqlite3_errmsg(c));
+    return pb_error_setd(err, PB_ESQLITE, rc, "carry home state (%s): %s", what, sqlite3_errmsg(c));
 }
 
 static int exec(sqlite3 *c, const char *sql, const char *what, pb_error *err)
@@ -45,9 +44,9 @@ static int scalar(sqlite3 *c, const char *sql, int64_t *out, pb_error *err)
 /* ------------------------------------------------------------------------------------------ */
 /* Maps                                                                                         */
 
-static const char *const mapped[] = {"library_sections", "section_locations", "media_parts",
-                                     "media_items",      "media_streams",     "metadata_items",
-                                     "tags",             NULL};
+static const char *const mapped[] = {
+    "library_sections", "section_locations", "media_parts", "media_items",
+    "media_streams",    "metadata_items",    "tags",        NULL};
 
 /* Each map in dependency order: INSERT OR IGNORE keeps the first (strongest) key's answer. */
 static const char *const map_sql[] = {
@@ -67,6 +66,13 @@ static const char *const map_sql[] = {
     "old.media_parts o JOIN temp.pbm_media_parts p ON p.old_id = o.id JOIN main.media_parts n ON "
     "n.id = p.new_id WHERE o.media_item_id IS NOT NULL AND n.media_item_id IS NOT NULL GROUP BY "
     "o.media_item_id",
+    /* a stream: by its part and what it is (external subtitles share a NULL index: their url
+     * tells them apart), then by its part, type and index alone */
+    "INSERT OR IGNORE INTO temp.pbm_media_streams SELECT o.id, min(n.id) FROM old.media_streams o "
+    "JOIN temp.pbm_media_parts p ON p.old_id = o.media_part_id JOIN main.media_streams n ON "
+    "n.media_part_id = p.new_id AND n.stream_type_id IS o.stream_type_id AND n.\"index\" IS "
+    "o.\"index\" AND n.url IS o.url AND n.codec IS o.codec AND n.language IS o.language GROUP BY "
+    "o.id",
     "INSERT OR IGNORE INTO temp.pbm_media_streams SELECT o.id, min(n.id) FROM old.media_streams o "
     "JOIN temp.pbm_media_parts p ON p.old_id = o.media_part_id JOIN main.media_streams n ON "
     "n.media_part_id = p.new_id AND n.stream_type_id IS o.stream_type_id AND n.\"index\" IS "
@@ -79,7 +85,8 @@ static const char *const map_sql[] = {
     "INSERT OR IGNORE INTO temp.pbm_metadata_items SELECT o.id, min(m.id) FROM old.metadata_items "
     "o JOIN main.metadata_items m ON m.guid = o.guid AND m.metadata_type IS o.metadata_type WHERE "
     "o.guid <> '' GROUP BY o.id",
-    "INSERT OR IGNORE INTO temp.pbm_tags SELECT o.id, min(m.id) FROM old.tags o JOIN main.tags m ON "
+    "INSERT OR IGNORE INTO temp.pbm_tags SELECT o.id, min(m.id) FROM old.tags o JOIN main.tags m "
+    "ON "
     "m.tag_type = o.tag_type AND m.tag = o.tag AND m.\"key\" IS o.\"key\" GROUP BY o.id",
     NULL,
 };
@@ -188,8 +195,8 @@ int pb_run__carry_copy(sqlite3 *c, const char *table, const char *where, int sel
     if ((error = pb_buf_printf(&cond, err, "(%s)", where ? where : "1")) < 0)
         goto done;
     for (const char *col = cols.ptr; k < n; col += strlen(col) + 1, k++) {
-        const char *ref = strcmp(col, "id") == 0 ? (self_map ? table : NULL)
-                                                 : pb_run__carry_ref(table, col);
+        const char *ref =
+            strcmp(col, "id") == 0 ? (self_map ? table : NULL) : pb_run__carry_ref(table, col);
         if (strcmp(col, "id") == 0 && new_id)
             continue;
         const char *sep = ins.len ? ", " : "";
@@ -217,7 +224,8 @@ int pb_run__carry_copy(sqlite3 *c, const char *table, const char *where, int sel
         (error = scalar(c, cnt.ptr, &candidates, err)) < 0)
         goto done;
     pb_buf_clear(&cnt);
-    if ((error = pb_buf_printf(&cnt, err, "INSERT INTO main.\"%s\" (%s) SELECT %s FROM old.\"%s\" o "
+    if ((error = pb_buf_printf(&cnt, err,
+                               "INSERT INTO main.\"%s\" (%s) SELECT %s FROM old.\"%s\" o "
                                "WHERE %s",
                                table, ins.ptr, sel.ptr, table, cond.ptr)) < 0 ||
         (error = exec(c, cnt.ptr, table, err)) < 0)
@@ -294,12 +302,13 @@ static int add_missing(sqlite3 *c, const char *table, const char *pick, uint64_t
 
 /* The columns a user edits and locks (lockedFields), kept from the home for a locked item. */
 static const char *const edited_cols[] = {
-    "user_fields", "title",   "title_sort",     "original_title",          "studio",
-    "tagline",     "summary", "content_rating", "originally_available_at", "year",
+    "user_fields",   "title",   "title_sort",     "original_title",          "studio",
+    "tagline",       "summary", "content_rating", "originally_available_at", "year",
     "edition_title", NULL};
 /* Artwork the user uploaded (upload://), kept from the home whether locked or not. */
-static const char *const upload_cols[] = {"user_thumb_url", "user_art_url", "user_banner_url",
-                                          "user_music_url", "user_clear_logo_url", NULL};
+static const char *const upload_cols[] = {"user_thumb_url",      "user_art_url",
+                                          "user_banner_url",     "user_music_url",
+                                          "user_clear_logo_url", NULL};
 
 static int has_column(sqlite3 *c, const char *table, const char *col)
 {
@@ -329,11 +338,12 @@ static int carry_edits(sqlite3 *c, uint64_t *edited, pb_error *err)
         }
     if (error || !set.len)
         goto done;
-    if ((error = pb_buf_printf(&sql, err,
-                               "UPDATE main.metadata_items AS m SET %s FROM temp.pbm_metadata_items "
-                               "p JOIN old.metadata_items o ON o.id = p.old_id WHERE m.id = "
-                               "p.new_id AND o.user_fields LIKE '%%lockedFields=%%' AND (%s)",
-                               set.ptr, diff.ptr)) < 0 ||
+    if ((error =
+             pb_buf_printf(&sql, err,
+                           "UPDATE main.metadata_items AS m SET %s FROM temp.pbm_metadata_items "
+                           "p JOIN old.metadata_items o ON o.id = p.old_id WHERE m.id = "
+                           "p.new_id AND o.user_fields LIKE '%%lockedFields=%%' AND (%s)",
+                           set.ptr, diff.ptr)) < 0 ||
         (error = exec(c, sql.ptr, "edits", err)) < 0)
         goto done;
     *edited += (uint64_t)sqlite3_changes(c);
