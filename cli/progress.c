@@ -636,16 +636,23 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
         {"full-upload", CLI_OPT_FLAG, &o.full_upload, NULL,
          "upload the whole snapshot instead of a row changeset"},
     };
+    const cli_opt bootstrap_only[] = {
+        {"force", CLI_OPT_FLAG, &o.force, NULL,
+         "rebuild a home that already syncs (its user state and edits are kept)"},
+    };
     enum {
         NCOMMON = sizeof(common) / sizeof(common[0]),
-        NSYNC = sizeof(sync_only) / sizeof(sync_only[0])
+        NSYNC = sizeof(sync_only) / sizeof(sync_only[0]),
+        NBOOT = sizeof(bootstrap_only) / sizeof(bootstrap_only[0])
     };
-    cli_opt opts[NCOMMON + NSYNC + 2];
+    cli_opt opts[NCOMMON + NSYNC + NBOOT + 2];
     size_t n = 0;
     for (size_t i = 0; i < NCOMMON; i++)
         opts[n++] = common[i];
     for (size_t i = 0; mode == PB_RUN_SYNC && i < NSYNC; i++)
         opts[n++] = sync_only[i];
+    for (size_t i = 0; mode == PB_RUN_BOOTSTRAP && i < NBOOT; i++)
+        opts[n++] = bootstrap_only[i];
     opts[n++] = (cli_opt){"json", CLI_OPT_FLAG, &json, NULL, "print one JSON object at the end"};
     opts[n] = (cli_opt){NULL, 0, NULL, NULL, NULL};
 

@@ -2,8 +2,9 @@
  * bootstrap.c: the bootstrap's phases (pb_run with PB_RUN_BOOTSTRAP; run.c drives them): RECOVER,
  * START AGENT, BUILD LIBRARY (the runner builds the library in an empty cloud data dir),
  * FINGERPRINT, EXPORT, DOWNLOAD (the DB pair whole + a bundle of the files the home lacks),
- * INSTALL (Plex stopped, the home's user state carried over by (account_id, guid), the former DBs
- * backed up, the DBs installed, the files applied by the journaled apply), FINALIZE.
+ * INSTALL (Plex stopped, the home's user state and edits carried over (carry.c), the former DBs
+ * backed up, the DBs installed, the files applied by the journaled apply), FINALIZE. A home that
+ * already syncs is refused (PB_EINVALID, nothing touched) unless the options say force.
  * Role: engine/run, the home side (run_ctx.h). Prerequisites: carry.c, the Plex backup, pb_apply.
  */
 #include <stdio.h>
@@ -12,11 +13,29 @@
 #include <unistd.h>
 
 #include "backup.h"
+#include "carry_int.h"
 #include "clock.h"
 #include "fs.h"
 #include "hex.h"
 #include "proc.h"
 #include "run_ctx.h"
+
+typedef unsigned long long ull;
+
+/* A home that already syncs (a baseline both sides recorded) keeps its library unless the user
+ * asks for a rebuild: nothing is touched before this check. */
+static int bs_allowed(rx *x)
+{
+    if (x->o->force)
+        return 0;
+    pb_run__home_base(x);
+    if (!x->have_base)
+        return 0;
+    return pb_error_set(x->err, PB_EINVALID,
+                        "%s already syncs (baseline %.16s): bootstrap would rebuild its library; "
+                        "add --force to rebuild it, keeping the home's user state and edits",
+                        x->plex, x->base_id);
+}
 
 static int bs_start(rx *x)
 {
@@ -111,16 +130,27 @@ static int bs_install(rx *x)
     if (!x->online && (error = run_cmd(x, "stopping Plex", x->stop_cmd)) < 0)
         goto done;
     if (had_main) {
-        uint64_t c[3] = {0, 0, 0};
-        if ((error = pb_run__carry_user_state(stage_main, x->main_db, c, x->err)) < 0)
+        pb_run_carry k;
+        if ((error = pb_run__carry_home(&k, stage_main, x->main_db, x->err)) < 0)
             goto restart;
-        x->r->carried.accounts = c[0];
-        x->r->carried.settings = c[1];
-        x->r->carried.views = c[2];
+        x->r->carried.accounts = k.accounts;
+        x->r->carried.settings = k.settings;
+        x->r->carried.views = k.views;
         pb_run__log(x, "info",
-                    "home user state carried over: %llu accounts, %llu item settings, %llu "
-                    "plays (by account and guid)",
-                    (unsigned long long)c[0], (unsigned long long)c[1], (unsigned long long)c[2]);
+                    "home user state carried over: %llu rows of %llu user tables (%llu accounts, "
+                    "%llu item settings, %llu plays)",
+                    (ull)k.user_rows, (ull)k.user_tables, (ull)k.accounts, (ull)k.settings,
+                    (ull)k.views);
+        pb_run__log(x, "info",
+                    "home library edits carried over: %llu playlists and collections, %llu tags, "
+                    "%llu memberships, %llu items with locked edits or uploads (matched by file "
+                    "and guid)",
+                    (ull)k.lists, (ull)k.tags, (ull)k.taggings, (ull)k.edited);
+        if (k.dropped)
+            pb_run__log(x, "warn",
+                        "%llu home rows were about items no longer in the library and were left "
+                        "out (the former DBs are in the backup)",
+                        (ull)k.dropped);
         snprintf(backup, sizeof(backup), "%s/plexburst-backups", dbdir);
         if ((error = pb_plex_backup(made, sizeof(made), NULL, backup, x->main_db,
                                     had_blobs ? x->blobs_db : NULL, 3, x->err)) < 0)
@@ -172,6 +202,8 @@ static int bs_finalize(rx *x)
 int pb_run__bootstrap(rx *x)
 {
     int error = 0, resume = 0;
+    if ((error = bs_allowed(x)) < 0)
+        return error;
     PHASE(x, "RECOVER", pb_run__recover(x, &resume));
     if ((error = pb_run__begin_work(x)) < 0)
         return error;

@@ -91,6 +91,9 @@ typedef struct pb_run_options {
      * the agent is stopped, nothing is applied (an apply in progress finishes or rolls back). */
     int (*cancelled)(void *payload);
     void *cancel_payload;
+    /** bootstrap: rebuild a home that already syncs (refused otherwise, PB_EINVALID); the home's
+     * user state and edits are carried into the new library either way. */
+    int force;
 } pb_run_options;
 
 #define PB_RUN_OPTIONS_VERSION 1
