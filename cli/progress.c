@@ -445,6 +445,8 @@ json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
 
 static const char *advice(int code, const pb_run_result *r)
 {
+    if (code == PB_ECANCELLED)
+        return "stopped on request; the next run resumes or rolls back what is left";
     if (!strcmp(r->failed_phase_name, "ANALYSIS") || !strcmp(r->failed_phase_name, "BUILD LIBRARY"))
         return "check the runner command and its output above (and in the log), then run the "
                "command again";
@@ -459,6 +461,10 @@ static const char *advice(int code, const pb_run_result *r)
     case PB_ECANCELLED:
         return "stopped on request; the next run resumes or rolls back what is left";
     case PB_EREFUSED:
+        if (!strcmp(r->failed_phase_name, "RECOVER"))
+            return "`plexburst sync --retry-refused` applies that run's bundle again (with a "
+                   "higher --max-delete-pct, or --plex-stop-cmd, to accept it); `plexburst sync "
+                   "--discard-refused` drops it and starts a new run";
         return "a guard refused the bundle: read the report above; the run is kept refused until "
                "you decide: `plexburst sync --retry-refused` applies it again (with a higher "
                "--max-delete-pct, or --plex-stop-cmd), `plexburst sync --discard-refused` drops "

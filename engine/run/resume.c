@@ -149,11 +149,8 @@ static int decide_refused(rx *x, json_t *c, const char *old, int ready, int *res
         return 0;
     }
     return pb_error_set(x->err, PB_EREFUSED,
-                        "run %s was refused by a guard (%s) and is kept until you decide: "
-                        "`plexburst sync --retry-refused` applies it again (with a higher "
-                        "--max-delete-pct, or --plex-stop-cmd, to accept it), `plexburst sync "
-                        "--discard-refused` drops it and starts a new run",
-                        old, why && *why ? why : "no reason recorded");
+                        "run %s was refused by a guard (%s); it is kept until you decide", old,
+                        why && *why ? why : "no reason recorded");
 }
 
 /* RECOVER: the apply journal first, then an interrupted run. Sets *resume when the interrupted

@@ -300,11 +300,11 @@ static int fetch_list(rx *x, char *answer_list, size_t cap)
      * the answer names just those (a manifest list is answered as it is) */
     const char *fmt = json_string_value(json_object_get(end, "format"));
     char wanted_path[PATH_MAX + 200];
-    uint64_t listed = 0, wanted = 0;
+    uint64_t listed = 0, wanted = 0, links = 0;
     if (fmt && strcmp(fmt, "compact1") == 0) {
         snprintf(wanted_path, sizeof(wanted_path), "%s.wanted", x->list);
-        if ((error = pb_run__list_wanted(&listed, &wanted, x->list, x->manifest, wanted_path,
-                                         x->err)) < 0) {
+        if ((error = pb_run__list_wanted(&listed, &wanted, &links, x->list, x->manifest,
+                                         wanted_path, x->err)) < 0) {
             json_decref(end);
             return error;
         }
@@ -318,6 +318,11 @@ static int fetch_list(rx *x, char *answer_list, size_t cap)
                 "version of %llu",
                 (long long)json_integer_value(json_object_get(end, "files")),
                 (unsigned long long)x->list_bytes, (unsigned long long)wanted);
+    if (links)
+        pb_run__log(x, "warn",
+                    "the cloud's tree holds %llu symlink%s the home lacks: skipped (a bundle "
+                    "carries regular files only)",
+                    (unsigned long long)links, links == 1 ? "" : "s");
     json_decref(end);
     return 0;
 }
