@@ -26,11 +26,15 @@
 #include "testutil.h"
 
 static char pb[4096], mk[4096], tmpl[4096];
+static char made[16][4200]; /* the copies, removed by the teardown too (a failed case leaves its) */
+static int nmade;
 
 /* A fresh copy of the template in `w` (its own dir under the template's parent). */
 static void fresh(char *w, size_t cap, const char *tag)
 {
     snprintf(w, cap, "%s", tu_tmpdir(tag));
+    if (nmade < 16)
+        snprintf(made[nmade++], sizeof(made[0]), "%s", w);
     assert_int_equal(tu_sh("cp -a '%s/.' '%s/'", tmpl, w), 0);
 }
 
@@ -346,6 +350,8 @@ static int teardown(void **state)
 {
     (void)state;
     tu_sh("rm -rf '%s'", tmpl);
+    for (int i = 0; i < nmade; i++)
+        tu_sh("rm -rf '%s'", made[i]);
     return 0;
 }
 

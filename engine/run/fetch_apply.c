@@ -164,7 +164,9 @@ int pb_run__apply_phase(rx *x)
     int error;
     /* the bundle is based on the snapshot: pb_apply takes its ids (ao.base), the baseline record
      * is left alone (an interrupted dry run is rolled back, never resumed) */
-    if ((error = pb_run__cur_write(x, x->o->dry_run ? "dry_run" : "applying", x->err)) < 0)
+    /* (a dry run of a resumed run leaves its state alone: the run stays in flight) */
+    if (!(x->o->dry_run && x->resuming) &&
+        (error = pb_run__cur_write(x, x->o->dry_run ? "dry_run" : "applying", x->err)) < 0)
         return error;
     pb_run__fault_point("after_record");
     error = pb_run__apply_bundle(x, x->snap_main, x->snap_blobs, x->online, x->o->dry_run);

@@ -61,6 +61,7 @@ typedef struct rx {
     uint64_t list_bytes, answer_bytes;
     char run_id[40];        /* the run whose work is in `work` (the resumed one on a resume) */
     char resumed_state[24]; /* current.json's state of the run RECOVER resumes */
+    int resuming;           /* this run completes an interrupted one (resume_sync) */
     char refused[512];      /* why a guard refused the run's bundle (state "refused") */
 } rx;
 

@@ -464,6 +464,7 @@ static int resume_sync(rx *x)
 {
     int error = 0;
     snprintf(x->r->mode_name, sizeof(x->r->mode_name), "resume");
+    x->resuming = 1;
     pb_baseline rec;
     pb_error e = PB_ERROR_INIT;
     PHASE(x, "DOWNLOAD", pb_run__download(x, 1));
