@@ -59,7 +59,8 @@ static int log_has(const char *w, const char *text)
     snprintf(path, sizeof(path), "%s/out.json", w);
     json_t *j = json_load_file(path, 0, NULL);
     const char *log = json_string_value(json_object_get(j, "log"));
-    int rc = tu_sh("grep -qF -- '%s' '%s/out.log' '%s' 2>/dev/null", text, w, log ? log : "/dev/null");
+    int rc =
+        tu_sh("grep -qF -- '%s' '%s/out.log' '%s' 2>/dev/null", text, w, log ? log : "/dev/null");
     json_decref(j);
     return rc == 0;
 }
@@ -113,9 +114,8 @@ static void interrupted_at_bundle_ready(const char *w, char *bundle, size_t cap)
 
 static void flip_byte(const char *path, long at)
 {
-    assert_int_equal(tu_sh("printf '\\377' | dd of='%s' bs=1 seek=%ld conv=notrunc 2>/dev/null",
-                           path, at),
-                     0);
+    assert_int_equal(
+        tu_sh("printf '\\377' | dd of='%s' bs=1 seek=%ld conv=notrunc 2>/dev/null", path, at), 0);
 }
 
 /* Item 3: a stored bundle corrupted (then one lost, met by --dry-run) after bundle_ready. */
@@ -179,8 +179,8 @@ static void test_corrupt_baseline(void **state)
     assert_int_equal(rc, 0);
     assert_true(log_has(w, "uploading it whole"));
     json_t *j = result(w);
-    assert_true(json_integer_value(json_object_get(json_object_get(j, "bytes"),
-                                                   "baseline_full_upload")) > 0);
+    assert_true(json_integer_value(
+                    json_object_get(json_object_get(j, "bytes"), "baseline_full_upload")) > 0);
     json_decref(j);
     tu_sh("rm -rf '%s'", w);
 
@@ -209,9 +209,9 @@ static void test_corrupt_baseline(void **state)
     show_on_failure(w, rc, 0);
     assert_int_equal(rc, 0);
     j = result(w);
-    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "bytes"),
-                                                        "baseline_full_upload")),
-                     0);
+    assert_int_equal(
+        json_integer_value(json_object_get(json_object_get(j, "bytes"), "baseline_full_upload")),
+        0);
     json_decref(j);
     tu_sh("rm -rf '%s'", w);
 }
@@ -222,8 +222,7 @@ static void test_refused_kept(void **state)
     (void)state;
     char w[4200], db[4400], sum0[64] = "", sum1[64] = "";
     fresh(w, sizeof(w), "rec-refused");
-    snprintf(db, sizeof(db), "%s/home/Plug-in Support/Databases/com.plexapp.plugins.library.db",
-             w);
+    snprintf(db, sizeof(db), "%s/home/Plug-in Support/Databases/com.plexapp.plugins.library.db", w);
     tu_sh_out(sum0, sizeof(sum0), "md5sum < '%s'", db);
     int rc = sync_in(w, NULL, NULL, "--max-delete-pct 1");
     show_on_failure(w, rc, 3);
@@ -362,10 +361,8 @@ int main(void)
     if (access(pb, X_OK) != 0 || access(mk, X_OK) != 0)
         tu_skip("needs build/plexburst and build/mkplex");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lost_or_corrupt_bundle),
-        cmocka_unit_test(test_corrupt_baseline),
-        cmocka_unit_test(test_refused_kept),
-        cmocka_unit_test(test_sighup),
+        cmocka_unit_test(test_lost_or_corrupt_bundle), cmocka_unit_test(test_corrupt_baseline),
+        cmocka_unit_test(test_refused_kept),           cmocka_unit_test(test_sighup),
         cmocka_unit_test(test_cloud_symlinks),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
