@@ -288,9 +288,6 @@ static void test_sighup(void **state)
     while (tu_sh("test -s '%s/rc'", w) != 0 && waited++ < 600)
         usleep(100000);
     assert_true(waited < 600);
-    tu_sh_out(rcs, sizeof(rcs), "cat '%s/rc'", w);
-    print_message("SIGHUP: exit %d\n", atoi(rcs));
-    assert_int_equal(atoi(rcs), 4);
     /* no agent and no runner of this run left (a runner found is stopped, by its pid) */
     const char *runners = "for p in $(pgrep -x sleep); do readlink /proc/$p/cwd | grep -q "
                           "'^%s/cloud' && echo $p; done";
@@ -302,6 +299,9 @@ static void test_sighup(void **state)
         usleep(100000);
     if (found[0])
         tu_sh("kill %s", found);
+    tu_sh_out(rcs, sizeof(rcs), "cat '%s/rc'", w);
+    print_message("SIGHUP: exit %d\n", atoi(rcs));
+    assert_int_equal(atoi(rcs), 4);
     assert_string_equal(found, "");
     assert_int_equal(tu_sh("pgrep -f '[a]gent --workdir %s/cloud' >/dev/null", w), 1);
     tu_sh("rm -rf '%s'", w);
