@@ -445,15 +445,30 @@ json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
 
 static const char *advice(int code, const pb_run_result *r)
 {
+    if (code == PB_ECANCELLED)
+        return "stopped on request; the next run resumes or rolls back what is left";
     if (!strcmp(r->failed_phase_name, "ANALYSIS") || !strcmp(r->failed_phase_name, "BUILD LIBRARY"))
         return "check the runner command and its output above (and in the log), then run the "
                "command again";
+    if (r->mode == PB_RUN_SYNC && code != PB_ECANCELLED && code != PB_EBUSY && code != PB_ENET &&
+        code != PB_EINVALID && code != PB_EREFUSED &&
+        (!strcmp(r->failed_phase_name, "UPLOAD DELTA") ||
+         !strcmp(r->failed_phase_name, "INJECT DB") || !strcmp(r->failed_phase_name, "SNAPSHOT")))
+        return "read the log; when the home's baseline copy or the stored baseline is in doubt, "
+               "`plexburst sync --full-upload` uploads the whole snapshot and records a new "
+               "baseline on both sides";
     switch (code) {
     case PB_ECANCELLED:
         return "stopped on request; the next run resumes or rolls back what is left";
     case PB_EREFUSED:
-        return "a guard refused the bundle: read the report above; --max-delete-pct or "
-               "--plex-stop-cmd decide";
+        if (!strcmp(r->failed_phase_name, "RECOVER"))
+            return "`plexburst sync --retry-refused` applies that run's bundle again (with a "
+                   "higher --max-delete-pct, or --plex-stop-cmd, to accept it); `plexburst sync "
+                   "--discard-refused` drops it and starts a new run";
+        return "a guard refused the bundle: read the report above; the run is kept refused until "
+               "you decide: `plexburst sync --retry-refused` applies it again (with a higher "
+               "--max-delete-pct, or --plex-stop-cmd), `plexburst sync --discard-refused` drops "
+               "it and starts a new run";
     case PB_ESCHEMA:
         return "home and cloud run different Plex versions: run the same Plex build on both";
     case PB_ENET:
@@ -580,7 +595,12 @@ static volatile sig_atomic_t g_stop;
 
 static void on_signal(int sig)
 {
-    (void)sig;
+    /* a closed terminal (SIGHUP, often twice: the kernel and the shell) stops cleanly: the agent
+     * is told to cancel its runner, nothing is orphaned; only Ctrl-C or SIGTERM again is hard */
+    if (sig == SIGHUP) {
+        g_stop = 1;
+        return;
+    }
     if (g_stop) {
         static const char msg[] = "\nplexburst: stopped hard (the next run recovers)\n";
         ssize_t w = write(2, msg, sizeof(msg) - 1);
@@ -601,6 +621,7 @@ void rv_install_signals(void)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 int rv_cancelled(void *payload)
@@ -626,7 +647,7 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
     pb_run_options o;
     pb_run_result r;
     runview v;
-    int json = 0;
+    int json = 0, retry_refused = 0, discard_refused = 0;
     pb_run_options_init(&o);
     o.mode = mode;
     const cli_opt common[] = {RV_COMMON_OPTS(o)};
@@ -635,6 +656,10 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
          "stop after the bundle's diff report: nothing is applied"},
         {"full-upload", CLI_OPT_FLAG, &o.full_upload, NULL,
          "upload the whole snapshot instead of a row changeset"},
+        {"retry-refused", CLI_OPT_FLAG, &retry_refused, NULL,
+         "apply the bundle of the run a guard refused again (with this command's guards)"},
+        {"discard-refused", CLI_OPT_FLAG, &discard_refused, NULL,
+         "drop the run a guard refused and start a new one"},
     };
     const cli_opt bootstrap_only[] = {
         {"force", CLI_OPT_FLAG, &o.force, NULL,
@@ -664,6 +689,14 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
     }
     if (rc < 0)
         return CLI_EXIT_USAGE;
+    if (retry_refused && discard_refused) {
+        fprintf(stderr, "plexburst %s: --retry-refused and --discard-refused exclude each other\n",
+                command);
+        return CLI_EXIT_USAGE;
+    }
+    o.refused_action = retry_refused     ? PB_RUN_REFUSED_RETRY
+                       : discard_refused ? PB_RUN_REFUSED_DISCARD
+                                         : PB_RUN_REFUSED_KEEP;
     rv_init(&v, command, json);
     rc = rv_run(&v, &o, &r);
     pb_run_result_dispose(&r);

@@ -112,7 +112,7 @@ done:
     return error;
 }
 
-int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, const char *compact,
+int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, uint64_t *links, const char *compact,
                         const char *home_manifest, const char *out, pb_error *err)
 {
     int error = 0, rc;
@@ -121,7 +121,7 @@ int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, const char *compact,
     const pb_manifest_entry *h = NULL;
     char path[PATH_CAP + 1], prev[PATH_CAP + 1] = "", magic[8];
     size_t prev_n = 0;
-    *listed = *wanted = 0;
+    *listed = *wanted = *links = 0;
     if (!(in = fopen(compact, "rb")))
         return pb_error_errno(err, "cannot open %s", compact);
     if (fread(magic, 1, 8, in) != 8 || memcmp(magic, MAGIC, 8) != 0) {
@@ -185,7 +185,9 @@ int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, const char *compact,
         int same = h && strcmp(h->path, path) == 0 && (int)h->type == type && h->size == size &&
                    memcmp(h->hash, hash, PB_HASH_LEN) == 0 &&
                    (type != 'F' || h->mode == (uint32_t)mode);
-        if (!same) {
+        if (!same && type == 'L') {
+            (*links)++; /* a bundle carries regular files only: the cloud's symlinks stay there */
+        } else if (!same) {
             if (fwrite(path, 1, n, w) != n || fputc('\n', w) == EOF) {
                 error = pb_error_errno(err, "cannot write %s", out);
                 goto done;

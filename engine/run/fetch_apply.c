@@ -25,9 +25,9 @@ int pb_run__fetch_bundle(rx *x)
 {
     int error;
     size_t n = strlen(x->bundle_name), sl = strlen(PB_ST_BUNDLE_SOLID);
-    x->bundle_verified = 0;
     if (pb_fs_exists(x->bundle))
-        return 0;
+        return 0; /* verified already when RECOVER fetched it (bundle_verified) */
+    x->bundle_verified = 0;
     if (n < sl || strcmp(x->bundle_name + n - sl, PB_ST_BUNDLE_SOLID) != 0) {
         if ((error = pb_run__get_file(x, x->bundle_name, x->bundle, "download")) < 0)
             return error;
@@ -63,8 +63,10 @@ int pb_run__verify_bundle(rx *x, int make_next)
         vo.extract_main = x->cs_main;
         vo.extract_blobs = x->cs_blobs;
         vo.plex_dir = x->plex;
+        x->bundle_verified = 0;
         if ((error = pb_bundle_verify(&x->binfo, x->bundle, &vo, x->err)) < 0)
             return error;
+        x->bundle_verified = 1;
     }
     pb_run__log(x, "info", "bundle verified: %llu records, %.2f MB of content",
                 (unsigned long long)x->binfo.records, x->binfo.content_bytes / 1e6);
@@ -162,10 +164,24 @@ int pb_run__apply_phase(rx *x)
     int error;
     /* the bundle is based on the snapshot: pb_apply takes its ids (ao.base), the baseline record
      * is left alone (an interrupted dry run is rolled back, never resumed) */
-    if ((error = pb_run__cur_write(x, x->o->dry_run ? "dry_run" : "applying", x->err)) < 0)
+    /* (a dry run of a resumed run leaves its state alone: the run stays in flight) */
+    if (!(x->o->dry_run && x->resuming) &&
+        (error = pb_run__cur_write(x, x->o->dry_run ? "dry_run" : "applying", x->err)) < 0)
         return error;
     pb_run__fault_point("after_record");
     error = pb_run__apply_bundle(x, x->snap_main, x->snap_blobs, x->online, x->o->dry_run);
+    if (error == PB_EREFUSED && !x->o->dry_run) {
+        /* kept refused until the user decides (pb_run__recover): the next night does not simply
+         * fetch it again to be refused again */
+        pb_error e = PB_ERROR_INIT;
+        snprintf(x->refused, sizeof(x->refused), "%s", x->err->msg);
+        if (pb_run__cur_write(x, "refused", &e) == 0)
+            pb_run__log(x, "warn",
+                        "run %s is kept refused until you decide: `plexburst sync "
+                        "--retry-refused` (with a higher --max-delete-pct, or --plex-stop-cmd) "
+                        "applies it, `plexburst sync --discard-refused` drops it",
+                        x->run_id);
+    }
     if (error < 0)
         return error;
     if (x->o->dry_run) {

@@ -34,6 +34,8 @@ int pb_run__cur_write(rx *x, const char *state, pb_error *err)
     if (!o)
         return pb_error_set(err, PB_ENOMEM, "out of memory");
     json_object_set_new(o, "bundle_xxh3", json_string(x->bundle_xxh3));
+    if (!strcmp(state, "refused"))
+        json_object_set_new(o, "refused", json_string(x->refused));
     int rc = pb_run__write_json(path, o, err);
     json_decref(o);
     return rc;
@@ -73,8 +75,87 @@ int pb_run__begin_work(rx *x)
     return error < 0 ? error : pb_run__cur_write(x, "started", x->err);
 }
 
+/* Rolls the interrupted run `old` (current.json's state `st`) back: its store objects and work
+ * dropped, current.json cleared. */
+static void roll_back(rx *x, const char *st)
+{
+    snprintf(x->r->resume_action, sizeof(x->r->resume_action), "rolled_back");
+    pb_run__store_drop_run(x, x->run_id);
+    pb_fs_rmtree(x->work);
+    /* past these steps the apply's record may not name the home's copy any more */
+    if (st && (!strcmp(st, "dry_run") || !strcmp(st, "applying") || !strcmp(st, "applied") ||
+               !strcmp(st, "installing")))
+        pb_run__forget_home_base(x);
+    pb_run__cur_clear(x);
+}
+
+/* Errors that say nothing about the stored bundle itself (the run is kept for the next try). */
+static int transient(int error)
+{
+    return error == PB_ECANCELLED || error == PB_ENET || error == PB_ENOMEM || error == PB_EBUSY ||
+           error == PB_EAUTH || error == PB_EIO;
+}
+
+/* What a resume would apply: the stored bundle (or the one already downloaded) exists and
+ * verifies. 0 when it does; 1 when it is lost or corrupt (why in `why`); else a transient error
+ * (x->err). */
+static int check_bundle(rx *x, char *why, size_t cap)
+{
+    pb_error e = PB_ERROR_INIT;
+    pb_error *keep = x->err;
+    x->err = &e;
+    int error = pb_run__fetch_bundle(x);
+    if (error == 0)
+        error = pb_run__verify_bundle(x, 0);
+    x->err = keep;
+    if (error == 0)
+        return 0;
+    if (transient(error))
+        return pb_error_set(x->err, error, "%s", e.msg);
+    snprintf(why, cap, "%s", e.msg[0] ? e.msg : pb_strerror(error));
+    unlink(x->bundle);
+    return 1;
+}
+
+/* A run a guard refused (state "refused"): kept until the user decides. Without a decision the
+ * sync stops here (PB_EREFUSED); --retry-refused resumes it (its bundle applied again, under this
+ * command's guards), --discard-refused rolls it back. *resume as pb_run__recover. */
+static int decide_refused(rx *x, json_t *c, const char *old, int ready, int *resume)
+{
+    const char *why = json_string_value(json_object_get(c, "refused"));
+    if (x->o->refused_action == PB_RUN_REFUSED_DISCARD) {
+        pb_run__log(x, "warn",
+                    "run %s, refused by a guard, is discarded (--discard-refused): "
+                    "rolled back, home unchanged; starting a new run",
+                    old);
+        roll_back(x, "refused");
+        return 0;
+    }
+    if (x->o->refused_action == PB_RUN_REFUSED_RETRY && ready) {
+        snprintf(x->r->resume_action, sizeof(x->r->resume_action), "resumed");
+        pb_run__log(x, "warn",
+                    "run %s was refused by a guard; applying its bundle again "
+                    "(--retry-refused)",
+                    old);
+        *resume = 1;
+        return 0;
+    }
+    if (x->o->refused_action == PB_RUN_REFUSED_RETRY) {
+        pb_run__log(x, "warn",
+                    "run %s was refused by a guard and its work is gone: rolled back, "
+                    "home unchanged; starting a new run",
+                    old);
+        roll_back(x, "refused");
+        return 0;
+    }
+    return pb_error_set(x->err, PB_EREFUSED,
+                        "run %s was refused by a guard (%s); it is kept until you decide", old,
+                        why && *why ? why : "no reason recorded");
+}
+
 /* RECOVER: the apply journal first, then an interrupted run. Sets *resume when the interrupted
- * run's bundle is ready to be applied (x then describes that run). */
+ * run's bundle is ready to be applied (x then describes that run); the bundle is fetched and
+ * verified here, and a run whose stored bundle is lost or corrupt is rolled back instead. */
 int pb_run__recover(rx *x, int *resume)
 {
     int error;
@@ -91,6 +172,9 @@ int pb_run__recover(rx *x, int *resume)
     pb_error e = PB_ERROR_INIT;
     snprintf(path, sizeof(path), "%s/current.json", x->sync);
     if (pb_run__read_json(&c, path, &e) != 0) {
+        if (x->o->refused_action)
+            pb_run__log(x, "info", "no refused run to %s",
+                        x->o->refused_action == PB_RUN_REFUSED_RETRY ? "retry" : "discard");
         pb_run__log(x, "info", "nothing to recover");
         return 0;
     }
@@ -99,16 +183,20 @@ int pb_run__recover(rx *x, int *resume)
     const char *mode = json_string_value(json_object_get(c, "mode"));
     /* we hold the run lock: whatever current.json names was interrupted */
     snprintf(x->r->resumed_run, sizeof(x->r->resumed_run), "%s", old ? old : "");
-    int ready = st && mode && strcmp(mode, "sync") == 0 &&
+    int refused = st && !strcmp(st, "refused");
+    int ready = st && mode && (!strcmp(mode, "sync") || !strcmp(mode, "resume")) &&
                 (!strcmp(st, "bundle_ready") || !strcmp(st, "downloaded") ||
-                 !strcmp(st, "applying") || !strcmp(st, "applied"));
+                 !strcmp(st, "applying") || !strcmp(st, "applied") || refused);
     snprintf(x->run_id, sizeof(x->run_id), "%s", old ? old : "");
+    snprintf(x->resumed_state, sizeof(x->resumed_state), "%s", st ? st : "");
     pb_run__set_work_paths(x);
     const char *sm = json_string_value(json_object_get(json_object_get(c, "snapshot"), "main"));
     const char *sb = json_string_value(json_object_get(json_object_get(c, "snapshot"), "blobs"));
     const char *bn = json_string_value(json_object_get(c, "bundle"));
     const char *bx = json_string_value(json_object_get(c, "bundle_xxh3"));
+    const char *rf = json_string_value(json_object_get(c, "refused"));
     snprintf(x->bundle_xxh3, sizeof(x->bundle_xxh3), "%s", bx ? bx : "");
+    snprintf(x->refused, sizeof(x->refused), "%s", rf ? rf : "");
     const char *su = json_string_value(json_object_get(c, "store"));
     memset(&x->snap_ids, 0, sizeof(x->snap_ids));
     if (ready &&
@@ -118,27 +206,45 @@ int pb_run__recover(rx *x, int *resume)
     if (sb)
         pb_hex_decode(x->snap_ids.blobs, 16, sb);
     x->snap_ids.has_blobs = x->has_blobs;
-    if (ready) {
+    if (ready)
         snprintf(x->bundle_name, sizeof(x->bundle_name), "%s", bn);
+    if (refused) {
+        error = decide_refused(x, c, old ? old : "?", ready, resume);
+        if (error < 0 || !*resume) {
+            json_decref(c);
+            return error;
+        }
+    } else if (x->o->refused_action) {
+        pb_run__log(x, "info", "no refused run to %s",
+                    x->o->refused_action == PB_RUN_REFUSED_RETRY ? "retry" : "discard");
+    }
+    char why[600] = "";
+    if (ready && (error = check_bundle(x, why, sizeof(why))) < 0) {
+        json_decref(c);
+        return error;
+    }
+    if (ready && error == 0) {
         if (su && strcmp(su, x->store_url) != 0)
             pb_run__log(x, "warn", "the interrupted run used the store %s", su);
         snprintf(x->r->resume_action, sizeof(x->r->resume_action), "resumed");
-        pb_run__log(x, "warn", "run %s was interrupted (%s) with its bundle stored: completing it",
-                    old, st);
+        if (!refused)
+            pb_run__log(x, "warn",
+                        "run %s was interrupted (%s) with its bundle stored: completing it", old,
+                        st);
         *resume = 1;
+    } else if (ready) {
+        *resume = 0;
+        pb_run__log(x, "warn",
+                    "run %s was interrupted (%s) but its stored bundle is lost or corrupt (%s): "
+                    "rolled back, home unchanged; starting a new run",
+                    old ? old : "?", st ? st : "?", why);
+        roll_back(x, st);
     } else {
-        snprintf(x->r->resume_action, sizeof(x->r->resume_action), "rolled_back");
         pb_run__log(x, "warn",
                     "run %s was interrupted (%s) before its bundle was ready: rolled back, "
                     "home unchanged",
                     old ? old : "?", st ? st : "?");
-        pb_run__store_drop_run(x, x->run_id);
-        pb_fs_rmtree(x->work);
-        /* past these steps the apply's record may not name the home's copy any more */
-        if (st && (!strcmp(st, "dry_run") || !strcmp(st, "applying") || !strcmp(st, "applied") ||
-                   !strcmp(st, "installing")))
-            pb_run__forget_home_base(x);
-        pb_run__cur_clear(x);
+        roll_back(x, st);
     }
     json_decref(c);
     return 0;

@@ -59,7 +59,10 @@ typedef struct rx {
     int bundle_verified; /* binfo is the verify of x->bundle (done by the solid decode) */
     int next_ok;
     uint64_t list_bytes, answer_bytes;
-    char run_id[40]; /* the run whose work is in `work` (the resumed one on a resume) */
+    char run_id[40];        /* the run whose work is in `work` (the resumed one on a resume) */
+    char resumed_state[24]; /* current.json's state of the run RECOVER resumes */
+    int resuming;           /* this run completes an interrupted one (resume_sync) */
+    char refused[512];      /* why a guard refused the run's bundle (state "refused") */
 } rx;
 
 /* ---- events and phases (run.c) ---- */

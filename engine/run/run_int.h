@@ -71,8 +71,9 @@ void pb_run__schema_version(const char *db, char *out, size_t cap);
 /** Agent: the compact list of the files and symlinks of `manifest` (format in bundle/list.c). */
 int pb_run__list_compact(uint64_t *entries, const char *manifest, const char *out, pb_error *err);
 /** Home: merges a compact list with the home's fresh manifest and writes the text list (one
- * path per line, walk order) of the listed paths the home lacks or holds in another version. */
-int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, const char *compact,
+ * path per line, walk order) of the listed paths the home lacks or holds in another version;
+ * the cloud's symlinks are never asked for (*links: how many the home lacks). */
+int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, uint64_t *links, const char *compact,
                         const char *home_manifest, const char *out, pb_error *err);
 
 /* ---- file helpers (run_db.c; the general ones are base/fs.h) ---- */

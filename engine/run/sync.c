@@ -94,6 +94,24 @@ static int upload_full(rx *x)
     return 0;
 }
 
+/* The row changeset could not be made from the home's baseline copy (unreadable, damaged): the
+ * whole snapshot goes up instead, and the copy is dropped (rebuilt by this run). */
+static int diff_failed(rx *x, int error)
+{
+    if (error == PB_ECANCELLED || error == PB_ENOMEM)
+        return error;
+    snprintf(x->r->full_upload_reason, sizeof(x->r->full_upload_reason),
+             "the home's baseline copy is unreadable: %.100s", x->err->msg);
+    pb_run__log(x, "warn", "%s: uploading the whole snapshot", x->r->full_upload_reason);
+    *x->err = (pb_error)PB_ERROR_INIT;
+    x->r->bytes.changeset_raw = x->r->bytes.changeset_up = x->r->up.changeset_rows = 0;
+    pb_run__forget_home_base(x);
+    x->have_base = 0;
+    if ((error = upload_full(x)) < 0)
+        return error;
+    return pb_run__cur_write(x, "uploaded", x->err);
+}
+
 static int do_upload(rx *x)
 {
     int error;
@@ -125,7 +143,7 @@ static int do_upload(rx *x)
     for (int i = 0; i < 1 + x->has_blobs; i++) {
         uint64_t bytes = 0, records = 0, z = 0;
         if ((error = pb_run__diff(&bytes, &records, base[i], snap[i], raw, x->err)) < 0)
-            return error;
+            return diff_failed(x, error);
         if ((error = pb_run__zstd(raw, zst, x->zlevel, &z, x->err)) < 0)
             return error;
         unlink(raw);
@@ -148,6 +166,16 @@ static int do_upload(rx *x)
     return pb_run__cur_write(x, "uploaded", x->err);
 }
 
+/* The cloud failed to rebuild the snapshot from the stored baseline and a row changeset (the
+ * baseline damaged in the store, or a home copy that is not the store's): a full upload mends it
+ * (the design's rule: a checksum mismatch means a full upload). */
+static int rebuild_failed(rx *x, int error)
+{
+    return strcmp(x->r->upload_kind, "changeset") == 0 && error != PB_ECANCELLED &&
+           error != PB_ENET && error != PB_ENOMEM && error != PB_EBUSY && error != PB_EAUTH &&
+           error != PB_ESCHEMA && error != PB_EINVALID;
+}
+
 static int do_inject(rx *x)
 {
     int error, need_full = 0;
@@ -157,9 +185,20 @@ static int do_inject(rx *x)
     x->agent_mode = "sync";
     if ((error = pb_run__send_prepare(x, "sync")) < 0 ||
         (error = pb_run__await(x, "prepare", &res, &need_full)) < 0) {
-        if ((error = pb_run__rejoin(x, error, 0)) < 0)
+        if ((error = pb_run__rejoin(x, error, 0)) < 0 && !rebuild_failed(x, error))
             return error;
-        res = json_pack("{s:s}", "rebuilt", "before the reconnection");
+        if (error < 0) {
+            /* the stored baseline or the changeset is damaged: a full upload, a new agent */
+            snprintf(x->r->full_upload_reason, sizeof(x->r->full_upload_reason),
+                     "the stored baseline is damaged or not the home's copy: %.100s", x->err->msg);
+            *x->err = (pb_error)PB_ERROR_INIT;
+            pb_run__stop_agent(x, 1);
+            if ((error = pb_run__start_agent(x)) < 0)
+                return error;
+            need_full = 1;
+        } else {
+            res = json_pack("{s:s}", "rebuilt", "before the reconnection");
+        }
     }
     if (need_full) {
         pb_run__log(x, "warn",
@@ -261,11 +300,11 @@ static int fetch_list(rx *x, char *answer_list, size_t cap)
      * the answer names just those (a manifest list is answered as it is) */
     const char *fmt = json_string_value(json_object_get(end, "format"));
     char wanted_path[PATH_MAX + 200];
-    uint64_t listed = 0, wanted = 0;
+    uint64_t listed = 0, wanted = 0, links = 0;
     if (fmt && strcmp(fmt, "compact1") == 0) {
         snprintf(wanted_path, sizeof(wanted_path), "%s.wanted", x->list);
-        if ((error = pb_run__list_wanted(&listed, &wanted, x->list, x->manifest, wanted_path,
-                                         x->err)) < 0) {
+        if ((error = pb_run__list_wanted(&listed, &wanted, &links, x->list, x->manifest,
+                                         wanted_path, x->err)) < 0) {
             json_decref(end);
             return error;
         }
@@ -279,6 +318,11 @@ static int fetch_list(rx *x, char *answer_list, size_t cap)
                 "version of %llu",
                 (long long)json_integer_value(json_object_get(end, "files")),
                 (unsigned long long)x->list_bytes, (unsigned long long)wanted);
+    if (links)
+        pb_run__log(x, "warn",
+                    "the cloud's tree holds %llu symlink%s the home lacks: skipped (a bundle "
+                    "carries regular files only)",
+                    (unsigned long long)links, links == 1 ? "" : "s");
     json_decref(end);
     return 0;
 }
@@ -406,14 +450,30 @@ static int do_finalize(rx *x, int dry_run)
     return error;
 }
 
-/* Completes an interrupted sync whose bundle is stored. */
+/* A dry run that met a run in flight: the report made, the run left as it was for the next
+ * real sync. */
+static int keep_in_flight(rx *x)
+{
+    pb_run__log(x, "info", "dry run: run %s stays in flight; the next sync completes it",
+                x->run_id);
+    return pb_run__cur_write(x, x->resumed_state, x->err);
+}
+
+/* Completes an interrupted sync whose bundle is stored (a dry run only reports it). */
 static int resume_sync(rx *x)
 {
     int error = 0;
     snprintf(x->r->mode_name, sizeof(x->r->mode_name), "resume");
+    x->resuming = 1;
     pb_baseline rec;
     pb_error e = PB_ERROR_INIT;
     PHASE(x, "DOWNLOAD", pb_run__download(x, 1));
+    if (x->o->dry_run) {
+        if (strcmp(x->resumed_state, "applied") != 0)
+            PHASE(x, "APPLY", pb_run__apply_phase(x));
+        PHASE(x, "FINALIZE", keep_in_flight(x));
+        goto done;
+    }
     /* was it applied already (the journal rolled it forward, or it ended before FINALIZE)? */
     if (pb_baseline_read(&rec, x->state, &e) == 0 &&
         memcmp(rec.main, x->binfo.target_main, 16) == 0 &&

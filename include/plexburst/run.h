@@ -84,6 +84,9 @@ typedef struct pb_run_options {
     int zstd_level;             /* uploads and bundles (0: 19) */
     int full_upload;            /* sync: upload the whole snapshot even when a baseline exists */
     int keep_work;              /* keep the run's work files */
+    int refused_action;         /* sync: a run a guard refused is kept until this says what to do:
+                                   PB_RUN_REFUSED_RETRY applies its bundle again (under this run's
+                                   guards), PB_RUN_REFUSED_DISCARD drops it; 0 stops (PB_EREFUSED) */
     /** Optional: events (see above). Called on the calling thread. */
     pb_run_event_fn on_event;
     void *event_payload;
@@ -95,6 +98,9 @@ typedef struct pb_run_options {
      * user state and edits are carried into the new library either way. */
     int force;
 } pb_run_options;
+
+/** pb_run_options.refused_action. */
+enum { PB_RUN_REFUSED_KEEP = 0, PB_RUN_REFUSED_RETRY = 1, PB_RUN_REFUSED_DISCARD = 2 };
 
 #define PB_RUN_OPTIONS_VERSION 1
 #define PB_RUN_OPTIONS_INIT                                                                        \
