@@ -675,7 +675,12 @@ int pb_plex_guard_deletion_all(pb_plex_deletion_verdict *v, const pb_plex_deleti
         return pb_error_set(err, PB_EINVALID, "deletion guard: no base DB or report");
     const pb_plex_report *r = in->report;
     s.err = err;
+    /* a section losing its items or parts is the clearest verdict: it comes first */
     dg_sections(v, r->sections, r->nsections, &have);
+    if (have && v->pct > max_pct) {
+        error = dg_verdict(v, have, max_pct, err);
+        goto done;
+    }
     if ((error = pb_compat_open(&s.db, in->base, PB_OPEN_READONLY, err)) != 0)
         goto done;
     if (in->blobs_base) {

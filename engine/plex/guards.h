@@ -52,6 +52,8 @@ typedef struct pb_plex_deletion_input {
  * sections' items and parts as pb_plex_guard_deletion, and for each library table with deletions
  * its share of the base's rows, table-wide and per library section where its rows lead to one.
  * Counts are SQL queries on the base (opened read-only) and one streamed pass per changeset.
+ * A section losing more than the limit of its items or parts is the verdict when there is one;
+ * otherwise the worst share of all.
  * @return 0 (v->ok = 1, v names the worst share), PB_EREFUSED with the one-line verdict, e.g.
  *         `deletion guard: table taggings would lose 1419 of 1500 rows (94.6 % > 5 %)`, or an
  *         error reading the base or a changeset.
