@@ -22,6 +22,10 @@
  *            sqlite_sequence.seq, largest id the changesets insert, largest id a ref column of a
  *            written value points at, condition ignored: a dangling reference of the cloud must
  *            not be attached to a renumbered row), in ascending old-id order.
+ *            Same-row keys (policy version 3) map an insert like a natural key (kind 3) and are
+ *            written into the live row in pass 2; the insert's same_refs values are kept in
+ *            temp.pb_same_src, and once every insert is planned the identity propagates along
+ *            them (the cloud's media of a same part maps onto the live part's media, ...).
  *            Natural keys that contain a ref column are matched in a second read (pass 1b), once
  *            the refs they depend on are planned. A natural key that no index of the live table
  *            serves is looked up in an indexed TEMP copy of its columns (temp.pb_nk_N, same
@@ -176,7 +180,11 @@ static int begin(mctx *c, const pb_merge_input *inputs, size_t ninputs, int *beg
     int error = exec(c, "DROP TABLE IF EXISTS temp.pb_remap;"
                         "CREATE TEMP TABLE pb_remap(schema TEXT NOT NULL, tbl TEXT NOT NULL, "
                         "old INTEGER NOT NULL, new INTEGER, kind INTEGER NOT NULL);"
-                        "CREATE UNIQUE INDEX temp.pb_remap_key ON pb_remap(schema, tbl, old);");
+                        "CREATE UNIQUE INDEX temp.pb_remap_key ON pb_remap(schema, tbl, old);"
+                        "DROP TABLE IF EXISTS temp.pb_same_src;"
+                        "CREATE TEMP TABLE pb_same_src(schema TEXT NOT NULL, tbl TEXT NOT NULL, "
+                        "old INTEGER NOT NULL, col INTEGER NOT NULL, target INTEGER NOT NULL, "
+                        "PRIMARY KEY(schema, tbl, old, col));");
     if (!error)
         error = merge_prepare(c, "INSERT INTO temp.pb_remap VALUES(?1, ?2, ?3, ?4, ?5)", &c->rm_add,
                               "the id plan");
@@ -204,7 +212,8 @@ static int run_passes(mctx *c, const pb_merge_input *inputs, size_t ninputs)
     for (int i = 0; i < c->ntabs; i++)
         for (int k = 0; k < c->tabs[i]->nnat; k++)
             deferred |= c->tabs[i]->nat[k].deferred && c->tabs[i]->has_csmax;
-    if (deferred && (error = merge_plan(c, inputs, ninputs, 1)))
+    if ((error = merge_propagate_same(c)) ||
+        (deferred && (error = merge_plan(c, inputs, ninputs, 1))))
         return error;
 
     /* pass 2: apply */
@@ -225,7 +234,10 @@ static int run_passes(mctx *c, const pb_merge_input *inputs, size_t ninputs)
 static int finish(mctx *c, int error)
 {
     if (!error && !c->opt->dry_run && !c->script) {
-        int rc = sqlite3_exec(c->db, "DROP TABLE IF EXISTS temp.pb_remap", NULL, NULL, NULL);
+        int rc = sqlite3_exec(c->db,
+                              "DROP TABLE IF EXISTS temp.pb_remap; DROP TABLE IF EXISTS "
+                              "temp.pb_same_src",
+                              NULL, NULL, NULL);
         for (int i = 0; i < c->nsnap && rc == SQLITE_OK; i++) {
             char *sql = sqlite3_mprintf("DROP TABLE IF EXISTS temp.\"pb_nk_%d\"", i);
             rc = sql ? sqlite3_exec(c->db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
@@ -246,7 +258,8 @@ static void ctx_dispose(mctx *c)
     sqlite3_finalize(c->rm_add);
     sqlite3_finalize(c->rm_get);
     sqlite3_finalize(c->vsel);
-    c->rm_add = c->rm_get = c->vsel = NULL;
+    sqlite3_finalize(c->ss_add);
+    c->rm_add = c->rm_get = c->vsel = c->ss_add = NULL;
     for (int i = 0; i < c->ntabs; i++)
         mtable_free(c->tabs[i]);
     free(c->tabs);

@@ -61,6 +61,7 @@ typedef struct mnatkey {
     int cols[8];
     int ncols;
     int deferred;     /* contains a ref column: matched after the refs are planned */
+    int same;         /* a same-row key (KIND_SAME), else a natural key */
     sqlite3_stmt *st; /* SELECT pk FROM t WHERE k1 IS ?1 AND ... ORDER BY pk LIMIT 1 */
 } mnatkey;
 
@@ -89,8 +90,10 @@ struct mtable {
     int *rules;     /* pb_column_rule per column */
     mref *refs;
     int nrefs;
-    mnatkey *nat;
+    mnatkey *nat; /* natural keys first, then same-row keys */
     int nnat;
+    mref *srefs; /* same_refs of this table: identity propagates along them */
+    int nsrefs;
     char *qname; /* "schema"."table" */
 
     /* planning */
@@ -131,6 +134,7 @@ typedef struct mctx {
     pb_merge_counts sink;          /* counts of tables beyond PB_MERGE_MAX_TABLES */
     sqlite3_stmt *rm_add, *rm_get; /* temp.pb_remap */
     sqlite3_stmt *vsel;            /* SELECT ?1, ?2: values for the policy's merge_column */
+    sqlite3_stmt *ss_add;          /* INSERT into temp.pb_same_src */
     mval *oldv, *newv;             /* the current record, mapped */
     int vcap;
     unsigned long long writes, uses;
@@ -165,6 +169,7 @@ int merge_sqlerr(mctx *c, int rc, const char *fmt, ...) PB_PRINTF(3, 4);
 #define KIND_IDENT  0 /* the insert keeps its id */
 #define KIND_RENUM  1 /* renumbered: its id is used in the live DB */
 #define KIND_NATKEY 2 /* mapped onto the live row its natural key matches */
+#define KIND_SAME   3 /* mapped onto a live row both sides added, its values written into it */
 
 /* Counts one decision in the table's and the total counts. */
 #define COUNT(c, t, field)                                                                         \
@@ -205,6 +210,8 @@ int merge_apply_refs(mctx *c, mtable *t, sqlite3_stmt *live);
 int merge_plan(mctx *c, const pb_merge_input *inputs, size_t ninputs, int deferred);
 /** Hands out the renumbered ids of every table, above everything in use. */
 int merge_assign_renumbers(mctx *c);
+/** Propagates same-row identities along the policy's same_refs (after pass 1). */
+int merge_propagate_same(mctx *c);
 
 /** Pass 2: decides and writes every record of every input, in order. */
 int merge_apply_all(mctx *c, const pb_merge_input *inputs, size_t ninputs);

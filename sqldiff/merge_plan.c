@@ -153,13 +153,19 @@ static int natkey_snapshot(mctx *c, mtable *t, const mnatkey *nk, char **from)
     return error;
 }
 
-/* Looks the natural keys of `t` (deferred ones or the others) up in the live DB. */
-static int natkey_match(mctx *c, mtable *t, int deferred, int64_t *live_id, int *found)
+/* Looks the natural and same-row keys of `t` (deferred ones or the others) up in the live DB;
+ * *same tells which kind matched. A same-row key never matches on a NULL. */
+static int natkey_match(mctx *c, mtable *t, int deferred, int64_t *live_id, int *found, int *same)
 {
-    *found = 0;
+    *found = *same = 0;
     for (int k = 0; k < t->nnat && !*found; k++) {
         mnatkey *nk = &t->nat[k];
         if (nk->deferred != deferred)
+            continue;
+        int null = 0;
+        for (int j = 0; nk->same && j < nk->ncols; j++)
+            null |= !c->newv[nk->cols[j]].type || c->newv[nk->cols[j]].type == SQLITE_NULL;
+        if (null)
             continue;
         if (!nk->st) {
             int indexed, error;
@@ -186,11 +192,38 @@ static int natkey_match(mctx *c, mtable *t, int deferred, int64_t *live_id, int 
         int rc = sqlite3_step(nk->st);
         if (rc == SQLITE_ROW) {
             *found = 1;
+            *same = nk->same;
             *live_id = sqlite3_column_int64(nk->st, 0);
         }
         sqlite3_reset(nk->st);
         if (rc != SQLITE_ROW && rc != SQLITE_DONE)
             return merge_sqlerr(c, rc, "merge: natural key lookup in %s.%s", t->schema, t->name);
+    }
+    return 0;
+}
+
+/* Keeps the values of the same_refs columns of the insert `old` of `t` (temp.pb_same_src). */
+static int same_sources(mctx *c, mtable *t, int64_t old)
+{
+    int error;
+    for (int k = 0; k < t->nsrefs; k++) {
+        const mval *v = &c->newv[t->srefs[k].col];
+        if (v->type != SQLITE_INTEGER)
+            continue;
+        if (!c->ss_add &&
+            (error = merge_prepare(c,
+                                   "INSERT OR REPLACE INTO temp.pb_same_src VALUES(?1, ?2, ?3, "
+                                   "?4, ?5)",
+                                   &c->ss_add, "the same-row plan")))
+            return error;
+        plan_bind(c->ss_add, t, old);
+        sqlite3_bind_int(c->ss_add, 4, t->srefs[k].col);
+        sqlite3_bind_int64(c->ss_add, 5, v->i);
+        int rc = sqlite3_step(c->ss_add);
+        sqlite3_reset(c->ss_add);
+        if (rc != SQLITE_DONE)
+            return merge_sqlerr(c, rc, "merge: writing the same-row plan of %s.%s", t->schema,
+                                t->name);
     }
     return 0;
 }
@@ -201,14 +234,15 @@ static int plan_insert(mctx *c, mtable *t)
     if (idv->type != SQLITE_INTEGER)
         return 0; /* not an id: inserted as it is */
     int64_t old = idv->i, to = old, live_id = 0;
-    int kind = KIND_IDENT, found = 0, error;
+    int kind = KIND_IDENT, found = 0, same = 0, error;
     if (!t->has_csmax || old > t->csmax)
         t->csmax = old;
     t->has_csmax = 1;
-    if ((error = natkey_match(c, t, 0, &live_id, &found)))
+    if ((error = same_sources(c, t, old)) ||
+        (error = natkey_match(c, t, 0, &live_id, &found, &same)))
         return error;
     if (found) {
-        kind = KIND_NATKEY;
+        kind = same ? KIND_SAME : KIND_NATKEY;
         to = live_id;
     } else {
         sqlite3_stmt *ex;
@@ -324,21 +358,24 @@ static int natkey_late(mctx *c, mtable *t)
     if (idv->type != SQLITE_INTEGER)
         return 0;
     int64_t to, live_id;
-    int kind, found, error;
-    if ((error = merge_remap_get(c, t, idv->i, &to, &kind)) || kind == KIND_NATKEY)
+    int kind, found, same, error;
+    if ((error = merge_remap_get(c, t, idv->i, &to, &kind)) || kind == KIND_NATKEY ||
+        kind == KIND_SAME)
         return error;
-    if ((error = merge_apply_refs(c, t, NULL)) || (error = natkey_match(c, t, 1, &live_id, &found)))
+    if ((error = merge_apply_refs(c, t, NULL)) ||
+        (error = natkey_match(c, t, 1, &live_id, &found, &same)))
         return error;
     if (!found)
         return 0;
     sqlite3_stmt *st = NULL;
     if ((error = merge_prepare(c,
-                               "UPDATE temp.pb_remap SET new = ?4, kind = 2 WHERE schema = ?1 AND "
+                               "UPDATE temp.pb_remap SET new = ?4, kind = ?5 WHERE schema = ?1 AND "
                                "tbl = ?2 AND old = ?3",
                                &st, "the id plan")))
         return error;
     plan_bind(st, t, idv->i);
     sqlite3_bind_int64(st, 4, live_id);
+    sqlite3_bind_int(st, 5, same ? KIND_SAME : KIND_NATKEY);
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE)
@@ -394,4 +431,86 @@ static int plan_record(mctx *c, mreader *r, mtable *t, int op, int ncol, void *p
 int merge_plan(mctx *c, const pb_merge_input *inputs, size_t ninputs, int deferred)
 {
     return merge_each_record(c, inputs, ninputs, plan_record, &deferred);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Same-row identities along the same_refs
+ */
+
+/* One round along the same ref `k` of `t`: the inserts its KIND_SAME rows name, still kept or
+ * renumbered, map onto what the live rows name. *changed += rows remapped. */
+static int propagate_ref(mctx *c, mtable *t, const mref *r, int *changed)
+{
+    sqlite3_stmt *st = NULL;
+    char *sql = sqlite3_mprintf(
+        "UPDATE temp.pb_remap AS d SET new = x.live, kind = %d FROM (SELECT s.target AS cloud, "
+        "(SELECT l.%s FROM %s AS l WHERE l.%s = m.new) AS live FROM temp.pb_remap AS m JOIN "
+        "temp.pb_same_src AS s ON s.schema = m.schema AND s.tbl = m.tbl AND s.old = m.old AND "
+        "s.col = ?3 WHERE m.schema = ?1 AND m.tbl = ?2 AND m.kind = %d) AS x WHERE d.schema = ?4 "
+        "AND d.tbl = ?5 AND d.old = x.cloud AND d.kind IN (%d, %d) AND typeof(x.live) = 'integer'",
+        KIND_SAME, t->qcols[r->col], t->qname, t->qcols[t->ipk], KIND_SAME, KIND_IDENT, KIND_RENUM);
+    if (!sql)
+        return pb_error_set(c->err, PB_ENOMEM, "merge: out of memory");
+    int error = merge_prepare(c, sql, &st, "the same-row propagation");
+    sqlite3_free(sql);
+    if (error)
+        return error;
+    sqlite3_bind_text(st, 1, t->schema, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, t->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 3, r->col);
+    sqlite3_bind_text(st, 4, r->target->schema, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 5, r->target->name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE)
+        return merge_sqlerr(c, rc, "merge: same-row propagation from %s.%s", t->schema, t->name);
+    *changed += sqlite3_changes(c->db);
+    return 0;
+}
+
+/* The range of non-identity remaps of `t`, re-read from the plan. */
+static int remap_range(mctx *c, mtable *t)
+{
+    sqlite3_stmt *st = NULL;
+    int error = merge_prepare(c,
+                              "SELECT count(*), min(old), max(old) FROM temp.pb_remap WHERE schema "
+                              "= ?1 AND tbl = ?2 AND kind <> 0",
+                              &st, "the id plan");
+    if (error)
+        return error;
+    plan_bind(st, t, 0);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        t->nremap = sqlite3_column_int64(st, 0);
+        t->rmin = sqlite3_column_int64(st, 1);
+        t->rmax = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_ROW ? 0 : merge_sqlerr(c, rc, "merge: reading the id plan");
+}
+
+int merge_propagate_same(mctx *c)
+{
+    int any = 0, error = 0;
+    for (int i = 0; i < c->ntabs; i++)
+        any |= c->tabs[i]->nsrefs > 0 && c->tabs[i]->has_csmax && c->tabs[i]->ipk >= 0;
+    if (!any)
+        return 0;
+    /* a chain is as long as the same_refs allow; a round that maps nothing ends it */
+    for (int round = 0; round < 64; round++) {
+        int changed = 0;
+        for (int i = 0; i < c->ntabs && !error; i++) {
+            mtable *t = c->tabs[i];
+            if (!t->has_csmax || t->ipk < 0)
+                continue;
+            for (int k = 0; k < t->nsrefs && !error; k++)
+                error = propagate_ref(c, t, &t->srefs[k], &changed);
+        }
+        if (error || !changed)
+            break;
+    }
+    for (int i = 0; i < c->ntabs && !error; i++)
+        if (c->tabs[i]->has_csmax)
+            error = remap_range(c, c->tabs[i]);
+    return error;
 }

@@ -105,6 +105,7 @@ void mtable_free(mtable *t)
         sqlite3_finalize(t->nat[i].st);
     free(t->nat);
     free(t->refs);
+    free(t->srefs);
     for (int i = 0; i < t->ncol; i++) {
         if (t->cols)
             free(t->cols[i]);
@@ -219,6 +220,62 @@ done:
     return error;
 }
 
+/* The natural keys (same = 0) or same-row keys (1) of `t` among `keys`. */
+static int add_keys(mctx *c, mtable *t, const pb_merge_natkey *keys, size_t nkeys, int same)
+{
+    for (size_t k = 0; k < nkeys; k++) {
+        const pb_merge_natkey *nk = &keys[k];
+        if (!nk->schema || !nk->table || strcasecmp(nk->schema, t->schema) != 0 ||
+            strcasecmp(nk->table, t->name) != 0)
+            continue;
+        mnatkey m;
+        memset(&m, 0, sizeof(m));
+        m.same = same;
+        int ok = 1;
+        for (int j = 0; j < 8 && nk->columns[j]; j++) {
+            int col = col_index(t, nk->columns[j]);
+            if (col < 0)
+                ok = 0;
+            m.cols[m.ncols++] = col;
+            for (int r = 0; r < t->nrefs; r++)
+                if (t->refs[r].col == col)
+                    m.deferred = 1;
+        }
+        if (!ok || m.ncols == 0)
+            continue;
+        mnatkey *n = realloc(t->nat, sizeof(*n) * (size_t)(t->nnat + 1));
+        if (!n)
+            return pb_error_set(c->err, PB_ENOMEM, "merge: out of memory");
+        t->nat = n;
+        n[t->nnat++] = m;
+    }
+    return 0;
+}
+
+/* The same_refs whose source is `t` (unconditional ones, columns the live table has). */
+static int add_same_refs(mctx *c, mtable *t)
+{
+    const pb_merge_policy *pol = c->pol;
+    for (size_t k = 0; k < pol->nsame_refs; k++) {
+        const pb_merge_ref *r = &pol->same_refs[k];
+        if (!r->schema || !r->table || !r->column || !r->target_schema || !r->target_table)
+            return pb_error_set(c->err, PB_EINVALID, "merge: policy same ref %zu is incomplete", k);
+        if (r->when_column || strcasecmp(r->schema, t->schema) != 0 ||
+            strcasecmp(r->table, t->name) != 0)
+            continue;
+        int col = col_index(t, r->column);
+        if (col < 0)
+            continue;
+        mtable *target = mtable_get(c, r->target_schema, r->target_table);
+        mref *n = target ? realloc(t->srefs, sizeof(*n) * (size_t)(t->nsrefs + 1)) : NULL;
+        if (!n)
+            return pb_error_set(c->err, PB_ENOMEM, "merge: out of memory");
+        t->srefs = n;
+        n[t->nsrefs++] = (mref){col, -1, NULL, target};
+    }
+    return 0;
+}
+
 static int resolve_policy(mctx *c, mtable *t)
 {
     const pb_merge_policy *pol = c->pol;
@@ -253,32 +310,12 @@ static int resolve_policy(mctx *c, mtable *t)
     }
     if (t->ipk < 0)
         return 0; /* natural keys map integer ids only */
-    for (size_t k = 0; k < pol->nnatkeys; k++) {
-        const pb_merge_natkey *nk = &pol->natkeys[k];
-        if (!nk->schema || !nk->table || strcasecmp(nk->schema, t->schema) != 0 ||
-            strcasecmp(nk->table, t->name) != 0)
-            continue;
-        mnatkey m;
-        memset(&m, 0, sizeof(m));
-        int ok = 1;
-        for (int j = 0; j < 8 && nk->columns[j]; j++) {
-            int col = col_index(t, nk->columns[j]);
-            if (col < 0)
-                ok = 0;
-            m.cols[m.ncols++] = col;
-            for (int r = 0; r < t->nrefs; r++)
-                if (t->refs[r].col == col)
-                    m.deferred = 1;
-        }
-        if (!ok || m.ncols == 0)
-            continue;
-        mnatkey *n = realloc(t->nat, sizeof(*n) * (size_t)(t->nnat + 1));
-        if (!n)
-            return pb_error_set(c->err, PB_ENOMEM, "merge: out of memory");
-        t->nat = n;
-        n[t->nnat++] = m;
-    }
-    return 0;
+    int error = add_keys(c, t, pol->natkeys, pol->nnatkeys, 0);
+    if (!error && pol->version >= 3)
+        error = add_keys(c, t, pol->same_keys, pol->nsame_keys, 1);
+    if (!error && pol->version >= 3)
+        error = add_same_refs(c, t);
+    return error;
 }
 
 int mtable_load(mctx *c, mtable *t)

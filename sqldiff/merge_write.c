@@ -239,12 +239,15 @@ static int select_row(mctx *c, mtable *t, const mval *kv, sqlite3_stmt **out)
 /* Both sides changed column `i` of an UPDATE: asks the policy's merge_column. 1 (or 2: with a
  * conflict inside) with c->newv[i] replaced by the merged value, 0 for the default rule, or a
  * negative error. */
-static int merge_column(mctx *c, mtable *t, int i, sqlite3_stmt *live, const mval *bv)
+static int merge_column(mctx *c, mtable *t, int i, sqlite3_stmt *live, const mval *b)
 {
     int error;
     if (!c->vsel && (error = merge_prepare(c, "SELECT ?1, ?2", &c->vsel, "a value statement")))
         return error;
-    mval_bind(c->vsel, 1, &bv[i]);
+    if (b->type)
+        mval_bind(c->vsel, 1, b);
+    else
+        sqlite3_bind_null(c->vsel, 1);
     mval_bind(c->vsel, 2, &c->newv[i]);
     int rc = sqlite3_step(c->vsel);
     if (rc != SQLITE_ROW) {
@@ -308,8 +311,8 @@ static int decide_columns(mctx *c, mtable *t, int op, int64_t id, sqlite3_stmt *
                 action(c, t, op, id, id, t->cols[i], PB_RES_CLOUD_WON);
             }
         } else {
-            int m =
-                can_merge && t->rules[i] == PB_COL_DEFAULT ? merge_column(c, t, i, live, bv) : 0;
+            int m = can_merge && t->rules[i] == PB_COL_DEFAULT ? merge_column(c, t, i, live, &bv[i])
+                                                               : 0;
             if (m < 0)
                 return m;
             if (m) {
@@ -356,6 +359,73 @@ static int do_columns(mctx *c, mtable *t, int op, int64_t id, const mval *bv, co
     return error;
 }
 
+/* Per-column decision of an insert mapped onto a live row both sides added (KIND_SAME, merge.h):
+ * the cloud's non-NULL values are written, merged with the live ones by merge_column when given. */
+static int decide_same(mctx *c, mtable *t, int64_t id, sqlite3_stmt *live, uint64_t *mask,
+                       int *nset)
+{
+    static const mval null_base = {SQLITE_NULL, 0, 0, NULL, 0, NULL};
+    int can_merge = c->pol->version >= 2 && c->pol->merge_column;
+    *nset = 0;
+    for (int i = 0; i < t->ncol; i++) {
+        const mval *cv = &c->newv[i];
+        if (t->pk[i] || !cv->type || cv->type == SQLITE_NULL || t->rules[i] == PB_COL_KEEP_LIVE ||
+            mval_eq_col(cv, live, i))
+            continue;
+        int res = PB_RES_APPLIED;
+        if (sqlite3_column_type(live, i) != SQLITE_NULL) {
+            int m = can_merge && t->rules[i] == PB_COL_DEFAULT
+                        ? merge_column(c, t, i, live, &null_base)
+                        : 0;
+            if (m < 0)
+                return m;
+            if (m) {
+                COUNT(c, t, merged);
+                res = PB_RES_MERGED;
+            } else {
+                COUNT(c, t, conflicts);
+                res = PB_RES_CLOUD_WON;
+            }
+            action(c, t, SQLITE_INSERT, id, id, t->cols[i], res);
+        }
+        mask[i / 64] |= (uint64_t)1 << (i % 64);
+        (*nset)++;
+    }
+    return 0;
+}
+
+/* An insert mapped onto the live row `to` that both sides added: its values written into it. */
+static int do_same(mctx *c, mtable *t, int64_t old, int64_t to)
+{
+    mval *nv = c->newv;
+    sqlite3_stmt *live;
+    uint64_t maskbuf[8], *mask = maskbuf;
+    size_t words = ((size_t)t->ncol + 63) / 64;
+    int error = 0, nset = 0;
+    COUNT(c, t, natkey_mapped);
+    action(c, t, SQLITE_INSERT, old, to, NULL, PB_RES_NATKEY);
+    nv[t->ipk].i = to;
+    if ((error = merge_apply_refs(c, t, NULL)))
+        return error;
+    int found = select_row(c, t, nv, &live);
+    if (found <= 0)
+        return found;
+    if (words > 8 && !(mask = calloc(words, 8))) {
+        sqlite3_reset(live);
+        return pb_error_set(c->err, PB_ENOMEM, "merge: out of memory");
+    }
+    memset(mask, 0, words * 8);
+    error = decide_same(c, t, to, live, mask, &nset);
+    sqlite3_reset(live);
+    if (!error && nset && !(error = write_update(c, t, mask, nv, nv, to))) {
+        COUNT(c, t, updated);
+        action(c, t, SQLITE_INSERT, to, to, NULL, PB_RES_APPLIED);
+    }
+    if (mask != maskbuf)
+        free(mask);
+    return error;
+}
+
 static int do_insert(mctx *c, mtable *t)
 {
     mval *nv = c->newv;
@@ -386,6 +456,8 @@ static int do_insert(mctx *c, mtable *t)
             action(c, t, SQLITE_INSERT, old, to, NULL, PB_RES_NATKEY);
             return 0;
         }
+        if (kind == KIND_SAME)
+            return do_same(c, t, old, to);
         nv[t->ipk].i = to;
         if ((error = merge_apply_refs(c, t, NULL)) || (error = write_insert(c, t, nv, to)))
             return error;

@@ -329,7 +329,11 @@ static pb_merge_policy t_policy(void)
                          T_NAT,
                          sizeof(T_NAT) / sizeof(T_NAT[0]),
                          NULL,
-                         NULL};
+                         NULL,
+                         NULL,
+                         0,
+                         NULL,
+                         0};
     return p;
 }
 

@@ -7,6 +7,7 @@
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sqlite3.h>
@@ -309,21 +310,74 @@ done:
  * Deletion guard
  */
 
-static void dg_consider(pb_plex_deletion_verdict *v, const pb_plex_section_report *s,
+static void dg_consider(pb_plex_deletion_verdict *v, int64_t section_id, const char *section_name,
                         const char *what, uint64_t deleted, uint64_t total, int *have)
 {
+    /* a changeset can only delete rows the base has; never report above 100 % */
+    if (total < deleted)
+        total = deleted;
     if (total == 0 || deleted == 0)
         return;
     double pct = 100.0 * (double)deleted / (double)total;
     if (*have && (pct < v->pct || (pct == v->pct && deleted <= v->deleted)))
         return;
     *have = 1;
-    v->section_id = s->id;
-    snprintf(v->section_name, sizeof(v->section_name), "%s", s->name);
+    v->section_id = section_id;
+    snprintf(v->section_name, sizeof(v->section_name), "%s", section_name ? section_name : "");
     snprintf(v->what, sizeof(v->what), "%s", what);
     v->deleted = deleted;
     v->total = total;
     v->pct = pct;
+}
+
+static void dg_sections(pb_plex_deletion_verdict *v, const pb_plex_section_report *sections,
+                        size_t nsections, int *have)
+{
+    for (size_t i = 0; i < nsections; i++) {
+        const pb_plex_section_report *s = &sections[i];
+        if (s->id <= 0)
+            continue;
+        dg_consider(v, s->id, s->name, "items", s->items_deleted, s->items, have);
+        dg_consider(v, s->id, s->name, "parts", s->parts_deleted, s->parts, have);
+    }
+}
+
+/* The verdict over what dg_consider gathered: the worst share against `max_pct`. */
+static int dg_verdict(pb_plex_deletion_verdict *v, int have, double max_pct, pb_error *err)
+{
+    char where[200];
+    if (!have) {
+        v->ok = 1;
+        snprintf(v->message, sizeof(v->message), "deletion guard: no section loses anything");
+        return 0;
+    }
+    if (v->section_id > 0)
+        snprintf(where, sizeof(where), "section \"%.128s\" (id %lld)", v->section_name,
+                 (long long)v->section_id);
+    else
+        snprintf(where, sizeof(where), "table %.112s", v->what);
+    const char *unit = v->section_id > 0 ? v->what : "rows";
+    if (v->pct > max_pct) {
+        snprintf(v->message, sizeof(v->message),
+                 "deletion guard: %s would lose %llu of %llu %s (%.1f %% > %g %%)", where,
+                 (unsigned long long)v->deleted, (unsigned long long)v->total, unit, v->pct,
+                 max_pct);
+        return pb_error_set(err, PB_EREFUSED, "%s", v->message);
+    }
+    v->ok = 1;
+    if (v->section_id > 0)
+        snprintf(v->message, sizeof(v->message),
+                 "deletion guard: at most %.1f %% of a section (\"%.128s\", %llu of %llu %s), "
+                 "limit %g %%",
+                 v->pct, v->section_name, (unsigned long long)v->deleted,
+                 (unsigned long long)v->total, v->what, max_pct);
+    else
+        snprintf(v->message, sizeof(v->message),
+                 "deletion guard: at most %.1f %% of a table (%.112s, %llu of %llu rows), limit "
+                 "%g %%",
+                 v->pct, v->what, (unsigned long long)v->deleted, (unsigned long long)v->total,
+                 max_pct);
+    return 0;
 }
 
 int pb_plex_guard_deletion(pb_plex_deletion_verdict *v, const pb_plex_section_report *sections,
@@ -337,36 +391,353 @@ int pb_plex_guard_deletion(pb_plex_deletion_verdict *v, const pb_plex_section_re
     memset(v, 0, sizeof(*v));
     v->checked = 1;
     v->max_pct = max_pct;
-    for (size_t i = 0; i < nsections; i++) {
-        const pb_plex_section_report *s = &sections[i];
-        if (s->id <= 0)
-            continue;
-        uint64_t items_total = s->items, parts_total = s->parts;
-        /* a changeset can only delete rows the base has; never report above 100 % */
-        if (items_total < s->items_deleted)
-            items_total = s->items_deleted;
-        if (parts_total < s->parts_deleted)
-            parts_total = s->parts_deleted;
-        dg_consider(v, s, "items", s->items_deleted, items_total, &have);
-        dg_consider(v, s, "parts", s->parts_deleted, parts_total, &have);
-    }
-    if (!have) {
-        v->ok = 1;
-        snprintf(v->message, sizeof(v->message), "deletion guard: no section loses anything");
+    dg_sections(v, sections, nsections, &have);
+    return dg_verdict(v, have, max_pct, err);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Deletion guard over every library table
+ *
+ * Guarded: every table the policy classes as library content, in the library and the blobs DB.
+ * Not guarded:
+ *   - user-state tables (views, settings, play queues, accounts, statistics ...): the merge drops
+ *     every cloud change to them (home wins), so their deletions never reach the home;
+ *   - derived tables (FTS/spellfix indexes and their shadows, sqlite_*): never shipped;
+ *   - library-class caches and bookkeeping whose rows Plex itself throws away and rebuilds:
+ *     library_timeline_entries (an event log Plex prunes), stream_types (a fixed lookup table),
+ *     media_provider_resources (online providers' resources, refreshed from plex.tv) and
+ *     metadata_agent_provider* (the agent registry, rewritten at start-up).
+ * Counting stays in SQLite: the changesets are streamed once (a DELETE record's section is looked
+ * up by its id in the base), the base totals are count(*) queries, per table and, where a row
+ * leads to a library section (its library_section_id, its metadata item's or its media item's, a
+ * blob's media part or stream), per section.
+ */
+
+static const char *const dg_unguarded[] = {"library_timeline_entries", "stream_types",
+                                           "media_provider_resources", NULL};
+
+/* One table with deletions. */
+typedef struct dg_table {
+    const char *schema, *name; /* the report's strings */
+    uint64_t deleted, total;
+    char *sec_expr;      /* SQL: the section of row `r` (sqlite3_malloc'd), NULL when none */
+    sqlite3_stmt *q_sec; /* the section of one base row by id */
+    int id_col;
+} dg_table;
+
+/* Deletions per (table, section). */
+typedef struct dg_cell {
+    size_t table;
+    int64_t section;
+    uint64_t deleted, total;
+} dg_cell;
+
+typedef struct dg_state {
+    sqlite3 *db;
+    dg_table *t;
+    size_t nt;
+    dg_cell *cells;
+    size_t ncells, ccells;
+    pb_error *err;
+} dg_state;
+
+static int dg_guarded(const pb_plex_table_report *tr)
+{
+    if (tr->table_class != PB_CLASS_LIBRARY)
         return 0;
+    for (const char *const *u = dg_unguarded; *u; u++)
+        if (strcmp(*u, tr->table) == 0)
+            return 0;
+    return strncmp(tr->table, "metadata_agent_provider", 23) != 0;
+}
+
+static int dg_sqlerr(dg_state *s, const char *what)
+{
+    return pb_error_setd(s->err, PB_ESQLITE, sqlite3_extended_errcode(s->db),
+                         "deletion guard: %s: %s", what, sqlite3_errmsg(s->db));
+}
+
+static int dg_has_col(sqlite3 *db, const char *schema, const char *table, const char *col)
+{
+    return sqlite3_table_column_metadata(db, schema, table, col, NULL, NULL, NULL, NULL, NULL) ==
+           SQLITE_OK;
+}
+
+/* The SQL expression giving the library section of row `r` of the table, or NULL (no section
+ * known, or metadata_items / media_parts whose sections the report already counts). */
+static char *dg_section_expr(sqlite3 *db, const char *schema, const char *t)
+{
+    if (strcmp(t, "metadata_items") == 0 || strcmp(t, "media_parts") == 0 ||
+        strcmp(t, "library_sections") == 0)
+        return NULL;
+    if (strcmp(schema, "main") == 0) {
+        if (dg_has_col(db, schema, t, "library_section_id"))
+            return sqlite3_mprintf("r.library_section_id");
+        if (dg_has_col(db, schema, t, "metadata_item_id"))
+            return sqlite3_mprintf("(SELECT library_section_id FROM main.metadata_items WHERE id "
+                                   "= r.metadata_item_id)");
+        if (dg_has_col(db, schema, t, "media_item_id"))
+            return sqlite3_mprintf("(SELECT library_section_id FROM main.media_items WHERE id = "
+                                   "r.media_item_id)");
+        return NULL;
     }
-    if (v->pct > max_pct) {
-        snprintf(v->message, sizeof(v->message),
-                 "deletion guard: section \"%s\" (id %lld) would lose %llu of %llu %s (%.1f %% > "
-                 "%g %%)",
-                 v->section_name, (long long)v->section_id, (unsigned long long)v->deleted,
-                 (unsigned long long)v->total, v->what, v->pct, max_pct);
-        return pb_error_set(err, PB_EREFUSED, "%s", v->message);
+    if (strcmp(t, "blobs") == 0 && dg_has_col(db, schema, t, "linked_type") &&
+        dg_has_col(db, schema, t, "linked_id") && dg_has_col(db, "main", "media_parts", "id") &&
+        dg_has_col(db, "main", "media_streams", "media_item_id"))
+        return sqlite3_mprintf(
+            "CASE r.linked_type WHEN 'media_part' THEN (SELECT mi.library_section_id FROM "
+            "main.media_parts p JOIN main.media_items mi ON mi.id = p.media_item_id WHERE p.id = "
+            "r.linked_id) WHEN 'media_stream' THEN (SELECT mi.library_section_id FROM "
+            "main.media_streams ms JOIN main.media_items mi ON mi.id = ms.media_item_id WHERE "
+            "ms.id = r.linked_id) END");
+    return NULL;
+}
+
+static int dg_cell_add(dg_state *s, size_t table, int64_t section, uint64_t deleted, uint64_t total)
+{
+    for (size_t i = 0; i < s->ncells; i++)
+        if (s->cells[i].table == table && s->cells[i].section == section) {
+            s->cells[i].deleted += deleted;
+            s->cells[i].total += total;
+            return 0;
+        }
+    if (s->ncells == s->ccells) {
+        size_t ncap = s->ccells ? s->ccells * 2 : 32;
+        dg_cell *nc = realloc(s->cells, ncap * sizeof(*nc));
+        if (!nc)
+            return pb_error_set(s->err, PB_ENOMEM, "deletion guard: out of memory");
+        s->cells = nc;
+        s->ccells = ncap;
     }
-    v->ok = 1;
-    snprintf(v->message, sizeof(v->message),
-             "deletion guard: at most %.1f %% of a section (\"%s\", %llu of %llu %s), limit %g %%",
-             v->pct, v->section_name, (unsigned long long)v->deleted, (unsigned long long)v->total,
-             v->what, max_pct);
+    s->cells[s->ncells++] = (dg_cell){table, section, deleted, total};
     return 0;
+}
+
+static dg_table *dg_find(dg_state *s, const char *schema, const char *name, size_t *idx)
+{
+    for (size_t i = 0; i < s->nt; i++)
+        if (strcmp(s->t[i].schema, schema) == 0 && strcmp(s->t[i].name, name) == 0) {
+            *idx = i;
+            return &s->t[i];
+        }
+    return NULL;
+}
+
+/* stdio reader for sqlite3changeset_start_strm. */
+static int dg_read(void *payload, void *data, int *n)
+{
+    FILE *f = payload;
+    size_t got = fread(data, 1, (size_t)*n, f);
+    if (got == 0 && ferror(f))
+        return SQLITE_IOERR;
+    *n = (int)got;
+    return SQLITE_OK;
+}
+
+/* Streams one changeset: every DELETE of a table with a section expression counted against the
+ * section its base row belongs to. */
+static int dg_walk(dg_state *s, const char *schema, const char *path)
+{
+    int error = 0, rc;
+    sqlite3_changeset_iter *it = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return pb_error_errno(s->err, "deletion guard: cannot read %s", path);
+    if ((rc = sqlite3changeset_start_strm(&it, dg_read, f)) != SQLITE_OK) {
+        error = pb_error_setd(s->err, PB_ECORRUPT, rc, "deletion guard: changeset %s: %s", path,
+                              sqlite3_errstr(rc));
+        goto done;
+    }
+    while (!error && (rc = sqlite3changeset_next(it)) == SQLITE_ROW) {
+        const char *tab;
+        int ncol, op, indirect;
+        size_t idx;
+        dg_table *t;
+        sqlite3_value *idv = NULL;
+        if (sqlite3changeset_op(it, &tab, &ncol, &op, &indirect) != SQLITE_OK ||
+            op != SQLITE_DELETE || !(t = dg_find(s, schema, tab, &idx)) || !t->q_sec ||
+            t->id_col < 0 || t->id_col >= ncol ||
+            sqlite3changeset_old(it, t->id_col, &idv) != SQLITE_OK || !idv)
+            continue;
+        int64_t sec = 0;
+        sqlite3_reset(t->q_sec);
+        sqlite3_bind_value(t->q_sec, 1, idv);
+        if ((rc = sqlite3_step(t->q_sec)) == SQLITE_ROW)
+            sec = sqlite3_column_int64(t->q_sec, 0);
+        else if (rc != SQLITE_DONE)
+            error = dg_sqlerr(s, "reading the base DB");
+        sqlite3_reset(t->q_sec);
+        if (!error && sec > 0)
+            error = dg_cell_add(s, idx, sec, 1, 0);
+    }
+    if (!error && rc != SQLITE_DONE)
+        error = pb_error_setd(s->err, PB_ECORRUPT, rc, "deletion guard: changeset %s: %s", path,
+                              sqlite3_errstr(rc));
+done:
+    if (it)
+        sqlite3changeset_finalize(it);
+    fclose(f);
+    return error;
+}
+
+/* Runs `sql` (sqlite3_mprintf'd, freed here) and hands each row to `fn`. */
+static int dg_rows(dg_state *s, char *sql, size_t table,
+                   int (*fn)(dg_state *s, size_t table, sqlite3_stmt *st))
+{
+    sqlite3_stmt *st = NULL;
+    int error = 0, rc;
+    if (!sql)
+        return pb_error_set(s->err, PB_ENOMEM, "deletion guard: out of memory");
+    rc = sqlite3_prepare_v2(s->db, sql, -1, &st, NULL);
+    sqlite3_free(sql);
+    if (rc != SQLITE_OK)
+        return dg_sqlerr(s, "counting the base DB");
+    while (!error && (rc = sqlite3_step(st)) == SQLITE_ROW)
+        error = fn(s, table, st);
+    if (!error && rc != SQLITE_DONE)
+        error = dg_sqlerr(s, "counting the base DB");
+    sqlite3_finalize(st);
+    return error;
+}
+
+static int dg_row_total(dg_state *s, size_t table, sqlite3_stmt *st)
+{
+    int64_t sec = sqlite3_column_int64(st, 0);
+    for (size_t i = 0; i < s->ncells; i++)
+        if (s->cells[i].table == table && s->cells[i].section == sec)
+            s->cells[i].total = (uint64_t)sqlite3_column_int64(st, 1);
+    return 0;
+}
+
+static int dg_row_count(dg_state *s, size_t table, sqlite3_stmt *st)
+{
+    s->t[table].total = (uint64_t)sqlite3_column_int64(st, 0);
+    return 0;
+}
+
+/* Sets up the tables of the report with deletions; `nwalk` = how many need the changeset walk. */
+static int dg_tables(dg_state *s, const pb_plex_report *r, int with_blobs, size_t *nwalk)
+{
+    *nwalk = 0;
+    if (!(s->t = calloc(r->ntables ? r->ntables : 1, sizeof(*s->t))))
+        return pb_error_set(s->err, PB_ENOMEM, "deletion guard: out of memory");
+    for (size_t i = 0; i < r->ntables; i++) {
+        const pb_plex_table_report *tr = &r->tables[i];
+        if (!tr->cs_deleted || !dg_guarded(tr) ||
+            (strcmp(tr->schema, "main") != 0 && (strcmp(tr->schema, "blobs") != 0 || !with_blobs)))
+            continue;
+        dg_table *t = &s->t[s->nt++];
+        t->schema = tr->schema;
+        t->name = tr->table;
+        t->deleted = tr->cs_deleted;
+        t->id_col = -1;
+        if (!dg_has_col(s->db, t->schema, t->name, "id") ||
+            !(t->sec_expr = dg_section_expr(s->db, t->schema, t->name)))
+            continue;
+        /* the id column's position, for the DELETE records' old values */
+        char *sql = sqlite3_mprintf("SELECT cid FROM pragma_table_info(%Q, %Q) WHERE name = 'id'",
+                                    t->name, t->schema);
+        sqlite3_stmt *st = NULL;
+        if (!sql || sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+            sqlite3_free(sql);
+            return sql ? dg_sqlerr(s, t->name)
+                       : pb_error_set(s->err, PB_ENOMEM, "deletion guard: out of memory");
+        }
+        sqlite3_free(sql);
+        if (sqlite3_step(st) == SQLITE_ROW)
+            t->id_col = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        sql = sqlite3_mprintf("SELECT coalesce(%s, 0) FROM \"%w\".\"%w\" r WHERE r.id = ?1",
+                              t->sec_expr, t->schema, t->name);
+        int rc = sql ? sqlite3_prepare_v2(s->db, sql, -1, &t->q_sec, NULL) : SQLITE_NOMEM;
+        sqlite3_free(sql);
+        if (rc != SQLITE_OK)
+            return dg_sqlerr(s, t->name);
+        (*nwalk)++;
+    }
+    return 0;
+}
+
+int pb_plex_guard_deletion_all(pb_plex_deletion_verdict *v, const pb_plex_deletion_input *in,
+                               double max_pct, pb_error *err)
+{
+    int error = 0, have = 0;
+    pb_plex_deletion_verdict tmp;
+    dg_state s = {0};
+    size_t nwalk = 0;
+
+    if (!v)
+        v = &tmp;
+    memset(v, 0, sizeof(*v));
+    v->checked = 1;
+    v->max_pct = max_pct;
+    if (!in || !in->report || !in->base)
+        return pb_error_set(err, PB_EINVALID, "deletion guard: no base DB or report");
+    const pb_plex_report *r = in->report;
+    s.err = err;
+    /* a section losing its items or parts is the clearest verdict: it comes first */
+    dg_sections(v, r->sections, r->nsections, &have);
+    if (have && v->pct > max_pct) {
+        error = dg_verdict(v, have, max_pct, err);
+        goto done;
+    }
+    if ((error = pb_compat_open(&s.db, in->base, PB_OPEN_READONLY, err)) != 0)
+        goto done;
+    if (in->blobs_base) {
+        char *sql = sqlite3_mprintf("ATTACH %Q AS blobs", in->blobs_base);
+        int rc = sql ? sqlite3_exec(s.db, sql, NULL, NULL, NULL) : SQLITE_NOMEM;
+        sqlite3_free(sql);
+        if (rc != SQLITE_OK) {
+            error = dg_sqlerr(&s, "attaching the base blobs DB");
+            goto done;
+        }
+    }
+    if ((error = dg_tables(&s, r, in->blobs_base != NULL, &nwalk)) != 0)
+        goto done;
+    /* per table: deletions against the base's rows */
+    for (size_t i = 0; i < s.nt; i++) {
+        if ((error = dg_rows(
+                 &s,
+                 sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w\"", s.t[i].schema, s.t[i].name),
+                 i, dg_row_count)) != 0)
+            goto done;
+        dg_consider(v, 0, "", s.t[i].name, s.t[i].deleted, s.t[i].total, &have);
+    }
+    /* per section, where the rows lead to one */
+    if (nwalk && in->main_cs && (error = dg_walk(&s, "main", in->main_cs)) != 0)
+        goto done;
+    if (nwalk && in->blobs_cs && in->blobs_base &&
+        (error = dg_walk(&s, "blobs", in->blobs_cs)) != 0)
+        goto done;
+    for (size_t i = 0; i < s.nt; i++) {
+        int any = 0;
+        for (size_t k = 0; k < s.ncells; k++)
+            any |= s.cells[k].table == i;
+        if (any && (error = dg_rows(&s,
+                                    sqlite3_mprintf("SELECT coalesce(%s, 0), count(*) FROM "
+                                                    "\"%w\".\"%w\" r GROUP BY 1",
+                                                    s.t[i].sec_expr, s.t[i].schema, s.t[i].name),
+                                    i, dg_row_total)) != 0)
+            goto done;
+    }
+    for (size_t k = 0; k < s.ncells; k++) {
+        const dg_cell *c = &s.cells[k];
+        const char *name = "";
+        for (size_t i = 0; i < r->nsections; i++)
+            if (r->sections[i].id == c->section)
+                name = r->sections[i].name;
+        dg_consider(v, c->section, name, s.t[c->table].name, c->deleted, c->total, &have);
+    }
+    error = dg_verdict(v, have, max_pct, err);
+done:
+    if (error && !v->message[0] && err)
+        snprintf(v->message, sizeof(v->message), "%s", err->msg);
+    for (size_t i = 0; i < s.nt; i++) {
+        sqlite3_finalize(s.t[i].q_sec);
+        sqlite3_free(s.t[i].sec_expr);
+    }
+    free(s.t);
+    free(s.cells);
+    sqlite3_close(s.db);
+    return error;
 }

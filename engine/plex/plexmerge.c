@@ -587,12 +587,16 @@ static int phase_schema(run *x, pb_error *err)
 }
 
 /* 3. The deletion guard: reported by a diff, enforced by a merge. */
-static int phase_guards(run *x, pb_error *err)
+static int phase_guards(run *x, const char *main_cs, const char *blobs_cs, pb_error *err)
 {
     pb_plex_report *r = x->r;
     pb_error gerr = PB_ERROR_INIT;
-    int g = pb_plex_guard_deletion(&r->deletion, r->sections, r->nsections, x->o->max_delete_pct,
-                                   x->merge ? err : &gerr);
+    pb_plex_deletion_input in = {r, x->o->base, x->blobs ? x->o->blobs_base : NULL, main_cs,
+                                 x->blobs ? blobs_cs : NULL};
+    int g =
+        pb_plex_guard_deletion_all(&r->deletion, &in, x->o->max_delete_pct, x->merge ? err : &gerr);
+    if (g && g != PB_EREFUSED) /* the base or a changeset could not be read: never a pass */
+        return x->merge ? g : pb_error_set(err, g, "%s", gerr.msg);
     return x->merge ? g : 0;
 }
 
@@ -650,7 +654,7 @@ static int run_all(run *x, pb_error *err)
     if (error)
         goto done;
     t = phase_start(x, PB_PHASE_GUARDS);
-    error = phase_guards(x, err);
+    error = phase_guards(x, main_cs, blobs_cs, err);
     r->ms.guards = pb_clock_ms() - t;
     if (error)
         goto done;

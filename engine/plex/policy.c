@@ -3,7 +3,8 @@
  * Role: tells the generic 3-way merge of sqldiff/ which Plex tables are scanner/analysis output
  * (merged column by column), which are home user state (home wins) and which are derived (never
  * shipped); which columns reference which ids (renumbering of colliding inserts); which inserts
- * are the same thing as a live row (natural keys); and maps cloud paths to home paths.
+ * are the same thing as a live row (natural keys), which are items both sides added (same-row
+ * keys: one media file, one item); and maps cloud paths to home paths.
  * Prerequisites: a connection with the DBs attached under the schema names the merge uses.
  *
  * Class table, by name; anything else falls back to user state (home wins, the safe
@@ -148,6 +149,10 @@ struct pb_plex_policy {
     size_t nrefs, crefs;
     pb_merge_natkey *nk;
     size_t nnk, cnk;
+    pb_merge_natkey *sk; /* same-row keys */
+    size_t nsk, csk;
+    pb_merge_ref *srefs; /* refs a same-row identity follows */
+    size_t nsrefs, csrefs;
     const char **unknown;
     size_t nunknown, cunknown;
     char **pool; /* every string above */
@@ -204,6 +209,8 @@ void pb_plex_policy_free(pb_plex_policy *p)
     free(p->t);
     free(p->refs);
     free(p->nk);
+    free(p->sk);
+    free(p->srefs);
     free(p->unknown);
     free(p);
 }
@@ -761,6 +768,76 @@ static int build_natkeys(pb_plex_policy *p, sqlite3 *db, pb_error *err)
     return 0;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Items both sides added
+ *
+ * While the cloud runs, the home's Plex may scan a new file the cloud scans too: both insert an
+ * item, its media and part (and streams). A media_parts.file present on both sides (the cloud's
+ * path mapped to the home's) is the same media: the cloud's part is written into the home's part,
+ * and the identity follows the part's media item, that media's metadata item and the item's
+ * parents (season, show / album, artist) when the cloud inserted them too; a cloud stream of such
+ * a part with the same type and index as a home stream of it is that stream. Everything else the
+ * cloud inserted below them (more streams, taggings, blobs) is re-pointed at the home's rows.
+ */
+
+static const struct {
+    const char *table;
+    const char *columns[4];
+} same_fixed[] = {
+    {"media_parts", {"file", NULL}},
+    {"media_streams", {"media_part_id", "stream_type_id", "index", NULL}},
+};
+
+static const struct {
+    const char *table, *column, *target;
+} same_ref_fixed[] = {
+    {"media_parts", "media_item_id", "media_items"},
+    {"media_items", "metadata_item_id", "metadata_items"},
+    {"metadata_items", "parent_id", "metadata_items"},
+};
+
+static int build_same(pb_plex_policy *p)
+{
+    for (size_t i = 0; i < p->nt; i++) {
+        const pp_table *t = &p->t[i];
+        if (t->cls != PB_CLASS_LIBRARY || strcmp(t->schema, "main") != 0 || !t->ipk)
+            continue;
+        for (size_t k = 0; k < sizeof(same_fixed) / sizeof(same_fixed[0]); k++) {
+            if (strcmp(same_fixed[k].table, t->name) != 0)
+                continue;
+            int ok = 1;
+            size_t n = 0;
+            for (; n < 4 && same_fixed[k].columns[n]; n++)
+                ok &= has_col(t, same_fixed[k].columns[n]);
+            if (!ok)
+                continue;
+            GROW(p->sk, p->nsk, p->csk);
+            pb_merge_natkey *key = &p->sk[p->nsk++];
+            memset(key, 0, sizeof(*key));
+            key->schema = t->schema;
+            key->table = t->name;
+            for (size_t c = 0; c < n; c++)
+                key->columns[c] = same_fixed[k].columns[c];
+        }
+        for (size_t k = 0; k < sizeof(same_ref_fixed) / sizeof(same_ref_fixed[0]); k++) {
+            const pp_table *tt = find_table(p, "main", same_ref_fixed[k].target);
+            if (strcmp(same_ref_fixed[k].table, t->name) != 0 ||
+                !has_col(t, same_ref_fixed[k].column) || !tt || !tt->ipk ||
+                tt->cls != PB_CLASS_LIBRARY)
+                continue;
+            GROW(p->srefs, p->nsrefs, p->csrefs);
+            pb_merge_ref *r = &p->srefs[p->nsrefs++];
+            memset(r, 0, sizeof(*r));
+            r->schema = t->schema;
+            r->table = t->name;
+            r->column = same_ref_fixed[k].column;
+            r->target_schema = tt->schema;
+            r->target_table = tt->name;
+        }
+    }
+    return 0;
+}
+
 int pb_plex_policy_new(pb_plex_policy **out, sqlite3 *db, const char *const *schemas,
                        size_t nschemas, const pb_pathmap *pm, pb_error *err)
 {
@@ -782,6 +859,10 @@ int pb_plex_policy_new(pb_plex_policy **out, sqlite3 *db, const char *const *sch
     }
     if ((error = build_natkeys(p, db, err)) != 0)
         goto done;
+    if (build_same(p) != 0) {
+        error = pb_error_set(err, PB_ENOMEM, "plex policy: out of memory");
+        goto done;
+    }
     p->mp.version = PB_MERGE_POLICY_VERSION;
     p->mp.table_class = cb_class;
     p->mp.column_rule = cb_column_rule;
@@ -792,6 +873,10 @@ int pb_plex_policy_new(pb_plex_policy **out, sqlite3 *db, const char *const *sch
     p->mp.nnatkeys = p->nnk;
     p->mp.payload = p;
     p->mp.merge_column = cb_merge_column;
+    p->mp.same_keys = p->sk;
+    p->mp.nsame_keys = p->nsk;
+    p->mp.same_refs = p->srefs;
+    p->mp.nsame_refs = p->nsrefs;
     *out = p;
     p = NULL;
 done:

@@ -134,10 +134,34 @@ typedef struct pb_merge_policy {
     int (*merge_column)(const char *schema, const char *table, const char *column,
                         sqlite3_value *base, sqlite3_value *cloud, sqlite3_value *live, char **out,
                         size_t *out_n, void *payload);
+    /**
+     * Version 3, optional: same-row keys. An INSERT whose values in a same key's columns equal a
+     * live row's (none of them NULL) is the same thing added on both sides since the base: it
+     * maps onto that row as a natural key does (references follow; listed PB_RES_NATKEY, counted
+     * natkey_mapped) and its values are then written into the row, per column: a value the cloud
+     * leaves NULL or that the live row already holds changes nothing; over a live NULL the cloud's
+     * value is written; otherwise merge_column (when given; base NULL) may merge the two, else the
+     * cloud's value wins (a conflict, PB_RES_CLOUD_WON). PB_COL_KEEP_LIVE columns are left alone.
+     * Natural keys are tried first. A same key containing a ref column is matched once refs are
+     * planned, as natural keys are.
+     */
+    const pb_merge_natkey *same_keys;
+    size_t nsame_keys;
+    /**
+     * Version 3, optional: refs along which a same-row identity propagates (when_column is not
+     * supported: such refs are ignored). When an insert of `table` maps onto a live row by a same
+     * key (or by this propagation), the row its `column` names, when that is an insert of the
+     * changesets not mapped otherwise, maps onto the row the live row's `column` names and is
+     * written into it the same way; repeated until nothing changes (a part -> its media -> its
+     * item -> the item's parent).
+     */
+    const pb_merge_ref *same_refs;
+    size_t nsame_refs;
 } pb_merge_policy;
 
-/* Version 2 added merge_column; version 1 structures (without it) are still accepted. */
-#define PB_MERGE_POLICY_VERSION 2
+/* Version 2 added merge_column, version 3 same_keys and same_refs; older structures (without
+ * them) are still accepted. */
+#define PB_MERGE_POLICY_VERSION 3
 
 /** One decision of the merge, reported through pb_merge_options.on_action. */
 typedef enum pb_merge_resolution {

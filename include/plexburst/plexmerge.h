@@ -7,8 +7,8 @@
  *   1. CHECK SCHEMAS  schema guard: same schema_migrations and the same tables/columns everywhere;
  *   2. DIFF           base -> cloud row changeset (derived tables excluded), raw and zstd sizes,
  *                     and the report's per-table / per-section / analysis figures;
- *   3. GUARDS         deletion guard: no section may lose more than max_delete_pct of its items
- *                     or parts;
+ *   3. GUARDS         deletion guard: no library table, nor a section within one, may lose more
+ *                     than max_delete_pct of its rows;
  *   4. BACKUP         the live pair copied with SQLite's backup API, the last N kept;
  *   5. MERGE          the 3-way merge (plexburst/merge.h) under the Plex policy: written by Plex's
  *                     own engine (a generated script) when it is installed, else in-process
@@ -100,10 +100,10 @@ typedef struct pb_plex_deletion_verdict {
     int checked; /* the guard ran */
     int ok;
     double max_pct;
-    /* the worst section (largest share lost), even when ok */
+    /* the worst share lost (a section's, or a whole table's when section_id is 0), even when ok */
     int64_t section_id;
     char section_name[128];
-    char what[8]; /* "items" or "parts" */
+    char what[112]; /* "items", "parts" or a table name ("taggings", "blobs", ...) */
     uint64_t deleted, total;
     double pct;
     char message[512]; /* the refusal, or a one-line summary */
