@@ -362,7 +362,7 @@ int pb_apply__stage(apply_run *x)
     while ((rc = pb_bundle__reader_next(r, &rec, x->err)) == 1) {
         if (rec->type == PB_REC_MAIN_CS || rec->type == PB_REC_BLOBS_CS)
             continue; /* extracted when the bundle was verified */
-        if ((error = stage_record(x, r, rec)) < 0)
+        if ((error = pb_apply__cancelled(x)) < 0 || (error = stage_record(x, r, rec)) < 0)
             goto done;
     }
     if (rc < 0) {
