@@ -425,43 +425,52 @@ static void test_disk_full(void **state)
 {
     (void)state;
     need_fixture();
-    char full[P], d[P], out[8192] = "", pre[128], post[128], dirs[64] = "";
+    char full[P], d[P], out[8192] = "", pre[128], post[128], dirs[64] = "", sz[64] = "";
+    int staged_failures = 0;
     if (geteuid() != 0) {
         print_message("skipped: mounting a small tmpfs needs root\n");
         skip();
     }
     pathf(full, sizeof(full), "%s/full", g.root);
     pathf(d, sizeof(d), "%s/plex", full);
-    char sz[64] = "";
     tu_sh_out(sz, sizeof(sz), "du -sk '%s' | cut -f1", g.home0);
-    long kb = atol(sz) + 4096;
-    if (tu_sh("mkdir -p '%s' && mount -t tmpfs -o size=%ldk tmpfs '%s' 2>/dev/null", full, kb,
-              full) != 0) {
+    if (tu_sh("mkdir -p '%s' && mount -t tmpfs -o size=%ldk tmpfs '%s' 2>/dev/null", full,
+              atol(sz) + 4096, full) != 0) {
         print_message("skipped: cannot mount a tmpfs here\n");
         skip();
     }
-    assert_int_equal(tu_sh("cp -a '%s' '%s'", g.home0, d), 0);
-    home_state(d, pre, sizeof(pre));
-    tu_sh_out(dirs, sizeof(dirs), "find '%s' -type d | wc -l", d);
-    /* the state dir elsewhere; leave ~48 KiB free: staging runs out of space */
-    assert_int_equal(tu_sh("fallocate -l $(( $(df --output=avail -k '%s' | tail -1) * 1024 - 49152 "
-                           ")) '%s/filler' || true",
-                           full, full),
-                     0);
-    int rc =
-        tu_sh_out(out, sizeof(out),
-                  "cd '%s' && '%s' apply --plex-dir '%s' '%s' --base-db '%s' --base-blobs '%s' "
-                  "--state-dir '%s/full-state' --in-process 2>&1",
-                  g.root, g.pb, d, g.bundle, g.base_db, g.base_blobs, g.root);
-    print_message("disk full: exit %d\n%s\n", rc, out);
-    assert_int_not_equal(rc, 0);
-    assert_int_equal(stage_leftovers(d), 0);
-    char dirs2[64] = "";
-    tu_sh_out(dirs2, sizeof(dirs2), "find '%s' -type d | wc -l", d);
-    assert_string_equal(dirs, dirs2);
-    home_state(d, post, sizeof(post));
-    assert_string_equal(pre, post);
-    assert_non_null(strstr(out, "nothing was changed"));
+    tu_sh_out(dirs, sizeof(dirs), "find '%s' -type d | wc -l", g.home0);
+    /* the data dir and its state dir on the full tmpfs, with a little room left: the space
+     * runs out at different steps of the staging (the journal's own writes included) */
+    for (int free_kb = 200; free_kb <= 400; free_kb += 20) {
+        assert_int_equal(
+            tu_sh("rm -rf '%s'/* '%s'/.pb* && cp -a '%s' '%s'", full, full, g.home0, d), 0);
+        if (free_kb == 200)
+            home_state(d, pre, sizeof(pre));
+        assert_int_equal(tu_sh("fallocate -l $(( ($(df --output=avail -k '%s' | tail -1) - %d) * "
+                               "1024 )) '%s/filler'",
+                               full, free_kb, full),
+                         0);
+        int rc = tu_sh_out(out, sizeof(out),
+                           "cd '%s' && '%s' apply --plex-dir '%s' '%s' --base-db '%s' --base-blobs "
+                           "'%s' --in-process 2>&1",
+                           g.root, g.pb, d, g.bundle, g.base_db, g.base_blobs);
+        assert_int_not_equal(rc, 0);
+        if (strstr(out, "PHASE 4 (STAGE FILES) failed"))
+            staged_failures++;
+        if (stage_leftovers(d) != 0 || !strstr(out, "nothing was changed"))
+            fail_msg("%d KiB free: stage files left, or the report says otherwise:\n%s", free_kb,
+                     out);
+        char dirs2[64] = "";
+        tu_sh_out(dirs2, sizeof(dirs2), "find '%s' -type d | wc -l", d);
+        assert_string_equal(dirs, dirs2);
+        unlink(strcat(strcpy(out, full), "/filler"));
+        home_state(d, post, sizeof(post));
+        assert_string_equal(pre, post);
+    }
+    print_message("a full disk while staging: %d of 11 runs failed in STAGE FILES\n",
+                  staged_failures);
+    assert_true(staged_failures > 0);
     tu_sh("umount '%s'", full);
 }
 
