@@ -48,6 +48,91 @@ int pb_fs_mkdirs(const char *path, mode_t mode, pb_error *err)
     return 0;
 }
 
+int pb_fs_inherit_fd(int fd, const struct stat *ref, int ref_is_parent, const char *what,
+                     pb_error *err)
+{
+    struct stat st;
+    if (fstat(fd, &st) != 0)
+        return pb_error_errno(err, "cannot stat %s", what);
+    mode_t mode = ref->st_mode & 07777;
+    if (ref_is_parent && !S_ISDIR(st.st_mode))
+        mode &= 0666;
+    if (geteuid() == 0 && (st.st_uid != ref->st_uid || st.st_gid != ref->st_gid) &&
+        fchown(fd, ref->st_uid, ref->st_gid) != 0)
+        return pb_error_errno(err, "cannot give %s the owner %lu:%lu", what,
+                              (unsigned long)ref->st_uid, (unsigned long)ref->st_gid);
+    /* after fchown, which clears the set-id bits */
+    if ((st.st_mode & 07777) != mode || (mode & 06000)) {
+        if (fchmod(fd, mode) != 0)
+            return pb_error_errno(err, "cannot set the mode %04o of %s", (unsigned)mode, what);
+    }
+    return 0;
+}
+
+int pb_fs_inherit(const char *path, const char *like, pb_error *err)
+{
+    struct stat ref;
+    int parent = 0;
+    if (!like || stat(like, &ref) != 0) {
+        char dir[PATH_MAX];
+        if (like && errno != ENOENT)
+            return pb_error_errno(err, "cannot stat %s", like);
+        if (!like)
+            like = path;
+        if (snprintf(dir, sizeof(dir), "%s", like) >= (int)sizeof(dir))
+            return pb_error_set(err, PB_EINVALID, "path too long: %s", like);
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            snprintf(dir, sizeof(dir), ".");
+        else if (slash == dir)
+            dir[1] = '\0';
+        else
+            *slash = '\0';
+        if (stat(dir, &ref) != 0)
+            return pb_error_errno(err, "cannot stat %s", dir);
+        parent = 1;
+    }
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return pb_error_errno(err, "cannot open %s", path);
+    int error = pb_fs_inherit_fd(fd, &ref, parent, path, err);
+    close(fd);
+    return error;
+}
+
+int pb_fs_mkdirs_inherit(const char *path, pb_error *err)
+{
+    char buf[PATH_MAX];
+    struct stat ref;
+    if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+        return pb_error_set(err, PB_EINVALID, "path too long: %s", path);
+    if (stat(buf[0] == '/' ? "/" : ".", &ref) != 0)
+        return pb_error_errno(err, "cannot stat the root of %s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char c = *p;
+            *p = '\0';
+            if (mkdir(buf, 0700) == 0) {
+                int fd = open(buf, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                int error = fd < 0 ? pb_error_errno(err, "cannot open %s", buf)
+                                   : pb_fs_inherit_fd(fd, &ref, 1, buf, err);
+                if (fd >= 0)
+                    close(fd);
+                if (error < 0)
+                    return error;
+            } else if (errno != EEXIST) {
+                return pb_error_errno(err, "cannot create %s", buf);
+            }
+            if (stat(buf, &ref) != 0)
+                return pb_error_errno(err, "cannot stat %s", buf);
+            *p = c;
+            if (!c)
+                break;
+        }
+    }
+    return 0;
+}
+
 static int rm_at(int dfd, const char *name)
 {
     struct stat st;
@@ -312,11 +397,23 @@ int pb_fs_open_parent(int *out, const char **name, int root_fd, const char *path
             rel[rl] = '\0';
             if ((error = mkdir_cb(payload, rel, err)) < 0)
                 goto done;
-            if (mkdirat(fd, comp, 0755) < 0 && errno != EEXIST) {
+            int made = mkdirat(fd, comp, 0700) == 0;
+            if (!made && errno != EEXIST) {
                 error = pb_error_errno(err, "'%s': cannot create directory '%s'", path, rel);
                 goto done;
             }
             nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            struct stat ref;
+            if (made && nfd >= 0) {
+                if (fstat(fd, &ref) != 0)
+                    error = pb_error_errno(err, "'%s': cannot stat the parent of '%s'", path, rel);
+                else
+                    error = pb_fs_inherit_fd(nfd, &ref, 1, rel, err);
+                if (error < 0) {
+                    close(nfd);
+                    goto done;
+                }
+            }
         }
         if (nfd < 0) {
             error = classify_open_error(fd, comp, path, err);

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include "plexburst/errors.h"
 
@@ -18,6 +19,28 @@ int pb_fs_write_all(int fd, const void *data, size_t n, const char *what, pb_err
 
 /** mkdir -p with `mode` for the directories it creates. */
 int pb_fs_mkdirs(const char *path, mode_t mode, pb_error *err);
+
+/*
+ * Ownership of what is written into a directory tree owned by someone else (a Plex data dir
+ * written by root): every file or directory created or replaced there takes the owner, group
+ * and permission bits of what it replaces, or of the directory it is created in (for a file
+ * without the execute bits: a 0755 directory gives 0644). The owner is only changed when running
+ * as root (another user cannot give a file away); the mode always.
+ */
+
+/** Gives the file or directory open at `fd` the owner, group and mode of `ref`: the stat of what
+ * it replaces, or (`ref_is_parent`) of the directory it is created in, whose mode a file takes
+ * without the execute bits. `what` names it in errors. */
+int pb_fs_inherit_fd(int fd, const struct stat *ref, int ref_is_parent, const char *what,
+                     pb_error *err);
+
+/** pb_fs_inherit_fd for `path` (never through a symlink): `like` is the path it replaces; when
+ * `like` does not exist, the directory holding `like` is the reference; `like` NULL: the
+ * directory holding `path`. */
+int pb_fs_inherit(const char *path, const char *like, pb_error *err);
+
+/** mkdir -p where every directory it creates takes the owner, group and mode of its parent. */
+int pb_fs_mkdirs_inherit(const char *path, pb_error *err);
 
 /** rm -rf that never follows a symlink (a link is removed, not its target). 0, or -1 with
  * errno set; an absent path is not an error. */

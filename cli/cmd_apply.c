@@ -15,6 +15,7 @@
 
 #include <plexburst/bundle.h>
 #include "cli.h"
+#include "progress.h"
 #include "report_view.h"
 
 #define SEP CLI_SEPARATOR
@@ -205,6 +206,7 @@ static int print_json(const pb_apply_result *r, const pb_apply_options *o, int r
     json_t *j = json_object();
     hex16(h, r->bundle.base_main);
     json_object_set_new(j, "ok", json_boolean(rc == 0));
+    json_object_set_new(j, "exit_code", json_integer(cli_exit_code(rc)));
     json_object_set_new(j, "command", json_string("apply"));
     json_object_set_new(j, "dry_run", json_boolean(o->dry_run));
     json_object_set_new(j, "run_id", json_string(r->run_id));
@@ -259,8 +261,12 @@ static int print_json(const pb_apply_result *r, const pb_apply_options *o, int r
     }
     if (rc)
         json_object_set_new(j, "error",
-                            json_pack("{s:i, s:s}", "code", rc, "message",
-                                      err && err->msg[0] ? err->msg : pb_strerror(rc)));
+                            json_pack("{s:i, s:s, s:s, s:i, s:s}", "code", rc, "name",
+                                      pb_strerror(rc), "message",
+                                      err && err->msg[0] ? err->msg : pb_strerror(rc), "phase",
+                                      r->phase, "phase_name", pb_apply_phase_name(r->phase)));
+    else
+        json_object_set_new(j, "error", json_null());
     char *s = json_dumps(j, JSON_INDENT(2) | JSON_ENSURE_ASCII);
     if (s)
         printf("%s\n", s);
@@ -289,6 +295,13 @@ static void show_end(view *v, int rc, const pb_error *err)
         cli_state("✅", "%s",
                   v->o->dry_run ? "dry run complete: the bundle can be applied"
                                 : "bundle applied: home tree and rows updated together");
+    } else if (rc == PB_ECANCELLED && !r->committed) {
+        printf("\n");
+        cli_state("⚠️", "apply stopped by a signal in PHASE %d (%s): %s", r->phase,
+                  pb_apply_phase_name(r->phase),
+                  r->rollback_incomplete ? "the roll back is incomplete, the next plexburst start "
+                                           "completes it"
+                                         : "rolled back, nothing was changed");
     } else {
         if (v->headed == r->phase && v->shown < r->phase && r->phase == PB_APPLY_GUARDS)
             show(v, r->phase);
@@ -297,9 +310,15 @@ static void show_end(view *v, int rc, const pb_error *err)
         printf("\n%s\nPOST-MORTEM\n%s\n", SEP, SEP);
         cli_state("❌", "PHASE %d (%s) failed: %s", r->phase, pb_apply_phase_name(r->phase),
                   err->msg[0] ? err->msg : pb_strerror(rc));
-        if (r->phase < PB_APPLY_MERGE)
+        if (!r->committed && !r->rollback_incomplete)
             cli_state("📊", "nothing was changed: staged files and created directories were "
                            "removed, the DB was not written");
+        else if (!r->committed)
+            cli_state("🚨",
+                      "the DB was not written, but the roll back is incomplete (%s): the next "
+                      "plexburst start in %s removes what is left",
+                      r->rollback_error[0] ? r->rollback_error : "see the journal",
+                      r->state_dir ? r->state_dir : "the state dir");
         else
             cli_state("📊",
                       "the journal in %s decides: before the row commit everything is "
@@ -314,7 +333,7 @@ int cmd_apply(int argc, char **argv)
 {
     const char *plex_dir = NULL, *state_dir = NULL, *stop = NULL, *start = NULL, *path_map = NULL;
     const char *base_db = NULL, *base_blobs = NULL, *plex_sqlite = NULL, *compat = NULL;
-    double max_pct = 5;
+    double max_pct = 5, cmd_timeout = PB_APPLY_PLEX_CMD_TIMEOUT;
     int dry = 0, json = 0, online = 0, npos = 0, in_process = 0;
     char *pos[1];
     const cli_opt opts[] = {
@@ -324,6 +343,9 @@ int cmd_apply(int argc, char **argv)
         {"json", CLI_OPT_FLAG, &json, NULL, "print one JSON object"},
         {"plex-stop-cmd", CLI_OPT_STRING, &stop, "CMD", "shell command stopping Plex"},
         {"plex-start-cmd", CLI_OPT_STRING, &start, "CMD", "shell command starting Plex"},
+        {"plex-cmd-timeout", CLI_OPT_DOUBLE, &cmd_timeout, "S",
+         "seconds each of --plex-stop-cmd and --plex-start-cmd may run; past it its process "
+         "group is killed and the apply fails (default 300)"},
         {"online", CLI_OPT_FLAG, &online, NULL,
          "merge while Plex runs (no stop/start; commit probes journaled)"},
         {"max-delete-pct", CLI_OPT_DOUBLE, &max_pct, "P",
@@ -356,6 +378,10 @@ int cmd_apply(int argc, char **argv)
                                    : "--online merges in-process: drop --plex-sqlite");
         return CLI_EXIT_USAGE;
     }
+    if (!(cmd_timeout > 0 && cmd_timeout <= 86400)) {
+        cli_usage_error("apply", "--plex-cmd-timeout must be more than 0 and at most 86400 s");
+        return CLI_EXIT_USAGE;
+    }
     pb_apply_options o;
     pb_apply_result *r = calloc(1, sizeof(*r));
     pb_error err = PB_ERROR_INIT;
@@ -383,6 +409,9 @@ int cmd_apply(int argc, char **argv)
                              : PB_PLEX_ENGINE_AUTO;
     o.plex_sqlite = plex_sqlite;
     o.compat_extension = compat;
+    o.plex_cmd_timeout = cmd_timeout;
+    rv_install_signals(); /* SIGINT/SIGTERM: stop cleanly (rolled back), exit 4 as a sync does */
+    o.cancelled = rv_cancelled;
     rc = pb_apply(r, &o, &err);
     int code = cli_exit_code(rc);
     show_end(&v, rc, &err);

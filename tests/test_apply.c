@@ -1041,14 +1041,20 @@ static void test_hostile(void **state)
     }
     assert_int_equal(outcome(d, "after wrong baselines"), 'A');
 
-    /* a running Plex (a live pid in the pid file): refused before the merge, staging undone */
+    /* a running Plex (the pid file names a live "Plex Media Server": a copy of sleep, whose
+     * argv[0] hides it from the scan of the process names): refused before the merge, staging
+     * undone */
     {
-        char pidf[P];
+        char pidf[P], pid[32] = "";
         pathf(pidf, sizeof(pidf), "%s/plexmediaserver.pid", d);
-        FILE *f = fopen(pidf, "w");
-        fprintf(f, "%d\n", (int)getpid());
-        fclose(f);
+        assert_int_equal(tu_sh("cp /bin/sleep '%s/Plex Media Server'", g.root), 0);
+        tu_sh_out(pid, sizeof(pid),
+                  "bash -c \"(exec -a sleep '%s/Plex Media Server' 60 >/dev/null 2>&1 & echo "
+                  "\\$!)\" | tee '%s'",
+                  g.root, pidf);
+        assert_true(atoi(pid) > 0);
         expect_fail(d, g.bundle, PB_EREFUSED, "Plex appears to be running", "running Plex");
+        kill(atoi(pid), SIGKILL);
         unlink(pidf);
         assert_int_equal(outcome(d, "running Plex"), 'A');
         journal_empty(d);

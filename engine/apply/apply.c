@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -27,6 +28,7 @@
 #include "clock.h"
 #include "fs.h"
 #include "hex.h"
+#include "plexburst/compat.h"
 #include "plexburst/plex.h"
 
 const char *pb_apply_phase_name(int phase)
@@ -58,6 +60,38 @@ static void phase(apply_run *x, int p)
     x->out->phase = p;
     if (x->o->on_phase)
         x->o->on_phase(p, x->o->phase_payload);
+}
+
+int pb_apply__cancelled(apply_run *x)
+{
+    if (!x->o->cancelled || !x->o->cancelled(x->o->cancel_payload))
+        return 0;
+    return pb_error_set(x->err, PB_ECANCELLED,
+                        "apply: stopped by a signal before the row commit: rolled back");
+}
+
+/* The lock a sync holds on the data dir all along its run (engine/run: <state dir>/sync/run.lock):
+ * a standalone apply takes it too, so that it never writes beside a sync. */
+#define SYNC_RUN_LOCK "sync/run.lock"
+
+static int take_run_lock(apply_run *x)
+{
+    char path[PATH_MAX + 32], dir[PATH_MAX + 32];
+    if (x->o->holds_run_lock)
+        return 0;
+    snprintf(dir, sizeof(dir), "%s/sync", x->state);
+    if (!pb_fs_exists(dir))
+        return 0; /* never synced: no sync can run without making it first */
+    snprintf(path, sizeof(path), "%s/" SYNC_RUN_LOCK, x->state);
+    if ((x->run_lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        return pb_error_errno(x->err, "cannot open %s", path);
+    if (flock(x->run_lock_fd, LOCK_EX | LOCK_NB) != 0)
+        return errno == EWOULDBLOCK
+                   ? pb_error_set(x->err, PB_EBUSY,
+                                  "a plexburst sync is running on %s (%s held): wait for it",
+                                  x->plex, path)
+                   : pb_error_errno(x->err, "cannot lock %s", path);
+    return 0;
 }
 
 static void make_run_id(char out[40])
@@ -114,6 +148,47 @@ static int wrong_base(apply_run *x, const uint8_t have[16], const char *what, co
                         why);
 }
 
+/* With no recorded baseline, --base-db is only the user's word: the home's DB must derive from
+ * it. A home keeps (nearly) every item of its baseline, same id and guid; when most of the
+ * baseline's items are not in the live DB, --base-db is another library's baseline. */
+#define LINEAGE_MIN_KEPT 0.5
+
+static int check_lineage(apply_run *x, const char *base_db)
+{
+    static const char count_sql[] =
+        "SELECT count(*), (SELECT count(*) FROM pbbase.metadata_items b WHERE EXISTS (SELECT 1 "
+        "FROM main.metadata_items l WHERE l.id = b.id AND l.guid IS b.guid)) FROM "
+        "pbbase.metadata_items";
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int error = 0, rc;
+    double total = 0, kept = 0;
+    if ((error = pb_compat_open(&db, x->main_db, PB_OPEN_READONLY, x->err)) < 0)
+        return error;
+    char *attach = sqlite3_mprintf("ATTACH %Q AS pbbase", base_db);
+    rc = attach ? sqlite3_exec(db, attach, NULL, NULL, NULL) : SQLITE_NOMEM;
+    sqlite3_free(attach);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, count_sql, -1, &st, NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        total = (double)sqlite3_column_int64(st, 0);
+        kept = (double)sqlite3_column_int64(st, 1);
+        rc = SQLITE_OK;
+    }
+    if (rc != SQLITE_OK)
+        error = pb_error_setd(x->err, PB_ESQLITE, rc, "apply: cannot compare %s with --base-db: %s",
+                              x->main_db, sqlite3_errmsg(db));
+    else if (total > 0 && kept < total * LINEAGE_MIN_KEPT)
+        error =
+            pb_error_set(x->err, PB_EREFUSED,
+                         "wrong baseline: the home's DB does not derive from --base-db (%.0f of "
+                         "its %.0f items are not in %s): give this home's baseline",
+                         total - kept, total, x->main_db);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return error;
+}
+
 /* The bundle's base against what the home is at: the ids the caller vouches for, else the
  * recorded baseline; a given baseline DB copy is checked too (unless the caller vouches). */
 static int check_baseline(apply_run *x)
@@ -156,7 +231,7 @@ static int check_baseline(apply_run *x)
                             "no baseline recorded in %s: give --base-db (the baseline DB the "
                             "bundle was computed against)",
                             x->state);
-    return 0;
+    return check_lineage(x, o->base_db);
 }
 
 static int phase_verify(apply_run *x)
@@ -370,7 +445,8 @@ static int apply_setup(apply_run *x)
         return pb_error_set(err, PB_EINVALID, "apply: negative --max-delete-pct");
     if (!o->plex_dir)
         return pb_error_set(err, PB_EINVALID, "no data dir given");
-    if ((error = open_dir(x, o->plex_dir, o->state_dir, 1, err)) < 0)
+    if ((error = open_dir(x, o->plex_dir, o->state_dir, 1, err)) < 0 ||
+        (error = take_run_lock(x)) < 0)
         return error;
     if (!(x->out->state_dir = strdup(x->state)) || !(x->out->engine = strdup("")) ||
         !(x->buf = malloc(256 * 1024)))
@@ -398,7 +474,8 @@ static int phase_recover(apply_run *x)
     wipe_work(x->work);
     if (x->out->recovered.action && x->out->recovered.plex_stopped && o->plex_start_cmd &&
         !o->online)
-        pb_apply__run_shell("--plex-start-cmd", o->plex_start_cmd, NULL); /* back to normal */
+        pb_apply__run_shell("--plex-start-cmd", o->plex_start_cmd, o, NULL,
+                            NULL); /* back to normal */
     snprintf(x->cs_main, sizeof(x->cs_main), "%s/%s.main.changeset", x->work, x->run_id);
     snprintf(x->cs_blobs, sizeof(x->cs_blobs), "%s/%s.blobs.changeset", x->work, x->run_id);
     return 0;
@@ -447,7 +524,8 @@ static int apply_run_phases(apply_run *x)
         return error;
     out->ms.stage = pb_clock_ms() - t;
     phase(x, PB_APPLY_STOP);
-    if ((error = pb_apply__stop_plex(x)) < 0 ||
+    if ((error = pb_apply__cancelled(x)) < 0 || (error = pb_apply__stop_plex(x)) < 0 ||
+        (error = pb_apply__cancelled(x)) < 0 ||
         (error = phase_commit(x, &out->ms.merge, &out->ms.install)) < 0)
         return error;
     phase(x, PB_APPLY_START);
@@ -468,11 +546,15 @@ static void apply_finish(apply_run *x, int error)
         pb_recover_result rr;
         pb_error e2 = PB_ERROR_INIT;
         memset(&rr, 0, sizeof(rr));
-        pb_journal__recover(x->j, &rr, &e2);
+        if (pb_journal__recover(x->j, &rr, &e2) < 0 && !x->committed) {
+            x->out->rollback_incomplete = 1;
+            snprintf(x->out->rollback_error, sizeof(x->out->rollback_error), "%.255s", e2.msg);
+        }
     }
+    x->out->committed = x->committed;
     if (x->stopped) {
         if (o->plex_start_cmd &&
-            pb_apply__run_shell("--plex-start-cmd", o->plex_start_cmd, NULL) == 0) {
+            pb_apply__run_shell("--plex-start-cmd", o->plex_start_cmd, o, NULL, NULL) == 0) {
             x->out->plex_started = 1;
             if (x->j)
                 pb_journal__set_plex(x->j, 0, NULL);
@@ -483,6 +565,8 @@ static void apply_finish(apply_run *x, int error)
     pb_journal__close(x->j);
     if (x->root_fd >= 0)
         close(x->root_fd);
+    if (x->run_lock_fd >= 0)
+        close(x->run_lock_fd);
     free(x->buf);
     pb_plexdir_dispose(&x->dir);
 }
@@ -498,7 +582,7 @@ int pb_apply(pb_apply_result *out, const pb_apply_options *o, pb_error *err)
     x.o = o;
     x.out = out;
     x.err = err;
-    x.root_fd = -1;
+    x.root_fd = x.run_lock_fd = -1;
     if (!o || o->version != PB_APPLY_OPTIONS_VERSION)
         return pb_error_set(err, PB_EINVALID, "apply: options not initialised");
     out->dry_run = o->dry_run;
@@ -513,13 +597,14 @@ int pb_apply(pb_apply_result *out, const pb_apply_options *o, pb_error *err)
 
     phase(&x, PB_APPLY_VERIFY);
     t = pb_clock_ms();
-    if ((error = phase_verify(&x)) < 0)
+    if ((error = pb_apply__cancelled(&x)) < 0 || (error = phase_verify(&x)) < 0)
         goto done;
     out->ms.verify = pb_clock_ms() - t;
 
     phase(&x, PB_APPLY_GUARDS);
     t = pb_clock_ms();
-    if ((error = phase_guards(&x)) < 0)
+    if ((error = pb_apply__cancelled(&x)) < 0 || (error = phase_guards(&x)) < 0 ||
+        (error = pb_apply__cancelled(&x)) < 0)
         goto done;
     out->ms.guards = pb_clock_ms() - t;
     if (o->dry_run) {

@@ -35,8 +35,12 @@ typedef struct apply_run {
     int stopped;   /* we stopped Plex */
     double t_stop;
     int root_fd;
+    int run_lock_fd; /* the sync's run lock, taken by a standalone apply (-1: not held) */
     uint8_t *buf;
 } apply_run;
+
+/** PB_ECANCELLED (message in x->err) when the caller's cancelled() says so, else 0. */
+int pb_apply__cancelled(apply_run *x);
 
 /** Phase 4 (stage.c): stages every file record beside its target, journaled; state staged. */
 int pb_apply__stage(apply_run *x);
@@ -46,7 +50,10 @@ int pb_apply__merge(apply_run *x);
 int pb_apply__stop_plex(apply_run *x);
 /** Phase 8 (plexctl.c): starts Plex again when this run stopped it. */
 int pb_apply__start_plex(apply_run *x);
-/** Runs a shell command (`what` names it in errors); err may be NULL. */
-int pb_apply__run_shell(const char *what, const char *cmd, pb_error *err);
+/** Runs a shell command in a process group of its own (`what` names it in errors), ending the
+ * group after o->plex_cmd_timeout seconds (0: PB_APPLY_PLEX_CMD_TIMEOUT), or when `x` is given
+ * and its caller cancels (PB_ECANCELLED); err may be NULL. */
+int pb_apply__run_shell(const char *what, const char *cmd, const pb_apply_options *o, apply_run *x,
+                        pb_error *err);
 
 #endif

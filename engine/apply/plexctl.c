@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "apply_int.h"
@@ -25,6 +26,35 @@ extern char **environ;
 static int pid_alive(pid_t pid)
 {
     return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM);
+}
+
+/* 1 when the live process `pid` is Plex Media Server: its executable's name, else its command
+ * name (the kernel's 15-character copy), says so. A pid file outliving Plex may name a reused
+ * pid: any other process is not Plex. */
+static int pid_is_plex(pid_t pid)
+{
+    char path[64], buf[PATH_MAX];
+    snprintf(path, sizeof(path), "/proc/%ld/exe", (long)pid);
+    ssize_t n = readlink(path, buf, sizeof(buf) - 1);
+    if (n > 0) {
+        buf[n] = '\0';
+        char *del = strstr(buf, " (deleted)"); /* Plex updated under the running server */
+        if (del && del[10] == '\0')
+            *del = '\0';
+        const char *base = strrchr(buf, '/');
+        return strcmp(base ? base + 1 : buf, "Plex Media Server") == 0;
+    }
+    snprintf(path, sizeof(path), "/proc/%ld/comm", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    return strcmp(buf, "Plex Media Serv") == 0;
 }
 
 /* 1 when Plex appears to be running for this data dir: a live plexmediaserver.pid in it, or a
@@ -41,8 +71,8 @@ static int plex_running(const char *plex_dir, char *why, size_t cap)
         long pid = 0;
         int ok = fscanf(f, "%ld", &pid) == 1;
         fclose(f);
-        if (ok && pid_alive((pid_t)pid)) {
-            snprintf(why, cap, "%.200s names the live process %ld", path, pid);
+        if (ok && pid_alive((pid_t)pid) && pid_is_plex((pid_t)pid)) {
+            snprintf(why, cap, "%.200s names the live Plex Media Server process %ld", path, pid);
             return 1;
         }
     }
@@ -72,19 +102,75 @@ static int plex_running(const char *plex_dir, char *why, size_t cap)
     return 0;
 }
 
-int pb_apply__run_shell(const char *what, const char *cmd, pb_error *err)
+/* Ends the command's process group: SIGTERM, then SIGKILL after 2 s; reaps the shell. */
+static void kill_group(pid_t pid)
 {
+    int status;
+    kill(-pid, SIGTERM);
+    double until = pb_clock_ms() + 2000;
+    while (waitpid(pid, &status, WNOHANG) == 0) {
+        if (pb_clock_ms() > until) {
+            kill(-pid, SIGKILL);
+            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+                ;
+            break;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kill(-pid, SIGKILL); /* what the shell left behind */
+}
+
+int pb_apply__run_shell(const char *what, const char *cmd, const pb_apply_options *o, apply_run *x,
+                        pb_error *err)
+{
+    double timeout_s = o->plex_cmd_timeout;
     pid_t pid;
-    int status = 0;
+    int status = 0, rc;
     char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
-    int rc = posix_spawn(&pid, "/bin/sh", NULL, NULL, argv, environ);
+    posix_spawnattr_t attr;
+    if (timeout_s <= 0)
+        timeout_s = PB_APPLY_PLEX_CMD_TIMEOUT;
+    /* a process group of its own, so that a timeout ends the whole command */
+    if ((rc = posix_spawnattr_init(&attr)) == 0) {
+        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
+        if (rc == 0)
+            rc = posix_spawnattr_setpgroup(&attr, 0);
+        if (rc == 0)
+            rc = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, environ);
+        posix_spawnattr_destroy(&attr);
+    }
     if (rc != 0) {
         errno = rc;
         return pb_error_errno(err, "cannot run the %s command", what);
     }
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
+    double until = pb_clock_ms() + timeout_s * 1000.0, pause_ms = 5;
+    for (;;) {
+        pid_t w = waitpid(pid, &status, WNOHANG);
+        if (w == pid)
+            break;
+        if (w < 0 && errno != EINTR) {
+            int e = errno;
+            kill_group(pid);
+            errno = e;
             return pb_error_errno(err, "waiting for the %s command failed", what);
+        }
+        if (x && pb_apply__cancelled(x) < 0) {
+            kill_group(pid);
+            return PB_ECANCELLED;
+        }
+        if (pb_clock_ms() >= until) {
+            kill_group(pid);
+            return pb_error_set(err, PB_ERROR,
+                                "the %s command did not end within %.0f s: stopped it (raise "
+                                "--plex-cmd-timeout if it needs longer)",
+                                what, timeout_s);
+        }
+        struct timespec ts = {0, (long)(pause_ms * 1e6)};
+        nanosleep(&ts, NULL);
+        if (pause_ms < 100)
+            pause_ms *= 2;
+    }
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
         return pb_error_set(err, PB_ERROR, "the %s command failed (%s %d)", what,
                             WIFEXITED(status) ? "exit status" : "signal",
@@ -114,7 +200,7 @@ int pb_apply__stop_plex(apply_run *x)
     x->stopped = 1;
     x->t_stop = pb_clock_ms();
     out->plex_was_running = plex_running(x->plex, why, sizeof(why));
-    if ((error = pb_apply__run_shell("--plex-stop-cmd", o->plex_stop_cmd, x->err)) < 0)
+    if ((error = pb_apply__run_shell("--plex-stop-cmd", o->plex_stop_cmd, o, x, x->err)) < 0)
         return error;
     out->plex_stopped = 1;
     pb_journal__crash_point("stopped");
@@ -130,7 +216,8 @@ int pb_apply__start_plex(apply_run *x)
     if (!x->stopped)
         return 0;
     if (x->o->plex_start_cmd) {
-        if ((error = pb_apply__run_shell("--plex-start-cmd", x->o->plex_start_cmd, x->err)) < 0)
+        if ((error = pb_apply__run_shell("--plex-start-cmd", x->o->plex_start_cmd, x->o, NULL,
+                                         x->err)) < 0)
             return error;
         x->out->plex_started = 1;
     }

@@ -141,14 +141,24 @@ int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
     int error = 0, root_fd = -1, restored = 0;
     pb_journal_run r;
 
-    if ((error = pb_journal__commit(j, err)) < 0 ||
-        (error = pb_journal__load_run(j, &r, err)) < 0 || !r.have)
+    /* A batch that cannot be committed (a full disk) is dropped: its stage files are still
+     * found by the sweep of the stage dirs, each recorded durably before its first stage file,
+     * and its directories were each recorded durably before being made. */
+    pb_error ce = PB_ERROR_INIT;
+    if (pb_journal__commit(j, &ce) < 0) {
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+        j->in_batch = 0;
+        j->batch = 0;
+    }
+    if ((error = pb_journal__load_run(j, &r, err)) < 0 || !r.have)
         return error;
     if ((error = open_root(j, &root_fd, err)) < 0)
         return error;
-    if ((error = remove_staged(j, root_fd, out, err)) < 0 ||
-        (error = sweep_stagedirs(j, root_fd, r.run_id, out, err)) < 0 ||
-        (error = remove_dirs(j, root_fd, out, err)) < 0)
+    /* every removal is tried, even after one failed: as much as possible is undone now */
+    int e1 = remove_staged(j, root_fd, out, err);
+    int e2 = sweep_stagedirs(j, root_fd, r.run_id, out, err);
+    int e3 = remove_dirs(j, root_fd, out, err);
+    if ((error = e1 < 0 ? e1 : e2 < 0 ? e2 : e3) < 0)
         goto done;
     if (syncfs(root_fd) != 0) {
         error = pb_error_errno(err, "syncfs on %s failed", j->plex_dir);

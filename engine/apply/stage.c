@@ -271,7 +271,8 @@ static int stage_payload(apply_run *x, staging *s, pb_bundle_reader *r, int fd)
     return 0;
 }
 
-/* A whole file or a delta: the stage file gets the content, the mode and the mtime. */
+/* A whole file or a delta: the stage file gets the content, the owner and mode of what it
+ * replaces (pb_fs_inherit_fd) and the mtime. */
 static int stage_content(apply_run *x, staging *s, pb_bundle_reader *r)
 {
     const pb_bundle_rec *rec = s->rec;
@@ -285,8 +286,18 @@ static int stage_content(apply_run *x, staging *s, pb_bundle_reader *r)
     struct timespec ts[2] = {
         {0, UTIME_OMIT},
         {(time_t)(rec->mtime_ns / 1000000000), (long)(rec->mtime_ns % 1000000000)}};
-    if (fchmod(fd, (mode_t)rec->mode) != 0 || futimens(fd, ts) != 0) {
-        error = pb_error_errno(x->err, "cannot set mode/mtime of the staged %s", rec->path);
+    /* owner, group and mode: those of the file it replaces, else of its directory (the data
+     * dir's, inherited by every directory the apply creates) */
+    struct stat dsb;
+    if (!s->present && fstat(s->dfd, &dsb) != 0) {
+        error = pb_error_errno(x->err, "cannot stat the directory of %s", rec->path);
+        goto done;
+    }
+    if ((error = pb_fs_inherit_fd(fd, s->present ? &s->sb : &dsb, !s->present, rec->path, x->err)) <
+        0)
+        goto done;
+    if (futimens(fd, ts) != 0) {
+        error = pb_error_errno(x->err, "cannot set the mtime of the staged %s", rec->path);
         goto done;
     }
     int rc = close(fd);
@@ -351,7 +362,7 @@ int pb_apply__stage(apply_run *x)
     while ((rc = pb_bundle__reader_next(r, &rec, x->err)) == 1) {
         if (rec->type == PB_REC_MAIN_CS || rec->type == PB_REC_BLOBS_CS)
             continue; /* extracted when the bundle was verified */
-        if ((error = stage_record(x, r, rec)) < 0)
+        if ((error = pb_apply__cancelled(x)) < 0 || (error = stage_record(x, r, rec)) < 0)
             goto done;
     }
     if (rc < 0) {

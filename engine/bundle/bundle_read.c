@@ -205,6 +205,15 @@ int pb_bundle__reader_new(pb_bundle_reader **out, pb_source_fn in, void *in_payl
         error = pb_bundle__reader_fail(r, PB_ECORRUPT, err, "header checksum mismatch");
         goto done;
     }
+    /* a bundle always goes from one DB checksum to another: zero ids name no DB */
+    int blobs = (r->h.flags & PB_BUNDLE_FLAG_BLOBS) != 0;
+    if (pb_bundle__is_zero(r->h.base_main, 16) || pb_bundle__is_zero(r->h.target_main, 16) ||
+        (blobs &&
+         (pb_bundle__is_zero(r->h.base_blobs, 16) || pb_bundle__is_zero(r->h.target_blobs, 16)))) {
+        error = pb_bundle__reader_fail(r, PB_ECORRUPT, err,
+                                       "a base or target DB id is zero (no DB has it)");
+        goto done;
+    }
     *out = r;
     r = NULL;
 done:

@@ -68,6 +68,23 @@ static int check_tree(pb_bundle_reader *r, int root_fd, const char *path, pb_err
     return error;
 }
 
+/* The tables a changeset may name, by the DB it is for: Plex keeps its blobs in the blobs DB
+ * (whose other tables are empty but for a few of Plex's own rows), never in the main DB. A main
+ * changeset naming `blobs`, or a blobs changeset naming a library table, is for the other DB:
+ * the two were swapped. */
+static int cs_table_check(const pb_changeset_table *t, void *payload)
+{
+    int is_main = *(const int *)payload;
+    static const char *const blobs_tables[] = {"blobs", "accounts", "preferences",
+                                               "schema_migrations"};
+    if (is_main)
+        return strcmp(t->table, "blobs") == 0;
+    for (size_t i = 0; i < sizeof(blobs_tables) / sizeof(blobs_tables[0]); i++)
+        if (strcmp(t->table, blobs_tables[i]) == 0)
+            return 0;
+    return 1;
+}
+
 /* A changeset record: validated with pb_changeset_validate (and extracted when asked). */
 static int verify_changeset(pb_bundle_reader *r, const pb_bundle_rec *rec,
                             const pb_bundle_verify_options *opts, pb_bundle_info *out,
@@ -91,6 +108,8 @@ static int verify_changeset(pb_bundle_reader *r, const pb_bundle_rec *rec,
         goto fail;
     }
     co.expect_bytes = rec->size;
+    co.table = cs_table_check;
+    co.payload = &is_main;
     if (rec->size == 0) {
         error = pb_bundle__reader_fail(r, PB_ECORRUPT, err, "empty changeset record");
         goto fail;
@@ -98,6 +117,12 @@ static int verify_changeset(pb_bundle_reader *r, const pb_bundle_rec *rec,
     error = pb_changeset_validate(&sum, cs_input, &f, &co, &ce);
     if (f.error < 0) {
         error = f.error;
+        goto fail;
+    }
+    if (error == PB_ECANCELLED) {
+        error = pb_bundle__reader_fail(
+            r, PB_ECORRUPT, err, "the %s changeset holds rows of the %s DB (changesets swapped?)",
+            is_main ? "main" : "blobs", is_main ? "blobs" : "main");
         goto fail;
     }
     if (error < 0) {

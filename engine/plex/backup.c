@@ -17,30 +17,12 @@
 #include <sqlite3.h>
 
 #include "backup.h"
+#include "fs.h"
 
 static const char *base_name(const char *path)
 {
     const char *s = strrchr(path, '/');
     return s ? s + 1 : path;
-}
-
-static int mkdir_p(const char *path, pb_error *err)
-{
-    char buf[4096];
-    int n = snprintf(buf, sizeof(buf), "%s", path);
-    if (n < 0 || (size_t)n >= sizeof(buf))
-        return pb_error_set(err, PB_EINVALID, "backup: path too long: %.200s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = '\0';
-        if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-            return pb_error_errno(err, "backup: cannot create %s", buf);
-        *p = '/';
-    }
-    if (mkdir(buf, 0700) != 0 && errno != EEXIST)
-        return pb_error_errno(err, "backup: cannot create %s", buf);
-    return 0;
 }
 
 /* Removes the regular files of `dir` and the directory itself (best effort). */
@@ -223,7 +205,8 @@ int pb_plex_backup(char *made, size_t cap, unsigned *removed, const char *dir, c
         made[0] = '\0';
     if (!dir || !live)
         return pb_error_set(err, PB_EINVALID, "backup: no directory or DB");
-    if ((error = mkdir_p(dir, err)) != 0)
+    /* the backup takes the owner and modes of the data dir and the live DBs */
+    if ((error = pb_fs_mkdirs_inherit(dir, err)) != 0)
         return error;
     gmtime_r(&now, &tm);
     strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm);
@@ -239,12 +222,15 @@ int pb_plex_backup(char *made, size_t cap, unsigned *removed, const char *dir, c
         if (errno != EEXIST || i > next + 1000)
             return pb_error_errno(err, "backup: cannot create %s", path);
     }
+    if ((error = pb_fs_inherit(path, NULL, err)) != 0)
+        goto done;
     snprintf(file, sizeof(file), "%s/%s", path, base_name(live));
-    if ((error = copy_db(live, file, err)) != 0)
+    if ((error = copy_db(live, file, err)) != 0 || (error = pb_fs_inherit(file, live, err)) != 0)
         goto done;
     if (blobs_live) {
         snprintf(file, sizeof(file), "%s/%s", path, base_name(blobs_live));
-        if ((error = copy_db(blobs_live, file, err)) != 0)
+        if ((error = copy_db(blobs_live, file, err)) != 0 ||
+            (error = pb_fs_inherit(file, blobs_live, err)) != 0)
             goto done;
     }
     if (made && cap)

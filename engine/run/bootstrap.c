@@ -118,12 +118,15 @@ static int bs_install(rx *x)
     if ((error = pb_run__cur_write(x, "installing", x->err)) < 0)
         return error;
     pb_run__forget_home_base(x);
-    if ((error = pb_fs_mkdirs(dbdir, 0700, x->err)) < 0)
+    if ((error = pb_fs_mkdirs_inherit(dbdir, x->err)) < 0)
         return error;
     snprintf(stage_main, sizeof(stage_main), "%s/.pb-bootstrap-%s.db", dbdir, x->run_id);
     snprintf(stage_blobs, sizeof(stage_blobs), "%s/.pb-bootstrap-%s.blobs.db", dbdir, x->run_id);
+    /* the installed pair takes the owner and mode of the DBs it replaces (or of their dir) */
     if ((error = pb_fs_copy(x->snap_main, stage_main, x->err)) < 0 ||
-        (x->has_blobs && (error = pb_fs_copy(x->snap_blobs, stage_blobs, x->err)) < 0))
+        (error = pb_fs_inherit(stage_main, x->main_db, x->err)) < 0 ||
+        (x->has_blobs && ((error = pb_fs_copy(x->snap_blobs, stage_blobs, x->err)) < 0 ||
+                          (error = pb_fs_inherit(stage_blobs, x->blobs_db, x->err)) < 0)))
         goto done;
     /* Plex stopped around the install (a whole DB cannot be merged online) */
     double t_stop = pb_clock_ms();

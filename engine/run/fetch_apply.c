@@ -148,6 +148,9 @@ int pb_run__apply_bundle(rx *x, const char *base_main, const char *base_blobs, i
     ao.base_blobs = x->has_blobs ? base_blobs : NULL;
     ao.on_phase = on_apply_phase;
     ao.phase_payload = x;
+    ao.holds_run_lock = 1; /* take_lock: this run holds it */
+    ao.cancelled = x->o->cancelled;
+    ao.cancel_payload = x->o->cancel_payload;
     x->r->have_apply = 1;
     int error = pb_apply(&x->r->apply, &ao, x->err);
     x->r->ms.downtime += x->r->apply.ms.downtime;

@@ -107,7 +107,22 @@ typedef struct pb_apply_options {
     int engine;
     const char *plex_sqlite;
     const char *compat_extension;
+    /** Seconds --plex-stop-cmd and --plex-start-cmd may each run (0: the default,
+     * PB_APPLY_PLEX_CMD_TIMEOUT); past it the command's process group is ended and the apply
+     * fails (rolled back before the merge). */
+    double plex_cmd_timeout;
+    /** The caller holds the sync's run lock of this data dir (pb_run): the apply does not take
+     * it. 0 (a standalone apply): the apply takes it, so that it never runs beside a sync. */
+    int holds_run_lock;
+    /** Optional: polled between steps up to the row commit (and while --plex-stop-cmd runs);
+     * non-zero stops the apply cleanly: rolled back, PB_ECANCELLED. After the commit the apply
+     * completes. */
+    int (*cancelled)(void *payload);
+    void *cancel_payload;
 } pb_apply_options;
+
+/** The default timeout of the Plex stop and start commands, in seconds. */
+#define PB_APPLY_PLEX_CMD_TIMEOUT 300
 
 #define PB_APPLY_OPTIONS_VERSION 1
 #define PB_APPLY_OPTIONS_INIT                                                                      \
@@ -138,6 +153,11 @@ typedef struct pb_apply_result {
      * "none (dry run; would write with ...)"; owned, "" until decided */
     char *engine;
     int plex_was_running, plex_stopped, plex_started;
+    int committed; /* the rows were committed (a failure after it is completed, not undone) */
+    /* a failure before the commit was rolled back, but not completely (stage files or created
+     * directories may remain until the next recovery): rollback_error says why */
+    int rollback_incomplete;
+    char rollback_error[256];
     struct {
         double recover, verify, guards, stage, merge, install, apply, downtime;
     } ms;
@@ -150,7 +170,8 @@ typedef struct pb_apply_result {
  * case; release with pb_apply_result_dispose() (also after a failure).
  * @return 0; PB_EREFUSED (wrong baseline, deletion guard, Plex running); PB_ESCHEMA (schema
  *         guard); PB_ECORRUPT / PB_EUNSAFE (bundle); PB_ECONFLICT (a home file changed since
- *         the answer); PB_EBUSY; PB_EIO; PB_ESQLITE; PB_ERROR (stop/start command failed).
+ *         the answer); PB_EBUSY (another apply, or a sync, works on the data dir); PB_EIO;
+ *         PB_ESQLITE; PB_ERROR (stop/start command failed or timed out); PB_ECANCELLED.
  */
 PB_EXTERN(int) pb_apply(pb_apply_result *out, const pb_apply_options *opts, pb_error *err);
 
