@@ -1455,8 +1455,7 @@ static void test_engine_crashes(void **state)
     pb_error_clear(&e);
     int rc = pb_apply_recover_ex(&rr, d, NULL, &e);
     if (rc != PB_EBUSY)
-        fail_msg("a recovery ran while the orphaned engine could still commit: %d '%s'", rc,
-                 e.msg);
+        fail_msg("a recovery ran while the orphaned engine could still commit: %d '%s'", rc, e.msg);
     int fd = open(fifo, O_WRONLY); /* blocks until the engine opened it: then let it run */
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "go\n", 3), 3);

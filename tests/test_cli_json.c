@@ -27,7 +27,8 @@ static json_t *run_json(int *status, const char *what, const char *args)
 {
     static char out[1 << 20];
     json_error_t je;
-    *status = tu_sh_out(out, sizeof(out), "cd '%s' && '%s' %s 2>/dev/null", g.dir, g.plexburst, args);
+    *status =
+        tu_sh_out(out, sizeof(out), "cd '%s' && '%s' %s 2>/dev/null", g.dir, g.plexburst, args);
     json_t *j = json_loads(out, 0, &je);
     if (!j || !json_is_object(j))
         fail_msg("%s: stdout is not one JSON object (%s at %d): '%s'", what, je.text, je.position,
@@ -91,8 +92,8 @@ static void test_paths_quoted(void **state)
     char manifest[4096];
     snprintf(manifest, sizeof(manifest), "%s", str(j, "manifest"));
     json_decref(j);
-    snprintf(args, sizeof(args), "export --cloud-dir cloud --list-only --base-dir '%s' -o 'wa\"n\\t' --json",
-             manifest);
+    snprintf(args, sizeof(args),
+             "export --cloud-dir cloud --list-only --base-dir '%s' -o 'wa\"n\\t' --json", manifest);
     j = run_json(&status, "export --list-only --base-dir", args);
     assert_int_equal(status, 0);
     assert_string_equal(str(j, "wanted"), "wa\"n\\t");
@@ -117,7 +118,8 @@ static void test_failures(void **state)
                   "export --cloud-dir cloud --base-db cloud/nothing.db --sigs nothing -o b --json",
                   2);
     check_failure("export, corrupt answer",
-                  "export --cloud-dir cloud --base-db 'home/" DB_DIR "/com.plexapp.plugins.library.db' "
+                  "export --cloud-dir cloud --base-db 'home/" DB_DIR
+                  "/com.plexapp.plugins.library.db' "
                   "--base-blobs 'home/" DB_DIR "/com.plexapp.plugins.library.blobs.db' "
                   "--sigs garbage -o b --json",
                   1);
