@@ -192,8 +192,8 @@ static void seeds_frames(const char *w)
                               "software", "plexburst", "version", "0.1.0", "role", "agent");
     json_t *log = json_pack("{s:s, s:s}", "level", "info", "text", "runner: \"analyze\" started");
     json_t *prog = json_pack("{s:s, s:I, s:I}", "what", "export", "done", 10, "total", 400);
-    json_t *res = json_pack("{s:s, s:b, s:i, s:f}", "step", "run", "ok", 1, "status", 0, "ms",
-                            1234.5);
+    json_t *res =
+        json_pack("{s:s, s:b, s:i, s:f}", "step", "run", "ok", 1, "status", 0, "ms", 1234.5);
     if (pb_frame_write_json(&io, PB_FRAME_HELLO, hello, &e) != 0 ||
         pb_frame_write_json(&io, PB_MSG_LOG, log, &e) != 0 ||
         pb_frame_write_json(&io, PB_MSG_PROGRESS, prog, &e) != 0 ||

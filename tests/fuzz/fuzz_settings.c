@@ -57,8 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             for (int kind = PB_PATH_PLAIN; kind <= PB_PATH_FILE_GUID; kind++) {
                 char *out = NULL;
                 size_t out_n = 0;
-                int w = snprintf(in, sizeof(in), "%s%s/a%%20b%%2", kind > 1 ? "file://" : "",
-                                 from);
+                int w = snprintf(in, sizeof(in), "%s%s/a%%20b%%2", kind > 1 ? "file://" : "", from);
                 if (w < 0 || (size_t)w >= sizeof(in))
                     continue;
                 int mr = pb_pathmap_map(pm, kind, in, (size_t)w, &out, &out_n);
