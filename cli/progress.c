@@ -656,7 +656,7 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
         return CLI_EXIT_OK;
     }
     if (rc < 0)
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit(command, json, argc, argv);
     rv_init(&v, command, json);
     rc = rv_run(&v, &o, &r);
     pb_run_result_dispose(&r);

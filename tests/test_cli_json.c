@@ -1,10 +1,10 @@
 /*
  * test_cli_json.c: the --json contract of the small commands (export, sigs, status, fingerprint,
- * check, diff): every output is one object jansson parses, paths with a quote, a backslash and
- * a tab come back byte for byte, and a failure (bad option, missing data dir, unreadable input)
- * prints one object too, with exit_code equal to the process's exit status and error {code,
- * name, message}.
- * Prerequisites: the built plexburst and mkplex (PB_BUILD_DIR).
+ * check, diff; sync and bootstrap for usage errors): every output is one object jansson parses,
+ * paths with a quote, a backslash and a tab come back byte for byte, and a failure (bad option,
+ * missing data dir, unreadable input) prints one object too, with exit_code equal to the process's
+ * exit status and error {code, name, message}. Prerequisites: the built plexburst and mkplex
+ * (PB_BUILD_DIR).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +131,8 @@ static void test_failures(void **state)
     check_failure("fingerprint, missing option", "fingerprint --json", 2);
     check_failure("check, no home", "check --plex-dir nowhere --json", 1);
     check_failure("diff, missing option", "diff --json --base x.db", 2);
+    check_failure("sync, bad option", "sync --json --frobnicate", 2);
+    check_failure("bootstrap, bad option", "bootstrap --frobnicate --json", 2);
 }
 
 static int setup(void **state)
