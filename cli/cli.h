@@ -54,6 +54,9 @@ int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc,
  * @return 0, or the exit code the command returns at once.
  */
 int cli_recover(const char *plex_dir, const char *state_dir);
+/** cli_recover() for a command run with --json (`json` 1): a failure also prints the object of
+ * cli_error_json() on stdout. */
+int cli_recover_json(const char *cmd, int json, const char *plex_dir, const char *state_dir);
 /** cli_recover() for a command given the library DB (--live D/<PB_PLEX_DB_REL>): recovers D; a
  * DB elsewhere (not inside a Plex data dir) or NULL has nothing to recover. */
 int cli_recover_live(const char *live_db);
@@ -68,6 +71,18 @@ void cli_monitor(const char *emoji, const char *fmt, ...) PB_PRINTF(2, 3);
 int cli_fail(const pb_error *err, int code);
 void cli_usage_error(const char *cmd, const char *fmt, ...) PB_PRINTF(2, 3);
 int cli_exit_code(int code);
+
+/* The one JSON object of a --json command that fails, the shape of sync's and diff's:
+ * {"command", "ok": false, "exit_code", "error": {"code", "name", "message"}}. */
+/** That object (caller decrefs); `message` NULL or empty: the code's description. */
+json_t *cli_error_json(const char *command, int code, const char *message);
+/** cli_fail(), and with `json` 1 the object of cli_error_json() on stdout first; returns the
+ * exit code (never 0). */
+int cli_fail_json(const char *command, int json, const pb_error *err, int code);
+/** After a usage error (cli_usage_error, or cli_parse returning -1): with `json` 1, or
+ * "--json" among argv[0..argc) (a parse that stopped before reading it), prints the object of
+ * cli_error_json() for PB_EINVALID with the usage error's text; returns CLI_EXIT_USAGE. */
+int cli_usage_exit(const char *cmd, int json, int argc, char **argv);
 
 /* Formatting shared by the commands. */
 /** Human-readable bytes in binary units ("512 B", "12.3 MiB"); returns buf. */

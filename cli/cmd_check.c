@@ -121,12 +121,12 @@ int cmd_check(int argc, char **argv)
     rc = cli_parse("check", "--plex-dir DIR [--plex-sqlite PATH] [--json]", opts, argc, argv, NULL,
                    0, NULL);
     if (rc != 0)
-        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+        return rc > 0 ? CLI_EXIT_OK : cli_usage_exit("check", json, argc, argv);
     if (!dir) {
         cli_usage_error("check", "--plex-dir is required");
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit("check", json, 0, NULL);
     }
-    if ((rc = cli_recover(dir, NULL)) != 0)
+    if ((rc = cli_recover_json("check", json, dir, NULL)) != 0)
         return rc;
     r = malloc(sizeof(*r)); /* ~13 KB: keep it off the stack */
     if (!r) {
@@ -135,12 +135,7 @@ int cmd_check(int argc, char **argv)
     }
     rc = pb_plex_check(r, dir, engine, &err);
     if (rc != 0) {
-        if (json) {
-            print_json(json_pack("{s:b, s:s}", "ok", 0, "error", err.msg));
-            rc = cli_exit_code(rc);
-        } else {
-            rc = cli_fail(&err, rc);
-        }
+        rc = cli_fail_json("check", json, &err, rc);
     } else {
         rc = json ? report_json(r) : report_human(dir, r);
     }

@@ -40,6 +40,17 @@ static int is_manifest(const char *path)
     return n == 8 && memcmp(m, "PBMANIF1", 8) == 0;
 }
 
+/* One JSON object on stdout: {"command": "export", "ok": true, "exit_code": 0, "error": null,
+ * key: path, count_key: n}. */
+static int list_json(const char *key, const char *path, const char *count_key, ull n)
+{
+    json_t *j = json_pack("{s:s, s:b, s:i, s:n, s:s, s:I}", "command", "export", "ok", 1,
+                          "exit_code", CLI_EXIT_OK, "error", key, path, count_key, (json_int_t)n);
+    int rc = cli_print_json(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(j);
+    return rc;
+}
+
 /* --list-only: the cloud's LIST, or with --base-dir MANIFEST the paths that differ. */
 static int export_list(const char *cloud, const char *base_dir, const char *output, int json)
 {
@@ -49,29 +60,24 @@ static int export_list(const char *cloud, const char *base_dir, const char *outp
     if (base_dir && is_manifest(base_dir)) {
         rc = pb_export_wanted(&st, cloud, NULL, base_dir, output, &err);
         if (rc)
-            return cli_fail(&err, rc);
+            return cli_fail_json("export", json, &err, rc);
         if (json)
-            printf("{\"ok\": true, \"command\": \"export\", \"wanted\": \"%s\", \"paths\": "
-                   "%llu}\n",
-                   output, (ull)st.answers);
-        else
-            cli_state("✅", "wanted LIST: %llu paths that differ from the home manifest, in %s",
-                      (ull)st.answers, output);
+            return list_json("wanted", output, "paths", (ull)st.answers);
+        cli_state("✅", "wanted LIST: %llu paths that differ from the home manifest, in %s",
+                  (ull)st.answers, output);
         return CLI_EXIT_OK;
     }
     rc = pb_export_list(&st, cloud, NULL, output, &err);
     if (rc)
-        return cli_fail(&err, rc);
+        return cli_fail_json("export", json, &err, rc);
     if (json)
-        printf("{\"ok\": true, \"command\": \"export\", \"list\": \"%s\", \"files\": %llu}\n",
-               output, (ull)st.listed);
-    else
-        cli_state("✅", "LIST of %llu cloud files written to %s", (ull)st.listed, output);
+        return list_json("list", output, "files", (ull)st.listed);
+    cli_state("✅", "LIST of %llu cloud files written to %s", (ull)st.listed, output);
     return CLI_EXIT_OK;
 }
 
 /* What the home holds (--base-dir HOME or MANIFEST, --sigs) into o; 0 or CLI_EXIT_USAGE. */
-static int home_holds(pb_export_options *o, const char *base_dir, const char *sigs)
+static int home_holds(pb_export_options *o, const char *base_dir, const char *sigs, int json)
 {
     struct stat sb;
     if (!base_dir) {
@@ -80,20 +86,20 @@ static int home_holds(pb_export_options *o, const char *base_dir, const char *si
     }
     if (stat(base_dir, &sb) != 0) {
         cli_usage_error("export", "--base-dir %s does not exist", base_dir);
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit("export", json, 0, NULL);
     }
     if (S_ISDIR(sb.st_mode)) {
         o->home_dir = base_dir;
         if (sigs) {
             cli_usage_error("export", "--sigs goes with a manifest, not a home dir");
-            return CLI_EXIT_USAGE;
+            return cli_usage_exit("export", json, 0, NULL);
         }
     } else if (is_manifest(base_dir)) {
         o->home_manifest = base_dir;
         o->answer = sigs;
     } else {
         cli_usage_error("export", "--base-dir %s is neither a directory nor a manifest", base_dir);
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit("export", json, 0, NULL);
     }
     return 0;
 }
@@ -104,7 +110,7 @@ static int show_built(const pb_export_stats *st, const char *output, int json)
     if (json) {
         json_t *j = json_pack(
             "{s:b, s:s, s:s, s:{s:I, s:I, s:I, s:I, s:I, s:I}, s:{s:I, s:I, s:I, s:I, s:I, s:I}, "
-            "s:{s:I, s:I, s:I}, s:{s:f}}",
+            "s:{s:I, s:I, s:I}, s:{s:f}, s:i, s:n}",
             "ok", 1, "command", "export", "bundle", output, "files", "listed",
             (json_int_t)st->listed, "new", (json_int_t)st->files_new, "delta",
             (json_int_t)st->files_delta, "link", (json_int_t)st->files_link, "unchanged",
@@ -114,13 +120,11 @@ static int show_built(const pb_export_stats *st, const char *output, int json)
             (json_int_t)st->sig_bytes, "changeset_main", (json_int_t)st->cs_main_bytes,
             "changeset_blobs", (json_int_t)st->cs_blobs_bytes, "rows", "inserted",
             (json_int_t)st->rows_inserted, "updated", (json_int_t)st->rows_updated, "deleted",
-            (json_int_t)st->rows_deleted, "timings_ms", "export", st->ms);
-        char *s = j ? json_dumps(j, JSON_INDENT(2)) : NULL;
-        if (s)
-            printf("%s\n", s);
-        free(s);
+            (json_int_t)st->rows_deleted, "timings_ms", "export", st->ms, "exit_code", CLI_EXIT_OK,
+            "error");
+        int rc = cli_print_json(j, JSON_INDENT(2));
         json_decref(j);
-        return CLI_EXIT_OK;
+        return rc;
     }
     cli_state("📦",
               "files: %llu listed, %llu new (%llu of them replacing small home files), %llu "
@@ -172,20 +176,20 @@ int cmd_export(int argc, char **argv)
                        opts, argc, av, NULL, 0, NULL);
     free(av);
     if (rc)
-        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+        return rc > 0 ? CLI_EXIT_OK : cli_usage_exit("export", json, argc, argv);
     if (!cloud || !output) {
         cli_usage_error("export", "--cloud-dir and -o are required");
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit("export", json, 0, NULL);
     }
     if (list_only)
         return export_list(cloud, base_dir, output, json);
     if (!base_db) {
         cli_usage_error("export", "--base-db is required");
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit("export", json, 0, NULL);
     }
     if (!base_dir && !sigs) {
         cli_usage_error("export", "say what the home holds: --base-dir or --sigs");
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit("export", json, 0, NULL);
     }
     pb_export_options o;
     pb_export_options_init(&o);
@@ -199,7 +203,7 @@ int cmd_export(int argc, char **argv)
     o.keep_work = keep;
     o.zstd_level = level;
     o.whole_below = whole > 0 ? (uint64_t)whole : 0;
-    if ((rc = home_holds(&o, base_dir, sigs)) != 0)
+    if ((rc = home_holds(&o, base_dir, sigs, json)) != 0)
         return rc;
     if (!json)
         cli_phase(1, "EXPORT BUNDLE");
@@ -209,7 +213,7 @@ int cmd_export(int argc, char **argv)
     if (rc) {
         if (!json)
             cli_state("❌", "%s", err.msg[0] ? err.msg : pb_strerror(rc));
-        return cli_fail(&err, rc);
+        return cli_fail_json("export", json, &err, rc);
     }
     return show_built(&st, output, json);
 }

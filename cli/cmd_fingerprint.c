@@ -57,9 +57,10 @@ static int on_progress(const pb_progress *p, void *payload)
 static int print_json(const pb_fingerprint_result *r)
 {
     json_t *o = json_pack(
-        "{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
+        "{s:s, s:b, s:i, s:n, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, "
         "s:I, s:s, s:s, s:{s:I, s:I, s:I}}",
-        "root", r->root_hex, "files", (json_int_t)r->files, "dirs", (json_int_t)r->dirs, "symlinks",
+        "command", "fingerprint", "ok", 1, "exit_code", CLI_EXIT_OK, "error", "root", r->root_hex,
+        "files", (json_int_t)r->files, "dirs", (json_int_t)r->dirs, "symlinks",
         (json_int_t)r->symlinks, "bytes", (json_int_t)r->bytes, "hashed", (json_int_t)r->hashed,
         "hashed_bytes", (json_int_t)r->hashed_bytes, "cached", (json_int_t)r->cached, "skipped",
         (json_int_t)r->skipped, "excluded", (json_int_t)r->excluded, "hard_link_groups",
@@ -67,14 +68,13 @@ static int print_json(const pb_fingerprint_result *r)
         (json_int_t)r->vanished, "entries", (json_int_t)(r->files + r->dirs + r->symlinks),
         "manifest", r->manifest_path, "state_dir", r->state_dir, "timings_ms", "scan",
         (json_int_t)r->ms_scan, "hash", (json_int_t)r->ms_hash, "total", (json_int_t)r->ms_total);
-    if (!o)
-        return CLI_EXIT_ERROR;
-    char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    int rc = o ? cli_print_json(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : CLI_EXIT_ERROR;
     json_decref(o);
-    if (!s)
-        return CLI_EXIT_ERROR;
-    printf("%s\n", s);
-    free(s);
+    if (rc) {
+        pb_error err = PB_ERROR_INIT;
+        pb_error_set(&err, PB_ERROR, "fingerprint: a path is not UTF-8, not shown as JSON");
+        return cli_fail_json("fingerprint", 1, &err, PB_ERROR);
+    }
     return CLI_EXIT_OK;
 }
 
@@ -93,12 +93,12 @@ int cmd_fingerprint(int argc, char **argv)
     int rc = cli_parse("fingerprint", "--plex-dir D [--state-dir DIR] [--json]", opts, argc, argv,
                        NULL, 0, NULL);
     if (rc != 0)
-        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+        return rc > 0 ? CLI_EXIT_OK : cli_usage_exit("fingerprint", json, argc, argv);
     if (!plex_dir) {
         cli_usage_error("fingerprint", "--plex-dir is required");
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit("fingerprint", json, 0, NULL);
     }
-    if ((rc = cli_recover(plex_dir, state_dir)) != 0)
+    if ((rc = cli_recover_json("fingerprint", json, plex_dir, state_dir)) != 0)
         return rc;
 
     progress_state ps = {isatty(STDERR_FILENO), 0, cli_now(), 0, 0};
@@ -116,7 +116,7 @@ int cmd_fingerprint(int argc, char **argv)
         fflush(stderr);
     }
     if (rc < 0)
-        return cli_fail(&err, rc);
+        return cli_fail_json("fingerprint", json, &err, rc);
     if (json)
         return print_json(&r);
 

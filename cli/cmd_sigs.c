@@ -40,12 +40,12 @@ int cmd_sigs(int argc, char **argv)
         cli_parse("sigs", "--plex-dir HOME --wanted LIST -o ANSWER", opts, argc, av, NULL, 0, NULL);
     free(av);
     if (rc)
-        return rc > 0 ? CLI_EXIT_OK : CLI_EXIT_USAGE;
+        return rc > 0 ? CLI_EXIT_OK : cli_usage_exit("sigs", json, argc, argv);
     if (!plex_dir || !wanted || !output) {
         cli_usage_error("sigs", "--plex-dir, --wanted and -o are required");
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit("sigs", json, 0, NULL);
     }
-    if ((rc = cli_recover(plex_dir, state_dir)) != 0)
+    if ((rc = cli_recover_json("sigs", json, plex_dir, state_dir)) != 0)
         return rc;
     pb_answer_options ao = PB_ANSWER_OPTIONS_INIT;
     ao.home_manifest = manifest;
@@ -55,15 +55,19 @@ int cmd_sigs(int argc, char **argv)
     pb_error err = PB_ERROR_INIT;
     rc = pb_export_answer(&st, plex_dir, wanted, output, &ao, &err);
     if (rc)
-        return cli_fail(&err, rc);
-    if (json)
-        printf("{\"ok\": true, \"command\": \"sigs\", \"answers\": %llu, \"signature_bytes\": "
-               "%llu, \"ms\": %.0f}\n",
-               (ull)st.answers, (ull)st.sig_bytes, st.ms);
-    else
-        cli_state("✅",
-                  "answer %s: %llu paths the home lacks or holds in another version, %llu "
-                  "signature bytes (%.0f ms)",
-                  output, (ull)st.answers, (ull)st.sig_bytes, st.ms);
+        return cli_fail_json("sigs", json, &err, rc);
+    if (json) {
+        json_t *j = json_pack("{s:s, s:b, s:i, s:n, s:s, s:I, s:I, s:f}", "command", "sigs", "ok",
+                              1, "exit_code", CLI_EXIT_OK, "error", "answer", output, "answers",
+                              (json_int_t)st.answers, "signature_bytes", (json_int_t)st.sig_bytes,
+                              "ms", st.ms);
+        rc = cli_print_json(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(j);
+        return rc;
+    }
+    cli_state("✅",
+              "answer %s: %llu paths the home lacks or holds in another version, %llu "
+              "signature bytes (%.0f ms)",
+              output, (ull)st.answers, (ull)st.sig_bytes, st.ms);
     return CLI_EXIT_OK;
 }

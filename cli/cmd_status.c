@@ -14,7 +14,7 @@
 #include "progress.h"
 
 /* The status as one JSON object. */
-static void print_json(const pb_run_status *s)
+static int print_json(const pb_run_status *s)
 {
     json_t *runs = json_array();
     for (size_t i = 0; i < s->nruns; i++) {
@@ -27,19 +27,25 @@ static void print_json(const pb_run_status *s)
                       (json_int_t)r->bytes_up, "bytes_down", (json_int_t)r->bytes_down, "ms_total",
                       r->ms_total, "ms_downtime", r->ms_downtime, "log", r->log_path));
     }
-    json_t *o = json_pack("{s:s, s:s?, s:o, s:o, s:o}", "state_dir", s->state_dir, "baseline",
-                          s->have_baseline ? s->baseline_id : NULL, "runs", runs, "interrupted_run",
-                          s->interrupted_run ? json_pack("{s:s, s:s}", "run_id", s->interrupted_id,
-                                                         "state", s->interrupted_phase)
-                                             : json_null(),
-                          "pending_apply",
-                          s->pending_apply ? json_pack("{s:s, s:s}", "run_id", s->pending_apply_run,
-                                                       "state", s->pending_apply_state)
-                                           : json_null());
-    char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    puts(txt ? txt : "{}");
-    free(txt);
+    json_t *o =
+        json_pack("{s:s, s:b, s:i, s:n, s:s, s:s?, s:o, s:o, s:o}", "command", "status", "ok", 1,
+                  "exit_code", CLI_EXIT_OK, "error", "state_dir", s->state_dir, "baseline",
+                  s->have_baseline ? s->baseline_id : NULL, "runs", runs, "interrupted_run",
+                  s->interrupted_run ? json_pack("{s:s, s:s}", "run_id", s->interrupted_id, "state",
+                                                 s->interrupted_phase)
+                                     : json_null(),
+                  "pending_apply",
+                  s->pending_apply ? json_pack("{s:s, s:s}", "run_id", s->pending_apply_run,
+                                               "state", s->pending_apply_state)
+                                   : json_null());
+    int rc = cli_print_json(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(o);
+    if (rc) {
+        pb_error err = PB_ERROR_INIT;
+        pb_error_set(&err, PB_ECORRUPT, "status: a recorded run holds text that is not UTF-8");
+        return cli_fail_json("status", 1, &err, PB_ECORRUPT);
+    }
+    return CLI_EXIT_OK;
 }
 
 /* The baseline, what waits to be completed, and the table of the last runs. */
@@ -96,28 +102,29 @@ int cmd_status(int argc, char **argv)
     if (rc > 0)
         return CLI_EXIT_OK;
     if (rc < 0)
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit("status", json, argc, argv);
     if (!plex)
         plex = getenv("PLEXBURST_PLEX_DIR");
     if (!plex) {
         cli_usage_error("status", "--plex-dir is required");
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit("status", json, 0, NULL);
     }
-    if ((rc = cli_recover(plex, state)) != 0)
+    if ((rc = cli_recover_json("status", json, plex, state)) != 0)
         return rc;
     pb_run_status *s = calloc(1, sizeof(*s));
     pb_error err = PB_ERROR_INIT;
     if (!s)
-        return CLI_EXIT_ERROR;
+        return cli_fail_json("status", json, &err, PB_ENOMEM);
     rc = pb_run_status_read(s, plex, state, &err);
     if (rc < 0) {
         free(s);
-        return cli_fail(&err, rc);
+        return cli_fail_json("status", json, &err, rc);
     }
+    rc = CLI_EXIT_OK;
     if (json)
-        print_json(s);
+        rc = print_json(s);
     else
         print_human(s);
     free(s);
-    return CLI_EXIT_OK;
+    return rc;
 }

@@ -167,7 +167,7 @@ int plexdb_run(const plexdb_cmd *cmd, int argc, char **argv)
         return CLI_EXIT_OK;
     }
     if (rc < 0 || check_args(cmd, &a) < 0)
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit(cmd->name, a.json, argc, argv);
     if ((rc = cli_recover_live(a.live)) != 0)
         return rc;
     pb_plex_merge_options o;

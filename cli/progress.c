@@ -688,11 +688,10 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
         return CLI_EXIT_OK;
     }
     if (rc < 0)
-        return CLI_EXIT_USAGE;
+        return cli_usage_exit(command, json, argc, argv);
     if (retry_refused && discard_refused) {
-        fprintf(stderr, "plexburst %s: --retry-refused and --discard-refused exclude each other\n",
-                command);
-        return CLI_EXIT_USAGE;
+        cli_usage_error(command, "--retry-refused and --discard-refused exclude each other");
+        return cli_usage_exit(command, json, 0, NULL);
     }
     o.refused_action = retry_refused     ? PB_RUN_REFUSED_RETRY
                        : discard_refused ? PB_RUN_REFUSED_DISCARD

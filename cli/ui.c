@@ -27,14 +27,28 @@ static void print_help(const char *cmd, const char *usage, const cli_opt *opts)
     printf("  %-28s %s\n", "--help", "show this help");
 }
 
+/* The last usage error's text, for the --json object of a command that stops on it. */
+static char last_usage[512];
+
 void cli_usage_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
-    fprintf(stderr, "plexburst %s: ", cmd);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(last_usage, sizeof(last_usage), fmt, ap);
     va_end(ap);
-    fprintf(stderr, " (see plexburst %s --help)\n", cmd);
+    fprintf(stderr, "plexburst %s: %s (see plexburst %s --help)\n", cmd, last_usage, cmd);
+}
+
+int cli_usage_exit(const char *cmd, int json, int argc, char **argv)
+{
+    for (int i = 0; !json && argv && i < argc; i++)
+        json = strcmp(argv[i], "--json") == 0;
+    if (json) {
+        json_t *j = cli_error_json(cmd, PB_EINVALID, last_usage[0] ? last_usage : NULL);
+        cli_print_json(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(j);
+    }
+    return CLI_EXIT_USAGE;
 }
 
 /* The range of a numeric option, by name: percentages 0..100, compression levels 1..19, counts
@@ -181,10 +195,34 @@ int cli_fail(const pb_error *err, int code)
     return cli_exit_code(code);
 }
 
+json_t *cli_error_json(const char *command, int code, const char *message)
+{
+    int exit_code = cli_exit_code(code);
+    json_t *o = json_object();
+    json_object_set_new(o, "command", json_string(command));
+    json_object_set_new(o, "ok", json_false());
+    json_object_set_new(o, "exit_code", json_integer(exit_code ? exit_code : CLI_EXIT_ERROR));
+    json_object_set_new(o, "error",
+                        json_pack("{s:i, s:s, s:s}", "code", code, "name", pb_strerror(code),
+                                  "message", message && *message ? message : pb_strerror(code)));
+    return o;
+}
+
+int cli_fail_json(const char *command, int json, const pb_error *err, int code)
+{
+    if (json) {
+        json_t *j = cli_error_json(command, code, err ? err->msg : NULL);
+        cli_print_json(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        json_decref(j);
+    }
+    int exit_code = cli_fail(err, code);
+    return exit_code ? exit_code : CLI_EXIT_ERROR;
+}
+
 /* ---------------------------------------------------------------------------------------- */
 /* Recovery of an interrupted apply                                                           */
 
-int cli_recover(const char *plex_dir, const char *state_dir)
+int cli_recover_json(const char *cmd, int json, const char *plex_dir, const char *state_dir)
 {
     pb_recover_result r;
     pb_error err = PB_ERROR_INIT;
@@ -192,15 +230,21 @@ int cli_recover(const char *plex_dir, const char *state_dir)
         return CLI_EXIT_OK;
     int rc = pb_apply_recover_ex(&r, plex_dir, state_dir, &err);
     if (rc) {
-        fprintf(stderr, "plexburst: cannot recover the interrupted apply of %s: %s\n", plex_dir,
-                err.msg[0] ? err.msg : pb_strerror(rc));
-        return cli_exit_code(rc) ? cli_exit_code(rc) : CLI_EXIT_ERROR;
+        pb_error why = PB_ERROR_INIT;
+        pb_error_set(&why, rc, "cannot recover the interrupted apply of %s: %s", plex_dir,
+                     err.msg[0] ? err.msg : pb_strerror(rc));
+        return cli_fail_json(cmd, json, &why, rc);
     }
     if (r.action)
         fprintf(stderr, "plexburst: recovered an interrupted apply: %s\n", r.detail);
     if (r.action && r.plex_stopped)
         fprintf(stderr, "plexburst: the interrupted apply had stopped Plex: start it again\n");
     return CLI_EXIT_OK;
+}
+
+int cli_recover(const char *plex_dir, const char *state_dir)
+{
+    return cli_recover_json(NULL, 0, plex_dir, state_dir);
 }
 
 int cli_recover_live(const char *live_db)

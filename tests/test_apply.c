@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sqlite3.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -680,20 +681,24 @@ static int child_recover(const char *dir, const char *env)
     return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
 }
 
+/* Waits for every process the test started and for all their descendants: main() makes the
+ * test the subreaper of its descendants, so an orphan (the stand-in engine's pipeline after its
+ * apply was killed, which holds the apply lock as Plex's engine does) becomes its child and is
+ * waited for here. Returns when none is left, that is when no process can hold the lock. */
+static void reap_descendants(void)
+{
+    int status;
+    while (waitpid(-1, &status, 0) > 0 || errno == EINTR)
+        ;
+}
+
 static void recover_and_check(const char *dir, int expect, const char *what)
 {
     pb_recover_result rr;
     pb_error e = PB_ERROR_INIT;
-    /* The stand-in engine is a shell pipeline (sed, cat, sqlite3) that inherits the apply lock,
-     * as Plex's engine does: after a kill its last processes may hold the lock a moment longer.
-     * Recovery refuses while they do (PB_EBUSY, by design); wait for them, boundedly. */
-    int rc;
-    double t0 = now_ms();
-    while ((rc = pb_apply_recover_ex(&rr, dir, NULL, &e)) == PB_EBUSY && now_ms() - t0 < 30000) {
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-        pb_error_clear(&e);
-    }
+    /* the killed apply's last processes gone, a recovery that finds the lock held has a bug */
+    reap_descendants();
+    int rc = pb_apply_recover_ex(&rr, dir, NULL, &e);
     if (rc != 0)
         fail_msg("%s: recovery failed: %s", what, e.msg);
     int got = outcome(dir, what);
@@ -795,6 +800,7 @@ static void test_random_kills(void **state)
         char what[64];
         pathf(what, sizeof(what), "kill at %.1f ms (seed %u)", at, seed);
         child_apply(d, g.bundle, NULL, at, 0);
+        reap_descendants();
         pb_recover_result rr;
         pb_error e = PB_ERROR_INIT;
         if (pb_apply_recover_ex(&rr, d, NULL, &e) != 0)
@@ -1240,7 +1246,7 @@ static const char WRAPPER[] =
     "before) sed '/^COMMIT;$/,$d' | { cat; echo '.shell kill -9 $PPID'; } |"
     " exec " STAND_IN " \"$@\" ;;\n"
     "after) sed '/^COMMIT;$/a .shell kill -9 $PPID' | exec " STAND_IN " \"$@\" ;;\n"
-    "orphan) kill -9 $PPID; sleep 1; exec " STAND_IN " \"$@\" ;;\n"
+    "orphan) kill -9 $PPID; read go <\"$PB_TEST_FIFO\"; exec " STAND_IN " \"$@\" ;;\n"
     "fail) echo 'Error: simulated engine failure' >&2; exit 1 ;;\n"
     "noop) cat >/dev/null; exit 0 ;;\n"
     "*) exec " STAND_IN " \"$@\" ;;\n"
@@ -1442,33 +1448,35 @@ static void test_engine_crashes(void **state)
     }
 
     /* the apply killed (by the engine) while the engine runs on, and commits: a recovery must
-     * wait for the orphaned engine (it holds the apply lock), then rolls forward */
+     * wait for the orphaned engine (it holds the apply lock), then rolls forward. The engine
+     * waits on a FIFO until the test has seen the recovery refused. */
     copy_home(d);
+    char fifo[P];
+    pathf(fifo, sizeof(fifo), "%s/orphan.fifo", g.root);
+    unlink(fifo);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    setenv("PB_TEST_FIFO", fifo, 1);
     assert_true(engine_apply(d, "orphan", NULL));
-    int busy = 0;
-    double t0 = now_ms();
-    for (;;) {
-        pb_recover_result rr;
-        pb_error_clear(&e);
-        int rc = pb_apply_recover_ex(&rr, d, NULL, &e);
-        if (rc == 0)
-            break;
-        if (rc != PB_EBUSY)
-            fail_msg("recovery next to an orphaned engine: %d '%s'", rc, e.msg);
-        busy++;
-        if (now_ms() - t0 > 60000)
-            fail_msg("the orphaned engine never released the apply lock");
-        struct timespec ts = {0, 50 * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    if (!busy)
-        fail_msg("a recovery ran while the orphaned engine could still commit");
+    pb_recover_result rr;
+    pb_error_clear(&e);
+    int rc = pb_apply_recover_ex(&rr, d, NULL, &e);
+    if (rc != PB_EBUSY)
+        fail_msg("a recovery ran while the orphaned engine could still commit: %d '%s'", rc, e.msg);
+    int fd = open(fifo, O_WRONLY); /* blocks until the engine opened it: then let it run */
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "go\n", 3), 3);
+    close(fd);
+    unsetenv("PB_TEST_FIFO");
+    unlink(fifo);
     recover_and_check(d, 'B', "apply killed, orphaned engine committed");
 }
 
 int main(void)
 {
     tu_asan_allow_stock_host();
+    /* orphans of the applies the tests start become children of the test (reap_descendants) */
+    if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        tu_skip("prctl(PR_SET_CHILD_SUBREAPER) failed");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_dry_run),
         cmocka_unit_test(test_verified_handoff), cmocka_unit_test(test_crash_points),

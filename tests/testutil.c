@@ -3,6 +3,7 @@
  * the file, SQL, buffer and memory-stream helpers of the cmocka tests (testutil.h). Compiled into
  * every test with the test's own flags.
  */
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "fs.h"
 #include "testutil.h"
 
 #if defined(__has_feature)
@@ -21,6 +23,45 @@
 #define TU_ASAN 1
 #endif
 
+/* The scratch dirs this process made, removed when it exits: after a pass or a skip (exit 0
+ * or 77) with the state dir beside each (<dir>.plexburst); after a failure kept for inspection
+ * and listed on stderr. PB_KEEP_TMP=1 keeps them always. Only the process that made a dir
+ * removes it (a forked child that calls exit() leaves them alone). */
+static struct {
+    char **dirs;
+    size_t n;
+    pid_t owner;
+} scratch;
+
+static void scratch_cleanup(int status, void *arg)
+{
+    (void)arg;
+    if (getpid() != scratch.owner)
+        return;
+    int keep = (status != 0 && status != 77) || getenv("PB_KEEP_TMP");
+    for (size_t i = 0; i < scratch.n; i++) {
+        char beside[PATH_MAX + 16];
+        if (keep) {
+            fprintf(stderr, "scratch dir kept: %s\n", scratch.dirs[i]);
+            continue;
+        }
+        snprintf(beside, sizeof(beside), "%s.plexburst", scratch.dirs[i]);
+        pb_fs_rmtree(beside);
+        if (pb_fs_rmtree(scratch.dirs[i]) != 0 && errno != ENOENT) {
+            /* a test that left a directory without write permission: open it up, retry */
+            char cmd[PATH_MAX + 64];
+            snprintf(cmd, sizeof(cmd), "chmod -R u+rwx '%s' 2>/dev/null", scratch.dirs[i]);
+            if (system(cmd) != -1)
+                pb_fs_rmtree(scratch.dirs[i]);
+        }
+    }
+    for (size_t i = 0; i < scratch.n; i++)
+        free(scratch.dirs[i]);
+    free(scratch.dirs);
+    scratch.dirs = NULL;
+    scratch.n = 0;
+}
+
 const char *tu_tmpdir(const char *tag)
 {
     static char path[PATH_MAX];
@@ -30,6 +71,23 @@ const char *tu_tmpdir(const char *tag)
         perror("mkdtemp");
         exit(1);
     }
+    if (scratch.owner != getpid()) { /* first dir of this process (or of a forked child) */
+        for (size_t i = 0; i < scratch.n; i++)
+            free(scratch.dirs[i]);
+        free(scratch.dirs);
+        scratch.dirs = NULL;
+        scratch.n = 0;
+        scratch.owner = getpid();
+        on_exit(scratch_cleanup, NULL);
+    }
+    char **grown = realloc(scratch.dirs, (scratch.n + 1) * sizeof(*grown));
+    char *copy = strdup(path);
+    if (!grown || !copy) {
+        perror("tu_tmpdir");
+        exit(1);
+    }
+    scratch.dirs = grown;
+    scratch.dirs[scratch.n++] = copy;
     return path;
 }
 

@@ -38,12 +38,16 @@ static int take(const s3_xml *x, char *out, size_t cap)
     return 0;
 }
 
-/* ISO 8601 "YYYY-MM-DDTHH:MM:SS[.fff]Z" to ns since the epoch; 0 when malformed. */
+/* ISO 8601 "YYYY-MM-DDTHH:MM:SS[.fff]Z" to ns since the epoch; 0 when malformed or out of the
+ * range a 64-bit count of ns holds (years 1970..2261). */
 static int64_t iso8601_ns(const char *s)
 {
     struct tm tm = {0};
     int y, mo, d, h, mi, sec, used = 0;
     if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6)
+        return 0;
+    if (y < 1970 || y > 2261 || mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 ||
+        mi > 59 || sec < 0 || sec > 60)
         return 0;
     tm.tm_year = y - 1900;
     tm.tm_mon = mo - 1;

@@ -310,6 +310,21 @@ static int dec_sink(void *payload, const void *data, size_t n, pb_error *err)
     return error;
 }
 
+/* The bundle writer's refusal of what the stream says (a record whose content does not match
+ * its size or hash, a record out of place) is the stream's corruption, said as such; other
+ * errors (I/O, memory) pass as they are. */
+static int from_writer(const decoder *d, int rc, const pb_error *mine, pb_error *err)
+{
+    if (rc >= 0)
+        return rc;
+    if (rc == PB_ECONFLICT || rc == PB_EINVALID)
+        return pb_error_set(err, PB_ECORRUPT, "solid: record %llu: %s",
+                            (unsigned long long)(d->i ? d->i - 1 : 0), mine->msg);
+    if (err && !err->code)
+        *err = *mine;
+    return rc;
+}
+
 /* A record's header and paths, handed to the writer. */
 static int dec_record(decoder *d, const uint8_t type, pb_error *err)
 {
@@ -324,9 +339,10 @@ static int dec_record(decoder *d, const uint8_t type, pb_error *err)
     if (rec->path_len > PB_BUNDLE_PATH_MAX || rec->link_len > PB_BUNDLE_PATH_MAX)
         return pb_error_set(err, PB_ECORRUPT, "solid: record %llu: bad path lengths",
                             (unsigned long long)d->i);
+    pb_error mine = PB_ERROR_INIT;
     if ((error = zi_read(d->z, rec->path, rec->path_len, err)) < 0 ||
         (error = zi_read(d->z, rec->link, rec->link_len, err)) < 0 ||
-        (error = pb_bundle__writer_begin(d->w, rec, err)) < 0)
+        (error = from_writer(d, pb_bundle__writer_begin(d->w, rec, &mine), &mine, err)) < 0)
         return error;
     d->state = rec->type == PB_REC_LINK ? D_RECORD : D_PAYLOAD;
     d->i++;
@@ -338,6 +354,7 @@ static int dec_step(decoder *d, pb_error *err)
     pb_bundle_header h;
     uint8_t b[4];
     int error;
+    pb_error mine = PB_ERROR_INIT;
     switch (d->state) {
     case D_HEADER:
         memset(&h, 0, sizeof(h));
@@ -351,7 +368,7 @@ static int dec_step(decoder *d, pb_error *err)
             return error;
         if (b[0] != 0)
             return dec_record(d, b[0], err);
-        if ((error = pb_bundle__writer_finish(d->w, err)) < 0)
+        if ((error = from_writer(d, pb_bundle__writer_finish(d->w, &mine), &mine, err)) < 0)
             return error;
         d->state = D_DONE;
         return 0;
@@ -361,14 +378,14 @@ static int dec_step(decoder *d, pb_error *err)
         uint32_t n = pb_get_le32(b);
         if (n == 0) {
             d->state = D_RECORD;
-            return pb_bundle__writer_end(d->w, err);
+            return from_writer(d, pb_bundle__writer_end(d->w, &mine), &mine, err);
         }
         if (n > CHUNK)
             return pb_error_set(err, PB_ECORRUPT, "solid: record %llu: chunk of %u bytes",
                                 (unsigned long long)d->i - 1, n);
         if ((error = zi_read(d->z, d->buf, n, err)) < 0)
             return error;
-        return pb_bundle__writer_data(d->w, d->buf, n, err);
+        return from_writer(d, pb_bundle__writer_data(d->w, d->buf, n, &mine), &mine, err);
     }
     default:
         return 0;

@@ -2,7 +2,7 @@
  * fuzz_bundle.c: libFuzzer target of the bundle reader (engine/bundle/bundle_read.c): any input
  * must end in success or a one-line PB_ECORRUPT / PB_EUNSAFE error, never a crash, a hang,
  * unbounded memory or a read past the buffer. Also feeds the path rules. Built with
- * PB_BUILD_FUZZERS=ON (clang). Seed corpus: tests/fuzz/corpus (written by test_bundle with
+ * PB_BUILD_FUZZERS=ON (clang). Seed corpus: tests/fuzz/corpus/bundle (written by test_bundle with
  * PB_WRITE_FUZZ_SEEDS=dir).
  */
 #include <stddef.h>
