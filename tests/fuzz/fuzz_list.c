@@ -38,12 +38,13 @@ static void make_home(void)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const int ok[] = {PB_ECORRUPT, 0};
-    uint64_t listed = 0, wanted = 0;
+    uint64_t listed = 0, wanted = 0, links = 0;
     pb_error e = PB_ERROR_INIT;
     if (!home_manifest[0])
         make_home();
     const char *list = fuzz_file("list", data, size);
-    int rc = pb_run__list_wanted(&listed, &wanted, list, home_manifest, fuzz_path("wanted"), &e);
+    int rc =
+        pb_run__list_wanted(&listed, &wanted, &links, list, home_manifest, fuzz_path("wanted"), &e);
     fuzz_check_error(rc, &e, ok);
     if (wanted > listed)
         abort();
