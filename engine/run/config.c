@@ -399,8 +399,10 @@ int pb_plex_libraries_load(pb_plex_library **out, size_t *n, const char *path, p
                                  i);
             goto done;
         }
-        if ((error = copy_str(l->name, sizeof(l->name), json_object_get(e, "name"), "name", i,
-                              err)) < 0 ||
+        /* the seed scripts' own file names it "title" */
+        json_t *nm =
+            json_object_get(e, "name") ? json_object_get(e, "name") : json_object_get(e, "title");
+        if ((error = copy_str(l->name, sizeof(l->name), nm, "name", i, err)) < 0 ||
             (error = copy_str(l->type, sizeof(l->type), json_object_get(e, "type"), "type", i,
                               err)) < 0 ||
             (error = copy_str(l->agent, sizeof(l->agent), json_object_get(e, "agent"), "agent", i,
@@ -411,8 +413,11 @@ int pb_plex_libraries_load(pb_plex_library **out, size_t *n, const char *path, p
                               "language", i, err)) < 0)
             goto done;
         if (!l->name[0] || !l->type[0]) {
-            error = pb_error_set(err, PB_EINVALID,
-                                 "plex_libraries.json: library %zu needs \"name\" and \"type\"", i);
+            error =
+                pb_error_set(err, PB_EINVALID,
+                             "plex_libraries.json: library %zu needs \"name\" (or \"title\") and "
+                             "\"type\"",
+                             i);
             goto done;
         }
         json_t *locs = json_object_get(e, "locations");
