@@ -50,8 +50,7 @@ int main(void)
               ">'%s/media/Films/Alpha (2001).mkv' && '%s' scan --dir '%s/plex' --create-db "
               ">/dev/null && '%s' scan --dir '%s/plex' --add-section --name Films --type movie "
               "--location '%s/media/Films' >/dev/null",
-              dir, dir, dir, tu_build_path("mkplex"), dir, tu_build_path("mkplex"), dir,
-              dir) != 0)
+              dir, dir, dir, tu_build_path("mkplex"), dir, tu_build_path("mkplex"), dir, dir) != 0)
         fail_msg("set-up failed");
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_client)};
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

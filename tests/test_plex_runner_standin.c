@@ -24,9 +24,8 @@ static int port;
 /* The section's counters (mkplex scan --counts) into out. */
 static void counts(char *out, size_t cap)
 {
-    assert_int_equal(tu_sh_out(out, cap, "'%s' scan --dir '%s/plex' --section 1 --counts", MK(),
-                               dir),
-                     0);
+    assert_int_equal(
+        tu_sh_out(out, cap, "'%s' scan --dir '%s/plex' --section 1 --counts", MK(), dir), 0);
 }
 
 /* Waits (bounded polling) until the section has no work left of `todo_key` and nothing shows in
@@ -77,9 +76,9 @@ static void test_standin(void **state)
     (void)state;
     char out[8192];
     /* 503 while starting up, then the identity */
-    assert_int_equal(tu_sh_out(out, sizeof(out),
-                               "curl -s -o /dev/null -w '%%{http_code}' %s/identity", base),
-                     0);
+    assert_int_equal(
+        tu_sh_out(out, sizeof(out), "curl -s -o /dev/null -w '%%{http_code}' %s/identity", base),
+        0);
     assert_string_equal(out, "503");
     int ok = 0;
     for (int i = 0; i < 600 && !ok; i++) {
@@ -96,8 +95,8 @@ static void test_standin(void **state)
     /* preferences: Plex's defaults, 400 on an unknown one */
     tu_sh_out(out, sizeof(out), "curl -s %s/:/prefs", base);
     assert_non_null(strstr(out, "<Setting id=\"autoEmptyTrash\""));
-    tu_sh_out(out, sizeof(out), "curl -s -o /dev/null -w '%%{http_code}' -X PUT '%s/:/prefs?nope=1'",
-              base);
+    tu_sh_out(out, sizeof(out),
+              "curl -s -o /dev/null -w '%%{http_code}' -X PUT '%s/:/prefs?nope=1'", base);
     assert_string_equal(out, "400");
 
     /* a section with its location, scanned at once: one item per media file */
@@ -147,11 +146,11 @@ static void test_standin(void **state)
                            "PlexOnlineToken=\"tok-123\"/>' >'%s/plex/Preferences.xml'",
                            tu_source_path("scripts/plex-test-server"), dir, dir),
                      0);
-    assert_int_equal(tu_sh_out(out, sizeof(out),
-                               "'%s' start --dir '%s/plex' --mkplex '%s' --startup-ms 0 --owner %ld",
-                               tu_source_path("scripts/plex-test-server"), dir, MK(),
-                               (long)getpid()),
-                     0);
+    assert_int_equal(
+        tu_sh_out(out, sizeof(out),
+                  "'%s' start --dir '%s/plex' --mkplex '%s' --startup-ms 0 --owner %ld",
+                  tu_source_path("scripts/plex-test-server"), dir, MK(), (long)getpid()),
+        0);
     snprintf(base, sizeof(base), "http://127.0.0.1:%d", atoi(out));
     tu_sh_out(out, sizeof(out), "curl -s -o /dev/null -w '%%{http_code}' %s/library/sections",
               base);
