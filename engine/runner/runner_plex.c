@@ -40,7 +40,7 @@
 #define DEFAULT_START                                                                              \
     "docker run -d --name plexburst-plex --network=host -e TZ=UTC "                                \
     "-e ALLOWED_NETWORKS=127.0.0.1/255.255.255.255 -e PLEX_CLAIM "                                 \
-    "-v {plex_dir}:'/config/Library/Application Support/Plex Media Server' "                     \
+    "-v {plex_dir}:'/config/Library/Application Support/Plex Media Server' "                       \
     "-v {media}:{media}:ro,rslave plexinc/pms-docker:{version}"
 #define DEFAULT_STOP "docker stop -t 120 plexburst-plex && docker rm plexburst-plex"
 
@@ -154,8 +154,8 @@ static int home_version(pb_runner_plex_cfg *c, pb_error *err)
     json_t *o = NULL;
     pb_error e = PB_ERROR_INIT;
     if (pb_runner_plex_call(&h, "GET", "/identity", &code, &o, &e) == 0 && code == 200) {
-        const char *s = json_string_value(
-            json_object_get(json_object_get(o, "MediaContainer"), "version"));
+        const char *s =
+            json_string_value(json_object_get(json_object_get(o, "MediaContainer"), "version"));
         if (s && *s)
             snprintf(c->version, sizeof(c->version), "%s", s);
     }
@@ -168,13 +168,16 @@ static int home_version(pb_runner_plex_cfg *c, pb_error *err)
     return 0;
 }
 
-static int load_cfg(pb_runner_plex_cfg *c, const char *plex_dir, pb_error *err)
+static int load_cfg(pb_runner_plex_cfg *c, pb_runner *r, pb_error *err)
 {
     memset(c, 0, sizeof(*c));
-    snprintf(c->plex_dir, sizeof(c->plex_dir), "%s", plex_dir);
-    snprintf(c->start_cmd, sizeof(c->start_cmd), "%s", env("PLEXBURST_CLOUD_PLEX_START",
-                                                            DEFAULT_START));
-    snprintf(c->stop_cmd, sizeof(c->stop_cmd), "%s", env("PLEXBURST_CLOUD_PLEX_STOP", DEFAULT_STOP));
+    snprintf(c->plex_dir, sizeof(c->plex_dir), "%s", r->plex_dir);
+    snprintf(c->state_dir, sizeof(c->state_dir), "%s", r->state_dir);
+    snprintf(c->run_id, sizeof(c->run_id), "%s", r->run_id);
+    snprintf(c->start_cmd, sizeof(c->start_cmd), "%s",
+             env("PLEXBURST_CLOUD_PLEX_START", DEFAULT_START));
+    snprintf(c->stop_cmd, sizeof(c->stop_cmd), "%s",
+             env("PLEXBURST_CLOUD_PLEX_STOP", DEFAULT_STOP));
     snprintf(c->libraries, sizeof(c->libraries), "%s", env("PLEXBURST_PLEX_LIBRARIES", ""));
     snprintf(c->analysis, sizeof(c->analysis), "%s",
              env("PLEXBURST_ANALYSIS", "scan,analyze,thumbnails,markers,loudness,sonic"));
@@ -227,8 +230,7 @@ static int set_pref(pb_runner_plex_http *h, const char *id, const char *value, i
     if (code == 200)
         return 0;
     if (must)
-        return pb_error_set(err, PB_EREFUSED, "plex: setting %s=%s answered %ld", id, value,
-                            code);
+        return pb_error_set(err, PB_EREFUSED, "plex: setting %s=%s answered %ld", id, value, code);
     pb_runner_plex_say(log, "⚠️ Plex refused the preference %s=%s (%ld); going on", id, value,
                        code);
     return 0;
@@ -250,15 +252,15 @@ static int prefs_first(pb_runner_plex_http *h, const pb_runner_plex_cfg *c, FILE
     json_t *s;
     json_array_foreach(json_object_get(json_object_get(o, "MediaContainer"), "Setting"), i, s)
     {
-        if (strcmp(json_string_value(json_object_get(s, "id")) ? json_string_value(
-                                                                     json_object_get(s, "id"))
-                                                               : "",
+        if (strcmp(json_string_value(json_object_get(s, "id"))
+                       ? json_string_value(json_object_get(s, "id"))
+                       : "",
                    "autoEmptyTrash") != 0)
             continue;
         json_t *v = json_object_get(s, "value");
         off = json_is_false(v) || (json_is_integer(v) && json_integer_value(v) == 0) ||
-              (json_is_string(v) && (!strcmp(json_string_value(v), "0") ||
-                                     !strcmp(json_string_value(v), "false")));
+              (json_is_string(v) &&
+               (!strcmp(json_string_value(v), "0") || !strcmp(json_string_value(v), "false")));
     }
     json_decref(o);
     if (!off)
@@ -320,12 +322,16 @@ static int night(pb_runner *r, FILE *log, pb_error *err)
     json_t *result = json_object();
     char line[8192];
     memset(&h, 0, sizeof(h));
-    if ((error = load_cfg(&c, r->plex_dir, err)) < 0)
+    memset(&c, 0, sizeof(c));
+    if ((error = load_cfg(&c, r, err)) < 0)
         goto done;
-    pb_runner_plex_say(log, "🔄 plex runner: Plex %s on 127.0.0.1:%d, tasks %s", c.version,
-                       c.port, c.analysis);
+    pb_runner_plex_say(log, "🔄 plex runner: Plex %s on 127.0.0.1:%d, tasks %s", c.version, c.port,
+                       c.analysis);
     if (c.claimed)
         setenv("PLEX_CLAIM", getenv("PLEXBURST_PLEX_CLAIM"), 1); /* by name, never on a line */
+    /* the mount first, so that Plex (a container's bind mount too) sees it */
+    if ((error = pb_runner_plex_media_mount(&c, log, err)) < 0)
+        goto done;
     if ((error = expand(line, sizeof(line), c.start_cmd, &c, r->mkplex, "", err)) < 0)
         goto done;
     started = 1;
@@ -436,6 +442,7 @@ done:
                 error = pb_error_set(err, e.code ? e.code : PB_ERROR, "%s", e.msg);
         }
     }
+    pb_runner_plex_media_unmount(&c, error != 0, log);
     free(secs);
     json_decref(result);
     return error;

@@ -32,6 +32,10 @@ typedef struct pb_runner_plex_cfg {
     char media_mount[1024];
     char sentinel[256];
     char scanner_cmd[2048]; /* sonic through the scanner CLI, {section} substituted; "" = butler */
+    char media[1024];  /* PLEXBURST_MEDIA: s3://BUCKET/PREFIX or an rclone NAME:PATH; "" = none */
+    char remote[1100]; /* the rclone remote mounted (pbmedia:BUCKET/PREFIX or NAME:PATH) */
+    char state_dir[4096], run_id[128];
+    int mounted;
     int port;
     double idle_s, phase_timeout_s, poll_s, progress_s, mount_timeout_s;
     int claimed;
@@ -98,10 +102,18 @@ int pb_runner_plex_wait(pb_runner_plex_http *h, const pb_runner_plex_cfg *c,
 
 /** The media health guard: every location listed and not empty, a sample of files readable
  * within the timeout, the sentinel at each root when named. PB_EREFUSED when degraded. */
-int pb_runner_plex_media_guard(const pb_runner_plex_cfg *c, const pb_runner_plex_section *s,
-                               int n, FILE *log, pb_error *err);
+int pb_runner_plex_media_guard(const pb_runner_plex_cfg *c, const pb_runner_plex_section *s, int n,
+                               FILE *log, pb_error *err);
+/** Mounts PLEXBURST_MEDIA read-only at media_mount with rclone (configured through its
+ * environment variables, never a key file), and waits until the mount is there. Nothing when
+ * PLEXBURST_MEDIA is unset (the media are already where the sections point). */
+int pb_runner_plex_media_mount(pb_runner_plex_cfg *c, FILE *log, pb_error *err);
+/** Unmounts what pb_runner_plex_media_mount mounted (a no-op otherwise); on failure of the
+ * night, the tail of rclone's log goes to the runner's log first. */
+void pb_runner_plex_media_unmount(pb_runner_plex_cfg *c, int failed, FILE *log);
+
 /** Reads the first 64 KiB of every media file of the sections (the VFS cache warmed). */
-int pb_runner_plex_media_warm(const pb_runner_plex_cfg *c, const pb_runner_plex_section *s,
-                              int n, FILE *log, pb_error *err);
+int pb_runner_plex_media_warm(const pb_runner_plex_cfg *c, const pb_runner_plex_section *s, int n,
+                              FILE *log, pb_error *err);
 
 #endif

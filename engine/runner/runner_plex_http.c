@@ -145,8 +145,8 @@ int pb_runner_plex_ready(pb_runner_plex_http *h, double timeout_s, char *version
         json_t *o = NULL;
         pb_error e = PB_ERROR_INIT;
         if (pb_runner_plex_call(h, "GET", "/identity", &code, &o, &e) == 0 && code == 200) {
-            const char *v = json_string_value(
-                json_object_get(json_object_get(o, "MediaContainer"), "version"));
+            const char *v =
+                json_string_value(json_object_get(json_object_get(o, "MediaContainer"), "version"));
             if (version && cap)
                 snprintf(version, cap, "%s", v ? v : "");
             json_decref(o);

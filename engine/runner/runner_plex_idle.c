@@ -33,7 +33,7 @@ static double now_s(void)
 
 enum { C_ITEMS, C_DEEP, C_LOUD, C_SONIC, C_SONIC_ALL, C_BIF, C_MARKERS, C_N };
 
-static const char *const count_names[C_N] = {"items", "analysed",     "loudness", "sonic",
+static const char *const count_names[C_N] = {"items",  "analysed",   "loudness", "sonic",
                                              "tracks", "thumbnails", "markers"};
 
 /* The counters of the library DB, section `sec` (0: all). -1 each when it cannot be read. */
@@ -154,8 +154,7 @@ static void hms(char *out, size_t cap, double s)
 }
 
 int pb_runner_plex_wait(pb_runner_plex_http *h, const pb_runner_plex_cfg *c,
-                        const pb_runner_plex_phase *p, json_t *counts_out, FILE *log,
-                        pb_error *err)
+                        const pb_runner_plex_phase *p, json_t *counts_out, FILE *log, pb_error *err)
 {
     double t0 = now_s(), idle_since = 0, last_progress = t0;
     long long prev[C_N], cur[C_N], first[C_N];
@@ -167,8 +166,8 @@ int pb_runner_plex_wait(pb_runner_plex_http *h, const pb_runner_plex_cfg *c,
         int acts = 0, refreshing = 0, progress = -1;
         char title[256] = "";
         pb_error e = PB_ERROR_INIT;
-        int rc = api_signals(h, p->section, &acts, &refreshing, title, sizeof(title), &progress,
-                             &e);
+        int rc =
+            api_signals(h, p->section, &acts, &refreshing, title, sizeof(title), &progress, &e);
         if (rc) {
             /* Plex busy enough not to answer is not idle; a few misses are tolerated */
             if (++net_fail > 10)
@@ -205,8 +204,8 @@ int pb_runner_plex_wait(pb_runner_plex_http *h, const pb_runner_plex_cfg *c,
                                "%lld/%lld, thumbnails %lld, markers %lld; %s%s%s; elapsed %s%s",
                                where, cur[C_ITEMS], cur[C_DEEP], cur[C_ITEMS], cur[C_LOUD],
                                cur[C_SONIC], cur[C_SONIC_ALL], cur[C_BIF], cur[C_MARKERS],
-                               acts ? "working: " : (busy ? "busy" : "idle"), acts ? title : "", pct,
-                               el, eta);
+                               acts ? "working: " : (busy ? "busy" : "idle"), acts ? title : "",
+                               pct, el, eta);
             last_progress = t;
         }
         if (idle_since && t - idle_since >= c->idle_s)

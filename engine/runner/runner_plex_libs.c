@@ -64,8 +64,7 @@ int pb_runner_plex_libraries_load(json_t **out, const char *path, pb_error *err)
     if (!json_is_array(list)) {
         json_decref(root);
         return pb_error_set(err, PB_EINVALID,
-                            "plex libraries: %s is neither {\"libraries\":[...]} nor a list",
-                            path);
+                            "plex libraries: %s is neither {\"libraries\":[...]} nor a list", path);
     }
     json_t *arr = json_array();
     size_t i;

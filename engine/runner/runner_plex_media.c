@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "proc.h"
 #include "runner_plex.h"
 
 #define HEAD (64 * 1024)
@@ -75,11 +76,24 @@ static int walk(const char *dir, long max, long *files, int depth, char *msg, si
 }
 
 /* The child's checks; writes "ok N" or "fail MESSAGE" to fd. */
-static void check_child(int fd, const pb_runner_plex_cfg *c, const pb_runner_plex_section *s,
-                        int n, int warm)
+static void check_child(int fd, const pb_runner_plex_cfg *c, const pb_runner_plex_section *s, int n,
+                        int warm)
 {
     char msg[1200] = "";
     long total = 0;
+    if (c->mounted) {
+        /* the mount's backend itself: a cached listing would hide a dead bucket */
+        char cmd[4096];
+        int st = -1;
+        pb_error e = PB_ERROR_INIT;
+        snprintf(cmd, sizeof(cmd),
+                 "rclone %slsf '%s' --max-depth 1 --low-level-retries 1 --retries 1 "
+                 "--contimeout 5s --timeout 10s >/dev/null 2>&1",
+                 strncmp(c->media, "s3://", 5) == 0 ? "--config /dev/null " : "", c->remote);
+        if (pb_proc_shell(&st, cmd, &e) != 0 || st != 0)
+            snprintf(msg, sizeof(msg), "the media's backend does not answer (rclone lsf %.900s)",
+                     c->remote);
+    }
     for (int i = 0; i < n && !msg[0]; i++)
         for (int k = 0; k < s[i].nloc && !msg[0]; k++) {
             const char *loc = s[i].loc[k];
@@ -181,8 +195,8 @@ static int run_checked(const pb_runner_plex_cfg *c, const pb_runner_plex_section
     return rc;
 }
 
-int pb_runner_plex_media_guard(const pb_runner_plex_cfg *c, const pb_runner_plex_section *s,
-                               int n, FILE *log, pb_error *err)
+int pb_runner_plex_media_guard(const pb_runner_plex_cfg *c, const pb_runner_plex_section *s, int n,
+                               FILE *log, pb_error *err)
 {
     char msg[1400];
     long files = 0;
@@ -195,8 +209,8 @@ int pb_runner_plex_media_guard(const pb_runner_plex_cfg *c, const pb_runner_plex
     return 0;
 }
 
-int pb_runner_plex_media_warm(const pb_runner_plex_cfg *c, const pb_runner_plex_section *s,
-                              int n, FILE *log, pb_error *err)
+int pb_runner_plex_media_warm(const pb_runner_plex_cfg *c, const pb_runner_plex_section *s, int n,
+                              FILE *log, pb_error *err)
 {
     char msg[1400];
     long files = 0;
@@ -206,4 +220,156 @@ int pb_runner_plex_media_warm(const pb_runner_plex_cfg *c, const pb_runner_plex_
     }
     pb_runner_plex_say(log, "✅ media cache warmed: the first 64 KiB of %ld file(s) read", files);
     return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The rclone mount                                                                           */
+
+static const char *env_or(const char *a, const char *b)
+{
+    const char *v = getenv(a);
+    if (v && *v)
+        return v;
+    v = b ? getenv(b) : NULL;
+    return v && *v ? v : NULL;
+}
+
+/* 1 when `dir` is a mount point (/proc/self/mountinfo). */
+static int is_mounted(const char *dir)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    char line[8192];
+    int found = 0;
+    while (f && !found && fgets(line, sizeof(line), f)) {
+        char *p = line;
+        for (int i = 0; i < 4 && p; i++) /* id parent major:minor root MOUNTPOINT */
+            p = strchr(p + 1, ' ');
+        if (!p)
+            continue;
+        p++;
+        size_t n = strcspn(p, " ");
+        found = strlen(dir) == n && strncmp(p, dir, n) == 0;
+    }
+    if (f)
+        fclose(f);
+    return found;
+}
+
+static void rclone_log(const pb_runner_plex_cfg *c, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/rclone-%s.log", c->state_dir, c->run_id);
+}
+
+int pb_runner_plex_media_mount(pb_runner_plex_cfg *c, FILE *log, pb_error *err)
+{
+    const char *m = getenv("PLEXBURST_MEDIA");
+    char cmd[20000], logf[4300], cache[4300];
+    int st = -1;
+    if (!m || !*m)
+        return 0;
+    snprintf(c->media, sizeof(c->media), "%s", m);
+    const char *conf = "";
+    if (strncmp(m, "s3://", 5) == 0) {
+        /* the store's S3 settings unless the media's own are given; through rclone's
+         * environment variables (this process only), never a file with keys */
+        const char *ep = env_or("PLEXBURST_MEDIA_S3_ENDPOINT", "PLEXBURST_S3_ENDPOINT");
+        const char *rg = env_or("PLEXBURST_MEDIA_S3_REGION", "PLEXBURST_S3_REGION");
+        const char *ak = env_or("PLEXBURST_MEDIA_S3_ACCESS_KEY", "PLEXBURST_S3_ACCESS_KEY");
+        const char *sk = env_or("PLEXBURST_MEDIA_S3_SECRET_KEY", "PLEXBURST_S3_SECRET_KEY");
+        const char *pv = env_or("PLEXBURST_MEDIA_S3_PROVIDER", NULL);
+        if (!ep || !ak || !sk)
+            return pb_error_set(err, PB_EINVALID,
+                                "plex: PLEXBURST_MEDIA %s needs an S3 endpoint and keys "
+                                "(PLEXBURST_MEDIA_S3_* or PLEXBURST_S3_*)",
+                                m);
+        setenv("RCLONE_CONFIG_PBMEDIA_TYPE", "s3", 1);
+        setenv("RCLONE_CONFIG_PBMEDIA_PROVIDER",
+               pv                        ? pv
+               : strstr(ep, "scw.cloud") ? "Scaleway"
+                                         : "Other",
+               1);
+        setenv("RCLONE_CONFIG_PBMEDIA_ENDPOINT", ep, 1);
+        setenv("RCLONE_CONFIG_PBMEDIA_REGION", rg ? rg : "us-east-1", 1);
+        setenv("RCLONE_CONFIG_PBMEDIA_ACCESS_KEY_ID", ak, 1);
+        setenv("RCLONE_CONFIG_PBMEDIA_SECRET_ACCESS_KEY", sk, 1);
+        setenv("RCLONE_CONFIG_PBMEDIA_FORCE_PATH_STYLE", "true", 1);
+        unsetenv("AWS_CA_BUNDLE"); /* Debian's rclone 1.60 s3 backend fails with it */
+        snprintf(c->remote, sizeof(c->remote), "pbmedia:%s", m + 5);
+        conf = "--config /dev/null ";
+    } else if (strchr(m, ':') && m[0] != '/') {
+        snprintf(c->remote, sizeof(c->remote), "%s", m);
+    } else {
+        return pb_error_set(err, PB_EINVALID,
+                            "plex: PLEXBURST_MEDIA is neither s3://BUCKET/PREFIX nor an rclone "
+                            "NAME:PATH: %s",
+                            m);
+    }
+    rclone_log(c, logf, sizeof(logf));
+    snprintf(cache, sizeof(cache), "%s",
+             env_or("PLEXBURST_MEDIA_CACHE_DIR", NULL) ? env_or("PLEXBURST_MEDIA_CACHE_DIR", NULL)
+                                                       : "");
+    if (!cache[0])
+        snprintf(cache, sizeof(cache), "%s/rclone-cache", c->state_dir);
+    const char *uid = env_or("PLEXBURST_MEDIA_UID", NULL),
+               *gid = env_or("PLEXBURST_MEDIA_GID", NULL);
+    char ids[128] = "";
+    if (uid || gid)
+        snprintf(ids, sizeof(ids), "%s%s%s%s", uid ? " --uid " : "", uid ? uid : "",
+                 gid ? " --gid " : "", gid ? gid : "");
+    if (is_mounted(c->media_mount)) { /* a stale mount of an earlier night */
+        snprintf(cmd, sizeof(cmd), "fusermount -uz '%s' 2>/dev/null || umount -l '%s'",
+                 c->media_mount, c->media_mount);
+        pb_proc_shell(&st, cmd, err);
+    }
+    /* CLOUD-TRANSPORT §6.1: read-only, full VFS cache, long dir cache without polling (the
+     * bucket is static during a burst), fast fingerprints, other users (Plex) allowed */
+    snprintf(cmd, sizeof(cmd),
+             "mkdir -p '%s' '%s' && rclone %smount '%s' '%s' --read-only --allow-other%s "
+             "--vfs-cache-mode full --cache-dir '%s' --vfs-cache-max-size 50G "
+             "--vfs-cache-max-age 1000h --vfs-fast-fingerprint --dir-cache-time 1000h "
+             "--poll-interval 0 --vfs-read-chunk-size 32M --vfs-read-chunk-size-limit off "
+             "--buffer-size 16M %s --daemon --log-file '%s' -v",
+             c->media_mount, cache, conf, c->remote, c->media_mount, ids, cache,
+             env_or("PLEXBURST_MEDIA_RCLONE_FLAGS", NULL)
+                 ? env_or("PLEXBURST_MEDIA_RCLONE_FLAGS", NULL)
+                 : "",
+             logf);
+    pb_runner_plex_say(log, "🔄 mounting %s read-only at %s (rclone)", c->remote, c->media_mount);
+    fflush(NULL);
+    if (pb_proc_shell(&st, cmd, err) != 0 || st != 0)
+        return pb_error_set(err, PB_ERROR, "plex: rclone mount of %s failed (status %d, see %s)",
+                            c->remote, st, logf);
+    for (int i = 0; i < 300 && !is_mounted(c->media_mount); i++)
+        usleep(100 * 1000);
+    if (!is_mounted(c->media_mount))
+        return pb_error_set(err, PB_ERROR, "plex: %s is not mounted after 30 s (see %s)",
+                            c->media_mount, logf);
+    c->mounted = 1;
+    pb_runner_plex_say(log, "✅ media mounted at %s", c->media_mount);
+    return 0;
+}
+
+void pb_runner_plex_media_unmount(pb_runner_plex_cfg *c, int failed, FILE *log)
+{
+    char cmd[8192], logf[4300];
+    int st = -1;
+    pb_error e = PB_ERROR_INIT;
+    if (!c->mounted)
+        return;
+    rclone_log(c, logf, sizeof(logf));
+    if (failed) {
+        pb_runner_plex_say(log, "📦 the last lines of rclone's log:");
+        fflush(NULL);
+        snprintf(cmd, sizeof(cmd), "tail -n 20 '%s' | sed 's/^/   rclone: /'", logf);
+        pb_proc_shell(&st, cmd, &e);
+    }
+    snprintf(cmd, sizeof(cmd),
+             "fusermount -u '%s' 2>/dev/null || fusermount -uz '%s' 2>/dev/null || umount -l '%s'",
+             c->media_mount, c->media_mount, c->media_mount);
+    fflush(NULL);
+    if (pb_proc_shell(&st, cmd, &e) != 0 || st != 0)
+        pb_runner_plex_say(log, "⚠️ could not unmount %s", c->media_mount);
+    else
+        pb_runner_plex_say(log, "✅ media unmounted from %s", c->media_mount);
+    c->mounted = 0;
 }
