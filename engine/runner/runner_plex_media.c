@@ -50,8 +50,18 @@ static int walk(const char *dir, long max, long *files, int depth, char *msg, si
     }
     struct dirent *e;
     int rc = 0;
-    errno = 0;
-    while (rc == 0 && (max < 0 || *files < max) && (e = readdir(d))) {
+    for (;;) {
+        if (rc != 0 || (max >= 0 && *files >= max))
+            break;
+        errno = 0;
+        if (!(e = readdir(d))) {
+            /* a FUSE mount reports a failed listing here, not at opendir */
+            if (errno) {
+                snprintf(msg, cap, "cannot list %.900s: %s", dir, strerror(errno));
+                rc = -1;
+            }
+            break;
+        }
         if (e->d_name[0] == '.')
             continue;
         char p[4096];
@@ -104,9 +114,14 @@ static void check_child(int fd, const pb_runner_plex_cfg *c, const pb_runner_ple
                 snprintf(msg, sizeof(msg), "cannot list %.900s: %s", loc, strerror(errno));
                 break;
             }
-            while ((e = readdir(d)))
+            for (errno = 0; (e = readdir(d)); errno = 0)
                 entries += e->d_name[0] != '.';
+            int lerr = errno;
             closedir(d);
+            if (lerr) {
+                snprintf(msg, sizeof(msg), "cannot list %.900s: %s", loc, strerror(lerr));
+                break;
+            }
             if (!entries) {
                 snprintf(msg, sizeof(msg), "%.900s is empty", loc);
                 break;
@@ -201,7 +216,10 @@ int pb_runner_plex_media_guard(const pb_runner_plex_cfg *c, const pb_runner_plex
     char msg[1400];
     long files = 0;
     if (run_checked(c, s, n, 0, c->mount_timeout_s, &files, msg, sizeof(msg)) != 0) {
-        pb_runner_plex_say(log, "🚨 the media mount looks degraded: %s; no scan started", msg);
+        pb_runner_plex_say(
+            log,
+            "🚨 the media mount looks degraded: %s; the night stops here, nothing of it goes home",
+            msg);
         return pb_error_set(err, PB_EREFUSED, "plex: the media mount looks degraded: %s", msg);
     }
     pb_runner_plex_say(log, "✅ media checked: every location listed, %ld sample file(s) read",
