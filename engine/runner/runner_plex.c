@@ -32,6 +32,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "plexburst/number.h"
 #include "proc.h"
 #include "runner_plex.h"
 
@@ -58,14 +59,22 @@ static const char *env(const char *k, const char *def)
     return v && *v ? v : def;
 }
 
-static double env_num(const char *k, double def)
+/* A number setting: `def` when unset; a malformed or out-of-range value is remembered in
+ * bad_key (the first) and refused by load_cfg. */
+static const char *bad_key;
+
+static double env_num(const char *k, double def, int whole, double lo, double hi)
 {
     const char *v = getenv(k);
-    char *end;
+    double d;
     if (!v || !*v)
         return def;
-    double d = strtod(v, &end);
-    return *end || d < 0 ? def : d;
+    if (pb_number_parse(&d, v, whole, lo, hi) < 0) {
+        if (!bad_key)
+            bad_key = k;
+        return def;
+    }
+    return d;
 }
 
 /* Appends s single-quoted for /bin/sh. 0 or -1 (no room). */
@@ -185,15 +194,18 @@ static int load_cfg(pb_runner_plex_cfg *c, pb_runner *r, pb_error *err)
              env("PLEXBURST_MEDIA_MOUNT", "/mnt/plexburst-media"));
     snprintf(c->sentinel, sizeof(c->sentinel), "%s", env("PLEXBURST_MEDIA_SENTINEL", ""));
     snprintf(c->scanner_cmd, sizeof(c->scanner_cmd), "%s", env("PLEXBURST_PLEX_SCANNER_CMD", ""));
-    c->port = (int)env_num("PLEXBURST_CLOUD_PLEX_PORT", 32400);
-    c->idle_s = env_num("PLEXBURST_IDLE_SECONDS", 120);
-    c->phase_timeout_s = env_num("PLEXBURST_PHASE_TIMEOUT", 6 * 3600);
+    bad_key = NULL;
+    c->port = (int)env_num("PLEXBURST_CLOUD_PLEX_PORT", 32400, 1, 1, 65535);
+    c->idle_s = env_num("PLEXBURST_IDLE_SECONDS", 120, 0, 0, 86400);
+    c->phase_timeout_s = env_num("PLEXBURST_PHASE_TIMEOUT", 6 * 3600, 0, 1, 604800);
     c->poll_s = c->idle_s >= 20 ? 5 : c->idle_s / 4 > 0.2 ? c->idle_s / 4 : 0.2;
-    c->progress_s = env_num("PLEXBURST_PROGRESS_SECONDS", 60);
-    c->mount_timeout_s = env_num("PLEXBURST_MEDIA_TIMEOUT", 30);
+    c->progress_s = env_num("PLEXBURST_PROGRESS_SECONDS", 60, 0, 0.1, 3600);
+    c->mount_timeout_s = env_num("PLEXBURST_MEDIA_TIMEOUT", 30, 0, 1, 3600);
+    c->start_timeout_s = env_num("PLEXBURST_PLEX_START_TIMEOUT", 300, 0, 1, 86400);
+    if (bad_key)
+        return pb_error_set(err, PB_EINVALID, "plex: %s: not a number in its range ('%s')", bad_key,
+                            getenv(bad_key));
     c->claimed = getenv("PLEXBURST_PLEX_CLAIM") && *getenv("PLEXBURST_PLEX_CLAIM");
-    if (c->port <= 0 || c->port > 65535)
-        return pb_error_set(err, PB_EINVALID, "plex: bad PLEXBURST_CLOUD_PLEX_PORT");
     /* every task named must be known */
     char tmp[256];
     snprintf(tmp, sizeof(tmp), "%s", c->analysis);
@@ -340,8 +352,7 @@ static int night(pb_runner *r, FILE *log, pb_error *err)
     if ((error = pb_runner_plex_http_init(&h, c.port, err)) < 0)
         goto done;
     char seen[128] = "";
-    if ((error = pb_runner_plex_ready(&h, env_num("PLEXBURST_PLEX_START_TIMEOUT", 300), seen,
-                                      sizeof(seen), log, err)) < 0)
+    if ((error = pb_runner_plex_ready(&h, c.start_timeout_s, seen, sizeof(seen), log, err)) < 0)
         goto done;
     char prefs[4200];
     snprintf(prefs, sizeof(prefs), "%s/Preferences.xml", c.plex_dir);

@@ -37,7 +37,7 @@ typedef struct pb_runner_plex_cfg {
     char state_dir[4096], run_id[128];
     int mounted;
     int port;
-    double idle_s, phase_timeout_s, poll_s, progress_s, mount_timeout_s;
+    double idle_s, phase_timeout_s, poll_s, progress_s, mount_timeout_s, start_timeout_s;
     int claimed;
 } pb_runner_plex_cfg;
 
