@@ -72,7 +72,8 @@ static int night(const char *extra, int gap_ms, const char *on_scan)
         out, sizeof(out),
         "cd '%s' && env PLEXBURST_MEDIA=s3://plexburst-test/media "
         "PLEXBURST_MEDIA_S3_ENDPOINT=http://127.0.0.1:%d PLEXBURST_MEDIA_S3_REGION=fr-par "
-        "PLEXBURST_MEDIA_S3_ACCESS_KEY=PBTESTKEY0001 PLEXBURST_MEDIA_S3_SECRET_KEY=pbtest-secret-0001 "
+        "PLEXBURST_MEDIA_S3_ACCESS_KEY=PBTESTKEY0001 "
+        "PLEXBURST_MEDIA_S3_SECRET_KEY=pbtest-secret-0001 "
         "PLEXBURST_MEDIA_MOUNT='%s/mnt' PLEXBURST_MEDIA_CACHE_DIR='%s/rclone-cache' "
         "PLEXBURST_MEDIA_RCLONE_FLAGS='--low-level-retries 1 --retries 1 --contimeout 2s "
         "--timeout 5s' PLEXBURST_CLOUD_PLEX_START=\"%s\" "
@@ -137,18 +138,19 @@ static void test_plex_runner(void **state)
                            "&& '%s' bootstrap --plex-dir '%s/home' --cloud 'local:%s/cloud' "
                            "--runner \"'%s' init --dir {plex_dir} --scale tiny --seed 1\" "
                            ">'%s/boot.log' 2>&1",
-                           tu_build_path("mkplex"), dir, dir, tu_build_path("plexburst"), dir,
-                           dir, tu_build_path("mkplex"), dir),
+                           tu_build_path("mkplex"), dir, dir, tu_build_path("plexburst"), dir, dir,
+                           tu_build_path("mkplex"), dir),
                      0);
     /* the seed scripts' own plex_libraries.json, paths as the cloud's Plex sees them */
     char libs[4300];
     snprintf(libs, sizeof(libs), "%s/plex_libraries.json", dir);
     FILE *f = fopen(libs, "w");
     assert_non_null(f);
-    fprintf(f,
-            "[{\"title\": \"Films\", \"type\": \"movie\", \"agent\": \"tv.plex.agents.movie\", "
-            "\"scanner\": \"Plex Movie\", \"language\": \"en-US\", \"paths\": [\"%s/mnt/Films\"]}]\n",
-            dir);
+    fprintf(
+        f,
+        "[{\"title\": \"Films\", \"type\": \"movie\", \"agent\": \"tv.plex.agents.movie\", "
+        "\"scanner\": \"Plex Movie\", \"language\": \"en-US\", \"paths\": [\"%s/mnt/Films\"]}]\n",
+        dir);
     fclose(f);
 
     /* night 1: the section created, the bucket's media scanned and analysed */
@@ -164,8 +166,7 @@ static void test_plex_runner(void **state)
 
     /* night 2: a new file; a runner that stops at the first quiet moment (the gap after the
      * scan, before the analysis Plex queues) brings home less than the oracle */
-    assert_int_equal(tu_sh("head -c 100000 /dev/urandom >'%s/up/Films/Gamma (2003).avi'", dir),
-                     0);
+    assert_int_equal(tu_sh("head -c 100000 /dev/urandom >'%s/up/Films/Gamma (2003).avi'", dir), 0);
     assert_int_equal(upload(), 0);
     rc = night("PLEXBURST_ANALYSIS=scan PLEXBURST_IDLE_SECONDS=0", 10000, NULL);
     if (rc)
@@ -200,8 +201,7 @@ static void test_plex_runner(void **state)
     assert_int_equal(tu_sh("head -c 50000 /dev/urandom >'%s/up/Films/Delta (2004).mkv'", dir), 0);
     assert_int_equal(upload(), 0);
     char before[256], after[256], kill[4400];
-    assert_int_equal(tu_sh_out(before, sizeof(before), "md5sum <'%s/home/" PB_PLEX_DB_REL "'",
-                               dir),
+    assert_int_equal(tu_sh_out(before, sizeof(before), "md5sum <'%s/home/" PB_PLEX_DB_REL "'", dir),
                      0);
     snprintf(kill, sizeof(kill), "%s stop %s", tu_source_path("scripts/s3-test-server"), work);
     rc = night("PLEXBURST_ANALYSIS=scan,analyze PLEXBURST_IDLE_SECONDS=2 "
