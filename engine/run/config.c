@@ -155,6 +155,32 @@ static const struct setting {
     {"PLEXBURST_S3_MULTIPART_THRESHOLD", SET_TEXT, 0, 0},
     {"PLEXBURST_S3_RETRIES", SET_INT, 1, 20},
     {"PLEXBURST_S3_LIST_MAX_KEYS", SET_INT, 1, 1000},
+    /* the plex runner (engine/runner/runner_plex*.c, docs/plex-runner.md), read on the cloud */
+    {"PLEXBURST_MEDIA", SET_TEXT, 0, 0},
+    {"PLEXBURST_MEDIA_MOUNT", SET_TEXT, 0, 0},
+    {"PLEXBURST_MEDIA_SENTINEL", SET_TEXT, 0, 0},
+    {"PLEXBURST_MEDIA_S3_ENDPOINT", SET_TEXT, 0, 0},
+    {"PLEXBURST_MEDIA_S3_REGION", SET_TEXT, 0, 0},
+    {"PLEXBURST_MEDIA_S3_ACCESS_KEY", SET_TEXT, 0, 0},
+    {"PLEXBURST_MEDIA_S3_SECRET_KEY", SET_TEXT, 0, 0},
+    {"PLEXBURST_MEDIA_S3_PROVIDER", SET_TEXT, 0, 0},
+    {"PLEXBURST_MEDIA_CACHE_DIR", SET_TEXT, 0, 0},
+    {"PLEXBURST_MEDIA_UID", SET_INT, 0, 4294967294.0},
+    {"PLEXBURST_MEDIA_GID", SET_INT, 0, 4294967294.0},
+    {"PLEXBURST_MEDIA_RCLONE_FLAGS", SET_TEXT, 0, 0},
+    {"PLEXBURST_MEDIA_TIMEOUT", SET_NUMBER, 1, 3600},
+    {"PLEXBURST_CLOUD_PLEX_START", SET_TEXT, 0, 0},
+    {"PLEXBURST_CLOUD_PLEX_STOP", SET_TEXT, 0, 0},
+    {"PLEXBURST_CLOUD_PLEX_PORT", SET_INT, 1, 65535},
+    {"PLEXBURST_PLEX_VERSION", SET_TEXT, 0, 0},
+    {"PLEXBURST_PLEX_URL", SET_TEXT, 0, 0},
+    {"PLEXBURST_PLEX_CLAIM", SET_TEXT, 0, 0},
+    {"PLEXBURST_PLEX_SCANNER_CMD", SET_TEXT, 0, 0},
+    {"PLEXBURST_PLEX_START_TIMEOUT", SET_NUMBER, 1, 86400},
+    {"PLEXBURST_ANALYSIS", SET_TEXT, 0, 0},
+    {"PLEXBURST_IDLE_SECONDS", SET_NUMBER, 0, 86400},
+    {"PLEXBURST_PHASE_TIMEOUT", SET_NUMBER, 1, 604800},
+    {"PLEXBURST_PROGRESS_SECONDS", SET_NUMBER, 0.1, 3600},
 };
 
 static const struct setting *find_setting(const char *key, size_t kn)
@@ -399,8 +425,10 @@ int pb_plex_libraries_load(pb_plex_library **out, size_t *n, const char *path, p
                                  i);
             goto done;
         }
-        if ((error = copy_str(l->name, sizeof(l->name), json_object_get(e, "name"), "name", i,
-                              err)) < 0 ||
+        /* the seed scripts' own file names it "title" */
+        json_t *nm =
+            json_object_get(e, "name") ? json_object_get(e, "name") : json_object_get(e, "title");
+        if ((error = copy_str(l->name, sizeof(l->name), nm, "name", i, err)) < 0 ||
             (error = copy_str(l->type, sizeof(l->type), json_object_get(e, "type"), "type", i,
                               err)) < 0 ||
             (error = copy_str(l->agent, sizeof(l->agent), json_object_get(e, "agent"), "agent", i,
@@ -411,8 +439,11 @@ int pb_plex_libraries_load(pb_plex_library **out, size_t *n, const char *path, p
                               "language", i, err)) < 0)
             goto done;
         if (!l->name[0] || !l->type[0]) {
-            error = pb_error_set(err, PB_EINVALID,
-                                 "plex_libraries.json: library %zu needs \"name\" and \"type\"", i);
+            error =
+                pb_error_set(err, PB_EINVALID,
+                             "plex_libraries.json: library %zu needs \"name\" (or \"title\") and "
+                             "\"type\"",
+                             i);
             goto done;
         }
         json_t *locs = json_object_get(e, "locations");

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "runner.h"
+#include "runner_plex.h"
 
 /* Appends `s` single-quoted for /bin/sh. */
 static int put_quoted(char **buf, size_t *n, size_t *cap, const char *s)
@@ -370,7 +371,7 @@ int pb_runner_default_mkplex(char *out, size_t cap)
 /* ---------------------------------------------------------------------------------------- */
 /* The table of kinds and the dispatch                                                        */
 
-static const pb_runner_ops *const kinds[] = {&pb_runner_command_ops};
+static const pb_runner_ops *const kinds[] = {&pb_runner_command_ops, &pb_runner_plex_ops};
 
 void pb_runner_options_init(pb_runner_options *o)
 {
@@ -393,12 +394,8 @@ int pb_runner_open(pb_runner **out, const pb_runner_options *o, pb_error *err)
     for (size_t i = 0; i < sizeof(kinds) / sizeof(*kinds); i++)
         if (strcmp(kinds[i]->name, kind) == 0)
             ops = kinds[i];
-    if (!ops && strcmp(kind, "plex") == 0)
-        return pb_error_set(err, PB_EINVALID,
-                            "runner: the plex runner is not built yet (use "
-                            "command)");
     if (!ops)
-        return pb_error_set(err, PB_EINVALID, "runner: unknown kind '%s' (command)", kind);
+        return pb_error_set(err, PB_EINVALID, "runner: unknown kind '%s' (command, plex)", kind);
     if (ops->version != PB_RUNNER_OPS_VERSION)
         return pb_error_set(err, PB_EINVALID, "runner %s: ops version %u", kind, ops->version);
     pb_runner *r = calloc(1, sizeof(*r));
@@ -424,6 +421,10 @@ int pb_runner_state(pb_runner *r, int *status)
 
 int pb_runner_start(pb_runner *r, const char *spec, char *shown, size_t cap, pb_error *err)
 {
+    /* `--runner plex` reaches the agent as the command line "plex": the plex runner (both kinds
+     * share their files, so state, follow and stop are the same) */
+    if (r->ops == &pb_runner_command_ops && spec && strcmp(spec, "plex") == 0)
+        return pb_runner_plex_ops.start(r, spec, shown, cap, err);
     return r->ops->start(r, spec, shown, cap, err);
 }
 

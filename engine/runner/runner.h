@@ -6,7 +6,9 @@
  * Kinds (a table in runner.c, versioned pb_runner_ops like the store's):
  *   `command` (runner_command.c): a command line run by /bin/sh with `{plex_dir}` and `{mkplex}`
  *   substituted (shell-quoted), in its own session, its output kept in a log file and relayed
- *   line by line; `plex` (the HTTP API runner) comes next.
+ *   line by line; `plex` (runner_plex*.c, docs/plex-runner.md): the cloud's real Plex Media Server
+ *   started, driven over its HTTP API and waited for until it is really done, then stopped; a
+ *   command line that is exactly "plex" selects it.
  * Role: engine/runner, used by the agent's RUN step (engine/run/agent.c). Prerequisites: POSIX.
  */
 #ifndef PB_RUNNER_H
@@ -27,7 +29,7 @@ typedef enum pb_runner_state_kind {
 
 typedef struct pb_runner_options {
     unsigned version;      /* PB_RUNNER_OPTIONS_VERSION */
-    const char *kind;      /* "command" (NULL: command) */
+    const char *kind;      /* "command" or "plex" (NULL: command) */
     const char *plex_dir;  /* the Plex data dir it works on (required) */
     const char *state_dir; /* where it keeps its files (required) */
     const char *run_id;    /* the run it works for (required) */
@@ -85,6 +87,7 @@ struct pb_runner {
 };
 
 extern const pb_runner_ops pb_runner_command_ops;
+extern const pb_runner_ops pb_runner_plex_ops;
 
 /** Opens the runner of a run (nothing starts). PB_EINVALID for an unknown or unbuilt kind. */
 int pb_runner_open(pb_runner **out, const pb_runner_options *o, pb_error *err);
