@@ -20,6 +20,7 @@
 
 #include "apply_int.h"
 #include "clock.h"
+#include "proc.h"
 
 extern char **environ;
 
@@ -102,79 +103,24 @@ static int plex_running(const char *plex_dir, char *why, size_t cap)
     return 0;
 }
 
-/* Ends the command's process group: SIGTERM, then SIGKILL after 2 s; reaps the shell. */
-static void kill_group(pid_t pid)
-{
-    int status;
-    kill(-pid, SIGTERM);
-    double until = pb_clock_ms() + 2000;
-    while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (pb_clock_ms() > until) {
-            kill(-pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                ;
-            break;
-        }
-        struct timespec ts = {0, 20 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-    kill(-pid, SIGKILL); /* what the shell left behind */
-}
-
 int pb_apply__run_shell(const char *what, const char *cmd, const pb_apply_options *o, apply_run *x,
                         pb_error *err)
 {
-    double timeout_s = o->plex_cmd_timeout;
-    pid_t pid;
-    int status = 0, rc;
-    char *argv[] = {"/bin/sh", "-c", (char *)cmd, NULL};
-    posix_spawnattr_t attr;
-    if (timeout_s <= 0)
-        timeout_s = PB_APPLY_PLEX_CMD_TIMEOUT;
-    /* a process group of its own, so that a timeout ends the whole command */
-    if ((rc = posix_spawnattr_init(&attr)) == 0) {
-        rc = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);
-        if (rc == 0)
-            rc = posix_spawnattr_setpgroup(&attr, 0);
-        if (rc == 0)
-            rc = posix_spawn(&pid, "/bin/sh", NULL, &attr, argv, environ);
-        posix_spawnattr_destroy(&attr);
-    }
-    if (rc != 0) {
-        errno = rc;
-        return pb_error_errno(err, "cannot run the %s command", what);
-    }
-    double until = pb_clock_ms() + timeout_s * 1000.0, pause_ms = 5;
-    for (;;) {
-        pid_t w = waitpid(pid, &status, WNOHANG);
-        if (w == pid)
-            break;
-        if (w < 0 && errno != EINTR) {
-            int e = errno;
-            kill_group(pid);
-            errno = e;
-            return pb_error_errno(err, "waiting for the %s command failed", what);
-        }
-        if (x && pb_apply__cancelled(x) < 0) {
-            kill_group(pid);
-            return PB_ECANCELLED;
-        }
-        if (pb_clock_ms() >= until) {
-            kill_group(pid);
-            return pb_error_set(err, PB_ERROR,
-                                "the %s command did not end within %.0f s: stopped it (raise "
-                                "--plex-cmd-timeout if it needs longer)",
-                                what, timeout_s);
-        }
-        struct timespec ts = {0, (long)(pause_ms * 1e6)};
-        nanosleep(&ts, NULL);
-        if (pause_ms < 100)
-            pause_ms *= 2;
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-        return pb_error_set(err, PB_ERROR, "the %s command failed (%s %d)", what,
-                            WIFEXITED(status) ? "exit status" : "signal",
-                            WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+    pb_proc_limits limits = {o->plex_cmd_timeout > 0 ? o->plex_cmd_timeout
+                                                     : PB_APPLY_PLEX_CMD_TIMEOUT,
+                             x ? o->cancelled : NULL, o->cancel_payload};
+    pb_error e = PB_ERROR_INIT;
+    int status = 0, rc = pb_proc_shell_for(&status, cmd, &limits, &e);
+    if (rc == PB_ECANCELLED)
+        return pb_apply__cancelled(x);
+    if (rc == PB_ERROR)
+        return pb_error_set(err, PB_ERROR,
+                            "the %s command %s (raise --plex-cmd-timeout if it needs longer)", what,
+                            e.msg);
+    if (rc < 0)
+        return pb_error_set(err, rc, "cannot run the %s command: %s", what, e.msg);
+    if (status != 0)
+        return pb_error_set(err, PB_ERROR, "the %s command failed (exit status %d)", what, status);
     return 0;
 }
 

@@ -94,12 +94,14 @@ static int bs_download(rx *x)
     return pb_run__verify_bundle(x, 0);
 }
 
+/* The stop and start commands, bounded as the apply bounds them (PB_APPLY_PLEX_CMD_TIMEOUT). */
 static int run_cmd(rx *x, const char *what, const char *cmd)
 {
     if (!cmd)
         return 0;
     pb_run__log(x, "info", "%s: %s", what, cmd);
-    int st = -1, error = pb_proc_shell(&st, cmd, x->err);
+    pb_proc_limits limits = {PB_APPLY_PLEX_CMD_TIMEOUT, x->o->cancelled, x->o->cancel_payload};
+    int st = -1, error = pb_proc_shell_for(&st, cmd, &limits, x->err);
     if (error < 0)
         return error;
     if (st != 0)
