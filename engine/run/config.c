@@ -155,6 +155,22 @@ static const struct setting {
     {"PLEXBURST_S3_MULTIPART_THRESHOLD", SET_TEXT, 0, 0},
     {"PLEXBURST_S3_RETRIES", SET_INT, 1, 20},
     {"PLEXBURST_S3_LIST_MAX_KEYS", SET_INT, 1, 1000},
+    /* the scaleway cloud (engine/cloud/cloud_scaleway*.c, docs/scaleway.md) */
+    {"PLEXBURST_SCW_TYPE", SET_TEXT, 0, 0},
+    {"PLEXBURST_SCW_PROFILE", SET_TEXT, 0, 0},
+    {"PLEXBURST_SCW_IMAGE", SET_TEXT, 0, 0},
+    {"PLEXBURST_SCW_ROOT_GB", SET_INT, 10, 10000},
+    {"PLEXBURST_SCW_SSH_PORT", SET_INT, 1, 65535},
+    {"PLEXBURST_SCW_SSH_USER", SET_TEXT, 0, 0},
+    {"PLEXBURST_SCW_POLL_MS", SET_INT, 10, 60000},
+    {"PLEXBURST_SCW_BACKOFF_MAX_MS", SET_INT, 10, 300000},
+    {"PLEXBURST_SCW_API_TIMEOUT_S", SET_INT, 1, 3600},
+    {"PLEXBURST_SCW_BOOT_TIMEOUT_S", SET_INT, 1, 3600},
+    {"PLEXBURST_SCW_SSH_TIMEOUT_S", SET_INT, 1, 3600},
+    {"PLEXBURST_SCW_SELFDESTRUCT_APP", SET_TEXT, 0, 0},
+    {"PLEXBURST_CLOUD_DIR", SET_TEXT, 0, 0},
+    {"PLEXBURST_MAX_HOURS", SET_NUMBER, 0.01, 720},
+    {"PLEXBURST_MAX_COST", SET_NUMBER, 0, 1000000},
 };
 
 static const struct setting *find_setting(const char *key, size_t kn)
