@@ -1,0 +1,5 @@
+# Tests of the scaleway cloud (docs/scaleway.md) against the Scaleway API stand-in
+# (scripts/scaleway-test-server, node, replaying tests/scaleway/cassettes/), whose servers run a
+# real sshd on loopback. Skips without node or sshd. Labels: online (servers on loopback) and
+# integration.
+pb_add_test(NAME test_scaleway SOURCES test_scaleway.c LABELS online integration TIMEOUT 900)
