@@ -11,7 +11,9 @@
  *     never coming up, the cost guard (all fail cleanly);
  *   - Ctrl-C with the server just created (stopped: deleted, not terminated), Ctrl-C while it
  *     boots, SIGTERM during the run: nothing left;
- *   - a home that died (SIGKILL) leaves a record: the next run's sweep removes it all.
+ *   - a home that died (SIGKILL) leaves a record: the next run's sweep removes it all; again,
+ *     then `plexburst cloud status` shows its server, `cloud reap --dry-run` keeps it, `cloud
+ *     reap` removes it all; `cloud prices` shows the live table.
  * Prerequisites: build/plexburst, build/mkplex, node, /usr/sbin/sshd (skipped, not passed,
  * without them), libcurl (the stand-in's control endpoint).
  */
@@ -406,6 +408,41 @@ static void test_signals(void **state)
     assert_home_is_oracle();
 }
 
+/* `plexburst cloud status|reap|prices` after a home died (SIGKILL) with its server running. */
+static void test_cloud_commands(void **state)
+{
+    (void)state;
+    faults("{}");
+    pid_t pid = start_sync(NULL);
+    assert_true(wait_for("running", NULL));
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    int rc = tu_sh_out(outbuf, OUTCAP, "'%s' cloud status 2>&1", pb);
+    print_message("%s", outbuf);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(outbuf, "1 server(s) tagged plexburst"));
+    assert_non_null(strstr(outbuf, "DEV1-M"));
+    rc = tu_sh_out(outbuf, OUTCAP, "'%s' cloud reap --dry-run --plex-dir '%s' 2>&1", pb, home);
+    print_message("%s", outbuf);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(outbuf, "would remove"));
+    json_t *s = ctl_call("/_control/state", NULL);
+    assert_int_equal(json_array_size(json_object_get(s, "servers")), 1);
+    json_decref(s);
+    rc = tu_sh_out(outbuf, OUTCAP, "'%s' cloud reap --plex-dir '%s' 2>&1", pb, home);
+    print_message("%s", outbuf);
+    assert_int_equal(rc, 0);
+    assert_nothing_left();
+    rc = tu_sh_out(outbuf, OUTCAP, "'%s' cloud prices --zone fr-par-2 2>&1", pb);
+    print_message("%s", outbuf);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(outbuf, "DEV1-S"));
+    assert_non_null(strstr(outbuf, "0.0137 EUR/h"));
+    assert_non_null(strstr(outbuf, "GP1-M"));
+    /* the home is as before (the killed run never applied anything) */
+    assert_home_is_oracle();
+}
+
 int main(void)
 {
     snprintf(pb, sizeof(pb), "%s", tu_build_path("plexburst"));
@@ -419,10 +456,9 @@ int main(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     outbuf = malloc(OUTCAP);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bootstrap_and_sync),
-        cmocka_unit_test(test_faults_survived),
-        cmocka_unit_test(test_faults_failed),
-        cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_bootstrap_and_sync), cmocka_unit_test(test_faults_survived),
+        cmocka_unit_test(test_faults_failed),      cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_cloud_commands),
     };
     int rc = cmocka_run_group_tests(tests, setup, teardown);
     free(outbuf);

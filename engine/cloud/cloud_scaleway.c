@@ -194,7 +194,7 @@ static int scw_prepare(pb_cloud *c, pb_error *err)
                               s->poll_ms, &found, err)) < 0)
         return error;
     if (found)
-        pb_cloud__log(c, "info", "🧹 swept %u leftover(s) of earlier runs", found);
+        pb_cloud__log(c, "info", "🔄 swept %u leftover(s) of earlier runs", found);
     /* the zone and the live price; the cost guard */
     if ((error = pick_zone(c, s, 0, err)) < 0 ||
         (error = pb_scw_price(&s->api, s->run.zone, s->type, &s->run.hourly_price, err)) < 0)

@@ -388,10 +388,9 @@ static int sweep_server(pb_scw_api *api, json_t *s, const char *zone, int dry_ru
     snprintf(run.server_id, sizeof(run.server_id), "%s", jstr(json_object_get(s, "id"), ""));
     pb_scw_run_note(&run, s);
     (*found)++;
-    say(api, "info", "%s server %s (run %s, %s) in %s%s",
-        dry_run ? "🔍 would remove" : "🧹 removing", run.server_id,
-        run.run_id[0] ? run.run_id : "?", jstr(json_object_get(s, "state"), "?"), zone,
-        past ? ", past its lifetime cap" : "");
+    say(api, "info", "%s server %s (run %s, %s) in %s%s", dry_run ? "🔍 would remove" : "🔄 removing",
+        run.server_id, run.run_id[0] ? run.run_id : "?", jstr(json_object_get(s, "state"), "?"),
+        zone, past ? ", past its lifetime cap" : "");
     if (dry_run)
         return 0;
     return pb_scw_run_teardown(api, &run, poll_ms, err);
@@ -423,7 +422,7 @@ int pb_scw_sweep(pb_scw_api *api, const char *dir, char zones[][32], size_t nzon
             continue;
         (*found)++;
         say(api, "info", "%s what run %s left in %s (recorded: server %s, %d volume(s), %d IP(s))",
-            dry_run ? "🔍 would remove" : "🧹 removing", run.run_id, run.zone,
+            dry_run ? "🔍 would remove" : "🔄 removing", run.run_id, run.zone,
             run.server_id[0] ? run.server_id : "-", run.nvol, run.nip);
         if (!dry_run && (error = pb_scw_run_teardown(api, &run, poll_ms, err)) < 0)
             break;
@@ -456,7 +455,7 @@ int pb_scw_sweep(pb_scw_api *api, const char *dir, char zones[][32], size_t nzon
                     continue;
                 const char *id = json_string_value(json_object_get(ip, "id"));
                 (*found)++;
-                say(api, "info", "%s IP %s in %s", dry_run ? "🔍 would remove" : "🧹 removing",
+                say(api, "info", "%s IP %s in %s", dry_run ? "🔍 would remove" : "🔄 removing",
                     id ? id : "?", zones[z]);
                 if (!dry_run && id) {
                     snprintf(path, sizeof(path), "/instance/v1/zones/%s/ips/%s", zones[z], id);
