@@ -4,7 +4,9 @@
  * on its own loopback address with the host key and authorized key of the user data):
  *   - bootstrap and a nightly `sync --cloud scaleway --runner '{mkplex} analyze ...'`: the home
  *     equals the oracle, nothing is left on the stand-in (servers, IPs, volumes), the reported
- *     cost equals the stand-in's billing within one second's price;
+ *     cost equals the stand-in's billing within one second's price; with
+ *     PLEXBURST_SCW_SELFDESTRUCT_APP the user data's timer holds a per-run IAM key at the cap,
+ *     and the key is deleted after the run;
  *   - faults, each followed by "nothing left" and the home unchanged or fully synced: 429s with no
  *     Retry-After, a shortage and an out_of_stock zone, transient_state on terminate, an IP that
  *     appears late, the API down for a while mid-run (all still succeed); quota exceeded, SSH
@@ -262,9 +264,19 @@ static void test_bootstrap_and_sync(void **state)
                         "DEV1-M");
     json_decref(j);
     assert_home_is_oracle();
-    j = sync_ok(7, NULL);
+    /* with a self-destruct application: a per-run API key in the user data, deleted after */
+    j = sync_ok(7, "PLEXBURST_SCW_SELFDESTRUCT_APP=5e1f0000-0000-4000-8000-00000000a991 "
+                   "PLEXBURST_MAX_HOURS=3");
     assert_nothing_left();
     assert_cost(j);
+    json_t *s = ctl_call("/_control/state", NULL);
+    const char *id = json_string_value(json_object_get(json_object_get(j, "cloud"), "server_id"));
+    json_t *sd = json_object_get(json_object_get(s, "self_destruct"), id);
+    assert_non_null(json_string_value(json_object_get(sd, "api_key")));
+    assert_int_equal(json_integer_value(json_object_get(sd, "on_boot_min")), 180);
+    assert_int_equal(json_integer_value(json_object_get(s, "api_keys_created")), 1);
+    assert_int_equal(json_array_size(json_object_get(s, "api_keys")), 0);
+    json_decref(s);
     json_decref(j);
     assert_home_is_oracle();
 }

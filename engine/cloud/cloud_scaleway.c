@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cloud.h"
@@ -44,6 +45,7 @@ typedef struct scw {
     char known_hosts[PATH_MAX + 32];
     char address[64];
     char ssh_url[PATH_MAX + 200];
+    char sd_access[64], sd_secret[128]; /* the self-destruct's IAM API key ("": none) */
 } scw;
 
 static const struct {
@@ -452,6 +454,50 @@ static int wait_ssh(pb_cloud *c, scw *s, pb_error *err)
     return 0;
 }
 
+/* The self-destruct's credential: an IAM API key of the application PLEXBURST_SCW_SELFDESTRUCT_APP
+ * (granted instance and block rights on the project only), expiring an hour after the lifetime
+ * cap, deleted at release (docs/scaleway.md "Self-destruct"). Without the setting: none. */
+static int selfdestruct_key(pb_cloud *c, scw *s, pb_error *err)
+{
+    int error;
+    const char *app = setting(c, "PLEXBURST_SCW_SELFDESTRUCT_APP");
+    if (!app) {
+        pb_cloud__log(
+            c, "warn",
+            "⚠️ no PLEXBURST_SCW_SELFDESTRUCT_APP: at the lifetime cap the instance only "
+            "powers itself off (still billed for storage); the next run's sweep or "
+            "`plexburst cloud reap` removes it");
+        return 0;
+    }
+    char until[64], desc[128];
+    time_t t = (time_t)(pb_scw_now() + s->max_hours * 3600 + 3600);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(until, sizeof(until), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(desc, sizeof(desc), "plexburst run %s: self-destruct of its instance", s->run.run_id);
+    pb_scw_resp r;
+    json_t *b = json_pack("{s:s, s:s, s:s, s:s}", "application_id", app, "description", desc,
+                          "expires_at", until, "default_project_id", s->acct.project);
+    error =
+        pb_scw_api_ok(&s->api, "POST", "/iam/v1alpha1/api-keys", b, NULL, &r,
+                      "creating the self-destruct API key (PLEXBURST_SCW_SELFDESTRUCT_APP)", err);
+    json_decref(b);
+    if (error < 0)
+        return error;
+    const char *ak = json_string_value(json_object_get(r.json, "access_key"));
+    const char *sk = json_string_value(json_object_get(r.json, "secret_key"));
+    if (ak && sk) {
+        snprintf(s->sd_access, sizeof(s->sd_access), "%s", ak);
+        snprintf(s->sd_secret, sizeof(s->sd_secret), "%s", sk);
+    }
+    pb_scw_resp_dispose(&r);
+    if (!s->sd_secret[0])
+        return pb_error_set(err, PB_ERROR, "Scaleway IAM answered no API key");
+    pb_cloud__log(c, "info", "📦 self-destruct API key created (expires %s), deleted at the end",
+                  until);
+    return 0;
+}
+
 /* Create -> user data -> poweron -> running with an IP -> SSH. */
 static int bring_up(pb_cloud *c, scw *s, pb_error *err)
 {
@@ -465,8 +511,15 @@ static int bring_up(pb_cloud *c, scw *s, pb_error *err)
     s->have_keys = 1;
     if ((error = create_server(c, s, err)) < 0 || (error = cancelled(c, err)) < 0)
         return error;
-    pb_scw_userdata u = {&s->keys, s->run.run_id,   c->workdir, s->max_hours,
-                         NULL,     s->acct.api_url, s->run.zone};
+    if ((error = selfdestruct_key(c, s, err)) < 0)
+        return error;
+    pb_scw_userdata u = {&s->keys,
+                         s->run.run_id,
+                         c->workdir,
+                         s->max_hours,
+                         s->sd_secret[0] ? s->sd_secret : NULL,
+                         s->acct.api_url,
+                         s->run.zone};
     char *ud = pb_scw_userdata_build(&u);
     if (!ud)
         return pb_error_set(err, PB_ENOMEM, "out of memory (user data)");
@@ -557,8 +610,23 @@ static void scw_release(pb_cloud *c)
             else
                 pb_cloud__log(c, "info", "✅ nothing of the run is left on Scaleway (verified)");
         }
+        if (s->sd_access[0]) {
+            char path[160];
+            pb_error e = PB_ERROR_INIT;
+            snprintf(path, sizeof(path), "/iam/v1alpha1/api-keys/%s", s->sd_access);
+            pb_scw_resp r;
+            if (pb_scw_api_call(&s->api, "DELETE", path, NULL, NULL, &r, &e) < 0 ||
+                (r.status != 204 && r.status != 404))
+                pb_cloud__log(
+                    c, "warn",
+                    "⚠️ the self-destruct API key could not be deleted (it expires by "
+                    "itself): %s",
+                    e.msg[0] ? e.msg : r.message);
+            pb_scw_resp_dispose(&r);
+        }
         pb_scw_api_dispose(&s->api);
     }
+    memset(s->sd_secret, 0, sizeof(s->sd_secret));
     if (s->run.started > 0) {
         double end = s->run.stopped > 0 ? s->run.stopped : pb_scw_now();
         c->result.seconds = end - s->run.started;

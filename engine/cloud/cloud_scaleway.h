@@ -95,7 +95,8 @@ int pb_scw_api_call(pb_scw_api *api, const char *method, const char *path, json_
 
 /** A request whose answer must be 2xx: anything else is an error naming `what`, the status and
  * the API's type and message (PB_EAUTH for 401/403 except quotas, PB_EREFUSED for quotas and
- * out_of_stock, PB_ENOTFOUND for 404, PB_ERROR else). `r` may be NULL. */
+ * out_of_stock, PB_ENOTFOUND for 404, PB_ERROR else). `r` may be NULL; on an error it holds no
+ * JSON (nothing to dispose). */
 int pb_scw_api_ok(pb_scw_api *api, const char *method, const char *path, json_t *json,
                   const char *text, pb_scw_resp *r, const char *what, pb_error *err);
 

@@ -230,6 +230,10 @@ int pb_scw_api_ok(pb_scw_api *api, const char *method, const char *path, json_t 
     }
     if (!r)
         pb_scw_resp_dispose(&local);
+    else if (error < 0) { /* the status, type and message stay for the caller */
+        json_decref(r->json);
+        r->json = NULL;
+    }
     return error;
 }
 
