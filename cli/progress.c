@@ -433,6 +433,12 @@ json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
     json_object_set_new(o, "state_dir", json_string(r->state_dir));
     json_object_set_new(o, "cloud_dir", json_string(r->cloud_dir));
     json_object_set_new(o, "store", json_string(r->store));
+    json_object_set_new(o, "cloud",
+                        json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:s}", "provider",
+                                  r->cloud.provider, "zone", r->cloud.zone, "type", r->cloud.type,
+                                  "hourly_price_eur", r->cloud.hourly_price, "seconds",
+                                  r->cloud.seconds, "cost_eur", r->cloud.cost, "server_id",
+                                  r->cloud.server_id));
     if (r->have_apply && a->have_report) {
         report_view rv;
         report_view_init(&rv, "diff", &a->report, 0, 1, 0);

@@ -17,7 +17,9 @@ set(_pb_pkgs
     XXHASH libxxhash libxxhash-dev
     ICUUC icu-uc libicu-dev
     ICUI18N icu-i18n libicu-dev
-    JANSSON jansson libjansson-dev)
+    JANSSON jansson libjansson-dev
+    LIBCRYPTO libcrypto libssl-dev
+    YAML yaml-0.1 libyaml-dev)
 set(_pb_targets)
 while(_pb_pkgs)
     list(POP_FRONT _pb_pkgs var module deb)

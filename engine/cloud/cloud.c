@@ -11,19 +11,8 @@
 #include "clock.h"
 #include "cloud.h"
 
-static const pb_cloud_ops scaleway_ops = {
-    PB_CLOUD_OPS_VERSION,
-    "scaleway",
-    "is not built yet (use local[:DIR] or ssh://...)",
-    1,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-    NULL,
-};
-
-static const pb_cloud_ops *const clouds[] = {&pb_cloud_local_ops, &pb_cloud_ssh_ops, &scaleway_ops};
+static const pb_cloud_ops *const clouds[] = {&pb_cloud_local_ops, &pb_cloud_ssh_ops,
+                                             &pb_cloud_scaleway_ops};
 
 void pb_cloud_options_init(pb_cloud_options *o)
 {
@@ -62,7 +51,8 @@ int pb_cloud_open(pb_cloud **out, const pb_cloud_options *o, pb_error *err)
     const pb_cloud_ops *ops = select_cloud(url);
     if (!ops)
         return pb_error_set(err, PB_EINVALID,
-                            "unknown --cloud '%s' (local, local:DIR or ssh://[user@]host[/dir])",
+                            "unknown --cloud '%s' (local, local:DIR, ssh://[user@]host[/dir] or "
+                            "scaleway[:ZONE])",
                             url);
     if (ops->not_built)
         return pb_error_set(err, PB_EINVALID, "--cloud %s %s", url, ops->not_built);
@@ -119,8 +109,9 @@ void pb_cloud_release(pb_cloud *c, pb_cloud_result *out)
         c->released = 1;
         if (c->ops->release)
             c->ops->release(c);
-        c->result.seconds = (pb_clock_ms() - c->t0) / 1000;
-        if (c->result.hourly_price > 0)
+        if (!c->billed)
+            c->result.seconds = (pb_clock_ms() - c->t0) / 1000;
+        if (!c->billed && c->result.hourly_price > 0)
             c->result.cost = c->result.hourly_price * c->result.seconds / 3600;
     }
     if (out)

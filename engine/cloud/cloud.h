@@ -6,7 +6,8 @@
  *   `ssh://[user@]host[:port][/dir]`  the agent over SSH, installed there when missing, the link
  *                   reconnected after a drop (cloud_ssh.c, docs/ssh.md); the store must be one
  *                   both sides reach (s3://...);
- *   `scaleway[:ZONE]` an instance created for the run and destroyed after it (not built yet).
+ *   `scaleway[:ZONE]` an instance created for the run and destroyed after it (cloud_scaleway*.c,
+ *                   docs/scaleway.md): the agent over SSH as for ssh:// (cloud_ssh.c's path).
  * Life: pb_cloud_open (selects and prepares: resolves what is needed, later creates the instance),
  * pb_cloud_connect (a channel to a new agent; pb_cloud_reconnect after a dropped link when the
  * cloud can), pb_cloud_release (always, on every path out: destroys what prepare created and
@@ -39,12 +40,13 @@ typedef struct pb_cloud_options {
     /** Optional: polled while connecting; non-zero gives up (PB_ECANCELLED). */
     int (*cancel)(void *payload);
     void *cancel_payload;
+    const char *run_id; /* the run's id (scaleway: tags and records; NULL: one is made up) */
 } pb_cloud_options;
 
 #define PB_CLOUD_OPTIONS_VERSION 1
 #define PB_CLOUD_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        PB_CLOUD_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL       \
+        PB_CLOUD_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
     }
 void pb_cloud_options_init(pb_cloud_options *o);
 
@@ -87,10 +89,20 @@ struct pb_cloud {
     pb_cloud_result result;
     double t0;
     int released;
+    int billed; /* release set result.seconds and .cost itself (scaleway: the billed time) */
     void *impl;
 };
 
-extern const pb_cloud_ops pb_cloud_local_ops, pb_cloud_ssh_ops;
+extern const pb_cloud_ops pb_cloud_local_ops, pb_cloud_ssh_ops, pb_cloud_scaleway_ops;
+
+/**
+ * The ssh cloud's start of an agent (cloud_ssh.c), for the clouds that reach their machine over
+ * SSH: `url` is ssh://user@host:port/dir, the SSH settings come through `get` (NULL: the run's
+ * configuration), so that a cloud can give its own key, pinned host key and known_hosts.
+ */
+int pb_cloud__ssh_start(pb_cloud *c, const char *url, const char *store_url,
+                        const char *(*get)(void *payload, const char *key), void *payload,
+                        pb_channel **ch, pb_error *err);
 
 /** Selects the cloud of o->url and prepares it. Release with pb_cloud_free (also on failure). */
 int pb_cloud_open(pb_cloud **out, const pb_cloud_options *o, pb_error *err);

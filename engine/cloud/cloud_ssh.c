@@ -38,16 +38,22 @@ static void ssh_log(void *payload, const char *line)
     pb_cloud__log(payload, "detail", "%s", line);
 }
 
-static int ssh_connect(pb_cloud *c, const char *store_url, pb_channel **ch, pb_error *err)
+int pb_cloud__ssh_start(pb_cloud *c, const char *url, const char *store_url,
+                        const char *(*get)(void *payload, const char *key), void *payload,
+                        pb_channel **ch, pb_error *err)
 {
     pb_ssh_agent_opts ao = PB_SSH_AGENT_OPTS_INIT;
     pb_ssh_options so = PB_SSH_OPTIONS_INIT;
     pb_ssh_target t;
     int error;
-    if ((error = pb_ssh_url_parse(&t, c->url, err)) < 0 ||
-        (error = pb_transport_config_ssh(&so, &t, ssh_config, (void *)c->o.cfg, err)) < 0)
+    if (!get) {
+        get = ssh_config;
+        payload = (void *)c->o.cfg;
+    }
+    if ((error = pb_ssh_url_parse(&t, url, err)) < 0 ||
+        (error = pb_transport_config_ssh(&so, &t, get, payload, err)) < 0)
         return error;
-    ao.url = c->url;
+    ao.url = url;
     ao.workdir = c->workdir;
     ao.store = store_url;
     ao.local_exe = c->o.agent_program;
@@ -56,12 +62,17 @@ static int ssh_connect(pb_cloud *c, const char *store_url, pb_channel **ch, pb_e
     ao.cancel_payload = c->o.cancel_payload;
     ao.log = ssh_log;
     ao.log_payload = c;
-    pb_cloud__log(c, "info", "starting the agent over SSH: %s", c->url);
+    pb_cloud__log(c, "info", "starting the agent over SSH: %s", url);
     error = pb_ssh_agent_channel(ch, &ao, err);
     if (error == 0)
         pb_cloud__log(c, "detail", "host key %s; agent %s%s", ao.host_key, ao.install.path,
                       ao.install.installed ? " (installed)" : "");
     return error;
+}
+
+static int ssh_connect(pb_cloud *c, const char *store_url, pb_channel **ch, pb_error *err)
+{
+    return pb_cloud__ssh_start(c, c->url, store_url, NULL, NULL, ch, err);
 }
 
 static int ssh_reconnect(pb_cloud *c, pb_channel *ch, pb_error *err)

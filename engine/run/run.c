@@ -207,6 +207,7 @@ static int open_cloud(rx *x)
     co.log_payload = x;
     co.cancel = pb_run__chan_cancel;
     co.cancel_payload = x;
+    co.run_id = x->r->run_id;
     return pb_cloud_open(&x->cloud, &co, x->err);
 }
 

@@ -1,0 +1,471 @@
+/*
+ * cloud_scaleway_res.c: the resources of a `scaleway` run (cloud_scaleway.h): the record in the
+ * home's state dir (<state>/scaleway/<run id>.json: zone, server, every volume and IP by id,
+ * written right after the create so that a home that dies leaves a trail), the teardown
+ * (terminate a running server, DELETE a stopped one since terminate answers 412 there; its
+ * dynamic IP and every recorded volume deleted by id: block volumes survive a terminate,
+ * detached and untagged, and go through the Block API), the verification by reading back and
+ * listing the run's tag, and the sweep of what earlier runs left.
+ * Role: engine/cloud. Prerequisites: cloud_scaleway_api.c, base/fs.h.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cloud_scaleway.h"
+#include "fs.h"
+
+static const char *jstr(json_t *v, const char *def)
+{
+    const char *s = json_string_value(v);
+    return s ? s : def;
+}
+
+void pb_scw_owner(char *out, size_t cap)
+{
+    char host[128] = "";
+    gethostname(host, sizeof(host) - 1);
+    for (char *p = host; *p; p++)
+        if (*p == ':' || *p == ',' || *p == ' ')
+            *p = '_';
+    snprintf(out, cap, "%s:%ld", host, (long)getpid());
+}
+
+/* 1 when `owner` ("host:pid") is a live process of this host. */
+static int owner_alive(const char *owner)
+{
+    char me[192], host[192];
+    pb_scw_owner(me, sizeof(me));
+    const char *colon = strrchr(owner, ':');
+    if (!colon)
+        return 0;
+    snprintf(host, sizeof(host), "%.*s", (int)(colon - owner), owner);
+    if (strncmp(me, host, strlen(host)) != 0 || me[strlen(host)] != ':')
+        return -1; /* another host: unknown */
+    long pid = strtol(colon + 1, NULL, 10);
+    if (pid <= 0)
+        return 0;
+    if (pid == (long)getpid())
+        return 1;
+    return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+int pb_scw_run_save(const pb_scw_run *run, pb_error *err)
+{
+    int error;
+    char owner[192];
+    if (!run->record[0])
+        return 0;
+    pb_scw_owner(owner, sizeof(owner));
+    json_t *vols = json_array(), *ips = json_array();
+    for (int i = 0; i < run->nvol; i++)
+        json_array_append_new(
+            vols, json_pack("{s:s, s:b}", "id", run->vol[i].id, "block", run->vol[i].block));
+    for (int i = 0; i < run->nip; i++)
+        json_array_append_new(ips, json_string(run->ip[i]));
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:f, s:s, s:o, s:o}", "run_id", run->run_id,
+                          "zone", run->zone, "server_id", run->server_id, "type", run->type,
+                          "hourly_price", run->hourly_price, "started", run->started, "owner",
+                          owner, "volumes", vols, "ips", ips);
+    char *text = o ? json_dumps(o, JSON_INDENT(1)) : NULL;
+    json_decref(o);
+    if (!text)
+        return pb_error_set(err, PB_ENOMEM, "out of memory (JSON)");
+    error = pb_fs_write_file(run->record, text, strlen(text), 0600, err);
+    free(text);
+    return error;
+}
+
+int pb_scw_run_load(pb_scw_run *run, const char *path, pb_error *err)
+{
+    json_error_t je;
+    memset(run, 0, sizeof(*run));
+    json_t *o = json_load_file(path, 0, &je);
+    if (!o)
+        return pb_error_set(err, PB_ECORRUPT, "%s: not a plexburst Scaleway record (%s)", path,
+                            je.text);
+    snprintf(run->run_id, sizeof(run->run_id), "%s", jstr(json_object_get(o, "run_id"), ""));
+    snprintf(run->zone, sizeof(run->zone), "%s", jstr(json_object_get(o, "zone"), ""));
+    snprintf(run->server_id, sizeof(run->server_id), "%s",
+             jstr(json_object_get(o, "server_id"), ""));
+    snprintf(run->type, sizeof(run->type), "%s", jstr(json_object_get(o, "type"), ""));
+    run->hourly_price = json_number_value(json_object_get(o, "hourly_price"));
+    run->started = json_number_value(json_object_get(o, "started"));
+    size_t i;
+    json_t *v;
+    json_array_foreach(json_object_get(o, "volumes"), i, v)
+    {
+        if (run->nvol >= PB_SCW_MAX_RESOURCES)
+            break;
+        snprintf(run->vol[run->nvol].id, sizeof(run->vol[0].id), "%s",
+                 jstr(json_object_get(v, "id"), ""));
+        run->vol[run->nvol++].block = json_is_true(json_object_get(v, "block"));
+    }
+    json_array_foreach(json_object_get(o, "ips"), i, v)
+    {
+        if (run->nip >= PB_SCW_MAX_RESOURCES || !json_string_value(v))
+            break;
+        snprintf(run->ip[run->nip++], sizeof(run->ip[0]), "%s", json_string_value(v));
+    }
+    snprintf(run->record, sizeof(run->record), "%s", path);
+    json_decref(o);
+    if (!run->zone[0])
+        return pb_error_set(err, PB_ECORRUPT, "%s: no zone", path);
+    return 0;
+}
+
+static void add_ip(pb_scw_run *run, const char *id)
+{
+    if (!id || !*id)
+        return;
+    for (int i = 0; i < run->nip; i++)
+        if (!strcmp(run->ip[i], id))
+            return;
+    if (run->nip < PB_SCW_MAX_RESOURCES)
+        snprintf(run->ip[run->nip++], sizeof(run->ip[0]), "%s", id);
+}
+
+void pb_scw_run_note(pb_scw_run *run, json_t *server)
+{
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(server, "volumes"), k, v)
+    {
+        const char *id = json_string_value(json_object_get(v, "id"));
+        const char *type = json_string_value(json_object_get(v, "volume_type"));
+        int seen = 0;
+        if (!id)
+            continue;
+        for (int i = 0; i < run->nvol; i++)
+            seen |= !strcmp(run->vol[i].id, id);
+        if (!seen && run->nvol < PB_SCW_MAX_RESOURCES) {
+            snprintf(run->vol[run->nvol].id, sizeof(run->vol[0].id), "%s", id);
+            run->vol[run->nvol++].block = type && !strcmp(type, "sbs_volume");
+        }
+    }
+    size_t i;
+    json_array_foreach(json_object_get(server, "public_ips"), i, v)
+        add_ip(run, json_string_value(json_object_get(v, "id")));
+    add_ip(run, json_string_value(json_object_get(json_object_get(server, "public_ip"), "id")));
+}
+
+static void say(pb_scw_api *api, const char *level, const char *fmt, ...) PB_PRINTF(3, 4);
+static void say(pb_scw_api *api, const char *level, const char *fmt, ...)
+{
+    char line[768];
+    va_list ap;
+    if (!api->log)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    api->log(api->log_payload, level, line);
+}
+
+/* The server gone: terminate when running, DELETE when stopped, polled until a 404. */
+static int server_gone(pb_scw_api *api, pb_scw_run *run, int poll_ms, pb_error *err)
+{
+    int error = 0;
+    char path[256], apath[300];
+    snprintf(path, sizeof(path), "/instance/v1/zones/%s/servers/%s", run->zone, run->server_id);
+    snprintf(apath, sizeof(apath), "%s/action", path);
+    double t0 = pb_scw_now();
+    int asked = 0;
+    for (;;) {
+        pb_scw_resp r;
+        if ((error = pb_scw_api_call(api, "GET", path, NULL, NULL, &r, err)) < 0)
+            return error;
+        if (r.status == 404) {
+            pb_scw_resp_dispose(&r);
+            return 0;
+        }
+        if (r.status != 200) {
+            error = pb_error_set(err, PB_ERROR, "Scaleway API: reading server %s: HTTP %ld %s",
+                                 run->server_id, r.status, r.message);
+            pb_scw_resp_dispose(&r);
+            return error;
+        }
+        json_t *s = json_object_get(r.json, "server");
+        pb_scw_run_note(run, s);
+        char st[32];
+        snprintf(st, sizeof(st), "%s", jstr(json_object_get(s, "state"), ""));
+        pb_scw_resp_dispose(&r);
+        if (!strcmp(st, "running") && !asked) {
+            json_t *b = json_pack("{s:s}", "action", "terminate");
+            error = pb_scw_api_call(api, "POST", apath, b, NULL, &r, err);
+            json_decref(b);
+            if (error < 0)
+                return error;
+            if (r.status == 202 || r.status == 200) {
+                asked = 1;
+                run->stopped = pb_scw_now();
+                say(api, "detail", "server %s: terminate accepted", run->server_id);
+            } else if (r.status != 409 && r.status != 412 && r.status != 404) {
+                error = pb_error_set(err, PB_ERROR, "Scaleway API: terminate %s: HTTP %ld %s %s",
+                                     run->server_id, r.status, r.type, r.message);
+                pb_scw_resp_dispose(&r);
+                return error;
+            } else if (r.status == 409) {
+                say(api, "detail", "server %s: %s on terminate, retrying", run->server_id, r.type);
+            }
+            pb_scw_resp_dispose(&r);
+        } else if (!strcmp(st, "stopped") || !strcmp(st, "stopped in place")) {
+            /* a stopped server cannot be terminated (412): deleted instead */
+            if ((error = pb_scw_api_call(api, "DELETE", path, NULL, NULL, &r, err)) < 0)
+                return error;
+            long status = r.status;
+            pb_scw_resp_dispose(&r);
+            if (status == 204 || status == 404) {
+                if (!run->stopped)
+                    run->stopped = pb_scw_now();
+                say(api, "detail", "server %s (stopped): deleted", run->server_id);
+                return 0;
+            }
+        }
+        if (pb_scw_now() - t0 > api->budget_s)
+            return pb_error_set(err, PB_ERROR, "server %s in %s is still there (%s) after %d s",
+                                run->server_id, run->zone, st, api->budget_s);
+        if ((error = pb_scw_sleep(poll_ms, NULL, NULL, err)) < 0)
+            return error;
+    }
+}
+
+/* DELETE `path` until 204 or 404 (412 / 400 / 409: in use or detaching, retried). */
+static int delete_until_gone(pb_scw_api *api, const char *path, const char *what, int poll_ms,
+                             pb_error *err)
+{
+    int error;
+    double t0 = pb_scw_now();
+    for (;;) {
+        pb_scw_resp r;
+        if ((error = pb_scw_api_call(api, "DELETE", path, NULL, NULL, &r, err)) < 0)
+            return error;
+        long st = r.status;
+        char msg[400];
+        snprintf(msg, sizeof(msg), "%s %s", r.type, r.message);
+        pb_scw_resp_dispose(&r);
+        if (st == 204 || st == 200 || st == 404)
+            return 0;
+        if (st != 412 && st != 409 && st != 400)
+            return pb_error_set(err, PB_ERROR, "Scaleway API: deleting %s: HTTP %ld %s", what, st,
+                                msg);
+        if (pb_scw_now() - t0 > api->budget_s)
+            return pb_error_set(err, PB_ERROR, "%s could not be deleted in %d s (HTTP %ld %s)",
+                                what, api->budget_s, st, msg);
+        if ((error = pb_scw_sleep(poll_ms, NULL, NULL, err)) < 0)
+            return error;
+    }
+}
+
+/* 1 when GET `path` answers 404. */
+static int gone(pb_scw_api *api, const char *path, pb_error *err)
+{
+    pb_scw_resp r;
+    if (pb_scw_api_call(api, "GET", path, NULL, NULL, &r, err) < 0)
+        return 0;
+    int g = r.status == 404;
+    pb_scw_resp_dispose(&r);
+    return g;
+}
+
+/* How many entries of `key` a list answers (-1 when it could not be read). */
+static int count_listed(pb_scw_api *api, const char *path, const char *key, pb_error *err)
+{
+    pb_scw_resp r;
+    if (pb_scw_api_call(api, "GET", path, NULL, NULL, &r, err) < 0 || r.status != 200) {
+        pb_scw_resp_dispose(&r);
+        return -1;
+    }
+    int n = (int)json_array_size(json_object_get(r.json, key));
+    pb_scw_resp_dispose(&r);
+    return n;
+}
+
+int pb_scw_run_teardown(pb_scw_api *api, pb_scw_run *run, int poll_ms, pb_error *err)
+{
+    int error = 0, first = 0, left = 0;
+    char path[512], what[160];
+    pb_error e = PB_ERROR_INIT;
+    if (run->server_id[0] && (first = server_gone(api, run, poll_ms, &e)) < 0)
+        say(api, "warn", "⚠️ %s", e.msg);
+    for (int i = 0; i < run->nip; i++) {
+        pb_error e2 = PB_ERROR_INIT;
+        snprintf(path, sizeof(path), "/instance/v1/zones/%s/ips/%s", run->zone, run->ip[i]);
+        snprintf(what, sizeof(what), "IP %s", run->ip[i]);
+        if (delete_until_gone(api, path, what, poll_ms, &e2) < 0)
+            say(api, "warn", "⚠️ %s", e2.msg);
+    }
+    for (int i = 0; i < run->nvol; i++) {
+        pb_error e2 = PB_ERROR_INIT;
+        if (run->vol[i].block)
+            snprintf(path, sizeof(path), "/block/v1alpha1/zones/%s/volumes/%s", run->zone,
+                     run->vol[i].id);
+        else
+            snprintf(path, sizeof(path), "/instance/v1/zones/%s/volumes/%s", run->zone,
+                     run->vol[i].id);
+        snprintf(what, sizeof(what), "%s volume %s", run->vol[i].block ? "block" : "local",
+                 run->vol[i].id);
+        if (delete_until_gone(api, path, what, poll_ms, &e2) < 0)
+            say(api, "warn", "⚠️ %s", e2.msg);
+    }
+    /* verification: each one read back, and nothing listed under the run's tag */
+    pb_error ev = PB_ERROR_INIT;
+    if (run->server_id[0]) {
+        snprintf(path, sizeof(path), "/instance/v1/zones/%s/servers/%s", run->zone, run->server_id);
+        left += !gone(api, path, &ev);
+    }
+    for (int i = 0; i < run->nip; i++) {
+        snprintf(path, sizeof(path), "/instance/v1/zones/%s/ips/%s", run->zone, run->ip[i]);
+        left += !gone(api, path, &ev);
+    }
+    for (int i = 0; i < run->nvol; i++) {
+        if (run->vol[i].block)
+            snprintf(path, sizeof(path), "/block/v1alpha1/zones/%s/volumes/%s", run->zone,
+                     run->vol[i].id);
+        else
+            snprintf(path, sizeof(path), "/instance/v1/zones/%s/volumes/%s", run->zone,
+                     run->vol[i].id);
+        left += !gone(api, path, &ev);
+    }
+    if (run->run_id[0]) {
+        snprintf(path, sizeof(path), "/instance/v1/zones/%s/servers?tags=" PB_SCW_RUN_TAG "%s",
+                 run->zone, run->run_id);
+        int n = count_listed(api, path, "servers", &ev);
+        left += n != 0;
+        snprintf(path, sizeof(path), "/instance/v1/zones/%s/ips?tags=" PB_SCW_RUN_TAG "%s",
+                 run->zone, run->run_id);
+        n = count_listed(api, path, "ips", &ev);
+        left += n != 0;
+    }
+    if (left) {
+        error = pb_error_set(err, PB_ERROR,
+                             "Scaleway: %d resource(s) of run %s may be left in %s (server %s); "
+                             "`plexburst cloud reap` removes them%s%s",
+                             left, run->run_id, run->zone, run->server_id[0] ? run->server_id : "-",
+                             e.msg[0] ? ": " : "", e.msg);
+    } else {
+        if (run->record[0])
+            unlink(run->record);
+        say(api, "detail", "Scaleway: nothing of run %s is left in %s (verified)", run->run_id,
+            run->zone);
+    }
+    (void)first;
+    return error;
+}
+
+/* One tagged server of an earlier run: torn down when its owner is gone or its cap is past. */
+static int sweep_server(pb_scw_api *api, json_t *s, const char *zone, int dry_run, int poll_ms,
+                        unsigned *found, pb_error *err)
+{
+    pb_scw_run run;
+    memset(&run, 0, sizeof(run));
+    const char *owner = "";
+    double until = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(s, "tags"), i, t)
+    {
+        const char *v = json_string_value(t);
+        if (!v)
+            continue;
+        if (!strncmp(v, PB_SCW_RUN_TAG, strlen(PB_SCW_RUN_TAG)))
+            snprintf(run.run_id, sizeof(run.run_id), "%s", v + strlen(PB_SCW_RUN_TAG));
+        else if (!strncmp(v, PB_SCW_OWNER_TAG, strlen(PB_SCW_OWNER_TAG)))
+            owner = v + strlen(PB_SCW_OWNER_TAG);
+        else if (!strncmp(v, PB_SCW_UNTIL_TAG, strlen(PB_SCW_UNTIL_TAG)))
+            until = strtod(v + strlen(PB_SCW_UNTIL_TAG), NULL);
+    }
+    int alive = owner_alive(owner);
+    int past = until > 0 && pb_scw_now() > until;
+    if (alive == 1 || (alive < 0 && !past))
+        return 0;
+    snprintf(run.zone, sizeof(run.zone), "%s", zone);
+    snprintf(run.server_id, sizeof(run.server_id), "%s", jstr(json_object_get(s, "id"), ""));
+    pb_scw_run_note(&run, s);
+    (*found)++;
+    say(api, "info", "%s server %s (run %s, %s) in %s%s", dry_run ? "🔍 would remove" : "🔄 removing",
+        run.server_id, run.run_id[0] ? run.run_id : "?", jstr(json_object_get(s, "state"), "?"),
+        zone, past ? ", past its lifetime cap" : "");
+    if (dry_run)
+        return 0;
+    return pb_scw_run_teardown(api, &run, poll_ms, err);
+}
+
+int pb_scw_sweep(pb_scw_api *api, const char *dir, char zones[][32], size_t nzones, int dry_run,
+                 int poll_ms, unsigned *found, pb_error *err)
+{
+    int error = 0;
+    char path[PATH_MAX + 300];
+    *found = 0;
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
+            continue;
+        pb_scw_run run;
+        pb_error e = PB_ERROR_INIT;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if (pb_scw_run_load(&run, path, &e) < 0) {
+            say(api, "warn", "⚠️ %s", e.msg);
+            continue;
+        }
+        json_t *o = json_load_file(path, 0, NULL);
+        int alive = owner_alive(jstr(json_object_get(o, "owner"), ""));
+        json_decref(o);
+        if (alive == 1)
+            continue;
+        (*found)++;
+        say(api, "info", "%s what run %s left in %s (recorded: server %s, %d volume(s), %d IP(s))",
+            dry_run ? "🔍 would remove" : "🔄 removing", run.run_id, run.zone,
+            run.server_id[0] ? run.server_id : "-", run.nvol, run.nip);
+        if (!dry_run && (error = pb_scw_run_teardown(api, &run, poll_ms, err)) < 0)
+            break;
+    }
+    if (d)
+        closedir(d);
+    for (size_t z = 0; error == 0 && z < nzones; z++) {
+        pb_scw_resp r;
+        snprintf(path, sizeof(path),
+                 "/instance/v1/zones/%s/servers?tags=" PB_SCW_TAG "&per_page=100", zones[z]);
+        if ((error = pb_scw_api_ok(api, "GET", path, NULL, NULL, &r, "listing servers", err)) < 0)
+            break;
+        size_t i;
+        json_t *s;
+        json_array_foreach(json_object_get(r.json, "servers"), i, s)
+        {
+            if ((error = sweep_server(api, s, zones[z], dry_run, poll_ms, found, err)) < 0)
+                break;
+        }
+        pb_scw_resp_dispose(&r);
+        /* flexible IPs tagged ours and attached to nothing */
+        snprintf(path, sizeof(path), "/instance/v1/zones/%s/ips?tags=" PB_SCW_TAG "&per_page=100",
+                 zones[z]);
+        if (error == 0 &&
+            (error = pb_scw_api_ok(api, "GET", path, NULL, NULL, &r, "listing IPs", err)) == 0) {
+            json_t *ip;
+            json_array_foreach(json_object_get(r.json, "ips"), i, ip)
+            {
+                if (json_object_get(ip, "server") && !json_is_null(json_object_get(ip, "server")))
+                    continue;
+                const char *id = json_string_value(json_object_get(ip, "id"));
+                (*found)++;
+                say(api, "info", "%s IP %s in %s", dry_run ? "🔍 would remove" : "🔄 removing",
+                    id ? id : "?", zones[z]);
+                if (!dry_run && id) {
+                    snprintf(path, sizeof(path), "/instance/v1/zones/%s/ips/%s", zones[z], id);
+                    pb_scw_resp r2;
+                    if (pb_scw_api_call(api, "DELETE", path, NULL, NULL, &r2, err) == 0)
+                        pb_scw_resp_dispose(&r2);
+                }
+            }
+            pb_scw_resp_dispose(&r);
+        }
+    }
+    return error;
+}

@@ -1,0 +1,9 @@
+# Tests of the scaleway cloud (docs/scaleway.md) against the Scaleway API stand-in
+# (scripts/scaleway-test-server, node, replaying tests/scaleway/cassettes/), whose servers run a
+# real sshd on loopback. Skips without node or sshd. Labels: online (servers on loopback) and
+# integration.
+pb_add_test(NAME test_scaleway SOURCES test_scaleway.c LABELS online integration TIMEOUT 900)
+
+# The pieces without a server: the account (SCW_* over the scw config file and its profiles), the
+# per-run keys (checked with ssh-keygen when present), the cloud-init user data (parsed with libyaml).
+pb_add_test(NAME test_scaleway_units SOURCES test_scaleway_units.c LABELS unit TIMEOUT 120)
