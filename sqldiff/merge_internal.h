@@ -102,6 +102,7 @@ struct mtable {
     int64_t npending;        /* inserts waiting for a renumbered id */
     int has_csmax;           /* the changesets insert into this table */
     int64_t csmax;           /* the largest id they insert */
+    int64_t csmin;           /* the smallest id they insert (so far, in changeset order) */
     int has_refmax;          /* written values of the changesets reference this table */
     int64_t refmax;          /* the largest id they reference */
     int inserted;            /* rows inserted (sqlite_sequence maintenance) */

@@ -154,7 +154,10 @@ static int natkey_snapshot(mctx *c, mtable *t, const mnatkey *nk, char **from)
 }
 
 /* Looks the natural and same-row keys of `t` (deferred ones or the others) up in the live DB;
- * *same tells which kind matched. A same-row key never matches on a NULL. */
+ * *same tells which kind matched. A same-row key never matches on a NULL, nor a live row of the
+ * base: both sides number the rows they add past the base's, so a live row the home added has
+ * an id at least the smallest the changesets insert (they are in id order), and a base row a
+ * smaller one (the cloud's own rows of the same key stay apart, as the cloud has them). */
 static int natkey_match(mctx *c, mtable *t, int deferred, int64_t *live_id, int *found, int *same)
 {
     *found = *same = 0;
@@ -179,6 +182,8 @@ static int natkey_match(mctx *c, mtable *t, int deferred, int64_t *live_id, int 
             for (int j = 0; j < nk->ncols; j++)
                 sqlite3_str_appendf(s, "%s%s IS ?%d", j ? " AND " : "", t->qcols[nk->cols[j]],
                                     j + 1);
+            if (nk->same)
+                sqlite3_str_appendf(s, " AND %s >= ?%d", id, nk->ncols + 1);
             sqlite3_str_appendf(s, " ORDER BY %s LIMIT 1", id);
             char *sql = sqlite3_str_finish(s);
             sqlite3_free(snap);
@@ -189,6 +194,8 @@ static int natkey_match(mctx *c, mtable *t, int deferred, int64_t *live_id, int 
         }
         for (int j = 0; j < nk->ncols; j++)
             mval_bind(nk->st, j + 1, &c->newv[nk->cols[j]]);
+        if (nk->same)
+            sqlite3_bind_int64(nk->st, nk->ncols + 1, t->csmin);
         int rc = sqlite3_step(nk->st);
         if (rc == SQLITE_ROW) {
             *found = 1;
@@ -237,6 +244,8 @@ static int plan_insert(mctx *c, mtable *t)
     int kind = KIND_IDENT, found = 0, same = 0, error;
     if (!t->has_csmax || old > t->csmax)
         t->csmax = old;
+    if (!t->has_csmax || old < t->csmin)
+        t->csmin = old;
     t->has_csmax = 1;
     if ((error = same_sources(c, t, old)) ||
         (error = natkey_match(c, t, 0, &live_id, &found, &same)))

@@ -407,10 +407,13 @@ int pb_plex_guard_deletion(pb_plex_deletion_verdict *v, const pb_plex_section_re
  *     library_timeline_entries (an event log Plex prunes), stream_types (a fixed lookup table),
  *     media_provider_resources (online providers' resources, refreshed from plex.tv) and
  *     metadata_agent_provider* (the agent registry, rewritten at start-up).
- * Counting stays in SQLite: the changesets are streamed once (a DELETE record's section is looked
- * up by its id in the base), the base totals are count(*) queries, per table and, where a row
- * leads to a library section (its library_section_id, its metadata item's or its media item's, a
- * blob's media part or stream), per section.
+ * Counting stays in SQLite: the changesets are streamed (a DELETE record's section is looked up by
+ * its id in the base), the base totals are count(*) queries, per table and, where a row leads to a
+ * library section (its library_section_id, its metadata item's or its media item's, a blob's
+ * media part or stream), per section. A row deleted with the item or media it belongs to (the
+ * taggings, streams and blobs of a movie the cloud removed) is that item's deletion, which the
+ * items' own counts judge: only rows deleted while their owner stays count against their table.
+ * The deleted owners' ids are gathered first, in TEMP tables of the guard's connection.
  */
 
 static const char *const dg_unguarded[] = {"library_timeline_entries", "stream_types",
@@ -421,8 +424,9 @@ typedef struct dg_table {
     const char *schema, *name; /* the report's strings */
     uint64_t deleted, total;
     char *sec_expr;      /* SQL: the section of row `r` (sqlite3_malloc'd), NULL when none */
-    sqlite3_stmt *q_sec; /* the section of one base row by id */
+    sqlite3_stmt *q_sec; /* the section of one base row by id, and whether its owner goes too */
     int id_col;
+    uint64_t with_owner; /* deletions of rows whose item or media is deleted too */
 } dg_table;
 
 /* Deletions per (table, section). */
@@ -493,6 +497,95 @@ static char *dg_section_expr(sqlite3 *db, const char *schema, const char *t)
     return NULL;
 }
 
+/* stdio reader for sqlite3changeset_start_strm. */
+static int dg_read(void *payload, void *data, int *n)
+{
+    FILE *f = payload;
+    size_t got = fread(data, 1, (size_t)*n, f);
+    if (got == 0 && ferror(f))
+        return SQLITE_IOERR;
+    *n = (int)got;
+    return SQLITE_OK;
+}
+
+/* The SQL expression telling that row `r`'s owner (its metadata item, its media item, a blob's
+ * part or stream's media) is deleted too (temp.dg_gone_items / temp.dg_gone_media). */
+static char *dg_owner_gone_expr(sqlite3 *db, const char *schema, const char *t)
+{
+    if (strcmp(schema, "main") == 0) {
+        if (dg_has_col(db, schema, t, "metadata_item_id"))
+            return sqlite3_mprintf("r.metadata_item_id IN temp.dg_gone_items");
+        if (dg_has_col(db, schema, t, "media_item_id"))
+            return sqlite3_mprintf("r.media_item_id IN temp.dg_gone_media");
+        return sqlite3_mprintf("0");
+    }
+    if (strcmp(t, "blobs") == 0 && dg_has_col(db, schema, t, "linked_type"))
+        return sqlite3_mprintf(
+            "CASE r.linked_type WHEN 'media_part' THEN (SELECT p.media_item_id FROM "
+            "main.media_parts p WHERE p.id = r.linked_id) IN temp.dg_gone_media WHEN "
+            "'media_stream' THEN (SELECT ms.media_item_id FROM main.media_streams ms WHERE ms.id "
+            "= r.linked_id) IN temp.dg_gone_media ELSE 0 END");
+    return sqlite3_mprintf("0");
+}
+
+/* Fills temp.dg_gone_items and temp.dg_gone_media with the ids the main changeset deletes. */
+static int dg_gone(dg_state *s, const char *path)
+{
+    int error = 0, rc;
+    sqlite3_changeset_iter *it = NULL;
+    sqlite3_stmt *add[2] = {NULL, NULL};
+    static const char *const tabs[2] = {"metadata_items", "media_items"};
+    if (sqlite3_exec(s->db,
+                     "CREATE TEMP TABLE dg_gone_items(id INTEGER PRIMARY KEY);"
+                     "CREATE TEMP TABLE dg_gone_media(id INTEGER PRIMARY KEY);",
+                     NULL, NULL, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO temp.dg_gone_items VALUES(?1)", -1,
+                           &add[0], NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(s->db, "INSERT OR IGNORE INTO temp.dg_gone_media VALUES(?1)", -1,
+                           &add[1], NULL) != SQLITE_OK) {
+        error = dg_sqlerr(s, "gathering the deleted items");
+        goto done;
+    }
+    if (!path)
+        goto done;
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        error = pb_error_errno(s->err, "deletion guard: cannot read %s", path);
+        goto done;
+    }
+    if ((rc = sqlite3changeset_start_strm(&it, dg_read, f)) != SQLITE_OK)
+        error = pb_error_setd(s->err, PB_ECORRUPT, rc, "deletion guard: changeset %s: %s", path,
+                              sqlite3_errstr(rc));
+    while (!error && (rc = sqlite3changeset_next(it)) == SQLITE_ROW) {
+        const char *tab;
+        int ncol, op, indirect, k = -1;
+        sqlite3_value *idv = NULL;
+        if (sqlite3changeset_op(it, &tab, &ncol, &op, &indirect) != SQLITE_OK ||
+            op != SQLITE_DELETE)
+            continue;
+        for (int i = 0; i < 2; i++)
+            if (strcmp(tab, tabs[i]) == 0)
+                k = i;
+        /* Plex's id is the first column of both tables */
+        if (k < 0 || ncol < 1 || sqlite3changeset_old(it, 0, &idv) != SQLITE_OK || !idv)
+            continue;
+        sqlite3_bind_value(add[k], 1, idv);
+        if (sqlite3_step(add[k]) != SQLITE_DONE)
+            error = dg_sqlerr(s, "gathering the deleted items");
+        sqlite3_reset(add[k]);
+    }
+    if (!error && it && rc != SQLITE_DONE)
+        error = pb_error_setd(s->err, PB_ECORRUPT, rc, "deletion guard: changeset %s: %s", path,
+                              sqlite3_errstr(rc));
+    if (it)
+        sqlite3changeset_finalize(it);
+    fclose(f);
+done:
+    sqlite3_finalize(add[0]);
+    sqlite3_finalize(add[1]);
+    return error;
+}
+
 static int dg_cell_add(dg_state *s, size_t table, int64_t section, uint64_t deleted, uint64_t total)
 {
     for (size_t i = 0; i < s->ncells; i++)
@@ -523,17 +616,6 @@ static dg_table *dg_find(dg_state *s, const char *schema, const char *name, size
     return NULL;
 }
 
-/* stdio reader for sqlite3changeset_start_strm. */
-static int dg_read(void *payload, void *data, int *n)
-{
-    FILE *f = payload;
-    size_t got = fread(data, 1, (size_t)*n, f);
-    if (got == 0 && ferror(f))
-        return SQLITE_IOERR;
-    *n = (int)got;
-    return SQLITE_OK;
-}
-
 /* Streams one changeset: every DELETE of a table with a section expression counted against the
  * section its base row belongs to. */
 static int dg_walk(dg_state *s, const char *schema, const char *path)
@@ -560,14 +642,18 @@ static int dg_walk(dg_state *s, const char *schema, const char *path)
             sqlite3changeset_old(it, t->id_col, &idv) != SQLITE_OK || !idv)
             continue;
         int64_t sec = 0;
+        int owner_gone = 0;
         sqlite3_reset(t->q_sec);
         sqlite3_bind_value(t->q_sec, 1, idv);
-        if ((rc = sqlite3_step(t->q_sec)) == SQLITE_ROW)
+        if ((rc = sqlite3_step(t->q_sec)) == SQLITE_ROW) {
             sec = sqlite3_column_int64(t->q_sec, 0);
-        else if (rc != SQLITE_DONE)
+            owner_gone = sqlite3_column_int(t->q_sec, 1);
+        } else if (rc != SQLITE_DONE)
             error = dg_sqlerr(s, "reading the base DB");
         sqlite3_reset(t->q_sec);
-        if (!error && sec > 0)
+        if (owner_gone)
+            t->with_owner++;
+        else if (!error && sec > 0)
             error = dg_cell_add(s, idx, sec, 1, 0);
     }
     if (!error && rc != SQLITE_DONE)
@@ -647,9 +733,13 @@ static int dg_tables(dg_state *s, const pb_plex_report *r, int with_blobs, size_
         if (sqlite3_step(st) == SQLITE_ROW)
             t->id_col = sqlite3_column_int(st, 0);
         sqlite3_finalize(st);
-        sql = sqlite3_mprintf("SELECT coalesce(%s, 0) FROM \"%w\".\"%w\" r WHERE r.id = ?1",
-                              t->sec_expr, t->schema, t->name);
+        char *gone = dg_owner_gone_expr(s->db, t->schema, t->name);
+        sql = gone ? sqlite3_mprintf("SELECT coalesce(%s, 0), coalesce(%s, 0) FROM \"%w\".\"%w\" "
+                                     "r WHERE r.id = ?1",
+                                     t->sec_expr, gone, t->schema, t->name)
+                   : NULL;
         int rc = sql ? sqlite3_prepare_v2(s->db, sql, -1, &t->q_sec, NULL) : SQLITE_NOMEM;
+        sqlite3_free(gone);
         sqlite3_free(sql);
         if (rc != SQLITE_OK)
             return dg_sqlerr(s, t->name);
@@ -692,7 +782,15 @@ int pb_plex_guard_deletion_all(pb_plex_deletion_verdict *v, const pb_plex_deleti
             goto done;
         }
     }
-    if ((error = dg_tables(&s, r, in->blobs_base != NULL, &nwalk)) != 0)
+    if ((error = dg_gone(&s, in->main_cs)) != 0 ||
+        (error = dg_tables(&s, r, in->blobs_base != NULL, &nwalk)) != 0)
+        goto done;
+    /* the DELETE records, per section where the rows lead to one, apart from those whose owner
+     * goes with them */
+    if (nwalk && in->main_cs && (error = dg_walk(&s, "main", in->main_cs)) != 0)
+        goto done;
+    if (nwalk && in->blobs_cs && in->blobs_base &&
+        (error = dg_walk(&s, "blobs", in->blobs_cs)) != 0)
         goto done;
     /* per table: deletions against the base's rows */
     for (size_t i = 0; i < s.nt; i++) {
@@ -701,14 +799,8 @@ int pb_plex_guard_deletion_all(pb_plex_deletion_verdict *v, const pb_plex_deleti
                  sqlite3_mprintf("SELECT count(*) FROM \"%w\".\"%w\"", s.t[i].schema, s.t[i].name),
                  i, dg_row_count)) != 0)
             goto done;
-        dg_consider(v, 0, "", s.t[i].name, s.t[i].deleted, s.t[i].total, &have);
+        dg_consider(v, 0, "", s.t[i].name, s.t[i].deleted - s.t[i].with_owner, s.t[i].total, &have);
     }
-    /* per section, where the rows lead to one */
-    if (nwalk && in->main_cs && (error = dg_walk(&s, "main", in->main_cs)) != 0)
-        goto done;
-    if (nwalk && in->blobs_cs && in->blobs_base &&
-        (error = dg_walk(&s, "blobs", in->blobs_cs)) != 0)
-        goto done;
     for (size_t i = 0; i < s.nt; i++) {
         int any = 0;
         for (size_t k = 0; k < s.ncells; k++)

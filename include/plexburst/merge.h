@@ -135,8 +135,10 @@ typedef struct pb_merge_policy {
                         sqlite3_value *base, sqlite3_value *cloud, sqlite3_value *live, char **out,
                         size_t *out_n, void *payload);
     /**
-     * Version 3, optional: same-row keys. An INSERT whose values in a same key's columns equal a
-     * live row's (none of them NULL) is the same thing added on both sides since the base: it
+     * Version 3, optional: same-row keys. An INSERT whose values in a same key's columns equal
+     * those of a live row the home added since the base (none of them NULL; "added": its id is
+     * at least the smallest id the changesets insert into the table, as both sides number new
+     * rows past the base's) is the same thing added on both sides: it
      * maps onto that row as a natural key does (references follow; listed PB_RES_NATKEY, counted
      * natkey_mapped) and its values are then written into the row, per column: a value the cloud
      * leaves NULL or that the live row already holds changes nothing; over a live NULL the cloud's
