@@ -86,6 +86,13 @@ struct pb_runner {
     void *impl;
 };
 
+/** A runner's work, run in the detached monitor with its output fd; returns the exit status. */
+typedef int (*pb_runner_work_fn)(pb_runner *r, int logfd, void *arg);
+/** For the kinds (runner_command.c): takes the run's runner lock, opens its log and starts a
+ * detached monitor (its own session, so that a stop reaches the whole group) that runs `work`
+ * and records its status in the runner's files, which state, follow and stop read. */
+int pb_runner__spawn(pb_runner *r, pb_runner_work_fn work, void *arg, pb_error *err);
+
 extern const pb_runner_ops pb_runner_command_ops;
 extern const pb_runner_ops pb_runner_plex_ops;
 

@@ -135,9 +135,9 @@ static int cmd_state(pb_runner *r, int *status)
 }
 
 /* The monitor, after fork: its own session, nothing of its parent's (stdio, locks) kept; runs
- * the shell and records its status. Never returns. */
-static void monitor(pb_runner *r, const char *expanded, int lfd, int logfd, int ready,
-                    const char *stf)
+ * the work and records its status. Never returns. */
+static void monitor(pb_runner *r, int lfd, int logfd, int ready, const char *stf,
+                    pb_runner_work_fn work, void *arg)
 {
     const int keep[] = {lfd, logfd, ready};
     pb_proc_detach(keep, 3);
@@ -145,40 +145,17 @@ static void monitor(pb_runner *r, const char *expanded, int lfd, int logfd, int 
     if (write(ready, "1", 1) != 1)
         _exit(1);
     close(ready);
-    pid_t c = fork();
-    if (c == 0) {
-        signal(SIGHUP, SIG_DFL);
-        dup2(logfd, 1);
-        dup2(logfd, 2);
-        setenv("PLEX_DIR", r->plex_dir, 1);
-        setenv("PLEXBURST_PLEX_DIR", r->plex_dir, 1);
-        if (chdir(r->plex_dir) != 0)
-            _exit(126);
-        execl("/bin/sh", "sh", "-c", expanded, (char *)NULL);
-        _exit(127);
-    }
-    int ws = 0, status = 127;
-    if (c > 0) {
-        while (waitpid(c, &ws, 0) < 0 && errno == EINTR)
-            ;
-        status = WIFEXITED(ws) ? WEXITSTATUS(ws) : WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : -1;
-    }
+    int status = work(r, logfd, arg);
     char text[64];
     snprintf(text, sizeof(text), "{\"status\": %d}\n", status);
     write_atomic(stf, text);
     _exit(0);
 }
 
-static int cmd_start(pb_runner *r, const char *spec, char *shown, size_t cap, pb_error *err)
+int pb_runner__spawn(pb_runner *r, pb_runner_work_fn work, void *arg, pb_error *err)
 {
     int error = 0, lfd = -1, logfd = -1, ready[2] = {-1, -1};
-    char *expanded = NULL;
     char lock[PATH_MAX + 96], log[PATH_MAX + 96], stf[PATH_MAX + 96], pidf[PATH_MAX + 96];
-    if (!spec || !*spec)
-        return pb_error_set(err, PB_EINVALID, "runner: no command");
-    if ((error = pb_runner_expand(&expanded, spec, r->plex_dir, r->mkplex, err)) < 0)
-        return error;
-    pb_runner_redact(shown, cap, expanded);
     runner_path(r, lock, sizeof(lock), "lock");
     runner_path(r, log, sizeof(log), "log");
     runner_path(r, stf, sizeof(stf), "json");
@@ -201,6 +178,7 @@ static int cmd_start(pb_runner *r, const char *spec, char *shown, size_t cap, pb
         error = pb_error_errno(err, "runner: pipe");
         goto done;
     }
+    fflush(NULL);
     r->child = fork();
     if (r->child < 0) {
         r->child = 0;
@@ -208,7 +186,7 @@ static int cmd_start(pb_runner *r, const char *spec, char *shown, size_t cap, pb
         goto done;
     }
     if (r->child == 0)
-        monitor(r, expanded, lfd, logfd, ready[1], stf);
+        monitor(r, lfd, logfd, ready[1], stf, work, arg);
     close(ready[1]);
     ready[1] = -1;
     char one;
@@ -218,7 +196,6 @@ static int cmd_start(pb_runner *r, const char *spec, char *shown, size_t cap, pb
     snprintf(text, sizeof(text), "%ld\n", (long)r->child);
     write_atomic(pidf, text);
 done:
-    free(expanded);
     for (int i = 0; i < 2; i++)
         if (ready[i] >= 0)
             close(ready[i]);
@@ -226,6 +203,45 @@ done:
         close(logfd);
     if (lfd >= 0)
         close(lfd); /* the monitor holds the lock now */
+    return error;
+}
+
+/* The command runner's work, in the monitor: the shell line in the Plex dir, its output into
+ * the log; its exit status (128+N when killed by signal N). */
+static int cmd_work(pb_runner *r, int logfd, void *arg)
+{
+    const char *expanded = arg;
+    pid_t c = fork();
+    if (c == 0) {
+        signal(SIGHUP, SIG_DFL);
+        dup2(logfd, 1);
+        dup2(logfd, 2);
+        setenv("PLEX_DIR", r->plex_dir, 1);
+        setenv("PLEXBURST_PLEX_DIR", r->plex_dir, 1);
+        if (chdir(r->plex_dir) != 0)
+            _exit(126);
+        execl("/bin/sh", "sh", "-c", expanded, (char *)NULL);
+        _exit(127);
+    }
+    int ws = 0;
+    if (c < 0)
+        return 127;
+    while (waitpid(c, &ws, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(ws) ? WEXITSTATUS(ws) : WIFSIGNALED(ws) ? 128 + WTERMSIG(ws) : -1;
+}
+
+static int cmd_start(pb_runner *r, const char *spec, char *shown, size_t cap, pb_error *err)
+{
+    char *expanded = NULL;
+    if (!spec || !*spec)
+        return pb_error_set(err, PB_EINVALID, "runner: no command");
+    int error = pb_runner_expand(&expanded, spec, r->plex_dir, r->mkplex, err);
+    if (error < 0)
+        return error;
+    pb_runner_redact(shown, cap, expanded);
+    error = pb_runner__spawn(r, cmd_work, expanded, err);
+    free(expanded);
     return error;
 }
 

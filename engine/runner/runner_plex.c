@@ -459,38 +459,11 @@ done:
     return error;
 }
 
-/* ---------------------------------------------------------------------------------------- */
-/* The detached monitor (the command runner's files and conventions)                           */
-
-static void runner_path(pb_runner *r, char *out, size_t cap, const char *ext)
+/* The plex runner's work, in the detached monitor (pb_runner__spawn): one night, its lines in
+ * the log; 0, 1, or 128+SIGTERM when stopped. */
+static int plex_work(pb_runner *r, int logfd, void *arg)
 {
-    snprintf(out, cap, "%s/runner-%s.%s", r->state_dir, r->run_id, ext);
-}
-
-static int write_atomic(const char *path, const char *text)
-{
-    char tmp[PATH_MAX + 220];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -1;
-    size_t n = strlen(text);
-    int ok = write(fd, text, n) == (ssize_t)n && fsync(fd) == 0;
-    close(fd);
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
-}
-
-static void monitor(pb_runner *r, int lfd, int logfd, int ready, const char *stf)
-{
-    const int keep[] = {lfd, logfd, ready};
-    pb_proc_detach(keep, 3);
-    if (write(ready, "1", 1) != 1)
-        _exit(1);
-    close(ready);
+    (void)arg;
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
     sa.sa_handler = on_term;
@@ -499,76 +472,22 @@ static void monitor(pb_runner *r, int lfd, int logfd, int ready, const char *stf
     dup2(logfd, 1);
     dup2(logfd, 2);
     FILE *log = fdopen(logfd, "a");
-    int status = 1;
-    if (log && chdir(r->plex_dir) == 0) {
-        pb_error err = PB_ERROR_INIT;
-        curl_global_init(CURL_GLOBAL_DEFAULT);
-        int error = night(r, log, &err);
-        if (error)
-            pb_runner_plex_say(log, "❌ %s", err.msg[0] ? err.msg : pb_strerror(error));
-        status = error ? (cancelled ? 128 + SIGTERM : 1) : 0;
-        fflush(log);
-    }
-    char text[64];
-    snprintf(text, sizeof(text), "{\"status\": %d}\n", status);
-    write_atomic(stf, text);
-    _exit(0);
+    if (!log || chdir(r->plex_dir) != 0)
+        return 1;
+    pb_error err = PB_ERROR_INIT;
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    int error = night(r, log, &err);
+    if (error)
+        pb_runner_plex_say(log, "❌ %s", err.msg[0] ? err.msg : pb_strerror(error));
+    fflush(log);
+    return error ? (cancelled ? 128 + SIGTERM : 1) : 0;
 }
 
 static int plex_start(pb_runner *r, const char *spec, char *shown, size_t cap, pb_error *err)
 {
-    int error = 0, lfd = -1, logfd = -1, ready[2] = {-1, -1};
-    char lock[PATH_MAX + 96], log[PATH_MAX + 96], stf[PATH_MAX + 96], pidf[PATH_MAX + 96];
     (void)spec;
     snprintf(shown, cap, "plex (the cloud's Plex Media Server over HTTP)");
-    runner_path(r, lock, sizeof(lock), "lock");
-    runner_path(r, log, sizeof(log), "log");
-    runner_path(r, stf, sizeof(stf), "json");
-    runner_path(r, pidf, sizeof(pidf), "pid");
-    unlink(stf);
-    if ((lfd = open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0) {
-        error = pb_error_errno(err, "runner: cannot open %s", lock);
-        goto done;
-    }
-    if (flock(lfd, LOCK_EX | LOCK_NB) != 0) {
-        error =
-            pb_error_set(err, PB_EBUSY, "runner: the runner of run %s works already", r->run_id);
-        goto done;
-    }
-    if ((logfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0) {
-        error = pb_error_errno(err, "runner: cannot open %s", log);
-        goto done;
-    }
-    if (pipe(ready) != 0) {
-        error = pb_error_errno(err, "runner: pipe");
-        goto done;
-    }
-    fflush(NULL);
-    r->child = fork();
-    if (r->child < 0) {
-        r->child = 0;
-        error = pb_error_errno(err, "runner: fork");
-        goto done;
-    }
-    if (r->child == 0)
-        monitor(r, lfd, logfd, ready[1], stf);
-    close(ready[1]);
-    ready[1] = -1;
-    char one;
-    while (read(ready[0], &one, 1) < 0 && errno == EINTR)
-        ;
-    char text[32];
-    snprintf(text, sizeof(text), "%ld\n", (long)r->child);
-    write_atomic(pidf, text);
-done:
-    for (int i = 0; i < 2; i++)
-        if (ready[i] >= 0)
-            close(ready[i]);
-    if (logfd >= 0)
-        close(logfd);
-    if (lfd >= 0)
-        close(lfd);
-    return error;
+    return pb_runner__spawn(r, plex_work, NULL, err);
 }
 
 static int plex_state(pb_runner *r, int *status)
