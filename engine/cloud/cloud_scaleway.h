@@ -82,6 +82,8 @@ void pb_scw_resp_dispose(pb_scw_resp *r);
 
 int pb_scw_api_init(pb_scw_api *api, const pb_scw_account *acct, pb_error *err);
 void pb_scw_api_dispose(pb_scw_api *api);
+/** A line through the account's log hook (none: nothing), `level` "info", "warn", ... */
+void pb_scw_say(pb_scw_api *api, const char *level, const char *fmt, ...) PB_PRINTF(3, 4);
 
 /**
  * One request to `<api_url><path>` with the X-Auth-Token, a JSON body (`json`, may be NULL) or a

@@ -105,8 +105,7 @@ static size_t on_body(char *p, size_t size, size_t n, void *payload)
     return pb_buf_put(payload, p, size * n, &e) < 0 ? 0 : size * n;
 }
 
-static void say(pb_scw_api *api, const char *level, const char *fmt, ...) PB_PRINTF(3, 4);
-static void say(pb_scw_api *api, const char *level, const char *fmt, ...)
+void pb_scw_say(pb_scw_api *api, const char *level, const char *fmt, ...)
 {
     char line[768];
     va_list ap;
@@ -192,7 +191,8 @@ int pb_scw_api_call(pb_scw_api *api, const char *method, const char *path, json_
             cap = api->backoff_max_ms;
         int ms = 50 + (int)(rnd() % (unsigned)cap);
         api->retries++;
-        say(api, "detail", "Scaleway API %s %s: %s, retrying in %d ms", method, path, why, ms);
+        pb_scw_say(api, "detail", "Scaleway API %s %s: %s, retrying in %d ms", method, path, why,
+                   ms);
         if ((error = nap(ms, api->cancel, api->cancel_payload, err)) < 0)
             goto done;
     }

@@ -154,19 +154,6 @@ void pb_scw_run_note(pb_scw_run *run, json_t *server)
     add_ip(run, json_string_value(json_object_get(json_object_get(server, "public_ip"), "id")));
 }
 
-static void say(pb_scw_api *api, const char *level, const char *fmt, ...) PB_PRINTF(3, 4);
-static void say(pb_scw_api *api, const char *level, const char *fmt, ...)
-{
-    char line[768];
-    va_list ap;
-    if (!api->log)
-        return;
-    va_start(ap, fmt);
-    vsnprintf(line, sizeof(line), fmt, ap);
-    va_end(ap);
-    api->log(api->log_payload, level, line);
-}
-
 /* The server gone: terminate when running, DELETE when stopped, polled until a 404. */
 static int server_gone(pb_scw_api *api, pb_scw_run *run, int poll_ms, pb_error *err)
 {
@@ -204,14 +191,15 @@ static int server_gone(pb_scw_api *api, pb_scw_run *run, int poll_ms, pb_error *
             if (r.status == 202 || r.status == 200) {
                 asked = 1;
                 run->stopped = pb_scw_now();
-                say(api, "detail", "server %s: terminate accepted", run->server_id);
+                pb_scw_say(api, "detail", "server %s: terminate accepted", run->server_id);
             } else if (r.status != 409 && r.status != 412 && r.status != 404) {
                 error = pb_error_set(err, PB_ERROR, "Scaleway API: terminate %s: HTTP %ld %s %s",
                                      run->server_id, r.status, r.type, r.message);
                 pb_scw_resp_dispose(&r);
                 return error;
             } else if (r.status == 409) {
-                say(api, "detail", "server %s: %s on terminate, retrying", run->server_id, r.type);
+                pb_scw_say(api, "detail", "server %s: %s on terminate, retrying", run->server_id,
+                           r.type);
             }
             pb_scw_resp_dispose(&r);
         } else if (!strcmp(st, "stopped") || !strcmp(st, "stopped in place")) {
@@ -223,7 +211,7 @@ static int server_gone(pb_scw_api *api, pb_scw_run *run, int poll_ms, pb_error *
             if (status == 204 || status == 404) {
                 if (!run->stopped)
                     run->stopped = pb_scw_now();
-                say(api, "detail", "server %s (stopped): deleted", run->server_id);
+                pb_scw_say(api, "detail", "server %s (stopped): deleted", run->server_id);
                 return 0;
             }
         }
@@ -292,13 +280,13 @@ int pb_scw_run_teardown(pb_scw_api *api, pb_scw_run *run, int poll_ms, pb_error 
     char path[512], what[160];
     pb_error e = PB_ERROR_INIT;
     if (run->server_id[0] && (first = server_gone(api, run, poll_ms, &e)) < 0)
-        say(api, "warn", "⚠️ %s", e.msg);
+        pb_scw_say(api, "warn", "⚠️ %s", e.msg);
     for (int i = 0; i < run->nip; i++) {
         pb_error e2 = PB_ERROR_INIT;
         snprintf(path, sizeof(path), "/instance/v1/zones/%s/ips/%s", run->zone, run->ip[i]);
         snprintf(what, sizeof(what), "IP %s", run->ip[i]);
         if (delete_until_gone(api, path, what, poll_ms, &e2) < 0)
-            say(api, "warn", "⚠️ %s", e2.msg);
+            pb_scw_say(api, "warn", "⚠️ %s", e2.msg);
     }
     for (int i = 0; i < run->nvol; i++) {
         pb_error e2 = PB_ERROR_INIT;
@@ -311,7 +299,7 @@ int pb_scw_run_teardown(pb_scw_api *api, pb_scw_run *run, int poll_ms, pb_error 
         snprintf(what, sizeof(what), "%s volume %s", run->vol[i].block ? "block" : "local",
                  run->vol[i].id);
         if (delete_until_gone(api, path, what, poll_ms, &e2) < 0)
-            say(api, "warn", "⚠️ %s", e2.msg);
+            pb_scw_say(api, "warn", "⚠️ %s", e2.msg);
     }
     /* verification: each one read back, and nothing listed under the run's tag */
     pb_error ev = PB_ERROR_INIT;
@@ -351,8 +339,8 @@ int pb_scw_run_teardown(pb_scw_api *api, pb_scw_run *run, int poll_ms, pb_error 
     } else {
         if (run->record[0])
             unlink(run->record);
-        say(api, "detail", "Scaleway: nothing of run %s is left in %s (verified)", run->run_id,
-            run->zone);
+        pb_scw_say(api, "detail", "Scaleway: nothing of run %s is left in %s (verified)",
+                   run->run_id, run->zone);
     }
     (void)first;
     return error;
@@ -388,9 +376,10 @@ static int sweep_server(pb_scw_api *api, json_t *s, const char *zone, int dry_ru
     snprintf(run.server_id, sizeof(run.server_id), "%s", jstr(json_object_get(s, "id"), ""));
     pb_scw_run_note(&run, s);
     (*found)++;
-    say(api, "info", "%s server %s (run %s, %s) in %s%s", dry_run ? "🔍 would remove" : "🔄 removing",
-        run.server_id, run.run_id[0] ? run.run_id : "?", jstr(json_object_get(s, "state"), "?"),
-        zone, past ? ", past its lifetime cap" : "");
+    pb_scw_say(api, "info", "%s server %s (run %s, %s) in %s%s",
+               dry_run ? "🔍 would remove" : "🔄 removing", run.server_id,
+               run.run_id[0] ? run.run_id : "?", jstr(json_object_get(s, "state"), "?"), zone,
+               past ? ", past its lifetime cap" : "");
     if (dry_run)
         return 0;
     return pb_scw_run_teardown(api, &run, poll_ms, err);
@@ -412,7 +401,7 @@ int pb_scw_sweep(pb_scw_api *api, const char *dir, char zones[][32], size_t nzon
         pb_error e = PB_ERROR_INIT;
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         if (pb_scw_run_load(&run, path, &e) < 0) {
-            say(api, "warn", "⚠️ %s", e.msg);
+            pb_scw_say(api, "warn", "⚠️ %s", e.msg);
             continue;
         }
         json_t *o = json_load_file(path, 0, NULL);
@@ -421,9 +410,10 @@ int pb_scw_sweep(pb_scw_api *api, const char *dir, char zones[][32], size_t nzon
         if (alive == 1)
             continue;
         (*found)++;
-        say(api, "info", "%s what run %s left in %s (recorded: server %s, %d volume(s), %d IP(s))",
-            dry_run ? "🔍 would remove" : "🔄 removing", run.run_id, run.zone,
-            run.server_id[0] ? run.server_id : "-", run.nvol, run.nip);
+        pb_scw_say(api, "info",
+                   "%s what run %s left in %s (recorded: server %s, %d volume(s), %d IP(s))",
+                   dry_run ? "🔍 would remove" : "🔄 removing", run.run_id, run.zone,
+                   run.server_id[0] ? run.server_id : "-", run.nvol, run.nip);
         if (!dry_run && (error = pb_scw_run_teardown(api, &run, poll_ms, err)) < 0)
             break;
     }
@@ -455,8 +445,8 @@ int pb_scw_sweep(pb_scw_api *api, const char *dir, char zones[][32], size_t nzon
                     continue;
                 const char *id = json_string_value(json_object_get(ip, "id"));
                 (*found)++;
-                say(api, "info", "%s IP %s in %s", dry_run ? "🔍 would remove" : "🔄 removing",
-                    id ? id : "?", zones[z]);
+                pb_scw_say(api, "info", "%s IP %s in %s", dry_run ? "🔍 would remove" : "🔄 removing",
+                           id ? id : "?", zones[z]);
                 if (!dry_run && id) {
                     snprintf(path, sizeof(path), "/instance/v1/zones/%s/ips/%s", zones[z], id);
                     pb_scw_resp r2;

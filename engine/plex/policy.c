@@ -581,6 +581,14 @@ static int add_ref(pb_plex_policy *p, const char *schema, const char *table, con
     return 0;
 }
 
+const char *pb_plex_ref_alias(const char *table, const char *column)
+{
+    for (size_t i = 0; i < sizeof(ref_aliases) / sizeof(ref_aliases[0]); i++)
+        if (strcmp(ref_aliases[i].column, column) == 0)
+            return ref_aliases[i].target ? ref_aliases[i].target : table;
+    return NULL;
+}
+
 /* The library table with an integer PK that `column` of `t` references, or NULL. */
 static const pp_table *ref_target(const pb_plex_policy *p, const pp_table *t, const char *column)
 {
@@ -589,12 +597,11 @@ static const pp_table *ref_target(const pb_plex_policy *p, const pp_table *t, co
 
     if (in_list(ref_ignored, column))
         return NULL;
-    for (size_t i = 0; i < sizeof(ref_aliases) / sizeof(ref_aliases[0]); i++)
-        if (strcmp(ref_aliases[i].column, column) == 0) {
-            const pp_table *tt =
-                find_table(p, t->schema, ref_aliases[i].target ? ref_aliases[i].target : t->name);
-            return tt && tt->cls == PB_CLASS_LIBRARY && tt->ipk ? tt : NULL;
-        }
+    const char *alias = pb_plex_ref_alias(t->name, column);
+    if (alias) {
+        const pp_table *tt = find_table(p, t->schema, alias);
+        return tt && tt->cls == PB_CLASS_LIBRARY && tt->ipk ? tt : NULL;
+    }
     if (n <= 3 || n >= sizeof(stem) || strcmp(column + n - 3, "_id") != 0)
         return NULL;
     memcpy(stem, column, n - 3);

@@ -20,6 +20,9 @@ typedef struct pb_plex_policy pb_plex_policy;
  * plexburst knows, in which case the safe default PB_CLASS_USER (home wins) is returned.
  */
 int pb_plex_class_by_name(const char *table, int *known);
+/** The table a reference column whose target is not its name's stem points at (`table` itself
+ * for a tree column such as parent_id), or NULL when `column` is no such alias. */
+const char *pb_plex_ref_alias(const char *table, const char *column);
 
 /**
  * Reads `sqlite_master` and the table shapes of each schema in `schemas` ("main", "blobs", ...

@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "carry_int.h"
+#include "policy.h"
 
 #define MAX_SQL (1u << 20)
 
@@ -114,27 +115,11 @@ int pb_run__carry_maps(sqlite3 *c, pb_error *err)
 
 const char *pb_run__carry_ref(const char *table, const char *column)
 {
-    static const struct {
-        const char *column, *target;
-    } alias[] = {
-        {"playlist_id", "metadata_items"},
-        {"related_metadata_item_id", "metadata_items"},
-        {"target_metadata_item_id", "metadata_items"},
-        {"target_library_section_id", "library_sections"},
-        {"target_section_location_id", "section_locations"},
-        {"target_tag_id", "tags"},
-        {"selected_audio_stream_id", "media_streams"},
-        {"selected_subtitle_stream_id", "media_streams"},
-        {"selected_media_id", "media_items"},
-        {"version_media_id", "media_items"},
-    };
     char stem[128];
     size_t n = strlen(column);
-    if (strcmp(column, "parent_id") == 0) /* a tree inside the table itself */
-        column = table, n = 0;
-    for (size_t i = 0; i < sizeof(alias) / sizeof(alias[0]); i++)
-        if (strcmp(alias[i].column, column) == 0)
-            return alias[i].target;
+    const char *alias = pb_plex_ref_alias(table, column); /* the policy's, parent_id included */
+    if (alias)
+        column = alias, n = 0;
     if (n) {
         if (n <= 3 || n >= sizeof(stem) - 1 || strcmp(column + n - 3, "_id") != 0)
             return NULL;
