@@ -52,7 +52,7 @@ static const plexdb_opt k_opts[] = {
      "path_mappings.json: {\"mappings\": {\"/cloud\": \"/home\"}}"},
     {"max-delete-pct", CLI_OPT_DOUBLE, A(max_pct), "P",
      "deletion guard threshold reported (default 5)",
-     "refuse deleting more than P % of a section's items or parts (default 5)"},
+     "refuse deleting more than P % of a library table's rows, whole or per section (default 5)"},
     {"dry-run", CLI_OPT_FLAG, A(dry_run), NULL, NULL,
      "decide and report everything, write nothing"},
     {"json", CLI_OPT_FLAG, A(json), NULL, "print one JSON object (docs/cli.md)",
