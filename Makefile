@@ -1,13 +1,13 @@
 # plexburst: the two set-up commands of the README.
 #   make test   installs missing dependencies, builds, and runs every test (ctest)
 #   make demo   installs missing dependencies, builds, and runs the demo on the embedded default
-# Other targets: build, bench, format, format-check, clean.
+# Other targets: build, bench, fuzz (scripts/fuzz), format, format-check, clean.
 
 BUILD ?= build
 JOBS  ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench format format-check clean
+.PHONY: all deps build test demo bench fuzz format format-check clean
 
 all: build
 
@@ -28,6 +28,9 @@ demo: build
 
 bench: build
 	@bench/run $(BUILD)
+
+fuzz:
+	@scripts/fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

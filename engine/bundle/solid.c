@@ -310,13 +310,15 @@ static int dec_sink(void *payload, const void *data, size_t n, pb_error *err)
     return error;
 }
 
-/* The bundle writer's refusal of what the stream says (a record whose content does not match
- * its size or hash, a record out of place) is the stream's corruption, said as such; other
- * errors (I/O, memory) pass as they are. */
+/* The bundle writer's refusal of what the stream says (a header it will not write, a record
+ * whose content does not match its size or hash, a record out of place) is the stream's corruption,
+ * said as such; other errors (I/O, memory) pass as they are. */
 static int from_writer(const decoder *d, int rc, const pb_error *mine, pb_error *err)
 {
     if (rc >= 0)
         return rc;
+    if ((rc == PB_ECONFLICT || rc == PB_EINVALID) && d->state == D_HEADER)
+        return pb_error_set(err, PB_ECORRUPT, "solid: header: %s", mine->msg);
     if (rc == PB_ECONFLICT || rc == PB_EINVALID)
         return pb_error_set(err, PB_ECORRUPT, "solid: record %llu: %s",
                             (unsigned long long)(d->i ? d->i - 1 : 0), mine->msg);
@@ -358,8 +360,10 @@ static int dec_step(decoder *d, pb_error *err)
     switch (d->state) {
     case D_HEADER:
         memset(&h, 0, sizeof(h));
-        if ((error = decode_header(d->z, &h, d->solid, err)) < 0 ||
-            (error = pb_bundle__writer_new(&d->w, &h, d->level, dec_sink, d, err)) < 0)
+        if ((error = decode_header(d->z, &h, d->solid, err)) < 0)
+            return error;
+        if ((error = from_writer(d, pb_bundle__writer_new(&d->w, &h, d->level, dec_sink, d, &mine),
+                                 &mine, err)) < 0)
             return error;
         d->state = D_RECORD;
         return 0;
