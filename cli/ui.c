@@ -89,7 +89,7 @@ static int store_value(const char *cmd, const cli_opt *o, const char *val)
     double lo, hi, v;
     opt_range(o->name, &lo, &hi);
     if (pb_number_parse(&v, val, o->type == CLI_OPT_INT, lo, hi) < 0) {
-        cli_usage_error(cmd, "option --%s needs a decimal %s in %g..%g, not '%s'", o->name,
+        cli_usage_error(cmd, "option --%s needs a decimal %s in %.15g..%.15g, not '%s'", o->name,
                         o->type == CLI_OPT_INT ? "whole number" : "number", lo, hi, val);
         return -1;
     }
