@@ -3,6 +3,9 @@
 # the systemd units, the example configuration (a conffile), the docs, and the dependencies of
 # the binary with the versions dpkg-shlibdeps finds on Debian 12.
 # Included by the top-level CMakeLists.txt after cli/. mkplex and the test tools are not installed.
+# `cpack` (and `make install`) install what is built without building the whole tree (tests
+# included) first: the top-level `make package` builds the binary and its files, then runs cpack.
+set(CMAKE_SKIP_INSTALL_ALL_DEPENDENCY ON)
 set(PB_SYSCONF_DIR "/etc" CACHE PATH "Where /etc/plexburst/plexburst.env goes")
 set(PB_SYSTEMD_UNIT_DIR "/lib/systemd/system" CACHE PATH "Where the systemd units go")
 set(PB_DOC_DIR ${CMAKE_INSTALL_DATADIR}/doc/plexburst)
