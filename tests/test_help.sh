@@ -34,14 +34,14 @@ for c in $cmds; do
   opts=$(sed -n '/^options:$/,/^$/p' "$tmp/$c.txt" | grep -o '^ *\(-[a-z], \)\?--[a-z0-9-]*' |
     grep -o -- '--[a-z0-9-]*$' | grep -vx -- --help)
   [ -n "$opts" ] || fail "$c --help lists no option"
+  # the command's part of each generated file, once (the man page: from its .SS to the next)
+  man=$(sed -n "/^\.SS \"plexburst $c\"\$/,/^\.S[SH] /p" "$G/plexburst.1" | sed 's/\\-/-/g')
+  bash_part=$(sed -n "/^    $c)/,/;;/p" "$G/plexburst.bash")
+  zsh_part=$(sed -n "/^    $c)/,/;;/p" "$G/_plexburst")
   for o in $opts; do
-    name=${o#--}
-    grep -q "^\\\\fB\\\\-\\\\-${name//-/\\\\-}\\\\fR\|\\\\fB\\\\-\\\\-${name//-/\\\\-}\\\\fR" \
-      "$G/plexburst.1" || fail "the man page lacks $c $o"
-    sed -n "/^    $c)/,/;;/p" "$G/plexburst.bash" | grep -q -- " $o\b" ||
-      fail "the bash completion lacks $c $o"
-    sed -n "/^    $c)/,/;;/p" "$G/_plexburst" | grep -q -- "$o[=\[}]" ||
-      fail "the zsh completion lacks $c $o"
+    [[ $man == *"\fB$o\fR"* ]] || fail "the man page lacks $c $o"
+    [[ " $bash_part " =~ [\ \'=]$o[\ \'] ]] || fail "the bash completion lacks $c $o"
+    [[ $zsh_part =~ $o[=\[}] ]] || fail "the zsh completion lacks $c $o"
   done
   echo "$c: $(wc -w <<<"$opts") options, $n examples, ${w} columns"
 done
