@@ -26,8 +26,15 @@ typedef struct cli_cmd {
     const char *summary;
 } cli_cmd;
 
-/* Declarative options: one table per command drives parsing and --help. */
+/* Declarative options: one table per command drives parsing (getopt_long), --help, the man page
+ * and the shell completions (help.c). Rows may stop after `help`: the fields after it default to
+ * 0 (the CLI builds with -Wno-missing-field-initializers for that). */
 typedef enum { CLI_OPT_FLAG, CLI_OPT_STRING, CLI_OPT_INT, CLI_OPT_DOUBLE } cli_opt_type;
+
+/* cli_opt.flags */
+#define CLI_OPT_REPEAT                                                                             \
+    1u                   /* may be given more than once (the last wins); else a repeat is refused */
+#define CLI_OPT_NOENV 2u /* no PLEXBURST_* setting sets this option, whatever its name */
 
 typedef struct cli_opt {
     const char *name; /* long name without dashes, e.g. "plex-dir" */
@@ -35,15 +42,42 @@ typedef struct cli_opt {
     void *value;     /* int* for FLAG/INT, const char** for STRING, double* for DOUBLE */
     const char *arg; /* argument name shown in --help, e.g. "DIR" */
     const char *help;
+    int short_name; /* a one-letter alias ('o': -o); 0: the usual one of the name (ui.c), if any */
+    unsigned flags; /* CLI_OPT_* above */
 } cli_opt;
 
 /**
- * Parses argv (after the command name) against `opts`; positional arguments are collected in
- * `pos` (up to `max_pos`, count in *npos; pos may be NULL when none are accepted). Prints the
- * command's help and returns 1 on --help; prints a usage error and returns -1 on bad usage.
+ * Parses argv (after the command name) against `opts` with getopt_long: --name VALUE,
+ * --name=VALUE, short aliases (-o FILE), `--` ends the options; abbreviations and repeats (unless
+ * CLI_OPT_REPEAT) are refused; numbers go through pb_number_parse (range checked). Positional
+ * arguments are collected in `pos` (up to `max_pos`, count in *npos; pos may be NULL when none
+ * are accepted); argv may be reordered (options first). Prints the command's help and returns 1
+ * on --help or -h (the help's examples and environment names follow when the command returns:
+ * cli_help_finish); prints a usage error and returns -1 on bad usage.
  */
 int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc, char **argv,
               char **pos, int max_pos, int *npos);
+
+/* Help that teaches (help.c): examples and environment names after each command's --help, the
+ * man page and the bash and zsh completions, generated from the tables cli_parse reads. */
+/** Prints the rest of a --help that cli_parse started (its examples and the environment names
+ * of its options); nothing when no help was asked for. main() calls it after each command. */
+void cli_help_finish(void);
+/** The help of `cmd` after its usage line: the options, wrapped to 100 columns (ui.c's
+ * cli_parse prints it; help.c keeps what the rest needs). */
+void cli_help_print(const char *cmd, const char *usage, const cli_opt *opts);
+/** 1 while cli_generate() collects the tables: cli_parse records them and returns 1. */
+int cli_help_collecting(void);
+/** Records one command's table while collecting (called by cli_parse). */
+void cli_help_collect(const char *cmd, const char *usage, const cli_opt *opts);
+/** `plexburst __generate DIR`: runs every command of `cmds` to collect its table, then writes
+ * DIR/plexburst.1, DIR/plexburst.bash, DIR/_plexburst (zsh) and DIR/plexburst.env (every
+ * setting, commented out); 0 or CLI_EXIT_ERROR. */
+int cli_generate(const cli_cmd *cmds, const char *dir);
+/** The PLEXBURST_* setting that also sets option `name` of command `cmd`, or NULL (into buf). */
+const char *cli_help_env(const char *cmd, const cli_opt *o, char *buf, size_t cap);
+/** The short alias of `o` (its own, else the usual one of its name), or 0. */
+int cli_opt_short(const cli_opt *o);
 
 /**
  * Completes or rolls back an interrupted apply of the Plex data dir `plex_dir` (state dir

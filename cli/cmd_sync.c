@@ -22,8 +22,8 @@ int cmd_sync(int argc, char **argv)
 {
     return rv_command(
         PB_RUN_SYNC, "sync", SYNC_USAGE,
-        "\nexit codes: 0 ok, 1 error (home untouched unless the apply committed), 2 "
-        "usage, 3 refused by a guard (kept until --retry-refused or --discard-refused), 4 "
-        "cancelled (Ctrl-C, SIGTERM, SIGHUP)\n",
+        "\nexit codes: 0 ok, 1 error (home untouched unless the apply committed), 2 usage,\n"
+        "3 refused by a guard (kept until --retry-refused or --discard-refused),\n"
+        "4 cancelled (Ctrl-C, SIGTERM, SIGHUP)\n",
         argc, argv);
 }

@@ -1,5 +1,6 @@
 /*
  * main.c: entry point of the plexburst CLI: the command table, `help` and `version`.
+ * `__generate DIR` (hidden) writes the man page and completions from the option tables.
  * Role: dispatches to cmd_<name>() in the other cli/ files; each command parses its options,
  * calls libplexburst's public API and renders the result (a command touching a home data dir
  * first recovers an interrupted apply: cli_recover() in ui.c, or the library call itself).
@@ -8,13 +9,21 @@
 #include <string.h>
 
 #include "cli.h"
+#include "plexburst/versions.h"
 
+/* The first line is the version alone (the SSH agent install compares it); then the libraries
+ * in use, as they report themselves at run time. */
 static int cmd_version(int argc, char **argv)
 {
+    pb_dep_version v[16];
+    size_t n = pb_versions_deps(v, sizeof(v) / sizeof(*v));
     printf("plexburst %s\n", pb_version());
+    for (size_t i = 0; i < n && i < sizeof(v) / sizeof(*v); i++)
+        printf("  %-9s %s\n", v[i].name, v[i].version);
     return CLI_EXIT_OK;
 }
 
+static int cmd_generate(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 static const cli_cmd commands[] = {
@@ -34,15 +43,27 @@ static const cli_cmd commands[] = {
     {"agent", cmd_agent, "cloud side of bootstrap/sync (started by them; speaks on stdin/stdout)"},
     {"version", cmd_version, "print the version"},
     {"help", cmd_help, "list the commands"},
+    {"__generate", cmd_generate, NULL},
     {NULL, NULL, NULL},
 };
+
+/* Hidden: `plexburst __generate DIR` writes the man page and the completions (cli/CMakeLists). */
+static int cmd_generate(int argc, char **argv)
+{
+    if (argc != 1) {
+        fprintf(stderr, "usage: plexburst __generate DIR\n");
+        return CLI_EXIT_USAGE;
+    }
+    return cli_generate(commands, argv[0]);
+}
 
 static int cmd_help(int argc, char **argv)
 {
     printf("plexburst %s: a Plex-aware delta sync engine for cloud bursting\n\n", pb_version());
     printf("usage: plexburst <command> [options]   (plexburst <command> --help for details)\n\n");
     for (const cli_cmd *c = commands; c->name; c++)
-        printf("  %-12s %s\n", c->name, c->summary);
+        if (c->summary)
+            printf("  %-12s %s\n", c->name, c->summary);
     printf("\nexit codes: 0 ok, 1 error, 2 usage, 3 refused by a guard, 4 cancelled\n");
     return CLI_EXIT_OK;
 }
@@ -58,8 +79,11 @@ int main(int argc, char **argv)
     if (strcmp(argv[1], "--version") == 0)
         return cmd_version(0, NULL);
     for (const cli_cmd *c = commands; c->name; c++)
-        if (strcmp(c->name, argv[1]) == 0)
-            return c->fn(argc - 2, argv + 2);
+        if (strcmp(c->name, argv[1]) == 0) {
+            int rc = c->fn(argc - 2, argv + 2);
+            cli_help_finish(); /* after a --help: its examples and environment names */
+            return rc;
+        }
     fprintf(stderr, "plexburst: unknown command '%s' (see plexburst help)\n", argv[1]);
     return CLI_EXIT_USAGE;
 }

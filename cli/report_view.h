@@ -61,7 +61,7 @@ int report_run(const char *command, int merge, pb_plex_merge_options *o, int jso
 
 /** The exit-code paragraph of --help. */
 #define REPORT_EXIT_CODES                                                                          \
-    "\nexit codes: 0 ok, 1 error (nothing written), 2 usage, 3 refused by a guard (deletion or "   \
+    "\nexit codes: 0 ok, 1 error (nothing written), 2 usage, 3 refused by a guard (deletion or\n"  \
     "schema; nothing written)\n"
 
 #endif

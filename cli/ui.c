@@ -1,10 +1,12 @@
 /*
- * ui.c: option parsing, output conventions and formatting helpers of the plexburst CLI (see
- * cli.h), and the recovery of an interrupted apply that commands run after parsing.
+ * ui.c: option parsing (libc's getopt_long over the commands' cli_opt tables), output conventions
+ * and formatting helpers of the plexburst CLI (see cli.h), and the recovery of an interrupted
+ * apply that commands run after parsing. The help texts live in help.c.
  * Role: shared by every cli/cmd_*.c; the library reports through return codes and pb_error,
  * the CLI prints.
  */
 #include <ctype.h>
+#include <getopt.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -15,17 +17,6 @@
 
 #include "cli.h"
 #include "plexburst/number.h"
-
-static void print_help(const char *cmd, const char *usage, const cli_opt *opts)
-{
-    printf("usage: plexburst %s %s\n\noptions:\n", cmd, usage);
-    for (const cli_opt *o = opts; o && o->name; o++) {
-        char left[64];
-        snprintf(left, sizeof(left), "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
-        printf("  %-28s %s\n", left, o->help);
-    }
-    printf("  %-28s %s\n", "--help", "show this help");
-}
 
 /* The last usage error's text, for the --json object of a command that stops on it. */
 static char last_usage[512];
@@ -68,65 +59,191 @@ static void opt_range(const char *name, double *lo, double *hi)
         }
 }
 
+/* The usual short alias of an option, by name (a row's own short_name wins). */
+int cli_opt_short(const cli_opt *o)
+{
+    static const struct {
+        const char *name;
+        int c;
+    } shorts[] = {
+        {"plex-dir", 'p'}, {"output", 'o'}, {"dry-run", 'n'}, {"quiet", 'q'}, {"config", 'c'}};
+    if (o->short_name)
+        return o->short_name > 0 && o->short_name < 128 ? o->short_name : 0;
+    for (size_t i = 0; i < sizeof(shorts) / sizeof(*shorts); i++)
+        if (strcmp(shorts[i].name, o->name) == 0)
+            return shorts[i].c;
+    return 0;
+}
+
+/* The value `val` of option `o` stored; 0, or -1 after the usage error. */
+static int store_value(const char *cmd, const cli_opt *o, const char *val)
+{
+    if (o->type == CLI_OPT_FLAG) {
+        *(int *)o->value = 1;
+        return 0;
+    }
+    if (o->type == CLI_OPT_STRING) {
+        *(const char **)o->value = val;
+        return 0;
+    }
+    double lo, hi, v;
+    opt_range(o->name, &lo, &hi);
+    if (pb_number_parse(&v, val, o->type == CLI_OPT_INT, lo, hi) < 0) {
+        cli_usage_error(cmd, "option --%s needs a decimal %s in %.15g..%.15g, not '%s'", o->name,
+                        o->type == CLI_OPT_INT ? "whole number" : "number", lo, hi, val);
+        return -1;
+    }
+    if (o->type == CLI_OPT_INT)
+        *(int *)o->value = (int)v;
+    else
+        *(double *)o->value = v;
+    return 0;
+}
+
+/* 1 if the word `tok` names long option `name` in full (--name or --name=...). */
+static int names_in_full(const char *tok, const char *name)
+{
+    size_t len = strlen(name);
+    return strncmp(tok, "--", 2) == 0 && strncmp(tok + 2, name, len) == 0 &&
+           (tok[2 + len] == '\0' || tok[2 + len] == '=');
+}
+
+/* A usage error for `tok`, a word that is no option of the command. */
+static void unknown_option(const char *cmd, const char *tok, const char *near)
+{
+    size_t w = strcspn(tok, "=");
+    if (near)
+        cli_usage_error(cmd, "unknown option '%.*s' (did you mean --%s?)", (int)(w < 100 ? w : 100),
+                        tok, near);
+    else
+        cli_usage_error(cmd, "unknown option '%.*s'", (int)(w < 100 ? w : 100), tok);
+}
+
+/* getopt_long's val of the i-th option: past every character, so that none is mistaken. */
+#define LONG_VAL(i) (256 + (int)(i))
+
 int cli_parse(const char *cmd, const char *usage, const cli_opt *opts, int argc, char **argv,
               char **pos, int max_pos, int *npos)
 {
-    int n = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            print_help(cmd, usage, opts);
-            return 1;
+    if (cli_help_collecting()) {
+        cli_help_collect(cmd, usage, opts);
+        return 1;
+    }
+    size_t n = 0;
+    while (opts && opts[n].name)
+        n++;
+    int error = 0, np = 0;
+    struct option *lo = calloc(n + 2, sizeof(*lo));
+    char *shorts = calloc(3 * n + 4, 1), **av = calloc((size_t)argc + 2, sizeof(*av));
+    unsigned char *seen = calloc(n + 1, 1);
+    if (!lo || !shorts || !av || !seen) {
+        fprintf(stderr, "plexburst %s: out of memory\n", cmd);
+        error = -1;
+        goto done;
+    }
+    /* ':' first: a missing value comes back as ':', and getopt prints nothing itself */
+    size_t k = 0;
+    shorts[k++] = ':';
+    shorts[k++] = 'h';
+    for (size_t i = 0; i < n; i++) {
+        int c = cli_opt_short(&opts[i]);
+        lo[i].name = opts[i].name;
+        lo[i].has_arg = opts[i].type == CLI_OPT_FLAG ? no_argument : required_argument;
+        lo[i].val = LONG_VAL(i);
+        if (c) {
+            shorts[k++] = (char)c;
+            if (opts[i].type != CLI_OPT_FLAG)
+                shorts[k++] = ':';
         }
-        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
-            if (!pos || n >= max_pos) {
-                cli_usage_error(cmd, "unexpected argument '%s'", a);
-                return -1;
+    }
+    lo[n].name = "help";
+    lo[n].val = 'h';
+    av[0] = (char *)cmd; /* getopt reads from av[1]; av is ours to reorder */
+    for (int i = 0; i < argc; i++)
+        av[i + 1] = argv[i];
+
+    opterr = 0;
+    optind = 0; /* glibc: a full re-initialisation (cli_parse may run more than once) */
+    for (;;) {
+        int c = getopt_long(argc + 1, av, shorts, lo, NULL);
+        if (c == -1)
+            break;
+        if (c == 'h') {
+            cli_help_print(cmd, usage, opts);
+            error = 1;
+            goto done;
+        }
+        if (c == '?' || c == ':') {
+            /* glibc accepts an unambiguous prefix of a long name: a script must not depend on
+             * one (a new option would break it), so a word not naming its option in full is
+             * unknown */
+            const char *tok = av[optind - 1];
+            const char *name = optopt >= LONG_VAL(0) ? opts[optopt - LONG_VAL(0)].name : NULL;
+            if (name && !names_in_full(tok, name))
+                unknown_option(cmd, tok, name);
+            else if (c == ':' && name)
+                cli_usage_error(cmd, "option --%s needs a value", name);
+            else if (c == ':') {
+                size_t i = 0;
+                while (i < n && cli_opt_short(&opts[i]) != optopt)
+                    i++;
+                cli_usage_error(cmd, "option -%c%s%s%s needs a value", optopt, i < n ? " (--" : "",
+                                i < n ? opts[i].name : "", i < n ? ")" : "");
+            } else if (name)
+                cli_usage_error(cmd, "option --%s takes no value", name);
+            else if (optopt)
+                cli_usage_error(cmd, "unknown option '-%c'", optopt);
+            else
+                unknown_option(cmd, tok, NULL);
+            error = -1;
+            goto done;
+        }
+        size_t i = 0;
+        if (c >= LONG_VAL(0)) {
+            i = (size_t)(c - LONG_VAL(0));
+            /* the word that named it: before its value when that came as the next word */
+            const char *tok = optarg && optarg == av[optind - 1] ? av[optind - 2] : av[optind - 1];
+            if (!names_in_full(tok, opts[i].name)) {
+                unknown_option(cmd, tok, opts[i].name);
+                error = -1;
+                goto done;
             }
-            pos[n++] = argv[i];
-            continue;
-        }
-        const char *name = a + 2, *eq = strchr(name, '=');
-        size_t len = eq ? (size_t)(eq - name) : strlen(name);
-        const cli_opt *o = opts;
-        while (o && o->name && (strlen(o->name) != len || strncmp(o->name, name, len) != 0))
-            o++;
-        if (!o || !o->name) {
-            cli_usage_error(cmd, "unknown option '%s'", a);
-            return -1;
-        }
-        if (o->type == CLI_OPT_FLAG) {
-            if (eq) {
-                cli_usage_error(cmd, "option --%s takes no value", o->name);
-                return -1;
+        } else {
+            while (i < n && cli_opt_short(&opts[i]) != c)
+                i++;
+            if (i == n) { /* cannot happen: every letter of `shorts` is an option's */
+                cli_usage_error(cmd, "unknown option '-%c'", c);
+                error = -1;
+                goto done;
             }
-            *(int *)o->value = 1;
-            continue;
         }
-        const char *val = eq ? eq + 1 : (i + 1 < argc ? argv[++i] : NULL);
-        if (!val) {
-            cli_usage_error(cmd, "option --%s needs a value", o->name);
-            return -1;
+        if (seen[i] && opts[i].type != CLI_OPT_FLAG && !(opts[i].flags & CLI_OPT_REPEAT)) {
+            cli_usage_error(cmd, "option --%s given twice", opts[i].name);
+            error = -1;
+            goto done;
         }
-        if (o->type == CLI_OPT_STRING) {
-            *(const char **)o->value = val;
-            continue;
+        seen[i] = 1;
+        if (store_value(cmd, &opts[i], optarg) < 0) {
+            error = -1;
+            goto done;
         }
-        double lo, hi, v;
-        opt_range(o->name, &lo, &hi);
-        if (pb_number_parse(&v, val, o->type == CLI_OPT_INT, lo, hi) < 0) {
-            cli_usage_error(cmd, "option --%s needs a decimal %s in %g..%g, not '%s'", o->name,
-                            o->type == CLI_OPT_INT ? "whole number" : "number", lo, hi, val);
-            return -1;
+    }
+    for (int i = optind; i < argc + 1; i++) {
+        if (!pos || np >= max_pos) {
+            cli_usage_error(cmd, "unexpected argument '%s'", av[i]);
+            error = -1;
+            goto done;
         }
-        if (o->type == CLI_OPT_INT)
-            *(int *)o->value = (int)v;
-        else
-            *(double *)o->value = v;
+        pos[np++] = av[i];
     }
     if (npos)
-        *npos = n;
-    return 0;
+        *npos = np;
+done:
+    free(lo);
+    free(shorts);
+    free(av);
+    free(seen);
+    return error;
 }
 
 void cli_banner(const char *title)

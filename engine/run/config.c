@@ -18,6 +18,7 @@
 
 #include "config.h"
 #include "plexburst/number.h"
+#include "plexburst/settings.h"
 #include "runner.h"
 #include "plexburst/plexmerge.h"
 
@@ -563,4 +564,17 @@ int pb_run_settings_resolve(pb_run_settings *s, const pb_run_options *o, const p
         s->agent_program[n] = '\0';
     }
     return check_files(s, err);
+}
+
+/* ---------------------------------------------------------------------------------------- */
+/* The names of the settings, for the CLI (plexburst/settings.h)                               */
+
+int pb_settings_known(const char *name)
+{
+    return name && find_setting(name, strlen(name)) != NULL;
+}
+
+const char *pb_settings_name(size_t i)
+{
+    return i < sizeof(settings) / sizeof(*settings) ? settings[i].name : NULL;
 }
