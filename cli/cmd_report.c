@@ -94,11 +94,11 @@ int cmd_report(int argc, char **argv)
         goto fail;
     size_t n = s->nruns < (size_t)nights ? s->nruns : (size_t)nights;
     if (json) {
-        json_t *o = json_pack("{s:s, s:b, s:i, s:n, s:s, s:I, s:b, s:I, s:I}", "command",
-                              "report", "ok", 1, "exit_code", CLI_EXIT_OK, "error", "html", html,
-                              "nights", (json_int_t)n, "archives", in.have_archives,
-                              "archive_db", (json_int_t)in.archive_db, "archive_library",
-                              (json_int_t)in.archive_library);
+        json_t *o =
+            json_pack("{s:s, s:b, s:i, s:n, s:s, s:I, s:b, s:I, s:I}", "command", "report", "ok", 1,
+                      "exit_code", CLI_EXIT_OK, "error", "html", html, "nights", (json_int_t)n,
+                      "archives", in.have_archives, "archive_db", (json_int_t)in.archive_db,
+                      "archive_library", (json_int_t)in.archive_library);
         rc = o ? cli_print_json(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : CLI_EXIT_ERROR;
         json_decref(o);
     } else {

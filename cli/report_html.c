@@ -16,23 +16,23 @@
 #include "cli.h"
 #include "report_html.h"
 
-#define W        600 /* plot width */
-#define H        260 /* plot height */
-#define PAD_L    64
-#define PAD_R    16
-#define PAD_T    16
-#define PAD_B    52
-#define C_UP     "#4e79a7"
-#define C_DOWN   "#f28e2b"
-#define C_CLOUD  "#59a14f"
-#define C_OFF    "#e15759"
-#define C_ITEMS  "#76b7b2"
-#define C_MARK   "#edc948"
-#define C_LOUD   "#b07aa1"
-#define C_SONIC  "#ff9da7"
-#define C_PREV   "#9c755f"
-#define C_MEDIA  "#8cd17d"
-#define C_ARCH   "#333333"
+#define W             600 /* plot width */
+#define H             260 /* plot height */
+#define PAD_L         64
+#define PAD_R         16
+#define PAD_T         16
+#define PAD_B         52
+#define C_UP          "#4e79a7"
+#define C_DOWN        "#f28e2b"
+#define C_CLOUD       "#59a14f"
+#define C_OFF         "#e15759"
+#define C_ITEMS       "#76b7b2"
+#define C_MARK        "#edc948"
+#define C_LOUD        "#b07aa1"
+#define C_SONIC       "#ff9da7"
+#define C_PREV        "#9c755f"
+#define C_MEDIA       "#8cd17d"
+#define C_ARCH        "#333333"
 #define TITLES_NIGHTS 7 /* nights whose new titles are listed */
 
 typedef struct page {
@@ -107,8 +107,9 @@ static double slot_x(const page *p, size_t i, double *bw)
 
 static void svg_open(page *p, const char *id, const char *label)
 {
-    out(p, "<svg id=\"%s\" class=\"plot\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
-           "role=\"img\" aria-label=\"",
+    out(p,
+        "<svg id=\"%s\" class=\"plot\" viewBox=\"0 0 %d %d\" width=\"%d\" height=\"%d\" "
+        "role=\"img\" aria-label=\"",
         id, W, H, W, H);
     esc(p, label);
     out(p, "\">\n");
@@ -223,8 +224,8 @@ static void plot_bytes(page *p)
         for (int k = 0; k < 2; k++) {
             double v = vals[k] < lo ? lo : vals[k];
             double y = H - PAD_B - (H - PAD_B - PAD_T) * (log2(v) - bottom) / span;
-            snprintf(tip, sizeof(tip), "%s: %s %s", r->run_id,
-                     short_bytes(b, sizeof(b), vals[k]), what[k]);
+            snprintf(tip, sizeof(tip), "%s: %s %s", r->run_id, short_bytes(b, sizeof(b), vals[k]),
+                     what[k]);
             bar(p, x - bw / 2 + k * bw / 2, bw / 2, y0, y, col[k], vals[k] > 0, tip);
         }
     }
@@ -237,8 +238,7 @@ static void plot_bytes(page *p)
             continue;
         double y = H - PAD_B - (H - PAD_B - PAD_T) * (log2(lv[k]) - bottom) / span;
         char b[32];
-        out(p,
-            "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" class=\"arch\" stroke=\"%s\"/>\n",
+        out(p, "<line x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\" class=\"arch\" stroke=\"%s\"/>\n",
             PAD_L, y, W - PAD_R, y, lcol[k]);
         out(p, "<text x=\"%d\" y=\"%.1f\" class=\"al\">", W - PAD_R - 4, y - 5);
         esc(p, lname[k]);
@@ -305,8 +305,8 @@ static void plot_downtime(page *p)
 /* Items and analyses added per night, stacked. */
 static void plot_added(page *p)
 {
-    const char *names[] = {"new items", "markers", "loudness", "sonic tracks", "previews",
-                           "media analysed"};
+    const char *names[] = {"new items",    "markers",  "loudness",
+                           "sonic tracks", "previews", "media analysed"};
     const char *colors[] = {C_ITEMS, C_MARK, C_LOUD, C_SONIC, C_PREV, C_MEDIA};
     double max = 0;
     for (size_t i = 0; i < p->n; i++)
@@ -318,9 +318,9 @@ static void plot_added(page *p)
     for (size_t i = 0; i < p->n; i++) {
         const pb_run_record *r = p->run[i];
         const pb_plex_analysis *a = &r->analysis;
-        double v[6] = {(double)r->new_items,     (double)a->markers,
+        double v[6] = {(double)r->new_items,      (double)a->markers,
                        (double)a->loudness_items, (double)a->sonic_tracks,
-                       (double)a->preview_parts, (double)a->media_analyzed};
+                       (double)a->preview_parts,  (double)a->media_analyzed};
         double bw, x = slot_x(p, i, &bw), acc = 0;
         for (int k = 0; k < 6; k++) {
             if (v[k] <= 0)
@@ -395,15 +395,18 @@ static void nights_table(page *p)
         if (r->dry_run)
             out(p, " <span class=\"tag\">dry run</span>");
         out(p, "</td><td class=\"st-%s\">",
-            !strcmp(r->state, "ok") ? "ok" : !strcmp(r->state, "running") ? "run" : "bad");
+            !strcmp(r->state, "ok")        ? "ok"
+            : !strcmp(r->state, "running") ? "run"
+                                           : "bad");
         esc(p, r->state);
         if (r->error[0]) {
             out(p, " <span class=\"muted\" title=\"");
             esc(p, r->error);
             out(p, "\">(why?)</span>");
         }
-        out(p, "</td><td>%s</td><td>%s</td><td>%.1f s</td><td>%.1f min</td><td>%.2f €</td>"
-               "<td>%.2f s</td>",
+        out(p,
+            "</td><td>%s</td><td>%s</td><td>%.1f s</td><td>%.1f min</td><td>%.2f €</td>"
+            "<td>%.2f s</td>",
             short_bytes(b1, sizeof(b1), (double)r->bytes_up),
             short_bytes(b2, sizeof(b2), (double)r->bytes_down), r->ms_total / 1000,
             r->cloud.seconds / 60, r->cloud.cost, r->ms_downtime / 1000);
@@ -459,10 +462,11 @@ static void head(page *p)
 {
     const cli_report_input *in = p->in;
     char d[32], b[32];
-    out(p, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-           "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-           "<title>plexburst: what each night brought</title>\n<style>%s</style>\n</head>\n"
-           "<body>\n<header><h1>What each night brought</h1>\n<p>",
+    out(p,
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        "<title>plexburst: what each night brought</title>\n<style>%s</style>\n</head>\n"
+        "<body>\n<header><h1>What each night brought</h1>\n<p>",
         css);
     esc(p, in->plex_dir);
     out(p, " &middot; %zu nights &middot; generated %s</p></header>\n", p->n,

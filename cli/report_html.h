@@ -22,9 +22,9 @@ json_t *cli_record_json(const pb_run_record *r, int full);
 /** What the page compares the nights with. */
 typedef struct cli_report_input {
     const char *plex_dir;
-    const pb_run_status *status; /* runs newest first */
-    size_t nights;               /* the last N runs plotted */
-    int have_archives;           /* the estimates below were made */
+    const pb_run_status *status;          /* runs newest first */
+    size_t nights;                        /* the last N runs plotted */
+    int have_archives;                    /* the estimates below were made */
     uint64_t archive_db, archive_library; /* whole archives, zstd (pb_archive_estimate) */
     int64_t generated;                    /* epoch seconds */
 } cli_report_input;
