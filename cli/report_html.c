@@ -123,14 +123,14 @@ static void x_axis(page *p)
     size_t step = p->n > 16 ? 3 : p->n > 8 ? 2 : 1;
     for (size_t i = 0; i < p->n; i++) {
         double bw, x = slot_x(p, i, &bw);
-        if (i % step && i + 1 != p->n)
-            continue;
-        char lab[40];
-        night_label(p, i, lab, sizeof(lab));
-        out(p, "<text x=\"%.1f\" y=\"%d\" class=\"xl\">", x, H - PAD_B + 16);
-        esc(p, lab);
-        out(p, "</text>\n");
-        if (p->run[i]->dry_run)
+        if (i % step == 0 || i + 1 == p->n) {
+            char lab[40];
+            night_label(p, i, lab, sizeof(lab));
+            out(p, "<text x=\"%.1f\" y=\"%d\" class=\"xl\">", x, H - PAD_B + 16);
+            esc(p, lab);
+            out(p, "</text>\n");
+        }
+        if (p->run[i]->dry_run) /* marked whether its date is written or not */
             out(p, "<text x=\"%.1f\" y=\"%d\" class=\"xl dry\">dry run</text>\n", x,
                 H - PAD_B + 30);
     }
@@ -426,8 +426,8 @@ static const char css[] =
     "header h1{margin:0 0 4px;font-size:24px}"
     "header p{margin:0;color:#59636e}"
     ".kpis{display:flex;flex-wrap:wrap;gap:12px;margin:18px 0}"
-    ".kpi{background:#fff;border-radius:10px;padding:10px 16px;box-shadow:0 1px 3px #0002;"
-    "min-width:150px}"
+    ".kpi{flex:1 1 120px;background:#fff;border-radius:10px;padding:10px 14px;"
+    "box-shadow:0 1px 3px #0002}"
     ".kpi b{display:block;font-size:20px}.kpi span{color:#59636e;font-size:12px}"
     ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(640px,1fr));gap:18px}"
     ".card{background:#fff;border-radius:10px;padding:14px 18px;box-shadow:0 1px 3px #0002}"
@@ -485,8 +485,8 @@ static void head(page *p)
         dry += p->run[i]->dry_run != 0;
     }
     out(p, "<div class=\"kpis\">");
-    out(p, "<div class=\"kpi\"><b>%zu / %zu</b><span>nights ok (%zu dry runs)</span></div>", ok,
-        p->n, dry);
+    out(p, "<div class=\"kpi\"><b>%zu / %zu</b><span>nights ok, %zu dry run%s</span></div>", ok,
+        p->n, dry, dry == 1 ? "" : "s");
     out(p, "<div class=\"kpi\"><b>%s</b><span>sent up</span></div>",
         short_bytes(b, sizeof(b), (double)up));
     out(p, "<div class=\"kpi\"><b>%s</b><span>brought down</span></div>",

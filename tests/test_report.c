@@ -153,9 +153,8 @@ static void check_status(char sync_id[64], char old_id[64])
         assert_true(jint(r, "analysis", "markers") + jint(r, "analysis", "loudness_items") > 0);
         if (!json_is_true(json_object_get(r, "dry_run")))
             assert_true(jint(r, "files", "new") + jint(r, "files", "patched") > 0);
-        assert_string_equal(json_string_value(json_object_get(json_object_get(r, "cloud"),
-                                                              "provider")),
-                            "local");
+        assert_string_equal(
+            json_string_value(json_object_get(json_object_get(r, "cloud"), "provider")), "local");
         with_titles += jint(r, "new_items", NULL) > 0;
         if (!sync_id[0] && !json_is_true(json_object_get(r, "dry_run")))
             snprintf(sync_id, 64, "%s", id);
@@ -298,7 +297,11 @@ static int png_decode(image *im, const char *path)
         for (size_t x = 0; x < stride; x++) {
             int a = x >= (size_t)im->channels ? o[x - im->channels] : 0, b = up ? up[x] : 0;
             int c = up && x >= (size_t)im->channels ? up[x - im->channels] : 0;
-            int pred = ft == 1 ? a : ft == 2 ? b : ft == 3 ? (a + b) / 2 : ft == 4 ? paeth(a, b, c) : 0;
+            int pred = ft == 1   ? a
+                       : ft == 2 ? b
+                       : ft == 3 ? (a + b) / 2
+                       : ft == 4 ? paeth(a, b, c)
+                                 : 0;
             o[x] = (unsigned char)(in[x] + pred);
         }
     }
@@ -348,9 +351,8 @@ static void check_browser(const char *html)
     const struct {
         const char *plot;
         unsigned rgb;
-    } bars[] = {{"bytes up", 0x4e79a7},      {"bytes down", 0xf28e2b},
-                {"cloud minutes", 0x59a14f}, {"Plex downtime", 0xe15759},
-                {"new items", 0x76b7b2},     {"markers", 0xedc948}};
+    } bars[] = {{"bytes up", 0x4e79a7},      {"bytes down", 0xf28e2b}, {"cloud minutes", 0x59a14f},
+                {"Plex downtime", 0xe15759}, {"new items", 0x76b7b2},  {"markers", 0xedc948}};
     for (size_t i = 0; i < sizeof(bars) / sizeof(bars[0]); i++) {
         size_t n = count_colour(&im, bars[i].rgb);
         print_message("   %-14s #%06x: %zu pixels\n", bars[i].plot, bars[i].rgb, n);
