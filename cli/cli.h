@@ -140,6 +140,7 @@ int cmd_apply(int argc, char **argv);
 int cmd_bootstrap(int argc, char **argv);
 int cmd_sync(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_cloud(int argc, char **argv);
 int cmd_agent(int argc, char **argv);
 int cmd_demo(int argc, char **argv);

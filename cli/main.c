@@ -38,6 +38,7 @@ static const cli_cmd commands[] = {
     {"bootstrap", cmd_bootstrap, "first run: the cloud builds the library, all of it comes home"},
     {"sync", cmd_sync, "the nightly run: row changeset up, cloud analysis, bundle down, merged"},
     {"status", cmd_status, "the last runs, their phases, bytes and durations, pending work"},
+    {"report", cmd_report, "what each night brought, as one HTML page with plots (--html FILE)"},
     {"cloud", cmd_cloud, "the Scaleway account: servers tagged plexburst, reap, live prices"},
     {"demo", cmd_demo, "the whole story here: mkplex library, bootstrap, a nightly sync"},
     {"agent", cmd_agent, "cloud side of bootstrap/sync (started by them; speaks on stdin/stdout)"},

@@ -250,18 +250,62 @@ pb_archive_estimate(uint64_t *zbytes, uint64_t *raw, const char *plex_dir, int w
  * Status
  */
 
-#define PB_STATUS_MAX_RUNS 10
+#define PB_STATUS_MAX_RUNS   30 /* records kept (older ones are pruned with their logs) */
+#define PB_RECORD_MAX_TITLES 50 /* new titles a record keeps */
+#define PB_RECORD_MAX_TABLES 48 /* tables a record keeps (the busiest first) */
+#define PB_RECORD_MAX_PHASES 16
 
+/** Rows of one table a run brought (changeset records: what the cloud changed). */
+typedef struct pb_run_record_table {
+    char name[112]; /* "metadata_items", "blobs.blobs" for the blobs DB */
+    uint64_t inserted, updated, deleted;
+} pb_run_record_table;
+
+/** A title the run added, with its library section. */
+typedef struct pb_run_record_title {
+    char type[16]; /* "movie", "episode", "track", ... */
+    char title[192];
+    char section[128]; /* "" when unknown */
+} pb_run_record_title;
+
+/**
+ * One run as its record keeps it (<state dir>/runs/<run-id>.json). Records written before the
+ * summary was kept read with have_summary 0 and the summary's fields zero.
+ */
 typedef struct pb_run_record {
     char run_id[40];
     char mode[16];
     char state[24]; /* "running", "ok", "failed", "cancelled", "interrupted", ... */
     char phase[32]; /* the last phase reached */
     char error[256];
-    int64_t started; /* epoch seconds */
+    int64_t started;  /* epoch seconds */
+    int64_t finished; /* epoch seconds of the last write (0 in older records) */
     double ms_total, ms_downtime;
     uint64_t bytes_up, bytes_down;
     char log_path[4200];
+    int dry_run;
+    /* the summary of the report */
+    int have_summary;
+    char resumed_run[40], resume_action[16]; /* an interrupted run it completed or rolled back */
+    char upload_kind[16];                    /* "changeset", "full", "none" */
+    uint64_t snapshot_raw;                   /* the home DB pair's size */
+    size_t nphases;
+    pb_run_phase phases[PB_RECORD_MAX_PHASES];
+    uint64_t rows_inserted, rows_updated, rows_deleted; /* changeset records, all tables */
+    uint64_t rows_written;                              /* rows the merge wrote (0: dry run) */
+    uint64_t conflicts;
+    size_t ntables; /* kept in tables[]; ntables_total: all the tables touched */
+    size_t ntables_total;
+    pb_run_record_table tables[PB_RECORD_MAX_TABLES];
+    uint64_t new_items; /* metadata_items inserted */
+    size_t ntitles;     /* kept in titles[] (new_items may be more) */
+    pb_run_record_title titles[PB_RECORD_MAX_TITLES];
+    pb_plex_analysis analysis;
+    uint64_t files_new, files_patched, files_linked, bytes_written;
+    struct {
+        char provider[32], zone[32], type[32], server_id[64];
+        double hourly_price, seconds, cost; /* EUR; 0 for local and ssh */
+    } cloud;
 } pb_run_record;
 
 typedef struct pb_run_status {
@@ -285,5 +329,15 @@ typedef struct pb_run_status {
  */
 PB_EXTERN(int)
 pb_run_status_read(pb_run_status *out, const char *plex_dir, const char *state_dir, pb_error *err);
+
+/**
+ * Reads the record of one run `run_id` of the home data dir `plex_dir` (state dir NULL: the
+ * default) into `out` (zeroed first; a run still marked running whose process is gone reads as
+ * "interrupted"). Reads only.
+ * @return 0; PB_ENOTFOUND (no such data dir or run); PB_EINVALID (not a run id); PB_ECORRUPT.
+ */
+PB_EXTERN(int)
+pb_run_record_read(pb_run_record *out, const char *plex_dir, const char *state_dir,
+                   const char *run_id, pb_error *err);
 
 #endif
