@@ -46,6 +46,13 @@ int pb_run__record(const char *state_dir, const pb_run_result *r, const char *st
                   r->log_path, "baseline", r->baseline_id, "resumed_run", r->resumed_run);
     if (!o)
         return pb_error_set(err, PB_ENOMEM, "out of memory");
+    if (r->cloud.provider[0]) /* the cloud, as --json names it (cost at the end of the run) */
+        json_object_set_new(o, "cloud",
+                            json_pack("{s:s, s:s, s:s, s:f, s:f, s:f, s:s}", "provider",
+                                      r->cloud.provider, "zone", r->cloud.zone, "type",
+                                      r->cloud.type, "hourly_price_eur", r->cloud.hourly_price,
+                                      "seconds", r->cloud.seconds, "cost_eur", r->cloud.cost,
+                                      "server_id", r->cloud.server_id));
     /* keep the first start time */
     json_t *old = NULL;
     pb_error e = PB_ERROR_INIT;
