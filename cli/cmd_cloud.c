@@ -15,7 +15,9 @@
 static void on_log(void *payload, const char *level, const char *line)
 {
     (void)payload;
-    if (strcmp(level, "detail") != 0)
+    if (!strcmp(level, "warn"))
+        cli_monitor("⚠️", "%s", line);
+    else if (strcmp(level, "detail") != 0)
         cli_monitor(NULL, "%s", line);
 }
 

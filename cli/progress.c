@@ -489,6 +489,21 @@ static const char *advice(int code, const pb_run_result *r)
     }
 }
 
+/* The instance a cloud created for the run and what it cost (nothing for local and ssh). */
+static void cloud_cost(runview *v, const char *emoji, const pb_run_result *r)
+{
+    if (!r->cloud.type[0])
+        return;
+    if (r->cloud.server_id[0])
+        rv_state(v, emoji, "%scloud %s %s in %s: %.0f s billed at %.4f EUR/h, %.4f EUR (server %s)",
+                 emoji ? "" : "   ", r->cloud.provider, r->cloud.type, r->cloud.zone,
+                 r->cloud.seconds, r->cloud.hourly_price, r->cloud.cost, r->cloud.server_id);
+    else
+        rv_state(v, emoji, "%scloud %s %s in %s at %.4f EUR/h: no instance created, 0 EUR",
+                 emoji ? "" : "   ", r->cloud.provider, r->cloud.type, r->cloud.zone,
+                 r->cloud.hourly_price);
+}
+
 static void post_mortem(runview *v, int rc, const pb_error *err, const pb_run_result *r)
 {
     banner(v, "🚨 POST-MORTEM");
@@ -518,6 +533,7 @@ static void post_mortem(runview *v, int rc, const pb_error *err, const pb_run_re
         for (int i = v->ntail - n; i < v->ntail; i++)
             rv_state(v, NULL, "   │ %s", v->tail[i % RV_TAIL]);
     }
+    cloud_cost(v, "📊", r);
     rv_state(v, "🔍", "what to do: %s", advice(rc, r));
     rv_state(v, "📦", "full log: %s",
              r->log_path[0] ? r->log_path : "(none: the run did not start)");
@@ -563,6 +579,7 @@ static void summary(runview *v, const pb_run_result *r)
                  (ull)r->carried.accounts, (ull)r->carried.settings, (ull)r->carried.views);
     rv_state(v, NULL, "   time %.1f s in all, Plex down %.2f s", r->ms.total / 1000,
              r->ms.downtime / 1000);
+    cloud_cost(v, NULL, r);
     if (r->baseline_id[0])
         rv_state(v, NULL, "   baseline %.16s", r->baseline_id);
     rv_state(v, "📦", "full log: %s", r->log_path);

@@ -65,8 +65,12 @@ int rv_cancelled(void *payload);
 #define RV_COMMON_OPTS(o)                                                                          \
     {"plex-dir", CLI_OPT_STRING, &(o).plex_dir, "DIR", "the home Plex data dir"},                  \
         {"cloud", CLI_OPT_STRING, &(o).cloud, "CLOUD",                                             \
-         "where the agent runs: local[:DIR] (default, DIR <state dir>/cloud) or "                  \
-         "ssh://[user@]host[:port][/DIR]"},                                                        \
+         "where the agent runs: local[:DIR] (default, DIR <state dir>/cloud), "                    \
+         "ssh://[user@]host[:port][/DIR] or scaleway[:ZONE]"},                                     \
+        {"instance-type", CLI_OPT_STRING, &(o).instance_type, "TYPE",                              \
+         "scaleway: the instance's commercial type, e.g. GP1-S (PLEXBURST_SCW_TYPE)"},             \
+        {"profile", CLI_OPT_STRING, &(o).profile, "NAME",                                          \
+         "scaleway: lite, standard (default), power or superpower (PLEXBURST_SCW_PROFILE)"},       \
         {"store", CLI_OPT_STRING, &(o).store, "STORE",                                             \
          "a directory or s3://BUCKET/PREFIX (default: <cloud dir>/store)"},                        \
         {"runner", CLI_OPT_STRING, &(o).runner, "'CMD'",                                           \

@@ -56,6 +56,11 @@ int pb_cloud_open(pb_cloud **out, const pb_cloud_options *o, pb_error *err)
                             url);
     if (ops->not_built)
         return pb_error_set(err, PB_EINVALID, "--cloud %s %s", url, ops->not_built);
+    if ((o->instance_type || o->profile) && !ops->instance_choice)
+        return pb_error_set(err, PB_EINVALID,
+                            "--instance-type and --profile choose the instance of --cloud "
+                            "scaleway, not of --cloud %s",
+                            url);
     if (ops->version != PB_CLOUD_OPS_VERSION)
         return pb_error_set(err, PB_EINVALID, "cloud %s: ops version %u", ops->scheme,
                             ops->version);
@@ -94,6 +99,13 @@ int pb_cloud_reconnect(pb_cloud *c, pb_channel *ch, pb_error *err)
         return pb_error_set(err, PB_ENET, "the %s cloud cannot reconnect its agent",
                             c->ops->scheme);
     return c->ops->reconnect(c, ch, err);
+}
+
+int pb_cloud_over_budget(pb_cloud *c, char *why, size_t cap)
+{
+    if (!c || c->released || !c->ops->over_budget)
+        return 0;
+    return c->ops->over_budget(c, why, cap);
 }
 
 void pb_cloud_describe(const pb_cloud *c, char *out, size_t cap)

@@ -41,12 +41,16 @@ typedef struct pb_cloud_options {
     int (*cancel)(void *payload);
     void *cancel_payload;
     const char *run_id; /* the run's id (scaleway: tags and records; NULL: one is made up) */
+    /* the instance of a cloud that creates one (scaleway: --instance-type, --profile; NULL: the
+     * settings PLEXBURST_SCW_TYPE, PLEXBURST_SCW_PROFILE); refused by the other clouds */
+    const char *instance_type, *profile;
 } pb_cloud_options;
 
 #define PB_CLOUD_OPTIONS_VERSION 1
 #define PB_CLOUD_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        PB_CLOUD_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+        PB_CLOUD_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,      \
+            NULL, NULL, NULL                                                                       \
     }
 void pb_cloud_options_init(pb_cloud_options *o);
 
@@ -78,6 +82,11 @@ typedef struct pb_cloud_ops {
     void (*describe)(const pb_cloud *c, char *out, size_t cap);
     /** Optional: destroys what prepare created; fills c->result. */
     void (*release)(pb_cloud *c);
+    /** Optional: polled while the run goes (a few times a second); non-zero when the run must
+     * stop (scaleway: the spend reached PLEXBURST_MAX_COST, or the lifetime cap is near), with
+     * the reason in `why`. */
+    int (*over_budget)(pb_cloud *c, char *why, size_t cap);
+    int instance_choice; /* takes pb_cloud_options.instance_type and .profile */
 } pb_cloud_ops;
 
 struct pb_cloud {
@@ -113,6 +122,8 @@ int pb_cloud_is_remote(const pb_cloud *c);
 int pb_cloud_can_reconnect(const pb_cloud *c);
 int pb_cloud_reconnect(pb_cloud *c, pb_channel *ch, pb_error *err);
 void pb_cloud_describe(const pb_cloud *c, char *out, size_t cap);
+/** 1 when the run must stop for the cloud's budget (cost or lifetime cap), `why` saying so. */
+int pb_cloud_over_budget(pb_cloud *c, char *why, size_t cap);
 /** Releases what the cloud holds (once; pb_cloud_free calls it too) and copies its result. */
 void pb_cloud_release(pb_cloud *c, pb_cloud_result *out);
 /** Accepts NULL. */

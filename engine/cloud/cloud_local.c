@@ -105,6 +105,6 @@ static void local_describe(const pb_cloud *c, char *out, size_t cap)
 }
 
 const pb_cloud_ops pb_cloud_local_ops = {
-    PB_CLOUD_OPS_VERSION, "local", NULL,           0,    local_prepare,
-    local_connect,        NULL,    local_describe, NULL,
+    PB_CLOUD_OPS_VERSION, "local", NULL, 0, local_prepare, local_connect, NULL,
+    local_describe,       NULL,    NULL, 0,
 };

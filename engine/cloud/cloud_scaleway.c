@@ -10,7 +10,11 @@
  *            user data, poweron, polled until running with a public IP, TCP to SSH; then the
  *            agent through the ssh cloud's path with the client key and the pinned host key;
  *   release  on every path out (success, failure, refusal, Ctrl-C, SIGTERM, a lost link, an API
- *            error): the teardown of cloud_scaleway_res.c and the billed time and cost.
+ *            error): the teardown of cloud_scaleway_res.c and the billed time and cost;
+ *   over_budget  polled while the run goes: the spend against PLEXBURST_MAX_COST.
+ * A home that died mid-run left its record (<state>/scaleway/<run>.json): prepare re-attaches to
+ * that instance when it still runs (the record's keys and address), and the sweep destroys it
+ * otherwise. Each lifecycle step is a numbered line ("Scaleway step N/10: ...").
  * Role: engine/cloud. Prerequisites: cloud_scaleway_*.c, cloud_ssh.c (pb_cloud__ssh_start).
  */
 #include <arpa/inet.h>
@@ -58,6 +62,40 @@ static const struct {
     {"superpower", "GP1-M", 100},
 };
 
+/* The lifecycle's numbered steps, as the user follows them. */
+enum {
+    ST_SWEEP = 1,
+    ST_ESTIMATE,
+    ST_KEYS,
+    ST_CREATE,
+    ST_USERDATA,
+    ST_POWERON,
+    ST_RUNNING,
+    ST_SSH,
+    ST_AGENT,
+    ST_DESTROY,
+    ST_COUNT = ST_DESTROY
+};
+static const char *const step_names[] = {
+    "",
+    "sweep what earlier runs left",
+    "zone, live price and cost estimate",
+    "per-run SSH keys",
+    "create the server (stopped)",
+    "set the cloud-init user data",
+    "poweron",
+    "wait until running with a public IP",
+    "wait for SSH",
+    "install and start the agent",
+    "destroy the server, its IPs and volumes, and verify",
+};
+
+static void step(pb_cloud *c, int n, const char *detail)
+{
+    pb_cloud__log(c, "info", "🔄 Scaleway step %d/%d: %s%s%s", n, ST_COUNT, step_names[n],
+                  detail && *detail ? ": " : "", detail ? detail : "");
+}
+
 static void api_log(void *payload, const char *level, const char *line)
 {
     pb_cloud__log(payload, level, "%s", line);
@@ -80,8 +118,8 @@ static int read_settings(pb_cloud *c, scw *s, pb_error *err)
 {
     int error;
     double d;
-    const char *prof = setting(c, "PLEXBURST_SCW_PROFILE");
-    const char *type = setting(c, "PLEXBURST_SCW_TYPE");
+    const char *prof = c->o.profile ? c->o.profile : setting(c, "PLEXBURST_SCW_PROFILE");
+    const char *type = c->o.instance_type ? c->o.instance_type : setting(c, "PLEXBURST_SCW_TYPE");
     size_t p = 1; /* standard */
     if (prof) {
         for (p = 0; p < sizeof(profiles) / sizeof(*profiles); p++)
@@ -89,9 +127,12 @@ static int read_settings(pb_cloud *c, scw *s, pb_error *err)
                 break;
         if (p == sizeof(profiles) / sizeof(*profiles))
             return pb_error_set(err, PB_EINVALID,
-                                "PLEXBURST_SCW_PROFILE: expected lite, standard, power or "
-                                "superpower, not '%s'",
-                                prof);
+                                "%s: expected lite, standard, power or superpower, not '%s'",
+                                c->o.profile ? "--profile" : "PLEXBURST_SCW_PROFILE", prof);
+    }
+    if (type && (!*type || strlen(type) >= sizeof(s->type) || strpbrk(type, "/?&# "))) {
+        return pb_error_set(err, PB_EINVALID, "%s: not a commercial type: '%s'",
+                            c->o.instance_type ? "--instance-type" : "PLEXBURST_SCW_TYPE", type);
     }
     snprintf(s->type, sizeof(s->type), "%s", type ? type : profiles[p].type);
     snprintf(s->image, sizeof(s->image), "%s",
@@ -144,13 +185,55 @@ static int pick_zone(pb_cloud *c, scw *s, size_t from, pb_error *err)
             snprintf(s->run.zone, sizeof(s->run.zone), "%s", s->zones[i]);
             return (int)i;
         }
-        pb_cloud__log(c, "warn", "⚠️ %s: shortage in %s, trying the region's other zones",
-                      s->type, s->zones[i]);
+        pb_cloud__log(c, "warn", "%s: shortage in %s, trying the region's other zones", s->type,
+                      s->zones[i]);
         size_t n = strlen(tried);
         snprintf(tried + n, sizeof(tried) - n, "%s%s", n ? ", " : "", s->zones[i]);
     }
     return pb_error_set(err, PB_EREFUSED, "Scaleway has no %s available in %s (tried %s)", s->type,
                         s->zones[0], tried);
+}
+
+/* The cost guard: the estimate for the lifetime cap against PLEXBURST_MAX_COST. */
+static int cost_guard(pb_cloud *c, scw *s, pb_error *err)
+{
+    double estimate = s->run.hourly_price * s->max_hours;
+    char line[256];
+    snprintf(line, sizeof(line),
+             "%s in %s at %.4f EUR/h: at most %.2f EUR for the lifetime cap of %g h%s", s->type,
+             s->run.zone, s->run.hourly_price, estimate, s->max_hours,
+             s->max_cost > 0 ? "" : " (no PLEXBURST_MAX_COST set)");
+    pb_cloud__log(c, "info", "📊 %s", line);
+    snprintf(c->result.zone, sizeof(c->result.zone), "%s", s->run.zone);
+    snprintf(c->result.type, sizeof(c->result.type), "%s", s->type);
+    c->result.hourly_price = s->run.hourly_price;
+    if (s->max_cost > 0 && estimate > s->max_cost)
+        return pb_error_set(err, PB_EREFUSED,
+                            "the estimate %.2f EUR (%s at %.4f EUR/h for PLEXBURST_MAX_HOURS=%g) "
+                            "exceeds PLEXBURST_MAX_COST=%g: nothing was created",
+                            estimate, s->type, s->run.hourly_price, s->max_hours, s->max_cost);
+    return 0;
+}
+
+/* A home that died mid-run left an instance that still runs: the run goes on with it. */
+static int reattach(pb_cloud *c, scw *s, pb_error *err)
+{
+    int error = 0;
+    pb_scw_run run;
+    memset(&run, 0, sizeof(run));
+    if (!s->dir[0] || (error = pb_scw_adopt(&s->api, s->dir, &run, err)) <= 0)
+        return error;
+    s->run = run;
+    snprintf(s->type, sizeof(s->type), "%s", run.type);
+    snprintf(s->address, sizeof(s->address), "%s", run.address);
+    snprintf(s->keys.client_key_path, sizeof(s->keys.client_key_path),
+             "%.3900s/%.60s.client_ed25519", s->dir, run.run_id);
+    snprintf(s->keys.host_pin, sizeof(s->keys.host_pin), "%s", run.host_pin);
+    s->have_keys = 1;
+    snprintf(c->result.server_id, sizeof(c->result.server_id), "%s", run.server_id);
+    pb_cloud__log(c, "info", "🔄 re-attached to server %s (%s in %s) of run %s", run.server_id,
+                  run.type, run.zone, run.run_id);
+    return 1;
 }
 
 static int scw_prepare(pb_cloud *c, pb_error *err)
@@ -190,32 +273,29 @@ static int scw_prepare(pb_cloud *c, pb_error *err)
     pb_cloud__log(c, "info", "Scaleway account from %s%s%s, project %s, zone %s", s->acct.source,
                   s->acct.profile[0] ? ", profile " : "", s->acct.profile, s->acct.project,
                   s->acct.zone);
+    c->billed = 1; /* nothing billed until a poweron */
+    /* an instance a home that died left running: re-attached; else swept below */
+    int adopted = reattach(c, s, err);
+    if (adopted < 0)
+        return adopted;
     /* the sweep of what earlier runs left (records of this home, tags of dead owners) */
     unsigned found = 0;
+    step(c, ST_SWEEP, NULL);
     if ((error = pb_scw_sweep(&s->api, s->dir[0] ? s->dir : NULL, s->zones, s->nzones, 0,
                               s->poll_ms, &found, err)) < 0)
         return error;
-    if (found)
-        pb_cloud__log(c, "info", "🔄 swept %u leftover(s) of earlier runs", found);
+    pb_cloud__log(c, "info", "%s",
+                  found ? "🔄 swept what earlier runs left" : "✅ nothing left by earlier runs");
+    if (adopted) {
+        s->ready = 2; /* the address and keys are known: SSH next */
+        return cost_guard(c, s, err);
+    }
     /* the zone and the live price; the cost guard */
+    step(c, ST_ESTIMATE, NULL);
     if ((error = pick_zone(c, s, 0, err)) < 0 ||
         (error = pb_scw_price(&s->api, s->run.zone, s->type, &s->run.hourly_price, err)) < 0)
         return error;
-    double estimate = s->run.hourly_price * s->max_hours;
-    snprintf(c->result.zone, sizeof(c->result.zone), "%s", s->run.zone);
-    snprintf(c->result.type, sizeof(c->result.type), "%s", s->type);
-    c->result.hourly_price = s->run.hourly_price;
-    c->billed = 1; /* nothing billed until a poweron */
-    pb_cloud__log(c, "info",
-                  "📊 %s in %s at %.4f EUR/h: at most %.2f EUR for the lifetime cap of %g h%s",
-                  s->type, s->run.zone, s->run.hourly_price, estimate, s->max_hours,
-                  s->max_cost > 0 ? "" : " (no PLEXBURST_MAX_COST set)");
-    if (s->max_cost > 0 && estimate > s->max_cost)
-        return pb_error_set(err, PB_EREFUSED,
-                            "the estimate %.2f EUR (%s at %.4f EUR/h for PLEXBURST_MAX_HOURS=%g) "
-                            "exceeds PLEXBURST_MAX_COST=%.2f: nothing was created",
-                            estimate, s->type, s->run.hourly_price, s->max_hours, s->max_cost);
-    return 0;
+    return cost_guard(c, s, err);
 }
 
 static int cancelled(pb_cloud *c, pb_error *err)
@@ -294,15 +374,16 @@ static int create_server(pb_cloud *c, scw *s, pb_error *err)
             break;
         }
         if (!strcmp(r.type, "out_of_stock") && zi + 1 < s->nzones) {
-            pb_cloud__log(c, "warn", "⚠️ %s is out of stock in %s: trying %s", s->type,
-                          s->run.zone, s->zones[zi + 1]);
+            pb_cloud__log(c, "warn", "%s is out of stock in %s: trying %s", s->type, s->run.zone,
+                          s->zones[zi + 1]);
             pb_scw_resp_dispose(&r);
             int z = pick_zone(c, s, zi + 1, err);
             if (z < 0)
                 return z;
             zi = (size_t)z;
             if ((error = pb_scw_price(&s->api, s->run.zone, s->type, &s->run.hourly_price, err)) <
-                0)
+                    0 ||
+                (error = cost_guard(c, s, err)) < 0)
                 return error;
             continue;
         }
@@ -462,11 +543,10 @@ static int selfdestruct_key(pb_cloud *c, scw *s, pb_error *err)
     int error;
     const char *app = setting(c, "PLEXBURST_SCW_SELFDESTRUCT_APP");
     if (!app) {
-        pb_cloud__log(
-            c, "warn",
-            "⚠️ no PLEXBURST_SCW_SELFDESTRUCT_APP: at the lifetime cap the instance only "
-            "powers itself off (still billed for storage); the next run's sweep or "
-            "`plexburst cloud reap` removes it");
+        pb_cloud__log(c, "warn",
+                      "no PLEXBURST_SCW_SELFDESTRUCT_APP: at the lifetime cap the instance only "
+                      "powers itself off (still billed for storage); the next run's sweep or "
+                      "`plexburst cloud reap` removes it");
         return 0;
     }
     char until[64], desc[128];
@@ -498,17 +578,44 @@ static int selfdestruct_key(pb_cloud *c, scw *s, pb_error *err)
     return 0;
 }
 
-/* Create -> user data -> poweron -> running with an IP -> SSH. */
+/* SSH open on the address; the per-run known_hosts with the pinned host key; the ssh:// URL. */
+static int reach_ssh(pb_cloud *c, scw *s, pb_error *err)
+{
+    int error;
+    char line[512], pub[256];
+    step(c, ST_SSH, s->address);
+    if ((error = wait_ssh(c, s, err)) < 0)
+        return error;
+    snprintf(s->known_hosts, sizeof(s->known_hosts), "%.3900s/%.60s.known_hosts",
+             s->dir[0] ? s->dir : "/tmp", s->run.run_id);
+    snprintf(pub, sizeof(pub), "%s", s->run.host_public);
+    char *sp = strchr(pub, ' ');
+    if (sp && (sp = strchr(sp + 1, ' ')))
+        *sp = '\0'; /* "ssh-ed25519 AAAA..." */
+    snprintf(line, sizeof(line), "[%s]:%d %s\n", s->address, s->ssh_port, pub);
+    if ((error = pb_fs_write_file(s->known_hosts, line, strlen(line), 0600, err)) < 0)
+        return error;
+    snprintf(s->ssh_url, sizeof(s->ssh_url), "ssh://%s@%s:%d%s", s->ssh_user, s->address,
+             s->ssh_port, c->workdir);
+    s->ready = 1;
+    return 0;
+}
+
+/* Keys -> create (stopped) -> user data -> poweron -> running with an IP. */
 static int bring_up(pb_cloud *c, scw *s, pb_error *err)
 {
     int error;
     char path[PATH_MAX + 64];
     snprintf(path, sizeof(path), "%.3900s/%.60s.client_ed25519", s->dir[0] ? s->dir : "/tmp",
              s->run.run_id);
+    step(c, ST_KEYS, "a host key for the instance, a client key for this run");
     if ((error = cancelled(c, err)) < 0 ||
         (error = pb_scw_keys_generate(&s->keys, path, s->run.run_id, err)) < 0)
         return error;
     s->have_keys = 1;
+    snprintf(s->run.host_public, sizeof(s->run.host_public), "%s", s->keys.host_public);
+    snprintf(s->run.host_pin, sizeof(s->run.host_pin), "%s", s->keys.host_pin);
+    step(c, ST_CREATE, s->type);
     if ((error = create_server(c, s, err)) < 0 || (error = cancelled(c, err)) < 0)
         return error;
     if ((error = selfdestruct_key(c, s, err)) < 0)
@@ -520,6 +627,7 @@ static int bring_up(pb_cloud *c, scw *s, pb_error *err)
                          s->sd_secret[0] ? s->sd_secret : NULL,
                          s->acct.api_url,
                          s->run.zone};
+    step(c, ST_USERDATA, "SSH keys, packages, the self-destruct timer");
     char *ud = pb_scw_userdata_build(&u);
     if (!ud)
         return pb_error_set(err, PB_ENOMEM, "out of memory (user data)");
@@ -531,28 +639,16 @@ static int bring_up(pb_cloud *c, scw *s, pb_error *err)
     pb_scw_keys_wipe(&s->keys);
     if (error < 0 || (error = cancelled(c, err)) < 0)
         return error;
+    step(c, ST_POWERON, s->run.server_id);
     if ((error = server_action(c, s, "poweron", err)) < 0)
         return error;
     s->run.started = pb_scw_now();
     pb_scw_run_save(&s->run, err);
-    pb_cloud__log(c, "info", "🔄 server %s: poweron", s->run.server_id);
-    if ((error = wait_running(c, s, err)) < 0 || (error = wait_ssh(c, s, err)) < 0)
+    step(c, ST_RUNNING, NULL);
+    if ((error = wait_running(c, s, err)) < 0)
         return error;
-    snprintf(s->known_hosts, sizeof(s->known_hosts), "%.3900s/%.60s.known_hosts",
-             s->dir[0] ? s->dir : "/tmp", s->run.run_id);
-    char line[512];
-    char pub[256];
-    snprintf(pub, sizeof(pub), "%s", s->keys.host_public);
-    char *sp = strchr(pub, ' ');
-    if (sp && (sp = strchr(sp + 1, ' ')))
-        *sp = '\0'; /* "ssh-ed25519 AAAA..." */
-    snprintf(line, sizeof(line), "[%s]:%d %s\n", s->address, s->ssh_port, pub);
-    if ((error = pb_fs_write_file(s->known_hosts, line, strlen(line), 0600, err)) < 0)
-        return error;
-    snprintf(s->ssh_url, sizeof(s->ssh_url), "ssh://%s@%s:%d%s", s->ssh_user, s->address,
-             s->ssh_port, c->workdir);
-    s->ready = 1;
-    return 0;
+    snprintf(s->run.address, sizeof(s->run.address), "%s", s->address);
+    return pb_scw_run_save(&s->run, err);
 }
 
 /* The SSH settings of the run with this instance's key, pin and known_hosts. */
@@ -580,6 +676,9 @@ static int scw_connect(pb_cloud *c, const char *store_url, pb_channel **ch, pb_e
     scw *s = c->impl;
     if (!s->ready && (error = bring_up(c, s, err)) < 0)
         return error;
+    if (s->ready != 1 && ((error = cancelled(c, err)) < 0 || (error = reach_ssh(c, s, err)) < 0))
+        return error;
+    step(c, ST_AGENT, s->ssh_url);
     return pb_cloud__ssh_start(c, s->ssh_url, store_url, ssh_get, c, ch, err);
 }
 
@@ -595,6 +694,23 @@ static void scw_describe(const pb_cloud *c, char *out, size_t cap)
              s && s->run.zone[0] ? s->run.zone : "?", c->workdir);
 }
 
+/* The spend since the poweron against PLEXBURST_MAX_COST. */
+static int scw_over_budget(pb_cloud *c, char *why, size_t cap)
+{
+    const scw *s = c->impl;
+    if (!s || s->run.started <= 0 || s->max_cost <= 0)
+        return 0;
+    double seconds = pb_scw_now() - s->run.started;
+    double spent = seconds * s->run.hourly_price / 3600;
+    if (spent < s->max_cost)
+        return 0;
+    snprintf(why, cap,
+             "the spend reached PLEXBURST_MAX_COST=%g EUR (%s at %.4f EUR/h for %.0f s): the run "
+             "stops and the instance is destroyed",
+             s->max_cost, s->type, s->run.hourly_price, seconds);
+    return 1;
+}
+
 static void scw_release(pb_cloud *c)
 {
     scw *s = c->impl;
@@ -604,9 +720,9 @@ static void scw_release(pb_cloud *c)
         s->api.cancel = NULL; /* the teardown runs to its end, Ctrl-C or not */
         if (s->run.server_id[0] || s->run.nvol || s->run.nip) {
             pb_error e = PB_ERROR_INIT;
-            pb_cloud__log(c, "info", "🔄 destroying server %s and its resources", s->run.server_id);
+            step(c, ST_DESTROY, s->run.server_id);
             if (pb_scw_run_teardown(&s->api, &s->run, s->poll_ms, &e) < 0)
-                pb_cloud__log(c, "warn", "🚨 %s", e.msg);
+                pb_cloud__log(c, "warn", "%s", e.msg);
             else
                 pb_cloud__log(c, "info", "✅ nothing of the run is left on Scaleway (verified)");
         }
@@ -617,11 +733,10 @@ static void scw_release(pb_cloud *c)
             pb_scw_resp r;
             if (pb_scw_api_call(&s->api, "DELETE", path, NULL, NULL, &r, &e) < 0 ||
                 (r.status != 204 && r.status != 404))
-                pb_cloud__log(
-                    c, "warn",
-                    "⚠️ the self-destruct API key could not be deleted (it expires by "
-                    "itself): %s",
-                    e.msg[0] ? e.msg : r.message);
+                pb_cloud__log(c, "warn",
+                              "the self-destruct API key could not be deleted (it expires by "
+                              "itself): %s",
+                              e.msg[0] ? e.msg : r.message);
             pb_scw_resp_dispose(&r);
         }
         pb_scw_api_dispose(&s->api);
@@ -646,6 +761,15 @@ static void scw_release(pb_cloud *c)
 }
 
 const pb_cloud_ops pb_cloud_scaleway_ops = {
-    PB_CLOUD_OPS_VERSION, "scaleway",    NULL,         1,           scw_prepare,
-    scw_connect,          scw_reconnect, scw_describe, scw_release,
+    PB_CLOUD_OPS_VERSION,
+    "scaleway",
+    NULL,
+    1,
+    scw_prepare,
+    scw_connect,
+    scw_reconnect,
+    scw_describe,
+    scw_release,
+    scw_over_budget,
+    1,
 };

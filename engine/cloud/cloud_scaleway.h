@@ -154,6 +154,9 @@ typedef struct pb_scw_run {
     } vol[PB_SCW_MAX_RESOURCES];
     int nip;
     char ip[PB_SCW_MAX_RESOURCES][64];
+    char address[64];      /* the public address once running ("" before) */
+    char host_public[256]; /* "ssh-ed25519 AAAA..." the instance's pinned host key */
+    char host_pin[64];     /* its SHA256 fingerprint */
     double started;        /* wall clock (s) of the poweron accepted, 0: never */
     double stopped;        /* wall clock (s) of the terminate accepted */
     char record[PATH_MAX]; /* the state dir file recording it ("" : none) */
@@ -163,6 +166,15 @@ typedef struct pb_scw_run {
 int pb_scw_run_save(const pb_scw_run *run, pb_error *err);
 /** Reads a record file. */
 int pb_scw_run_load(pb_scw_run *run, const char *path, pb_error *err);
+
+/**
+ * A home that died mid-run: the newest record in `dir` of a dead process of this host whose
+ * server still runs with the address, host key and client key file (`client_key` is
+ * <dir>/<run id>.client_ed25519) it recorded. Adopted: the server's owner tag and the record now
+ * name this process. The others are left to the sweep.
+ * @return 1 with `run` filled (its record path set); 0 when none; < 0 on an API error.
+ */
+int pb_scw_adopt(pb_scw_api *api, const char *dir, pb_scw_run *run, pb_error *err);
 
 /** Reads the server's volumes and IPs from a server object into `run` (deduplicated). */
 void pb_scw_run_note(pb_scw_run *run, json_t *server);

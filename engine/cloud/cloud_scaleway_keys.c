@@ -150,7 +150,7 @@ char *pb_scw_userdata_build(const pb_scw_userdata *u)
                   "#cloud-config\n"
                   "# plexburst run %s: an instance for one run, destroyed after it\n"
                   "ssh_deletekeys: true\n"
-                  "ssh_genkeytypes: []\n"
+                  "ssh_genkeytypes: [ed25519]\n"
                   "disable_root: false\n"
                   "ssh_pwauth: false\n"
                   "ssh_keys:\n"

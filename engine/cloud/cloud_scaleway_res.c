@@ -68,10 +68,11 @@ int pb_scw_run_save(const pb_scw_run *run, pb_error *err)
             vols, json_pack("{s:s, s:b}", "id", run->vol[i].id, "block", run->vol[i].block));
     for (int i = 0; i < run->nip; i++)
         json_array_append_new(ips, json_string(run->ip[i]));
-    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:f, s:s, s:o, s:o}", "run_id", run->run_id,
-                          "zone", run->zone, "server_id", run->server_id, "type", run->type,
-                          "hourly_price", run->hourly_price, "started", run->started, "owner",
-                          owner, "volumes", vols, "ips", ips);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:f, s:f, s:s, s:o, s:o, s:s, s:s, s:s}", "run_id",
+                          run->run_id, "zone", run->zone, "server_id", run->server_id, "type",
+                          run->type, "hourly_price", run->hourly_price, "started", run->started,
+                          "owner", owner, "volumes", vols, "ips", ips, "address", run->address,
+                          "host_public", run->host_public, "host_pin", run->host_pin);
     char *text = o ? json_dumps(o, JSON_INDENT(1)) : NULL;
     json_decref(o);
     if (!text)
@@ -96,6 +97,10 @@ int pb_scw_run_load(pb_scw_run *run, const char *path, pb_error *err)
     snprintf(run->type, sizeof(run->type), "%s", jstr(json_object_get(o, "type"), ""));
     run->hourly_price = json_number_value(json_object_get(o, "hourly_price"));
     run->started = json_number_value(json_object_get(o, "started"));
+    snprintf(run->address, sizeof(run->address), "%s", jstr(json_object_get(o, "address"), ""));
+    snprintf(run->host_public, sizeof(run->host_public), "%s",
+             jstr(json_object_get(o, "host_public"), ""));
+    snprintf(run->host_pin, sizeof(run->host_pin), "%s", jstr(json_object_get(o, "host_pin"), ""));
     size_t i;
     json_t *v;
     json_array_foreach(json_object_get(o, "volumes"), i, v)
@@ -274,19 +279,23 @@ static int count_listed(pb_scw_api *api, const char *path, const char *key, pb_e
     return n;
 }
 
+static void other_tagged(pb_scw_api *api, pb_scw_run *run, int poll_ms);
+
 int pb_scw_run_teardown(pb_scw_api *api, pb_scw_run *run, int poll_ms, pb_error *err)
 {
     int error = 0, first = 0, left = 0;
     char path[512], what[160];
     pb_error e = PB_ERROR_INIT;
     if (run->server_id[0] && (first = server_gone(api, run, poll_ms, &e)) < 0)
-        pb_scw_say(api, "warn", "⚠️ %s", e.msg);
+        pb_scw_say(api, "warn", "%s", e.msg);
+    if (run->run_id[0])
+        other_tagged(api, run, poll_ms);
     for (int i = 0; i < run->nip; i++) {
         pb_error e2 = PB_ERROR_INIT;
         snprintf(path, sizeof(path), "/instance/v1/zones/%s/ips/%s", run->zone, run->ip[i]);
         snprintf(what, sizeof(what), "IP %s", run->ip[i]);
         if (delete_until_gone(api, path, what, poll_ms, &e2) < 0)
-            pb_scw_say(api, "warn", "⚠️ %s", e2.msg);
+            pb_scw_say(api, "warn", "%s", e2.msg);
     }
     for (int i = 0; i < run->nvol; i++) {
         pb_error e2 = PB_ERROR_INIT;
@@ -299,7 +308,7 @@ int pb_scw_run_teardown(pb_scw_api *api, pb_scw_run *run, int poll_ms, pb_error 
         snprintf(what, sizeof(what), "%s volume %s", run->vol[i].block ? "block" : "local",
                  run->vol[i].id);
         if (delete_until_gone(api, path, what, poll_ms, &e2) < 0)
-            pb_scw_say(api, "warn", "⚠️ %s", e2.msg);
+            pb_scw_say(api, "warn", "%s", e2.msg);
     }
     /* verification: each one read back, and nothing listed under the run's tag */
     pb_error ev = PB_ERROR_INIT;
@@ -344,6 +353,117 @@ int pb_scw_run_teardown(pb_scw_api *api, pb_scw_run *run, int poll_ms, pb_error 
     }
     (void)first;
     return error;
+}
+
+/* The newest record in `dir` of a dead process of this host with what a re-attach needs. */
+static int adoptable(const char *dir, pb_scw_run *best, pb_error *err)
+{
+    char path[PATH_MAX + 300];
+    int found = 0;
+    DIR *d = dir ? opendir(dir) : NULL;
+    struct dirent *de;
+    while (d && (de = readdir(d)) != NULL) {
+        size_t n = strlen(de->d_name);
+        if (n < 6 || strcmp(de->d_name + n - 5, ".json") != 0)
+            continue;
+        pb_scw_run run;
+        pb_error e = PB_ERROR_INIT;
+        snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+        if (pb_scw_run_load(&run, path, &e) < 0)
+            continue;
+        json_t *o = json_load_file(path, 0, NULL);
+        int alive = owner_alive(jstr(json_object_get(o, "owner"), ""));
+        json_decref(o);
+        snprintf(path, sizeof(path), "%s/%.60s.client_ed25519", dir, run.run_id);
+        if (alive != 0 || !run.server_id[0] || !run.address[0] || !run.host_public[0] ||
+            !run.host_pin[0] || access(path, R_OK) != 0)
+            continue;
+        if (!found || run.started > best->started)
+            *best = run;
+        found = 1;
+    }
+    if (d)
+        closedir(d);
+    (void)err;
+    return found;
+}
+
+int pb_scw_adopt(pb_scw_api *api, const char *dir, pb_scw_run *run, pb_error *err)
+{
+    int error, ok = 0;
+    char path[512], owner[192], tag[256];
+    pb_scw_resp r;
+    if (!adoptable(dir, run, err))
+        return 0;
+    snprintf(path, sizeof(path), "/instance/v1/zones/%s/servers/%s", run->zone, run->server_id);
+    if ((error = pb_scw_api_call(api, "GET", path, NULL, NULL, &r, err)) < 0)
+        return error;
+    json_t *srv = json_object_get(r.json, "server");
+    const char *st = jstr(json_object_get(srv, "state"), "");
+    const char *ip = json_string_value(
+        json_object_get(json_array_get(json_object_get(srv, "public_ips"), 0), "address"));
+    if (!ip)
+        ip = json_string_value(json_object_get(json_object_get(srv, "public_ip"), "address"));
+    ok = r.status == 200 && !strcmp(st, "running") && ip && !strcmp(ip, run->address);
+    if (!ok) {
+        pb_scw_say(api, "info", "server %s of run %s is %s: not re-attached (swept)",
+                   run->server_id, run->run_id, r.status == 404 ? "gone" : st);
+        pb_scw_resp_dispose(&r);
+        return 0;
+    }
+    /* the owner tag names this process now, so that no sweep takes the server */
+    pb_scw_owner(owner, sizeof(owner));
+    snprintf(tag, sizeof(tag), PB_SCW_OWNER_TAG "%s", owner);
+    json_t *tags = json_array();
+    size_t i;
+    json_t *t;
+    json_array_foreach(json_object_get(srv, "tags"), i, t)
+    {
+        const char *v = json_string_value(t);
+        if (v && strncmp(v, PB_SCW_OWNER_TAG, strlen(PB_SCW_OWNER_TAG)) != 0)
+            json_array_append_new(tags, json_string(v));
+    }
+    json_array_append_new(tags, json_string(tag));
+    pb_scw_run_note(run, srv);
+    pb_scw_resp_dispose(&r);
+    json_t *body = json_pack("{s:o}", "tags", tags);
+    error = pb_scw_api_ok(api, "PATCH", path, body, NULL, NULL, "re-tagging the server", err);
+    json_decref(body);
+    if (error < 0)
+        return error;
+    if ((error = pb_scw_run_save(run, err)) < 0)
+        return error;
+    return 1;
+}
+
+/* Servers tagged with the run's id that the record does not name (a create whose answer was
+ * lost): torn down with the recorded one, their volumes and IPs noted. */
+static void other_tagged(pb_scw_api *api, pb_scw_run *run, int poll_ms)
+{
+    char path[512];
+    pb_scw_resp r;
+    pb_error e = PB_ERROR_INIT;
+    snprintf(path, sizeof(path), "/instance/v1/zones/%s/servers?tags=" PB_SCW_RUN_TAG "%s",
+             run->zone, run->run_id);
+    if (pb_scw_api_call(api, "GET", path, NULL, NULL, &r, &e) < 0)
+        return;
+    size_t i;
+    json_t *srv;
+    json_array_foreach(json_object_get(r.json, "servers"), i, srv)
+    {
+        const char *id = jstr(json_object_get(srv, "id"), "");
+        if (!*id || !strcmp(id, run->server_id))
+            continue;
+        pb_scw_run other = *run;
+        snprintf(other.server_id, sizeof(other.server_id), "%s", id);
+        pb_scw_run_note(run, srv);
+        pb_scw_say(api, "info", "🔄 server %s is tagged with run %s too: destroying it", id,
+                   run->run_id);
+        pb_error e2 = PB_ERROR_INIT;
+        if (server_gone(api, &other, poll_ms, &e2) < 0)
+            pb_scw_say(api, "warn", "%s", e2.msg);
+    }
+    pb_scw_resp_dispose(&r);
 }
 
 /* One tagged server of an earlier run: torn down when its owner is gone or its cap is past. */
@@ -401,7 +521,7 @@ int pb_scw_sweep(pb_scw_api *api, const char *dir, char zones[][32], size_t nzon
         pb_error e = PB_ERROR_INIT;
         snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
         if (pb_scw_run_load(&run, path, &e) < 0) {
-            pb_scw_say(api, "warn", "⚠️ %s", e.msg);
+            pb_scw_say(api, "warn", "%s", e.msg);
             continue;
         }
         json_t *o = json_load_file(path, 0, NULL);
@@ -416,6 +536,12 @@ int pb_scw_sweep(pb_scw_api *api, const char *dir, char zones[][32], size_t nzon
                    run.server_id[0] ? run.server_id : "-", run.nvol, run.nip);
         if (!dry_run && (error = pb_scw_run_teardown(api, &run, poll_ms, err)) < 0)
             break;
+        if (!dry_run) { /* the dead run's keys never outlive it */
+            snprintf(path, sizeof(path), "%s/%.60s.client_ed25519", dir, run.run_id);
+            unlink(path);
+            snprintf(path, sizeof(path), "%s/%.60s.known_hosts", dir, run.run_id);
+            unlink(path);
+        }
     }
     if (d)
         closedir(d);

@@ -87,6 +87,6 @@ static void ssh_describe(const pb_cloud *c, char *out, size_t cap)
 }
 
 const pb_cloud_ops pb_cloud_ssh_ops = {
-    PB_CLOUD_OPS_VERSION, "ssh",         NULL,         1,    ssh_prepare,
-    ssh_connect,          ssh_reconnect, ssh_describe, NULL,
+    PB_CLOUD_OPS_VERSION, "ssh",        NULL, 1,    ssh_prepare, ssh_connect,
+    ssh_reconnect,        ssh_describe, NULL, NULL, 0,
 };

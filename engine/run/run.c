@@ -48,7 +48,17 @@ void pb_run__log(rx *x, const char *level, const char *fmt, ...)
 
 int pb_run__cancelled(rx *x)
 {
-    return x->o->cancelled && x->o->cancelled(x->o->cancel_payload);
+    if (x->o->cancelled && x->o->cancelled(x->o->cancel_payload))
+        return 1;
+    char why[512];
+    if (!x->budget_stop && !pb_cloud_over_budget(x->cloud, why, sizeof(why)))
+        return 0;
+    if (!x->budget_stop) { /* the cloud's budget: a clean stop, as a Ctrl-C, saying why */
+        x->budget_stop = 1;
+        pb_error_set(x->err, PB_ECANCELLED, "%s", why);
+        pb_run__log(x, "warn", "%s", why);
+    }
+    return 1;
 }
 
 int pb_run__chan_cancel(void *p)
@@ -208,6 +218,8 @@ static int open_cloud(rx *x)
     co.cancel = pb_run__chan_cancel;
     co.cancel_payload = x;
     co.run_id = x->r->run_id;
+    co.instance_type = x->o->instance_type;
+    co.profile = x->o->profile;
     return pb_cloud_open(&x->cloud, &co, x->err);
 }
 
@@ -242,6 +254,11 @@ static int resolve(rx *x)
     x->zlevel = x->set.zstd_level;
     set_str(&r->state_dir, x->state);
     set_str(&r->cloud_dir, x->cloud->workdir);
+    /* the cloud as known before it starts (the record and events show it during the run) */
+    snprintf(r->cloud.provider, sizeof(r->cloud.provider), "%s", x->cloud->result.provider);
+    snprintf(r->cloud.zone, sizeof(r->cloud.zone), "%s", x->cloud->result.zone);
+    snprintf(r->cloud.type, sizeof(r->cloud.type), "%s", x->cloud->result.type);
+    r->cloud.hourly_price = x->cloud->result.hourly_price;
     set_str(&r->store, x->store_url);
     return 0;
 }

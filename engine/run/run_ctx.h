@@ -63,6 +63,7 @@ typedef struct rx {
     char resumed_state[24]; /* current.json's state of the run RECOVER resumes */
     int resuming;           /* this run completes an interrupted one (resume_sync) */
     char refused[512];      /* why a guard refused the run's bundle (state "refused") */
+    int budget_stop;        /* the cloud's budget stopped the run (pb_cloud_over_budget) */
 } rx;
 
 /* ---- events and phases (run.c) ---- */

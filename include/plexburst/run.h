@@ -65,9 +65,8 @@ typedef struct pb_run_options {
     int mode;                /* pb_run_mode */
     const char *plex_dir;    /* the home Plex data dir D (required) */
     const char *state_dir;   /* NULL: <D>.plexburst */
-    const char *cloud;       /* "local", "local:DIR", "ssh://[user@]host[:port][/DIR]" (NULL:
-                                PLEXBURST_CLOUD, else "local"); "scaleway[:ZONE]" is not built
-                                yet */
+    const char *cloud;       /* "local", "local:DIR", "ssh://[user@]host[:port][/DIR]" or
+                                "scaleway[:ZONE]" (NULL: PLEXBURST_CLOUD, else "local") */
     const char *store;       /* a directory, file:// or s3:// URL (NULL: PLEXBURST_STORE, else
                                 the local cloud's DIR/store; an ssh cloud needs one both sides
                                 reach) */
@@ -97,6 +96,10 @@ typedef struct pb_run_options {
     /** bootstrap: rebuild a home that already syncs (refused otherwise, PB_EINVALID); the home's
      * user state and edits are carried into the new library either way. */
     int force;
+    /** scaleway: the instance's commercial type (NULL: PLEXBURST_SCW_TYPE, else the profile's)
+     * and the profile lite|standard|power|superpower (NULL: PLEXBURST_SCW_PROFILE, else
+     * standard); another cloud refuses them (PB_EINVALID). */
+    const char *instance_type, *profile;
 } pb_run_options;
 
 /** pb_run_options.refused_action. */
