@@ -169,6 +169,14 @@ int pb_runner_plex_libraries_load(json_t **out, const char *path, pb_error *err)
  */
 #define PB_RUNNER_PROGRESS_PREFIX "@progress "
 
+/**
+ * A copy of a log line fit for the home's logs: the text kept as it is, except the value of every
+ * `KEY=value` or `KEY: value` whose key names a secret (as pb_runner_redact judges them: a query
+ * parameter X-Plex-Token=T, a header Authorization: Bearer T, secret_key=...), replaced with
+ * `<secret>`. Writes at most cap bytes (NUL included), truncating.
+ */
+void pb_runner_redact_text(char *out, size_t cap, const char *text);
+
 /** The mkplex beside this executable (dirname(/proc/self/exe)/mkplex) or PLEXBURST_MKPLEX. */
 int pb_runner_default_mkplex(char *out, size_t cap);
 

@@ -111,7 +111,8 @@ void pb_runner_plex_media_unmount(pb_runner_plex_cfg *c, int failed, FILE *log);
 
 /** The last `lines` (at most 40) of the log at `path` into the runner's log, each line prefixed
  * with `label`, secrets redacted: the values of the secret settings in the environment and
- * `secret` (may be NULL) masked, then pb_runner_redact(). Nothing when the file is missing. */
+ * `secret` (may be NULL) masked, then pb_runner_redact_text(). Nothing when the file is
+ * missing. */
 void pb_runner_plex_log_tail(FILE *log, const char *path, const char *label, int lines,
                              const char *secret);
 

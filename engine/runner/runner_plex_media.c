@@ -447,7 +447,7 @@ void pb_runner_plex_log_tail(FILE *log, const char *path, const char *label, int
         for (size_t k = 0; k < sizeof(secret_env) / sizeof(*secret_env); k++)
             mask(l, sizeof(ring[0]), getenv(secret_env[k]));
         mask(l, sizeof(ring[0]), secret);
-        pb_runner_redact(red, sizeof(red), l);
+        pb_runner_redact_text(red, sizeof(red), l);
         pb_runner_plex_say(log, "   %s: %s", label, red);
     }
 }

@@ -156,11 +156,9 @@ typedef struct pb_run_result {
     } ms;
     size_t nphases;
     pb_run_phase phases[PB_RUN_MAX_PHASES];
-    int runner_status;    /* the runner's exit status (-1 when it did not run) */
-    char *runner_json;    /* owned, NULL when none: the runner's per-phase counts, one JSON object
-                           * (the plex runner: {"kind", "phases": [...]}, docs/cli.md) */
-    char snapshot_id[33]; /* the home snapshot the cloud started from */
-    char baseline_id[33]; /* the baseline recorded at the end (both sides) */
+    int runner_status;        /* the runner's exit status (-1 when it did not run) */
+    char snapshot_id[33];     /* the home snapshot the cloud started from */
+    char baseline_id[33];     /* the baseline recorded at the end (both sides) */
     pb_export_stats exported; /* the agent's bundle build, as it reported it */
     int have_apply;
     pb_apply_result apply; /* the apply (rows, files, report, downtime); owned */
@@ -176,6 +174,9 @@ typedef struct pb_run_result {
         double cpu_user_ms, cpu_sys_ms; /* this (home) process, the agent not included */
         uint64_t max_rss_kb;            /* its peak resident set */
     } home;
+    /* owned, NULL when none: the runner's per-phase counts, one JSON object (the plex runner:
+     * {"kind", "phases": [...]}, docs/cli.md "runner") */
+    char *runner_json;
 } pb_run_result;
 
 /**
