@@ -134,6 +134,64 @@ static void test_log_tail_redacted(void **state)
     unsetenv("PLEXBURST_PLEX_CLAIM");
 }
 
+/* `mkplex scan` (the stand-in's scanner) honours the section's type: a show section gets shows,
+ * seasons and episodes, a music section artists, albums and tracks, a movie section movies. */
+static void test_scan_by_type(void **state)
+{
+    (void)state;
+    if (tu_sh("command -v sqlite3 >/dev/null") != 0) {
+        print_message("sqlite3 is missing: the scan by section type is not covered\n");
+        return;
+    }
+    const char *mk = tu_build_path("mkplex");
+    assert_int_equal(
+        tu_sh("cd '%s' && mkdir -p tv/'Show A'/'Season 1' tv/'Show A'/'Season 2' tv/'Show B' "
+              "music/'Artist X'/'Album 1' music/'Artist X'/'Album 2' films && for f in "
+              "tv/'Show A'/'Season 1'/e1.mkv tv/'Show A'/'Season 1'/e2.mkv "
+              "tv/'Show A'/'Season 2'/e1.mkv tv/'Show B'/pilot.mkv "
+              "music/'Artist X'/'Album 1'/01.flac music/'Artist X'/'Album 1'/02.flac "
+              "music/'Artist X'/'Album 2'/01.mp3 films/f1.mkv; do head -c 1000 /dev/urandom "
+              ">\"$f\"; done && '%s' scan --dir plex --create-db >/dev/null && "
+              "'%s' scan --dir plex --add-section --name TV --type show --location \"$PWD/tv\" "
+              ">/dev/null && '%s' scan --dir plex --add-section --name Music --type artist "
+              "--location \"$PWD/music\" >/dev/null && '%s' scan --dir plex --add-section --name "
+              "Films --type movie --location \"$PWD/films\" >/dev/null && for n in 1 2 3; do "
+              "'%s' scan --dir plex --section $n >/dev/null || exit 1; done",
+              dir, mk, mk, mk, mk, mk),
+        0);
+    char got[4096];
+    assert_int_equal(
+        tu_sh_out(
+            got, sizeof(got),
+            "cd '%s' && sqlite3 \"file:plex/Plug-in Support/Databases/"
+            "com.plexapp.plugins.library.db?mode=ro\" \"SELECT s.name, m.metadata_type, "
+            "count(*) FROM metadata_items m JOIN library_sections s ON s.id = "
+            "m.library_section_id WHERE m.deleted_at IS NULL GROUP BY 1, 2 ORDER BY 1, 2;"
+            " SELECT m.title || '/' || p.title || '/' || e.\\\"index\\\" FROM metadata_items e"
+            " JOIN metadata_items p ON p.id = e.parent_id JOIN metadata_items m ON m.id ="
+            " p.parent_id WHERE e.metadata_type IN (4, 10) ORDER BY 1\"",
+            dir),
+        0);
+    print_message("%s", got);
+    assert_string_equal(got, "Films|1|1\n"
+                             "Music|8|1\n"
+                             "Music|9|2\n"
+                             "Music|10|3\n"
+                             "TV|2|2\n"
+                             "TV|3|3\n"
+                             "TV|4|4\n"
+                             "Artist X/Album 1/1\n"
+                             "Artist X/Album 1/2\n"
+                             "Artist X/Album 2/1\n"
+                             "Show A/Season 1/1\n"
+                             "Show A/Season 1/2\n"
+                             "Show A/Season 2/1\n"
+                             "Show B/Season 1/1\n");
+    /* a second scan adds nothing */
+    assert_int_equal(
+        tu_sh("cd '%s' && '%s' scan --dir plex --section 1 | grep -q '\"added\":0'", dir, mk), 0);
+}
+
 int main(void)
 {
     snprintf(dir, sizeof(dir), "%s", tu_tmpdir("plexrunnerunits"));
@@ -141,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_libraries_all_locations),
         cmocka_unit_test(test_scaleway_default_runner),
         cmocka_unit_test(test_log_tail_redacted),
+        cmocka_unit_test(test_scan_by_type),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     tu_sh("rm -rf '%s'", dir);
