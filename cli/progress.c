@@ -182,10 +182,31 @@ static void bar_line(runview *v, char *line, size_t cap, int with_bar)
     }
 }
 
+/* The cloud runner's phase (items done of total, p->path: unit, elapsed, ETA), one line a
+ * record (they come every minute or so): a bar when the total is known. */
+static void runner_bar(runview *v, const pb_progress *p)
+{
+    unsigned long long d = p->items_done, t = p->items_total;
+    if (!t) {
+        rv_monitor(v, "📊", "%s: %llu %s", p->phase, d, p->path ? p->path : "");
+        return;
+    }
+    char bar[32];
+    int w = 24, fill = d >= t ? w : (int)((double)w * (double)d / (double)t);
+    for (int i = 0; i < w; i++)
+        bar[i] = i < fill ? '#' : '.';
+    bar[w] = '\0';
+    rv_monitor(v, "📊", "%s [%s] %llu/%llu %s", p->phase, bar, d, t, p->path ? p->path : "");
+}
+
 static void on_progress(runview *v, const pb_progress *p)
 {
     char what[48];
     int final = strcmp(p->phase, "done") == 0;
+    if (strncmp(p->phase, "runner: ", 8) == 0) {
+        runner_bar(v, p);
+        return;
+    }
     if (final) {
         if (v->bar_what[0] && v->bar_done) {
             char line[256];
@@ -422,6 +443,8 @@ json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
                                   "cpu_sys_ms", r->home.cpu_sys_ms, "max_rss_kb",
                                   (json_int_t)r->home.max_rss_kb));
     json_object_set_new(o, "runner_status", json_integer(r->runner_status));
+    json_object_set_new(o, "runner",
+                        r->runner_json ? json_loads(r->runner_json, 0, NULL) : json_null());
     json_object_set_new(o, "snapshot", json_string(r->snapshot_id));
     json_object_set_new(o, "baseline", json_string(r->baseline_id));
     if (r->mode == PB_RUN_BOOTSTRAP)

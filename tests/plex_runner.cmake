@@ -9,3 +9,6 @@ pb_add_test(NAME test_plex_runner_client SOURCES test_plex_runner_client.c
 # stand-in, results home equal to an oracle; the early-stop and degraded-mount cases.
 pb_add_test(NAME test_plex_runner SOURCES test_plex_runner.c transfer_util.c
             LABELS online integration TIMEOUT 900)
+# The pieces that need no server: plex_libraries.json (both shapes, every location), the
+# scaleway cloud's default runner, the redaction of the log tails that come home on failure.
+pb_add_test(NAME test_plex_runner_units SOURCES test_plex_runner_units.c LABELS unit)

@@ -24,6 +24,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "plexburst/plex.h"
 #include "testutil.h"
 #include "transfer_util.h"
@@ -31,7 +33,10 @@
 #define VERSION "1.40.0.7998-c29d4c0c8"
 
 static char dir[4096], work[4200], out[65536];
-static int s3port;
+static int s3port, sshport;
+/* where the nights run: --cloud and the settings the home gets for it (the ssh night's) */
+static char cloud[4400], cloud_env[16384];
+static const char *json_flag = ""; /* " --json": stdout to night.json */
 
 static int free_port(void)
 {
@@ -64,10 +69,10 @@ static int night(const char *extra, int gap_ms, const char *on_scan)
 {
     char start[4096];
     snprintf(start, sizeof(start),
-             "'%s' start --dir {plex_dir} --mkplex {mkplex} --port {port} --version {version} "
+             "'%s' start --dir {plex_dir} --mkplex '%s' --port {port} --version {version} "
              "--startup-ms 500 --step-ms 100 --gap-ms %d%s%s%s",
-             tu_source_path("scripts/plex-test-server"), gap_ms, on_scan ? " --on-scan '" : "",
-             on_scan ? on_scan : "", on_scan ? "'" : "");
+             tu_source_path("scripts/plex-test-server"), tu_build_path("mkplex"), gap_ms,
+             on_scan ? " --on-scan '" : "", on_scan ? on_scan : "", on_scan ? "'" : "");
     return tu_sh_out(
         out, sizeof(out),
         "cd '%s' && env PLEXBURST_MEDIA=s3://plexburst-test/media "
@@ -79,10 +84,12 @@ static int night(const char *extra, int gap_ms, const char *on_scan)
         "--timeout 5s' PLEXBURST_CLOUD_PLEX_START=\"%s\" "
         "PLEXBURST_CLOUD_PLEX_STOP=\"'%s' stop --dir {plex_dir}\" PLEXBURST_PLEX_VERSION=%s "
         "PLEXBURST_PLEX_LIBRARIES='%s/plex_libraries.json' PLEXBURST_CLOUD_PLEX_PORT=%d "
-        "PLEXBURST_PROGRESS_SECONDS=1 %s '%s' sync --plex-dir '%s/home' --cloud 'local:%s/cloud' "
-        "--runner plex >'%s/night.log' 2>&1; rc=$?; cat '%s/night.log'; exit $rc",
+        "PLEXBURST_PROGRESS_SECONDS=1 %s %s '%s' sync --plex-dir '%s/home' --cloud '%s' "
+        "--runner plex%s >'%s/night.out' 2>'%s/night.log'; rc=$?; cat '%s/night.out' >>"
+        "'%s/night.log'; cat '%s/night.log'; exit $rc",
         dir, s3port, dir, dir, start, tu_source_path("scripts/plex-test-server"), VERSION, dir,
-        free_port(), extra, tu_build_path("plexburst"), dir, dir, dir, dir);
+        free_port(), cloud_env, extra, tu_build_path("plexburst"), dir, cloud, json_flag, dir, dir,
+        dir, dir, dir);
 }
 
 /* The runner's lines of the last night (on failure). */
@@ -113,6 +120,42 @@ static void oracle_listing(char *buf, size_t cap)
                                "'s/[.][^.|]*|/|/' | LC_ALL=C sort",
                                dir),
                      0);
+}
+
+/* --json's "runner" (night.json): the scan and the analysis of Films with the oracle's count. */
+static void check_json_runner(const char *oracle)
+{
+    char path[4300];
+    long n = 0;
+    for (const char *p = oracle; *p; p++)
+        n += *p == '\n';
+    snprintf(path, sizeof(path), "%s/night.out", dir);
+    json_error_t je;
+    json_t *o = json_load_file(path, 0, &je), *ph;
+    if (!o)
+        print_message("night.out: %s\n", je.text);
+    assert_non_null(o);
+    json_t *r = json_object_get(o, "runner");
+    assert_string_equal(json_string_value(json_object_get(r, "kind")), "plex");
+    int scan = 0, analyze = 0;
+    size_t i;
+    json_array_foreach(json_object_get(r, "phases"), i, ph)
+    {
+        const char *name = json_string_value(json_object_get(ph, "phase"));
+        const char *sec = json_string_value(json_object_get(ph, "section"));
+        if (!name || !sec || strcmp(sec, "Films") != 0)
+            continue;
+        if (!strcmp(name, "scan"))
+            scan = json_integer_value(json_object_get(ph, "items")) == n;
+        if (!strcmp(name, "analyze"))
+            analyze = json_integer_value(json_object_get(ph, "parts_analysed")) == n;
+        assert_true(json_is_number(json_object_get(ph, "seconds")));
+        assert_true(json_is_integer(json_object_get(ph, "sonic_total")));
+    }
+    if (!scan || !analyze)
+        print_message("runner: %s\n", json_dumps(r, JSON_COMPACT));
+    assert_true(scan && analyze);
+    json_decref(o);
 }
 
 static int mounted(void)
@@ -163,6 +206,10 @@ static void test_plex_runner(void **state)
     print_message("night 1: home\n%soracle\n%s", home, want);
     assert_string_equal(home, want);
     assert_false(mounted());
+    /* the runner's progress reached the home as bars with elapsed time (not only as lines) */
+    assert_non_null(strstr(out, "📊 runner: scan Films: "));
+    assert_non_null(strstr(out, "📊 runner: analyze Films ["));
+    assert_non_null(strstr(out, "parts analysed, elapsed "));
 
     /* night 2: a new file; a runner that stops at the first quiet moment (the gap after the
      * scan, before the analysis Plex queues) brings home less than the oracle */
@@ -179,10 +226,13 @@ static void test_plex_runner(void **state)
     assert_false(mounted());
 
     /* night 3: the stability window outlasts the gaps: everything, analysed */
+    json_flag = " --json";
     rc = night("PLEXBURST_ANALYSIS=scan,analyze PLEXBURST_IDLE_SECONDS=2", 600, NULL);
+    json_flag = "";
     if (rc)
         show_night();
     assert_int_equal(rc, 0);
+    check_json_runner(want);
     home_listing(home, sizeof(home));
     print_message("night 3: home\n%soracle\n%s", home, want);
     assert_string_equal(home, want);
@@ -196,6 +246,41 @@ static void test_plex_runner(void **state)
               "END {exit bad}' \"$j\"",
               dir),
         0);
+
+    /* night 3b: over ssh://, the runner's settings only in the home's environment (sshd
+     * forwards none): they reach the agent in RUN, secrets nowhere on the cloud's disk */
+    if (sshport) {
+        assert_int_equal(tu_sh("head -c 70000 /dev/urandom >'%s/up/Films/Epsilon (2005).mkv'", dir),
+                         0);
+        assert_int_equal(upload(), 0);
+        snprintf(cloud, sizeof(cloud), "ssh://root@127.0.0.1:%d%s/sshcloud", sshport, dir);
+        snprintf(cloud_env, sizeof(cloud_env),
+                 "PLEXBURST_SSH_KEY='%s/sshd/client_ed25519' "
+                 "PLEXBURST_KNOWN_HOSTS='%s/sshd/known_hosts' PLEXBURST_STORE='%s/sshstore'",
+                 dir, dir, dir);
+        rc = night("PLEXBURST_ANALYSIS=scan,analyze PLEXBURST_IDLE_SECONDS=2", 600, NULL);
+        if (rc)
+            show_night();
+        assert_int_equal(rc, 0);
+        home_listing(home, sizeof(home));
+        oracle_listing(want, sizeof(want));
+        print_message("night 3b (ssh): home\n%soracle\n%s", home, want);
+        assert_string_equal(home, want);
+        assert_false(mounted());
+        assert_int_equal(tu_sh("ls '%s'/sshcloud/agent/runner-*.libraries.json >/dev/null && "
+                               "[ -z \"$(find '%s/sshcloud/agent' -name 'runner-*.libraries.json' "
+                               "-perm /077)\" ]",
+                               dir, dir),
+                         0);
+        assert_int_not_equal(tu_sh("grep -rqsF pbtest-secret-0001 '%s/night.log' '%s/sshcloud' "
+                                   "'%s/home.plexburst'",
+                                   dir, dir, dir),
+                             0);
+        snprintf(cloud, sizeof(cloud), "local:%s/cloud", dir);
+        cloud_env[0] = '\0';
+    } else {
+        print_message("no loopback sshd here: the ssh:// night is not covered\n");
+    }
 
     /* night 4: the bucket's server dies as the scan starts: refused, home unchanged */
     assert_int_equal(tu_sh("head -c 50000 /dev/urandom >'%s/up/Films/Delta (2004).mkv'", dir), 0);
@@ -211,6 +296,14 @@ static void test_plex_runner(void **state)
     if (!strstr(out, "the media mount looks degraded"))
         print_message("%s\n", out);
     assert_non_null(strstr(out, "the media mount looks degraded"));
+    /* the cloud Plex's and rclone's logs came home with the run log, without secrets */
+    assert_non_null(strstr(out, "the last lines of Plex's log"));
+    assert_non_null(strstr(out, "Plex: "));
+    assert_non_null(strstr(out, "the last lines of rclone's log"));
+    assert_int_equal(tu_sh("grep -rqsF pbtest-secret-0001 '%s/night.log' '%s/home.plexburst' "
+                           "'%s/cloud/agent'",
+                           dir, dir, dir),
+                     1);
     assert_int_equal(tu_sh_out(after, sizeof(after), "md5sum <'%s/home/" PB_PLEX_DB_REL "'", dir),
                      0);
     assert_string_equal(before, after);
@@ -243,12 +336,21 @@ int main(void)
         tu_sh("rm -rf '%s'", dir);
         fail_msg("the S3 test server did not start");
     }
+    snprintf(cloud, sizeof(cloud), "local:%s/cloud", dir);
+    char sshd[4300], sshlog[4300];
+    snprintf(sshd, sizeof(sshd), "%s/sshd", dir);
+    snprintf(sshlog, sizeof(sshlog), "%s/sshd-start.log", dir);
+    tu_sh("mkdir -p '%s'", sshd);
+    if (xu_sshd_start(&sshport, sshd, sshlog) != 0)
+        sshport = 0;
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_plex_runner)};
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     xu_s3_stop(work);
-    tu_sh("fusermount -uz '%s/mnt' 2>/dev/null; for p in $(find '%s/cloud' -name '*.pts.pid' "
-          "2>/dev/null); do kill $(cat \"$p\") 2>/dev/null; done; true",
-          dir, dir);
+    if (sshport)
+        xu_sshd_stop(sshd);
+    tu_sh("fusermount -uz '%s/mnt' 2>/dev/null; for p in $(find '%s/cloud' '%s/sshcloud' -name "
+          "'*.pts.pid' 2>/dev/null); do kill $(cat \"$p\") 2>/dev/null; done; true",
+          dir, dir, dir);
     tu_sh("rm -rf '%s'", dir);
     return rc;
 }

@@ -8,8 +8,10 @@
  *             home's (a mismatch asks for a full upload), and injects ONLY the DB pair into the
  *             cloud's Plex data dir DIR/plex with paths mapped home -> cloud; bootstrap: an empty
  *             DIR/plex;
- *   RUN       the analysis runner on DIR/plex, detached from the agent (its own session; output
- *             in DIR/agent/runner-<run>.log, relayed as LOG frames; exit status written
+ *   RUN       the runner's settings from the home made the agent's own (plex runner), then
+ *             the analysis runner on DIR/plex, detached from the agent (its own session; output
+ *             in DIR/agent/runner-<run>.log, relayed as LOG frames, its progress records as
+ *             PROGRESS frames; exit status written
  *             atomically to DIR/agent/runner-<run>.json): a CANCEL stops it, a home that goes
  *             away (EOF) does not, so a new agent's RUN for the same run re-attaches to it (or
  *             reports the status it recorded); PREPARE for a run prepared here already keeps
@@ -67,10 +69,25 @@ int pb_agent__result(agent *a, json_t *o, pb_error *err)
     return rc;
 }
 
-/* The runner's output lines as LOG frames ("runner"); -1 when the home cannot be written to. */
+/* The runner's output lines as LOG frames ("runner"), its progress records (runner.h,
+ * PB_RUNNER_PROGRESS_PREFIX) as PROGRESS frames ({"what": "runner", ...}); -1 when the home
+ * cannot be written to. */
 static int on_runner_line(const char *text, void *payload)
 {
     agent *a = payload;
+    size_t pl = strlen(PB_RUNNER_PROGRESS_PREFIX);
+    if (strncmp(text, PB_RUNNER_PROGRESS_PREFIX, pl) == 0) {
+        json_t *rec = json_loads(text + pl, 0, NULL);
+        if (!json_is_object(rec)) {
+            json_decref(rec);
+            return 0; /* not ours to understand: dropped */
+        }
+        json_object_set_new(rec, "what", json_string("runner"));
+        pb_error e = PB_ERROR_INIT;
+        int rc = pb_frame_write_json(&a->io, PB_MSG_PROGRESS, rec, &e) < 0 ? -1 : 0;
+        json_decref(rec);
+        return rc;
+    }
     json_t *o = json_pack("{s:s, s:s}", "level", "runner", "text", text);
     pb_error e = PB_ERROR_INIT;
     int rc = o && pb_frame_write_json(&a->io, PB_MSG_LOG, o, &e) < 0 ? -1 : 0;
@@ -129,6 +146,49 @@ done:
     return error;
 }
 
+/* RUN's `settings` and `libraries` (docs/protocol.md): the runner's settings as the home
+ * resolved them become exactly the agent's (a name of pb_runner_plex_settings present is set,
+ * absent unset; other names are ignored), so that the runner started next inherits them; the
+ * libraries' content is written to DIR/agent/runner-<run>.libraries.json (0600) and
+ * PLEXBURST_PLEX_LIBRARIES names it. A RUN without `settings` leaves the environment alone.
+ * Values are never logged. */
+static int apply_settings(agent *a, json_t *msg, pb_error *err)
+{
+    json_t *set = json_object_get(msg, "settings"), *libs = json_object_get(msg, "libraries");
+    if (!set)
+        return 0;
+    if (!json_is_object(set) || (libs && !json_is_array(libs) && !json_is_null(libs)))
+        return pb_error_set(err, PB_ECORRUPT,
+                            "RUN: settings must be an object and libraries a list");
+    int n = 0;
+    for (const char *const *k = pb_runner_plex_settings; *k; k++) {
+        const char *v = json_string_value(json_object_get(set, *k));
+        if (v && *v) {
+            setenv(*k, v, 1);
+            n++;
+        } else {
+            unsetenv(*k);
+        }
+    }
+    if (json_is_array(libs)) {
+        char path[PATH_MAX + 200];
+        snprintf(path, sizeof(path), "%s/runner-%s.libraries.json", a->state, a->run_id);
+        char *txt = json_dumps(libs, JSON_INDENT(1));
+        int error = txt ? pb_fs_write_file(path, txt, strlen(txt), 0600, err)
+                        : pb_error_set(err, PB_ENOMEM, "out of memory");
+        free(txt);
+        if (error < 0)
+            return error;
+        setenv("PLEXBURST_PLEX_LIBRARIES", path, 1);
+        pb_agent__log(a, "info", "runner settings from the home: %d set, %zu libraries", n,
+                      json_array_size(libs));
+    } else {
+        unsetenv("PLEXBURST_PLEX_LIBRARIES");
+        pb_agent__log(a, "info", "runner settings from the home: %d set", n);
+    }
+    return 0;
+}
+
 static int do_run(agent *a, json_t *msg, pb_error *err)
 {
     int error, status = -1;
@@ -139,6 +199,8 @@ static int do_run(agent *a, json_t *msg, pb_error *err)
         return pb_error_set(err, PB_EINVALID, "RUN before PREPARE");
     if (!cmd || !*cmd)
         return pb_error_set(err, PB_EINVALID, "RUN: no runner command");
+    if ((error = apply_settings(a, msg, err)) < 0)
+        return error;
     if ((error = run_runner(a, kind, cmd, &status, err)) < 0)
         return error;
     double ms = pb_clock_ms() - t0;

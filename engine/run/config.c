@@ -513,10 +513,12 @@ static int check_files(pb_run_settings *s, pb_error *err)
         pb_pathmap_free(pm);
     }
     if (s->libraries) {
-        pb_plex_library *libs = NULL;
-        if ((error = pb_plex_libraries_load(&libs, &s->nlibraries, s->libraries, err)) < 0)
+        /* the parser the runner uses: both shapes, every location */
+        json_t *libs = NULL;
+        if ((error = pb_runner_plex_libraries_load(&libs, s->libraries, err)) < 0)
             return error;
-        free(libs);
+        s->nlibraries = json_array_size(libs);
+        json_decref(libs);
     }
     return 0;
 }
@@ -533,6 +535,8 @@ int pb_run_settings_resolve(pb_run_settings *s, const pb_run_options *o, const p
     s->cloud = opt(cfg, o->cloud, "PLEXBURST_CLOUD");
     s->store = opt(cfg, o->store, "PLEXBURST_STORE");
     s->runner = opt(cfg, o->runner, "PLEXBURST_RUNNER");
+    if (!s->runner && s->cloud && strncmp(s->cloud, "scaleway", 8) == 0)
+        s->runner = "plex"; /* the scaleway cloud runs the real Plex (docs/plex-runner.md) */
     if (!s->runner)
         return pb_error_set(err, PB_EINVALID,
                             "no analysis runner given (--runner 'CMD' or PLEXBURST_RUNNER)");

@@ -13,6 +13,7 @@
 
 #include "hex.h"
 #include "run_ctx.h"
+#include "runner_home.h"
 #include "transport_config.h"
 
 /* Reads frames until the step's RESULT: LOG and PROGRESS become events; an ERROR becomes the
@@ -83,6 +84,8 @@ int pb_run__on_frame(const pb_frame *f, void *payload, pb_error *err)
         ev.level = lvl && strcmp(lvl, "runner") == 0 ? "runner" : "agent";
         ev.text = text ? text : "";
         pb_run__emit(x, &ev);
+    } else if (f->type == PB_MSG_PROGRESS && pb_run__runner_progress(x, o)) {
+        ; /* the runner's progress record (runner_home.c) */
     } else if (f->type == PB_MSG_PROGRESS) {
         const char *what = json_string_value(json_object_get(o, "what"));
         char phase[48];
@@ -162,10 +165,7 @@ int pb_run__rejoin(rx *x, int error, int ran)
         json_decref(res);
         res = NULL;
         if (ran) {
-            json_t *o = json_pack("{s:s, s:s}", "runner", "command", "command", x->runner);
-            error = o ? pb_frame_write_json(&x->io, PB_MSG_RUN, o, x->err)
-                      : pb_error_set(x->err, PB_ENOMEM, "out of memory");
-            json_decref(o);
+            error = pb_run__send_run(x);
             if (error < 0 || (error = pb_run__await(x, "the analysis", &res, NULL)) < 0)
                 continue;
             json_decref(res);

@@ -172,6 +172,7 @@ void pb_run_result_dispose(pb_run_result *r)
     free(r->cloud_dir);
     free(r->store);
     free(r->error);
+    free(r->runner_json);
     memset(r, 0, sizeof(*r));
 }
 

@@ -20,6 +20,7 @@
 #include "fs.h"
 #include "hex.h"
 #include "run_ctx.h"
+#include "runner_home.h"
 
 static int on_fp_progress(const pb_progress *p, void *payload)
 {
@@ -223,11 +224,7 @@ int pb_run__analysis(rx *x)
     json_t *res = NULL;
     x->r->runner_status = -1;
     for (;;) {
-        json_t *o = json_pack("{s:s, s:s}", "runner", "command", "command", x->runner);
-        if (!o)
-            return pb_error_set(x->err, PB_ENOMEM, "out of memory");
-        error = pb_frame_write_json(&x->io, PB_MSG_RUN, o, x->err);
-        json_decref(o);
+        error = pb_run__send_run(x);
         if (error == 0 && (error = pb_run__await(x, "the analysis", &res, NULL)) == 0)
             break;
         /* a dropped link: a new agent re-attaches to the runner (RUN again) */

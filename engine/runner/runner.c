@@ -346,6 +346,37 @@ done:
 
 #undef SECRET
 
+void pb_runner_redact_text(char *out, size_t cap, const char *text)
+{
+    size_t n = 0;
+    if (!cap)
+        return;
+    for (const char *p = text; *p && n + 1 < cap;) {
+        /* a key: [A-Za-z0-9_.-]+ followed by '=' or ':' */
+        size_t k = strspn(p, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-");
+        if (k && (p[k] == '=' || p[k] == ':') && secret_key(p, k)) {
+            const char *v = p + k + 1;
+            v += strspn(v, " ");
+            size_t vl = strcspn(v, " \t&\"',;");
+            if (vl && (strncasecmp(v, "Bearer", vl) == 0 || strncasecmp(v, "Basic", vl) == 0) &&
+                v[vl] == ' ') { /* an Authorization scheme: the credential follows */
+                v += vl + 1;
+                vl = strcspn(v, " \t&\"',;");
+            }
+            int w = snprintf(out + n, cap - n, "%.*s<secret>", (int)(v - p), p);
+            n = w < 0 || (size_t)w >= cap - n ? cap - 1 : n + (size_t)w;
+            p = v + vl;
+            continue;
+        }
+        if (!k)
+            k = 1;
+        for (size_t i = 0; i < k && n + 1 < cap; i++)
+            out[n++] = p[i];
+        p += k;
+    }
+    out[n] = '\0';
+}
+
 int pb_runner_default_mkplex(char *out, size_t cap)
 {
     const char *e = getenv("PLEXBURST_MKPLEX");

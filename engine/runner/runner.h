@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <jansson.h>
 #include "plexburst/errors.h"
 
 typedef struct pb_runner pb_runner;
@@ -138,6 +139,43 @@ int pb_runner_expand(char **out, const char *cmdline, const char *plex_dir, cons
  * case-insensitive. Writes at most cap bytes (NUL included), truncating.
  */
 void pb_runner_redact(char *out, size_t cap, const char *cmdline);
+
+/**
+ * The settings of the `plex` runner (docs/plex-runner.md), NULL-terminated: the names the home
+ * resolves (environment, then its config file) and sends in RUN's `settings`, and the only ones
+ * the agent takes from there (docs/protocol.md). PLEXBURST_PLEX_LIBRARIES is not among them: the
+ * file's content travels in RUN's `libraries`.
+ */
+extern const char *const pb_runner_plex_settings[];
+
+/**
+ * The home Plex server's version: `/identity` of `url` (NULL: http://127.0.0.1:32400), within a
+ * few seconds. 0 and out filled; PB_ENET when it does not answer with a version.
+ */
+int pb_runner_plex_version_of(char *out, size_t cap, const char *url, pb_error *err);
+
+/**
+ * Reads a plex_libraries.json of either shape (the project's {"libraries":[{"name","type",
+ * "locations"}]} or the seed scripts' bare list of {"title","type","agent","scanner","language",
+ * "paths"}), every location kept, normalised to a list of {"title","type","paths"[,"agent",
+ * "scanner","language"]} (*out, a new jansson reference: json_decref). PB_EINVALID naming the
+ * entry.
+ */
+int pb_runner_plex_libraries_load(json_t **out, const char *path, pb_error *err);
+
+/**
+ * A runner's output line that starts with this prefix is a progress record, not a log line: the
+ * rest is one JSON object that the agent sends home in a PROGRESS frame (docs/protocol.md).
+ */
+#define PB_RUNNER_PROGRESS_PREFIX "@progress "
+
+/**
+ * A copy of a log line fit for the home's logs: the text kept as it is, except the value of every
+ * `KEY=value` or `KEY: value` whose key names a secret (as pb_runner_redact judges them: a query
+ * parameter X-Plex-Token=T, a header Authorization: Bearer T, secret_key=...), replaced with
+ * `<secret>`. Writes at most cap bytes (NUL included), truncating.
+ */
+void pb_runner_redact_text(char *out, size_t cap, const char *text);
 
 /** The mkplex beside this executable (dirname(/proc/self/exe)/mkplex) or PLEXBURST_MKPLEX. */
 int pb_runner_default_mkplex(char *out, size_t cap);

@@ -145,16 +145,40 @@ static int run_cmd(const char *what, const char *line, FILE *log, pb_error *err)
     return 0;
 }
 
-/* The home's Plex version: PLEXBURST_PLEX_VERSION, else the home server's /identity. */
-static int home_version(pb_runner_plex_cfg *c, pb_error *err)
+const char *const pb_runner_plex_settings[] = {
+    "PLEXBURST_MEDIA",
+    "PLEXBURST_MEDIA_MOUNT",
+    "PLEXBURST_MEDIA_SENTINEL",
+    "PLEXBURST_MEDIA_S3_ENDPOINT",
+    "PLEXBURST_MEDIA_S3_REGION",
+    "PLEXBURST_MEDIA_S3_ACCESS_KEY",
+    "PLEXBURST_MEDIA_S3_SECRET_KEY",
+    "PLEXBURST_MEDIA_S3_PROVIDER",
+    "PLEXBURST_MEDIA_CACHE_DIR",
+    "PLEXBURST_MEDIA_UID",
+    "PLEXBURST_MEDIA_GID",
+    "PLEXBURST_MEDIA_RCLONE_FLAGS",
+    "PLEXBURST_MEDIA_TIMEOUT",
+    "PLEXBURST_CLOUD_PLEX_START",
+    "PLEXBURST_CLOUD_PLEX_STOP",
+    "PLEXBURST_CLOUD_PLEX_PORT",
+    "PLEXBURST_PLEX_VERSION",
+    "PLEXBURST_PLEX_CLAIM",
+    "PLEXBURST_PLEX_SCANNER_CMD",
+    "PLEXBURST_PLEX_START_TIMEOUT",
+    "PLEXBURST_ANALYSIS",
+    "PLEXBURST_IDLE_SECONDS",
+    "PLEXBURST_PHASE_TIMEOUT",
+    "PLEXBURST_PROGRESS_SECONDS",
+    NULL,
+};
+
+int pb_runner_plex_version_of(char *out, size_t cap, const char *url, pb_error *err)
 {
-    const char *v = getenv("PLEXBURST_PLEX_VERSION");
-    if (v && *v) {
-        snprintf(c->version, sizeof(c->version), "%s", v);
-        return 0;
-    }
-    const char *url = env("PLEXBURST_PLEX_URL", "http://127.0.0.1:32400");
     pb_runner_plex_http h;
+    out[0] = '\0';
+    if (!url || !*url)
+        url = "http://127.0.0.1:32400";
     int error = pb_runner_plex_http_init(&h, 0, err);
     if (error)
         return error;
@@ -166,11 +190,27 @@ static int home_version(pb_runner_plex_cfg *c, pb_error *err)
         const char *s =
             json_string_value(json_object_get(json_object_get(o, "MediaContainer"), "version"));
         if (s && *s)
-            snprintf(c->version, sizeof(c->version), "%s", s);
+            snprintf(out, cap, "%s", s);
     }
     json_decref(o);
     pb_runner_plex_http_dispose(&h);
-    if (!c->version[0])
+    if (!out[0])
+        return pb_error_set(err, PB_ENET, "plex: no version from %s/identity", url);
+    return 0;
+}
+
+/* The home's Plex version: PLEXBURST_PLEX_VERSION (the home sends the one it resolved), else
+ * the home server's /identity (a local cloud on the home machine). */
+static int home_version(pb_runner_plex_cfg *c, pb_error *err)
+{
+    const char *v = getenv("PLEXBURST_PLEX_VERSION");
+    if (v && *v) {
+        snprintf(c->version, sizeof(c->version), "%s", v);
+        return 0;
+    }
+    pb_error e = PB_ERROR_INIT;
+    if (pb_runner_plex_version_of(c->version, sizeof(c->version), getenv("PLEXBURST_PLEX_URL"),
+                                  &e) != 0)
         return pb_error_set(err, PB_EINVALID,
                             "plex: the home's Plex version is unknown (set PLEXBURST_PLEX_VERSION, "
                             "or PLEXBURST_PLEX_URL to the home server)");
@@ -442,6 +482,12 @@ static int night(pb_runner *r, FILE *log, pb_error *err)
     pb_runner_plex_say(log, "📊 phases: %s", txt ? txt : "{}");
     free(txt);
 done:
+    if (error && started) {
+        /* the cloud Plex's own log comes home with the run log (redacted) */
+        char plog[4200];
+        snprintf(plog, sizeof(plog), "%s/Logs/Plex Media Server.log", c.plex_dir);
+        pb_runner_plex_log_tail(log, plog, "Plex", 30, h.token);
+    }
     pb_runner_plex_http_dispose(&h);
     if (started) {
         /* stopped cleanly on every path out: its DB quiescent before EXPORT */

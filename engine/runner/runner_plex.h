@@ -83,9 +83,6 @@ typedef struct pb_runner_plex_section {
  * every existing section when there is no file. *out is malloc'd. */
 int pb_runner_plex_sections(pb_runner_plex_http *h, const pb_runner_plex_cfg *c,
                             pb_runner_plex_section **out, int *n, FILE *log, pb_error *err);
-/** Parses a libraries file of either format into an array of {title,type,agent,scanner,
- * language,paths[]} (*out, new reference). */
-int pb_runner_plex_libraries_load(json_t **out, const char *path, pb_error *err);
 
 /** What a phase waits for. */
 typedef struct pb_runner_plex_phase {
@@ -111,6 +108,13 @@ int pb_runner_plex_media_mount(pb_runner_plex_cfg *c, FILE *log, pb_error *err);
 /** Unmounts what pb_runner_plex_media_mount mounted (a no-op otherwise); on failure of the
  * night, the tail of rclone's log goes to the runner's log first. */
 void pb_runner_plex_media_unmount(pb_runner_plex_cfg *c, int failed, FILE *log);
+
+/** The last `lines` (at most 40) of the log at `path` into the runner's log, each line prefixed
+ * with `label`, secrets redacted: the values of the secret settings in the environment and
+ * `secret` (may be NULL) masked, then pb_runner_redact_text(). Nothing when the file is
+ * missing. */
+void pb_runner_plex_log_tail(FILE *log, const char *path, const char *label, int lines,
+                             const char *secret);
 
 /** Reads the first 64 KiB of every media file of the sections (the VFS cache warmed). */
 int pb_runner_plex_media_warm(const pb_runner_plex_cfg *c, const pb_runner_plex_section *s, int n,

@@ -8,8 +8,10 @@
  *   - no "Plex Media Scanner" process where it can be seen (/proc).
  * Plex leaves gaps between its activities (a scan, then the analysis it queues): a gap shorter
  * than the window does not end a phase. Past PLEXBURST_PHASE_TIMEOUT the phase fails. Progress
- * lines (counts, current activity, elapsed, a rate-based ETA) go out every progress_s at most
- * (60 s by default).
+ * lines (counts, current activity, elapsed, a rate-based ETA) go out at the phase's first poll,
+ * then every progress_s (60 s by default), each with a progress record for the home
+ * (PB_RUNNER_PROGRESS_PREFIX: the phase's done/total, ETA, every counter), and one more when the
+ * phase ends.
  * Role: engine/runner (runner_plex.h). Prerequisites: SQLite through the compat layer, /proc.
  */
 #include <dirent.h>
@@ -153,12 +155,78 @@ static void hms(char *out, size_t cap, double s)
     snprintf(out, cap, "%02ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
 }
 
+/* What a phase's bar counts: *done of *total (0: unknown) and its unit. */
+static const char *phase_metric(const char *phase, const long long v[C_N], long long *done,
+                                long long *total)
+{
+    *total = 0;
+    if (!strcmp(phase, "scan")) {
+        *done = v[C_ITEMS];
+        return "items scanned";
+    }
+    if (!strcmp(phase, "sonic")) {
+        *done = v[C_SONIC];
+        *total = v[C_SONIC_ALL];
+        return "tracks with sonic analysis";
+    }
+    if (strstr(phase, "markers")) {
+        *done = v[C_MARKERS];
+        return "markers";
+    }
+    *total = v[C_ITEMS];
+    if (!strcmp(phase, "thumbnails")) {
+        *done = v[C_BIF];
+        return "parts with thumbnails";
+    }
+    if (!strcmp(phase, "loudness")) {
+        *done = v[C_LOUD];
+        return "items with loudness";
+    }
+    *done = v[C_DEEP];
+    return "parts analysed";
+}
+
+/* The counters as the home's --json names them (docs/cli.md, "runner"). */
+static json_t *counts_json(const long long v[C_N])
+{
+    return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "items", (json_int_t)v[C_ITEMS],
+                     "parts_analysed", (json_int_t)v[C_DEEP], "loudness_done",
+                     (json_int_t)v[C_LOUD], "sonic_done", (json_int_t)v[C_SONIC], "sonic_total",
+                     (json_int_t)v[C_SONIC_ALL], "thumbnails_done", (json_int_t)v[C_BIF], "markers",
+                     (json_int_t)v[C_MARKERS]);
+}
+
+/* One progress record for the home (PB_RUNNER_PROGRESS_PREFIX + JSON, see runner.h): the
+ * phase's bar (done of total, the rate-based ETA, -1 unknown) and every counter; `final`: the
+ * phase is over (then seconds is its duration). */
+static void progress_record(FILE *log, const pb_runner_plex_phase *p, const long long cur[C_N],
+                            const long long first[C_N], double elapsed, int final,
+                            const char *status)
+{
+    long long done, total, d0, t0;
+    const char *unit = phase_metric(p->name, cur, &done, &total);
+    phase_metric(p->name, first, &d0, &t0);
+    double eta = -1;
+    if (!final && done > d0 && total > done && elapsed > 0)
+        eta = elapsed / (double)(done - d0) * (double)(total - done);
+    json_t *o =
+        json_pack("{s:s, s:s, s:s, s:I, s:I, s:f, s:f, s:b, s:s, s:o}", "phase", p->name, "section",
+                  p->section_title ? p->section_title : "", "unit", unit, "done", (json_int_t)done,
+                  "total", (json_int_t)total, "elapsed_s", elapsed, "eta_s", eta, "final", final,
+                  "status", status ? status : "", "counts", counts_json(cur));
+    char *txt = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
+    if (txt)
+        pb_runner_plex_say(log, PB_RUNNER_PROGRESS_PREFIX "%s", txt);
+    free(txt);
+    json_decref(o);
+}
+
 int pb_runner_plex_wait(pb_runner_plex_http *h, const pb_runner_plex_cfg *c,
                         const pb_runner_plex_phase *p, json_t *counts_out, FILE *log, pb_error *err)
 {
     double t0 = now_s(), idle_since = 0, last_progress = t0;
     long long prev[C_N], cur[C_N], first[C_N];
-    int have_prev = 0, net_fail = 0;
+    int have_prev = 0, net_fail = 0, said = 0;
     char where[300];
     snprintf(where, sizeof(where), "%s%s%s", p->name, p->section_title ? " " : "",
              p->section_title ? p->section_title : "");
@@ -188,17 +256,23 @@ int pb_runner_plex_wait(pb_runner_plex_http *h, const pb_runner_plex_cfg *c,
             idle_since = 0;
         else if (idle_since == 0)
             idle_since = t;
-        if (t - last_progress >= c->progress_s) {
-            char el[32], eta[64] = "", pct[16] = "";
+        if (t - last_progress >= c->progress_s || !said) {
+            char el[32], eta[64] = "", pct[16] = "", st[300];
             if (acts && progress >= 0)
                 snprintf(pct, sizeof(pct), " %d%%", progress);
             hms(el, sizeof(el), t - t0);
-            long long done = cur[C_DEEP] - first[C_DEEP], left = cur[C_ITEMS] - cur[C_DEEP];
-            if (done > 0 && left > 0) {
+            long long done, total, d0, t1;
+            phase_metric(p->name, cur, &done, &total);
+            phase_metric(p->name, first, &d0, &t1);
+            if (done > d0 && total > done) {
                 char e2[32];
-                hms(e2, sizeof(e2), (t - t0) / (double)done * (double)left);
+                hms(e2, sizeof(e2), (t - t0) / (double)(done - d0) * (double)(total - done));
                 snprintf(eta, sizeof(eta), ", ETA ~%s", e2);
             }
+            snprintf(st, sizeof(st), "%s%s%s", acts ? "working: " : (busy ? "busy" : "idle"),
+                     acts ? title : "", pct);
+            progress_record(log, p, cur, first, t - t0, 0, st);
+            said = 1;
             pb_runner_plex_say(log,
                                "📊 %s: items %lld, analysed %lld/%lld, loudness %lld, sonic "
                                "%lld/%lld, thumbnails %lld, markers %lld; %s%s%s; elapsed %s%s",
@@ -223,6 +297,7 @@ int pb_runner_plex_wait(pb_runner_plex_http *h, const pb_runner_plex_cfg *c,
                        "thumbnails %lld, markers %lld",
                        where, el, cur[C_ITEMS], cur[C_DEEP], cur[C_LOUD], cur[C_SONIC], cur[C_BIF],
                        cur[C_MARKERS]);
+    progress_record(log, p, cur, first, now_s() - t0, 1, "done");
     if (counts_out)
         for (int i = 0; i < C_N; i++)
             json_object_set_new(counts_out, count_names[i], json_integer(cur[i]));

@@ -375,12 +375,8 @@ void pb_runner_plex_media_unmount(pb_runner_plex_cfg *c, int failed, FILE *log)
     if (!c->mounted)
         return;
     rclone_log(c, logf, sizeof(logf));
-    if (failed) {
-        pb_runner_plex_say(log, "📦 the last lines of rclone's log:");
-        fflush(NULL);
-        snprintf(cmd, sizeof(cmd), "tail -n 20 '%s' | sed 's/^/   rclone: /'", logf);
-        pb_proc_shell(&st, cmd, &e);
-    }
+    if (failed)
+        pb_runner_plex_log_tail(log, logf, "rclone", 20, NULL);
     snprintf(cmd, sizeof(cmd),
              "fusermount -u '%s' 2>/dev/null || fusermount -uz '%s' 2>/dev/null || umount -l '%s'",
              c->media_mount, c->media_mount, c->media_mount);
@@ -390,4 +386,68 @@ void pb_runner_plex_media_unmount(pb_runner_plex_cfg *c, int failed, FILE *log)
     else
         pb_runner_plex_say(log, "✅ media unmounted from %s", c->media_mount);
     c->mounted = 0;
+}
+
+/* Replaces every occurrence of `secret` (when 6 bytes or longer) in line with <secret>. */
+static void mask(char *line, size_t cap, const char *secret)
+{
+    size_t sl = secret ? strlen(secret) : 0;
+    if (sl < 6)
+        return;
+    for (char *p = strstr(line, secret); p; p = strstr(p, secret)) {
+        size_t rest = strlen(p + sl);
+        if ((size_t)(p - line) + 8 + rest + 1 > cap)
+            break;
+        memmove(p + 8, p + sl, rest + 1);
+        memcpy(p, "<secret>", 8);
+        p += 8;
+    }
+}
+
+/* Environment names whose values never leave the cloud in a log tail. */
+static const char *const secret_env[] = {
+    "PLEXBURST_MEDIA_S3_ACCESS_KEY",
+    "PLEXBURST_MEDIA_S3_SECRET_KEY",
+    "PLEXBURST_S3_ACCESS_KEY",
+    "PLEXBURST_S3_SECRET_KEY",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "PLEXBURST_PLEX_CLAIM",
+    "PLEX_CLAIM",
+    "RCLONE_CONFIG_PBMEDIA_ACCESS_KEY_ID",
+    "RCLONE_CONFIG_PBMEDIA_SECRET_ACCESS_KEY",
+};
+
+void pb_runner_plex_log_tail(FILE *log, const char *path, const char *label, int lines,
+                             const char *secret)
+{
+    char ring[40][1024], red[1200];
+    int n = 0;
+    if (lines > 40)
+        lines = 40;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t got;
+    while ((got = getline(&line, &lcap, f)) >= 0) {
+        while (got > 0 && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+            line[--got] = '\0';
+        snprintf(ring[n % lines], sizeof(ring[0]), "%s", line);
+        n++;
+    }
+    free(line);
+    fclose(f);
+    if (!n)
+        return;
+    pb_runner_plex_say(log, "📦 the last lines of %s's log (%s):", label, path);
+    for (int i = n > lines ? n - lines : 0; i < n; i++) {
+        char *l = ring[i % lines];
+        for (size_t k = 0; k < sizeof(secret_env) / sizeof(*secret_env); k++)
+            mask(l, sizeof(ring[0]), getenv(secret_env[k]));
+        mask(l, sizeof(ring[0]), secret);
+        pb_runner_redact_text(red, sizeof(red), l);
+        pb_runner_plex_say(log, "   %s: %s", label, red);
+    }
 }

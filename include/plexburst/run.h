@@ -177,6 +177,9 @@ typedef struct pb_run_result {
         double cpu_user_ms, cpu_sys_ms; /* this (home) process, the agent not included */
         uint64_t max_rss_kb;            /* its peak resident set */
     } home;
+    /* owned, NULL when none: the runner's per-phase counts, one JSON object (the plex runner:
+     * {"kind", "phases": [...]}, docs/cli.md "runner") */
+    char *runner_json;
 } pb_run_result;
 
 /**
