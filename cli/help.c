@@ -89,7 +89,14 @@ static const help_cmd k_help[] = {
     {"status",
      "plex-dir",
      NULL,
-     {"plexburst status --plex-dir " PLEX, "plexburst status -p " PLEX " --json | jq '.runs[0]'"}},
+     {"plexburst status --plex-dir " PLEX " --limit 7",
+      "plexburst status -p " PLEX " --run 20261207-021500-4f2a",
+      "plexburst status -p " PLEX " --json | jq '.runs[0]'"}},
+    {"report",
+     "plex-dir",
+     NULL,
+     {"plexburst report --plex-dir " PLEX " --html nights.html",
+      "plexburst report -p " PLEX " --html /srv/www/plex-nights.html --nights 30 --no-archives"}},
     {"cloud",
      NULL,
      "status reap prices",
@@ -108,7 +115,6 @@ static const help_cmd k_help[] = {
      "*",
      NULL,
      {"plexburst config", "plexburst config --config /etc/plexburst/plexburst.env"}},
-    {"report", "plex-dir", NULL, {"plexburst report --plex-dir " PLEX " --html nights.html"}},
 };
 
 static const help_cmd *find_help(const char *cmd)
