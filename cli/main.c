@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_config.h"
 
 static int cmd_version(int argc, char **argv)
 {
@@ -18,6 +19,7 @@ static int cmd_version(int argc, char **argv)
 static int cmd_help(int argc, char **argv);
 
 static const cli_cmd commands[] = {
+    {"config", cmd_config, "every effective setting, its value and where it came from"},
     {"check", cmd_check, "check a Plex data dir: schema, integrity, Plex's own SQLite engine"},
     {"fingerprint", cmd_fingerprint, "fingerprint the synced part of a Plex data dir (manifest)"},
     {"diff", cmd_diff, "what a cloud run changed: per table and section, guards, 3-way view"},
@@ -53,6 +55,9 @@ int main(int argc, char **argv)
         cmd_help(0, NULL);
         return CLI_EXIT_USAGE;
     }
+    int rc = cli_config_take(&argc, argv); /* --config FILE, for every command */
+    if (rc != 0 || argc < 2)
+        return rc ? rc : cmd_help(0, NULL);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return cmd_help(0, NULL);
     if (strcmp(argv[1], "--version") == 0)
