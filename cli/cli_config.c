@@ -20,6 +20,21 @@ const char *cli_config_file(void)
     return given;
 }
 
+const char *cli_config_get(const char *key)
+{
+    static char *kept[16];
+    static size_t n;
+    char *v = NULL;
+    pb_error err = PB_ERROR_INIT;
+    if (pb_settings_get(&v, key, given, &err) < 0 || !v)
+        return NULL;
+    if (n == sizeof(kept) / sizeof(*kept)) { /* more than any command asks for */
+        free(v);
+        return NULL;
+    }
+    return kept[n++] = v;
+}
+
 /* Removes argv[i .. i+n) from argv[0..*argc). */
 static void drop(int *argc, char **argv, int i, int n)
 {

@@ -19,6 +19,11 @@ int cli_config_take(int *argc, char **argv);
 /** The FILE of --config, NULL when none was given. */
 const char *cli_config_file(void);
 
+/** The effective value of a setting (the environment, then the files; never print a secret's),
+ * NULL when unset; valid until the program ends. The configuration already loaded fine in
+ * cli_config_take(), so a failure here reads as unset. */
+const char *cli_config_get(const char *key);
+
 /** `plexburst config [--json] [--all]`. */
 int cmd_config(int argc, char **argv);
 

@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli_config.h"
 #include "progress.h"
 
 /* The status as one JSON object. */
@@ -104,7 +105,7 @@ int cmd_status(int argc, char **argv)
     if (rc < 0)
         return cli_usage_exit("status", json, argc, argv);
     if (!plex)
-        plex = getenv("PLEXBURST_PLEX_DIR");
+        plex = cli_config_get("PLEXBURST_PLEX_DIR"); /* the environment, then the files */
     if (!plex) {
         cli_usage_error("status", "--plex-dir is required");
         return cli_usage_exit("status", json, 0, NULL);

@@ -65,6 +65,68 @@ static void mask_url(char *out, size_t cap, const char *v)
     snprintf(out, cap, "%.*s%.*s%s", sn, v, (int)hn, host, host[hn] ? "/" MASK : "");
 }
 
+/* 1 when a query parameter's name (n bytes) names a credential. */
+static int secret_param(const char *name, size_t n)
+{
+    static const char *const words[] = {"token", "key", "secret", "pass", "auth", "sig", "cred"};
+    char low[64];
+    if (n >= sizeof(low))
+        return 1;
+    for (size_t i = 0; i < n; i++)
+        low[i] = (char)(name[i] >= 'A' && name[i] <= 'Z' ? name[i] + 32 : name[i]);
+    low[n] = '\0';
+    for (size_t i = 0; i < sizeof(words) / sizeof(*words); i++)
+        if (strstr(low, words[i]))
+            return 1;
+    return 0;
+}
+
+/* A URL with the password of its userinfo and the values of credential parameters masked. */
+static void redact_url(char *out, size_t cap, const char *v)
+{
+    size_t n = 0;
+    const char *host = strstr(v, "://") + 3, *p = v;
+    const char *at = strchr(host, '@'), *end = host + strcspn(host, "/?#");
+    const char *colon = at && at < end ? memchr(host, ':', (size_t)(at - host)) : NULL;
+#define PUT(s, len)                                                                                \
+    do {                                                                                           \
+        size_t l_ = (len);                                                                         \
+        if (n + l_ + 1 > cap)                                                                      \
+            l_ = n + 1 < cap ? cap - n - 1 : 0;                                                    \
+        memcpy(out + n, (s), l_);                                                                  \
+        n += l_;                                                                                   \
+    } while (0)
+    if (colon) {
+        PUT(p, (size_t)(colon - p) + 1);
+        PUT(MASK, strlen(MASK));
+        p = at;
+    }
+    const char *q = strchr(p, '?');
+    if (!q) {
+        PUT(p, strlen(p));
+    } else {
+        PUT(p, (size_t)(q - p) + 1);
+        for (q++; *q;) {
+            size_t pn = strcspn(q, "&#"), kn = strcspn(q, "=&#");
+            if (kn < pn && secret_param(q, kn)) {
+                PUT(q, kn + 1);
+                PUT(MASK, strlen(MASK));
+            } else {
+                PUT(q, pn);
+            }
+            q += pn;
+            if (*q == '&')
+                PUT(q++, 1);
+            else if (*q) {
+                PUT(q, strlen(q));
+                break;
+            }
+        }
+    }
+#undef PUT
+    out[n] = '\0';
+}
+
 /* The value as shown. */
 static void shown(char *out, size_t cap, const char *key, const char *v, int *secret)
 {
@@ -74,8 +136,10 @@ static void shown(char *out, size_t cap, const char *key, const char *v, int *se
         snprintf(out, cap, "%s", MASK);
     else if (kl > 4 && !strcmp(key + kl - 4, "_URL") && strstr(key, "NOTIFY"))
         mask_url(out, cap, v);
+    else if (strstr(v, "://") && !strpbrk(v, " \t"))
+        redact_url(out, cap, v);
     else
-        pb_runner_redact(out, cap, v); /* credentials in commands and URLs */
+        pb_runner_redact(out, cap, v); /* credentials in commands and the URLs in them */
 }
 
 static int add(pb_settings_list *l, size_t *cap, const pb_config *c, const char *key, int unknown)
