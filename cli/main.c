@@ -57,7 +57,7 @@ int main(int argc, char **argv)
     }
     int rc = cli_config_take(&argc, argv); /* --config FILE, for every command */
     if (rc != 0 || argc < 2)
-        return rc ? rc : cmd_help(0, NULL);
+        return rc ? rc : (cmd_help(0, NULL), CLI_EXIT_USAGE);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return cmd_help(0, NULL);
     if (strcmp(argv[1], "--version") == 0)

@@ -21,9 +21,9 @@
 static char dir[4096];
 static char out[65536], err[8192];
 
-static const char *const secrets[] = {"SYS-SECRET-1", "USER-SECRET-2", "claim-SECRET-3",
-                                      "URLPASS-4",    "TOKEN-5",       "ENV-SECRET-6",
-                                      "ENV-SECRET-7", NULL};
+static const char *const secrets[] = {
+    "SYS-SECRET-1", "USER-SECRET-2", "claim-SECRET-3", "URLPASS-4",
+    "TOKEN-5",      "ENV-SECRET-6",  "ENV-SECRET-7",   NULL};
 
 static void write_file(const char *rel, const char *text)
 {
@@ -60,7 +60,7 @@ static void no_secret_shown(const char *what)
 }
 
 #define ENV                                                                                        \
-    "PLEXBURST_CLOUD=local:/env/cloud PLEXBURST_SSH_KEY_PASSPHRASE=ENV-SECRET-6 "                 \
+    "PLEXBURST_CLOUD=local:/env/cloud PLEXBURST_SSH_KEY_PASSPHRASE=ENV-SECRET-6 "                  \
     "AWS_SECRET_ACCESS_KEY=ENV-SECRET-7"
 
 static void layers_files(void)
@@ -181,8 +181,13 @@ static void test_every_command(void **state)
 {
     (void)state;
     layers_files();
-    static const char *const cmds[] = {"status", "check --offline", "fingerprint --plex-dir plex",
-                                       "config", "diff", "cloud status", NULL};
+    static const char *const cmds[] = {"status",
+                                       "check --offline",
+                                       "fingerprint --plex-dir plex",
+                                       "config",
+                                       "diff",
+                                       "cloud status",
+                                       NULL};
     write_file("typo.env", "# fine\nPLEXBURST_STOER=/x\n");
     for (int i = 0; cmds[i]; i++) {
         char a[256];
