@@ -1,9 +1,13 @@
 /*
- * cmd_check.c: `plexburst check --plex-dir D [--plex-sqlite PATH] [--json]`: checks a Plex data
- * dir read-only (schema version, integrity of both library DBs, row counts, FTS search) and
- * reports which Plex SQLite engine was found.
- * Role: CLI front end of pb_plex_check() (include/plexburst/plex.h); exit 0 when everything
- * passed, 1 otherwise. --json prints one JSON object (built with jansson) on stdout.
+ * cmd_check.c: `plexburst check [--plex-dir D] [--plex-sqlite PATH] [--offline] [--json]`: checks
+ * a Plex data dir read-only (schema version, integrity of both library DBs, row counts, FTS
+ * search), reports which Plex SQLite engine was found, then whether this host is ready to sync:
+ * the store and the cloud answer with their credentials, the runner, the Plex stop/start commands,
+ * the data dir's owner, the free disk for a baseline (plexburst/setup.h). D defaults to
+ * PLEXBURST_PLEX_DIR of the configuration.
+ * Role: CLI front end of pb_plex_check() (plexburst/plex.h) and pb_setup_check(); exit 0 when no
+ * check failed (warnings allowed), 1 otherwise, 2 for a usage or configuration error.
+ * --json prints one JSON object (built with jansson) on stdout.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +15,11 @@
 
 #include <jansson.h>
 
+#include <plexburst/settings.h>
+#include <plexburst/setup.h>
+
 #include "cli.h"
+#include "cli_config.h"
 
 static json_t *int_or_null(int64_t v)
 {
@@ -41,7 +49,19 @@ static int print_json(json_t *obj)
     return CLI_EXIT_OK;
 }
 
-static int report_json(const pb_plex_check_result *r)
+static const char *const status_names[] = {"ok", "warn", "fail"};
+
+static json_t *setup_json(const pb_setup_report *s)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < s->n; i++)
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s}", "check", s->items[i].name, "status",
+                                           status_names[s->items[i].status], "message",
+                                           s->items[i].message));
+    return a;
+}
+
+static int report_json(const pb_plex_check_result *r, const pb_setup_report *s)
 {
     json_t *counts = json_object();
     for (int i = 0; counts && i < PB_PLEX_CHECK_NCOUNTS; i++)
@@ -57,9 +77,17 @@ static int report_json(const pb_plex_check_result *r)
         str_or_null(r->fts_detail), "engine", "kind", pb_plex_engine_kind_name(r->engine.kind),
         "path", has_engine ? json_string(r->engine.path) : json_null(), "detail",
         has_engine ? json_null() : str_or_null(r->engine_detail));
+    int ok = r->ok && !s->failed;
+    if (obj) {
+        json_object_set_new(obj, "ok", json_boolean(ok));
+        json_object_set_new(obj, "setup", setup_json(s));
+        json_object_set_new(obj, "disk",
+                            json_pack("{s:I, s:I}", "free", (json_int_t)s->disk_free,
+                                      "baseline_need", (json_int_t)s->baseline_need));
+    }
     if (print_json(obj) != CLI_EXIT_OK)
         return CLI_EXIT_ERROR;
-    return r->ok ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    return ok ? CLI_EXIT_OK : CLI_EXIT_ERROR;
 }
 
 static const char *mark(int ok)
@@ -67,7 +95,7 @@ static const char *mark(int ok)
     return ok ? "✅" : "❌";
 }
 
-static int report_human(const char *dir, const pb_plex_check_result *r)
+static int report_human(const char *dir, const pb_plex_check_result *r, const pb_setup_report *s)
 {
     int main_ok = r->integrity_main[0] && strcmp(r->integrity_main, "ok") == 0;
     cli_state("🔍", "Plex data dir: %s", dir);
@@ -99,47 +127,72 @@ static int report_human(const char *dir, const pb_plex_check_result *r)
         cli_state("❌", "Plex engine: %s", r->engine_detail ? r->engine_detail : "not found");
     else
         cli_state("⚠️", "Plex engine: none (in-process compatibility layer will be used)");
-    cli_state(mark(r->ok), "check %s", r->ok ? "passed" : "failed");
-    return r->ok ? CLI_EXIT_OK : CLI_EXIT_ERROR;
+    for (size_t i = 0; i < s->n; i++)
+        cli_state(pb_setup_status_mark(s->items[i].status), "%s", s->items[i].message);
+    int ok = r->ok && !s->failed;
+    cli_state(mark(ok), "check %s", ok ? "passed" : "failed");
+    return ok ? CLI_EXIT_OK : CLI_EXIT_ERROR;
 }
 
 int cmd_check(int argc, char **argv)
 {
     const char *dir = NULL, *engine = NULL;
-    int json = 0, rc;
+    char *dir_set = NULL;
+    int json = 0, offline = 0, rc;
     const cli_opt opts[] = {
-        {"plex-dir", CLI_OPT_STRING, &dir, "DIR", "the Plex data dir (\"…/Plex Media Server\")"},
+        {"plex-dir", CLI_OPT_STRING, &dir, "DIR",
+         "the Plex data dir (\"…/Plex Media Server\"; default: PLEXBURST_PLEX_DIR)"},
         {"plex-sqlite", CLI_OPT_STRING, &engine, "PATH",
          "Plex's SQLite engine: a file or its directory (default: $PLEXBURST_PLEX_SQLITE, then "
          "the standard install locations)"},
+        {"offline", CLI_OPT_FLAG, &offline, NULL,
+         "do not contact the store or the cloud (their credentials are not checked)"},
         {"json", CLI_OPT_FLAG, &json, NULL, "print one JSON object instead of text"},
         {NULL, 0, NULL, NULL, NULL},
     };
     pb_plex_check_result *r = NULL;
+    pb_setup_report setup = {0};
+    pb_setup_options so = PB_SETUP_OPTIONS_INIT;
     pb_error err = PB_ERROR_INIT;
 
-    rc = cli_parse("check", "--plex-dir DIR [--plex-sqlite PATH] [--json]", opts, argc, argv, NULL,
-                   0, NULL);
+    rc = cli_parse("check", "[--plex-dir DIR] [--plex-sqlite PATH] [--offline] [--json]", opts,
+                   argc, argv, NULL, 0, NULL);
     if (rc != 0)
         return rc > 0 ? CLI_EXIT_OK : cli_usage_exit("check", json, argc, argv);
+    if (!dir &&
+        (rc = pb_settings_get(&dir_set, "PLEXBURST_PLEX_DIR", cli_config_file(), &err)) < 0) {
+        cli_fail_json("check", json, &err, rc);
+        return CLI_EXIT_USAGE;
+    }
+    if (!dir)
+        dir = dir_set;
     if (!dir) {
-        cli_usage_error("check", "--plex-dir is required");
+        cli_usage_error("check", "--plex-dir (or PLEXBURST_PLEX_DIR) is required");
         return cli_usage_exit("check", json, 0, NULL);
     }
     if ((rc = cli_recover_json("check", json, dir, NULL)) != 0)
-        return rc;
+        goto out;
     r = malloc(sizeof(*r)); /* ~13 KB: keep it off the stack */
     if (!r) {
         fprintf(stderr, "plexburst: out of memory\n");
-        return CLI_EXIT_ERROR;
+        rc = CLI_EXIT_ERROR;
+        goto out;
     }
+    so.plex_dir = dir;
+    so.config_file = cli_config_file();
+    so.offline = offline;
     rc = pb_plex_check(r, dir, engine, &err);
+    if (rc == 0)
+        rc = pb_setup_check(&setup, &so, &err);
     if (rc != 0) {
         rc = cli_fail_json("check", json, &err, rc);
     } else {
-        rc = json ? report_json(r) : report_human(dir, r);
+        rc = json ? report_json(r, &setup) : report_human(dir, r, &setup);
     }
+    pb_setup_report_dispose(&setup);
     pb_plex_check_result_dispose(r);
     free(r);
+out:
+    free(dir_set);
     return rc;
 }

@@ -13,6 +13,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli_config.h"
 #include "progress.h"
 #include "report_html.h"
 
@@ -265,7 +266,7 @@ int cmd_status(int argc, char **argv)
     if (rc < 0)
         return cli_usage_exit("status", json, argc, argv);
     if (!plex)
-        plex = getenv("PLEXBURST_PLEX_DIR");
+        plex = cli_config_get("PLEXBURST_PLEX_DIR"); /* the environment, then the files */
     if (!plex || limit < 1) {
         cli_usage_error("status", !plex ? "--plex-dir is required" : "--limit needs 1 or more");
         return cli_usage_exit("status", json, 0, NULL);

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "plexburst/versions.h"
+#include "cli_config.h"
 
 /* The first line is the version alone (the SSH agent install compares it); then the libraries
  * in use, as they report themselves at run time. */
@@ -27,6 +28,7 @@ static int cmd_generate(int argc, char **argv);
 static int cmd_help(int argc, char **argv);
 
 static const cli_cmd commands[] = {
+    {"config", cmd_config, "every effective setting, its value and where it came from"},
     {"check", cmd_check, "check a Plex data dir: schema, integrity, Plex's own SQLite engine"},
     {"fingerprint", cmd_fingerprint, "fingerprint the synced part of a Plex data dir (manifest)"},
     {"diff", cmd_diff, "what a cloud run changed: per table and section, guards, 3-way view"},
@@ -75,6 +77,9 @@ int main(int argc, char **argv)
         cmd_help(0, NULL);
         return CLI_EXIT_USAGE;
     }
+    int rc = cli_config_take(&argc, argv); /* --config FILE, for every command */
+    if (rc != 0 || argc < 2)
+        return rc ? rc : (cmd_help(0, NULL), CLI_EXIT_USAGE);
     if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)
         return cmd_help(0, NULL);
     if (strcmp(argv[1], "--version") == 0)

@@ -22,13 +22,21 @@
 #include "runner.h"
 #include "plexburst/plexmerge.h"
 
+#ifndef PB_SYSCONFDIR
+#define PB_SYSCONFDIR "/etc" /* the system file: PB_SYSCONFDIR/plexburst/plexburst.env */
+#endif
+
 typedef struct kv {
     char *key, *value;
+    const char *file; /* the file that set it (one of the config's paths) */
+    unsigned line;
+    pb_config_layer layer;
 } kv;
 
 struct pb_config {
     kv *v;
     size_t n, cap;
+    char *paths[3]; /* the files read, by layer (system, user, --config); NULL: none */
 };
 
 void pb_config_free(pb_config *c)
@@ -39,11 +47,14 @@ void pb_config_free(pb_config *c)
         free(c->v[i].key);
         free(c->v[i].value);
     }
+    for (size_t i = 0; i < 3; i++)
+        free(c->paths[i]);
     free(c->v);
     free(c);
 }
 
-static int set(pb_config *c, const char *key, size_t kn, const char *val)
+static int set(pb_config *c, const char *key, size_t kn, const char *val, const char *file,
+               unsigned line, pb_config_layer layer)
 {
     for (size_t i = 0; i < c->n; i++)
         if (strlen(c->v[i].key) == kn && strncmp(c->v[i].key, key, kn) == 0) {
@@ -51,7 +62,10 @@ static int set(pb_config *c, const char *key, size_t kn, const char *val)
             if (!v)
                 return PB_ENOMEM;
             free(c->v[i].value);
-            c->v[i].value = v; /* the last assignment wins, as in a shell */
+            c->v[i].value = v; /* the last assignment wins, as in a shell; later files too */
+            c->v[i].file = file;
+            c->v[i].line = line;
+            c->v[i].layer = layer;
             return 0;
         }
     if (c->n == c->cap) {
@@ -69,6 +83,9 @@ static int set(pb_config *c, const char *key, size_t kn, const char *val)
         free(c->v[c->n].value);
         return PB_ENOMEM;
     }
+    c->v[c->n].file = file;
+    c->v[c->n].line = line;
+    c->v[c->n].layer = layer;
     c->n++;
     return 0;
 }
@@ -259,90 +276,141 @@ int pb_config_number(double *out, const char *key, const char *value, pb_error *
 }
 
 /* A key of a file: an unknown PLEXBURST_* name or a malformed number is an error. */
-static int check_key(const char *path, const char *key, size_t kn, const char *val, pb_error *err)
+static int check_key(const char *path, unsigned lineno, const char *key, size_t kn, const char *val,
+                     pb_error *err)
 {
     if (kn < 10 || strncmp(key, "PLEXBURST_", 10) != 0)
         return 0;
     const struct setting *st = find_setting(key, kn);
     if (!st) {
         const char *near = closest(key, kn);
-        return pb_error_set(err, PB_EINVALID, "config: %s: unknown setting %.*s%s%s%s", path,
-                            (int)kn, key, near ? " (did you mean " : "", near ? near : "",
+        return pb_error_set(err, PB_EINVALID, "config: %s:%u: unknown setting %.*s%s%s%s", path,
+                            lineno, (int)kn, key, near ? " (did you mean " : "", near ? near : "",
                             near ? "?)" : "");
     }
     double v;
     pb_error e = PB_ERROR_INIT;
     if (st->kind != SET_TEXT && *val && pb_config_number(&v, st->name, val, &e) < 0)
-        return pb_error_set(err, PB_EINVALID, "config: %s: %s", path, e.msg);
+        return pb_error_set(err, PB_EINVALID, "config: %s:%u: %s", path, lineno, e.msg);
     return 0;
+}
+
+/* One line of a file: KEY=value into c, or an error naming the file and the line. */
+static int load_line(pb_config *c, char *p, char *val, pb_config_layer layer, unsigned lineno,
+                     pb_error *err)
+{
+    const char *path = c->paths[layer];
+    size_t l = strlen(p);
+    while (l && (p[l - 1] == '\n' || p[l - 1] == '\r'))
+        p[--l] = '\0';
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (!*p || *p == '#')
+        return 0;
+    if (strncmp(p, "export ", 7) == 0)
+        p += 7;
+    while (*p == ' ')
+        p++;
+    const char *key = p;
+    while (isalnum((unsigned char)*p) || *p == '_')
+        p++;
+    size_t kn = (size_t)(p - key);
+    if (kn == 0 || isdigit((unsigned char)key[0]) || *p != '=')
+        return pb_error_set(err, PB_EINVALID, "config: %s:%u: expected KEY=value", path, lineno);
+    const char *why = parse_value(p + 1, val, 8192);
+    if (why)
+        return pb_error_set(err, PB_EINVALID, "config: %s:%u: %s", path, lineno, why);
+    int error = check_key(path, lineno, key, kn, val, err);
+    if (error < 0)
+        return error;
+    if (set(c, key, kn, val, path, lineno, layer) != 0)
+        return pb_error_set(err, PB_ENOMEM, "config: out of memory");
+    return 0;
+}
+
+/* Reads one layer's file (its path already in c->paths[layer]). A missing optional file
+ * (system, user) is no error: its path is dropped. */
+static int load_file(pb_config *c, pb_config_layer layer, int optional, pb_error *err)
+{
+    int error = 0;
+    char *line = NULL, *val = NULL;
+    size_t lcap = 0;
+    const char *path = c->paths[layer];
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        if (errno == ENOENT && optional) {
+            free(c->paths[layer]);
+            c->paths[layer] = NULL;
+            return 0;
+        }
+        if (errno == ENOENT)
+            return pb_error_set(err, PB_ENOTFOUND, "config: no file %s", path);
+        return pb_error_errno(err, "config: cannot read %s", path);
+    }
+    if (!(val = malloc(8192))) {
+        error = pb_error_set(err, PB_ENOMEM, "config: out of memory");
+        goto done;
+    }
+    unsigned lineno = 1;
+    for (errno = 0; getline(&line, &lcap, f) >= 0; lineno++, errno = 0)
+        if ((error = load_line(c, line, val, layer, lineno, err)) < 0)
+            goto done;
+    if (ferror(f)) /* a directory, an I/O error */
+        error = pb_error_set(err, PB_EIO, "config: cannot read %s: %s", path,
+                             strerror(errno ? errno : EIO));
+done:
+    free(val);
+    free(line);
+    fclose(f);
+    return error;
+}
+
+const char *pb_config_path(pb_config_layer layer, char *buf, size_t cap)
+{
+    const char *dir = NULL, *sub = "";
+    buf[0] = '\0';
+    if (layer == PB_CONFIG_SYSTEM) {
+        dir = getenv("PLEXBURST_SYSCONFDIR");
+        if (!dir || !*dir)
+            dir = PB_SYSCONFDIR;
+    } else if (layer == PB_CONFIG_USER) {
+        dir = getenv("XDG_CONFIG_HOME");
+        if (!dir || dir[0] != '/') { /* unset, empty or relative: the XDG default */
+            dir = getenv("HOME");
+            sub = "/.config";
+            if (!dir || !*dir)
+                return NULL;
+        }
+    } else {
+        return NULL;
+    }
+    int n = snprintf(buf, cap, "%s%s/plexburst/plexburst.env", dir, sub);
+    return n > 0 && (size_t)n < cap ? buf : NULL;
 }
 
 int pb_config_load(pb_config **out, const char *path, pb_error *err)
 {
     int error = 0;
-    FILE *f = NULL;
-    char *line = NULL, *val = NULL;
-    size_t lcap = 0;
+    char where[PATH_MAX];
     pb_config *c = calloc(1, sizeof(*c));
     *out = NULL;
     if (!c)
         return pb_error_set(err, PB_ENOMEM, "config: out of memory");
-    if (!path)
-        goto ok;
-    if (!(f = fopen(path, "r"))) {
-        if (errno == ENOENT)
-            error = pb_error_set(err, PB_ENOTFOUND, "config: no file %s", path);
-        else
-            error = pb_error_errno(err, "config: cannot read %s", path);
-        goto done;
-    }
-    val = malloc(8192);
-    if (!val) {
-        error = pb_error_set(err, PB_ENOMEM, "config: out of memory");
-        goto done;
-    }
-    for (unsigned lineno = 1; getline(&line, &lcap, f) >= 0; lineno++) {
-        char *p = line;
-        size_t l = strlen(p);
-        while (l && (p[l - 1] == '\n' || p[l - 1] == '\r'))
-            p[--l] = '\0';
-        while (*p == ' ' || *p == '\t')
-            p++;
-        if (!*p || *p == '#')
+    for (int layer = PB_CONFIG_SYSTEM; layer <= PB_CONFIG_FILE; layer++) {
+        const char *p =
+            layer == PB_CONFIG_FILE ? path : pb_config_path(layer, where, sizeof(where));
+        if (!p || !*p)
             continue;
-        if (strncmp(p, "export ", 7) == 0)
-            p += 7;
-        while (*p == ' ')
-            p++;
-        const char *key = p;
-        while (isalnum((unsigned char)*p) || *p == '_')
-            p++;
-        size_t kn = (size_t)(p - key);
-        if (kn == 0 || isdigit((unsigned char)key[0]) || *p != '=') {
-            error =
-                pb_error_set(err, PB_EINVALID, "config: %s:%u: expected KEY=value", path, lineno);
-            goto done;
-        }
-        const char *why = parse_value(p + 1, val, 8192);
-        if (why) {
-            error = pb_error_set(err, PB_EINVALID, "config: %s:%u: %s", path, lineno, why);
-            goto done;
-        }
-        if ((error = check_key(path, key, kn, val, err)) < 0)
-            goto done;
-        if (set(c, key, kn, val) != 0) {
+        if (!(c->paths[layer] = strdup(p))) {
             error = pb_error_set(err, PB_ENOMEM, "config: out of memory");
             goto done;
         }
+        if ((error = load_file(c, layer, layer != PB_CONFIG_FILE, err)) < 0)
+            goto done;
     }
-ok:
     *out = c;
     c = NULL;
 done:
-    free(val);
-    free(line);
-    if (f)
-        fclose(f);
     pb_config_free(c);
     return error;
 }
@@ -355,6 +423,77 @@ const char *pb_config_get(const pb_config *c, const char *key)
     for (size_t i = 0; c && i < c->n; i++)
         if (strcmp(c->v[i].key, key) == 0)
             return c->v[i].value[0] ? c->v[i].value : NULL;
+    return NULL;
+}
+
+pb_config_layer pb_config_origin(const pb_config *c, const char *key, const char **file,
+                                 unsigned *line)
+{
+    const char *e = getenv(key);
+    *file = NULL;
+    *line = 0;
+    if (e && *e)
+        return PB_CONFIG_ENV;
+    for (size_t i = 0; c && i < c->n; i++)
+        if (strcmp(c->v[i].key, key) == 0 && c->v[i].value[0]) {
+            *file = c->v[i].file;
+            *line = c->v[i].line;
+            return c->v[i].layer;
+        }
+    return pb_config_default(key) ? PB_CONFIG_DEFAULT : PB_CONFIG_UNSET;
+}
+
+const char *pb_config_key(const pb_config *c, size_t i)
+{
+    return c && i < c->n ? c->v[i].key : NULL;
+}
+
+const char *pb_config_file(const pb_config *c, pb_config_layer layer)
+{
+    return c && layer >= PB_CONFIG_SYSTEM && layer <= PB_CONFIG_FILE ? c->paths[layer] : NULL;
+}
+
+const char *pb_config_known(size_t i)
+{
+    return i < sizeof(settings) / sizeof(*settings) ? settings[i].name : NULL;
+}
+
+int pb_config_check_env(pb_error *err)
+{
+    for (size_t i = 0; i < sizeof(settings) / sizeof(*settings); i++) {
+        const char *v = getenv(settings[i].name);
+        double d;
+        pb_error e = PB_ERROR_INIT;
+        if (settings[i].kind != SET_TEXT && v && *v &&
+            pb_config_number(&d, settings[i].name, v, &e) < 0)
+            return pb_error_set(err, PB_EINVALID, "environment: %s", e.msg);
+    }
+    return 0;
+}
+
+/* The defaults the code applies when a setting is unset (docs/cli.md lists them). */
+static const struct {
+    const char *name, *value;
+} defaults[] = {
+    {"PLEXBURST_CLOUD", "local"},
+    {"PLEXBURST_ONLINE", "0"},
+    {"PLEXBURST_MAX_DELETE_PCT", "5"},
+    {"PLEXBURST_PLEX_URL", "http://127.0.0.1:32400"},
+    {"PLEXBURST_MEDIA_MOUNT", "/mnt/plexburst-media"},
+    {"PLEXBURST_MEDIA_TIMEOUT", "30"},
+    {"PLEXBURST_CLOUD_PLEX_PORT", "32400"},
+    {"PLEXBURST_PLEX_START_TIMEOUT", "300"},
+    {"PLEXBURST_ANALYSIS", "scan,analyze,thumbnails,markers,loudness,sonic"},
+    {"PLEXBURST_IDLE_SECONDS", "120"},
+    {"PLEXBURST_PHASE_TIMEOUT", "21600"},
+    {"PLEXBURST_PROGRESS_SECONDS", "60"},
+};
+
+const char *pb_config_default(const char *key)
+{
+    for (size_t i = 0; i < sizeof(defaults) / sizeof(*defaults); i++)
+        if (strcmp(defaults[i].name, key) == 0)
+            return defaults[i].value;
     return NULL;
 }
 

@@ -4,7 +4,11 @@
  * prior scripts' JSON files (`plex_libraries.json`; `path_mappings.json` is parsed by
  * engine/plex/pathmap.c).
  * Role: fills the options of a run that the command line left unset (engine/run/run.c).
- * Precedence: the command line, then the environment, then the file, then the defaults.
+ * Precedence: the command line, then the environment, then the files (a later file over an
+ * earlier one), then the defaults. The files, in this order: the system file
+ * $PLEXBURST_SYSCONFDIR/plexburst/plexburst.env (the variable is for tests; default
+ * PB_SYSCONFDIR, /etc), the user file $XDG_CONFIG_HOME/plexburst/plexburst.env (default
+ * ~/.config/...), then the file given (--config FILE or PLEXBURST_CONFIG).
  * Secrets: values of keys naming a secret (…SECRET…, …TOKEN…, …PASSWORD…, …PASSPHRASE…,
  * …ACCESS_KEY…) are never returned by pb_config_describe().
  */
@@ -18,14 +22,26 @@
 
 typedef struct pb_config pb_config;
 
+/** Where a value comes from; the files' layers in the order they are read. */
+typedef enum {
+    PB_CONFIG_SYSTEM = 0, /* the system file */
+    PB_CONFIG_USER = 1,   /* the user file */
+    PB_CONFIG_FILE = 2,   /* --config FILE / PLEXBURST_CONFIG */
+    PB_CONFIG_ENV,        /* the environment */
+    PB_CONFIG_DEFAULT,    /* unset: the code's default (pb_config_default) */
+    PB_CONFIG_UNSET,      /* unset, no default */
+} pb_config_layer;
+
 /**
- * Loads `path` (NULL: none; only the environment is consulted). Lines are `KEY=value`, with
+ * Loads the system file and the user file when they exist, then `path` (NULL: none), a value of
+ * a later file replacing an earlier one. Lines are `KEY=value`, with
  * optional `export `, blank lines and `#` comments; values may be single- or double-quoted
  * (double quotes understand \n, \t, \\ and \"), unquoted values end at ` #`.
  * A `PLEXBURST_*` key must be a known setting (the table in config.c), and a numeric one must
  * hold a valid number (pb_config_number()); other keys are kept as they are.
- * @return 0; PB_ENOTFOUND (the file is missing); PB_EINVALID "FILE:LINE: ..." for a bad line,
- * "FILE: unknown setting KEY (did you mean ...?)", or "FILE: KEY: ..." for a bad number.
+ * @return 0; PB_ENOTFOUND (`path` is missing); an errno code (a file exists but cannot be read);
+ * PB_EINVALID "config: FILE:LINE: ..." for a bad line, an unknown setting ("unknown setting KEY
+ * (did you mean ...?)") or a bad number ("KEY: expected ...").
  */
 int pb_config_load(pb_config **out, const char *path, pb_error *err);
 void pb_config_free(pb_config *c);
@@ -40,6 +56,31 @@ int pb_config_number(double *out, const char *key, const char *value, pb_error *
 
 /** The value of `key`: the environment first, then the file; NULL when unset or empty. */
 const char *pb_config_get(const pb_config *c, const char *key);
+
+/** Where the value pb_config_get() returns comes from; for a file, *file (the config's copy of
+ * its path) and *line are set, else NULL and 0. */
+pb_config_layer pb_config_origin(const pb_config *c, const char *key, const char **file,
+                                 unsigned *line);
+
+/** The path of the system or user file into buf (whether it exists or not); NULL when there
+ * is none (no HOME) or for another layer. */
+const char *pb_config_path(pb_config_layer layer, char *buf, size_t cap);
+
+/** The path of the layer's file when it was read, else NULL. */
+const char *pb_config_file(const pb_config *c, pb_config_layer layer);
+
+/** The i-th key set by the files (in the order first set); NULL past the end. */
+const char *pb_config_key(const pb_config *c, size_t i);
+
+/** The i-th known setting's name (the table in config.c); NULL past the end. */
+const char *pb_config_known(size_t i);
+
+/** The default of a setting as text, NULL when it has none. */
+const char *pb_config_default(const char *key);
+
+/** The numeric known settings of the environment are valid numbers; else PB_EINVALID
+ * "environment: KEY: ...". */
+int pb_config_check_env(pb_error *err);
 
 /** 1 when `key` names a secret (its value is never shown). */
 int pb_config_is_secret(const char *key);

@@ -241,12 +241,13 @@ int pb_run__send_prepare(rx *x, const char *mode)
         json_object_set_new(o, "baseline",
                             full ? json_null() : json_pack("{s:s}", "id", x->base_id));
     }
-    /* a remote agent gets the home's S3 settings here (sshd forwards no environment; never on
-     * its command line); a local one inherits them */
-    if (pb_cloud_is_remote(x->cloud) && strncmp(x->store_url, "s3://", 5) == 0) {
+    /* the agent gets the home's S3 settings here (the environment, then the configuration
+     * files: sshd forwards no environment, and a local agent does not read the files; never on
+     * its command line) */
+    if (strncmp(x->store_url, "s3://", 5) == 0) {
         json_t *env = json_object();
         for (const char *const *k = pb_transport_config_s3_keys; env && *k; k++) {
-            const char *v = getenv(*k);
+            const char *v = pb_config_get(x->cfg, *k);
             if (v && *v)
                 json_object_set_new(env, *k, json_string(v));
         }

@@ -229,7 +229,8 @@ static int open_store(rx *x)
 {
     int error;
     snprintf(x->store_url, sizeof(x->store_url), "%s", x->cloud->store);
-    if ((error = pb_transport_config_store_open(&x->store, x->store_url, x->err)) < 0)
+    if ((error = pb_transport_config_store_open_with(
+             &x->store, x->store_url, pb_transport_config_cfg_get, x->cfg, x->err)) < 0)
         return error;
     snprintf(x->store_url, sizeof(x->store_url), "%s", x->store->url);
     return 0;

@@ -252,13 +252,25 @@ int pb_transport_config_s3(pb_store_s3_options *o, const char *url, pb_transport
     return 0;
 }
 
+const char *pb_transport_config_cfg_get(void *payload, const char *key)
+{
+    return pb_config_get(payload, key);
+}
+
 int pb_transport_config_store_open(pb_store **out, const char *url, pb_error *err)
+{
+    return pb_transport_config_store_open_with(out, url, NULL, NULL, err);
+}
+
+int pb_transport_config_store_open_with(pb_store **out, const char *url,
+                                        pb_transport_config_get_fn get, void *payload,
+                                        pb_error *err)
 {
     *out = NULL;
     if (!url || strncmp(url, "s3://", 5) != 0)
         return pb_store_open(out, url, err);
     pb_store_s3_options o = PB_STORE_S3_OPTIONS_INIT;
-    int error = pb_transport_config_s3(&o, url, NULL, NULL, err);
+    int error = pb_transport_config_s3(&o, url, get, payload, err);
     if (error < 0)
         return error;
     return pb_store_s3_new(out, url, &o, err);

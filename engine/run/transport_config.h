@@ -53,4 +53,14 @@ extern const char *const pb_transport_config_s3_keys[];
  */
 int pb_transport_config_store_open(pb_store **out, const char *url, pb_error *err);
 
+/** A getter reading a pb_config (config.h: the environment, then the files); payload: the
+ * pb_config. */
+const char *pb_transport_config_cfg_get(void *payload, const char *key);
+
+/** pb_transport_config_store_open() with the S3 settings taken through `get` (NULL: the
+ * environment), e.g. a run's configuration (the environment, then the files). */
+int pb_transport_config_store_open_with(pb_store **out, const char *url,
+                                        pb_transport_config_get_fn get, void *payload,
+                                        pb_error *err);
+
 #endif
