@@ -246,6 +246,28 @@ static int resolve(rx *x)
     return 0;
 }
 
+/* Writes "<pid> <program> <command>" into the lock file just taken, for a run that finds it
+ * held. */
+static void lock_name_holder(int fd)
+{
+    char line[256], cmd[200] = "";
+    FILE *f = fopen("/proc/self/cmdline", "r");
+    size_t n = f ? fread(cmd, 1, sizeof(cmd) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    /* the program and its command ("plexburst sync"), not the options: they may name secrets */
+    cmd[n] = '\0';
+    size_t first = strlen(cmd);
+    if (first + 1 < n)
+        cmd[first] = ' ';
+    cmd[strcspn(cmd, "\n")] = '\0';
+    int len = snprintf(line, sizeof(line), "%ld %s\n", (long)getpid(), n ? cmd : "plexburst");
+    if (len > (int)sizeof(line) - 1)
+        len = (int)sizeof(line) - 1;
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)len, 0) < 0)
+        return; /* only a name for the message of another run */
+}
+
 static int take_lock(rx *x)
 {
     char path[PATH_MAX + 32];
@@ -253,8 +275,22 @@ static int take_lock(rx *x)
     x->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (x->lock_fd < 0)
         return pb_error_errno(x->err, "cannot open %s", path);
-    if (flock(x->lock_fd, LOCK_EX | LOCK_NB) != 0)
-        return pb_error_set(x->err, PB_EBUSY, "another plexburst run works on %s", x->plex);
+    if (flock(x->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        /* the holder wrote "<pid> <program> <command>" into the lock file */
+        char who[256] = "";
+        ssize_t n = pread(x->lock_fd, who, sizeof(who) - 1, 0);
+        who[n > 0 ? n : 0] = '\0';
+        who[strcspn(who, "\n")] = '\0';
+        long pid = strtol(who, NULL, 10);
+        const char *cmd = strchr(who, ' ');
+        if (pid > 0)
+            return pb_error_set(x->err, PB_EBUSY,
+                                "another plexburst run works on %s: pid %ld (%s); lock %s", x->plex,
+                                pid, cmd ? cmd + 1 : "?", path);
+        return pb_error_set(x->err, PB_EBUSY, "another plexburst run works on %s; lock %s", x->plex,
+                            path);
+    }
+    lock_name_holder(x->lock_fd);
     return 0;
 }
 

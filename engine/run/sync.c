@@ -19,6 +19,7 @@
 
 #include "fs.h"
 #include "hex.h"
+#include "plexburst/units.h"
 #include "run_ctx.h"
 
 static int on_fp_progress(const pb_progress *p, void *payload)
@@ -42,11 +43,14 @@ int pb_run__fingerprint(rx *x)
     fo.progress = on_fp_progress;
     fo.payload = x;
     int error = pb_fingerprint_run(fr, x->plex, &fo, x->err);
-    if (!error)
-        pb_run__log(x, "info",
-                    "home tree: %llu files, %.1f MB; %llu hashed (%.1f MB), %llu from the cache",
-                    (unsigned long long)fr->files, fr->bytes / 1e6, (unsigned long long)fr->hashed,
-                    fr->hashed_bytes / 1e6, (unsigned long long)fr->cached);
+    if (!error) {
+        char b1[PB_UNITS_BYTES_MAX], b2[PB_UNITS_BYTES_MAX];
+        pb_run__log(x, "info", "home tree: %llu files, %s; %llu hashed (%s), %llu from the cache",
+                    (unsigned long long)fr->files, pb_units_bytes(b1, sizeof(b1), fr->bytes),
+                    (unsigned long long)fr->hashed,
+                    pb_units_bytes(b2, sizeof(b2), fr->hashed_bytes),
+                    (unsigned long long)fr->cached);
+    }
     free(fr);
     return error;
 }
@@ -64,8 +68,9 @@ static int do_snapshot(rx *x)
     pb_run__id_hex(x->r->snapshot_id, &x->snap_ids);
     x->r->bytes.snapshot_raw =
         pb_fs_size(x->snap_main) + (x->has_blobs ? pb_fs_size(x->snap_blobs) : 0);
-    pb_run__log(x, "info", "snapshot of the live DB pair: %.1f MB, id %.16s",
-                x->r->bytes.snapshot_raw / 1e6, x->r->snapshot_id);
+    char b1[PB_UNITS_BYTES_MAX];
+    pb_run__log(x, "info", "snapshot of the live DB pair: %s, id %.16s",
+                pb_units_bytes(b1, sizeof(b1), x->r->bytes.snapshot_raw), x->r->snapshot_id);
     return 0;
 }
 
@@ -88,8 +93,9 @@ static int upload_full(rx *x)
         x->r->bytes.baseline_full_upload += z;
     }
     snprintf(x->r->upload_kind, sizeof(x->r->upload_kind), "full");
-    pb_run__log(x, "info", "uploaded the whole snapshot: %.2f MB zstd (%s)",
-                x->r->bytes.baseline_full_upload / 1e6,
+    char b1[PB_UNITS_BYTES_MAX];
+    pb_run__log(x, "info", "uploaded the whole snapshot: %s zstd (%s)",
+                pb_units_bytes(b1, sizeof(b1), x->r->bytes.baseline_full_upload),
                 x->r->full_upload_reason[0] ? x->r->full_upload_reason : "no baseline yet");
     return 0;
 }
@@ -403,10 +409,11 @@ static void read_build(rx *x)
     s->rows_deleted = (uint64_t)json_integer_value(json_object_get(e, "rows_deleted"));
     s->bundle_bytes = (uint64_t)json_integer_value(json_object_get(b, "bytes"));
     s->ms = json_number_value(json_object_get(e, "ms"));
+    char b1[PB_UNITS_BYTES_MAX];
     pb_run__log(x, "info",
-                "the cloud stored a bundle of %.2f MB: %llu rows changed, %llu new files, "
+                "the cloud stored a bundle of %s: %llu rows changed, %llu new files, "
                 "%llu file deltas",
-                s->bundle_bytes / 1e6,
+                pb_units_bytes(b1, sizeof(b1), s->bundle_bytes),
                 (unsigned long long)(s->rows_inserted + s->rows_updated + s->rows_deleted),
                 (unsigned long long)s->files_new, (unsigned long long)s->files_delta);
 }
