@@ -127,7 +127,7 @@ static void out_line(runview *v, const char *line)
     bar_clear(v);
     if (v->pm_capture) {
         size_t n = strlen(v->pm);
-        if (n + strlen(line) + 2 < sizeof(v->pm) && line[0])
+        if (n + strlen(line) + 2 < sizeof(v->pm) && line[0] && strcmp(line, CLI_SEPARATOR))
             snprintf(v->pm + n, sizeof(v->pm) - n, "%s\n", line);
     }
     if (human(v)) {
