@@ -279,6 +279,12 @@ int main(void)
         cmocka_unit_test(test_lock_stop_rollback),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    /* a failed test may leave the background run: stopped cleanly, then waited for */
+    if (tu_sh("test -s '%s/int.pid' && ! test -s '%s/int.rc'", dir, dir) == 0) {
+        tu_sh("kill -INT $(cat '%s/int.pid') 2>/dev/null", dir);
+        for (int i = 0; i < 600 && tu_sh("test -s '%s/int.rc'", dir) != 0; i++)
+            usleep(100000);
+    }
     if (srv_pid[0])
         tu_sh("kill %d 2>/dev/null", atoi(srv_pid));
     free(out);

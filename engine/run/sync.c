@@ -163,12 +163,12 @@ static int do_upload(rx *x)
         x->r->up.changeset_rows += records;
     }
     snprintf(x->r->upload_kind, sizeof(x->r->upload_kind), "changeset");
+    char b1[PB_UNITS_BYTES_MAX], b2[PB_UNITS_BYTES_MAX];
     pb_run__log(x, "info",
-                "uploaded the row changeset against baseline %.16s: %llu rows, %llu bytes "
-                "(%llu raw)",
+                "uploaded the row changeset against baseline %.16s: %llu rows, %s (%s raw)",
                 x->base_id, (unsigned long long)x->r->up.changeset_rows,
-                (unsigned long long)x->r->bytes.changeset_up,
-                (unsigned long long)x->r->bytes.changeset_raw);
+                pb_units_bytes(b1, sizeof(b1), x->r->bytes.changeset_up),
+                pb_units_bytes(b2, sizeof(b2), x->r->bytes.changeset_raw));
     return pb_run__cur_write(x, "uploaded", x->err);
 }
 
@@ -319,11 +319,12 @@ static int fetch_list(rx *x, char *answer_list, size_t cap)
         json_decref(end);
         return pb_error_set(x->err, PB_ECORRUPT, "LIST_END: unknown list format '%s'", fmt);
     }
+    char b1[PB_UNITS_BYTES_MAX];
     pb_run__log(x, "info",
-                "the cloud lists %lld files (%llu bytes of list); home lacks or holds another "
-                "version of %llu",
+                "the cloud lists %lld files (%s of list); home lacks or holds another version of "
+                "%llu",
                 (long long)json_integer_value(json_object_get(end, "files")),
-                (unsigned long long)x->list_bytes, (unsigned long long)wanted);
+                pb_units_bytes(b1, sizeof(b1), x->list_bytes), (unsigned long long)wanted);
     if (links)
         pb_run__log(x, "warn",
                     "the cloud's tree holds %llu symlink%s the home lacks: skipped (a bundle "
@@ -347,11 +348,11 @@ static int send_answer(rx *x, const char *answer_list)
     memset(&ast, 0, sizeof(ast));
     if ((error = pb_export_answer(&ast, x->plex, answer_list, x->answer, &ao, x->err)) < 0)
         return error;
-    pb_run__log(
-        x, "info",
-        "home answer: %llu files wanted (%llu bytes of rsync signatures for the ones home holds "
-        "in another version)",
-        (unsigned long long)ast.answers, (unsigned long long)ast.sig_bytes);
+    char b1[PB_UNITS_BYTES_MAX];
+    pb_run__log(x, "info",
+                "home answer: %llu files wanted (%s of rsync signatures for the ones home holds "
+                "in another version)",
+                (unsigned long long)ast.answers, pb_units_bytes(b1, sizeof(b1), ast.sig_bytes));
     /* the bundle built in the cloud */
     json_t *o = json_pack("{s:i}", "zstd_level", x->zlevel);
     error = o ? pb_frame_write_json(&x->io, PB_MSG_BUILD, o, x->err)
