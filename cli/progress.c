@@ -976,14 +976,13 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
     };
     const cli_opt output[] = {
         {"json", CLI_OPT_FLAG, &json, NULL, "print one JSON object at the end"},
-        {"json-stream", CLI_OPT_FLAG, &stream, NULL,
-         "print one JSON event per line (phases, progress, log, summary; docs/cli.md)"},
+        {"json-stream", CLI_OPT_FLAG, &stream, NULL, "print one JSON event per line (docs/cli.md)"},
         {"quiet", CLI_OPT_FLAG, &quiet, NULL,
          "print only errors and one line with the result (for timers)"},
         {"on-success", CLI_OPT_STRING, &on_success, "CMD",
-         "run CMD (sh -c) after a successful run, the run's JSON on its stdin"},
+         "run CMD after a successful run, the run's JSON on its stdin"},
         {"on-failure", CLI_OPT_STRING, &on_failure, "CMD",
-         "run CMD (sh -c) after a failed run, the run's JSON on its stdin"},
+         "run CMD after a failed run, the run's JSON on its stdin"},
     };
     enum { NOUT = sizeof(output) / sizeof(output[0]) };
     cli_opt opts[NCOMMON + NSYNC + NBOOT + NOUT + 1];

@@ -11,7 +11,8 @@
  *   - --dry-run says up front that the cloud analysis runs and nothing changes at home;
  *   - a run that finds the lock held exits 5 naming the holder's pid and command; a Ctrl-C'd
  *     run's POST-MORTEM does not send the user to the runner; the next run, which rolls the
- *     stopped one back, does not end "finished (rolled_back)".
+ *     stopped one back, does not end "finished (rolled_back)";
+ *   - the demo's transfer table lines up although its arrows are three bytes long.
  * Prerequisites: build/plexburst, build/mkplex, python3 (skipped, not passed, when missing).
  */
 #include <stdio.h>
@@ -159,6 +160,10 @@ static void test_output_and_notify(void **state)
     assert_true(progress >= 1);
     assert_true(logs >= 5);
     assert_int_equal(summary, 1);
+    /* every transfer's last word in the log is its average rate, never "0 B/s ETA --" */
+    assert_int_equal(tu_sh("grep -rq 'ETA --' '%s.plexburst/logs'", home), 1);
+    assert_int_equal(
+        tu_sh("grep -rqE '✅ download: .*(on average|at once)' '%s.plexburst/logs'", home), 0);
     json_t *rq = requests();
     assert_int_equal(json_array_size(rq), 2);
     assert_string_equal(req(rq, 0, "path"), "/ping/SECRET-1/start");
@@ -259,6 +264,39 @@ static void test_lock_stop_rollback(void **state)
     assert_non_null(strstr(out, "was rolled back first"));
 }
 
+/* Columns on screen of the line at s (to its newline): one per UTF-8 character. */
+static int cols(const char *s)
+{
+    int n = 0;
+    for (; *s && *s != '\n'; s++)
+        n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
+/* The demo's transfer table: its rows (with the multi-byte arrows) line up with its header. */
+static void test_demo_table(void **state)
+{
+    (void)state;
+    assert_int_equal(tu_sh_out(out, OUTCAP,
+                               "cd '%s' && '%s' demo --mkplex '%s' --workdir '%s/demo' --scale "
+                               "tiny 2>demo.err",
+                               dir, pb, mk, dir),
+                     0);
+    char *t = strstr(out, "the nightly sync over the home link:");
+    assert_non_null(t);
+    const char *row[4];
+    row[0] = strchr(t, '\n') + 1;
+    for (int i = 1; i < 4; i++)
+        row[i] = strchr(row[i - 1], '\n') + 1;
+    assert_true(!strncmp(row[1], "   home → cloud", strlen("   home → cloud")));
+    assert_true(!strncmp(row[3], "   total", 8));
+    for (int i = 0; i < 4; i++) {
+        print_message("%.*s\n", (int)(strchr(row[i], '\n') - row[i]), row[i]);
+        assert_int_equal(cols(row[i]), cols(row[0]));
+    }
+    tu_sh("rm -rf '%s/demo'", dir);
+}
+
 int main(void)
 {
     snprintf(pb, sizeof(pb), "%s", tu_build_path("plexburst"));
@@ -277,6 +315,7 @@ int main(void)
         cmocka_unit_test(test_units),
         cmocka_unit_test(test_output_and_notify),
         cmocka_unit_test(test_lock_stop_rollback),
+        cmocka_unit_test(test_demo_table),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     /* a failed test may leave the background run: stopped cleanly, then waited for */
