@@ -270,7 +270,7 @@ static void bar_end(runview *v)
     bar_line(v, line, sizeof(line), 0, 1);
     if (v->bar_done || v->bar_items)
         log_line(v, line);
-    if (v->stream && v->bar_shown)
+    if (v->stream && (v->bar_done || v->bar_items))
         stream_progress(v, 1);
     if (v->bar_shown && human(v)) {
         if (v->bar_on)
@@ -305,10 +305,9 @@ static void on_progress(runview *v, const pb_progress *p)
     v->bar_total = p->bytes_total;
     v->bar_items = p->items_done;
     int complete = p->bytes_total && p->bytes_done >= p->bytes_total;
-    if (v->stream && (complete || now - v->bar_stream >= 1.0)) {
+    if (v->stream && !complete && now - v->bar_stream >= 1.0) {
         v->bar_stream = now;
-        v->bar_shown = 1;
-        stream_progress(v, complete);
+        stream_progress(v, 0); /* the last one comes from bar_end */
     }
     /* on a terminal a redrawn bar from the first half second on, a few times a second; in a log
      * a line a minute: either way a transfer too quick to watch leaves only its last word */

@@ -130,6 +130,7 @@ static void test_output_and_notify(void **state)
     snprintf(runner, sizeof(runner), "sleep 2; %s", analyze);
     assert_int_equal(sync_cmd(env, "--json-stream --on-success 'cat >hook.json'", runner), 0);
     int starts = 0, ends = 0, beats = 0, progress = 0, logs = 0, summary = 0, lines = 0;
+    int build_bar = 0;
     for (char *l = strtok(out, "\n"); l; l = strtok(NULL, "\n"), lines++) {
         json_t *o = json_loads(l, 0, NULL);
         if (!o)
@@ -142,6 +143,9 @@ static void test_output_and_notify(void **state)
         starts += !strcmp(t, "phase_start");
         ends += !strcmp(t, "phase_end");
         progress += !strcmp(t, "progress");
+        if (!strcmp(t, "progress") &&
+            !strcmp(json_string_value(json_object_get(o, "what")), "cloud build"))
+            build_bar++;
         logs += !strcmp(t, "log");
         if (!strcmp(t, "heartbeat") &&
             !strcmp(json_string_value(json_object_get(o, "name")), "ANALYSIS"))
@@ -158,6 +162,7 @@ static void test_output_and_notify(void **state)
     assert_int_equal(ends, 10);
     assert_true(beats >= 1);
     assert_true(progress >= 1);
+    assert_true(build_bar >= 1); /* the EXPORT's bundle build has its bar */
     assert_true(logs >= 5);
     assert_int_equal(summary, 1);
     /* every transfer's last word in the log is its average rate, never "0 B/s ETA --" */

@@ -43,6 +43,16 @@ static int on_put(const pb_progress *pr, void *payload)
     return 0;
 }
 
+/* The bundle build's progress (content bytes written, no total) as PROGRESS frames, a few per
+ * second. */
+static int on_build(const pb_progress *pr, void *payload)
+{
+    put_prog *p = payload;
+    if (pb_clock_ms() - p->last < 250)
+        return 0;
+    return on_put(pr, payload); /* without a total on_put sends it */
+}
+
 static int other_frame(const pb_frame *f, void *payload, pb_error *err)
 {
     (void)payload;
@@ -195,6 +205,9 @@ int pb_agent__build(agent *a, json_t *msg, pb_error *err)
     snprintf(solid, sizeof(solid), "%s.solid", a->bundle);
     eo.solid = solid;
     eo.solid_level = 19;
+    put_prog bp = {a, "build", 0};
+    eo.progress = on_build;
+    eo.progress_payload = &bp;
     pb_export_stats st;
     memset(&st, 0, sizeof(st));
     if ((error = pb_export_build(&st, a->bundle, &eo, err)) < 0)

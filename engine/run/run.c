@@ -246,22 +246,30 @@ static int resolve(rx *x)
     return 0;
 }
 
-/* Writes "<pid> <program> <command>" into the lock file just taken, for a run that finds it
- * held. */
-static void lock_name_holder(int fd)
+/* The program and command of process `pid` ("plexburst sync", not the options: they may name
+ * secrets) into cmd; "" when it is gone. */
+static void proc_command(char *cmd, size_t cap, long pid)
 {
-    char line[256], cmd[200] = "";
-    FILE *f = fopen("/proc/self/cmdline", "r");
-    size_t n = f ? fread(cmd, 1, sizeof(cmd) - 1, f) : 0;
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(cmd, 1, cap - 1, f) : 0;
     if (f)
         fclose(f);
-    /* the program and its command ("plexburst sync"), not the options: they may name secrets */
     cmd[n] = '\0';
     size_t first = strlen(cmd);
     if (first + 1 < n)
         cmd[first] = ' ';
     cmd[strcspn(cmd, "\n")] = '\0';
-    int len = snprintf(line, sizeof(line), "%ld %s\n", (long)getpid(), n ? cmd : "plexburst");
+}
+
+/* Writes "<pid> <program> <command>" into the lock file just taken, for a run that finds it
+ * held. */
+static void lock_name_holder(int fd)
+{
+    char line[256], cmd[200];
+    proc_command(cmd, sizeof(cmd), (long)getpid());
+    int len = snprintf(line, sizeof(line), "%ld %s\n", (long)getpid(), cmd[0] ? cmd : "plexburst");
     if (len > (int)sizeof(line) - 1)
         len = (int)sizeof(line) - 1;
     if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)len, 0) < 0)
@@ -283,10 +291,15 @@ static int take_lock(rx *x)
         who[strcspn(who, "\n")] = '\0';
         long pid = strtol(who, NULL, 10);
         const char *cmd = strchr(who, ' ');
+        char now[200] = "";
         if (pid > 0)
+            proc_command(now, sizeof(now), pid);
+        /* the name is the holder's only while that process still runs that command (an apply
+         * takes the same lock without naming itself) */
+        if (pid > 0 && cmd && !strcmp(now, cmd + 1))
             return pb_error_set(x->err, PB_EBUSY,
                                 "another plexburst run works on %s: pid %ld (%s); lock %s", x->plex,
-                                pid, cmd ? cmd + 1 : "?", path);
+                                pid, now, path);
         return pb_error_set(x->err, PB_EBUSY, "another plexburst run works on %s; lock %s", x->plex,
                             path);
     }
