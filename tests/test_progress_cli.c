@@ -209,6 +209,28 @@ static void test_output_and_notify(void **state)
     assert_null(strstr(err, "SECRET"));
     assert_int_equal(tu_sh("grep -rq SECRET '%s.plexburst/logs'", home), 1);
     json_decref(requests());
+
+    /* ntfy: no start message; one POST to the topic itself with a Title */
+    char ntfy[256];
+    snprintf(ntfy, sizeof(ntfy), "ntfy+%s/mytopic", url_base);
+    pb_error e = PB_ERROR_INIT;
+    assert_int_equal(pb_notify_send(ntfy, PB_NOTIFY_START, "plexburst sync started", "s", 5, &e),
+                     0);
+    assert_int_equal(pb_notify_send(ntfy, PB_NOTIFY_FAILURE, "plexburst sync failed", "why", 5, &e),
+                     0);
+    rq = requests();
+    assert_int_equal(json_array_size(rq), 1);
+    assert_string_equal(req(rq, 0, "path"), "/mytopic");
+    assert_string_equal(req(rq, 0, "title"), "plexburst sync failed");
+    assert_string_equal(req(rq, 0, "body"), "why");
+    json_decref(rq);
+    /* healthchecks style with a query string: the suffix goes before it */
+    char hc[256];
+    snprintf(hc, sizeof(hc), "%s/ping/K/?create=1", url_base);
+    assert_int_equal(pb_notify_send(hc, PB_NOTIFY_START, "t", NULL, 5, &e), 0);
+    rq = requests();
+    assert_string_equal(req(rq, 0, "path"), "/ping/K/start?create=1");
+    json_decref(rq);
     tu_sh("kill %d", atoi(srv_pid));
 
     /* --dry-run says what it does before it does it */
