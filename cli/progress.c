@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "plexburst/notify.h"
 #include "progress.h"
 #include "report_view.h"
 
@@ -46,7 +45,7 @@ static const char *iso_now(char *buf, size_t cap)
 }
 
 /* One --json-stream event on stdout: {"type", "time", ...fields of `o` (stolen)}. */
-static void stream_event(runview *v, const char *type, json_t *o)
+void rv_stream_event(runview *v, const char *type, json_t *o)
 {
     if (!v->stream) {
         json_decref(o);
@@ -106,7 +105,7 @@ static void to_logs(runview *v, const char *line)
 }
 
 /* Clears a redrawn bar before printing a line. */
-static void bar_clear(runview *v)
+void rv_bar_clear(runview *v)
 {
     if (v->bar_on) {
         fputs("\r\033[K", stderr);
@@ -124,7 +123,7 @@ static int human(const runview *v)
 /* One line to stdout (unless --json, --json-stream or --quiet) and the log. */
 static void out_line(runview *v, const char *line)
 {
-    bar_clear(v);
+    rv_bar_clear(v);
     if (v->pm_capture) {
         size_t n = strlen(v->pm);
         if (n + strlen(line) + 2 < sizeof(v->pm) && line[0] && strcmp(line, CLI_SEPARATOR))
@@ -139,7 +138,7 @@ static void out_line(runview *v, const char *line)
 }
 
 /* A line for the log only. */
-static void log_line(runview *v, const char *line)
+void rv_log_line(runview *v, const char *line)
 {
     to_logs(v, line);
 }
@@ -253,11 +252,12 @@ static void bar_line(runview *v, char *line, size_t cap, int with_bar, int final
 static void stream_progress(runview *v, int final)
 {
     double el = cli_now() - v->bar_t0;
-    stream_event(v, "progress",
-                 json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:b}", "what", v->bar_what, "bytes_done",
-                           (json_int_t)v->bar_done, "bytes_total", (json_int_t)v->bar_total,
-                           "items_done", (json_int_t)v->bar_items, "elapsed_s", el, "bytes_per_s",
-                           el > 0.05 ? (double)v->bar_done / el : 0.0, "done", final));
+    rv_stream_event(v, "progress",
+                    json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:b}", "what", v->bar_what,
+                              "bytes_done", (json_int_t)v->bar_done, "bytes_total",
+                              (json_int_t)v->bar_total, "items_done", (json_int_t)v->bar_items,
+                              "elapsed_s", el, "bytes_per_s",
+                              el > 0.05 ? (double)v->bar_done / el : 0.0, "done", final));
 }
 
 /* The current bar ends: its last word (average rate) in the log, and on stderr when it was on
@@ -269,7 +269,7 @@ static void bar_end(runview *v)
     char line[256];
     bar_line(v, line, sizeof(line), 0, 1);
     if (v->bar_done || v->bar_items)
-        log_line(v, line);
+        rv_log_line(v, line);
     if (v->stream && (v->bar_done || v->bar_items))
         stream_progress(v, 1);
     if (v->bar_shown && human(v)) {
@@ -279,7 +279,7 @@ static void bar_end(runview *v)
         fflush(stderr);
         v->bar_on = 0;
     }
-    bar_clear(v);
+    rv_bar_clear(v);
     v->bar_what[0] = '\0';
     v->bar_done = v->bar_total = v->bar_items = 0;
     v->bar_shown = 0;
@@ -359,10 +359,10 @@ static void heartbeat(runview *v)
     snprintf(line, sizeof(line), "[%s] ⏳ %s running for %s", cli_clock(ts, sizeof(ts)), v->ph_name,
              took);
     if (v->tty || !human(v))
-        log_line(v, line);
+        rv_log_line(v, line);
     else
         out_line(v, line);
-    stream_event(
+    rv_stream_event(
         v, "heartbeat",
         json_pack("{s:i, s:s, s:f}", "phase", v->ph_num, "name", v->ph_name, "elapsed_s", el));
 }
@@ -422,7 +422,7 @@ void rv_show_report(runview *v, const pb_run_result *r)
 static void on_log(runview *v, const pb_run_event *ev)
 {
     char line[1200];
-    stream_event(v, "log", json_pack("{s:s, s:s}", "level", ev->level, "text", ev->text));
+    rv_stream_event(v, "log", json_pack("{s:s, s:s}", "level", ev->level, "text", ev->text));
     if (v->quiet && !strcmp(ev->level, "error")) {
         fprintf(stderr, "❌ %s\n", ev->text); /* --quiet: errors still show */
         fflush(stderr);
@@ -440,7 +440,7 @@ static void on_log(runview *v, const pb_run_event *ev)
     } else if (!strcmp(ev->level, "detail")) {
         char ts[16];
         snprintf(line, sizeof(line), "[%s] %s", cli_clock(ts, sizeof(ts)), ev->text);
-        log_line(v, line);
+        rv_log_line(v, line);
     } else {
         rv_monitor(v, NULL, "%s", ev->text);
     }
@@ -455,10 +455,10 @@ void rv_on_event(const pb_run_event *ev, void *payload)
         open_run_log(v, ev->log_path);
         snprintf(line, sizeof(line), "plexburst %s: run %s (log %s)", v->command, ev->run_id,
                  ev->log_path);
-        log_line(v, line);
-        stream_event(v, "start",
-                     json_pack("{s:s, s:s, s:s, s:b}", "command", v->command, "run_id", ev->run_id,
-                               "log", ev->log_path, "dry_run", v->dry_run));
+        rv_log_line(v, line);
+        rv_stream_event(v, "start",
+                        json_pack("{s:s, s:s, s:s, s:b}", "command", v->command, "run_id",
+                                  ev->run_id, "log", ev->log_path, "dry_run", v->dry_run));
         if (!v->quiet_phases)
             rv_state(v, "🔄", "%s %s started; full log: %s", v->command, ev->run_id, ev->log_path);
         if (v->dry_run)
@@ -471,8 +471,8 @@ void rv_on_event(const pb_run_event *ev, void *payload)
         snprintf(v->ph_name, sizeof(v->ph_name), "%s", ev->name);
         v->ph_num = ev->phase + v->phase_offset;
         v->ph_t0 = v->hb_last = v->hb_draw = cli_now();
-        stream_event(v, "phase_start",
-                     json_pack("{s:i, s:s}", "phase", v->ph_num, "name", ev->name));
+        rv_stream_event(v, "phase_start",
+                        json_pack("{s:i, s:s}", "phase", v->ph_num, "name", ev->name));
         if (v->quiet_phases)
             rv_monitor(v, "🔄", "%s step %d: %s", v->command, ev->phase, ev->name);
         else
@@ -481,9 +481,9 @@ void rv_on_event(const pb_run_event *ev, void *payload)
     case PB_EV_PHASE_END:
         bar_end(v);
         v->ph_name[0] = '\0';
-        stream_event(v, "phase_end",
-                     json_pack("{s:i, s:s, s:b, s:f}", "phase", ev->phase + v->phase_offset, "name",
-                               ev->name, "ok", ev->ok, "ms", ev->ms));
+        rv_stream_event(v, "phase_end",
+                        json_pack("{s:i, s:s, s:b, s:f}", "phase", ev->phase + v->phase_offset,
+                                  "name", ev->name, "ok", ev->ok, "ms", ev->ms));
         if (ev->ok)
             rv_state(v, "✅", "%s done in %.1f s", ev->name, ev->ms / 1000);
         else
@@ -616,14 +616,14 @@ json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
 
 /* The run was stopped on request (Ctrl-C, SIGTERM, SIGHUP): whatever error the stop caused (a
  * runner killed by it fails its phase too), the words are those of a stop. */
-static int stopped(int code)
+int rv_stopped(int code)
 {
     return code == PB_ECANCELLED || rv_cancelled(NULL);
 }
 
 static const char *advice(int code, const pb_run_result *r)
 {
-    if (stopped(code))
+    if (rv_stopped(code))
         return "stopped on request; the next run resumes or rolls back what is left";
     if (!strcmp(r->failed_phase_name, "ANALYSIS") || !strcmp(r->failed_phase_name, "BUILD LIBRARY"))
         return "check the runner command and its output above (and in the log), then run the "
@@ -666,7 +666,7 @@ static void post_mortem(runview *v, int rc, const pb_error *err, const pb_run_re
     banner(v, "🚨 POST-MORTEM");
     v->pm[0] = '\0';
     v->pm_capture = 1;
-    if (r->failed_phase && stopped(rc))
+    if (r->failed_phase && rv_stopped(rc))
         rv_state(v, "⚠️", "phase %d (%s) stopped on request (Ctrl-C, SIGTERM or SIGHUP)",
                  r->failed_phase + v->phase_offset, r->failed_phase_name);
     else if (r->failed_phase)
@@ -688,7 +688,7 @@ static void post_mortem(runview *v, int rc, const pb_error *err, const pb_run_re
         rv_state(v, "✅", "home: untouched (nothing was applied)");
     else
         rv_state(v, "✅", "home: unchanged (the apply stopped before writing)");
-    if (v->ntail && !stopped(rc) &&
+    if (v->ntail && !rv_stopped(rc) &&
         (!strcmp(r->failed_phase_name, "ANALYSIS") ||
          !strcmp(r->failed_phase_name, "BUILD LIBRARY"))) {
         rv_state(v, "🔍", "the runner's last lines:");
@@ -760,10 +760,11 @@ static void quiet_line(runview *v, int rc, const pb_error *err, const pb_run_res
 {
     char b1[32], b2[32], line[1400];
     if (rc < 0)
-        snprintf(line, sizeof(line), "%s %s %s %s%s%s: %s; log: %s", stopped(rc) ? "⚠️" : "❌",
-                 r->mode_name[0] ? r->mode_name : v->command, r->run_id,
-                 stopped(rc) ? "stopped" : "failed", r->failed_phase_name[0] ? " in " : "",
-                 r->failed_phase_name, err && err->msg[0] ? err->msg : pb_strerror(rc),
+        snprintf(line, sizeof(line), "%s %s %s %s%s%s: %s; log: %s",
+                 rv_stopped(rc) ? "⚠️" : "❌", r->mode_name[0] ? r->mode_name : v->command,
+                 r->run_id, rv_stopped(rc) ? "stopped" : "failed",
+                 r->failed_phase_name[0] ? " in " : "", r->failed_phase_name,
+                 err && err->msg[0] ? err->msg : pb_strerror(rc),
                  r->log_path[0] ? r->log_path : "(none)");
     else
         snprintf(line, sizeof(line),
@@ -776,83 +777,13 @@ static void quiet_line(runview *v, int rc, const pb_error *err, const pb_run_res
                  r->ms.downtime / 1000);
     puts(line);
     fflush(stdout);
-    log_line(v, line);
-}
-
-/* A warning after the run (a notification or a hook that failed): stderr and the log, never
- * the exit code. */
-static void after_warn(runview *v, const char *fmt, ...) PB_PRINTF(2, 3);
-static void after_warn(runview *v, const char *fmt, ...)
-{
-    char line[1200];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = snprintf(line, sizeof(line), "⚠️ ");
-    vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
-    va_end(ap);
-    bar_clear(v);
-    fprintf(stderr, "%s\n", line);
-    fflush(stderr);
-    log_line(v, line);
-    stream_event(v, "log", json_pack("{s:s, s:s}", "level", "warn", "text", line + n));
-}
-
-/* PLEXBURST_NOTIFY_URL: the run's start (`rc` 1), its success or its failure. */
-static void notify(runview *v, int rc, const pb_error *err, const pb_run_result *r)
-{
-    if (!v->notify_url || !*v->notify_url)
-        return;
-    char title[160], body[1400], masked[128];
-    pb_error e = PB_ERROR_INIT;
-    int event = rc > 0 ? PB_NOTIFY_START : rc == 0 ? PB_NOTIFY_SUCCESS : PB_NOTIFY_FAILURE;
-    if (event == PB_NOTIFY_START) {
-        snprintf(title, sizeof(title), "plexburst %s started", v->command);
-        snprintf(body, sizeof(body), "plexburst %s started", v->command);
-    } else if (event == PB_NOTIFY_SUCCESS) {
-        char b1[32], b2[32];
-        snprintf(title, sizeof(title), "plexburst %s ok", v->command);
-        snprintf(body, sizeof(body),
-                 "%s %s finished%s in %.1f s: up %s, down %s, %llu rows, Plex down %.2f s\n",
-                 r->mode_name, r->run_id, r->dry_run ? " (dry run)" : "", r->ms.total / 1000,
-                 cli_bytes(b1, sizeof(b1), r->bytes.up), cli_bytes(b2, sizeof(b2), r->bytes.down),
-                 (ull)(r->apply.rows.inserted + r->apply.rows.updated + r->apply.rows.deleted),
-                 r->ms.downtime / 1000);
-    } else {
-        snprintf(title, sizeof(title), "plexburst %s %s", v->command,
-                 stopped(rc) ? "stopped" : "failed");
-        snprintf(body, sizeof(body), "%s",
-                 v->pm[0]             ? v->pm
-                 : err && err->msg[0] ? err->msg
-                                      : pb_strerror(rc));
-    }
-    if (pb_notify_send(v->notify_url, event, title, body, 10, &e) < 0)
-        after_warn(v, "notification to %s not sent: %s (the run's outcome stands)",
-                   pb_notify_mask(masked, sizeof(masked), v->notify_url), e.msg);
-}
-
-/* --on-success / --on-failure: the hook with the run's JSON on stdin. */
-static void hook(runview *v, int rc, const pb_error *err, const pb_run_result *r)
-{
-    const char *cmd = rc < 0 ? v->on_failure : v->on_success;
-    if (!cmd || !*cmd)
-        return;
-    json_t *o = rv_result_json(r, rc, err);
-    char *s = o ? json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-    json_decref(o);
-    pb_error e = PB_ERROR_INIT;
-    int status = -1;
-    const char *which = rc < 0 ? "--on-failure" : "--on-success";
-    if (pb_notify_hook(&status, cmd, s, 120, &e) < 0)
-        after_warn(v, "the %s hook did not run to its end: %s", which, e.msg);
-    else if (status != 0)
-        after_warn(v, "the %s hook exited with status %d", which, status);
-    free(s);
+    rv_log_line(v, line);
 }
 
 int rv_finish(runview *v, int rc, const pb_error *err, const pb_run_result *r)
 {
     bar_end(v);
-    bar_clear(v);
+    rv_bar_clear(v);
     v->ph_name[0] = '\0';
     if (!v->no_summary)
         show_report(v, r);
@@ -868,10 +799,10 @@ int rv_finish(runview *v, int rc, const pb_error *err, const pb_run_result *r)
             fflush(stdout);
         }
         if (s)
-            log_line(v, s);
+            rv_log_line(v, s);
         free(s);
         if (v->stream)
-            stream_event(v, "summary", json_incref(o));
+            rv_stream_event(v, "summary", json_incref(o));
         json_decref(o);
     }
     if (v->quiet && !v->no_summary)
@@ -879,8 +810,8 @@ int rv_finish(runview *v, int rc, const pb_error *err, const pb_run_result *r)
     if (rc < 0)
         fprintf(stderr, "plexburst: %s\n", err && err->msg[0] ? err->msg : pb_strerror(rc));
     if (!v->no_summary) {
-        notify(v, rc < 0 ? rc : 0, err, r);
-        hook(v, rc, err, r);
+        rv_notify(v, rc < 0 ? rc : 0, err, r);
+        rv_hook(v, rc, err, r);
     }
     rv_close_log(v);
     return cli_exit_code(rc);
@@ -938,7 +869,7 @@ int rv_run(runview *v, pb_run_options *o, pb_run_result *r)
     o->cancelled = rv_cancelled;
     o->cancel_payload = v;
     v->dry_run = o->dry_run;
-    notify(v, 1, NULL, NULL);
+    rv_notify(v, 1, NULL, NULL);
     int rc = pb_run(r, o, &err);
     return rv_finish(v, rc, &err, r);
 }

@@ -108,6 +108,21 @@ int rv_cancelled(void *payload);
         "agent", CLI_OPT_STRING, &(o).agent_program, "PATH", "the plexburst binary for the agent"  \
     }
 
+/* Shared with run_notify.c. */
+/** A --json-stream event {"type", "time", ...the fields of `o` (stolen)} on stdout. */
+void rv_stream_event(runview *v, const char *type, json_t *o);
+/** A line for the logs only. */
+void rv_log_line(runview *v, const char *line);
+/** Clears a redrawn bar before something else is printed. */
+void rv_bar_clear(runview *v);
+/** The run ended because it was asked to stop (Ctrl-C, SIGTERM, SIGHUP), whatever `code`. */
+int rv_stopped(int code);
+/** PLEXBURST_NOTIFY_URL (v->notify_url): the run's start (`rc` 1; r NULL), its success (0) or
+ * its failure (< 0, with the POST-MORTEM captured in v->pm); a failure is one warning. */
+void rv_notify(runview *v, int rc, const pb_error *err, const pb_run_result *r);
+/** v->on_success / v->on_failure with the run's JSON on stdin; a failure is one warning. */
+void rv_hook(runview *v, int rc, const pb_error *err, const pb_run_result *r);
+
 /** Runs `o` with the view and returns the exit code (signals, log, finish). */
 int rv_run(runview *v, pb_run_options *o, pb_run_result *r);
 
