@@ -887,7 +887,7 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
     const cli_opt common[] = {RV_COMMON_OPTS(o)};
     const cli_opt sync_only[] = {
         {"dry-run", CLI_OPT_FLAG, &o.dry_run, NULL,
-         "stop after the bundle's diff report: nothing is applied"},
+         "run the cloud analysis, download the bundle, stop after its report: home unchanged"},
         {"full-upload", CLI_OPT_FLAG, &o.full_upload, NULL,
          "upload the whole snapshot instead of a row changeset"},
         {"retry-refused", CLI_OPT_FLAG, &retry_refused, NULL,
