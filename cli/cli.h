@@ -19,6 +19,7 @@
 #define CLI_EXIT_USAGE   2
 #define CLI_EXIT_REFUSED 3 /* a guard refused the operation */
 #define CLI_EXIT_CANCEL  4
+#define CLI_EXIT_BUSY    5 /* another run holds the lock (or another writer the DB): try later */
 
 typedef struct cli_cmd {
     const char *name;

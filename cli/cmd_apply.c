@@ -45,8 +45,9 @@ static void show_verify(const pb_apply_result *r)
     cli_bytes(b2, sizeof(b2), r->bundle.content_bytes);
     cli_state("📦", "files: %llu new, %llu deltas, %llu hard links (%s of content)",
               (ull)r->bundle.files_new, (ull)r->bundle.files_delta, (ull)r->bundle.files_link, b2);
-    cli_state("📦", "rows: main changeset %llu bytes, blobs changeset %llu bytes",
-              (ull)r->bundle.cs_main_bytes, (ull)r->bundle.cs_blobs_bytes);
+    cli_state("📦", "rows: main changeset %s, blobs changeset %s",
+              cli_bytes(b1, sizeof(b1), r->bundle.cs_main_bytes),
+              cli_bytes(b2, sizeof(b2), r->bundle.cs_blobs_bytes));
     hex16(h, r->bundle.base_main);
     cli_state("✅", "baseline %s matches this home", h);
 }

@@ -127,6 +127,7 @@ static int do_run(demo *d, pb_run_options *o, pb_run_result *r, pb_error *err)
     o->on_event = demo_event;
     o->event_payload = d;
     o->cancelled = rv_cancelled;
+    o->cancel_payload = &d->v;
     return pb_run(r, o, err);
 }
 
@@ -274,6 +275,34 @@ static void demo_report(demo *d)
              (ull)a->rows.remapped, (ull)a->rows.conflicts, (ull)a->rows.user_state_dropped);
 }
 
+/* Columns on screen of a UTF-8 string: one per character (the table's arrows are one column
+ * wide but three bytes long, which printf's widths count as three). */
+static int text_cols(const char *t)
+{
+    int n = 0;
+    for (; *t; t++)
+        n += ((unsigned char)*t & 0xC0) != 0x80;
+    return n;
+}
+
+/* `t` padded with spaces to `w` columns, left- (`left` 1) or right-aligned, into out. */
+static const char *text_pad(char *out, size_t cap, const char *t, int w, int left)
+{
+    int pad = w - text_cols(t);
+    if (pad < 0)
+        pad = 0;
+    snprintf(out, cap, "%*s%s%*s", left ? 0 : pad, "", t, left ? pad : 0, "");
+    return out;
+}
+
+/* One row of the transfer table: a label and two right-aligned figures. */
+static void table_row(demo *d, const char *label, const char *ours, const char *theirs)
+{
+    char c1[64], c2[64], c3[96];
+    rv_state(&d->v, NULL, "   %s %s %s", text_pad(c1, sizeof(c1), label, 16, 1),
+             text_pad(c2, sizeof(c2), ours, 14, 0), text_pad(c3, sizeof(c3), theirs, 34, 0));
+}
+
 /* 5: the bytes, against whole archives. */
 static int demo_transfer(demo *d)
 {
@@ -289,13 +318,12 @@ static int demo_transfer(demo *d)
     }
     uint64_t ours = rs->bytes.up + rs->bytes.down, theirs = d->arch_up + d->arch_down;
     rv_state(&d->v, "📊", "the nightly sync over the home link:");
-    rv_state(&d->v, NULL, "   %-16s %14s %34s", "", "plexburst", "whole archives (tar | zstd -3)");
-    rv_state(&d->v, NULL, "   %-16s %14s %34s", "home → cloud",
-             cli_bytes(b1, sizeof(b1), rs->bytes.up), cli_bytes(b2, sizeof(b2), d->arch_up));
-    rv_state(&d->v, NULL, "   %-16s %14s %34s", "cloud → home",
-             cli_bytes(b1, sizeof(b1), rs->bytes.down), cli_bytes(b2, sizeof(b2), d->arch_down));
-    rv_state(&d->v, NULL, "   %-16s %14s %34s", "total", cli_bytes(b3, sizeof(b3), ours),
-             cli_bytes(b4, sizeof(b4), theirs));
+    table_row(d, "", "plexburst", "whole archives (tar | zstd -3)");
+    table_row(d, "home → cloud", cli_bytes(b1, sizeof(b1), rs->bytes.up),
+              cli_bytes(b2, sizeof(b2), d->arch_up));
+    table_row(d, "cloud → home", cli_bytes(b1, sizeof(b1), rs->bytes.down),
+              cli_bytes(b2, sizeof(b2), d->arch_down));
+    table_row(d, "total", cli_bytes(b3, sizeof(b3), ours), cli_bytes(b4, sizeof(b4), theirs));
     rv_state(&d->v, "📊",
              "%.0f× fewer bytes than whole archives; up: a %s row changeset (%llu "
              "rows) instead of the %s DB (%s as a zstd archive)",

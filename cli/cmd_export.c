@@ -131,11 +131,14 @@ static int show_built(const pb_export_stats *st, const char *output, int json)
               "deltas, %llu hard links, %llu unchanged",
               (ull)st->listed, (ull)st->files_new, (ull)st->files_whole_changed,
               (ull)st->files_delta, (ull)st->files_link, (ull)st->files_unchanged);
-    cli_state("📦", "rows: %llu inserts, %llu updates, %llu deletes (changesets %llu + %llu bytes)",
+    char b1[32], b2[32];
+    cli_state("📦", "rows: %llu inserts, %llu updates, %llu deletes (changesets %s + %s)",
               (ull)st->rows_inserted, (ull)st->rows_updated, (ull)st->rows_deleted,
-              (ull)st->cs_main_bytes, (ull)st->cs_blobs_bytes);
-    cli_state("✅", "bundle %s: %llu bytes (content %llu bytes) in %.0f ms", output,
-              (ull)st->bundle_bytes, (ull)st->content_bytes, st->ms);
+              cli_bytes(b1, sizeof(b1), st->cs_main_bytes),
+              cli_bytes(b2, sizeof(b2), st->cs_blobs_bytes));
+    cli_state("✅", "bundle %s: %s (content %s) in %.0f ms", output,
+              cli_bytes(b1, sizeof(b1), st->bundle_bytes),
+              cli_bytes(b2, sizeof(b2), st->content_bytes), st->ms);
     return CLI_EXIT_OK;
 }
 

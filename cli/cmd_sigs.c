@@ -65,9 +65,10 @@ int cmd_sigs(int argc, char **argv)
         json_decref(j);
         return rc;
     }
+    char b1[32];
     cli_state("✅",
-              "answer %s: %llu paths the home lacks or holds in another version, %llu "
-              "signature bytes (%.0f ms)",
-              output, (ull)st.answers, (ull)st.sig_bytes, st.ms);
+              "answer %s: %llu paths the home lacks or holds in another version, %s of "
+              "signatures (%.0f ms)",
+              output, (ull)st.answers, cli_bytes(b1, sizeof(b1), st.sig_bytes), st.ms);
     return CLI_EXIT_OK;
 }

@@ -24,6 +24,6 @@ int cmd_sync(int argc, char **argv)
         PB_RUN_SYNC, "sync", SYNC_USAGE,
         "\nexit codes: 0 ok, 1 error (home untouched unless the apply committed), 2 usage,\n"
         "3 refused by a guard (kept until --retry-refused or --discard-refused),\n"
-        "4 cancelled (Ctrl-C, SIGTERM, SIGHUP)\n",
+        "4 cancelled (Ctrl-C, SIGTERM, SIGHUP), 5 busy (another run holds the lock)\n",
         argc, argv);
 }

@@ -67,7 +67,7 @@ static int cmd_help(int argc, char **argv)
     for (const cli_cmd *c = commands; c->name; c++)
         if (c->summary)
             printf("  %-12s %s\n", c->name, c->summary);
-    printf("\nexit codes: 0 ok, 1 error, 2 usage, 3 refused by a guard, 4 cancelled\n");
+    printf("\nexit codes: 0 ok, 1 error, 2 usage, 3 refused by a guard, 4 cancelled, 5 busy\n");
     return CLI_EXIT_OK;
 }
 
@@ -86,7 +86,7 @@ int main(int argc, char **argv)
         return cmd_version(0, NULL);
     for (const cli_cmd *c = commands; c->name; c++)
         if (strcmp(c->name, argv[1]) == 0) {
-            int rc = c->fn(argc - 2, argv + 2);
+            rc = c->fn(argc - 2, argv + 2);
             cli_help_finish(); /* after a --help: its examples and environment names */
             return rc;
         }

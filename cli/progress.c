@@ -24,6 +24,46 @@ void rv_init(runview *v, const char *command, int json)
     v->command = command;
     v->json = json;
     v->tty = isatty(2) && !json;
+    v->hb_interval = 60;
+    /* the interval of the heartbeat lines (a test's shortcut; the default suits a log) */
+    const char *hb = getenv("PLEXBURST_HEARTBEAT_S");
+    double d;
+    if (hb && pb_number_parse(&d, hb, 0, 0.1, 86400) == 0)
+        v->hb_interval = d;
+}
+
+/* The wall clock as ISO 8601 UTC with milliseconds (the "time" of a --json-stream event). */
+static const char *iso_now(char *buf, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(buf, cap, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + n, cap - n, ".%03ldZ", ts.tv_nsec / 1000000);
+    return buf;
+}
+
+/* One --json-stream event on stdout: {"type", "time", ...fields of `o` (stolen)}. */
+void rv_stream_event(runview *v, const char *type, json_t *o)
+{
+    if (!v->stream) {
+        json_decref(o);
+        return;
+    }
+    char t[40];
+    json_t *e = json_pack("{s:s, s:s}", "type", type, "time", iso_now(t, sizeof(t)));
+    if (e && o)
+        json_object_update(e, o);
+    json_decref(o);
+    char *line = e ? json_dumps(e, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    if (line) {
+        fputs(line, stdout);
+        fputc('\n', stdout);
+        fflush(stdout);
+        free(line);
+    }
+    json_decref(e);
 }
 
 int rv_open_log(runview *v, const char *path)
@@ -65,7 +105,7 @@ static void to_logs(runview *v, const char *line)
 }
 
 /* Clears a redrawn bar before printing a line. */
-static void bar_clear(runview *v)
+void rv_bar_clear(runview *v)
 {
     if (v->bar_on) {
         fputs("\r\033[K", stderr);
@@ -74,11 +114,22 @@ static void bar_clear(runview *v)
     }
 }
 
-/* One line to stdout (unless --json) and the log. */
+/* The human lines go to stdout and stderr (not with --json, --json-stream or --quiet). */
+static int human(const runview *v)
+{
+    return !v->json && !v->stream && !v->quiet;
+}
+
+/* One line to stdout (unless --json, --json-stream or --quiet) and the log. */
 static void out_line(runview *v, const char *line)
 {
-    bar_clear(v);
-    if (!v->json) {
+    rv_bar_clear(v);
+    if (v->pm_capture) {
+        size_t n = strlen(v->pm);
+        if (n + strlen(line) + 2 < sizeof(v->pm) && line[0] && strcmp(line, CLI_SEPARATOR))
+            snprintf(v->pm + n, sizeof(v->pm) - n, "%s\n", line);
+    }
+    if (human(v)) {
         fputs(line, stdout);
         fputc('\n', stdout);
         fflush(stdout);
@@ -87,7 +138,7 @@ static void out_line(runview *v, const char *line)
 }
 
 /* A line for the log only. */
-static void log_line(runview *v, const char *line)
+void rv_log_line(runview *v, const char *line)
 {
     to_logs(v, line);
 }
@@ -141,6 +192,7 @@ void rv_monitor(runview *v, const char *emoji, const char *fmt, ...)
 /* ---------------------------------------------------------------------------------------- */
 /* Progress bars                                                                              */
 
+/* A duration as "45s", "12m04s" or "3h07m" ("--" when unknown). */
 static void fmt_eta(char *buf, size_t cap, double s)
 {
     if (s < 0 || s > 360000)
@@ -153,18 +205,32 @@ static void fmt_eta(char *buf, size_t cap, double s)
         snprintf(buf, cap, "%ds", (int)(s + 0.5));
 }
 
-static void bar_line(runview *v, char *line, size_t cap, int with_bar)
+/* The current bar as a line: redrawn with a bar (`with_bar`), plain, or (`final`) its last word:
+ * what was done, in how long, at which average rate. */
+static void bar_line(runview *v, char *line, size_t cap, int with_bar, int final)
 {
-    char d[32], t[32], rate[32], eta[16];
+    char d[32], t[32], rate[32], eta[16], took[16];
     double el = cli_now() - v->bar_t0;
     double bps = el > 0.05 ? (double)v->bar_done / el : 0;
     cli_bytes(d, sizeof(d), v->bar_done);
     cli_bytes(t, sizeof(t), v->bar_total);
     cli_bytes(rate, sizeof(rate), (uint64_t)bps);
+    fmt_eta(took, sizeof(took), el);
+    if (final) {
+        if (!v->bar_done && v->bar_items)
+            snprintf(line, cap, "✅ %s: %llu entries in %s", v->bar_what, (ull)v->bar_items, took);
+        else if (el > 0.05)
+            snprintf(line, cap, "✅ %s: %s in %s, %s/s on average", v->bar_what, d, took, rate);
+        else
+            snprintf(line, cap, "✅ %s: %s at once", v->bar_what, d);
+        return;
+    }
     fmt_eta(eta, sizeof(eta),
             bps > 0 && v->bar_total >= v->bar_done ? (double)(v->bar_total - v->bar_done) / bps
                                                    : -1);
-    if (v->bar_total && with_bar) {
+    if (!v->bar_total && !v->bar_done) {
+        snprintf(line, cap, "⏳ %s: %llu entries, %s", v->bar_what, (ull)v->bar_items, took);
+    } else if (v->bar_total && with_bar) {
         char bar[32];
         int w = 24, fill = (int)((double)w * (double)v->bar_done / (double)v->bar_total);
         if (fill > w)
@@ -178,7 +244,7 @@ static void bar_line(runview *v, char *line, size_t cap, int with_bar)
         snprintf(line, cap, "⏳ %s: %s of %s (%.0f%%), %s/s, ETA %s", v->bar_what, d, t,
                  100.0 * (double)v->bar_done / (double)v->bar_total, rate, eta);
     } else {
-        snprintf(line, cap, "⏳ %s: %s, %s/s", v->bar_what, d, rate);
+        snprintf(line, cap, "⏳ %s: %s, %s/s, %s", v->bar_what, d, rate, took);
     }
 }
 
@@ -199,58 +265,127 @@ static void runner_bar(runview *v, const pb_progress *p)
     rv_monitor(v, "📊", "%s [%s] %llu/%llu %s", p->phase, bar, d, t, p->path ? p->path : "");
 }
 
+/* A --json-stream "progress" event of the current bar (`final`: its last one). */
+static void stream_progress(runview *v, int final)
+{
+    double el = cli_now() - v->bar_t0;
+    rv_stream_event(v, "progress",
+                    json_pack("{s:s, s:I, s:I, s:I, s:f, s:f, s:b}", "what", v->bar_what,
+                              "bytes_done", (json_int_t)v->bar_done, "bytes_total",
+                              (json_int_t)v->bar_total, "items_done", (json_int_t)v->bar_items,
+                              "elapsed_s", el, "bytes_per_s",
+                              el > 0.05 ? (double)v->bar_done / el : 0.0, "done", final));
+}
+
+/* The current bar ends: its last word (average rate) in the log, and on stderr when it was on
+ * screen; the bar state cleared. */
+static void bar_end(runview *v)
+{
+    if (!v->bar_what[0])
+        return;
+    char line[256];
+    bar_line(v, line, sizeof(line), 0, 1);
+    if (v->bar_done || v->bar_items)
+        rv_log_line(v, line);
+    if (v->stream && (v->bar_done || v->bar_items))
+        stream_progress(v, 1);
+    if (v->bar_shown && human(v)) {
+        if (v->bar_on)
+            fputs("\r\033[K", stderr);
+        fprintf(stderr, "%s\n", line);
+        fflush(stderr);
+        v->bar_on = 0;
+    }
+    rv_bar_clear(v);
+    v->bar_what[0] = '\0';
+    v->bar_done = v->bar_total = v->bar_items = 0;
+    v->bar_shown = 0;
+}
+
 static void on_progress(runview *v, const pb_progress *p)
 {
-    char what[48];
-    int final = strcmp(p->phase, "done") == 0;
     if (strncmp(p->phase, "runner: ", 8) == 0) {
         runner_bar(v, p);
         return;
     }
-    if (final) {
-        if (v->bar_what[0] && v->bar_done) {
-            char line[256];
-            bar_line(v, line, sizeof(line), 0);
-            log_line(v, line);
-        }
-        bar_clear(v);
-        v->bar_what[0] = '\0';
+    if (!strcmp(p->phase, "done")) {
+        bar_end(v);
         return;
     }
-    if (strcmp(p->phase, "scan") == 0)
-        return; /* a stat walk: too quick and without a total to be worth a bar */
-    snprintf(what, sizeof(what), "%s", p->phase);
     double now = cli_now();
-    int fresh = strcmp(what, v->bar_what) != 0 || p->bytes_done < v->bar_done;
+    int fresh = strcmp(p->phase, v->bar_what) != 0 || p->bytes_done < v->bar_done ||
+                (!p->bytes_done && p->items_done < v->bar_items);
     if (fresh) {
-        if (v->bar_what[0] && v->bar_done) { /* the previous transfer's last figure */
-            char line[256];
-            bar_line(v, line, sizeof(line), 0);
-            log_line(v, line);
-        }
-        snprintf(v->bar_what, sizeof(v->bar_what), "%s", what);
+        bar_end(v); /* the previous transfer's last figure */
+        snprintf(v->bar_what, sizeof(v->bar_what), "%s", p->phase);
         v->bar_t0 = now;
-        v->bar_last = 0;
+        v->bar_last = now;
+        v->bar_stream = now;
     }
     v->bar_done = p->bytes_done;
     v->bar_total = p->bytes_total;
+    v->bar_items = p->items_done;
     int complete = p->bytes_total && p->bytes_done >= p->bytes_total;
-    double interval = v->tty ? 0.2 : 2.0;
-    if (!complete && now - v->bar_last < interval)
+    if (v->stream && !complete && now - v->bar_stream >= 1.0) {
+        v->bar_stream = now;
+        stream_progress(v, 0); /* the last one comes from bar_end */
+    }
+    /* on a terminal a redrawn bar from the first half second on, a few times a second; in a log
+     * a line a minute: either way a transfer too quick to watch leaves only its last word */
+    double interval = v->tty ? 0.2 : v->hb_interval;
+    double wait = v->bar_shown ? interval : v->tty ? 0.5 : interval;
+    if (!human(v) || now - v->bar_last < wait) {
+        if (complete)
+            bar_end(v);
         return;
-    if (!v->tty && (now - v->bar_t0 < 1.0))
-        return; /* plain lines only for transfers that take a while */
+    }
     v->bar_last = now;
+    v->bar_shown = 1;
     char line[256];
-    bar_line(v, line, sizeof(line), v->tty);
-    if (v->tty) {
+    bar_line(v, line, sizeof(line), v->tty, 0);
+    if (complete) {
+        bar_end(v);
+    } else if (v->tty) {
         fprintf(stderr, "\r\033[K%s", line);
         fflush(stderr);
         v->bar_on = 1;
     } else {
-        fprintf(stderr, "%s\n", line);
+        char ts[16];
+        fprintf(stderr, "[%s] %s\n", cli_clock(ts, sizeof(ts)), line);
         fflush(stderr);
     }
+}
+
+/* The heartbeat of the phase in progress: on a terminal a redrawn line with its elapsed time
+ * (when no bar is on screen), and every hb_interval a stamped line (stdout when not on a
+ * terminal, always the log and the --json-stream). Driven by the run's cancel polling. */
+static void heartbeat(runview *v)
+{
+    if (!v->ph_name[0])
+        return;
+    double now = cli_now(), el = now - v->ph_t0;
+    char took[16], line[160];
+    fmt_eta(took, sizeof(took), el);
+    if (v->tty && human(v) && !v->bar_what[0] && el >= 2 && now - v->hb_draw >= 1) {
+        v->hb_draw = now;
+        snprintf(line, sizeof(line), "⏳ %s: %s elapsed", v->ph_name, took);
+        fprintf(stderr, "\r\033[K%s", line);
+        fflush(stderr);
+        v->bar_on = 1;
+    }
+    if (now - v->hb_last < v->hb_interval)
+        return;
+    v->hb_last = now;
+    char ts[16];
+    snprintf(line, sizeof(line), "[%s] ⏳ %s running for %s", cli_clock(ts, sizeof(ts)), v->ph_name,
+             took);
+    if (v->tty || !human(v))
+        rv_log_line(v, line);
+    else
+        out_line(v, line);
+    rv_stream_event(
+        v, "heartbeat",
+        json_pack("{s:i, s:s, s:f}", "phase", v->ph_num, "name", v->ph_name, "elapsed_s", el));
 }
 
 /* ---------------------------------------------------------------------------------------- */
@@ -304,6 +439,34 @@ void rv_show_report(runview *v, const pb_run_result *r)
     show_report(v, r);
 }
 
+/* A LOG event as a line of the view. */
+static void on_log(runview *v, const pb_run_event *ev)
+{
+    char line[1200];
+    rv_stream_event(v, "log", json_pack("{s:s, s:s}", "level", ev->level, "text", ev->text));
+    if (v->quiet && !strcmp(ev->level, "error")) {
+        fprintf(stderr, "❌ %s\n", ev->text); /* --quiet: errors still show */
+        fflush(stderr);
+    }
+    if (!strcmp(ev->level, "runner")) {
+        rv_monitor(v, NULL, "  │ %s", ev->text);
+        snprintf(v->tail[v->ntail % RV_TAIL], sizeof(v->tail[0]), "%s", ev->text);
+        v->ntail++;
+    } else if (!strcmp(ev->level, "agent")) {
+        rv_monitor(v, NULL, "cloud: %s", ev->text);
+    } else if (!strcmp(ev->level, "warn")) {
+        rv_monitor(v, "⚠️", "%s", ev->text);
+    } else if (!strcmp(ev->level, "error")) {
+        rv_monitor(v, "❌", "%s", ev->text);
+    } else if (!strcmp(ev->level, "detail")) {
+        char ts[16];
+        snprintf(line, sizeof(line), "[%s] %s", cli_clock(ts, sizeof(ts)), ev->text);
+        rv_log_line(v, line);
+    } else {
+        rv_monitor(v, NULL, "%s", ev->text);
+    }
+}
+
 void rv_on_event(const pb_run_event *ev, void *payload)
 {
     runview *v = payload;
@@ -313,40 +476,42 @@ void rv_on_event(const pb_run_event *ev, void *payload)
         open_run_log(v, ev->log_path);
         snprintf(line, sizeof(line), "plexburst %s: run %s (log %s)", v->command, ev->run_id,
                  ev->log_path);
-        log_line(v, line);
+        rv_log_line(v, line);
+        rv_stream_event(v, "start",
+                        json_pack("{s:s, s:s, s:s, s:b}", "command", v->command, "run_id",
+                                  ev->run_id, "log", ev->log_path, "dry_run", v->dry_run));
         if (!v->quiet_phases)
             rv_state(v, "🔄", "%s %s started; full log: %s", v->command, ev->run_id, ev->log_path);
+        if (v->dry_run)
+            rv_state(v, "🔍",
+                     "dry run: the cloud analysis runs (and is billed) and its bundle is "
+                     "downloaded and checked; nothing changes at home");
         break;
     case PB_EV_PHASE:
+        bar_end(v);
+        snprintf(v->ph_name, sizeof(v->ph_name), "%s", ev->name);
+        v->ph_num = ev->phase + v->phase_offset;
+        v->ph_t0 = v->hb_last = v->hb_draw = cli_now();
+        rv_stream_event(v, "phase_start",
+                        json_pack("{s:i, s:s}", "phase", v->ph_num, "name", ev->name));
         if (v->quiet_phases)
             rv_monitor(v, "🔄", "%s step %d: %s", v->command, ev->phase, ev->name);
         else
             rv_phase(v, ev->phase + v->phase_offset, ev->name);
         break;
     case PB_EV_PHASE_END:
+        bar_end(v);
+        v->ph_name[0] = '\0';
+        rv_stream_event(v, "phase_end",
+                        json_pack("{s:i, s:s, s:b, s:f}", "phase", ev->phase + v->phase_offset,
+                                  "name", ev->name, "ok", ev->ok, "ms", ev->ms));
         if (ev->ok)
             rv_state(v, "✅", "%s done in %.1f s", ev->name, ev->ms / 1000);
         else
             rv_state(v, "❌", "%s failed after %.1f s", ev->name, ev->ms / 1000);
         break;
     case PB_EV_LOG:
-        if (!strcmp(ev->level, "runner")) {
-            rv_monitor(v, NULL, "  │ %s", ev->text);
-            snprintf(v->tail[v->ntail % RV_TAIL], sizeof(v->tail[0]), "%s", ev->text);
-            v->ntail++;
-        } else if (!strcmp(ev->level, "agent")) {
-            rv_monitor(v, NULL, "cloud: %s", ev->text);
-        } else if (!strcmp(ev->level, "warn")) {
-            rv_monitor(v, "⚠️", "%s", ev->text);
-        } else if (!strcmp(ev->level, "error")) {
-            rv_monitor(v, "❌", "%s", ev->text);
-        } else if (!strcmp(ev->level, "detail")) {
-            char ts[16];
-            snprintf(line, sizeof(line), "[%s] %s", cli_clock(ts, sizeof(ts)), ev->text);
-            log_line(v, line);
-        } else {
-            rv_monitor(v, NULL, "%s", ev->text);
-        }
+        on_log(v, ev);
         break;
     case PB_EV_PROGRESS:
         on_progress(v, ev->progress);
@@ -472,9 +637,16 @@ json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
     return o;
 }
 
+/* The run was stopped on request (Ctrl-C, SIGTERM, SIGHUP): whatever error the stop caused (a
+ * runner killed by it fails its phase too), the words are those of a stop. */
+int rv_stopped(int code)
+{
+    return code == PB_ECANCELLED || rv_cancelled(NULL);
+}
+
 static const char *advice(int code, const pb_run_result *r)
 {
-    if (code == PB_ECANCELLED)
+    if (rv_stopped(code))
         return "stopped on request; the next run resumes or rolls back what is left";
     if (!strcmp(r->failed_phase_name, "ANALYSIS") || !strcmp(r->failed_phase_name, "BUILD LIBRARY"))
         return "check the runner command and its output above (and in the log), then run the "
@@ -530,7 +702,12 @@ static void cloud_cost(runview *v, const char *emoji, const pb_run_result *r)
 static void post_mortem(runview *v, int rc, const pb_error *err, const pb_run_result *r)
 {
     banner(v, "🚨 POST-MORTEM");
-    if (r->failed_phase)
+    v->pm[0] = '\0';
+    v->pm_capture = 1;
+    if (r->failed_phase && rv_stopped(rc))
+        rv_state(v, "⚠️", "phase %d (%s) stopped on request (Ctrl-C, SIGTERM or SIGHUP)",
+                 r->failed_phase + v->phase_offset, r->failed_phase_name);
+    else if (r->failed_phase)
         rv_state(v, "❌", "phase %d (%s) failed: %s", r->failed_phase + v->phase_offset,
                  r->failed_phase_name, err && err->msg[0] ? err->msg : pb_strerror(rc));
     else
@@ -549,8 +726,9 @@ static void post_mortem(runview *v, int rc, const pb_error *err, const pb_run_re
         rv_state(v, "✅", "home: untouched (nothing was applied)");
     else
         rv_state(v, "✅", "home: unchanged (the apply stopped before writing)");
-    if (v->ntail && (!strcmp(r->failed_phase_name, "ANALYSIS") ||
-                     !strcmp(r->failed_phase_name, "BUILD LIBRARY"))) {
+    if (v->ntail && !rv_stopped(rc) &&
+        (!strcmp(r->failed_phase_name, "ANALYSIS") ||
+         !strcmp(r->failed_phase_name, "BUILD LIBRARY"))) {
         rv_state(v, "🔍", "the runner's last lines:");
         int n = v->ntail < RV_TAIL ? v->ntail : RV_TAIL;
         for (int i = v->ntail - n; i < v->ntail; i++)
@@ -560,15 +738,24 @@ static void post_mortem(runview *v, int rc, const pb_error *err, const pb_run_re
     rv_state(v, "🔍", "what to do: %s", advice(rc, r));
     rv_state(v, "📦", "full log: %s",
              r->log_path[0] ? r->log_path : "(none: the run did not start)");
+    v->pm_capture = 0;
 }
 
 static void summary(runview *v, const pb_run_result *r)
 {
     char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
     banner(v, "📊 SUMMARY");
-    rv_state(v, "✅", "%s %s finished%s (%s)", r->mode_name, r->run_id,
-             r->dry_run ? " (dry run: nothing applied)" : "",
-             r->resume_action[0] ? r->resume_action : "fresh run");
+    /* resume_action names what happened to an older, interrupted run, not this run's outcome */
+    char how[160];
+    if (!strcmp(r->resume_action, "resumed"))
+        snprintf(how, sizeof(how), " (resumed the interrupted run %s)", r->resumed_run);
+    else if (!strcmp(r->resume_action, "rolled_back"))
+        snprintf(how, sizeof(how), "; the interrupted run %s was rolled back first",
+                 r->resumed_run[0] ? r->resumed_run : "before it");
+    else
+        how[0] = '\0';
+    rv_state(v, "✅", "%s %s finished%s%s", r->mode_name, r->run_id,
+             r->dry_run ? " (dry run: nothing applied)" : "", how);
     if (r->mode == PB_RUN_SYNC)
         rv_state(v, NULL, "   up   %s  (row changeset %s, full snapshot %s, answer %s, control %s)",
                  cli_bytes(b1, sizeof(b1), r->bytes.up),
@@ -608,28 +795,64 @@ static void summary(runview *v, const pb_run_result *r)
     rv_state(v, "📦", "full log: %s", r->log_path);
 }
 
+/* --quiet: the one line of the result on stdout. */
+static void quiet_line(runview *v, int rc, const pb_error *err, const pb_run_result *r)
+{
+    char b1[32], b2[32], line[1400];
+    if (rc < 0)
+        snprintf(line, sizeof(line), "%s %s %s %s%s%s: %s; log: %s",
+                 rv_stopped(rc) ? "⚠️" : "❌", r->mode_name[0] ? r->mode_name : v->command,
+                 r->run_id, rv_stopped(rc) ? "stopped" : "failed",
+                 r->failed_phase_name[0] ? " in " : "", r->failed_phase_name,
+                 err && err->msg[0] ? err->msg : pb_strerror(rc),
+                 r->log_path[0] ? r->log_path : "(none)");
+    else
+        snprintf(line, sizeof(line),
+                 "✅ %s %s ok%s in %.1f s: up %s, down %s, %llu rows, %llu files, Plex down %.2f s",
+                 r->mode_name, r->run_id, r->dry_run ? " (dry run: nothing applied)" : "",
+                 r->ms.total / 1000, cli_bytes(b1, sizeof(b1), r->bytes.up),
+                 cli_bytes(b2, sizeof(b2), r->bytes.down),
+                 (ull)(r->apply.rows.inserted + r->apply.rows.updated + r->apply.rows.deleted),
+                 (ull)(r->apply.files_new + r->apply.files_patched + r->apply.files_linked),
+                 r->ms.downtime / 1000);
+    puts(line);
+    fflush(stdout);
+    rv_log_line(v, line);
+}
+
 int rv_finish(runview *v, int rc, const pb_error *err, const pb_run_result *r)
 {
-    bar_clear(v);
+    bar_end(v);
+    rv_bar_clear(v);
+    v->ph_name[0] = '\0';
     if (!v->no_summary)
         show_report(v, r);
     if (rc < 0)
         post_mortem(v, rc, err, r);
     else if (!v->no_summary)
         summary(v, r);
-    if (v->json && !v->no_summary) {
+    if ((v->json || v->stream) && !v->no_summary) {
         json_t *o = rv_result_json(r, rc, err);
         char *s = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (s) {
+        if (s && !v->stream) {
             puts(s);
             fflush(stdout);
-            log_line(v, s);
-            free(s);
         }
+        if (s)
+            rv_log_line(v, s);
+        free(s);
+        if (v->stream)
+            rv_stream_event(v, "summary", json_incref(o));
         json_decref(o);
     }
+    if (v->quiet && !v->no_summary)
+        quiet_line(v, rc, err, r);
     if (rc < 0)
         fprintf(stderr, "plexburst: %s\n", err && err->msg[0] ? err->msg : pb_strerror(rc));
+    if (!v->no_summary) {
+        rv_notify(v, rc < 0 ? rc : 0, err, r);
+        rv_hook(v, rc, err, r);
+    }
     rv_close_log(v);
     return cli_exit_code(rc);
 }
@@ -672,7 +895,8 @@ void rv_install_signals(void)
 
 int rv_cancelled(void *payload)
 {
-    (void)payload;
+    if (payload)
+        heartbeat(payload);
     return g_stop != 0;
 }
 
@@ -683,6 +907,9 @@ int rv_run(runview *v, pb_run_options *o, pb_run_result *r)
     o->on_event = rv_on_event;
     o->event_payload = v;
     o->cancelled = rv_cancelled;
+    o->cancel_payload = v;
+    v->dry_run = o->dry_run;
+    rv_notify(v, 1, NULL, NULL);
     int rc = pb_run(r, o, &err);
     return rv_finish(v, rc, &err, r);
 }
@@ -693,13 +920,14 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
     pb_run_options o;
     pb_run_result r;
     runview v;
-    int json = 0, retry_refused = 0, discard_refused = 0;
+    int json = 0, retry_refused = 0, discard_refused = 0, quiet = 0, stream = 0;
+    const char *on_success = NULL, *on_failure = NULL;
     pb_run_options_init(&o);
     o.mode = mode;
     const cli_opt common[] = {RV_COMMON_OPTS(o)};
     const cli_opt sync_only[] = {
         {"dry-run", CLI_OPT_FLAG, &o.dry_run, NULL,
-         "stop after the bundle's diff report: nothing is applied"},
+         "run the cloud analysis, download the bundle, stop after its report: home unchanged"},
         {"full-upload", CLI_OPT_FLAG, &o.full_upload, NULL,
          "upload the whole snapshot instead of a row changeset"},
         {"retry-refused", CLI_OPT_FLAG, &retry_refused, NULL,
@@ -716,7 +944,18 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
         NSYNC = sizeof(sync_only) / sizeof(sync_only[0]),
         NBOOT = sizeof(bootstrap_only) / sizeof(bootstrap_only[0])
     };
-    cli_opt opts[NCOMMON + NSYNC + NBOOT + 2];
+    const cli_opt output[] = {
+        {"json", CLI_OPT_FLAG, &json, NULL, "print one JSON object at the end"},
+        {"json-stream", CLI_OPT_FLAG, &stream, NULL, "print one JSON event per line (docs/cli.md)"},
+        {"quiet", CLI_OPT_FLAG, &quiet, NULL,
+         "print only errors and one line with the result (for timers)"},
+        {"on-success", CLI_OPT_STRING, &on_success, "CMD",
+         "run CMD after a successful run, the run's JSON on its stdin"},
+        {"on-failure", CLI_OPT_STRING, &on_failure, "CMD",
+         "run CMD after a failed run, the run's JSON on its stdin"},
+    };
+    enum { NOUT = sizeof(output) / sizeof(output[0]) };
+    cli_opt opts[NCOMMON + NSYNC + NBOOT + NOUT + 1];
     size_t n = 0;
     for (size_t i = 0; i < NCOMMON; i++)
         opts[n++] = common[i];
@@ -724,7 +963,8 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
         opts[n++] = sync_only[i];
     for (size_t i = 0; mode == PB_RUN_BOOTSTRAP && i < NBOOT; i++)
         opts[n++] = bootstrap_only[i];
-    opts[n++] = (cli_opt){"json", CLI_OPT_FLAG, &json, NULL, "print one JSON object at the end"};
+    for (size_t i = 0; i < NOUT; i++)
+        opts[n++] = output[i];
     opts[n] = (cli_opt){NULL, 0, NULL, NULL, NULL};
 
     int rc = cli_parse(command, usage, opts, argc, argv, NULL, 0, NULL);
@@ -739,10 +979,20 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
         cli_usage_error(command, "--retry-refused and --discard-refused exclude each other");
         return cli_usage_exit(command, json, 0, NULL);
     }
+    if (json + stream + quiet > 1) {
+        cli_usage_error(command, "--json, --json-stream and --quiet exclude each other");
+        return cli_usage_exit(command, json, 0, NULL);
+    }
     o.refused_action = retry_refused     ? PB_RUN_REFUSED_RETRY
                        : discard_refused ? PB_RUN_REFUSED_DISCARD
                                          : PB_RUN_REFUSED_KEEP;
-    rv_init(&v, command, json);
+    rv_init(&v, command, json || stream);
+    v.json = json;
+    v.stream = stream;
+    v.quiet = quiet;
+    v.on_success = on_success;
+    v.on_failure = on_failure;
+    v.notify_url = getenv("PLEXBURST_NOTIFY_URL");
     rc = rv_run(&v, &o, &r);
     pb_run_result_dispose(&r);
     return rc;

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "cli.h"
+#include "plexburst/units.h"
 #include "plexburst/number.h"
 
 /* The last usage error's text, for the --json object of a command that stops on it. */
@@ -301,6 +302,8 @@ int cli_exit_code(int code)
         return CLI_EXIT_REFUSED;
     case PB_ECANCELLED:
         return CLI_EXIT_CANCEL;
+    case PB_EBUSY:
+        return CLI_EXIT_BUSY;
     default:
         return CLI_EXIT_ERROR;
     }
@@ -381,15 +384,7 @@ int cli_recover_live(const char *live_db)
 
 const char *cli_bytes(char *buf, size_t cap, uint64_t n)
 {
-    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-    double v = (double)n;
-    int u = 0;
-    while (v >= 1024 && u < 4) {
-        v /= 1024;
-        u++;
-    }
-    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
-    return buf;
+    return pb_units_bytes(buf, cap, n);
 }
 
 const char *cli_clock(char *buf, size_t cap)

@@ -178,6 +178,13 @@ done:
     if (fd >= 0)
         close(fd);
     free(r);
+    if (!error && b->o->progress) {
+        pb_progress p = {"build", b->st->content_bytes,
+                         0,       b->st->files_new + b->st->files_delta + b->st->files_link,
+                         0,       e->path};
+        if (b->o->progress(&p, b->o->progress_payload))
+            error = pb_error_set(err, PB_ECANCELLED, "export: cancelled");
+    }
     return error;
 }
 

@@ -18,6 +18,7 @@
 #include "clock.h"
 #include "fs.h"
 #include "hex.h"
+#include "plexburst/units.h"
 
 /* The store's put progress as PROGRESS frames, a few per second. */
 typedef struct put_prog {
@@ -40,6 +41,16 @@ static int on_put(const pb_progress *pr, void *payload)
         pb_frame_write_json(&p->a->io, PB_MSG_PROGRESS, o, &e);
     json_decref(o);
     return 0;
+}
+
+/* The bundle build's progress (content bytes written, no total) as PROGRESS frames, a few per
+ * second. */
+static int on_build(const pb_progress *pr, void *payload)
+{
+    put_prog *p = payload;
+    if (pb_clock_ms() - p->last < 250)
+        return 0;
+    return on_put(pr, payload); /* without a total on_put sends it */
 }
 
 static int other_frame(const pb_frame *f, void *payload, pb_error *err)
@@ -164,8 +175,9 @@ int pb_agent__build(agent *a, json_t *msg, pb_error *err)
     unlink(zst);
     if (error < 0)
         return error;
-    pb_agent__log(a, "info", "received the home's answer (%llu bytes); building the bundle",
-                  (unsigned long long)pb_fs_size(a->answer));
+    char b1[PB_UNITS_BYTES_MAX], b2[PB_UNITS_BYTES_MAX];
+    pb_agent__log(a, "info", "received the home's answer (%s); building the bundle",
+                  pb_units_bytes(b1, sizeof(b1), pb_fs_size(a->answer)));
 
     char tmp[PATH_MAX + 160], creator[64];
     snprintf(tmp, sizeof(tmp), "%s/tmp", a->work);
@@ -193,21 +205,24 @@ int pb_agent__build(agent *a, json_t *msg, pb_error *err)
     snprintf(solid, sizeof(solid), "%s.solid", a->bundle);
     eo.solid = solid;
     eo.solid_level = 19;
+    put_prog bp = {a, "build", 0};
+    eo.progress = on_build;
+    eo.progress_payload = &bp;
     pb_export_stats st;
     memset(&st, 0, sizeof(st));
     if ((error = pb_export_build(&st, a->bundle, &eo, err)) < 0)
         return error;
-    pb_agent__log(
-        a, "info",
-        "bundle: %llu bytes (%llu rows, %llu new files, %llu deltas, %llu links, %llu unchanged)",
-        (unsigned long long)st.bundle_bytes,
-        (unsigned long long)(st.rows_inserted + st.rows_updated + st.rows_deleted),
-        (unsigned long long)st.files_new, (unsigned long long)st.files_delta,
-        (unsigned long long)st.files_link, (unsigned long long)st.files_unchanged);
+    pb_agent__log(a, "info",
+                  "bundle: %s (%llu rows, %llu new files, %llu deltas, %llu links, %llu unchanged)",
+                  pb_units_bytes(b1, sizeof(b1), st.bundle_bytes),
+                  (unsigned long long)(st.rows_inserted + st.rows_updated + st.rows_deleted),
+                  (unsigned long long)st.files_new, (unsigned long long)st.files_delta,
+                  (unsigned long long)st.files_link, (unsigned long long)st.files_unchanged);
     uint64_t solid_bytes = st.solid_bytes;
     pb_hex_encode(sh, st.solid_xxh3, 16);
-    pb_agent__log(a, "info", "bundle for the home link: %llu bytes solid (%llu as stored records)",
-                  (unsigned long long)solid_bytes, (unsigned long long)st.bundle_bytes);
+    pb_agent__log(a, "info", "bundle for the home link: %s solid (%s as stored records)",
+                  pb_units_bytes(b2, sizeof(b2), solid_bytes),
+                  pb_units_bytes(b1, sizeof(b1), st.bundle_bytes));
     snprintf(name, sizeof(name), PB_ST_RUN_FMT PB_ST_BUNDLE_SOLID, a->run_id);
     put_prog pp = {a, "bundle", 0};
     error = pb_store_put(a->store, name, solid, on_put, &pp, err);

@@ -13,6 +13,7 @@
 
 #include "fs.h"
 #include "hex.h"
+#include "plexburst/units.h"
 #include "run_ctx.h"
 #include "solid.h"
 
@@ -68,8 +69,10 @@ int pb_run__verify_bundle(rx *x, int make_next)
             return error;
         x->bundle_verified = 1;
     }
-    pb_run__log(x, "info", "bundle verified: %llu records, %.2f MB of content",
-                (unsigned long long)x->binfo.records, x->binfo.content_bytes / 1e6);
+    char b1[PB_UNITS_BYTES_MAX];
+    pb_run__log(x, "info", "bundle verified: %llu records, %s of content",
+                (unsigned long long)x->binfo.records,
+                pb_units_bytes(b1, sizeof(b1), x->binfo.content_bytes));
     if (!make_next)
         return 0;
     /* the next baseline = the snapshot + the bundle's rows, exactly what the cloud recorded */

@@ -265,6 +265,36 @@ static int resolve(rx *x)
     return 0;
 }
 
+/* The program and command of process `pid` ("plexburst sync", not the options: they may name
+ * secrets) into cmd; "" when it is gone. */
+static void proc_command(char *cmd, size_t cap, long pid)
+{
+    char path[64];
+    snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(cmd, 1, cap - 1, f) : 0;
+    if (f)
+        fclose(f);
+    cmd[n] = '\0';
+    size_t first = strlen(cmd);
+    if (first + 1 < n)
+        cmd[first] = ' ';
+    cmd[strcspn(cmd, "\n")] = '\0';
+}
+
+/* Writes "<pid> <program> <command>" into the lock file just taken, for a run that finds it
+ * held. */
+static void lock_name_holder(int fd)
+{
+    char line[256], cmd[200];
+    proc_command(cmd, sizeof(cmd), (long)getpid());
+    int len = snprintf(line, sizeof(line), "%ld %s\n", (long)getpid(), cmd[0] ? cmd : "plexburst");
+    if (len > (int)sizeof(line) - 1)
+        len = (int)sizeof(line) - 1;
+    if (ftruncate(fd, 0) == 0 && pwrite(fd, line, (size_t)len, 0) < 0)
+        return; /* only a name for the message of another run */
+}
+
 static int take_lock(rx *x)
 {
     char path[PATH_MAX + 32];
@@ -272,8 +302,27 @@ static int take_lock(rx *x)
     x->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (x->lock_fd < 0)
         return pb_error_errno(x->err, "cannot open %s", path);
-    if (flock(x->lock_fd, LOCK_EX | LOCK_NB) != 0)
-        return pb_error_set(x->err, PB_EBUSY, "another plexburst run works on %s", x->plex);
+    if (flock(x->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+        /* the holder wrote "<pid> <program> <command>" into the lock file */
+        char who[256] = "";
+        ssize_t n = pread(x->lock_fd, who, sizeof(who) - 1, 0);
+        who[n > 0 ? n : 0] = '\0';
+        who[strcspn(who, "\n")] = '\0';
+        long pid = strtol(who, NULL, 10);
+        const char *cmd = strchr(who, ' ');
+        char now[200] = "";
+        if (pid > 0)
+            proc_command(now, sizeof(now), pid);
+        /* the name is the holder's only while that process still runs that command (an apply
+         * takes the same lock without naming itself) */
+        if (pid > 0 && cmd && !strcmp(now, cmd + 1))
+            return pb_error_set(x->err, PB_EBUSY,
+                                "another plexburst run works on %s: pid %ld (%s); lock %s", x->plex,
+                                pid, now, path);
+        return pb_error_set(x->err, PB_EBUSY, "another plexburst run works on %s; lock %s", x->plex,
+                            path);
+    }
+    lock_name_holder(x->lock_fd);
     return 0;
 }
 

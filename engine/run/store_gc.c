@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "plexburst/units.h"
 #include "run_ctx.h"
 
 typedef struct xfer {
@@ -34,9 +35,10 @@ int pb_run__get_file(rx *x, const char *name, const char *path, const char *what
     xfer t = {x, what};
     uint64_t from = 0, got = 0;
     int error = pb_store_get_file(x->store, name, path, on_xfer, &t, &from, &got, x->err);
+    char b1[PB_UNITS_BYTES_MAX];
     if (!error && from)
-        pb_run__log(x, "info", "resumed the download of %s at %llu bytes", name,
-                    (unsigned long long)from);
+        pb_run__log(x, "info", "resumed the download of %s at %s", name,
+                    pb_units_bytes(b1, sizeof(b1), from));
     return error;
 }
 

@@ -19,6 +19,7 @@
 
 #include "fs.h"
 #include "hex.h"
+#include "plexburst/units.h"
 #include "run_ctx.h"
 #include "runner_home.h"
 
@@ -43,11 +44,14 @@ int pb_run__fingerprint(rx *x)
     fo.progress = on_fp_progress;
     fo.payload = x;
     int error = pb_fingerprint_run(fr, x->plex, &fo, x->err);
-    if (!error)
-        pb_run__log(x, "info",
-                    "home tree: %llu files, %.1f MB; %llu hashed (%.1f MB), %llu from the cache",
-                    (unsigned long long)fr->files, fr->bytes / 1e6, (unsigned long long)fr->hashed,
-                    fr->hashed_bytes / 1e6, (unsigned long long)fr->cached);
+    if (!error) {
+        char b1[PB_UNITS_BYTES_MAX], b2[PB_UNITS_BYTES_MAX];
+        pb_run__log(x, "info", "home tree: %llu files, %s; %llu hashed (%s), %llu from the cache",
+                    (unsigned long long)fr->files, pb_units_bytes(b1, sizeof(b1), fr->bytes),
+                    (unsigned long long)fr->hashed,
+                    pb_units_bytes(b2, sizeof(b2), fr->hashed_bytes),
+                    (unsigned long long)fr->cached);
+    }
     free(fr);
     return error;
 }
@@ -65,8 +69,9 @@ static int do_snapshot(rx *x)
     pb_run__id_hex(x->r->snapshot_id, &x->snap_ids);
     x->r->bytes.snapshot_raw =
         pb_fs_size(x->snap_main) + (x->has_blobs ? pb_fs_size(x->snap_blobs) : 0);
-    pb_run__log(x, "info", "snapshot of the live DB pair: %.1f MB, id %.16s",
-                x->r->bytes.snapshot_raw / 1e6, x->r->snapshot_id);
+    char b1[PB_UNITS_BYTES_MAX];
+    pb_run__log(x, "info", "snapshot of the live DB pair: %s, id %.16s",
+                pb_units_bytes(b1, sizeof(b1), x->r->bytes.snapshot_raw), x->r->snapshot_id);
     return 0;
 }
 
@@ -89,8 +94,9 @@ static int upload_full(rx *x)
         x->r->bytes.baseline_full_upload += z;
     }
     snprintf(x->r->upload_kind, sizeof(x->r->upload_kind), "full");
-    pb_run__log(x, "info", "uploaded the whole snapshot: %.2f MB zstd (%s)",
-                x->r->bytes.baseline_full_upload / 1e6,
+    char b1[PB_UNITS_BYTES_MAX];
+    pb_run__log(x, "info", "uploaded the whole snapshot: %s zstd (%s)",
+                pb_units_bytes(b1, sizeof(b1), x->r->bytes.baseline_full_upload),
                 x->r->full_upload_reason[0] ? x->r->full_upload_reason : "no baseline yet");
     return 0;
 }
@@ -158,12 +164,12 @@ static int do_upload(rx *x)
         x->r->up.changeset_rows += records;
     }
     snprintf(x->r->upload_kind, sizeof(x->r->upload_kind), "changeset");
+    char b1[PB_UNITS_BYTES_MAX], b2[PB_UNITS_BYTES_MAX];
     pb_run__log(x, "info",
-                "uploaded the row changeset against baseline %.16s: %llu rows, %llu bytes "
-                "(%llu raw)",
+                "uploaded the row changeset against baseline %.16s: %llu rows, %s (%s raw)",
                 x->base_id, (unsigned long long)x->r->up.changeset_rows,
-                (unsigned long long)x->r->bytes.changeset_up,
-                (unsigned long long)x->r->bytes.changeset_raw);
+                pb_units_bytes(b1, sizeof(b1), x->r->bytes.changeset_up),
+                pb_units_bytes(b2, sizeof(b2), x->r->bytes.changeset_raw));
     return pb_run__cur_write(x, "uploaded", x->err);
 }
 
@@ -310,11 +316,12 @@ static int fetch_list(rx *x, char *answer_list, size_t cap)
         json_decref(end);
         return pb_error_set(x->err, PB_ECORRUPT, "LIST_END: unknown list format '%s'", fmt);
     }
+    char b1[PB_UNITS_BYTES_MAX];
     pb_run__log(x, "info",
-                "the cloud lists %lld files (%llu bytes of list); home lacks or holds another "
-                "version of %llu",
+                "the cloud lists %lld files (%s of list); home lacks or holds another version of "
+                "%llu",
                 (long long)json_integer_value(json_object_get(end, "files")),
-                (unsigned long long)x->list_bytes, (unsigned long long)wanted);
+                pb_units_bytes(b1, sizeof(b1), x->list_bytes), (unsigned long long)wanted);
     if (links)
         pb_run__log(x, "warn",
                     "the cloud's tree holds %llu symlink%s the home lacks: skipped (a bundle "
@@ -338,11 +345,11 @@ static int send_answer(rx *x, const char *answer_list)
     memset(&ast, 0, sizeof(ast));
     if ((error = pb_export_answer(&ast, x->plex, answer_list, x->answer, &ao, x->err)) < 0)
         return error;
-    pb_run__log(
-        x, "info",
-        "home answer: %llu files wanted (%llu bytes of rsync signatures for the ones home holds "
-        "in another version)",
-        (unsigned long long)ast.answers, (unsigned long long)ast.sig_bytes);
+    char b1[PB_UNITS_BYTES_MAX];
+    pb_run__log(x, "info",
+                "home answer: %llu files wanted (%s of rsync signatures for the ones home holds "
+                "in another version)",
+                (unsigned long long)ast.answers, pb_units_bytes(b1, sizeof(b1), ast.sig_bytes));
     /* the bundle built in the cloud */
     json_t *o = json_pack("{s:i}", "zstd_level", x->zlevel);
     error = o ? pb_frame_write_json(&x->io, PB_MSG_BUILD, o, x->err)
@@ -400,10 +407,11 @@ static void read_build(rx *x)
     s->rows_deleted = (uint64_t)json_integer_value(json_object_get(e, "rows_deleted"));
     s->bundle_bytes = (uint64_t)json_integer_value(json_object_get(b, "bytes"));
     s->ms = json_number_value(json_object_get(e, "ms"));
+    char b1[PB_UNITS_BYTES_MAX];
     pb_run__log(x, "info",
-                "the cloud stored a bundle of %.2f MB: %llu rows changed, %llu new files, "
+                "the cloud stored a bundle of %s: %llu rows changed, %llu new files, "
                 "%llu file deltas",
-                s->bundle_bytes / 1e6,
+                pb_units_bytes(b1, sizeof(b1), s->bundle_bytes),
                 (unsigned long long)(s->rows_inserted + s->rows_updated + s->rows_deleted),
                 (unsigned long long)s->files_new, (unsigned long long)s->files_delta);
 }

@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 #include "plexburst/errors.h"
+#include "plexburst/io.h"
 
 /** Counters of the protocol steps and of a bundle build. */
 typedef struct pb_export_stats {
@@ -106,6 +107,10 @@ typedef struct pb_export_options {
      * every record, at solid_level, 0: 19), while the bundle is written: it is never read back. */
     const char *solid;
     int solid_level;
+    /** Optional: called after each file written (phase "build", bytes_done: content so far,
+     * items_done: files so far, path); non-zero cancels (PB_ECANCELLED). */
+    pb_progress_fn progress;
+    void *progress_payload;
 } pb_export_options;
 
 #define PB_EXPORT_OPTIONS_VERSION 1
