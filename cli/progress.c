@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_config.h"
 #include "progress.h"
 #include "report_view.h"
 
@@ -26,7 +27,7 @@ void rv_init(runview *v, const char *command, int json)
     v->tty = isatty(2) && !json;
     v->hb_interval = 60;
     /* the interval of the heartbeat lines (a test's shortcut; the default suits a log) */
-    const char *hb = getenv("PLEXBURST_HEARTBEAT_S");
+    const char *hb = cli_config_get("PLEXBURST_HEARTBEAT_S");
     double d;
     if (hb && pb_number_parse(&d, hb, 0, 0.1, 86400) == 0)
         v->hb_interval = d;
@@ -992,7 +993,7 @@ int rv_command(int mode, const char *command, const char *usage, const char *epi
     v.quiet = quiet;
     v.on_success = on_success;
     v.on_failure = on_failure;
-    v.notify_url = getenv("PLEXBURST_NOTIFY_URL");
+    v.notify_url = cli_config_get("PLEXBURST_NOTIFY_URL"); /* the environment, then the files */
     rc = rv_run(&v, &o, &r);
     pb_run_result_dispose(&r);
     return rc;

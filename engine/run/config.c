@@ -215,6 +215,9 @@ static const struct setting {
     {"PLEXBURST_CLOUD_DIR", SET_TEXT, 0, 0},
     {"PLEXBURST_MAX_HOURS", SET_NUMBER, 0.001, 720},
     {"PLEXBURST_MAX_COST", SET_NUMBER, 0, 1000000},
+    /* what a run tells the world (cli/progress.c, engine/run/notify.c; docs/cli.md) */
+    {"PLEXBURST_NOTIFY_URL", SET_TEXT, 0, 0},
+    {"PLEXBURST_HEARTBEAT_S", SET_NUMBER, 0.1, 86400},
 };
 
 static const struct setting *find_setting(const char *key, size_t kn)
@@ -487,6 +490,7 @@ static const struct {
     {"PLEXBURST_IDLE_SECONDS", "120"},
     {"PLEXBURST_PHASE_TIMEOUT", "21600"},
     {"PLEXBURST_PROGRESS_SECONDS", "60"},
+    {"PLEXBURST_HEARTBEAT_S", "60"},
 };
 
 const char *pb_config_default(const char *key)

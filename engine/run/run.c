@@ -243,8 +243,18 @@ static int resolve(rx *x)
     pb_run_result *r = x->r;
     int error;
     const char *cfile = o->config_file ? o->config_file : getenv("PLEXBURST_CONFIG");
-    if ((error = pb_config_load(&x->cfg, cfile, x->err)) < 0 ||
-        (error = pb_run_settings_resolve(&x->set, o, x->cfg, x->err)) < 0 ||
+    if ((error = pb_config_load(&x->cfg, cfile, x->err)) < 0)
+        return error;
+    /* A value the files set and the environment does not is put into this process's
+     * environment (never over one it has), so that the modules that read the environment (the
+     * scaleway account, the plex runner's settings sent to the agent) see the files too, as
+     * systemd's EnvironmentFile would have them. */
+    for (size_t i = 0; pb_config_key(x->cfg, i); i++) {
+        const char *k = pb_config_key(x->cfg, i), *v = pb_config_get(x->cfg, k);
+        if (v && !getenv(k))
+            setenv(k, v, 0);
+    }
+    if ((error = pb_run_settings_resolve(&x->set, o, x->cfg, x->err)) < 0 ||
         (error = open_home(x)) < 0 || (error = open_cloud(x)) < 0 || (error = open_store(x)) < 0)
         return error;
     x->runner = x->set.runner;
