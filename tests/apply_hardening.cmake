@@ -3,6 +3,6 @@
 # zero-id changeset headers, a wrong --base-db, stop/start command timeouts, signals, a stale
 # Plex pid file, the sync's lock, the --json failure object. Run them with
 # `ctest -R 'apply_(owner|hardening)'`.
-pb_add_test(NAME test_apply_owner SOURCES test_apply_owner.c LABELS integration TIMEOUT 300)
+pb_add_test(NAME test_apply_owner SOURCES test_apply_owner.c LABELS integration TIMEOUT 900)
 pb_add_test(NAME test_apply_hardening SOURCES test_apply_hardening.c LABELS integration
-            TIMEOUT 300)
+            TIMEOUT 900)

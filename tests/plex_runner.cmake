@@ -2,9 +2,9 @@
 # (scripts/plex-test-server + `mkplex scan`), checked on its own and with an independent client
 # from the npm registry (skips with 77 when node or the package cannot be had here).
 pb_add_test(NAME test_plex_runner_standin SOURCES test_plex_runner_standin.c
-            LABELS integration TIMEOUT 300)
+            LABELS integration TIMEOUT 900)
 pb_add_test(NAME test_plex_runner_client SOURCES test_plex_runner_client.c
-            LABELS online integration TIMEOUT 300)
+            LABELS online integration TIMEOUT 900)
 # End to end: media in the loopback S3 bucket mounted by rclone through FUSE, scanned by the
 # stand-in, results home equal to an oracle; the early-stop and degraded-mount cases.
 pb_add_test(NAME test_plex_runner SOURCES test_plex_runner.c transfer_util.c
