@@ -492,7 +492,7 @@ static int phase_commit(apply_run *x, double *ms_merge, double *ms_install)
     if ((error = pb_apply__merge(x)) < 0 ||
         (error = pb_journal__set_state(x->j, PB_JST_MERGED, x->err)) < 0)
         return error;
-    if (!x->o->online) {
+    if (!x->o->online && !x->idle) {
         int restored;
         if ((error = pb_journal__restore_modes(x->j, &restored, x->err)) < 0)
             return error;
@@ -525,8 +525,14 @@ static int apply_run_phases(apply_run *x)
     if ((error = pb_apply__stage(x)) < 0)
         return error;
     out->ms.stage = pb_clock_ms() - t;
+    /* a bundle that brings nothing home (no file record, no changeset record): Plex keeps
+     * running, the merge writes nothing (an idle night) */
+    const pb_bundle_info *b = &out->bundle;
+    x->idle = b->files_new + b->files_delta + b->files_link == 0 && out->have_report &&
+              out->report.cs_inserted + out->report.cs_updated + out->report.cs_deleted == 0;
     phase(x, PB_APPLY_STOP);
-    if ((error = pb_apply__cancelled(x)) < 0 || (error = pb_apply__stop_plex(x)) < 0 ||
+    if ((error = pb_apply__cancelled(x)) < 0 ||
+        (!x->idle && (error = pb_apply__stop_plex(x)) < 0) ||
         (error = pb_apply__cancelled(x)) < 0 ||
         (error = phase_commit(x, &out->ms.merge, &out->ms.install)) < 0)
         return error;

@@ -454,6 +454,13 @@ int pb_apply__merge(apply_run *x)
     int with_blobs = x->out->bundle.has_blobs && x->has_live_blobs;
     pb_merge_input inputs[2];
     size_t n = 0;
+    if (x->idle) { /* nothing to write, Plex not stopped: the pair is left alone */
+        int error = pb_journal__set_merging(x->j, NULL, NULL, x->err);
+        if (error < 0)
+            return error;
+        x->committed = 1;
+        return 0;
+    }
     if (!x->use_engine)
         return merge_in_process(x, run_id);
     if (x->out->bundle.has_cs_main)
