@@ -106,7 +106,15 @@ jq -n --arg scale "$scale" --argjson sync "$(cat "$work/sync.json")" \
  with_agent: {cpu_s: $tree_cpu, max_rss_kb: $tree_rss},
  downtime_ms: $sync.timings_ms.downtime, sync_ms: $sync.timings_ms.total, wall_s: $wall,
  rows: $sync.rows, files: $sync.files, upload: $sync.upload,
- phases: [$sync.phases[] | {(.name): (.ms | floor)}] | add}' | tee "$work/result.json"
+ phases: [$sync.phases[] | {(.name): (.ms | floor)}] | add}
+| .targets = {
+    home_link_vs_floor: {figure: .floor.ratio, anchor: .floor.total, target: "<= 1.2x",
+                         met: (.floor.ratio <= 1.2)},
+    home_peak_rss_kb: {figure: .home.max_rss_kb, target: "<= 65536 KB (the home process alone)",
+                       met: (.home.max_rss_kb <= 65536)},
+    home_cpu_ms: {figure: .home.cpu_ms, target: "grows with the change, not the library"},
+    downtime_ms: {figure: .downtime_ms, target: "<= 2000 ms at large",
+                  met: (.downtime_ms <= 2000)}}' | tee "$work/result.json"
 
 jq -r '"
 home link  \(.home_link.total) B (up \(.home_link.up), down \(.home_link.down))

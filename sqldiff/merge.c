@@ -196,6 +196,23 @@ static int begin(mctx *c, const pb_merge_input *inputs, size_t ninputs, int *beg
     return error;
 }
 
+/* The caller's SQL inside the transaction: executed in-process, written in script mode. */
+static int run_hook(mctx *c, const char *sql, const char *what)
+{
+    if (!sql)
+        return 0;
+    if (c->script)
+        return fputs(sql, c->script) < 0 ? merge_script_err(c) : 0;
+    char *msg = NULL;
+    int rc = sqlite3_exec(c->db, sql, NULL, NULL, &msg);
+    if (rc == SQLITE_OK)
+        return 0;
+    int code = rc == SQLITE_BUSY ? PB_EBUSY : PB_ESQLITE;
+    pb_error_setd(c->err, code, rc, "merge: %s: %s", what, msg ? msg : sqlite3_errstr(rc));
+    sqlite3_free(msg);
+    return code;
+}
+
 /* Passes 0 (validate), 1 and 1b (plan) and 2 (apply), the script's BEGIN and COMMIT around 2. */
 static int run_passes(mctx *c, const pb_merge_input *inputs, size_t ninputs)
 {
@@ -219,9 +236,16 @@ static int run_passes(mctx *c, const pb_merge_input *inputs, size_t ninputs)
     /* pass 2: apply */
     if (c->script && fputs("BEGIN IMMEDIATE;\n", c->script) < 0)
         return merge_script_err(c);
+    if (c->opt->version >= 4 &&
+        (error = run_hook(c, c->opt->sql_before_writes, "before the writes")))
+        return error;
     if ((error = merge_apply_all(c, inputs, ninputs)) || (error = merge_update_sequences(c)))
         return error;
     const pb_merge_options *opts = c->opt;
+    /* after sql_before_writes always (it may have started work that this one completes) */
+    if ((c->writes || (opts->version >= 4 && opts->sql_before_writes)) && opts->version >= 4 &&
+        (error = run_hook(c, opts->sql_before_commit, "before the commit")))
+        return error;
     if (c->script && c->writes && opts->version >= 2 && opts->script_before_commit &&
         fputs(opts->script_before_commit, c->script) < 0)
         return merge_script_err(c);

@@ -1159,6 +1159,10 @@ static void test_cli(void **state)
             char line[1024];
             size_t n = strcspn(at, "\n");
             pathf(line, sizeof(line), "%.*s", (int)n, at);
+            /* the zstd figure is an estimate at level 3 in the apply (19 in `diff`) */
+            char *raw = i == 0 ? strstr(line, " raw, ") : NULL;
+            if (raw)
+                raw[4] = '\0';
             if (!strstr(out, line))
                 fail_msg("apply --dry-run lacks the diff report's line '%s':\n%s", line, out);
         }

@@ -32,6 +32,7 @@ typedef struct apply_run {
     pb_journal *j;
     int begun;     /* a run is recorded in the journal */
     int committed; /* the merge committed */
+    int idle;      /* the bundle brings nothing home: no stop, no merge */
     int stopped;   /* we stopped Plex */
     double t_stop;
     int root_fd;

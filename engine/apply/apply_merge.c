@@ -19,6 +19,7 @@
 #include "apply_int.h"
 #include "plexburst/compat.h"
 #include "plexburst/plex.h"
+#include "ftsdefer.h"
 #include "policy.h"
 #include "probes.h"
 
@@ -180,6 +181,7 @@ static int merge_in_process(apply_run *x, const char *run_id)
     pb_pathmap *pm = NULL;
     pb_probes *probes = NULL;
     pb_merge_stats *stats = NULL;
+    pb_ftsdefer *fts = NULL;
 
     if (!(stats = calloc(1, sizeof(*stats))))
         return pb_error_set(err, PB_ENOMEM, "merge: out of memory");
@@ -213,14 +215,21 @@ static int merge_in_process(apply_run *x, const char *run_id)
         goto done;
     if ((error = load_policy(x, db, with_blobs, &pm, &pol, err)) < 0)
         goto done;
+    /* Plex's FTS triggers off on this connection, their work deferred to one statement per FTS
+     * table before COMMIT (the marker triggers above are TEMP: they still fire) */
     pb_merge_input inputs[2];
     size_t n = 0;
     if (x->out->bundle.has_cs_main)
         inputs[n++] = (pb_merge_input){"main", x->cs_main};
     if (with_blobs && x->out->bundle.has_cs_blobs)
         inputs[n++] = (pb_merge_input){"blobs", x->cs_blobs};
+    if ((error = pb_ftsdefer_new(&fts, db, inputs, n, err)) < 0 ||
+        (fts && (error = pb_ftsdefer_install(fts, db, err)) < 0))
+        goto done;
     if (n) {
         pb_merge_options mo = PB_MERGE_OPTIONS_INIT;
+        mo.sql_before_writes = fts ? pb_ftsdefer_before_sql(fts) : NULL;
+        mo.sql_before_commit = fts ? pb_ftsdefer_finish_sql(fts) : NULL;
         error = pb_merge_apply(db, inputs, n, pb_plex_policy_merge(pol), &mo, stats, err);
         x->out->rows = stats->total;
         if (error < 0)
@@ -230,10 +239,12 @@ static int merge_in_process(apply_run *x, const char *run_id)
     pb_journal__crash_point("committed");
 done:
     if (db) {
+        pb_ftsdefer_uninstall(fts, db);
         pb_probes__free(probes, db);
         sqlite3_commit_hook(db, NULL, NULL);
         sqlite3_close(db);
     }
+    pb_ftsdefer_free(fts);
     pb_plex_policy_free(pol);
     pb_pathmap_free(pm);
     free(stats);
@@ -351,6 +362,7 @@ static int merge_engine(apply_run *x, const char *run_id, const pb_merge_input *
     pb_pathmap *pm = NULL;
     pb_merge_stats *stats = NULL;
     char mode_main[16] = "", mode_blobs[16] = "", *marker = NULL;
+    pb_ftsdefer *fts = NULL;
 
     snprintf(x->script, sizeof(x->script), "%s/%s.merge.sql", x->work, run_id);
     snprintf(x->errlog, sizeof(x->errlog), "%s/%s.engine.log", x->work, run_id);
@@ -383,11 +395,20 @@ static int merge_engine(apply_run *x, const char *run_id, const pb_merge_input *
         error = pb_error_errno(err, "merge: cannot write %s", x->script);
         goto done;
     }
-    if ((error = script_prologue(x, f, with_blobs, run_id)) < 0)
+    if ((error = script_prologue(x, f, with_blobs, run_id)) < 0 ||
+        (error = pb_ftsdefer_new(&fts, db, inputs, n, err)) < 0)
         goto done;
+    /* the engine's connection: Plex's FTS triggers off, their work deferred (ftsdefer.h) */
+    if (fts &&
+        (fputs(pb_ftsdefer_script_switch(), f) < 0 || fputs(pb_ftsdefer_setup_sql(fts), f) < 0)) {
+        error = pb_error_errno(err, "merge: writing %s", x->script);
+        goto done;
+    }
     {
         pb_merge_options mo = PB_MERGE_OPTIONS_INIT;
         mo.script = f;
+        mo.sql_before_writes = fts ? pb_ftsdefer_before_sql(fts) : NULL;
+        mo.sql_before_commit = fts ? pb_ftsdefer_finish_sql(fts) : NULL;
         mo.script_before_commit = marker;
         error = pb_merge_apply(db, inputs, n, pb_plex_policy_merge(pol), &mo, stats, err);
         x->out->rows = stats->total;
@@ -416,6 +437,7 @@ done:
         fclose(f);
     sqlite3_close(db);
     sqlite3_free(marker);
+    pb_ftsdefer_free(fts);
     pb_plex_policy_free(pol);
     pb_pathmap_free(pm);
     free(stats);
@@ -432,6 +454,13 @@ int pb_apply__merge(apply_run *x)
     int with_blobs = x->out->bundle.has_blobs && x->has_live_blobs;
     pb_merge_input inputs[2];
     size_t n = 0;
+    if (x->idle) { /* nothing to write, Plex not stopped: the pair is left alone */
+        int error = pb_journal__set_merging(x->j, NULL, NULL, x->err);
+        if (error < 0)
+            return error;
+        x->committed = 1;
+        return 0;
+    }
     if (!x->use_engine)
         return merge_in_process(x, run_id);
     if (x->out->bundle.has_cs_main)

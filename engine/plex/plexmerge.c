@@ -30,6 +30,7 @@
 #include "backup.h"
 #include "clock.h"
 #include "guards.h"
+#include "ftsdefer.h"
 #include "plexengine.h"
 #include "policy.h"
 #include "report.h"
@@ -472,6 +473,7 @@ static int write_script(run *x, merge_call *m, int header, pb_error *err)
     const pb_plex_merge_options *o = x->o;
     sqlite3 *live = NULL;
     FILE *script = NULL;
+    pb_ftsdefer *fts = NULL;
     int error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 0, "home blobs", err);
     if (error)
         goto done;
@@ -483,11 +485,23 @@ static int write_script(run *x, merge_call *m, int header, pb_error *err)
         error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
         goto done;
     }
+    /* the engine's connection: Plex's FTS triggers off, their work deferred (ftsdefer.h) */
+    if (header && (error = pb_ftsdefer_new(&fts, live, m->inputs, m->ninputs, err)) != 0)
+        goto done;
+    if (fts && (fputs(pb_ftsdefer_script_switch(), script) < 0 ||
+                fputs(pb_ftsdefer_setup_sql(fts), script) < 0)) {
+        error = pb_error_errno(err, "merge: cannot write %s", x->script);
+        goto done;
+    }
     m->mo.script = script;
+    m->mo.sql_before_writes = fts ? pb_ftsdefer_before_sql(fts) : NULL;
+    m->mo.sql_before_commit = fts ? pb_ftsdefer_finish_sql(fts) : NULL;
     error = pb_merge_apply(live, m->inputs, m->ninputs, pb_plex_policy_merge(x->pol), &m->mo,
                            m->stats, err);
     m->mo.script = NULL;
+    m->mo.sql_before_writes = m->mo.sql_before_commit = NULL;
 done:
+    pb_ftsdefer_free(fts);
     sqlite3_close(live);
     if (script && fclose(script) != 0 && !error)
         error = pb_error_errno(err, "merge: cannot write %s", x->script);
@@ -499,10 +513,20 @@ static int merge_in_process(run *x, merge_call *m, pb_error *err)
 {
     const pb_plex_merge_options *o = x->o;
     sqlite3 *live = NULL;
+    pb_ftsdefer *fts = NULL;
     int error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 1, "home blobs", err);
-    if (!error)
+    /* Plex's FTS triggers off on this connection, their work deferred (ftsdefer.h) */
+    if (!error && (error = pb_ftsdefer_new(&fts, live, m->inputs, m->ninputs, err)) == 0 && fts)
+        error = pb_ftsdefer_install(fts, live, err);
+    if (!error) {
+        m->mo.sql_before_writes = fts ? pb_ftsdefer_before_sql(fts) : NULL;
+        m->mo.sql_before_commit = fts ? pb_ftsdefer_finish_sql(fts) : NULL;
         error = pb_merge_apply(live, m->inputs, m->ninputs, pb_plex_policy_merge(x->pol), &m->mo,
                                m->stats, err);
+        m->mo.sql_before_writes = m->mo.sql_before_commit = NULL;
+    }
+    pb_ftsdefer_uninstall(fts, live);
+    pb_ftsdefer_free(fts);
     sqlite3_close(live);
     return error;
 }

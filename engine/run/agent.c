@@ -374,6 +374,7 @@ int pb_agent_serve(const pb_agent_options *o, pb_error *err)
         error = pb_error_set(err, lerr.code, "%s", lerr.msg);
         goto done;
     }
+    pb_agent__discard(a, NULL); /* what earlier runs left in the trash, in the background */
     for (;;) {
         pb_frame f;
         json_decref(msg);
@@ -418,7 +419,7 @@ done:
     if (a->work[0] && error == 0) {
         char keep[PATH_MAX + 160];
         snprintf(keep, sizeof(keep), "%s/tmp", a->work);
-        pb_fs_rmtree(keep);
+        pb_agent__discard(a, keep); /* in the background: the next run never waits for it */
     }
     pb_pathmap_free(a->to_home);
     pb_pathmap_free(a->to_cloud);

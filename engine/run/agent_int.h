@@ -41,6 +41,9 @@ typedef struct agent {
 
 /** A LOG frame to the home (best effort). */
 void pb_agent__log(agent *a, const char *level, const char *fmt, ...) PB_PRINTF(3, 4);
+/* Moves `path` (NULL: none) into DIR/agent/trash and empties the trash in the background
+ * (agent_prepare.c): no run waits for a deletion. */
+void pb_agent__discard(agent *a, const char *path);
 /** Sends the step's RESULT (`o` is consumed; NULL: out of memory). */
 int pb_agent__result(agent *a, json_t *o, pb_error *err);
 /** PREPARE (agent_prepare.c): 0, 1 when answered with an ERROR frame, or a failure. */

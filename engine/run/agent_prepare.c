@@ -102,31 +102,52 @@ static int load_pathmaps(agent *a, json_t *pm, pb_error *err)
     return error;
 }
 
-/* Moves `path` out of the way at once (into DIR/agent/trash) and deletes it in a detached
- * background process: a whole tree takes seconds to delete and nothing waits for it. */
-static void discard_dir(agent *a, const char *path)
+/* Deletes every entry of `trash` (what this run and any earlier one left there: a deleter
+ * killed by a reboot leaves its tree behind), then the dir itself when it is empty. */
+static void empty_trash(const char *trash)
+{
+    DIR *d = opendir(trash);
+    struct dirent *e;
+    char p[PATH_MAX + 300];
+    while (d && (e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(p, sizeof(p), "%s/%s", trash, e->d_name);
+        pb_fs_rmtree(p);
+    }
+    if (d)
+        closedir(d);
+    rmdir(trash); /* when nothing else waits there */
+}
+
+/* Moves `path` (when given and present) out of the way at once, into DIR/agent/trash, and empties
+ * the trash in a detached background process that holds none of the agent's descriptors (the
+ * agent lock among them): a whole tree takes minutes to delete and no run waits for it. */
+void pb_agent__discard(agent *a, const char *path)
 {
     char trash[PATH_MAX + 32], dst[PATH_MAX + 96];
     static unsigned seq;
     snprintf(trash, sizeof(trash), "%s/trash", a->state);
-    if (!pb_fs_exists(path))
+    int have = path && pb_fs_exists(path);
+    if (!have && !pb_fs_exists(trash))
         return;
-    pb_error e = PB_ERROR_INIT;
-    if (pb_fs_mkdirs(trash, 0700, &e) < 0) {
-        pb_fs_rmtree(path);
-        return;
-    }
-    snprintf(dst, sizeof(dst), "%s/%ld-%u-%ld", trash, (long)getpid(), seq++, (long)time(NULL));
-    if (rename(path, dst) != 0) {
-        pb_fs_rmtree(path);
-        return;
+    if (have) {
+        pb_error e = PB_ERROR_INIT;
+        if (pb_fs_mkdirs(trash, 0700, &e) < 0) {
+            pb_fs_rmtree(path);
+            return;
+        }
+        snprintf(dst, sizeof(dst), "%s/%ld-%u-%ld", trash, (long)getpid(), seq++, (long)time(NULL));
+        if (rename(path, dst) != 0) {
+            pb_fs_rmtree(path);
+            return;
+        }
     }
     pid_t pid = fork();
     if (pid == 0) {
         if (fork() == 0) {
-            pb_proc_detach(NULL, 0); /* holds none of the agent's pipes */
-            pb_fs_rmtree(dst);
-            rmdir(trash); /* when nothing else waits there */
+            pb_proc_detach(NULL, 0); /* holds none of the agent's pipes nor its lock */
+            empty_trash(trash);
             _exit(0);
         }
         _exit(0);
@@ -135,7 +156,7 @@ static void discard_dir(agent *a, const char *path)
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
             ;
     else
-        pb_fs_rmtree(dst);
+        empty_trash(trash);
 }
 
 /* 1 when `path` is a directory with no entries. */
@@ -173,7 +194,7 @@ static int fresh_plex(agent *a, pb_error *err)
                                 "%s is not the agent's (no " PB_AGENT_PLEX_MARKER
                                 " marker): move it away or use another cloud dir",
                                 a->plex);
-        discard_dir(a, a->plex);
+        pb_agent__discard(a, a->plex);
     }
     if ((error = pb_fs_mkdirs(a->plex, 0700, err)) < 0)
         return error;
@@ -412,7 +433,7 @@ int pb_agent__prepare(agent *a, json_t *msg, pb_error *err)
         return error;
 
     /* a fresh work dir for this run (older ones go) */
-    discard_dir(a, wroot);
+    pb_agent__discard(a, wroot);
     if ((error = pb_fs_mkdirs(a->work, 0700, err)) < 0)
         return error;
     pb_runner_forget(a->state, on_stopping, a);

@@ -227,14 +227,27 @@ typedef struct pb_merge_options {
      */
     void (*after_write)(uint64_t writes, void *payload);
     void *write_payload;
+    /**
+     * Version 4, optional: SQL run inside the merge's transaction just before its COMMIT when
+     * the merge writes at least one row or sql_before_writes is set (in-process: executed, a
+     * failure aborts the merge; script mode: written before script_before_commit). E.g. deferred
+     * index maintenance. NULL for none. Complete statements ending with a newline.
+     */
+    const char *sql_before_commit;
+    /**
+     * Version 4, optional: SQL run inside the merge's transaction before its first write
+     * (in-process: executed; script mode: written right after BEGIN IMMEDIATE). NULL for none.
+     */
+    const char *sql_before_writes;
 } pb_merge_options;
 
-/* Version 2 added script_before_commit, version 3 after_write; older structures (without them)
- * are still accepted. */
-#define PB_MERGE_OPTIONS_VERSION 3
+/* Version 2 added script_before_commit, version 3 after_write, version 4 sql_before_commit and
+ * sql_before_writes;
+ * older structures (without them) are still accepted. */
+#define PB_MERGE_OPTIONS_VERSION 4
 #define PB_MERGE_OPTIONS_INIT                                                                      \
     {                                                                                              \
-        PB_MERGE_OPTIONS_VERSION, 0, 30000, NULL, NULL, NULL, NULL, NULL, NULL                     \
+        PB_MERGE_OPTIONS_VERSION, 0, 30000, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL         \
     }
 
 /** Sets `*opts` to PB_MERGE_OPTIONS_INIT. */
