@@ -61,6 +61,7 @@ libssh2-1 (>= 1.2.8), libssl3 (>= 3.0.0), libxxhash0 (>= 0.8.0), libyaml-0-2, li
 # https to S3 and Scaleway; rclone and fuse3 mount the media for the cloud's Plex
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "ca-certificates")
 set(CPACK_DEBIAN_PACKAGE_SUGGESTS "rclone, fuse3, sudo")
-set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/debian/conffiles)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA ${PROJECT_SOURCE_DIR}/packaging/debian/conffiles
+    ${PROJECT_SOURCE_DIR}/packaging/debian/postinst)
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 include(CPack)

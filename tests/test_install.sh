@@ -37,6 +37,11 @@ done
 extra=$(cd "$root" && find . -type f | grep -E 'mkplex|test_|plexcompat|fuzz|bench' || true)
 [ -z "$extra" ] || fail "tools that must not be installed: $extra"
 dpkg-deb -I "$deb" conffiles | grep -qx /etc/plexburst/plexburst.env || fail "not a conffile"
+# the postinst gives the file to the group plex (the service user reads it): run it on a copy
+dpkg-deb -e "$deb" "$tmp/control"
+[ -x "$tmp/control/postinst" ] || fail "no executable postinst"
+sh -n "$tmp/control/postinst" || fail "postinst does not parse"
+grep -q 'chgrp plex' "$tmp/control/postinst" || fail "postinst does not give the file to plex"
 # every setting is in the example configuration, commented out (nothing is set by default)
 grep -v '^#' "$root/etc/plexburst/plexburst.env" | grep -q . && fail "plexburst.env sets a value"
 for s in PLEXBURST_PLEX_DIR PLEXBURST_RUNNER PLEXBURST_PLEX_STOP_CMD PLEXBURST_S3_SECRET_KEY; do

@@ -19,7 +19,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 svc=$S/packaging/systemd/plexburst-sync.service
 tmr=$S/packaging/systemd/plexburst-sync.timer
 for kv in Type=oneshot EnvironmentFile=/etc/plexburst/plexburst.env \
-  'ExecStart=/usr/bin/plexburst sync' IOSchedulingClass=idle CPUSchedulingPolicy=batch \
+  'ExecStart=/usr/bin/plexburst sync --quiet' IOSchedulingClass=idle CPUSchedulingPolicy=batch \
   KillSignal=SIGTERM KillMode=mixed TimeoutStopSec= Nice=; do
   grep -q "^$kv" "$svc" || fail "the service lacks $kv"
 done

@@ -348,6 +348,11 @@ static int load_file(pb_config *c, pb_config_layer layer, int optional, pb_error
         }
         if (errno == ENOENT)
             return pb_error_set(err, PB_ENOTFOUND, "config: no file %s", path);
+        if (errno == EACCES) /* it holds keys: root only, or root and Plex's group */
+            return pb_error_errno(err,
+                                  "config: cannot read %s (let this user's group read it: chgrp "
+                                  "GROUP %s && chmod 640 %s)",
+                                  path, path, path);
         return pb_error_errno(err, "config: cannot read %s", path);
     }
     if (!(val = malloc(8192))) {
