@@ -87,7 +87,8 @@ json_t *scwt_run(const char *mode, const char *runner, const char *env, int *rc)
     snprintf(cmd, sizeof(cmd),
              "cd '%s' && %s '%s' %s --plex-dir '%s' --cloud scaleway --store '%s/store' --runner "
              "\"'%s' %s\" --json 2>>'%s/stderr.log'",
-             scwt_dir, env ? env : "", scwt_pb, mode, scwt_home, scwt_dir, scwt_mk, runner, scwt_dir);
+             scwt_dir, env ? env : "", scwt_pb, mode, scwt_home, scwt_dir, scwt_mk, runner,
+             scwt_dir);
     *rc = tu_sh_out(scwt_out, SCWT_OUTCAP, "%s", cmd);
     json_error_t je;
     return json_loads(scwt_out, 0, &je);
@@ -161,7 +162,8 @@ void scwt_assert_home_is_oracle(void)
     assert_int_equal(bad, 0);
 }
 
-/* The scwt_run's reported cost equals the stand-in's billing of its server within a second's price. */
+/* The scwt_run's reported cost equals the stand-in's billing of its server within a second's price.
+ */
 void scwt_assert_cost(json_t *j)
 {
     json_t *cl = json_object_get(j, "cloud");

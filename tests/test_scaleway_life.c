@@ -69,8 +69,7 @@ static void test_instance_choice(void **state)
     refused(tiny, "--profile lite --instance-type GP1-S", "GP1-S", "GP1-S");
     refused("PLEXBURST_MAX_COST=0.0001 PLEXBURST_SCW_TYPE=DEV1-S", "--instance-type DEV1-M",
             "DEV1-M", "DEV1-M"); /* the option wins over the setting */
-    refused("", "--profile giant", "--profile: expected lite, standard, power or superpower",
-            NULL);
+    refused("", "--profile giant", "--profile: expected lite, standard, power or superpower", NULL);
     /* another cloud refuses them */
     int rc = tu_sh_out(scwt_out, SCWT_OUTCAP,
                        "'%s' sync --plex-dir '%s' --cloud local --instance-type GP1-S --runner "
@@ -178,9 +177,8 @@ static void test_resume(void **state)
 static void test_ctrl_c_each_step(void **state)
 {
     (void)state;
-    static const char *const steps[] = {"list_servers", "availability", "products",
-                                        "create",       "user_data",    "poweron",
-                                        "get_server",   "terminate"};
+    static const char *const steps[] = {"list_servers", "availability", "products",   "create",
+                                        "user_data",    "poweron",      "get_server", "terminate"};
     char bg[4300];
     snprintf(bg, sizeof(bg), "%s/bg.log", scwt_dir);
     for (size_t i = 0; i < sizeof(steps) / sizeof(*steps); i++) {
