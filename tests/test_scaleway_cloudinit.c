@@ -25,13 +25,9 @@ static void check(const char *secret)
     snprintf(key, sizeof(key), "%s/client_ed25519", dir);
     snprintf(file, sizeof(file), "%s/user-data.yaml", dir);
     assert_int_equal(pb_scw_keys_generate(&k, key, "20261207-120000-abcd", &err), 0);
-    pb_scw_userdata u = {&k,
-                         "20261207-120000-abcd",
-                         "/var/lib/plexburst",
-                         12,
-                         secret,
-                         "https://api.scaleway.com",
-                         "fr-par-2"};
+    pb_scw_userdata u = {
+        &k,     "20261207-120000-abcd",     "/var/lib/plexburst", 12,
+        secret, "https://api.scaleway.com", "fr-par-2",           "1.40.0.7998-c29d4c0c8"};
     char *ud = pb_scw_userdata_build(&u);
     assert_non_null(ud);
     FILE *f = fopen(file, "w");

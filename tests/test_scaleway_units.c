@@ -153,8 +153,8 @@ static void test_keys_and_user_data(void **state)
     assert_non_null(strstr(k.host_public, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA"));
     assert_int_equal(strncmp(k.host_pin, "SHA256:", 7), 0);
     assert_int_equal(strlen(k.host_pin), 7 + 43);
-    pb_scw_userdata u = {&k,        "run1", "/var/lib/plexburst", 2.5, NULL, "https://api.example",
-                         "fr-par-1"};
+    pb_scw_userdata u = {&k,         "run1", "/var/lib/plexburst", 2.5, NULL, "https://api.example",
+                         "fr-par-1", NULL};
     char *ud = pb_scw_userdata_build(&u);
     assert_non_null(ud);
     assert_int_equal(strncmp(ud, "#cloud-config\n", 14), 0);
@@ -203,11 +203,77 @@ static void test_keys_and_user_data(void **state)
     tu_sh("rm -rf '%s'", dir);
 }
 
+/* The plex runner's default start: the user data pulls plexinc/pms-docker at the home's
+ * version; no version, or one that is not a plain tag, pulls nothing. */
+static void test_user_data_plex_image(void **state)
+{
+    (void)state;
+    pb_scw_keys k;
+    pb_error err = PB_ERROR_INIT;
+    char path[4300];
+    snprintf(dir, sizeof(dir), "%s", tu_tmpdir("scwi"));
+    snprintf(path, sizeof(path), "%s/client_ed25519", dir);
+    assert_int_equal(pb_scw_keys_generate(&k, path, "run2", &err), 0);
+    pb_scw_userdata u = {&k,
+                         "run2",
+                         "/var/lib/plexburst",
+                         2,
+                         NULL,
+                         "https://api.example",
+                         "fr-par-1",
+                         "1.40.2.8395-c67dce28e"};
+    char *ud = pb_scw_userdata_build(&u);
+    assert_non_null(ud);
+    assert_non_null(strstr(ud, "  - [docker, pull, 'plexinc/pms-docker:1.40.2.8395-c67dce28e']\n"));
+    /* still YAML, the pull is runcmd's last item */
+    yaml_parser_t p;
+    yaml_document_t d;
+    assert_true(yaml_parser_initialize(&p));
+    yaml_parser_set_input_string(&p, (const unsigned char *)ud, strlen(ud));
+    assert_true(yaml_parser_load(&p, &d));
+    yaml_node_t *root = yaml_document_get_root_node(&d), *run = NULL;
+    for (yaml_node_pair_t *q = root->data.mapping.pairs.start; q < root->data.mapping.pairs.top;
+         q++) {
+        yaml_node_t *key = yaml_document_get_node(&d, q->key);
+        if (!strcmp((const char *)key->data.scalar.value, "runcmd"))
+            run = yaml_document_get_node(&d, q->value);
+    }
+    assert_non_null(run);
+    assert_int_equal(run->type, YAML_SEQUENCE_NODE);
+    yaml_node_t *last = yaml_document_get_node(&d, run->data.sequence.items.top[-1]);
+    assert_int_equal(last->type, YAML_SEQUENCE_NODE);
+    assert_int_equal(last->data.sequence.items.top - last->data.sequence.items.start, 3);
+    yaml_node_t *img = yaml_document_get_node(&d, last->data.sequence.items.start[2]);
+    assert_string_equal((const char *)img->data.scalar.value,
+                        "plexinc/pms-docker:1.40.2.8395-c67dce28e");
+    yaml_document_delete(&d);
+    yaml_parser_delete(&p);
+    free(ud);
+    /* a version that is not a tag never reaches the YAML */
+    const char *bad[] = {"1.0'; rm -rf /", "1.0\n- x", "", "1.0 2", "a/b", "1.0:x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        assert_false(pb_scw_version_ok(bad[i]));
+        u.plex_version = bad[i];
+        ud = pb_scw_userdata_build(&u);
+        assert_non_null(ud);
+        assert_null(strstr(ud, "docker, pull"));
+        free(ud);
+    }
+    u.plex_version = NULL;
+    ud = pb_scw_userdata_build(&u);
+    assert_null(strstr(ud, "pms-docker"));
+    free(ud);
+    assert_true(pb_scw_version_ok("1.41.0.8992-8463ad060"));
+    pb_scw_keys_wipe(&k);
+    tu_sh("rm -rf '%s'", dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_account),
         cmocka_unit_test(test_keys_and_user_data),
+        cmocka_unit_test(test_user_data_plex_image),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

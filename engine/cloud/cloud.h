@@ -44,13 +44,16 @@ typedef struct pb_cloud_options {
     /* the instance of a cloud that creates one (scaleway: --instance-type, --profile; NULL: the
      * settings PLEXBURST_SCW_TYPE, PLEXBURST_SCW_PROFILE); refused by the other clouds */
     const char *instance_type, *profile;
+    /* the run's runner (NULL: unknown); scaleway: "plex" with the default start pre-pulls the
+     * Plex image at the home's version in the user data */
+    const char *runner;
 } pb_cloud_options;
 
 #define PB_CLOUD_OPTIONS_VERSION 1
 #define PB_CLOUD_OPTIONS_INIT                                                                      \
     {                                                                                              \
         PB_CLOUD_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,      \
-            NULL, NULL, NULL                                                                       \
+            NULL, NULL, NULL, NULL                                                                 \
     }
 void pb_cloud_options_init(pb_cloud_options *o);
 

@@ -32,6 +32,7 @@
 #include "cloud.h"
 #include "cloud_scaleway.h"
 #include "fs.h"
+#include "runner.h"
 
 typedef struct scw {
     pb_scw_account acct;
@@ -601,6 +602,32 @@ static int reach_ssh(pb_cloud *c, scw *s, pb_error *err)
     return 0;
 }
 
+/* The Plex version whose image the user data pre-pulls: for the plex runner with the default
+ * start (or one using the same image), the home's (PLEXBURST_PLEX_VERSION, else the home
+ * server's /identity, as the RUN message will send it). 0 and an empty `out`: none. */
+static void prepull_version(pb_cloud *c, char *out, size_t cap)
+{
+    out[0] = '\0';
+    const char *start = setting(c, "PLEXBURST_CLOUD_PLEX_START");
+    if (!c->o.runner || strcmp(c->o.runner, "plex") != 0 ||
+        (start && *start && !strstr(start, "plexinc/pms-docker:{version}")))
+        return;
+    const char *v = setting(c, "PLEXBURST_PLEX_VERSION");
+    pb_error e = PB_ERROR_INIT;
+    if (v && *v)
+        snprintf(out, cap, "%s", v);
+    else if (pb_runner_plex_version_of(out, cap, setting(c, "PLEXBURST_PLEX_URL"), &e) != 0) {
+        out[0] = '\0';
+        pb_cloud__log(c, "warn", "⚠️ the Plex image is not pre-pulled: %s", e.msg);
+        return;
+    }
+    if (!pb_scw_version_ok(out)) {
+        pb_cloud__log(c, "warn",
+                      "⚠️ the Plex image is not pre-pulled: the version is not a tag");
+        out[0] = '\0';
+    }
+}
+
 /* Keys -> create (stopped) -> user data -> poweron -> running with an IP. */
 static int bring_up(pb_cloud *c, scw *s, pb_error *err)
 {
@@ -626,8 +653,14 @@ static int bring_up(pb_cloud *c, scw *s, pb_error *err)
                          s->max_hours,
                          s->sd_secret[0] ? s->sd_secret : NULL,
                          s->acct.api_url,
-                         s->run.zone};
-    step(c, ST_USERDATA, "SSH keys, packages, the self-destruct timer");
+                         s->run.zone,
+                         NULL};
+    char version[128];
+    prepull_version(c, version, sizeof(version));
+    u.plex_version = version[0] ? version : NULL;
+    step(c, ST_USERDATA,
+         version[0] ? "SSH keys, packages, the self-destruct timer, the Plex image"
+                    : "SSH keys, packages, the self-destruct timer");
     char *ud = pb_scw_userdata_build(&u);
     if (!ud)
         return pb_error_set(err, PB_ENOMEM, "out of memory (user data)");

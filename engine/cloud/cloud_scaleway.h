@@ -134,7 +134,11 @@ typedef struct pb_scw_userdata {
     double max_hours;
     const char *selfdestruct_secret; /* NULL: no API self-destruct */
     const char *api_url, *zone;
+    const char *plex_version; /* NULL: no Plex image pre-pulled (else it must pass the check) */
 } pb_scw_userdata;
+
+/** Non-zero when `v` may go into the user data as an image tag: [0-9A-Za-z.-]+, at most 64. */
+int pb_scw_version_ok(const char *v);
 
 /** The #cloud-config text (malloc'd; holds private keys: the caller wipes and frees it). */
 char *pb_scw_userdata_build(const pb_scw_userdata *u);

@@ -5,8 +5,9 @@
  * ("openssh-key-v1", unencrypted: the host key only travels in the user data, the client key is a
  * 0600 file of the run's state dir, deleted with the run), and the SSH transport pins the host
  * key's SHA256 fingerprint. The user data installs both (cloud-init cc_ssh ssh_keys, root's
- * ssh_authorized_keys), the packages the cloud side needs, and the self-destruct timer
- * (docs/scaleway.md "Self-destruct").
+ * ssh_authorized_keys), the packages the cloud side needs, the self-destruct timer
+ * (docs/scaleway.md "Self-destruct") and, for the plex runner's default start, the Plex image
+ * pulled at the home's version while the run still sets up (docs/plex-runner.md).
  * Role: engine/cloud. Prerequisites: OpenSSL libcrypto (EVP ed25519, SHA-256, base64), base/buf.h.
  */
 #include <openssl/evp.h>
@@ -139,6 +140,18 @@ void pb_scw_keys_wipe(pb_scw_keys *k)
         OPENSSL_cleanse(k->host_private, sizeof(k->host_private));
 }
 
+int pb_scw_version_ok(const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    if (n == 0 || n > 64)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((v[i] >= '0' && v[i] <= '9') || (v[i] >= 'A' && v[i] <= 'Z') ||
+              (v[i] >= 'a' && v[i] <= 'z') || v[i] == '.' || v[i] == '-'))
+            return 0;
+    return 1;
+}
+
 char *pb_scw_userdata_build(const pb_scw_userdata *u)
 {
     pb_error e = PB_ERROR_INIT;
@@ -223,6 +236,9 @@ char *pb_scw_userdata_build(const pb_scw_userdata *u)
                   "  - [systemctl, daemon-reload]\n"
                   "  - [systemctl, enable, --now, plexburst-selfdestruct.timer]\n",
                   minutes, u->workdir);
+    /* last, so that a failed pull delays nothing else; the start pulls it again if need be */
+    if (u->plex_version && pb_scw_version_ok(u->plex_version))
+        pb_buf_printf(&b, &e, "  - [docker, pull, 'plexinc/pms-docker:%s']\n", u->plex_version);
     if (e.code) {
         pb_buf_dispose(&b);
         return NULL;

@@ -221,6 +221,7 @@ static int open_cloud(rx *x)
     co.run_id = x->r->run_id;
     co.instance_type = x->o->instance_type;
     co.profile = x->o->profile;
+    co.runner = x->set.runner;
     return pb_cloud_open(&x->cloud, &co, x->err);
 }
 
