@@ -19,7 +19,7 @@
 
 #include "testutil.h"
 
-#define OUTCAP (4 << 20)
+#define OUTCAP     (4 << 20)
 #define RSS_CAP_KB (64 * 1024)
 
 static char pb[4096], mk[4096], dir[4096], home[4200], ctl[4200];
@@ -120,8 +120,8 @@ static void test_back_to_back(void **state)
     assert_int_equal(ctl_lines("start"), 1);
 
     /* what a deleter killed by a reboot leaves in the agent's trash: the next agent empties it */
-    assert_int_equal(tu_sh("mkdir -p '%s/1-0-0/a/b' && touch '%s/1-0-0/a/b/f' '%s/1-0-0/g'",
-                           trash, trash, trash),
+    assert_int_equal(tu_sh("mkdir -p '%s/1-0-0/a/b' && touch '%s/1-0-0/a/b/f' '%s/1-0-0/g'", trash,
+                           trash, trash),
                      0);
 
     /* right after: not refused (the previous agent's cleanup holds no lock) */
