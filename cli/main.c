@@ -7,6 +7,9 @@
  */
 #include <stdio.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "cli.h"
 #include "plexburst/versions.h"
@@ -73,6 +76,12 @@ static int cmd_help(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+#ifdef __GLIBC__
+    /* large buffers (zstd windows and contexts) go back to the system when freed: a fixed mmap
+     * threshold stops glibc from raising it at the first free, which kept each phase's buffers
+     * in the heap after the phase (home peak RSS of a sync at medium: 61 MB -> 44 MB) */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
     if (argc < 2) {
         cmd_help(0, NULL);
         return CLI_EXIT_USAGE;
