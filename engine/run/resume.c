@@ -255,7 +255,7 @@ void pb_run__end_work(rx *x)
     pb_run__cur_clear(x);
     if (!x->o->keep_work)
         pb_fs_rmtree(x->work);
-    pb_run__prune_records(x->state, 30);
+    pb_run__prune_records(x->state, PB_STATUS_MAX_RUNS);
 }
 
 /* ---------------------------------------------------------------------------------------- */
