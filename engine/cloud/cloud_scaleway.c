@@ -625,7 +625,10 @@ static void prepull_version(pb_cloud *c, char *out, size_t cap)
         pb_cloud__log(c, "warn",
                       "⚠️ the Plex image is not pre-pulled: the version is not a tag");
         out[0] = '\0';
+        return;
     }
+    /* asked once: the runner's settings sent to the agent read it from here */
+    setenv("PLEXBURST_PLEX_VERSION", out, 0);
 }
 
 /* Keys -> create (stopped) -> user data -> poweron -> running with an IP. */
