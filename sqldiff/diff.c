@@ -483,6 +483,13 @@ static int tdiff_account(pb_diff_stats *stats, const tdiff *d, const pb_diff_opt
     return 0;
 }
 
+static int open_side(side *s, int packed, int ncol, int threaded, pb_error *err)
+{
+    if (packed)
+        return pb_rowsrc__open_packed(&s->src, s->st, ncol, threaded, err);
+    return pb_rowsrc__open(&s->src, s->st, ncol, 1, threaded, err);
+}
+
 static int diff_table(pb_diff_stats *stats, pb_outbuf *o, const pb_table *t, sqlite3 *dbb,
                       sqlite3 *dbt, unsigned flags, const pb_diff_options *opts, pb_error *err)
 {
@@ -500,8 +507,9 @@ static int diff_table(pb_diff_stats *stats, pb_outbuf *o, const pb_table *t, sql
     if ((error = tdiff_init(&d, o, t, dbb, dbt, flags, err)) < 0)
         goto done;
     int order = d.has_pk ? PB_ORDER_PK : PB_ORDER_ALL;
-    if ((error = pb_tables__select(&a.st, dbb, t, order, err)) < 0 ||
-        (error = pb_tables__select(&b.st, dbt, t, order, err)) < 0)
+    int pa = 0, pb = 0;
+    if ((error = pb_tables__select_packed(&a.st, &pa, dbb, t, order, err)) < 0 ||
+        (error = pb_tables__select_packed(&b.st, &pb, dbt, t, order, err)) < 0)
         goto done;
     /* Multisets take two passes, so that all their DELETEs precede all their INSERTs. */
     for (int pass = 0; pass < (d.has_pk ? 1 : 2) && !error; pass++) {
@@ -511,8 +519,8 @@ static int diff_table(pb_diff_stats *stats, pb_outbuf *o, const pb_table *t, sql
             sqlite3_reset(a.st);
             sqlite3_reset(b.st);
         }
-        if ((error = pb_rowsrc__open(&a.src, a.st, d.ncol, 1, threaded, err)) < 0 ||
-            (error = pb_rowsrc__open(&b.src, b.st, d.ncol, 1, threaded, err)) < 0 ||
+        if ((error = open_side(&a, pa, d.ncol, threaded, err)) < 0 ||
+            (error = open_side(&b, pb, d.ncol, threaded, err)) < 0 ||
             (error = pb_rowsrc__next(&a.src, err)) < 0 ||
             (error = pb_rowsrc__next(&b.src, err)) < 0)
             goto done;

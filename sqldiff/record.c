@@ -207,7 +207,10 @@ void pb_rbuf__dispose(pb_rbuf *b)
     b->n = b->cap = 0;
 }
 
-int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_error *err)
+/* The encoder behind pb_rec__append_row and the row function: field i is argv[i] when argv is
+ * set (the function's arguments), else the statement's column i. */
+static inline int append_fields(pb_rbuf *b, sqlite3_stmt *st, sqlite3_value **argv, int ncol,
+                                pb_error *err)
 {
     int error;
     size_t hdr = PB_ROW_HDR(ncol), pad = (4 - (b->n & 3)) & 3;
@@ -223,7 +226,7 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_e
     uint8_t *p = b->p + start;
     uint32_t *off = (uint32_t *)(void *)(b->p + hpos);
     for (int i = 0; i < ncol; i++) {
-        sqlite3_value *v = sqlite3_column_value(st, i);
+        sqlite3_value *v = argv ? argv[i] : sqlite3_column_value(st, i);
         int type = sqlite3_value_type(v);
         off[i] = (uint32_t)(p - (b->p + start));
         if (type == SQLITE_INTEGER) {
@@ -267,6 +270,85 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_e
     }
     b->n = (size_t)(p - b->p);
     off[ncol] = (uint32_t)(b->n - start);
+    return 0;
+}
+
+int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_error *err)
+{
+    (void)utf8_db;
+    return append_fields(b, st, NULL, ncol, err);
+}
+
+/* ---- the row function ----------------------------------------------------------------------
+ * PB_REC_ROW_FN(c1, ..., cn) returns the row in the pb_rec__append_row layout (offsets, then
+ * the fields) as one blob that points into the function's scratch buffer (SQLITE_STATIC: valid
+ * until the next call, which is the next step). Reading a row then costs one call into SQLite
+ * instead of several per column (each takes and leaves the connection's mutex). */
+
+typedef struct rowfn {
+    pb_rbuf b;
+} rowfn;
+
+static void rowfn_call(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    rowfn *f = sqlite3_user_data(ctx);
+    pb_error e = PB_ERROR_INIT;
+    if (f->b.cap > (size_t)1 << 20) /* grown for a huge row: give the memory back */
+        pb_rbuf__dispose(&f->b);
+    f->b.n = 0;
+    if (argc < 1 || append_fields(&f->b, NULL, argv, argc, &e) < 0) {
+        if (e.code == PB_ENOMEM)
+            sqlite3_result_error_nomem(ctx);
+        else
+            sqlite3_result_error(ctx, argc < 1 ? "sqldiff: row function without columns" : e.msg,
+                                 -1);
+        return;
+    }
+    if (f->b.n > (size_t)INT32_MAX) {
+        sqlite3_result_error_toobig(ctx);
+        return;
+    }
+    sqlite3_result_blob(ctx, f->b.p, (int)f->b.n, SQLITE_STATIC);
+}
+
+static void rowfn_destroy(void *p)
+{
+    rowfn *f = p;
+    if (f) {
+        pb_rbuf__dispose(&f->b);
+        free(f);
+    }
+}
+
+int pb_rec__register(sqlite3 *db, pb_error *err)
+{
+    rowfn *f = calloc(1, sizeof(*f));
+    if (!f)
+        return pb_error_set(err, PB_ENOMEM, "sqldiff: out of memory");
+    /* On failure SQLite calls rowfn_destroy itself. */
+    int rc = sqlite3_create_function_v2(db, PB_REC_ROW_FN, -1, SQLITE_UTF8 | SQLITE_DIRECTONLY, f,
+                                        rowfn_call, NULL, NULL, rowfn_destroy);
+    if (rc != SQLITE_OK)
+        return pb_error_setd(err, PB_ESQLITE, rc, "sqldiff: cannot register %s: %s", PB_REC_ROW_FN,
+                             sqlite3_errmsg(db));
+    return 0;
+}
+
+int pb_rec__take_packed(pb_rbuf *b, sqlite3_stmt *st, int ncol, pb_error *err)
+{
+    const uint8_t *z = sqlite3_column_blob(st, 0);
+    size_t n = (size_t)sqlite3_column_bytes(st, 0), hdr = PB_ROW_HDR(ncol);
+    uint32_t len;
+    if (!z || n < hdr || (memcpy(&len, z + hdr - 4, 4), (size_t)len != n - hdr))
+        return pb_error_set(err, PB_ECORRUPT, "sqldiff: %s returned a malformed row",
+                            PB_REC_ROW_FN);
+    size_t pad = (4 - (b->n & 3)) & 3;
+    int error = pb_rbuf__reserve(b, pad + n, err);
+    if (error < 0)
+        return error;
+    memset(b->p + b->n, 0, pad);
+    memcpy(b->p + b->n + pad, z, n);
+    b->n += pad + n;
     return 0;
 }
 

@@ -22,6 +22,14 @@ static void set_reader_error(pb_rowsrc *s, int code, const char *msg)
     snprintf(s->msg, sizeof(s->msg), "%s", msg);
 }
 
+/* Appends the statement's current row to `b`. */
+static inline int append(pb_rowsrc *s, pb_rbuf *b, pb_error *err)
+{
+    if (s->packed)
+        return pb_rec__take_packed(b, s->st, s->ncol, err);
+    return pb_rec__append_row(b, s->st, s->ncol, s->utf8_db, err);
+}
+
 /* Fills one batch; returns 1 when the statement is exhausted or failed. */
 static int fill_batch(pb_rowsrc *s, pb_batch *bt)
 {
@@ -33,7 +41,7 @@ static int fill_batch(pb_rowsrc *s, pb_batch *bt)
         int rc = sqlite3_step(s->st);
         if (rc == SQLITE_ROW) {
             pb_error e = PB_ERROR_INIT;
-            if (pb_rec__append_row(&bt->b, s->st, s->ncol, s->utf8_db, &e) < 0) {
+            if (append(s, &bt->b, &e) < 0) {
                 set_reader_error(s, e.code, e.msg);
                 return 1;
             }
@@ -77,13 +85,14 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int utf8_db, int threaded,
+static int open_src(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int utf8_db, int packed, int threaded,
                     pb_error *err)
 {
     memset(s, 0, sizeof(*s));
     s->st = st;
     s->ncol = ncol;
     s->utf8_db = utf8_db;
+    s->packed = packed;
     s->threaded = threaded;
     if (!threaded)
         return 0;
@@ -102,6 +111,17 @@ int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int utf8_db, int t
     }
     s->started = 1;
     return 0;
+}
+
+int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int utf8_db, int threaded,
+                    pb_error *err)
+{
+    return open_src(s, st, ncol, utf8_db, 0, threaded, err);
+}
+
+int pb_rowsrc__open_packed(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int threaded, pb_error *err)
+{
+    return open_src(s, st, ncol, 1, 1, threaded, err);
 }
 
 static int reader_failed(pb_rowsrc *s, pb_error *err)
@@ -139,7 +159,7 @@ int pb_rowsrc__next(pb_rowsrc *s, pb_error *err)
         if (bt->b.cap > 4 * PB_BATCH_TARGET)
             pb_rbuf__dispose(&bt->b);
         bt->b.n = 0;
-        int error = pb_rec__append_row(&bt->b, s->st, s->ncol, s->utf8_db, err);
+        int error = append(s, &bt->b, err);
         if (error < 0)
             return error;
         s->pos = 0;

@@ -23,6 +23,7 @@ typedef struct pb_rowsrc {
     int ncol;
     int threaded;
     int utf8_db; /* see pb_rec__append_row */
+    int packed;  /* st's one result column is PB_REC_ROW_FN over ncol columns */
     /* current row, valid until the next pb_rowsrc__next */
     pb_row row;
     int eof;
@@ -51,6 +52,9 @@ typedef struct pb_rowsrc {
 /** Starts reading `st` (`ncol` result columns) of a DB in UTF-8 (`utf8_db`) or not. */
 int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int utf8_db, int threaded,
                     pb_error *err);
+
+/** The same for a statement whose one result column is PB_REC_ROW_FN over `ncol` columns. */
+int pb_rowsrc__open_packed(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int threaded, pb_error *err);
 
 /** Moves to the next row (s->row), or sets s->eof. */
 int pb_rowsrc__next(pb_rowsrc *s, pb_error *err);

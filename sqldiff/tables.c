@@ -17,10 +17,11 @@
 #include <strings.h>
 
 #include "fs.h"
+#include "record.h"
 #include "tables.h"
 
 /* Page cache of each read-only connection: the scans are sequential, so a small cache does. */
-#define PB_READ_CACHE_KIB 8192
+#define PB_READ_CACHE_KIB 1024
 
 static int sql_error(pb_error *err, sqlite3 *db, int rc, const char *what)
 {
@@ -69,6 +70,8 @@ int pb_tables__open(sqlite3 **out, int *utf8, const char *path, const pb_diff_op
         open_payload = opts->open_payload;
     }
     if ((error = open_fn(&db, path, open_payload, err)) < 0)
+        goto done;
+    if ((error = pb_rec__register(db, err)) < 0)
         goto done;
     snprintf(pragma, sizeof(pragma), "PRAGMA cache_size=-%d", PB_READ_CACHE_KIB);
     rc = sqlite3_exec(db, pragma, NULL, NULL, NULL);
@@ -377,17 +380,18 @@ int pb_tables__match(const pb_tablelist *a, const pb_tablelist *b, pb_error *err
     return 0;
 }
 
-int pb_tables__select(sqlite3_stmt **out, sqlite3 *db, const pb_table *t, int order, pb_error *err)
+static int select_sql(sqlite3_stmt **out, sqlite3 *db, const pb_table *t, int order, int packed,
+                      pb_error *err)
 {
     int error = 0, rc;
     sqlite3_str *s = sqlite3_str_new(db);
     char *sql = NULL;
 
     *out = NULL;
-    sqlite3_str_appendall(s, "SELECT ");
+    sqlite3_str_appendall(s, packed ? "SELECT " PB_REC_ROW_FN "(" : "SELECT ");
     for (int i = 0; i < t->ncol; i++)
         sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
-    sqlite3_str_appendf(s, " FROM main.\"%w\"", t->name);
+    sqlite3_str_appendf(s, "%s FROM main.\"%w\"", packed ? ")" : "", t->name);
     if (order == PB_ORDER_PK) {
         for (int k = 0; k < t->npk; k++)
             sqlite3_str_appendf(s, "%s\"%w\" COLLATE BINARY", k ? "," : " ORDER BY ",
@@ -407,6 +411,18 @@ int pb_tables__select(sqlite3_stmt **out, sqlite3 *db, const pb_table *t, int or
 done:
     sqlite3_free(sql);
     return error;
+}
+
+int pb_tables__select(sqlite3_stmt **out, sqlite3 *db, const pb_table *t, int order, pb_error *err)
+{
+    return select_sql(out, db, t, order, 0, err);
+}
+
+int pb_tables__select_packed(sqlite3_stmt **out, int *packed, sqlite3 *db, const pb_table *t,
+                             int order, pb_error *err)
+{
+    *packed = t->ncol <= sqlite3_limit(db, SQLITE_LIMIT_FUNCTION_ARG, -1);
+    return select_sql(out, db, t, order, *packed, err);
 }
 
 int pb_tables__pk_has_null(int *found, sqlite3 *db, const pb_table *t, pb_error *err)
