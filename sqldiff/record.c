@@ -279,77 +279,9 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_e
     return append_fields(b, st, NULL, ncol, err);
 }
 
-/* ---- the row function ----------------------------------------------------------------------
- * PB_REC_ROW_FN(c1, ..., cn) returns the row in the pb_rec__append_row layout (offsets, then
- * the fields) as one blob that points into the function's scratch buffer (SQLITE_STATIC: valid
- * until the next call, which is the next step). Reading a row then costs one call into SQLite
- * instead of several per column (each takes and leaves the connection's mutex). */
-
-typedef struct rowfn {
-    pb_rbuf b;
-} rowfn;
-
-static void rowfn_call(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+int pb_rec__append_values(pb_rbuf *b, int argc, sqlite3_value **argv, pb_error *err)
 {
-    rowfn *f = sqlite3_user_data(ctx);
-    pb_error e = PB_ERROR_INIT;
-    if (f->b.cap > (size_t)1 << 20) /* grown for a huge row: give the memory back */
-        pb_rbuf__dispose(&f->b);
-    f->b.n = 0;
-    if (argc < 1 || append_fields(&f->b, NULL, argv, argc, &e) < 0) {
-        if (e.code == PB_ENOMEM)
-            sqlite3_result_error_nomem(ctx);
-        else
-            sqlite3_result_error(ctx, argc < 1 ? "sqldiff: row function without columns" : e.msg,
-                                 -1);
-        return;
-    }
-    if (f->b.n > (size_t)INT32_MAX) {
-        sqlite3_result_error_toobig(ctx);
-        return;
-    }
-    sqlite3_result_blob(ctx, f->b.p, (int)f->b.n, SQLITE_STATIC);
-}
-
-static void rowfn_destroy(void *p)
-{
-    rowfn *f = p;
-    if (f) {
-        pb_rbuf__dispose(&f->b);
-        free(f);
-    }
-}
-
-int pb_rec__register(sqlite3 *db, pb_error *err)
-{
-    rowfn *f = calloc(1, sizeof(*f));
-    if (!f)
-        return pb_error_set(err, PB_ENOMEM, "sqldiff: out of memory");
-    /* On failure SQLite calls rowfn_destroy itself. */
-    int rc = sqlite3_create_function_v2(db, PB_REC_ROW_FN, -1, SQLITE_UTF8 | SQLITE_DIRECTONLY, f,
-                                        rowfn_call, NULL, NULL, rowfn_destroy);
-    if (rc != SQLITE_OK)
-        return pb_error_setd(err, PB_ESQLITE, rc, "sqldiff: cannot register %s: %s", PB_REC_ROW_FN,
-                             sqlite3_errmsg(db));
-    return 0;
-}
-
-int pb_rec__take_packed(pb_rbuf *b, sqlite3_stmt *st, int ncol, pb_error *err)
-{
-    const uint8_t *z = sqlite3_column_blob(st, 0);
-    size_t n = (size_t)sqlite3_column_bytes(st, 0), hdr = PB_ROW_HDR(ncol);
-    uint32_t len;
-    if (!z || n < hdr || (memcpy(&len, z + hdr - 4, 4), (size_t)len != n - hdr))
-        return pb_error_set(err, PB_ECORRUPT, "sqldiff: %s returned a malformed row",
-                            PB_REC_ROW_FN);
-    size_t pad = (4 - (b->n & 3)) & 3;
-    int error = pb_rbuf__reserve(b, pad + n, err);
-    if (error < 0)
-        return error;
-    memset(b->p + b->n, 0, pad);
-    memcpy(b->p + b->n + pad, z, n);
-    b->n += pad + n;
-    return 0;
+    return append_fields(b, NULL, argv, argc, err);
 }
 
 int pb_outbuf__init(pb_outbuf *o, pb_sink_fn fn, void *payload, pb_error *err)

@@ -83,18 +83,8 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_e
 /** Length of the row header that pb_rec__append_row writes for `ncol` columns. */
 #define PB_ROW_HDR(ncol) (4u * ((size_t)(ncol) + 1u))
 
-/** Name of the SQL function pb_rec__register adds: PB_REC_ROW_FN(c1, ..., cn) returns the row
- * of its arguments as one blob in the pb_rec__append_row layout. */
-#define PB_REC_ROW_FN "pb_sqldiff_row"
-
-/** Registers PB_REC_ROW_FN on `db` (UTF-8 text, direct use only). */
-int pb_rec__register(sqlite3 *db, pb_error *err);
-
-/**
- * Appends the current row of `st`, whose only result column is PB_REC_ROW_FN over `ncol`
- * columns, to `b`: the same bytes pb_rec__append_row would have written, in one copy.
- */
-int pb_rec__take_packed(pb_rbuf *b, sqlite3_stmt *st, int ncol, pb_error *err);
+/** The same for the values `argv[0..argc)` (the arguments of an SQL function). */
+int pb_rec__append_values(pb_rbuf *b, int argc, sqlite3_value **argv, pb_error *err);
 
 /**
  * Chunked output with a sticky error: bytes are gathered into a PB_SQLDIFF_CHUNK buffer and

@@ -57,8 +57,9 @@ int pb_tables__match(const pb_tablelist *base, const pb_tablelist *target, pb_er
 int pb_tables__select(sqlite3_stmt **out, sqlite3 *db, const pb_table *t, int order, pb_error *err);
 
 /**
- * The same, reading each row through PB_REC_ROW_FN (see record.h) when the table has no more
- * columns than a function takes (`*packed` = 1), else as pb_tables__select (`*packed` = 0).
+ * The same, reading each row through the row function PB_ROWSRC_FN (see rowsrc.h, registered
+ * on `db` beforehand) when the table has no more columns than a function takes and the plan
+ * needs no sort (`*packed` = 1), else as pb_tables__select (`*packed` = 0).
  */
 int pb_tables__select_packed(sqlite3_stmt **out, int *packed, sqlite3 *db, const pb_table *t,
                              int order, pb_error *err);
