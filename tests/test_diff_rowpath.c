@@ -169,8 +169,7 @@ static void build_target(const char *base, const char *target)
 /* Reads every row of `t` through both paths (both reading modes) and compares the bytes; each
  * path has its own connection (a source's reader thread owns its connection). `expect_packed`:
  * whether the fast path is taken, -1 for either. */
-static void compare_paths(sqlite3 *dr, sqlite3 *db, const pb_table *t, int order,
-                          int expect_packed)
+static void compare_paths(sqlite3 *dr, sqlite3 *db, const pb_table *t, int order, int expect_packed)
 {
     pb_error err = PB_ERROR_INIT;
     for (int threaded = 0; threaded < 2; threaded++) {
