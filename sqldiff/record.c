@@ -207,7 +207,10 @@ void pb_rbuf__dispose(pb_rbuf *b)
     b->n = b->cap = 0;
 }
 
-int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_error *err)
+/* The encoder behind pb_rec__append_row and the row function: field i is argv[i] when argv is
+ * set (the function's arguments), else the statement's column i. */
+static inline int append_fields(pb_rbuf *b, sqlite3_stmt *st, sqlite3_value **argv, int ncol,
+                                pb_error *err)
 {
     int error;
     size_t hdr = PB_ROW_HDR(ncol), pad = (4 - (b->n & 3)) & 3;
@@ -223,7 +226,7 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_e
     uint8_t *p = b->p + start;
     uint32_t *off = (uint32_t *)(void *)(b->p + hpos);
     for (int i = 0; i < ncol; i++) {
-        sqlite3_value *v = sqlite3_column_value(st, i);
+        sqlite3_value *v = argv ? argv[i] : sqlite3_column_value(st, i);
         int type = sqlite3_value_type(v);
         off[i] = (uint32_t)(p - (b->p + start));
         if (type == SQLITE_INTEGER) {
@@ -268,6 +271,17 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_e
     b->n = (size_t)(p - b->p);
     off[ncol] = (uint32_t)(b->n - start);
     return 0;
+}
+
+int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_error *err)
+{
+    (void)utf8_db;
+    return append_fields(b, st, NULL, ncol, err);
+}
+
+int pb_rec__append_values(pb_rbuf *b, int argc, sqlite3_value **argv, pb_error *err)
+{
+    return append_fields(b, NULL, argv, argc, err);
 }
 
 int pb_outbuf__init(pb_outbuf *o, pb_sink_fn fn, void *payload, pb_error *err)

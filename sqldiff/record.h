@@ -83,6 +83,9 @@ int pb_rec__append_row(pb_rbuf *b, sqlite3_stmt *st, int ncol, int utf8_db, pb_e
 /** Length of the row header that pb_rec__append_row writes for `ncol` columns. */
 #define PB_ROW_HDR(ncol) (4u * ((size_t)(ncol) + 1u))
 
+/** The same for the values `argv[0..argc)` (the arguments of an SQL function). */
+int pb_rec__append_values(pb_rbuf *b, int argc, sqlite3_value **argv, pb_error *err);
+
 /**
  * Chunked output with a sticky error: bytes are gathered into a PB_SQLDIFF_CHUNK buffer and
  * handed to `fn` when it fills; pieces larger than the buffer go out directly, in chunks.

@@ -1,9 +1,10 @@
 /*
  * rowsrc.c: streams the rows of a prepared SELECT as encoded records (record.h layout). In
  * threaded mode a reader thread steps the statement and fills up to PB_ROWSRC_BATCHES batches
- * of about PB_BATCH_TARGET bytes ahead of the consumer, so that reading the base and the target
- * DB (SQLite's b-tree walk and value decoding, the bulk of a diff's cost) runs on two cores
- * while the calling thread merges.
+ * of about PB_BATCH_TARGET bytes ahead of the consumer, so that reading a DB (SQLite's b-tree
+ * walk and value decoding, the bulk of a diff's cost) runs on another core than the caller's.
+ * With the row function (PB_ROWSRC_FN, rowsrc.h) SQLite appends each row straight into the
+ * batch being filled: one call per row, no copy.
  * Role: the row side of the diff and the checksum. Prerequisites: POSIX threads.
  *
  * Memory: at most PB_ROWSRC_BATCHES * (PB_BATCH_TARGET + the largest row) per source; a batch
@@ -22,6 +23,59 @@ static void set_reader_error(pb_rowsrc *s, int code, const char *msg)
     snprintf(s->msg, sizeof(s->msg), "%s", msg);
 }
 
+static void row_fn(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+    pb_rowsrc *s = sqlite3_user_data(ctx);
+    if (!s->fill || argc != s->ncol || s->fn_calls++ > 0)
+        pb_error_set(&s->fn_err, PB_ECORRUPT, "sqldiff: %s called out of step", PB_ROWSRC_FN);
+    else if (pb_rec__append_values(s->fill, argc, argv, &s->fn_err) >= 0)
+        return;
+    sqlite3_result_error(ctx, s->fn_err.msg, -1);
+}
+
+int pb_rowsrc__register(pb_rowsrc *s, sqlite3 *db, pb_error *err)
+{
+    int rc = sqlite3_create_function_v2(db, PB_ROWSRC_FN, -1, SQLITE_UTF8 | SQLITE_DIRECTONLY, s,
+                                        row_fn, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return pb_error_setd(err, PB_ESQLITE, rc, "sqldiff: cannot register %s: %s", PB_ROWSRC_FN,
+                             sqlite3_errmsg(db));
+    return 0;
+}
+
+void pb_rowsrc__unregister(sqlite3 *db)
+{
+    if (db)
+        sqlite3_create_function_v2(db, PB_ROWSRC_FN, -1, SQLITE_UTF8 | SQLITE_DIRECTONLY, NULL,
+                                   NULL, NULL, NULL, NULL);
+}
+
+/* Steps the statement and appends its row to `b` (in packed mode the row function does, inside
+ * the step). Returns 1 for a row, 0 at the end, or a negative PB_E* code. */
+static int step_into(pb_rowsrc *s, pb_rbuf *b, pb_error *err)
+{
+    s->fill = b;
+    s->fn_calls = 0;
+    int rc = sqlite3_step(s->st);
+    s->fill = NULL;
+    if (rc == SQLITE_ROW) {
+        if (!s->packed) {
+            int error = pb_rec__append_row(b, s->st, s->ncol, s->utf8_db, err);
+            return error < 0 ? error : 1;
+        }
+        if (s->fn_calls != 1)
+            return pb_error_set(err, PB_ECORRUPT, "sqldiff: %s ran %d times for one row",
+                                PB_ROWSRC_FN, s->fn_calls);
+        return 1;
+    }
+    if (rc == SQLITE_DONE)
+        return 0;
+    if (s->fn_err.code)
+        return pb_error_set(err, s->fn_err.code, "%s", s->fn_err.msg);
+    return pb_error_setd(err, PB_ESQLITE, rc, "sqldiff: reading rows: %s",
+                         sqlite3_errmsg(sqlite3_db_handle(s->st)));
+}
+
 /* Fills one batch; returns 1 when the statement is exhausted or failed. */
 static int fill_batch(pb_rowsrc *s, pb_batch *bt)
 {
@@ -29,23 +83,16 @@ static int fill_batch(pb_rowsrc *s, pb_batch *bt)
         pb_rbuf__dispose(&bt->b);
     bt->b.n = 0;
     bt->rows = 0;
+    pb_error e = PB_ERROR_INIT; /* set at most once: an error ends the batch */
     while (bt->b.n < PB_BATCH_TARGET) {
-        int rc = sqlite3_step(s->st);
-        if (rc == SQLITE_ROW) {
-            pb_error e = PB_ERROR_INIT;
-            if (pb_rec__append_row(&bt->b, s->st, s->ncol, s->utf8_db, &e) < 0) {
-                set_reader_error(s, e.code, e.msg);
-                return 1;
-            }
+        int r = step_into(s, &bt->b, &e);
+        if (r > 0) {
             bt->rows++;
             continue;
         }
-        if (rc != SQLITE_DONE) {
-            char msg[200];
-            snprintf(msg, sizeof(msg), "sqldiff: reading rows: %s",
-                     sqlite3_errmsg(sqlite3_db_handle(s->st)));
-            set_reader_error(s, PB_ESQLITE, msg);
-            s->dep = rc; /* SQLite's code, for pb_error.dep_code */
+        if (r < 0) {
+            set_reader_error(s, e.code, e.msg);
+            s->dep = e.dep_code; /* SQLite's code, for pb_error.dep_code */
         }
         return 1;
     }
@@ -77,13 +124,14 @@ static void *reader_main(void *arg)
     return NULL;
 }
 
-int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int utf8_db, int threaded,
+static int open_src(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int utf8_db, int packed, int threaded,
                     pb_error *err)
 {
     memset(s, 0, sizeof(*s));
     s->st = st;
     s->ncol = ncol;
     s->utf8_db = utf8_db;
+    s->packed = packed;
     s->threaded = threaded;
     if (!threaded)
         return 0;
@@ -104,10 +152,21 @@ int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int utf8_db, int t
     return 0;
 }
 
+int pb_rowsrc__open(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int utf8_db, int threaded,
+                    pb_error *err)
+{
+    return open_src(s, st, ncol, utf8_db, 0, threaded, err);
+}
+
+int pb_rowsrc__open_packed(pb_rowsrc *s, sqlite3_stmt *st, int ncol, int threaded, pb_error *err)
+{
+    return open_src(s, st, ncol, 1, 1, threaded, err);
+}
+
 static int reader_failed(pb_rowsrc *s, pb_error *err)
 {
-    if (s->rc == PB_ESQLITE)
-        return pb_error_setd(err, PB_ESQLITE, s->dep, "%s", s->msg);
+    if (s->dep)
+        return pb_error_setd(err, s->rc, s->dep, "%s", s->msg);
     return pb_error_set(err, s->rc, "%s", s->msg);
 }
 
@@ -128,20 +187,14 @@ int pb_rowsrc__next(pb_rowsrc *s, pb_error *err)
         return 0;
     if (!s->threaded) {
         pb_batch *bt = &s->batch[0];
-        int rc = sqlite3_step(s->st);
-        if (rc == SQLITE_DONE) {
-            s->eof = 1;
-            return 0;
-        }
-        if (rc != SQLITE_ROW)
-            return pb_error_setd(err, PB_ESQLITE, rc, "sqldiff: reading rows: %s",
-                                 sqlite3_errmsg(sqlite3_db_handle(s->st)));
         if (bt->b.cap > 4 * PB_BATCH_TARGET)
             pb_rbuf__dispose(&bt->b);
         bt->b.n = 0;
-        int error = pb_rec__append_row(&bt->b, s->st, s->ncol, s->utf8_db, err);
-        if (error < 0)
-            return error;
+        int r = step_into(s, &bt->b, err);
+        if (r <= 0) {
+            s->eof = r == 0;
+            return r;
+        }
         s->pos = 0;
         s->left = 1;
         take_row(s, bt);

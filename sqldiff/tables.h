@@ -57,6 +57,14 @@ int pb_tables__match(const pb_tablelist *base, const pb_tablelist *target, pb_er
 int pb_tables__select(sqlite3_stmt **out, sqlite3 *db, const pb_table *t, int order, pb_error *err);
 
 /**
+ * The same, reading each row through the row function PB_ROWSRC_FN (see rowsrc.h, registered
+ * on `db` beforehand) when the table has no more columns than a function takes and the plan
+ * needs no sort (`*packed` = 1), else as pb_tables__select (`*packed` = 0).
+ */
+int pb_tables__select_packed(sqlite3_stmt **out, int *packed, sqlite3 *db, const pb_table *t,
+                             int order, pb_error *err);
+
+/**
  * Sets `*found` to 1 when a PK column of `t` holds a NULL in `db` (such rows cannot be
  * addressed by a changeset, so the table is diffed as a row multiset).
  */

@@ -76,7 +76,7 @@ typedef struct pb_table_checksum {
 } pb_table_checksum;
 
 /* pb_diff_options.flags */
-#define PB_DIFF_SINGLE_THREAD 0x1 /* read both DBs on the calling thread (default: 2 readers) */
+#define PB_DIFF_SINGLE_THREAD 0x1 /* read both DBs on the calling thread (default: 1 reader) */
 #define PB_DIFF_PATCHSET      0x2 /* emit a patchset ('P' headers, no old values) */
 
 typedef struct pb_diff_options {
@@ -141,9 +141,10 @@ typedef struct pb_diff_stats {
  * bytes do not match the table), so they need that applier.
  *
  * Both DBs are opened read-only through `opts->open` (default pb_sqldiff_open_default()), each in
- * one read transaction (a consistent snapshot), and read by two reader threads
- * (PB_DIFF_SINGLE_THREAD: none) while the calling thread merges. Memory is bounded (about 25 MB
- * with SQLite's page caches), whatever the size of the DBs or of the changeset.
+ * one read transaction (a consistent snapshot); the target is read by a reader thread
+ * (PB_DIFF_SINGLE_THREAD: none) while the calling thread reads the base and merges. Memory is
+ * bounded (about 5 MB with SQLite's page caches), whatever the size of the DBs or of the
+ * changeset.
  * @param stats        OUT, optional: totals, filled also on failure (what was done so far).
  * @param opts         optional; NULL means PB_DIFF_OPTIONS_INIT.
  * @param out          receives the changeset in pieces of at most PB_SQLDIFF_CHUNK bytes.
