@@ -183,14 +183,14 @@ static void test_allocator(void **state)
     unsigned char *n = pb_ssh__mem_realloc(NULL, 40000, &abstract);
     assert_non_null(n);
     pb_ssh__mem_free(n, &abstract);
-    /* The cache is capped: 400 blocks of 64 KiB freed, at most 8 MiB kept. */
+    /* The cache is capped: 400 blocks of 64 KiB freed, at most PB_SSH_MEM_CAP kept. */
     void *many[400];
     for (int i = 0; i < 400; i++)
         assert_non_null(many[i] = pb_ssh__mem_alloc(65536, &abstract));
     for (int i = 0; i < 400; i++)
         pb_ssh__mem_free(many[i], &abstract);
-    assert_true(s.mem.cached <= (8u << 20));
-    assert_true(s.mem.cached >= (8u << 20) - 65536);
+    assert_true(s.mem.cached <= PB_SSH_MEM_CAP);
+    assert_true(s.mem.cached >= PB_SSH_MEM_CAP - 65536);
     pb_ssh__mem_drain(&s.mem);
     assert_int_equal(s.mem.cached, 0);
     for (int i = 0; i < PB_SSH_MEM_CLASSES; i++)

@@ -6,7 +6,7 @@
  * faults and zeroing: about a tenth of a download's CPU). Freed blocks of 4 to 64 KiB are kept
  * here instead, in 4 KiB size classes, and handed out again; the cache never holds more than
  * what the session had in use at once (a block is only cached after it was used), at most
- * SSH_MEM_CAP bytes, and is emptied when the session is freed.
+ * PB_SSH_MEM_CAP bytes, and is emptied when the session is freed.
  * Role: part of transfer/ssh (ssh_int.h). Prerequisites: libssh2 1.10.
  */
 #include <stdlib.h>
@@ -15,7 +15,6 @@
 #include "ssh_int.h"
 
 #define STEP        4096u
-#define SSH_MEM_CAP (8u << 20)
 
 typedef struct hdr {
     size_t size; /* bytes asked for */
@@ -70,7 +69,7 @@ static void mem_free(pb_ssh_mem *m, void *p)
         return;
     hdr *h = hdr_of(p);
     size_t cls = h->cls;
-    if (cls && m->cached + cls * STEP <= SSH_MEM_CAP) {
+    if (cls && m->cached + cls * STEP <= PB_SSH_MEM_CAP) {
         free_block *b = (free_block *)h;
         b->next = m->free[cls - 1];
         m->free[cls - 1] = b;
