@@ -16,7 +16,7 @@
 
 /* ssh_mem.c: freed blocks of 4 to 64 KiB kept for the session's next packets. */
 #define PB_SSH_MEM_CLASSES 16
-#define PB_SSH_MEM_CAP (2u << 20) /* bytes cached at most */
+#define PB_SSH_MEM_CAP     (2u << 20) /* bytes cached at most */
 typedef struct pb_ssh_mem {
     struct free_block *free[PB_SSH_MEM_CLASSES]; /* class i: (i + 1) x 4 KiB */
     size_t cached;                               /* bytes in the lists */

@@ -14,7 +14,7 @@
 
 #include "ssh_int.h"
 
-#define STEP        4096u
+#define STEP 4096u
 
 typedef struct hdr {
     size_t size; /* bytes asked for */
