@@ -10,7 +10,9 @@
 #   bench/bench_ssh.sh [SIZE_MB (1024)] [ROUNDS (3)]
 # Environment: PB_BUILD_DIR (default ./build), BENCH_DIR (scratch; default /dev/shm when it has
 # room, so that disks do not blur the transport), BENCH_BUFFER (bytes in flight, default the
-# library's), BENCH_CAT=1 (also the exec-channel `cat` path).
+# library's), BENCH_CAT=1 (also the exec-channel `cat` path), BENCH_BASELINE=PATH (another
+# bench_ssh binary, e.g. built from an older commit, run in the same rounds: before/after figures
+# from the same minutes).
 set -euo pipefail
 
 size_mb=${1:-1024}
@@ -49,7 +51,9 @@ now() { date +%s.%N; }
 mibs() { awk -v b="$bytes" -v s="$1" 'BEGIN { printf "%.1f", b / s / 1048576 }'; }
 
 declare -a r_scp_put r_scp_get r_pb_put r_pb_get r_cat_put r_cat_get
-declare -a c_scp_put c_scp_get c_pb_put c_pb_get
+declare -a c_scp_put c_scp_get c_pb_put c_pb_get r_base_put r_base_get c_base_put c_base_get
+base=${BENCH_BASELINE:-}
+[ -z "$base" ] || [ -x "$base" ] || { echo "bench_ssh: BENCH_BASELINE $base is not executable" >&2; exit 2; }
 # Each run prints "MiB/s CPU-seconds" (the client's user + system time, scp's ssh child included).
 timed() { /usr/bin/time -o "$work/cpu" -f "%U %S" "$@"; }
 cpu() { awk '{print $1 + $2}' "$work/cpu"; }
@@ -61,6 +65,9 @@ run_scp() {
   echo "$(mibs "$(awk -v a="$t0" -v b="$t1" 'BEGIN{print b-a}')") $(cpu)"
 }
 run_pb() { echo "$(timed "$bin" "$1" "$port" "$key" "$kh" "$2" "$3" ${BENCH_BUFFER:-} | awk '{print $4}') $(cpu)"; }
+run_base() { echo "$(timed "$base" "$1" "$port" "$key" "$kh" "$2" "$3" ${BENCH_BUFFER:-} | awk '{print $4}') $(cpu)"; }
+base_put() { run_base put "$work/src" "$work/base.remote"; }
+base_get() { run_base get "$work/base.back" "$work/pb.remote"; }
 scp_put() { run_scp "$work/src" "root@127.0.0.1:$work/scp.remote"; }
 scp_get() { run_scp "root@127.0.0.1:$work/scp.remote" "$work/scp.back"; }
 pb_put() { run_pb put "$work/src" "$work/pb.remote"; }
@@ -78,13 +85,19 @@ for r in $(seq 1 "$rounds"); do
     add pb_put "$(pb_put)"; add scp_put "$(scp_put)"; add pb_get "$(pb_get)"; add scp_get "$(scp_get)"
   fi
   extra=""
+  if [ -n "$base" ]; then
+    add base_put "$(base_put)"; add base_get "$(base_get)"
+    cmp -s "$work/src" "$work/base.back" || { echo "bench_ssh: the baseline's download differs" >&2; exit 1; }
+    extra="; baseline: put ${r_base_put[-1]} get ${r_base_get[-1]}"
+  fi
   if [ "${BENCH_CAT:-0}" = 1 ]; then
     cp_=$(run_pb cat-put "$work/src" "$work/cat.remote"); cg_=$(run_pb cat-get "$work/cat.back" "$work/cat.remote")
     r_cat_put+=("${cp_% *}"); r_cat_get+=("${cg_% *}")
     extra="; exec-channel cat: put ${cp_% *} get ${cg_% *}"
   fi
   echo "round $r: put scp ${r_scp_put[-1]} / plexburst ${r_pb_put[-1]} MiB/s; get scp ${r_scp_get[-1]} / plexburst ${r_pb_get[-1]} MiB/s$extra"
-  rm -f "$work/pb.back" "$work/scp.back"
+  cmp -s "$work/src" "$work/pb.back" || { echo "bench_ssh: the downloaded copy differs" >&2; exit 1; }
+  rm -f "$work/pb.back" "$work/scp.back" "$work/base.back" "$work/base.remote"
 done
 cmp -s "$work/src" "$work/pb.remote" || { echo "bench_ssh: the uploaded copy differs" >&2; exit 1; }
 
@@ -100,3 +113,11 @@ awk -v mp="$mp" -v sp="$sp" -v mg="$mg" -v sg="$sg" -v cpp="$cpp" -v csp="$csp" 
   printf "median download: plexburst %.1f MiB/s, scp %.1f MiB/s -> %.0f %%  (client CPU %.2f vs %.2f s/GiB)\n", mg, sg, gr, cpg / gib, csg / gib;
   printf "target >= 70 %% of scp: %s\n", (pr >= 70 && gr >= 70) ? "MET" : "NOT MET";
 }'
+if [ -n "$base" ]; then
+  awk -v bp="$(median "${r_base_put[@]}")" -v bg="$(median "${r_base_get[@]}")" -v sp="$sp" -v sg="$sg" \
+    -v cbp="$(median "${c_base_put[@]}")" -v cbg="$(median "${c_base_get[@]}")" \
+    -v gib="$(awk -v b="$bytes" 'BEGIN{print b / 1073741824}')" 'BEGIN {
+  printf "baseline upload: %.1f MiB/s -> %.0f %% of scp (client CPU %.2f s/GiB)\n", bp, 100 * bp / sp, cbp / gib;
+  printf "baseline download: %.1f MiB/s -> %.0f %% of scp (client CPU %.2f s/GiB)\n", bg, 100 * bg / sg, cbg / gib;
+}'
+fi

@@ -149,6 +149,10 @@ static void teardown(pb_ssh *s, int graceful)
         libssh2_session_free(s->ls);
         s->ls = NULL;
     }
+    pb_ssh__mem_drain(&s->mem);
+    free(s->rbuf);
+    s->rbuf = NULL;
+    s->rpos = s->rlen = 0;
     s->sftp = NULL;
     if (s->sock >= 0)
         close(s->sock);
@@ -172,7 +176,8 @@ static int open_once(pb_ssh *s, pb_error *err)
     s->lost = 0;
     if ((error = tcp_connect(s, err)) < 0)
         goto done;
-    s->ls = libssh2_session_init_ex(NULL, NULL, NULL, s);
+    s->rpos = s->rlen = 0;
+    s->ls = libssh2_session_init_ex(pb_ssh__mem_alloc, pb_ssh__mem_free, pb_ssh__mem_realloc, s);
     if (!s->ls) {
         error = pb_error_set(err, PB_ENOMEM, "ssh: cannot create a session");
         goto done;
@@ -201,9 +206,13 @@ static int open_once(pb_ssh *s, pb_error *err)
 
     int rc;
     double deadline = pb_ssh__deadline(s);
+    pb_ssh__ctr_offer(1); /* libssh2 sets up its ciphers during the handshake (ssh_ctr.c) */
     while ((rc = libssh2_session_handshake(s->ls, s->sock)) == LIBSSH2_ERROR_EAGAIN)
         if ((error = pb_ssh__wait(s, deadline, "the SSH handshake", err)) < 0)
-            goto done;
+            break;
+    pb_ssh__ctr_offer(0);
+    if (error < 0)
+        goto done;
     if (rc) {
         error = pb_ssh__fail(s, rc, err, "SSH handshake");
         goto done;

@@ -14,6 +14,17 @@
 #include "clock.h"
 #include "ssh.h"
 
+/* ssh_mem.c: freed blocks of 4 to 64 KiB kept for the session's next packets. */
+#define PB_SSH_MEM_CLASSES 16
+#define PB_SSH_MEM_CAP     (2u << 20) /* bytes cached at most */
+typedef struct pb_ssh_mem {
+    struct free_block *free[PB_SSH_MEM_CLASSES]; /* class i: (i + 1) x 4 KiB */
+    size_t cached;                               /* bytes in the lists */
+} pb_ssh_mem;
+
+/* ssh_wait.c: what the socket gave and libssh2 has not taken yet. */
+#define PB_SSH_RBUF (256u * 1024)
+
 struct pb_ssh {
     pb_ssh_options o; /* the strings point to the copies below */
     char *host, *user, *key_file, *passphrase, *known_hosts, *user_known_hosts, *pin;
@@ -23,10 +34,13 @@ struct pb_ssh {
     int lost;            /* a transport error was seen: everything must be reopened */
     unsigned generation; /* +1 per connection: channels of an older one are gone */
     unsigned reconnects;
-    double alive_ref;  /* ms: the last byte received, or when we started listening again */
-    double last_wait;  /* ms: the end of the last wait slice */
-    char desc[420];    /* user@host:port */
-    char hostkey[160]; /* "ssh-ed25519 SHA256:..." */
+    double alive_ref;    /* ms: the last byte received, or when we started listening again */
+    double last_wait;    /* ms: the end of the last wait slice */
+    char desc[420];      /* user@host:port */
+    char hostkey[160];   /* "ssh-ed25519 SHA256:..." */
+    pb_ssh_mem mem;      /* libssh2's allocations (ssh_mem.c) */
+    unsigned char *rbuf; /* PB_SSH_RBUF bytes, allocated on first use; rbuf[rpos..rlen) unread */
+    size_t rpos, rlen;
 };
 
 /**
@@ -79,8 +93,25 @@ const char *pb_ssh__home_dir(void);
 
 /* ssh_wait.c */
 
-/** The session's receive callback: stamps the arrival of every byte (dead-peer detection). */
+/** The session's receive callback: reads the socket PB_SSH_RBUF bytes at a time (libssh2 1.10
+ * asks for 16 KiB, and for more after each EAGAIN) and stamps the arrival of every byte
+ * (dead-peer detection). pb_ssh__wait does not wait while bytes are buffered. */
 LIBSSH2_RECV_FUNC(pb_ssh__stamp_recv);
+
+/* ssh_mem.c */
+
+/** The session's allocator (libssh2_session_init_ex; the abstract is the pb_ssh). */
+LIBSSH2_ALLOC_FUNC(pb_ssh__mem_alloc);
+LIBSSH2_FREE_FUNC(pb_ssh__mem_free);
+LIBSSH2_REALLOC_FUNC(pb_ssh__mem_realloc);
+/** Frees the cached blocks (after libssh2_session_free). */
+void pb_ssh__mem_drain(pb_ssh_mem *m);
+
+/* ssh_ctr.c */
+
+/** on = 1: offers OpenSSL the bulk AES-CTR engine (for the key exchange that follows); on = 0:
+ * withdraws it (counted: the last withdrawal removes it). Contexts already set up keep it. */
+void pb_ssh__ctr_offer(int on);
 
 /* ssh_hostkey.c */
 

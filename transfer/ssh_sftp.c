@@ -16,7 +16,8 @@
  * OpenSSH's 2 MiB channel window, which caps the bytes in flight anyway. Downloads pass the
  * buffer to libssh2_sftp_read(), which then keeps up to 4 x buffer (at most 8 MiB) of READ
  * requests outstanding. Either way the link, not the round trip, limits the rate; on loopback
- * the CPU does (libssh2 1.10 encrypts 16 bytes per OpenSSL call: docs/ssh.md).
+ * the CPU does: the session's cipher, socket reads and packet memory are made cheap in ssh_ctr.c,
+ * ssh_wait.c and ssh_mem.c (docs/ssh.md, "Benchmark").
  */
 #include <errno.h>
 #include <fcntl.h>
