@@ -737,16 +737,31 @@ static void test_crash_points(void **state)
         int expect;   /* 'A' pre, 'B' post */
         int required; /* the point must be reached */
     } points[] = {
-        {"PB_TEST_CRASH_AT=begin", 'A', 1},     {"PB_TEST_CRASH_AT=dir:1", 'A', 1},
-        {"PB_TEST_CRASH_AT=dir:4", 'A', 1},     {"PB_TEST_CRASH_AT=stagedir:1", 'A', 0},
-        {"PB_TEST_CRASH_AT=stage:1", 'A', 1},   {"PB_TEST_CRASH_AT=stage:9", 'A', 1},
-        {"PB_TEST_CRASH_AT=stage:20", 'A', 1},  {"PB_TEST_CRASH_AT=staged", 'A', 1},
-        {"PB_TEST_CRASH_AT=merging", 'A', 1},   {"PB_TEST_CRASH_AT=modes", 'A', 1},
-        {"PB_TEST_CRASH_AFTER=1", 'A', 1},      {"PB_TEST_CRASH_AFTER=40", 'A', 1},
-        {"PB_TEST_CRASH_AT=commit", 'A', 1},    {"PB_TEST_CRASH_AT=committed", 'B', 1},
-        {"PB_TEST_CRASH_AT=merged", 'B', 1},    {"PB_TEST_CRASH_AT=wal", 'B', 1},
-        {"PB_TEST_CRASH_AT=install:1", 'B', 1}, {"PB_TEST_CRASH_AT=install:12", 'B', 1},
-        {"PB_TEST_CRASH_AT=installed", 'B', 1}, {"PB_TEST_CRASH_AT=finish", 'B', 1},
+        {"PB_TEST_CRASH_AT=begin", 'A', 1},
+        {"PB_TEST_CRASH_AT=dir:1", 'A', 1},
+        {"PB_TEST_CRASH_AT=dir:4", 'A', 1},
+        {"PB_TEST_CRASH_AT=stagedir:1", 'A', 0},
+        {"PB_TEST_CRASH_AT=stage:1", 'A', 1},
+        {"PB_TEST_CRASH_AT=stage:9", 'A', 1},
+        {"PB_TEST_CRASH_AT=stage:20", 'A', 1},
+        {"PB_TEST_CRASH_AT=staged", 'A', 1},
+        /* the new files at new paths, renamed into place before Plex is stopped */
+        {"PB_TEST_CRASH_AT=preinstall-begin", 'A', 1},
+        {"PB_TEST_CRASH_AT=preinstall:1", 'A', 1},
+        {"PB_TEST_CRASH_AT=preinstall:15", 'A', 1},
+        {"PB_TEST_CRASH_AT=preinstalled", 'A', 1},
+        {"PB_TEST_CRASH_AT=merging", 'A', 1},
+        {"PB_TEST_CRASH_AT=modes", 'A', 1},
+        {"PB_TEST_CRASH_AFTER=1", 'A', 1},
+        {"PB_TEST_CRASH_AFTER=40", 'A', 1},
+        {"PB_TEST_CRASH_AT=commit", 'A', 1},
+        {"PB_TEST_CRASH_AT=committed", 'B', 1},
+        {"PB_TEST_CRASH_AT=merged", 'B', 1},
+        {"PB_TEST_CRASH_AT=wal", 'B', 1},
+        {"PB_TEST_CRASH_AT=install:1", 'B', 1},
+        {"PB_TEST_CRASH_AT=install:5", 'B', 1},
+        {"PB_TEST_CRASH_AT=installed", 'B', 1},
+        {"PB_TEST_CRASH_AT=finish", 'B', 1},
     };
     char d[P];
     pathf(d, sizeof(d), "%s/crash", g.root);
@@ -762,6 +777,11 @@ static void test_crash_points(void **state)
     assert_true(child_apply(d, g.bundle, "PB_TEST_CRASH_AT=stage:12", -1, 0));
     assert_true(child_recover(d, "recover-unlink:3"));
     recover_and_check(d, 'A', "crash while rolling back");
+    /* ... also when the files installed before the stop are being removed */
+    copy_home(d);
+    assert_true(child_apply(d, g.bundle, "PB_TEST_CRASH_AT=preinstalled", -1, 0));
+    assert_true(child_recover(d, "recover-unlink:3"));
+    recover_and_check(d, 'A', "crash while removing the pre-installed files");
     copy_home(d);
     assert_true(child_apply(d, g.bundle, "PB_TEST_CRASH_AT=merged", -1, 0));
     assert_true(child_recover(d, "install:5"));

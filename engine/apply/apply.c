@@ -530,6 +530,13 @@ static int apply_run_phases(apply_run *x)
     const pb_bundle_info *b = &out->bundle;
     x->idle = b->files_new + b->files_delta + b->files_link == 0 && out->have_report &&
               out->report.cs_inserted + out->report.cs_updated + out->report.cs_deleted == 0;
+    /* while Plex still runs: the new files at new paths go into place now (no row names them
+     * before the merge commits; a rollback removes them), so that the downtime only installs
+     * the files that replace others */
+    uint64_t moved = 0;
+    if (!x->idle && !x->o->online && (error = pb_journal__preinstall(x->j, &moved, x->err)) < 0)
+        return error;
+    out->ms.stage = pb_clock_ms() - t;
     phase(x, PB_APPLY_STOP);
     if ((error = pb_apply__cancelled(x)) < 0 ||
         (!x->idle && (error = pb_apply__stop_plex(x)) < 0) ||

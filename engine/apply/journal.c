@@ -60,6 +60,15 @@
  *     a mixed or undecidable result (Plex rewrote every probe row since) is PB_ECONFLICT with
  *     instructions, never a guess. No probe file (or no probe) means nothing was committed that
  *     changed a row. Online, main and blobs are not atomic together (merge.h says so).
+ * INSTALLS BEFORE THE STOP (pb_journal__preinstall, recover.c): once staged, while Plex still
+ * runs, every file row is marked done = 2 (durably: "a rename may have happened"), each stage
+ * file whose target does not exist is renamed onto it (renameat2 RENAME_NOREPLACE: a new file at
+ * a new path, named by no row of the live DB before the merge commits, so Plex cannot use it),
+ * syncfs, then each row settled: done = 1 when its stage file is gone (renamed, durable), else
+ * 0 (left for the install after the commit). A roll forward installs the rows with done != 1
+ * (a done = 2 row whose stage file is gone is checked by hash, as after any crash); a roll back
+ * first removes the target of every done 1 or 2 row whose stage file is gone and whose target
+ * holds the recorded hash (before the commit, done = 1 is only ever set here).
  * Recovery: states staging/staged -> roll back; merging -> marker (or probes) decides; merged and
  * installed -> roll forward. Roll back = delete the run's stage files (recorded ones, and any
  * .pb-stage-<run>- file in the recorded stage dirs), remove the created directories (deepest

@@ -87,6 +87,13 @@ int pb_journal__recover(pb_journal *j, pb_recover_result *out, pb_error *err);
 
 /** Roll back the current run (staged files, created dirs; journal modes); clears the run. */
 int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err);
+/** Before Plex is stopped: renames every staged file whose target does not exist into place
+ * (renameat2 RENAME_NOREPLACE: a new file at a new path, which no row of the live DB names yet,
+ * so Plex cannot see it before the merge commits), then syncfs. Journaled (files.done: 2 = a
+ * rename may have happened, 1 = renamed and durable) so that a rollback removes them again
+ * (a target holding the recorded hash) and a roll forward skips them. A staged file whose
+ * target exists is left for the install after the merge. *moved = files renamed. */
+int pb_journal__preinstall(pb_journal *j, uint64_t *moved, pb_error *err);
 /** Roll forward: rename the remaining staged files into place, restore modes; keeps the run
  * (state installed) so that the caller can finish (start Plex, baseline) and clear it. */
 int pb_journal__forward(pb_journal *j, pb_recover_result *out, pb_error *err);

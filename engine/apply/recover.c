@@ -65,6 +65,60 @@ static int sweep_stagedir(int root_fd, const char *rel, const char *run_id, uint
     return 0;
 }
 
+static int target_hash(int root_fd, const char *path, uint8_t out[16], int *present, pb_error *err);
+
+/* Undoes the installs made before the commit (pb_journal__preinstall): a file row marked done 1
+ * or 2 whose stage file is gone was renamed onto a path that did not exist; its target is
+ * removed when it holds the recorded content. Runs before the stage files are deleted (a present
+ * stage file means no rename happened). */
+static int remove_preinstalled(pb_journal *j, int root_fd, pb_recover_result *out, pb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int error = 0;
+    int rc = sqlite3_prepare_v2(
+        j->db, "SELECT path, stage, hash FROM files WHERE done IN (1, 2) AND stage IS NOT NULL", -1,
+        &st, NULL);
+    while (error == 0 && (rc == SQLITE_OK || rc == SQLITE_ROW) &&
+           (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *path = (const char *)sqlite3_column_text(st, 0);
+        const char *stage = (const char *)sqlite3_column_text(st, 1);
+        const char *slash = path ? strrchr(path, '/') : NULL;
+        if (!slash || !stage || sqlite3_column_bytes(st, 2) != 16)
+            continue;
+        char sp[PB_BUNDLE_PATH_MAX + 80];
+        snprintf(sp, sizeof(sp), "%.*s/%s", (int)(slash - path), path, stage);
+        int dfd = -1;
+        const char *name;
+        pb_error e = PB_ERROR_INIT;
+        if (pb_fs_open_parent(&dfd, &name, root_fd, sp, NULL, NULL, &e) != 0)
+            continue; /* its directory is gone: nothing of it is left */
+        struct stat sst;
+        int staged = fstatat(dfd, name, &sst, AT_SYMLINK_NOFOLLOW) == 0;
+        close(dfd);
+        if (staged)
+            continue; /* not renamed: remove_staged deletes it */
+        uint8_t h[16];
+        int present = 0;
+        if ((error = target_hash(root_fd, path, h, &present, err)) < 0)
+            break;
+        if (!present || memcmp(h, sqlite3_column_blob(st, 2), 16) != 0)
+            continue;
+        if (pb_fs_open_parent(&dfd, &name, root_fd, path, NULL, NULL, &e) == 0) {
+            if (unlinkat(dfd, name, 0) == 0) {
+                out->files_removed++;
+                pb_journal__crash_point("recover-unlink");
+            }
+            close(dfd);
+        }
+    }
+    sqlite3_finalize(st);
+    if (error < 0)
+        return error;
+    return rc != SQLITE_DONE && rc != SQLITE_OK
+               ? pb_journal__sqlerr(j, rc, "read the installed files", err)
+               : 0;
+}
+
 /* Deletes the recorded stage files. */
 static int remove_staged(pb_journal *j, int root_fd, pb_recover_result *out, pb_error *err)
 {
@@ -155,10 +209,11 @@ int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
     if ((error = open_root(j, &root_fd, err)) < 0)
         return error;
     /* every removal is tried, even after one failed: as much as possible is undone now */
+    int e0 = remove_preinstalled(j, root_fd, out, err);
     int e1 = remove_staged(j, root_fd, out, err);
     int e2 = sweep_stagedirs(j, root_fd, r.run_id, out, err);
     int e3 = remove_dirs(j, root_fd, out, err);
-    if ((error = e1 < 0 ? e1 : e2 < 0 ? e2 : e3) < 0)
+    if ((error = e0 < 0 ? e0 : e1 < 0 ? e1 : e2 < 0 ? e2 : e3) < 0)
         goto done;
     if (syncfs(root_fd) != 0) {
         error = pb_error_errno(err, "syncfs on %s failed", j->plex_dir);
@@ -323,7 +378,7 @@ int pb_journal__forward(pb_journal *j, pb_recover_result *out, pb_error *err)
         goto done;
     }
     rc = sqlite3_prepare_v2(j->db,
-                            "SELECT n, path, stage, hash FROM files WHERE kind = ?1 AND done = 0 "
+                            "SELECT n, path, stage, hash FROM files WHERE kind = ?1 AND done != 1 "
                             "AND n > ?2 ORDER BY n LIMIT ?3",
                             -1, &st, NULL);
     if (rc == SQLITE_OK)
@@ -355,6 +410,119 @@ int pb_journal__forward(pb_journal *j, pb_recover_result *out, pb_error *err)
         goto done;
     out->modes_restored = restored;
     out->action = PB_RECOVER_ROLLED_FORWARD;
+done:
+    sqlite3_finalize(st);
+    sqlite3_finalize(upd);
+    free(rows);
+    if (error < 0 && j->in_batch) {
+        sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
+        j->in_batch = 0;
+    }
+    if (root_fd >= 0)
+        close(root_fd);
+    return error;
+}
+
+/* Marks each row of the batch by what the pre-install did: 1 when its stage file is gone (it was
+ * renamed, durably: the caller synced), else 0 (left for the install after the commit). */
+static int preinstall_settle(pb_journal *j, int root_fd, sqlite3_stmt *upd, const fwd_row *rows,
+                             int nrows, uint64_t *moved, pb_error *err)
+{
+    int error, rc;
+    if ((error = pb_journal__batch_begin(j, err)) < 0)
+        return error;
+    for (int i = 0; i < nrows; i++) {
+        int dfd = -1, gone = 0;
+        const char *name;
+        pb_error e = PB_ERROR_INIT;
+        if (pb_fs_open_parent(&dfd, &name, root_fd, rows[i].path, NULL, NULL, &e) == 0) {
+            struct stat sst;
+            gone = fstatat(dfd, rows[i].stage, &sst, AT_SYMLINK_NOFOLLOW) != 0 && errno == ENOENT;
+            close(dfd);
+        }
+        *moved += (uint64_t)gone;
+        sqlite3_reset(upd);
+        sqlite3_bind_int(upd, 1, gone);
+        sqlite3_bind_int64(upd, 2, rows[i].n);
+        if ((rc = sqlite3_step(upd)) != SQLITE_DONE) {
+            sqlite3_reset(upd);
+            return pb_journal__sqlerr(j, rc, "mark pre-installed", err);
+        }
+    }
+    sqlite3_reset(upd);
+    return pb_journal__commit(j, err);
+}
+
+int pb_journal__preinstall(pb_journal *j, uint64_t *moved, pb_error *err)
+{
+    int error = 0, root_fd = -1, rc;
+    sqlite3_stmt *st = NULL, *upd = NULL;
+    fwd_row *rows = NULL;
+    int64_t after = -1;
+
+    *moved = 0;
+    if ((error = pb_journal__commit(j, err)) < 0)
+        return error;
+    if ((error = open_root(j, &root_fd, err)) < 0)
+        return error;
+    /* 1. every staged file may be renamed from now on: a rollback looks at its target */
+    char *sql =
+        sqlite3_mprintf("UPDATE files SET done = 2 WHERE kind = %d AND done = 0", PB_JF_STAGED);
+    error = sql ? pb_journal__jexec(j, sql, "mark pre-installs", err)
+                : pb_error_set(err, PB_ENOMEM, "apply journal: out of memory");
+    sqlite3_free(sql);
+    if (error < 0)
+        goto done;
+    pb_journal__crash_point("preinstall-begin");
+    if (!(rows = malloc(sizeof(*rows) * PB_JOURNAL_BATCH))) {
+        error = pb_error_set(err, PB_ENOMEM, "apply journal: out of memory");
+        goto done;
+    }
+    rc = sqlite3_prepare_v2(j->db,
+                            "SELECT n, path, stage, hash FROM files WHERE kind = ?1 AND done = 2 "
+                            "AND n > ?2 ORDER BY n LIMIT ?3",
+                            -1, &st, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(j->db, "UPDATE files SET done = ?1 WHERE n = ?2", -1, &upd, NULL);
+    if (rc != SQLITE_OK) {
+        error = pb_journal__sqlerr(j, rc, "read the staged files", err);
+        goto done;
+    }
+    /* 2. rename onto the targets that do not exist (never over a file) */
+    for (;;) {
+        int nrows = 0;
+        if ((error = load_batch(j, st, rows, after, &nrows, err)) < 0)
+            goto done;
+        if (!nrows)
+            break;
+        for (int i = 0; i < nrows; i++) {
+            int dfd = -1;
+            const char *name;
+            pb_error e = PB_ERROR_INIT;
+            if (pb_fs_open_parent(&dfd, &name, root_fd, rows[i].path, NULL, NULL, &e) != 0)
+                continue;
+            if (renameat2(dfd, rows[i].stage, dfd, name, RENAME_NOREPLACE) == 0)
+                pb_journal__crash_point("preinstall");
+            close(dfd);
+        }
+        after = rows[nrows - 1].n;
+    }
+    /* 3. the renames durable, then each row settled: 1 renamed, 0 left for the install */
+    if (syncfs(root_fd) != 0) {
+        error = pb_error_errno(err, "syncfs on %s failed", j->plex_dir);
+        goto done;
+    }
+    for (after = -1;;) {
+        int nrows = 0;
+        if ((error = load_batch(j, st, rows, after, &nrows, err)) < 0)
+            goto done;
+        if (!nrows)
+            break;
+        if ((error = preinstall_settle(j, root_fd, upd, rows, nrows, moved, err)) < 0)
+            goto done;
+        after = rows[nrows - 1].n;
+    }
+    pb_journal__crash_point("preinstalled");
 done:
     sqlite3_finalize(st);
     sqlite3_finalize(upd);

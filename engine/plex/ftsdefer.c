@@ -510,6 +510,11 @@ const char *pb_ftsdefer_finish_sql(const pb_ftsdefer *d)
     return d->finish;
 }
 
+const char *pb_ftsdefer_conn_sql(void)
+{
+    return "PRAGMA temp_store=MEMORY;\n";
+}
+
 const char *pb_ftsdefer_script_switch(void)
 {
     return ".dbconfig enable_trigger off\n";

@@ -50,6 +50,13 @@ const char *pb_ftsdefer_before_sql(const pb_ftsdefer *d);
 /** SQL re-indexing the remembered rows, to run inside the merge's transaction before COMMIT. */
 const char *pb_ftsdefer_finish_sql(const pb_ftsdefer *d);
 
+/** The merge connection's settings, as SQL to run first on it (before any TEMP object: a change
+ * of temp_store drops them): the temp store in memory, so that SQLite's statement journals
+ * (opened by every write in the merge's transaction) are not spilled to a file in /var/tmp
+ * (measured on the medium fixture: 76k of the merge's 165k pwrite calls, ~0.2 s of system CPU).
+ * A statement journal lives only for one statement; the merge's TEMP tables are small. */
+const char *pb_ftsdefer_conn_sql(void);
+
 /** The script form of the switch, a shell dot-command line: ".dbconfig enable_trigger off\n". */
 const char *pb_ftsdefer_script_switch(void);
 

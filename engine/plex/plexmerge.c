@@ -447,7 +447,7 @@ static int run_engine(run *x, const pb_plex_engine *e, pb_error *err)
 /* The script the engine runs: shell settings, ATTACH, then the merge's transaction. */
 static int script_header(run *x, FILE *f)
 {
-    fprintf(f, ".bail on\n.timeout 30000\nPRAGMA foreign_keys=OFF;\n");
+    fprintf(f, ".bail on\n.timeout 30000\nPRAGMA foreign_keys=OFF;\n%s", pb_ftsdefer_conn_sql());
     if (x->blobs) {
         char *sql = sqlite3_mprintf("ATTACH %Q AS blobs;\n", x->o->blobs_live);
         if (!sql)
@@ -515,6 +515,8 @@ static int merge_in_process(run *x, merge_call *m, pb_error *err)
     sqlite3 *live = NULL;
     pb_ftsdefer *fts = NULL;
     int error = open_pair(&live, o->live, x->blobs ? o->blobs_live : NULL, 1, "home blobs", err);
+    if (!error && sqlite3_exec(live, pb_ftsdefer_conn_sql(), NULL, NULL, NULL) != SQLITE_OK)
+        error = pb_error_set(err, PB_ESQLITE, "merge: %s", sqlite3_errmsg(live));
     /* Plex's FTS triggers off on this connection, their work deferred (ftsdefer.h) */
     if (!error && (error = pb_ftsdefer_new(&fts, live, m->inputs, m->ninputs, err)) == 0 && fts)
         error = pb_ftsdefer_install(fts, live, err);
