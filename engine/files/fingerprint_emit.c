@@ -24,7 +24,6 @@
 #include "fingerprint_int.h"
 
 #define HASH_BUF (1u << 20)
-#define RACY_NS  100000000LL
 
 typedef struct link_slot {
     uint64_t dev, ino;
@@ -158,7 +157,7 @@ typedef struct emit {
     pb_error *err;
 } emit;
 
-static int open_beneath(int root_fd, const char *rel)
+int pb_fp__open_beneath(int root_fd, const char *rel)
 {
 #if defined(__linux__) && defined(SYS_openat2)
     static int no_openat2;
@@ -190,7 +189,7 @@ static int hash_progress(emit *e, const char *path)
  * when it vanished (or stopped being a regular file) since the scan. */
 static int hash_file(emit *e, pb_fp_plan_rec *r, const char *rel)
 {
-    int error = 0, fd = open_beneath(e->root_fd, rel);
+    int error = 0, fd = pb_fp__open_beneath(e->root_fd, rel);
     struct stat st;
     uint64_t total = 0, base = e->prog.bytes_done;
 

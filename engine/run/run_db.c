@@ -196,8 +196,13 @@ void pb_run__schema_version(const char *db, char *out, size_t cap)
     sqlite3_close(c);
 }
 
+static int not_same(const char *table, void *payload)
+{
+    return !pb_sums_same(payload, table);
+}
+
 int pb_run__diff(uint64_t *bytes, uint64_t *records, const char *base, const char *target,
-                 const char *out_path, pb_error *err)
+                 const pb_sums *same, const char *out_path, pb_error *err)
 {
     pb_diff_stats st;
     FILE *f = fopen(out_path, "wb");
@@ -205,6 +210,10 @@ int pb_run__diff(uint64_t *bytes, uint64_t *records, const char *base, const cha
         return pb_error_errno(err, "cannot create %s", out_path);
     pb_diff_options dopts = PB_DIFF_OPTIONS_INIT;
     dopts.open = pb_compat_open_reader;
+    if (same && same->n) {
+        dopts.include = not_same;
+        dopts.include_payload = (void *)same;
+    }
     int error = pb_sqldiff_diff(&st, base, target, &dopts, pb_sqldiff_write_file, f, err);
     if (fclose(f) != 0 && !error)
         error = pb_error_errno(err, "cannot write %s", out_path);
