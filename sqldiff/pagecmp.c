@@ -3,8 +3,9 @@
  * files, found by comparing pages, without reading a row.
  * Role: bounds the row diff and the checksum by what changed: a table whose every page is the
  * same in both files holds the same rows, so a diff can leave it out and a checksum can take its
- * sum from the other file's. Prerequisites: SQLite's dbstat virtual table (SQLITE_ENABLE_DBSTAT_VTAB,
- * on in Debian's build; without it nothing is reported), both files at rest.
+ * sum from the other file's. Prerequisites: SQLite's dbstat virtual table
+ * (SQLITE_ENABLE_DBSTAT_VTAB, on in Debian's build; without it nothing is reported), both files at
+ * rest.
  *
  * THE RULE. Table T is reported the same when, in both files, the page size, the reserved bytes
  * per page and the text encoding are equal, T's schema row has the same SQL and the same root
@@ -80,30 +81,65 @@ static int schema_row(int *root, char **sql, sqlite3 *db, const char *table, pb_
     return error;
 }
 
-static int read_page(int fd, uint8_t *buf, unsigned ps, int64_t pgno)
+/* Pages compared in one batch: their numbers are sorted and runs of consecutive pages read with
+ * one pread per file (a table's pages mostly lie in runs). */
+#define BATCH_PAGES 64
+
+typedef struct pages {
+    int fdb, fdt;
+    unsigned ps;
+    uint8_t *pb, *pt; /* BATCH_PAGES pages each */
+    int64_t no[BATCH_PAGES];
+    int n;
+} pages;
+
+static int cmp_i64(const void *a, const void *b)
 {
-    ssize_t n = pread(fd, buf, ps, (off_t)(pgno - 1) * ps);
-    return n == (ssize_t)ps ? 0 : -1;
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* 1 when the batched pages are equal in both files (then the batch is emptied), else 0. */
+static int batch_same(pages *p)
+{
+    qsort(p->no, (size_t)p->n, sizeof(p->no[0]), cmp_i64);
+    for (int i = 0; i < p->n;) {
+        int j = i + 1;
+        while (j < p->n && p->no[j] == p->no[j - 1] + 1)
+            j++;
+        size_t len = (size_t)(j - i) * p->ps;
+        off_t off = (off_t)(p->no[i] - 1) * p->ps;
+        if (p->no[i] < 2 || pread(p->fdb, p->pb, len, off) != (ssize_t)len ||
+            pread(p->fdt, p->pt, len, off) != (ssize_t)len || memcmp(p->pb, p->pt, len) != 0)
+            return 0;
+        while (j < p->n && p->no[j] == p->no[j - 1]) /* a page listed twice */
+            j++;
+        i = j;
+    }
+    p->n = 0;
+    return 1;
 }
 
 /* 1 when every page dbstat lists for `table` in the target equals the base's page. */
-static int table_same(int *same, uint64_t *pages, sqlite3_stmt *walk, const char *table, int fdb,
-                      int fdt, unsigned ps, uint8_t *pb, uint8_t *pt, sqlite3 *db, pb_error *err)
+static int table_same(int *same, uint64_t *count, sqlite3_stmt *walk, const char *table, pages *p,
+                      sqlite3 *db, pb_error *err)
 {
     int rc;
     *same = 1;
+    p->n = 0;
     sqlite3_reset(walk);
     if ((rc = sqlite3_bind_text(walk, 1, table, -1, SQLITE_STATIC)) != SQLITE_OK)
         return sql_error(err, db, rc, "walking the pages");
     while ((rc = sqlite3_step(walk)) == SQLITE_ROW) {
-        int64_t pgno = sqlite3_column_int64(walk, 0);
-        (*pages)++;
-        if (pgno < 2 || read_page(fdb, pb, ps, pgno) < 0 || read_page(fdt, pt, ps, pgno) < 0 ||
-            memcmp(pb, pt, ps) != 0) {
+        p->no[p->n++] = sqlite3_column_int64(walk, 0);
+        (*count)++;
+        if (p->n == BATCH_PAGES && !batch_same(p)) {
             *same = 0;
             break;
         }
     }
+    if (rc == SQLITE_DONE && p->n && !batch_same(p))
+        *same = 0;
     sqlite3_reset(walk);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return sql_error(err, db, rc, "walking the pages");
@@ -114,11 +150,12 @@ int pb_sqldiff_same_pages(pb_same_pages_stats *stats, const char *base_path,
                           const char *target_path, const pb_diff_options *opts,
                           pb_sqldiff_same_fn same, void *payload, pb_error *err)
 {
-    int error = 0, fdb = -1, fdt = -1, utf8 = 0;
+    int error = 0, utf8 = 0;
+    pages p = {-1, -1, 0, NULL, NULL, {0}, 0};
     sqlite3 *dbb = NULL, *dbt = NULL;
     sqlite3_stmt *walk = NULL;
     pb_tablelist l = {0};
-    uint8_t hb[100], ht[100], *pb = NULL, *pt = NULL;
+    uint8_t hb[100], ht[100];
     pb_same_pages_stats s;
     memset(&s, 0, sizeof(s));
 
@@ -131,24 +168,25 @@ int pb_sqldiff_same_pages(pb_same_pages_stats *stats, const char *base_path,
         goto done;
     if (not_at_rest(base_path) || not_at_rest(target_path))
         goto done; /* pages on disk may not be the content: nothing reported */
-    if ((fdb = open(base_path, O_RDONLY | O_CLOEXEC)) < 0 ||
-        (fdt = open(target_path, O_RDONLY | O_CLOEXEC)) < 0) {
-        error = pb_error_errno(err, "sqldiff: cannot open %s", fdb < 0 ? base_path : target_path);
+    if ((p.fdb = open(base_path, O_RDONLY | O_CLOEXEC)) < 0 ||
+        (p.fdt = open(target_path, O_RDONLY | O_CLOEXEC)) < 0) {
+        error = pb_error_errno(err, "sqldiff: cannot open %s", p.fdb < 0 ? base_path : target_path);
         goto done;
     }
     unsigned rb = 0, rt = 0, eb = 0, et = 0, ps;
-    if (pread(fdb, hb, sizeof(hb), 0) != (ssize_t)sizeof(hb) ||
-        pread(fdt, ht, sizeof(ht), 0) != (ssize_t)sizeof(ht))
+    if (pread(p.fdb, hb, sizeof(hb), 0) != (ssize_t)sizeof(hb) ||
+        pread(p.fdt, ht, sizeof(ht), 0) != (ssize_t)sizeof(ht))
         goto done;
     ps = header_geometry(hb, &rb, &eb);
     if (!ps || ps != header_geometry(ht, &rt, &et) || rb != rt || eb != et)
         goto done; /* another geometry: no page can be compared */
-    if (!(pb = malloc(ps)) || !(pt = malloc(ps))) {
+    p.ps = ps;
+    if (!(p.pb = malloc((size_t)ps * BATCH_PAGES)) || !(p.pt = malloc((size_t)ps * BATCH_PAGES))) {
         error = pb_error_set(err, PB_ENOMEM, "sqldiff: out of memory");
         goto done;
     }
-    int rc = sqlite3_prepare_v2(dbt, "SELECT pageno FROM main.dbstat WHERE name = ?1", -1, &walk,
-                                NULL);
+    int rc =
+        sqlite3_prepare_v2(dbt, "SELECT pageno FROM main.dbstat WHERE name = ?1", -1, &walk, NULL);
     if (rc != SQLITE_OK)
         goto done; /* no dbstat in this SQLite: nothing reported */
     if ((error = pb_tables__list(&l, dbt, opts, err)) < 0)
@@ -160,8 +198,7 @@ int pb_sqldiff_same_pages(pb_same_pages_stats *stats, const char *base_path,
         if ((error = schema_row(&root_b, &sql_b, dbb, l.t[i].name, err)) == 0 &&
             (error = schema_row(&root_t, &sql_t, dbt, l.t[i].name, err)) == 0 && root_b > 1 &&
             root_b == root_t && sql_b && sql_t && strcmp(sql_b, sql_t) == 0)
-            error = table_same(&eq, &s.pages_compared, walk, l.t[i].name, fdb, fdt, ps, pb, pt,
-                               dbt, err);
+            error = table_same(&eq, &s.pages_compared, walk, l.t[i].name, &p, dbt, err);
         free(sql_b);
         free(sql_t);
         if (!error && eq) {
@@ -177,11 +214,11 @@ done:
     pb_tables__dispose(&l);
     pb_tables__close(dbb);
     pb_tables__close(dbt);
-    if (fdb >= 0)
-        close(fdb);
-    if (fdt >= 0)
-        close(fdt);
-    free(pb);
-    free(pt);
+    if (p.fdb >= 0)
+        close(p.fdb);
+    if (p.fdt >= 0)
+        close(p.fdt);
+    free(p.pb);
+    free(p.pt);
     return error;
 }

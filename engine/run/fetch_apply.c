@@ -51,6 +51,17 @@ int pb_run__fetch_bundle(rx *x)
     return error;
 }
 
+/* The snapshot as the start of the next baseline copy: a hard link when the bundle brings no
+ * rows for that DB (neither name is written again: the apply only reads the snapshot), else a
+ * copy the rows are applied to. */
+static int next_start(const char *snap, const char *next, int has_rows, pb_error *e)
+{
+    unlink(next);
+    if (!has_rows && link(snap, next) == 0)
+        return 0;
+    return pb_fs_copy(snap, next, e);
+}
+
 /* The next baseline copy's ids: only the tables the bundle's rows changed are read (their pages
  * differ from the snapshot's), the others' sums come from the snapshot's (sums.c); its sums are
  * kept beside it, to travel with it into the state dir. */
@@ -105,8 +116,9 @@ int pb_run__verify_bundle(rx *x, int make_next)
     pb_error e = PB_ERROR_INIT;
     pb_baseline got;
     memset(&got, 0, sizeof(got));
-    if (pb_fs_copy(x->snap_main, x->next_main, &e) == 0 &&
-        (!x->has_blobs || pb_fs_copy(x->snap_blobs, x->next_blobs, &e) == 0) &&
+    if (next_start(x->snap_main, x->next_main, x->binfo.has_cs_main, &e) == 0 &&
+        (!x->has_blobs ||
+         next_start(x->snap_blobs, x->next_blobs, x->binfo.has_cs_blobs, &e) == 0) &&
         (!x->binfo.has_cs_main || pb_run__apply_changeset(x->next_main, x->cs_main, &e) == 0) &&
         (!x->has_blobs || !x->binfo.has_cs_blobs ||
          pb_run__apply_changeset(x->next_blobs, x->cs_blobs, &e) == 0) &&
