@@ -63,11 +63,18 @@ static void test_same_as_manifest(void **state_)
     assert_int_equal(rc, 0);
     assert_int_equal(n, 5); /* poster, thumb, link, big.bif, out */
     /* what the walk does not record holds nothing */
-    static const char *const none[] = {
-        "Cache/c", "Plug-in Support/Databases/com.plexapp.plugins.library.db",
-        "Metadata/Movies/a/link/poster", "Media/x/out/file", "../outside/file",
-        "Metadata/../../outside/file", "Metadata/Movies/a/./b/poster", "Metadata//Movies",
-        "/etc/passwd", "Metadata/Movies/a", "Metadata/missing", "Media/x/big.bif/no"};
+    static const char *const none[] = {"Cache/c",
+                                       "Plug-in Support/Databases/com.plexapp.plugins.library.db",
+                                       "Metadata/Movies/a/link/poster",
+                                       "Media/x/out/file",
+                                       "../outside/file",
+                                       "Metadata/../../outside/file",
+                                       "Metadata/Movies/a/./b/poster",
+                                       "Metadata//Movies",
+                                       "/etc/passwd",
+                                       "Metadata/Movies/a",
+                                       "Metadata/missing",
+                                       "Media/x/big.bif/no"};
     for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
         pb_fingerprint_entry got;
         assert_int_equal(pb_fingerprint_lookup_get(l, none[i], &got, &e), 0);

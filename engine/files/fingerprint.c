@@ -23,7 +23,9 @@
  *     one transaction opened at the start (BEGIN IMMEDIATE: a concurrent run gets PB_EBUSY),
  *     committed after the manifest has been renamed into place.
  * Memory: one name list per directory level, the open hard-link groups (removed once all their
- * links are seen), SQLite's page cache; nothing grows with the number of files.
+ * links are seen, at most LINK_GROUPS_MAX open: past it a multi-link file forms no group and its
+ * other paths are hashed on their own), SQLite's page cache; nothing grows with the number of
+ * files.
  * Racy entries: a file whose mtime is less than 100 ms older than the moment it was read could
  * change again within the same timestamp tick, so its cache row is stored as never matching.
  */
