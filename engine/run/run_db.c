@@ -156,8 +156,12 @@ int pb_run__snapshot(const char *src, const char *dst, pb_error *err)
     unlink(tmp);
     if ((error = pb_compat_open(&s, src, PB_OPEN_READONLY, err)) < 0)
         goto done;
+    /* a new private file, renamed into place only once whole and synced: no journal and no sync
+     * per step while it is written */
     if ((rc = sqlite3_open_v2(tmp, &d, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) !=
-        SQLITE_OK) {
+            SQLITE_OK ||
+        (rc = sqlite3_exec(d, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", NULL, NULL,
+                           NULL)) != SQLITE_OK) {
         error = sqlfail(d, rc, "snapshot: cannot create the copy", err);
         goto done;
     }
@@ -165,6 +169,14 @@ int pb_run__snapshot(const char *src, const char *dst, pb_error *err)
         goto done;
     sqlite3_close(d);
     d = NULL;
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fdatasync(fd) != 0) {
+        error = pb_error_errno(err, "snapshot: cannot sync %s", tmp);
+        if (fd >= 0)
+            close(fd);
+        goto done;
+    }
+    close(fd);
     if (rename(tmp, dst) != 0)
         error = pb_error_errno(err, "snapshot: cannot rename %s", tmp);
 done:
