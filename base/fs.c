@@ -318,6 +318,24 @@ int pb_fs_copy(const char *src, const char *dst, pb_error *err)
                                : pb_error_errno(err, "cannot open %s", src);
     if ((error = pb_fs_atomic_open(&a, dst, 0600, err)) < 0)
         goto done;
+    /* in the kernel first (a reflink where the file system shares extents); else by hand */
+    for (;;) {
+        ssize_t r = copy_file_range(in, NULL, a.fd, NULL, 1 << 30, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r == 0)
+            goto commit;
+        if (r < 0)
+            break;
+    }
+    if (errno != EXDEV && errno != ENOSYS && errno != EINVAL && errno != EOPNOTSUPP) {
+        error = pb_error_errno(err, "cannot copy %s", src);
+        goto done;
+    }
+    if (lseek(in, 0, SEEK_SET) < 0 || lseek(a.fd, 0, SEEK_SET) < 0 || ftruncate(a.fd, 0) < 0) {
+        error = pb_error_errno(err, "cannot copy %s", src);
+        goto done;
+    }
     if (!(buf = malloc(1 << 20))) {
         error = pb_error_set(err, PB_ENOMEM, "out of memory");
         goto done;
@@ -335,6 +353,7 @@ int pb_fs_copy(const char *src, const char *dst, pb_error *err)
         if ((error = pb_fs_write_all(a.fd, buf, (size_t)r, a.tmp, err)) < 0)
             goto done;
     }
+commit:
     error = pb_fs_atomic_commit(&a, err);
 done:
     if (error)

@@ -601,8 +601,9 @@ json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
                         json_pack("{s:f, s:f}", "total", r->ms.total, "downtime", r->ms.downtime));
     json_t *ph = json_array();
     for (size_t i = 0; i < r->nphases; i++)
-        json_array_append_new(ph, json_pack("{s:s, s:b, s:f}", "name", r->phases[i].name, "ok",
-                                            r->phases[i].ok, "ms", r->phases[i].ms));
+        json_array_append_new(ph, json_pack("{s:s, s:b, s:f, s:f}", "name", r->phases[i].name, "ok",
+                                            r->phases[i].ok, "ms", r->phases[i].ms, "cpu_ms",
+                                            r->phases[i].cpu_ms));
     json_object_set_new(o, "phases", ph);
     json_object_set_new(o, "home",
                         json_pack("{s:f, s:f, s:I}", "cpu_user_ms", r->home.cpu_user_ms,

@@ -21,7 +21,9 @@
  *                        bytewise name order, written high64 then low64 (XXH128 canonical).
  * Equal row multisets give equal digests however the rows are stored; any changed value,
  * storage class, row, row count, table or column name changes it (barring XXH3 collisions:
- * fine against accidents, no defence against an adversary who crafts rows).
+ * fine against accidents, no defence against an adversary who crafts rows). Because a table's
+ * entry depends only on its rows, a caller that knows a table holds the same rows as in a DB
+ * summed before hands its count and sum back (pb_diff_options.reuse) and the table is not read.
  */
 #include <string.h>
 #include <xxhash.h>
@@ -60,11 +62,21 @@ static int checksum_table(XXH3_state_t *h, pb_checksum *out, sqlite3 *db, int ut
     int error = 0;
     sqlite3_stmt *st = NULL;
     pb_rowsrc src;
-    uint64_t hi = 0, lo = 0;
+    uint64_t hi = 0, lo = 0, rows = 0;
     XXH64_hash_t seed = XXH3_64bits(t->name, strlen(t->name));
     int threaded = !(opts && (opts->flags & PB_DIFF_SINGLE_THREAD));
 
     memset(&src, 0, sizeof(src));
+    if (opts && opts->version >= 3 && opts->reuse) {
+        uint8_t sum[16];
+        if (opts->reuse(t->name, &rows, sum, opts->reuse_payload) == 1) {
+            for (int i = 0; i < 8; i++) {
+                hi = hi << 8 | sum[i];
+                lo = lo << 8 | sum[8 + i];
+            }
+            goto sum;
+        }
+    }
     if ((error = pb_tables__select(&st, db, t, PB_ORDER_NONE, err)) < 0 ||
         (error = pb_rowsrc__open(&src, st, t->ncol, utf8, threaded, err)) < 0)
         goto done;
@@ -77,22 +89,24 @@ static int checksum_table(XXH3_state_t *h, pb_checksum *out, sqlite3 *db, int ut
         lo += r.low64;
         hi += r.high64 + (lo < r.low64);
     }
+    rows = src.rows;
+sum:;
     uint8_t tail[24];
     update_str(h, t->name);
     update_varint(h, (uint64_t)t->ncol);
     for (int i = 0; i < t->ncol; i++)
         update_str(h, t->cols[i]);
-    put_u64(tail, src.rows);
+    put_u64(tail, rows);
     put_u64(tail + 8, hi);
     put_u64(tail + 16, lo);
     XXH3_128bits_update(h, tail, sizeof(tail));
-    out->rows += src.rows;
+    out->rows += rows;
     out->tables++;
     if (opts && opts->table_checksum) {
         pb_table_checksum tc;
         tc.table = t->name;
         tc.columns = (unsigned)t->ncol;
-        tc.rows = src.rows;
+        tc.rows = rows;
         memcpy(tc.sum, tail + 8, 16);
         if (opts->table_checksum(&tc, opts->table_payload))
             error = pb_error_set(err, PB_ECANCELLED, "sqldiff: checksum cancelled after table %s",

@@ -6,3 +6,5 @@ pb_add_test(NAME test_fingerprint SOURCES test_fingerprint.c LABELS unit TIMEOUT
 pb_add_test(NAME test_fingerprint_mkplex SOURCES test_fingerprint.c LABELS integration TIMEOUT 900)
 target_compile_definitions(test_fingerprint_mkplex PRIVATE PB_FP_INTEGRATION)
 target_compile_options(test_fingerprint_mkplex PRIVATE -Wno-unused-function)
+# single paths looked up as the full fingerprint records them (the nightly sync's view of home)
+pb_add_test(NAME test_fplookup SOURCES test_fplookup.c LABELS unit)

@@ -5,7 +5,8 @@
  *     works in ..."), and the agent's trash (the trees it renames away, and what a deleter
  *     killed by a reboot left there) is emptied eventually: no litter in the cloud dir;
  *   - an idle night (nothing new in the cloud: the runner `true`) ends ok without running the
- *     Plex stop and start commands, while a normal night runs each once;
+ *     Plex stop and start commands, while a normal night runs each once; a second one reads no
+ *     table of the DB and looks up no path of the tree (its cost follows the change: none);
  *   - the home's peak RSS of a sync (`--json` home.max_rss_kb) stays within 64 MB.
  * Nothing here assumes a duration: waits poll with a generous bound.
  * Prerequisites: build/plexburst and build/mkplex (skipped, not passed, when missing).
@@ -138,6 +139,17 @@ static void test_back_to_back(void **state)
     json_decref(j);
     assert_int_equal(ctl_lines("stop"), 2);
     assert_int_equal(ctl_lines("start"), 2);
+
+    /* a second idle night: the home reads no table (all pages equal the baseline copy's, which
+     * the first idle night linked from its snapshot) and looks up no path of its tree */
+    j = sync_ok("true", "second idle night");
+    json_decref(j);
+    assert_int_equal(
+        tu_sh("log=$(ls -t '%s.plexburst/logs/'*.log | head -1) && "
+              "grep -q 'tables unchanged since the baseline copy (same pages), 0 read' "
+              "\"$log\" && grep -q 'the 0 listed paths looked up' \"$log\"",
+              home),
+        0);
 
     /* the trash is emptied in the background: poll, bounded generously (10 min;
      * PB_TEST_TRASH_WAIT_S shortens it when checking the test against an agent that leaks) */

@@ -237,7 +237,7 @@ static void test_refused_kept(void **state)
     json_decref(j);
     assert_true(log_has(w, "--retry-refused"));
     assert_true(log_has(w, "--discard-refused"));
-    assert_false(log_has(w, "PHASE 2: FINGERPRINT"));
+    assert_false(log_has(w, "PHASE 2: SNAPSHOT"));
     tu_sh_out(sum1, sizeof(sum1), "md5sum < '%s'", db);
     assert_string_equal(sum0, sum1);
     /* both decisions at once: a usage error */
@@ -247,7 +247,7 @@ static void test_refused_kept(void **state)
     show_on_failure(w, rc, 3);
     assert_int_equal(rc, 3);
     assert_true(log_has(w, "is discarded"));
-    assert_true(log_has(w, "PHASE 2: FINGERPRINT"));
+    assert_true(log_has(w, "PHASE 2: SNAPSHOT"));
     /* retried with a higher limit: applied */
     rc = sync_in(w, NULL, NULL, "--retry-refused --max-delete-pct 10");
     show_on_failure(w, rc, 0);

@@ -186,7 +186,7 @@ static void check_run(const char *sync_id, const char *old_id)
     json_t *j = run_json(&rc, args), *r = json_object_get(j, "run");
     assert_int_equal(rc, 0);
     assert_string_equal(json_string_value(json_object_get(r, "run_id")), sync_id);
-    assert_int_equal(json_array_size(json_object_get(r, "phases")), 10);
+    assert_int_equal(json_array_size(json_object_get(r, "phases")), 9);
     json_t *tables = json_object_get(r, "tables"), *titles = json_object_get(r, "new_titles");
     assert_true(json_array_size(tables) > 0);
     assert_true(json_array_size(titles) > 0);

@@ -189,7 +189,7 @@ static void test_nightly(void **state)
         assert_int_equal(jint(j, "bytes", "baseline_full_upload"), 0);
         assert_true(jint(j, "bytes", "up") < 64 * 1024);
         assert_true(jint(j, "rows", "inserted") > 0);
-        assert_true(json_array_size(json_object_get(j, "phases")) == 10);
+        assert_true(json_array_size(json_object_get(j, "phases")) == 9);
         print_message(
             "night %d: up %lld B (changeset %lld B, %lld rows), down %lld B (bundle %lld "
             "B); rows +%lld ~%lld -%lld; files %lld new, %lld patched; %.0f ms\n",
@@ -231,7 +231,7 @@ static void test_nightly(void **state)
 static void test_kill_every_phase(void **state)
 {
     (void)state;
-    /* the start of each phase (FINGERPRINT and SNAPSHOT fall in the same case as UPLOAD_DELTA:
+    /* the start of each phase (SNAPSHOT falls in the same case as UPLOAD_DELTA:
      * nothing stored yet), around the apply, and inside it (the journal's crash points) */
     static const char *const faults[] = {
         "PLEXBURST_FAULT=kill:UPLOAD_DELTA", "PLEXBURST_FAULT=kill:INJECT_DB",

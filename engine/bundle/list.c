@@ -5,17 +5,19 @@
  * Merkle directory hashes, hard-link groups, offsets): about 600 bytes per file before zstd. The
  * home needs only, per file the cloud wrote, its path, type, mode, size and content hash, to
  * tell whether it holds the same. The compact list is that, front-coded (format below); the
- * home merges it with its own fresh manifest (both in walk order) and hands pb_export_answer()
- * the text list of the paths it lacks or holds in another version: the answer then names only
- * those, and the cloud builds the bundle from its full manifest and that answer.
+ * home looks up each listed path in its own tree (pb_fingerprint_lookup: its hash cache, a read
+ * only for a file the cache does not describe), so a night costs the home what the cloud wrote,
+ * not the size of the library, and hands pb_export_answer() the text list of the paths it lacks
+ * or holds in another version: the answer then names only those, and the cloud builds the
+ * bundle from its full manifest and that answer.
  *
  * FORMAT compact-v1: "PBLIST1\n", then per file or symlink in walk order:
  *   type u8 ('F' or 'L') | mode varint | size varint | hash (16, XXH3-128) |
  *   shared varint (bytes shared with the previous path) | suffix length varint | suffix
  * and a final 0 byte. Varints are LEB128. Paths obey the bundle path rules (no NUL, no
  * newline). Travels zstd-compressed.
- * Role: run/agent.c (writer), run/sync.c (reader). Prerequisites: the manifest reader and its
- * walk-order comparison (engine/files).
+ * Role: run/agent.c (writer), run/sync.c (reader). Prerequisites: the manifest reader and the
+ * fingerprint lookup (engine/files).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -113,12 +115,11 @@ done:
 }
 
 int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, uint64_t *links, const char *compact,
-                        const char *home_manifest, const char *out, pb_error *err)
+                        pb_fingerprint_lookup *home, const char *out, pb_error *err)
 {
-    int error = 0, rc;
+    int error = 0;
     FILE *in = NULL, *w = NULL;
-    pb_manifest *m = NULL;
-    const pb_manifest_entry *h = NULL;
+    pb_fingerprint_entry h;
     char path[PATH_CAP + 1], prev[PATH_CAP + 1] = "", magic[8];
     size_t prev_n = 0;
     *listed = *wanted = *links = 0;
@@ -128,25 +129,10 @@ int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, uint64_t *links, con
         error = pb_error_set(err, PB_ECORRUPT, "list: %s is not a compact list", compact);
         goto done;
     }
-    if ((error = pb_manifest_open(&m, home_manifest, err)) < 0)
-        goto done;
     if (!(w = fopen(out, "wb"))) {
         error = pb_error_errno(err, "cannot create %s", out);
         goto done;
     }
-    /* the home's next file entry (directories skipped) */
-#define HOME_NEXT()                                                                                \
-    do {                                                                                           \
-        do {                                                                                       \
-            if ((rc = pb_manifest_next(m, &h, err)) < 0) {                                         \
-                error = rc;                                                                        \
-                goto done;                                                                         \
-            }                                                                                      \
-            if (rc == 0)                                                                           \
-                h = NULL;                                                                          \
-        } while (h && h->type == PB_ENTRY_DIR);                                                    \
-    } while (0)
-    HOME_NEXT();
     for (uint64_t i = 0;; i++) {
         int type = fgetc(in);
         if (type == 0)
@@ -179,12 +165,11 @@ int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, uint64_t *links, con
         memcpy(prev, path, n + 1);
         prev_n = n;
         (*listed)++;
-        /* the home's entries before this path are not asked about */
-        while (h && pb_bundle__pathcmp(h->path, strlen(h->path), path, n) < 0)
-            HOME_NEXT();
-        int same = h && strcmp(h->path, path) == 0 && (int)h->type == type && h->size == size &&
-                   memcmp(h->hash, hash, PB_HASH_LEN) == 0 &&
-                   (type != 'F' || h->mode == (uint32_t)mode);
+        /* what the home holds there, looked up (the home's other paths are not asked about) */
+        if ((error = pb_fingerprint_lookup_get(home, path, &h, err)) < 0)
+            goto done;
+        int same = h.type == type && h.size == size && memcmp(h.hash, hash, PB_HASH_LEN) == 0 &&
+                   (type != 'F' || h.mode == (uint32_t)mode);
         if (!same && type == 'L') {
             (*links)++; /* a bundle carries regular files only: the cloud's symlinks stay there */
         } else if (!same) {
@@ -195,7 +180,6 @@ int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, uint64_t *links, con
             (*wanted)++;
         }
     }
-#undef HOME_NEXT
     if (fflush(w) != 0)
         error = pb_error_errno(err, "cannot write %s", out);
 done:
@@ -203,7 +187,6 @@ done:
         error = pb_error_errno(err, "cannot write %s", out);
     if (in)
         fclose(in);
-    pb_manifest_free(m);
     if (error)
         remove(out);
     return error;

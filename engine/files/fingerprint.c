@@ -23,7 +23,9 @@
  *     one transaction opened at the start (BEGIN IMMEDIATE: a concurrent run gets PB_EBUSY),
  *     committed after the manifest has been renamed into place.
  * Memory: one name list per directory level, the open hard-link groups (removed once all their
- * links are seen), SQLite's page cache; nothing grows with the number of files.
+ * links are seen, at most LINK_GROUPS_MAX open: past it a multi-link file forms no group and its
+ * other paths are hashed on their own), SQLite's page cache; nothing grows with the number of
+ * files.
  * Racy entries: a file whose mtime is less than 100 ms older than the moment it was read could
  * change again within the same timestamp tick, so its cache row is stored as never matching.
  */
@@ -178,9 +180,7 @@ fail:
     return error;
 }
 
-/* Opens the cache in a write transaction; a corrupt cache file is a cache miss, not an error:
- * it is removed and rebuilt. */
-static int cache_open(sqlite3 **out, const char *state_dir, const char *plex_real, pb_error *err)
+int pb_fp__cache_open(sqlite3 **out, const char *state_dir, const char *plex_real, pb_error *err)
 {
     char path[PATH_MAX + 32];
     int rc = 0, error;
@@ -267,7 +267,7 @@ int pb_fingerprint_run(pb_fingerprint_result *out, const char *plex_dir,
         return pb_error_set(err, PB_EINVALID, "fingerprint: options version %u unsupported",
                             opts->version);
     if ((error = run_open(&d, &root_fd, out, plex_dir, opts, err)) < 0 ||
-        (error = cache_open(&db, d.state_dir, d.root, err)) < 0 ||
+        (error = pb_fp__cache_open(&db, d.state_dir, d.root, err)) < 0 ||
         (error = plan_open(&plan, d.state_dir, err)) < 0)
         goto done;
     /* pass 1: scan */

@@ -24,7 +24,11 @@
 #include "fingerprint_int.h"
 
 #define HASH_BUF (1u << 20)
-#define RACY_NS  100000000LL
+
+/* Open hard-link groups held at once (about 200 bytes each): a group whose other links lie
+ * outside the tree never closes, so the map is capped; past the cap a multi-link file forms no
+ * group (its other paths are read like any file: the same hashes, more reads). */
+#define LINK_GROUPS_MAX 32768
 
 typedef struct link_slot {
     uint64_t dev, ino;
@@ -158,7 +162,7 @@ typedef struct emit {
     pb_error *err;
 } emit;
 
-static int open_beneath(int root_fd, const char *rel)
+int pb_fp__open_beneath(int root_fd, const char *rel)
 {
 #if defined(__linux__) && defined(SYS_openat2)
     static int no_openat2;
@@ -190,7 +194,7 @@ static int hash_progress(emit *e, const char *path)
  * when it vanished (or stopped being a regular file) since the scan. */
 static int hash_file(emit *e, pb_fp_plan_rec *r, const char *rel)
 {
-    int error = 0, fd = open_beneath(e->root_fd, rel);
+    int error = 0, fd = pb_fp__open_beneath(e->root_fd, rel);
     struct stat st;
     uint64_t total = 0, base = e->prog.bytes_done;
 
@@ -333,6 +337,8 @@ static int emit_file(emit *e, pb_fp_plan_rec *r, const char *path)
     }
     if (r->nlink > 1 && !ls) {
         flags = PB_FP_MULTI;
+        if (e->links.used >= LINK_GROUPS_MAX)
+            goto add; /* the map is full: its other paths are read and hashed on their own */
         if (!(ls = link_add(&e->links, r->dev, r->ino)) ||
             !(ls->leader = strndup(path, r->path_len)))
             return pb_error_set(e->err, PB_ENOMEM, "fingerprint: out of memory");
@@ -340,6 +346,7 @@ static int emit_file(emit *e, pb_fp_plan_rec *r, const char *path)
         ls->remaining = r->nlink - 1;
         ls = NULL; /* not a follower */
     }
+add:
     if ((error = pb_fp__writer_add(e->w, NULL, PB_ENTRY_FILE, flags, path, r->path_len, r->mode,
                                    r->size, r->mtime_ns, r->hash, leader,
                                    leader ? strlen(leader) : 0, e->err)) < 0)

@@ -88,6 +88,20 @@ int pb_fp__scan(pb_fp_scan_out *out, sqlite3 *db, FILE *plan, int root_fd,
 int pb_fp__emit(pb_fp_scan_out *plan_info, sqlite3 *db, FILE *plan, int root_fd,
                 const pb_fingerprint_options *opts, pb_fingerprint_result *res, pb_error *err);
 
+/** Opens the cache `<state_dir>/fingerprint.db` of the data dir whose real path is `plex_real`
+ * in a write transaction (BEGIN IMMEDIATE: PB_EBUSY when another run holds it); a cache of
+ * another data dir or hash format is emptied, a corrupt one removed and rebuilt. */
+int pb_fp__cache_open(sqlite3 **out, const char *state_dir, const char *plex_real, pb_error *err);
+
+/** Opens `rel` below `root_fd` read-only without following any symlink on the way (openat2
+ * RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS where the kernel has it, else O_NOFOLLOW on the last
+ * component). */
+int pb_fp__open_beneath(int root_fd, const char *rel);
+
+/* A file whose mtime is less than this older than the moment it was read could change again
+ * within the same timestamp tick: its cache row is stored as never matching. */
+#define RACY_NS 100000000LL
+
 /** A fingerprint cache failure ("fingerprint cache: <what>: ..."; PB_EBUSY when locked). */
 int pb_fp__sql_fail(sqlite3 *db, int rc, const char *what, pb_error *err);
 

@@ -1,11 +1,12 @@
 /*
  * bootstrap.c: the bootstrap's phases (pb_run with PB_RUN_BOOTSTRAP; run.c drives them): RECOVER,
  * START AGENT, BUILD LIBRARY (the runner builds the library in an empty cloud data dir),
- * FINGERPRINT, EXPORT, DOWNLOAD (the DB pair whole + a bundle of the files the home lacks),
- * INSTALL (Plex stopped, the home's user state and edits carried over (carry.c), the former DBs
- * backed up, the DBs installed, the files applied by the journaled apply), FINALIZE. A home that
- * already syncs is refused (PB_EINVALID, nothing touched) unless the options say force.
- * Role: engine/run, the home side (run_ctx.h). Prerequisites: carry.c, the Plex backup, pb_apply.
+ * EXPORT (the cloud lists its whole tree; each path is looked up in the home's), DOWNLOAD (the DB
+ * pair whole + a bundle of the files the home lacks), INSTALL (Plex stopped, the home's user state
+ * and edits carried over (carry.c), the former DBs backed up, the DBs installed, the files applied
+ * by the journaled apply), FINALIZE. A home that already syncs is refused (PB_EINVALID, nothing
+ * touched) unless the options say force. Role: engine/run, the home side (run_ctx.h).
+ * Prerequisites: carry.c, the Plex backup, pb_apply.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -215,7 +216,6 @@ int pb_run__bootstrap(rx *x)
     snprintf(x->r->upload_kind, sizeof(x->r->upload_kind), "none");
     PHASE(x, "START AGENT", bs_start(x));
     PHASE(x, "BUILD LIBRARY", pb_run__analysis(x));
-    PHASE(x, "FINGERPRINT", pb_run__fingerprint(x));
     PHASE(x, "EXPORT", pb_run__export(x, 1));
     PHASE(x, "DOWNLOAD", bs_download(x));
     PHASE(x, "INSTALL", bs_install(x));

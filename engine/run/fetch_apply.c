@@ -51,6 +51,42 @@ int pb_run__fetch_bundle(rx *x)
     return error;
 }
 
+/* The snapshot as the start of the next baseline copy: a hard link when the bundle brings no
+ * rows for that DB (neither name is written again: the apply only reads the snapshot), else a
+ * copy the rows are applied to. */
+static int next_start(const char *snap, const char *next, int has_rows, pb_error *e)
+{
+    unlink(next);
+    if (!has_rows && link(snap, next) == 0)
+        return 0;
+    return pb_fs_copy(snap, next, e);
+}
+
+/* The next baseline copy's ids: only the tables the bundle's rows changed are read (their pages
+ * differ from the snapshot's), the others' sums come from the snapshot's (sums.c); its sums are
+ * kept beside it, to travel with it into the state dir. */
+static int next_ids(rx *x, pb_baseline *got, pb_error *e)
+{
+    const char *snap[2] = {x->snap_main, x->snap_blobs}, *next[2] = {x->next_main, x->next_blobs};
+    const uint8_t *snap_id[2] = {x->snap_ids.main, x->snap_ids.blobs};
+    uint8_t *id[2] = {got->main, got->blobs};
+    for (int i = 0; i < 1 + x->has_blobs; i++) {
+        pb_sums ref = {0}, out = {0};
+        if (!x->snap_sums[i].n) /* a resumed run: the snapshot's sums from its file */
+            pb_sums_load(&ref, snap[i], snap_id[i]);
+        int error = pb_sums_checksum(id[i], &out, NULL, next[i], snap[i],
+                                     x->snap_sums[i].n ? &x->snap_sums[i] : &ref, e);
+        if (!error)
+            error = pb_sums_save(&out, next[i], id[i], e);
+        pb_sums_dispose(&ref);
+        pb_sums_dispose(&out);
+        if (error < 0)
+            return error;
+    }
+    got->has_blobs = x->has_blobs;
+    return 0;
+}
+
 /* The one verify pass at home (unless pb_run__fetch_bundle's decode was it): the bundle's records,
  * checksums and changesets (extracted for the next baseline and the apply) and its paths against
  * the data dir; the apply then trusts it (pb_run__apply_bundle). With make_next, reproduces the
@@ -79,12 +115,14 @@ int pb_run__verify_bundle(rx *x, int make_next)
     x->next_ok = 0;
     pb_error e = PB_ERROR_INIT;
     pb_baseline got;
-    if (pb_fs_copy(x->snap_main, x->next_main, &e) == 0 &&
-        (!x->has_blobs || pb_fs_copy(x->snap_blobs, x->next_blobs, &e) == 0) &&
+    memset(&got, 0, sizeof(got));
+    if (next_start(x->snap_main, x->next_main, x->binfo.has_cs_main, &e) == 0 &&
+        (!x->has_blobs ||
+         next_start(x->snap_blobs, x->next_blobs, x->binfo.has_cs_blobs, &e) == 0) &&
         (!x->binfo.has_cs_main || pb_run__apply_changeset(x->next_main, x->cs_main, &e) == 0) &&
         (!x->has_blobs || !x->binfo.has_cs_blobs ||
          pb_run__apply_changeset(x->next_blobs, x->cs_blobs, &e) == 0) &&
-        pb_run__ids(&got, x->next_main, x->has_blobs ? x->next_blobs : NULL, &e) == 0) {
+        next_ids(x, &got, &e) == 0) {
         if (memcmp(got.main, x->binfo.target_main, 16) == 0 &&
             (!x->has_blobs || memcmp(got.blobs, x->binfo.target_blobs, 16) == 0))
             x->next_ok = 1;

@@ -51,7 +51,6 @@ void pb_run__cur_clear(rx *x)
 void pb_run__set_work_paths(rx *x)
 {
     snprintf(x->work, sizeof(x->work), "%s/work/%s", x->sync, x->run_id);
-    snprintf(x->manifest, sizeof(x->manifest), "%s/home.manifest", x->work);
     snprintf(x->snap_main, sizeof(x->snap_main), "%s/snapshot.db", x->work);
     snprintf(x->snap_blobs, sizeof(x->snap_blobs), "%s/snapshot.blobs.db", x->work);
     snprintf(x->list, sizeof(x->list), "%s/list", x->work);
@@ -292,6 +291,8 @@ void pb_run__forget_home_base(rx *x)
     home_base_paths(x, bmain, bblobs, sizeof(bmain));
     unlink(bmain);
     unlink(bblobs);
+    pb_sums_remove(bmain);
+    pb_sums_remove(bblobs);
     pb_fs_sync_dir(x->state);
 }
 
@@ -306,8 +307,14 @@ int pb_run__keep_home_base(rx *x, const char *main, const char *blobs, const pb_
         return pb_error_errno(x->err, "cannot install the baseline copy %s", bmain);
     if (ids->has_blobs && rename(blobs, bblobs) != 0)
         return pb_error_errno(x->err, "cannot install the baseline copy %s", bblobs);
-    if (!ids->has_blobs)
+    if (!ids->has_blobs) {
         unlink(bblobs);
+        pb_sums_remove(bblobs);
+    }
+    /* after the copies: sums that name another digest than their DB's are ignored */
+    if ((error = pb_sums_move(main, bmain, x->err)) < 0 ||
+        (ids->has_blobs && (error = pb_sums_move(blobs, bblobs, x->err)) < 0))
+        return error;
     pb_fs_sync_dir(x->state);
     pb_run__id_hex(x->r->baseline_id, ids);
     pb_run__log(x, "info", "baseline %.16s recorded on both sides", x->r->baseline_id);

@@ -97,6 +97,15 @@ void pb_run__tally(rx *x)
     x->r->ms.total = pb_clock_ms() - x->t0;
 }
 
+static double cpu_now_ms(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) != 0)
+        return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
 void pb_run__phase_begin(rx *x, const char *name)
 {
     pb_run_result *r = x->r;
@@ -106,6 +115,7 @@ void pb_run__phase_begin(rx *x, const char *name)
     }
     x->phase_name = name;
     x->pt0 = pb_clock_ms();
+    x->pcpu0 = cpu_now_ms();
     pb_run_event ev = {0};
     ev.kind = PB_EV_PHASE;
     ev.name = name;
@@ -122,6 +132,7 @@ int pb_run__phase_end(rx *x, int rc)
     if (r->nphases) {
         r->phases[r->nphases - 1].ok = rc >= 0;
         r->phases[r->nphases - 1].ms = ms;
+        r->phases[r->nphases - 1].cpu_ms = cpu_now_ms() - x->pcpu0;
     }
     if (rc < 0 && !r->failed_phase) {
         r->failed_phase = (int)r->nphases;
@@ -470,6 +481,8 @@ done:
     leave_cloud(x, error);
     finish(x, error);
     json_decref(x->build_res);
+    pb_sums_dispose(&x->snap_sums[0]);
+    pb_sums_dispose(&x->snap_sums[1]);
     pb_store_free(x->store);
     pb_cloud_free(x->cloud);
     pb_plexdir_dispose(&x->pd);

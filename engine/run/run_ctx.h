@@ -41,14 +41,15 @@ typedef struct rx {
     int io_ok;
     const char *agent_mode; /* the PREPARE's mode ("sync", "bootstrap") for a reconnection */
     int rejoins;            /* reconnections of the agent's link during this run */
-    double t0, pt0;
+    double t0, pt0, pcpu0;  /* the run's and the phase's start; the phase's start in CPU ms */
     const char *phase_name;
     int lock_fd;
-    char manifest[PATH_MAX + 160], snap_main[PATH_MAX + 160], snap_blobs[PATH_MAX + 160];
+    char snap_main[PATH_MAX + 160], snap_blobs[PATH_MAX + 160];
     char list[PATH_MAX + 160], answer[PATH_MAX + 160], bundle[PATH_MAX + 160];
     char cs_main[PATH_MAX + 160], cs_blobs[PATH_MAX + 160];
     char next_main[PATH_MAX + 160], next_blobs[PATH_MAX + 160];
     pb_baseline snap_ids;
+    pb_sums snap_sums[2]; /* the snapshot's per-table sums (main, blobs), `same` vs the base copy */
     pb_baseline base_ids;
     int have_base;
     char base_id[33];
@@ -120,7 +121,6 @@ void pb_run__forget_home_base(rx *x);
 int pb_run__keep_home_base(rx *x, const char *main, const char *blobs, const pb_baseline *ids);
 
 /* ---- the phases shared by sync and bootstrap (sync.c) ---- */
-int pb_run__fingerprint(rx *x);
 int pb_run__analysis(rx *x);
 int pb_run__export(rx *x, int bootstrap);
 int pb_run__sync(rx *x);

@@ -156,8 +156,12 @@ int pb_run__snapshot(const char *src, const char *dst, pb_error *err)
     unlink(tmp);
     if ((error = pb_compat_open(&s, src, PB_OPEN_READONLY, err)) < 0)
         goto done;
+    /* a new private file, renamed into place only once whole and synced: no journal and no sync
+     * per step while it is written */
     if ((rc = sqlite3_open_v2(tmp, &d, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) !=
-        SQLITE_OK) {
+            SQLITE_OK ||
+        (rc = sqlite3_exec(d, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", NULL, NULL,
+                           NULL)) != SQLITE_OK) {
         error = sqlfail(d, rc, "snapshot: cannot create the copy", err);
         goto done;
     }
@@ -165,6 +169,14 @@ int pb_run__snapshot(const char *src, const char *dst, pb_error *err)
         goto done;
     sqlite3_close(d);
     d = NULL;
+    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || fdatasync(fd) != 0) {
+        error = pb_error_errno(err, "snapshot: cannot sync %s", tmp);
+        if (fd >= 0)
+            close(fd);
+        goto done;
+    }
+    close(fd);
     if (rename(tmp, dst) != 0)
         error = pb_error_errno(err, "snapshot: cannot rename %s", tmp);
 done:
@@ -196,8 +208,13 @@ void pb_run__schema_version(const char *db, char *out, size_t cap)
     sqlite3_close(c);
 }
 
+static int not_same(const char *table, void *payload)
+{
+    return !pb_sums_same(payload, table);
+}
+
 int pb_run__diff(uint64_t *bytes, uint64_t *records, const char *base, const char *target,
-                 const char *out_path, pb_error *err)
+                 const pb_sums *same, const char *out_path, pb_error *err)
 {
     pb_diff_stats st;
     FILE *f = fopen(out_path, "wb");
@@ -205,6 +222,10 @@ int pb_run__diff(uint64_t *bytes, uint64_t *records, const char *base, const cha
         return pb_error_errno(err, "cannot create %s", out_path);
     pb_diff_options dopts = PB_DIFF_OPTIONS_INIT;
     dopts.open = pb_compat_open_reader;
+    if (same && same->n) {
+        dopts.include = not_same;
+        dopts.include_payload = (void *)same;
+    }
     int error = pb_sqldiff_diff(&st, base, target, &dopts, pb_sqldiff_write_file, f, err);
     if (fclose(f) != 0 && !error)
         error = pb_error_errno(err, "cannot write %s", out_path);

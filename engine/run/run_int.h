@@ -12,8 +12,10 @@
 #include <jansson.h>
 #include "plexburst/bundle.h"
 #include "plexburst/errors.h"
+#include "plexburst/fingerprint.h"
 #include "plexburst/plexmerge.h"
 #include "plexburst/run.h"
+#include "sums.h"
 
 /* ---- the store layout (docs/store.md) ---- */
 #define PB_ST_BASELINE_CURRENT "baseline/current.json" /* {"id": the latest baseline} */
@@ -48,9 +50,10 @@ int pb_run__snapshot(const char *src, const char *dst, pb_error *err);
 int pb_run__ids(pb_baseline *out, const char *main_db, const char *blobs_db, pb_error *err);
 /** The 32-hex id of a pair: 16 hex digits of the main digest, 16 of the blobs digest. */
 void pb_run__id_hex(char out[33], const pb_baseline *b);
-/** Raw changeset base -> target (every candidate table) into `out_path`. */
+/** Raw changeset base -> target into `out_path`: every candidate table but those `same` flags
+ * (optional: tables whose pages equal the base's, sums.h). */
 int pb_run__diff(uint64_t *bytes, uint64_t *records, const char *base, const char *target,
-                 const char *out_path, pb_error *err);
+                 const pb_sums *same, const char *out_path, pb_error *err);
 /** Applies a raw changeset to `db` exactly (a 3-way merge whose live side is the base). */
 int pb_run__apply_changeset(const char *db, const char *cs_path, pb_error *err);
 /** Rewrites the Plex path columns of `db` with `pm` (prefix mapping); *changed gets the rows. */
@@ -70,11 +73,11 @@ void pb_run__schema_version(const char *db, char *out, size_t cap);
 /* ---- the compact LIST (bundle/list.c) ---- */
 /** Agent: the compact list of the files and symlinks of `manifest` (format in bundle/list.c). */
 int pb_run__list_compact(uint64_t *entries, const char *manifest, const char *out, pb_error *err);
-/** Home: merges a compact list with the home's fresh manifest and writes the text list (one
- * path per line, walk order) of the listed paths the home lacks or holds in another version;
- * the cloud's symlinks are never asked for (*links: how many the home lacks). */
+/** Home: looks up each path of a compact list in the home's tree (`home`) and writes the text
+ * list (one path per line, walk order) of the listed paths the home lacks or holds in another
+ * version; the cloud's symlinks are never asked for (*links: how many the home lacks). */
 int pb_run__list_wanted(uint64_t *listed, uint64_t *wanted, uint64_t *links, const char *compact,
-                        const char *home_manifest, const char *out, pb_error *err);
+                        pb_fingerprint_lookup *home, const char *out, pb_error *err);
 
 /* ---- file helpers (run_db.c; the general ones are base/fs.h) ---- */
 /** zstd of `src` at `level` into `dst` (replaced atomically); *out_bytes (optional): its size. */

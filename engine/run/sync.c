@@ -1,15 +1,17 @@
 /*
  * sync.c: the nightly sync's phases (pb_run with PB_RUN_SYNC; run.c drives them):
- * 1 RECOVER (resume.c), 2 FINGERPRINT (stat walk of the home tree, hashes only for changed
- * files), 3 SNAPSHOT (online backup of the live pair, logical checksums), 4 UPLOAD DELTA (row
- * changeset baseline -> snapshot, zstd; the whole snapshot the first time), 5 INJECT DB (agent
- * started, snapshot rebuilt and verified in the cloud; a mismatch falls back to a full upload),
- * 6 ANALYSIS (the runner), 7 EXPORT (the cloud's list, the home's answer with signatures, the
- * bundle built and stored with the new baseline), 8 DOWNLOAD and 9 APPLY (fetch_apply.c),
- * 10 FINALIZE (the baseline recorded, work cleaned, old runs pruned from the store). An
- * interrupted sync whose bundle is stored is completed (resume_sync).
- * FINGERPRINT, ANALYSIS and EXPORT serve the bootstrap too (bootstrap.c).
- * Role: engine/run, the home side (run_ctx.h). Prerequisites: fingerprints, sqldiff's diff,
+ * 1 RECOVER (resume.c), 2 SNAPSHOT (online backup of the live pair; logical checksums that
+ * read only the tables whose pages changed since the baseline copy: sums.c), 3 UPLOAD DELTA
+ * (row changeset baseline -> snapshot over those tables, zstd; the whole snapshot the first
+ * time), 4 INJECT DB (agent started, snapshot rebuilt and verified in the cloud; a mismatch falls
+ * back to a full upload), 5 ANALYSIS (the runner), 6 EXPORT (the cloud's list of what it wrote,
+ * those paths looked up in the home's tree through the fingerprint cache, the home's answer with
+ * signatures, the bundle built and stored with the new baseline), 7 DOWNLOAD and 8 APPLY
+ * (fetch_apply.c), 9 FINALIZE (the baseline recorded, work cleaned, old runs pruned from the
+ * store). An interrupted sync whose bundle is stored is completed (resume_sync).
+ * ANALYSIS and EXPORT serve the bootstrap too (bootstrap.c).
+ * Role: engine/run, the home side (run_ctx.h). Prerequisites: the fingerprint lookup, sqldiff's
+ * page comparison, diff and checksum,
  * the bundle's answer, the store and the agent link.
  */
 #include <stdio.h>
@@ -23,37 +25,43 @@
 #include "run_ctx.h"
 #include "runner_home.h"
 
-static int on_fp_progress(const pb_progress *p, void *payload)
+/* The snapshot's ids: only the tables whose pages differ from the home's baseline copy are read
+ * (sums.c); the others' sums come from the copy's, and those tables are flagged for the diff to
+ * leave out. The snapshot's sums are kept beside it for the next baseline copy. */
+static int snapshot_ids(rx *x)
 {
-    rx *x = payload;
-    pb_run_event ev = {0};
-    ev.kind = PB_EV_PROGRESS;
-    ev.progress = p;
-    pb_run__emit(x, &ev);
-    return pb_run__cancelled(x);
-}
-
-int pb_run__fingerprint(rx *x)
-{
-    pb_fingerprint_options fo = PB_FINGERPRINT_OPTIONS_INIT;
-    pb_fingerprint_result *fr = calloc(1, sizeof(*fr));
-    if (!fr)
-        return pb_error_set(x->err, PB_ENOMEM, "out of memory");
-    fo.state_dir = x->state;
-    fo.manifest_path = x->manifest;
-    fo.progress = on_fp_progress;
-    fo.payload = x;
-    int error = pb_fingerprint_run(fr, x->plex, &fo, x->err);
-    if (!error) {
-        char b1[PB_UNITS_BYTES_MAX], b2[PB_UNITS_BYTES_MAX];
-        pb_run__log(x, "info", "home tree: %llu files, %s; %llu hashed (%s), %llu from the cache",
-                    (unsigned long long)fr->files, pb_units_bytes(b1, sizeof(b1), fr->bytes),
-                    (unsigned long long)fr->hashed,
-                    pb_units_bytes(b2, sizeof(b2), fr->hashed_bytes),
-                    (unsigned long long)fr->cached);
+    char base[2][PATH_MAX + 64];
+    const char *snap[2] = {x->snap_main, x->snap_blobs};
+    const uint8_t *base_id[2] = {x->base_ids.main, x->base_ids.blobs};
+    uint8_t *id[2] = {x->snap_ids.main, x->snap_ids.blobs};
+    unsigned reused = 0, tables = 0;
+    memset(&x->snap_ids, 0, sizeof(x->snap_ids));
+    pb_run__home_base(x);
+    snprintf(base[0], sizeof(base[0]), "%s/" PB_HOME_BASE_MAIN, x->state);
+    snprintf(base[1], sizeof(base[1]), "%s/" PB_HOME_BASE_BLOBS, x->state);
+    for (int i = 0; i < 1 + x->has_blobs; i++) {
+        pb_sums ref = {0};
+        unsigned r = 0;
+        pb_error e = PB_ERROR_INIT;
+        int use = x->have_base && !x->o->full_upload && (i == 0 || x->base_ids.has_blobs);
+        if (use)
+            pb_sums_load(&ref, base[i], base_id[i]);
+        int error = pb_sums_checksum(id[i], &x->snap_sums[i], &r, snap[i], use ? base[i] : NULL,
+                                     &ref, x->err);
+        pb_sums_dispose(&ref);
+        if (error < 0)
+            return error;
+        if (pb_sums_save(&x->snap_sums[i], snap[i], id[i], &e) < 0)
+            pb_run__log(x, "warn", "%s", e.msg);
+        reused += r;
+        tables += (unsigned)x->snap_sums[i].n;
     }
-    free(fr);
-    return error;
+    x->snap_ids.has_blobs = x->has_blobs;
+    pb_run__log(x, "detail",
+                "snapshot checksum: %u of %u tables unchanged since the baseline copy (same "
+                "pages), %u read",
+                reused, tables, tables - reused);
+    return 0;
 }
 
 static int do_snapshot(rx *x)
@@ -63,8 +71,7 @@ static int do_snapshot(rx *x)
         return error;
     if (x->has_blobs && (error = pb_run__snapshot(x->blobs_db, x->snap_blobs, x->err)) < 0)
         return error;
-    if ((error = pb_run__ids(&x->snap_ids, x->snap_main, x->has_blobs ? x->snap_blobs : NULL,
-                             x->err)) < 0)
+    if ((error = snapshot_ids(x)) < 0)
         return error;
     pb_run__id_hex(x->r->snapshot_id, &x->snap_ids);
     x->r->bytes.snapshot_raw =
@@ -149,7 +156,8 @@ static int do_upload(rx *x)
     const char *obj[2] = {PB_ST_MAIN_CS, PB_ST_BLOBS_CS};
     for (int i = 0; i < 1 + x->has_blobs; i++) {
         uint64_t bytes = 0, records = 0, z = 0;
-        if ((error = pb_run__diff(&bytes, &records, base[i], snap[i], raw, x->err)) < 0)
+        if ((error = pb_run__diff(&bytes, &records, base[i], snap[i], &x->snap_sums[i], raw,
+                                  x->err)) < 0)
             return diff_failed(x, error);
         if ((error = pb_run__zstd(raw, zst, x->zlevel, &z, x->err)) < 0)
             return error;
@@ -271,9 +279,32 @@ int pb_run__export(rx *x, int bootstrap)
     return error;
 }
 
-/* The cloud's list (zstd on the wire). A compact list is merged with the home's manifest: the
- * home keeps only the paths it lacks or holds in another version, and the answer names just
- * those (a manifest list is answered as it is). `answer_list` gets the list to answer. */
+/* The listed paths the home lacks or holds in another version, into `wanted_path`: each listed
+ * path looked up in the home's tree through the fingerprint cache (only those: the home's walk
+ * follows what the cloud wrote, not the library). */
+static int home_wanted(rx *x, uint64_t *listed, uint64_t *wanted, uint64_t *links,
+                       const char *wanted_path)
+{
+    pb_fingerprint_lookup *home = NULL;
+    int error = pb_fingerprint_lookup_open(&home, x->plex, x->state, x->err);
+    if (error < 0)
+        return error;
+    error = pb_run__list_wanted(listed, wanted, links, x->list, home, wanted_path, x->err);
+    const pb_fingerprint_lookup_stats *s = pb_fingerprint_lookup_stats_get(home);
+    char b1[PB_UNITS_BYTES_MAX];
+    pb_run__log(x, "info",
+                "home tree: the %llu listed paths looked up: %llu held, %llu hashed (%s), %llu "
+                "from the cache",
+                (unsigned long long)s->looked_up, (unsigned long long)s->found,
+                (unsigned long long)s->hashed, pb_units_bytes(b1, sizeof(b1), s->hashed_bytes),
+                (unsigned long long)s->cached);
+    int closed = pb_fingerprint_lookup_close(home, x->err);
+    return error < 0 ? error : closed;
+}
+
+/* The cloud's list (zstd on the wire). For a compact list the home keeps only the listed paths
+ * it lacks or holds in another version (home_wanted), and the answer names just those (a
+ * manifest list is answered as it is). `answer_list` gets the list to answer. */
 static int fetch_list(rx *x, char *answer_list, size_t cap)
 {
     int error;
@@ -306,8 +337,7 @@ static int fetch_list(rx *x, char *answer_list, size_t cap)
     uint64_t listed = 0, wanted = 0, links = 0;
     if (fmt && strcmp(fmt, "compact1") == 0) {
         snprintf(wanted_path, sizeof(wanted_path), "%s.wanted", x->list);
-        if ((error = pb_run__list_wanted(&listed, &wanted, &links, x->list, x->manifest,
-                                         wanted_path, x->err)) < 0) {
+        if ((error = home_wanted(x, &listed, &wanted, &links, wanted_path)) < 0) {
             json_decref(end);
             return error;
         }
@@ -339,7 +369,7 @@ static int send_answer(rx *x, const char *answer_list)
     pb_answer_options ao;
     memset(&ao, 0, sizeof(ao));
     ao.version = PB_ANSWER_OPTIONS_VERSION;
-    ao.home_manifest = x->manifest;
+    ao.home_manifest = NULL; /* a manifest list (older agents): a full fingerprint answers it */
     ao.state_dir = x->state;
     pb_export_stats ast;
     memset(&ast, 0, sizeof(ast));
@@ -501,7 +531,6 @@ int pb_run__sync(rx *x)
         return resume_sync(x);
     if ((error = pb_run__begin_work(x)) < 0)
         return error;
-    PHASE(x, "FINGERPRINT", pb_run__fingerprint(x));
     PHASE(x, "SNAPSHOT", do_snapshot(x));
     PHASE(x, "UPLOAD DELTA", do_upload(x));
     PHASE(x, "INJECT DB", do_inject(x));

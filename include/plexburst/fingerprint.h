@@ -82,6 +82,53 @@ PB_EXTERN(int)
 pb_fingerprint_run(pb_fingerprint_result *out, const char *plex_dir,
                    const pb_fingerprint_options *opts, pb_error *err);
 
+/* ---- one path at a time: what the home holds where the cloud wrote ---- */
+
+/** What a data dir holds at one path (pb_fingerprint_lookup_get). */
+typedef struct pb_fingerprint_entry {
+    int type;      /* 0: nothing synced there (absent, excluded, a directory or a special file,
+                      or a symlink on the way); PB_ENTRY_FILE or PB_ENTRY_SYMLINK */
+    uint32_t mode; /* permission bits */
+    uint64_t size; /* file size, or the symlink target's length */
+    uint8_t hash[PB_HASH_LEN]; /* as a manifest records it: content, or the target text */
+} pb_fingerprint_entry;
+
+/** Counts of a lookup session. */
+typedef struct pb_fingerprint_lookup_stats {
+    uint64_t looked_up, found;     /* paths asked, and found as a file or symlink */
+    uint64_t hashed, hashed_bytes; /* files read because the cache did not describe them */
+    uint64_t cached;               /* files whose hash came from the cache */
+} pb_fingerprint_lookup_stats;
+
+typedef struct pb_fingerprint_lookup pb_fingerprint_lookup;
+
+/**
+ * Opens a lookup session on the data dir `plex_dir` with the fingerprint cache of `state_dir`
+ * (NULL: the default), in the cache's write transaction (PB_EBUSY when another run holds it).
+ * A session answers for single paths what a full fingerprint would record, at the cost of the
+ * paths asked instead of the whole tree: the nightly sync asks only where the cloud wrote.
+ */
+PB_EXTERN(int)
+pb_fingerprint_lookup_open(pb_fingerprint_lookup **out, const char *plex_dir, const char *state_dir,
+                           pb_error *err);
+
+/**
+ * What the data dir holds at `relpath` ('/'-separated, relative to D): a regular file's hash
+ * comes from the cache when its size, mtime and inode match the cache row, else the file is read
+ * (and the cache row rewritten); a symlink is recorded, never followed, and no symlink on the way
+ * is followed. `out->type` 0 means nothing synced is there.
+ */
+PB_EXTERN(int)
+pb_fingerprint_lookup_get(pb_fingerprint_lookup *l, const char *relpath, pb_fingerprint_entry *out,
+                          pb_error *err);
+
+/** The session's counts so far. */
+PB_EXTERN(const pb_fingerprint_lookup_stats *)
+pb_fingerprint_lookup_stats_get(const pb_fingerprint_lookup *l);
+
+/** Commits the cache rows written and frees the session (NULL is fine). */
+PB_EXTERN(int) pb_fingerprint_lookup_close(pb_fingerprint_lookup *l, pb_error *err);
+
 /**
  * The sync rule: 1 when the entry at `relpath` (relative to D, '/'-separated, no leading '/')
  * belongs to the synced tree, 0 when it is excluded. Top level: only `Metadata`, `Media` and

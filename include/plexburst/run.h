@@ -120,6 +120,7 @@ typedef struct pb_run_phase {
     char name[32];
     int ok;
     double ms;
+    double cpu_ms; /* the home process's CPU time in the phase (user + system, all threads) */
 } pb_run_phase;
 
 typedef struct pb_run_result {

@@ -97,13 +97,21 @@ typedef struct pb_diff_options {
     /** Version 2: opens each DB (NULL: pb_sqldiff_open_default); `open_payload` is its payload. */
     pb_sqldiff_open_fn open;
     void *open_payload;
+    /**
+     * Version 3, checksum only: called for each table before it is read. Returning 1 with
+     * `*rows` and `sum` set (as a table_checksum callback reported them for a DB whose table
+     * holds the same rows: pb_sqldiff_same_pages) makes the checksum take them instead of
+     * reading the table; 0 reads it. NULL reads every table.
+     */
+    int (*reuse)(const char *table, uint64_t *rows, uint8_t sum[16], void *payload);
+    void *reuse_payload;
 } pb_diff_options;
 
-/* Version 2 added open; version 1 structures (without it) are still accepted. */
-#define PB_DIFF_OPTIONS_VERSION 2
+/* Version 2 added open, version 3 reuse; older structures (without them) are still accepted. */
+#define PB_DIFF_OPTIONS_VERSION 3
 #define PB_DIFF_OPTIONS_INIT                                                                       \
     {                                                                                              \
-        PB_DIFF_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL                       \
+        PB_DIFF_OPTIONS_VERSION, NULL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL           \
     }
 
 /** Sets `*opts` to PB_DIFF_OPTIONS_INIT. */
@@ -175,11 +183,44 @@ typedef struct pb_checksum {
  * or column name. The encoding is specified at the top of sqldiff/checksum.c. Tables are chosen
  * like pb_sqldiff_diff does (`opts->include`). Not collision-resistant against an adversary.
  * @param out   OUT: the checksum.
- * @param opts  optional; uses include, table_checksum, flags and open.
+ * @param opts  optional; uses include, table_checksum, flags, open and reuse.
  * @return 0, or PB_ENOTFOUND / PB_ESQLITE / PB_ENOMEM / PB_ECANCELLED with detail in `err`.
  */
 PB_EXTERN(int)
 pb_sqldiff_checksum(pb_checksum *out, const char *path, const pb_diff_options *opts, pb_error *err);
+
+/* ---------------------------------------------------------------------------------------- */
+/* Tables unchanged, by their pages                                                          */
+/* ---------------------------------------------------------------------------------------- */
+
+/** Totals of pb_sqldiff_same_pages. */
+typedef struct pb_same_pages_stats {
+    unsigned tables;         /* candidate tables of the target */
+    unsigned tables_same;    /* reported the same */
+    uint64_t pages_compared; /* pages read from both files and compared */
+} pb_same_pages_stats;
+
+/** Called for each table found the same; a non-zero return cancels (PB_ECANCELLED). */
+typedef int (*pb_sqldiff_same_fn)(const char *table, void *payload);
+
+/**
+ * Finds the candidate tables (`opts->include`, as the diff chooses them) whose b-trees are
+ * byte-identical in the files `base_path` and `target_path`, without reading a row: same page
+ * geometry and encoding, same schema SQL and root page, every page of the table's b-tree in the
+ * target (dbstat's walk: interior, leaf and overflow pages) equal to the base's page of that
+ * number. Such a table holds the same rows in both (the rule is argued in sqldiff/pagecmp.c), so
+ * a diff may leave it out and a checksum may reuse its sum (pb_diff_options.reuse). Tables the
+ * comparison cannot prove the same (another layout, a page that differs) are not reported; when
+ * either file is not at rest (a -wal with frames or a -journal beside it) or SQLite lacks dbstat,
+ * none is. Both files must not change during the call (the caller's private copies).
+ * @param stats  OUT, optional.
+ * @param opts   optional; uses include and open.
+ * @return 0, or PB_ENOTFOUND / PB_ESQLITE / PB_ENOMEM / PB_ECANCELLED with detail in `err`.
+ */
+PB_EXTERN(int)
+pb_sqldiff_same_pages(pb_same_pages_stats *stats, const char *base_path, const char *target_path,
+                      const pb_diff_options *opts, pb_sqldiff_same_fn same, void *payload,
+                      pb_error *err);
 
 /** Writes the digest of `sum` as 32 lower-case hex digits into `hex`; returns `hex`. */
 PB_EXTERN(const char *) pb_checksum_hex(char hex[PB_CHECKSUM_HEX_SIZE], const pb_checksum *sum);

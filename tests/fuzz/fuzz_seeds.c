@@ -91,14 +91,14 @@ static void seeds_tree(const char *w)
         die("list", &e);
     put_file("list", "small.list", list);
     /* the home's answer to the cloud's manifest and to the wanted text list */
-    pb_fingerprint_options ho = PB_FINGERPRINT_OPTIONS_INIT;
-    pb_fingerprint_result hr;
+    pb_fingerprint_lookup *hl = NULL;
+    uint64_t links = 0;
     snprintf(state, sizeof(state), "%s/home.state", w);
-    ho.state_dir = state;
-    if (pb_fingerprint_run(&hr, home, &ho, &e) != 0)
-        die("fingerprint home", &e);
+    if (pb_fingerprint_lookup_open(&hl, home, state, &e) != 0)
+        die("lookup home", &e);
     snprintf(wanted, sizeof(wanted), "%s/wanted", w);
-    if (pb_run__list_wanted(&listed, &nwanted, list, hr.manifest_path, wanted, &e) != 0)
+    if (pb_run__list_wanted(&listed, &nwanted, &links, list, hl, wanted, &e) != 0 ||
+        pb_fingerprint_lookup_close(hl, &e) != 0)
         die("wanted", &e);
     pb_answer_options ao = PB_ANSWER_OPTIONS_INIT;
     pb_export_stats st;
