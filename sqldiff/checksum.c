@@ -77,8 +77,14 @@ static int checksum_table(XXH3_state_t *h, pb_checksum *out, sqlite3 *db, int ut
             goto sum;
         }
     }
-    if ((error = pb_tables__select(&st, db, t, PB_ORDER_NONE, err)) < 0 ||
-        (error = pb_rowsrc__open(&src, st, t->ncol, utf8, threaded, err)) < 0)
+    /* a UTF-8 DB is read one function call per row (rowsrc.h), as the diff reads it */
+    int packed = 0;
+    if (utf8 && (error = pb_rowsrc__register(&src, db, err)) < 0)
+        goto done;
+    if ((error = utf8 ? pb_tables__select_packed(&st, &packed, db, t, PB_ORDER_NONE, err)
+                      : pb_tables__select(&st, db, t, PB_ORDER_NONE, err)) < 0 ||
+        (error = packed ? pb_rowsrc__open_packed(&src, st, t->ncol, threaded, err)
+                        : pb_rowsrc__open(&src, st, t->ncol, utf8, threaded, err)) < 0)
         goto done;
     for (;;) {
         if ((error = pb_rowsrc__next(&src, err)) < 0)
@@ -115,6 +121,8 @@ sum:;
 done:
     pb_rowsrc__close(&src);
     sqlite3_finalize(st);
+    if (utf8)
+        pb_rowsrc__unregister(db);
     return error;
 }
 
