@@ -160,9 +160,9 @@ t=$(now)
 list_key=$(cat "$run/changed.lst" | sha1sum | cut -c1-16)
 if have tar && have zstd; then
   a_floor=$("$anchor" "$anchors" sync_floor_files "$key:$list_key" "$(zstd -V | head -1)" -- \
-    bash -c 'files_floor "$@"' _ "$home" "$run/changed.lst")
+    bash -c 'files_floor "$@"' _ "$home" "$run/changed.lst") || a_floor=$(skipped "the measurement failed")
   a_arch=$("$anchor" "$anchors" sync_whole_archives "$key" "$(tar --version | head -1); $(zstd -V | head -1)" -- \
-    bash -c 'archives "$@"' _ "$before" "$home")
+    bash -c 'archives "$@"' _ "$before" "$home") || a_arch=$(skipped "the measurement failed")
 else
   note "tar or zstd missing (apt-get install tar zstd): the floor's files and the whole archives are skipped"
   a_floor=$(skipped "tar or zstd missing") a_arch=$(skipped "tar or zstd missing")
@@ -170,7 +170,7 @@ fi
 if have rsync; then
   a_rsync=$("$anchor" "$anchors" sync_rsync "$key" "$(rsync --version | head -1)" -- \
     bash -c 'set -f; excl=($EXCL); set +f; rsyncs "$@"' _ "$before" "$home" \
-    "$pristine/home.plexburst/baseline.db")
+    "$pristine/home.plexburst/baseline.db") || a_rsync=$(skipped "the measurement failed")
 else
   note "rsync missing (apt-get install rsync): the rsync anchor is skipped"
   a_rsync=$(skipped "rsync missing")
