@@ -56,7 +56,7 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 declare -A step
 # background removal: a tree goes out of the way at once and is deleted outside the budget
-discard() { [ -e "$1" ] || return 0; local t="$1.old.$$.$RANDOM"; mv "$1" "$t" && (rm -rf "$t" &); }
+discard() { [ -e "$1" ] || return 0; local t="$1.old.$$.$RANDOM"; mv "$1" "$t" && (rm -rf "$t" </dev/null >/dev/null 2>&1 &); }
 # the agent's cleanup runs detached: wait (bounded) until the cloud's trash is empty
 settle() {
   local i
