@@ -4,8 +4,9 @@
 # The fixture, built once per scale and kept: a home library (mkplex init, with its tree),
 # bootstrapped through the local cloud, then a nightly change at home (mkplex stream --seed 11).
 # It lives in WORK/fx/{home, home.plexburst, cloud}; a copy taken right then, WORK/pristine/, puts
-# it back before each run (rsync of what the last run changed: seconds, where building it takes
-# many minutes). Nothing is torn down inside the run. The fixture is rebuilt when the fixture
+# it back after each run, in the background (rsync of what the run changed; the next run waits for
+# it when it is not done yet, or does it when it did not happen). Nothing is torn down inside
+# the run. The fixture is rebuilt when the fixture
 # tool (fixtures/) or these commands change, or with BENCH_FRESH_FIXTURES=1 (a state dir left by
 # an older plexburst is read as an upgraded home would read it; `fixture_built_by` says which).
 # Each run: one sync (cloud runner `mkplex analyze --seed 12`, no-op Plex stop/start), and:
@@ -93,16 +94,22 @@ if [ "${BENCH_FRESH_FIXTURES:-0}" = 1 ] || [ ! -f "$work/.key" ] || [ "$(cat "$w
   settle
   copy_tree "$fx" "$pristine"
   (cd "$src" && git rev-parse --short HEAD) >"$work/built_by"
+  touch "$work/.restored"
   echo "$key" >"$work/.key"
   step[fixture_build]=$(since "$t")
   note "fixture built in ${step[fixture_build]} s"
 else
-  # put back what the last run changed (home, its state dir, the cloud)
-  settle
-  copy_tree "$pristine" "$fx"
-  step[restore]=$(since "$t")
-  note "fixture restored from $pristine in ${step[restore]} s"
+  # what the last run changed (home, its state dir, the cloud) is put back after it, in the
+  # background; wait for that, or do it here when it did not happen
+  while [ -f "$work/restore.pid" ] && kill -0 "$(cat "$work/restore.pid")" 2>/dev/null; do sleep 2; done
+  if [ ! -f "$work/.restored" ]; then
+    settle
+    copy_tree "$pristine" "$fx"
+  fi
+  step[restore_wait]=$(since "$t")
+  note "fixture as built ($(since "$t") s waiting for or doing its restore from $pristine)"
 fi
+rm -f "$work/.restored" "$work/restore.pid"
 rm -rf "$run" && mkdir -p "$run"
 
 t=$(now)
@@ -218,3 +225,6 @@ archives   \(.whole_archives.total // "-") B (\(.whole_archives.ratio // 0 | flo
 rsync      \(.rsync.total // "-") B (\(.rsync.ratio // 0 | floor)x more)
 home CPU   \(.home.cpu_ms | floor) ms, peak RSS \(.home.max_rss_kb) KB; downtime \(.downtime_ms | floor) ms; sync \(.sync_ms / 1000 | floor) s
 steps      \(.steps_s)"' "$run/result.json" >&2
+# put the fixture back for the next run, in the background (outside this run's time)
+(settle && copy_tree "$pristine" "$fx" && touch "$work/.restored") </dev/null >"$work/restore.log" 2>&1 &
+echo $! >"$work/restore.pid"
