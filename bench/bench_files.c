@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <jansson.h>
 #include <plexburst/plexburst.h>
 
 extern char **environ;
@@ -254,20 +255,20 @@ int main(int argc, char **argv)
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double mb = (double)r1.bytes / 1e6;
-    printf("{\"dir\": \"%s\", \"files\": %llu, \"dirs\": %llu, \"bytes\": %llu, "
-           "\"hard_link_groups\": %llu, \"runs\": %d,\n"
-           " \"find_printf_s\": %.3f, \"unchanged_s\": %.3f, \"unchanged_vs_find\": %.2f, "
-           "\"unchanged_hashed\": %llu,\n"
-           " \"cat_s\": %.3f, \"cat_manifest_files_s\": %.3f, \"first_s\": %.3f, "
-           "\"first_hashed\": %llu,\n"
-           " \"cat_MBps\": %.0f, \"first_MBps\": %.0f, \"first_vs_cat\": %.2f, "
-           "\"first_vs_cat_manifest_files\": %.2f,\n"
-           " \"peak_rss_kib\": %ld, \"targets\": {\"unchanged_vs_find_max\": 1.5, "
-           "\"first_vs_cat_min\": 0.8}}\n",
-           d, (unsigned long long)r1.files, (unsigned long long)r1.dirs,
-           (unsigned long long)r1.bytes, (unsigned long long)r1.hard_link_groups, runs, t_find,
-           t_unch, t_unch / t_find, (unsigned long long)r2.hashed, t_cat, t_cat_list, t_first,
-           (unsigned long long)r1.hashed, mb / t_cat, mb / t_first, t_cat / t_first,
-           t_cat_list / t_first, ru.ru_maxrss);
+    json_t *j = json_pack(
+        "{s:s, s:I, s:I, s:I, s:I, s:i, s:f, s:f, s:f, s:I, s:f, s:f, s:f, s:I, s:f, s:f, s:f, "
+        "s:f, s:I, s:{s:f, s:f}}",
+        "dir", d, "files", (json_int_t)r1.files, "dirs", (json_int_t)r1.dirs, "bytes",
+        (json_int_t)r1.bytes, "hard_link_groups", (json_int_t)r1.hard_link_groups, "runs", runs,
+        "find_printf_s", t_find, "unchanged_s", t_unch, "unchanged_vs_find", t_unch / t_find,
+        "unchanged_hashed", (json_int_t)r2.hashed, "cat_s", t_cat, "cat_manifest_files_s",
+        t_cat_list, "first_s", t_first, "first_hashed", (json_int_t)r1.hashed, "cat_MBps",
+        mb / t_cat, "first_MBps", mb / t_first, "first_vs_cat", t_cat / t_first,
+        "first_vs_cat_manifest_files", t_cat_list / t_first, "peak_rss_kib",
+        (json_int_t)ru.ru_maxrss, "targets", "unchanged_vs_find_max", 1.5, "first_vs_cat_min", 0.8);
+    if (!j || json_dumpf(j, stdout, JSON_INDENT(1) | JSON_REAL_PRECISION(4)) != 0)
+        return 1;
+    putchar('\n');
+    json_decref(j);
     return 0;
 }
