@@ -56,7 +56,7 @@ static void test_demo_json(void **state)
     assert_non_null(json_object_get(json_object_get(s, "timings_ms"), "total"));
     assert_non_null(json_object_get(json_object_get(s, "timings_ms"), "downtime"));
     json_t *ph = json_object_get(s, "phases");
-    assert_int_equal(json_array_size(ph), 10);
+    assert_int_equal(json_array_size(ph), 9);
     for (size_t i = 0; i < json_array_size(ph); i++) {
         json_t *p = json_array_get(ph, i);
         assert_true(json_is_string(json_object_get(p, "name")));
