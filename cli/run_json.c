@@ -10,8 +10,6 @@
 #include "progress.h"
 #include "report_view.h"
 
-typedef unsigned long long ull;
-
 /* --json "bytes": what crossed the home link, by kind. */
 static json_t *bytes_json(const pb_run_result *r)
 {
