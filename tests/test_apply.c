@@ -68,6 +68,8 @@ static struct {
     char base_db[Q], base_blobs[Q];
     char engine[Q], compat[Q]; /* the stand-in engine wrapper (sqlite3-*) and plexcompat */
     int use_engine;            /* apply_opts: write through g.engine (else in-process) */
+    int swap; /* apply_opts: merge into a copy before the stop (else in place: the tests of the
+                 merge in place, which a swap falls back to, and g.post, the oracle of a swap) */
     tstate pre, post;
     double apply_ms;
     int nfp;
@@ -176,6 +178,7 @@ static void apply_opts(pb_apply_options *o, const char *dir, const char *bundle)
     o->engine = g.use_engine ? PB_PLEX_ENGINE_PATH : PB_PLEX_ENGINE_IN_PROCESS;
     o->plex_sqlite = g.use_engine ? g.engine : NULL;
     o->compat_extension = g.use_engine ? g.compat : NULL;
+    o->merge_in_place = !g.swap;
 }
 
 static int do_apply(const char *dir, const char *bundle, pb_apply_result *r, pb_error *e)
@@ -1495,6 +1498,132 @@ static void test_engine_crashes(void **state)
     recover_and_check(d, 'B', "apply killed, orphaned engine committed");
 }
 
+/* ---------------------------------------------------------------------------------------- */
+/* the merge into a copy before the stop, swapped in during it (engine/apply/premerge.c)     */
+
+/* One apply with the swap on; `stop_cmd` stands in for Plex's stop. */
+static void swap_apply(const char *d, const char *stop_cmd, int engine, pb_apply_result *r)
+{
+    pb_apply_options o;
+    pb_error e = PB_ERROR_INIT;
+    g.swap = 1;
+    g.use_engine = engine;
+    apply_opts(&o, d, g.bundle);
+    g.swap = g.use_engine = 0;
+    o.plex_stop_cmd = stop_cmd;
+    o.plex_start_cmd = stop_cmd ? "true" : NULL;
+    if (pb_apply(r, &o, &e) != 0)
+        fail_msg("apply with the swap%s: %s", engine ? " (engine)" : "", e.msg);
+}
+
+static void test_swap(void **state)
+{
+    (void)state;
+    need_fixture();
+    char d[P], db[P], out[256];
+    pathf(d, sizeof(d), "%s/swap", g.root);
+    pathf(db, sizeof(db), "%s/%s", d, PB_PLEX_DB_REL);
+    for (int engine = 0; engine < 2; engine++) {
+        if (engine && access(STAND_IN, X_OK) != 0) {
+            fprintf(stderr, "swap through the engine skipped: no %s\n", STAND_IN);
+            break;
+        }
+        if (engine)
+            need_engine();
+        /* the same DB pair and tree as the merge in place (g.post), the live file's mode kept */
+        copy_home(d);
+        assert_int_equal(chmod(db, 0640), 0);
+        pb_apply_result *r = calloc(1, sizeof(*r));
+        swap_apply(d, "true", engine, r);
+        if (!r->swapped)
+            fail_msg("no swap%s: %s", engine ? " (engine)" : "", r->swap_note);
+        assert_true(r->ms.premerge > 0);
+        assert_true(r->rows.inserted > 0);
+        pb_apply_result_dispose(r);
+        free(r);
+        assert_int_equal(outcome(d, engine ? "swap (engine)" : "swap"), 'B');
+        struct stat st;
+        assert_int_equal(stat(db, &st), 0);
+        assert_int_equal(st.st_mode & 07777, 0640);
+        recover_and_check(d, 'B', "after a swap");
+    }
+    /* Plex writes after the copy (here: while it stops): the copy is dropped, the merge happens
+     * in place, and the home's write is kept */
+    copy_home(d);
+    char cmd[P + 256];
+    pathf(cmd, sizeof(cmd),
+          "%s '%s' \"PRAGMA busy_timeout=5000; UPDATE accounts SET name = 'renamed-at-stop' WHERE "
+          "id = 1\"",
+          STAND_IN, db);
+    if (access(STAND_IN, X_OK) == 0) {
+        pb_apply_result *r = calloc(1, sizeof(*r));
+        swap_apply(d, cmd, 0, r);
+        assert_false(r->swapped);
+        if (!strstr(r->swap_note, "changed while the rows were merged into a copy"))
+            fail_msg("swap note: '%s'", r->swap_note);
+        assert_true(r->committed && r->rows.inserted > 0);
+        pb_apply_result_dispose(r);
+        free(r);
+        tu_sh_out(out, sizeof(out), "%s '%s' \"SELECT name FROM accounts WHERE id = 1\"", STAND_IN,
+                  db);
+        if (!strstr(out, "renamed-at-stop"))
+            fail_msg("the home's write at the stop was lost: '%s'", out);
+        tu_sh_out(out, sizeof(out), "find '%s' -name '.pb-stage-*' | head -3", d);
+        if (out[0])
+            fail_msg("copies left after the fallback: %s", out);
+    }
+}
+
+static void test_swap_crashes(void **state)
+{
+    (void)state;
+    need_fixture();
+    static const struct {
+        const char *env;
+        int expect; /* 'A' pre, 'B' post */
+    } points[] = {
+        {"PB_TEST_CRASH_AT=premerge", 'A'},   /* the copies made */
+        {"PB_TEST_CRASH_AFTER=40", 'A'},      /* inside the merge into the copies */
+        {"PB_TEST_CRASH_AT=premerged", 'A'},  /* the copies merged and durable */
+        {"PB_TEST_CRASH_AT=merging", 'A'},    /* Plex stopped, the live modes recorded */
+        {"PB_TEST_CRASH_AT=swapping", 'B'},   /* the commit point: nothing renamed yet */
+        {"PB_TEST_CRASH_AT=swap-main", 'B'},  /* main renamed, blobs not */
+        {"PB_TEST_CRASH_AT=swap-blobs", 'B'}, /* both renamed */
+        {"PB_TEST_CRASH_AT=merged", 'B'},
+        {"PB_TEST_CRASH_AT=install:1", 'B'},
+    };
+    char d[P];
+    pathf(d, sizeof(d), "%s/swap-crash", g.root);
+    g.swap = 1;
+    for (int engine = 0; engine < 2; engine++) {
+        if (engine && access(STAND_IN, X_OK) != 0)
+            break;
+        if (engine)
+            need_engine();
+        for (size_t i = 0; i < sizeof(points) / sizeof(points[0]); i++) {
+            char what[128];
+            pathf(what, sizeof(what), "swap%s, %s", engine ? " (engine)" : "", points[i].env);
+            copy_home(d);
+            g.use_engine = engine;
+            int killed = child_apply(d, g.bundle, points[i].env, -1, 0);
+            g.use_engine = 0;
+            if (!killed)
+                fail_msg("%s: the crash point was not reached", what);
+            recover_and_check(d, points[i].expect, what);
+        }
+    }
+    /* killed at the commit point, then the live DB changed before the recovery (Plex started
+     * at boot and wrote): nothing was swapped yet, so the run rolls back and keeps that file */
+    copy_home(d);
+    assert_true(child_apply(d, g.bundle, "PB_TEST_CRASH_AT=swapping", -1, 0));
+    char db[P];
+    pathf(db, sizeof(db), "%s/%s", d, PB_PLEX_DB_REL);
+    struct timespec ts[2] = {{0, UTIME_OMIT}, {0, UTIME_NOW}};
+    assert_int_equal(utimensat(AT_FDCWD, db, ts, 0), 0);
+    recover_and_check(d, 'A', "swap interrupted, the live DB changed before the recovery");
+    g.swap = 0;
+}
+
 int main(void)
 {
     tu_asan_allow_stock_host();
@@ -1507,6 +1636,7 @@ int main(void)
         cmocka_unit_test(test_random_kills),     cmocka_unit_test(test_online),
         cmocka_unit_test(test_hostile),          cmocka_unit_test(test_cli),
         cmocka_unit_test(test_engine_roundtrip), cmocka_unit_test(test_engine_crashes),
+        cmocka_unit_test(test_swap),             cmocka_unit_test(test_swap_crashes),
     };
     if (access(tu_build_path("mkplex"), X_OK) != 0)
         tu_skip("mkplex is not built");

@@ -456,6 +456,8 @@ static int apply_setup(apply_run *x)
     if (!pb_fs_exists(x->main_db))
         return pb_error_setd(err, PB_ENOTFOUND, ENOENT, "no Plex library DB at %s", x->main_db);
     x->has_live_blobs = pb_fs_exists(x->blobs_db);
+    x->m_main = x->main_db;
+    x->m_blobs = x->blobs_db;
     make_run_id(x->run_id);
     snprintf(x->out->run_id, sizeof(x->out->run_id), "%s", x->run_id);
     return 0;
@@ -488,8 +490,10 @@ static int phase_commit(apply_run *x, double *ms_merge, double *ms_install)
 {
     int error;
     double t = pb_clock_ms();
+    int swapped = 0;
     phase(x, PB_APPLY_MERGE);
-    if ((error = pb_apply__merge(x)) < 0 ||
+    if ((error = pb_apply__swap(x, &swapped)) < 0 ||
+        (!swapped && (error = pb_apply__merge(x)) < 0) ||
         (error = pb_journal__set_state(x->j, PB_JST_MERGED, x->err)) < 0)
         return error;
     if (!x->o->online && !x->idle) {
@@ -537,6 +541,9 @@ static int apply_run_phases(apply_run *x)
     if (!x->idle && !x->o->online && (error = pb_journal__preinstall(x->j, &moved, x->err)) < 0)
         return error;
     out->ms.stage = pb_clock_ms() - t;
+    /* and the rows, into a copy of the live pair that replaces it during the stop */
+    if ((error = pb_apply__premerge(x)) < 0)
+        return error;
     phase(x, PB_APPLY_STOP);
     if ((error = pb_apply__cancelled(x)) < 0 ||
         (!x->idle && (error = pb_apply__stop_plex(x)) < 0) ||
@@ -556,6 +563,7 @@ static int apply_run_phases(apply_run *x)
 static void apply_finish(apply_run *x, int error)
 {
     const pb_apply_options *o = x->o;
+    pb_apply__premerge_free(x, 1);
     if (error < 0 && x->begun && x->j) {
         /* before the commit: roll back; after it: complete (or leave it to the next recovery) */
         pb_recover_result rr;

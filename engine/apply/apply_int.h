@@ -13,6 +13,8 @@
 #include "plexdir.h"
 #include "plexengine.h"
 
+typedef struct pb_premerge pb_premerge;
+
 typedef struct apply_run {
     const pb_apply_options *o;
     pb_apply_result *out;
@@ -38,6 +40,11 @@ typedef struct apply_run {
     int root_fd;
     int run_lock_fd; /* the sync's run lock, taken by a standalone apply (-1: not held) */
     uint8_t *buf;
+    /* what the merge writes: the live pair (m_marker NULL: the journal's marker), or, while
+     * `pre`, the copies made before the stop and a scratch marker (premerge.c) */
+    const char *m_main, *m_blobs, *m_marker;
+    int pre;
+    pb_premerge *pm; /* the copies merged before the stop, until swapped or dropped */
 } apply_run;
 
 /** PB_ECANCELLED (message in x->err) when the caller's cancelled() says so, else 0. */
@@ -48,6 +55,13 @@ int pb_apply__stage(apply_run *x);
 /** Phase 6 (apply_merge.c): merges the rows (Plex's engine or in-process); sets x->committed. */
 int pb_apply__merge(apply_run *x);
 /** Phase 5 (plexctl.c): stops Plex with --plex-stop-cmd, or refuses when it runs. */
+/* premerge.c: before the stop, the merge into copies of the live pair (0 with a note in
+ * out->swap_note when it is not possible: the merge then happens in place); during the stop,
+ * the swap (*swapped = 0: Plex wrote since the copy, the copies are dropped); the copies
+ * dropped (`remove`) and the connections closed. */
+int pb_apply__premerge(apply_run *x);
+int pb_apply__swap(apply_run *x, int *swapped);
+void pb_apply__premerge_free(apply_run *x, int remove);
 int pb_apply__stop_plex(apply_run *x);
 /** Phase 8 (plexctl.c): starts Plex again when this run stopped it. */
 int pb_apply__start_plex(apply_run *x);

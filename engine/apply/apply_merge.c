@@ -109,6 +109,38 @@ static int marker_triggers(sqlite3 *db, const char *schema, const char *run_id, 
     return error;
 }
 
+/* The commit marker the merge writes: the journal's, or a scratch one for a merge into a copy
+ * (premerge.c), whose commit is not the apply's. */
+static const char *marker_path(const apply_run *x)
+{
+    return x->m_marker ? x->m_marker : pb_journal__marker_path(x->j);
+}
+
+static int marker_present(apply_run *x, int *present)
+{
+    sqlite3 *db = NULL;
+    sqlite3_stmt *st = NULL;
+    int rc;
+    if (!x->m_marker)
+        return pb_journal__marker_present(x->j, present, x->err);
+    rc = sqlite3_open_v2(x->m_marker, &db, SQLITE_OPEN_READWRITE, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_prepare_v2(db, "SELECT 1 FROM " PB_MARKER_TABLE " WHERE run_id = ?", -1, &st,
+                                NULL);
+    if (rc == SQLITE_OK && (rc = sqlite3_bind_text(st, 1, x->run_id, -1, SQLITE_STATIC)) ==
+                               SQLITE_OK) {
+        rc = sqlite3_step(st);
+        *present = rc == SQLITE_ROW;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
+    }
+    sqlite3_finalize(st);
+    int error = rc == SQLITE_OK ? 0
+                                : pb_error_setd(x->err, PB_ESQLITE, rc, "merge: marker %s: %s",
+                                                x->m_marker, sqlite3_errstr(rc));
+    sqlite3_close(db);
+    return error;
+}
+
 static int crash_hook(void *payload)
 {
     (void)payload;
@@ -124,6 +156,12 @@ static int switch_modes(apply_run *x, sqlite3 *db, int with_blobs)
     pb_error *err = x->err;
     char mode_main[16] = "", mode_blobs[16] = "", now[16];
     int error;
+    if (x->pre) /* a copy in DELETE mode (premerge.c), made durable after the merge */
+        return exec_sql(db,
+                        with_blobs ? "PRAGMA main.synchronous=OFF; PRAGMA blobs.synchronous=OFF; "
+                                     "PRAGMA pbmark.synchronous=OFF"
+                                   : "PRAGMA main.synchronous=OFF; PRAGMA pbmark.synchronous=OFF",
+                        "synchronous", err);
     if ((error = pragma_text(db, "PRAGMA main.journal_mode", mode_main, sizeof(mode_main), err)) <
             0 ||
         (with_blobs && (error = pragma_text(db, "PRAGMA blobs.journal_mode", mode_blobs,
@@ -185,18 +223,18 @@ static int merge_in_process(apply_run *x, const char *run_id)
 
     if (!(stats = calloc(1, sizeof(*stats))))
         return pb_error_set(err, PB_ENOMEM, "merge: out of memory");
-    if ((error = pb_compat_open(&db, x->main_db, 0, err)) < 0 ||
+    if ((error = pb_compat_open(&db, x->m_main, 0, err)) < 0 ||
         (error = exec_sql(db, pb_ftsdefer_conn_sql(), "the connection's settings", err)) < 0)
         goto done;
     {
-        char *sql = with_blobs ? sqlite3_mprintf("ATTACH %Q AS blobs", x->blobs_db) : NULL;
+        char *sql = with_blobs ? sqlite3_mprintf("ATTACH %Q AS blobs", x->m_blobs) : NULL;
         if (with_blobs && (error = sql ? exec_sql(db, sql, "attach the blobs DB", err)
                                        : pb_error_set(err, PB_ENOMEM, "out of memory")) < 0) {
             sqlite3_free(sql);
             goto done;
         }
         sqlite3_free(sql);
-        sql = sqlite3_mprintf("ATTACH %Q AS " PB_MARKER_SCHEMA, pb_journal__marker_path(x->j));
+        sql = sqlite3_mprintf("ATTACH %Q AS " PB_MARKER_SCHEMA, marker_path(x));
         error = sql ? exec_sql(db, sql, "attach the journal", err)
                     : pb_error_set(err, PB_ENOMEM, "out of memory");
         sqlite3_free(sql);
@@ -236,8 +274,10 @@ static int merge_in_process(apply_run *x, const char *run_id)
         if (error < 0)
             goto done;
     }
-    x->committed = 1;
-    pb_journal__crash_point("committed");
+    if (!x->pre) {
+        x->committed = 1;
+        pb_journal__crash_point("committed");
+    }
 done:
     if (db) {
         pb_ftsdefer_uninstall(fts, db);
@@ -278,7 +318,7 @@ static int script_prologue(apply_run *x, FILE *f, int with_blobs, const char *ru
     if (with_blobs && sql)
         sql = sqlite3_mprintf("%z"
                               "ATTACH %Q AS blobs;\n",
-                              sql, x->blobs_db);
+                              sql, x->m_blobs);
     if (sql)
         sql = sqlite3_mprintf("%z"
                               "PRAGMA main.journal_mode=DELETE;\n",
@@ -293,7 +333,7 @@ static int script_prologue(apply_run *x, FILE *f, int with_blobs, const char *ru
                               "CREATE TEMP TABLE pb_apply_guard(db TEXT, ok INTEGER, CONSTRAINT "
                               "\"plexburst: the DB is not in journal_mode=DELETE (another "
                               "process holds it: is Plex running?)\" CHECK (ok));\n",
-                              sql, pb_journal__marker_path(x->j));
+                              sql, marker_path(x));
     for (int i = 0; i < 3 && sql; i++)
         if (db[i])
             sql = sqlite3_mprintf("%z"
@@ -338,10 +378,10 @@ static int engine_commit(apply_run *x)
     int present = 0, error;
     pb_error eerr = PB_ERROR_INIT;
     pb_journal__crash_point("engine");
-    int erc = pb_plex_engine_run(&x->engine, x->main_db, x->o->compat_extension, x->script,
+    int erc = pb_plex_engine_run(&x->engine, x->m_main, x->o->compat_extension, x->script,
                                  x->errlog, pb_journal__lock_fd(x->j), &eerr);
     pb_journal__crash_point("engine-done");
-    if ((error = pb_journal__marker_present(x->j, &present, x->err)) < 0)
+    if ((error = marker_present(x, &present)) < 0)
         return error;
     if (present)
         return 0;
@@ -369,10 +409,10 @@ static int merge_engine(apply_run *x, const char *run_id, const pb_merge_input *
     snprintf(x->errlog, sizeof(x->errlog), "%s/%s.engine.log", x->work, run_id);
     if (!(stats = calloc(1, sizeof(*stats))))
         return pb_error_set(err, PB_ENOMEM, "merge: out of memory");
-    if ((error = pb_compat_open(&db, x->main_db, PB_OPEN_READONLY, err)) < 0)
+    if ((error = pb_compat_open(&db, x->m_main, PB_OPEN_READONLY, err)) < 0)
         goto done;
     if (with_blobs) {
-        char *sql = sqlite3_mprintf("ATTACH %Q AS blobs", x->blobs_db);
+        char *sql = sqlite3_mprintf("ATTACH %Q AS blobs", x->m_blobs);
         error = sql ? exec_sql(db, sql, "attach the blobs DB", err)
                     : pb_error_set(err, PB_ENOMEM, "out of memory");
         sqlite3_free(sql);
@@ -427,7 +467,8 @@ static int merge_engine(apply_run *x, const char *run_id, const pb_merge_input *
     sqlite3_close(db); /* the engine needs the pair to itself to switch journal modes */
     db = NULL;
 
-    if ((error = pb_journal__set_merging(x->j, mode_main, with_blobs ? mode_blobs : NULL, err)) < 0)
+    if (!x->pre &&
+        (error = pb_journal__set_merging(x->j, mode_main, with_blobs ? mode_blobs : NULL, err)) < 0)
         goto done;
     x->out->atomic_pair = 1;
     /* no row to write (user state only, or all the same): the engine has nothing to do */
@@ -442,7 +483,7 @@ done:
     pb_plex_policy_free(pol);
     pb_pathmap_free(pm);
     free(stats);
-    if (error == 0) {
+    if (error == 0 && !x->pre) {
         x->committed = 1;
         pb_journal__crash_point("committed");
     }

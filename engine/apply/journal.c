@@ -110,7 +110,9 @@ static const char SCHEMA[] =
     "CREATE TABLE IF NOT EXISTS dirs(n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE);"
     "CREATE TABLE IF NOT EXISTS stagedirs(path TEXT PRIMARY KEY) WITHOUT ROWID;"
     "CREATE TABLE IF NOT EXISTS files(n INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, "
-    "stage TEXT, kind INTEGER NOT NULL, hash BLOB NOT NULL, done INTEGER NOT NULL DEFAULT 0);";
+    "stage TEXT, kind INTEGER NOT NULL, hash BLOB NOT NULL, done INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE IF NOT EXISTS swap(k INTEGER PRIMARY KEY, ino INTEGER NOT NULL, "
+    "size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL);";
 
 /* ---------------------------------------------------------------------------------------- */
 /* test hook                                                                                 */
@@ -410,6 +412,36 @@ int pb_journal__set_plex(pb_journal *j, int stopped, pb_error *err)
     if ((rc = run1(j, "UPDATE run SET plex_stopped = ?", "i", (int64_t)stopped)) != SQLITE_OK)
         return pb_journal__sqlerr(j, rc, "plex state", err);
     return pb_journal__commit(j, err);
+}
+
+void pb_journal__copy_path(char *out, size_t cap, const char *live, const char *run_id, int k)
+{
+    const char *slash = strrchr(live, '/');
+    int dir = slash ? (int)(slash - live) + 1 : 0;
+    snprintf(out, cap, "%.*s" PB_STAGE_PREFIX "%s-db-%s", dir, live, run_id, k ? "blobs" : "main");
+}
+
+int pb_journal__set_swapping(pb_journal *j, const struct stat *main, const struct stat *blobs,
+                             pb_error *err)
+{
+    const struct stat *st[2] = {main, blobs};
+    int error = pb_journal__batch_begin(j, err), rc = SQLITE_OK;
+    if (error < 0)
+        return error;
+    rc = run1(j, "DELETE FROM swap", "");
+    for (int k = 0; k < 2 && rc == SQLITE_OK; k++)
+        if (st[k])
+            rc = run1(j, "INSERT INTO swap(k, ino, size, mtime_ns) VALUES(?, ?, ?, ?)", "iiii",
+                      (int64_t)k, (int64_t)st[k]->st_ino, (int64_t)st[k]->st_size,
+                      (int64_t)st[k]->st_mtim.tv_sec * 1000000000 + st[k]->st_mtim.tv_nsec);
+    if (rc == SQLITE_OK)
+        rc = run1(j, "UPDATE run SET state = ?", "t", PB_JST_SWAPPING);
+    if (rc != SQLITE_OK)
+        return pb_journal__sqlerr(j, rc, "swapping", err);
+    if ((error = pb_journal__commit(j, err)) < 0)
+        return error;
+    pb_journal__crash_point(PB_JST_SWAPPING);
+    return 0;
 }
 
 int pb_journal__set_merging(pb_journal *j, const char *main_mode, const char *blobs_mode,

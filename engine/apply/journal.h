@@ -7,6 +7,7 @@
 #define PB_JOURNAL_H
 
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sqlite3.h>
 #include "plexburst/apply.h"
 
@@ -20,6 +21,7 @@
 #define PB_JST_STAGING   "staging" /* files are being staged; nothing visible has changed */
 #define PB_JST_STAGED    "staged"  /* every file staged and durable */
 #define PB_JST_MERGING   "merging" /* Plex stopped, journal modes recorded, the merge may commit */
+#define PB_JST_SWAPPING  "swapping" /* the merged copies replace the live pair (premerge.c) */
 #define PB_JST_MERGED    "merged"  /* the rows are committed: only forward from here */
 #define PB_JST_INSTALLED "installed" /* every staged file renamed into place */
 
@@ -55,6 +57,18 @@ int pb_journal__begin(pb_journal *j, const char *run_id, const char *bundle, int
 int pb_journal__set_state(pb_journal *j, const char *state, pb_error *err);
 /** Records that Plex was stopped (1) or started again (0), committed. */
 int pb_journal__set_plex(pb_journal *j, int stopped, pb_error *err);
+/** The name of the copy of live DB `live` (k 0: main, 1: blobs) that run `run_id` merges before
+ * the stop: a stage file beside it (premerge.c). */
+void pb_journal__copy_path(char *out, size_t cap, const char *live, const char *run_id, int k);
+/** State swapping (committed, durable): the merged copies are about to replace the live files,
+ * whose identity (`blobs` NULL: main only) is recorded for the recovery. */
+int pb_journal__set_swapping(pb_journal *j, const struct stat *main, const struct stat *blobs,
+                             pb_error *err);
+/** Recovery of state swapping: each copy still waiting is renamed over its live file while the
+ * live main DB is the one recorded (*committed = 1); when it changed since (nothing was swapped
+ * yet, and something wrote to it), *committed = 0: the caller rolls back. */
+int pb_journal__swap_forward(pb_journal *j, int *committed, pb_error *err);
+
 /** Records the live DBs' journal modes before the merge switches them (with state merging). */
 int pb_journal__set_merging(pb_journal *j, const char *main_mode, const char *blobs_mode,
                             pb_error *err);

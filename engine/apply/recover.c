@@ -224,7 +224,7 @@ int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
     out->modes_restored = restored;
     if ((error = pb_journal__jexec(j,
                                    "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM dirs; "
-                                   "DELETE FROM stagedirs; DELETE FROM run; COMMIT;",
+                                   "DELETE FROM stagedirs; DELETE FROM swap; DELETE FROM run; COMMIT;",
                                    "clear the run", err)) < 0)
         goto done;
     unlink(j->probes);
@@ -536,6 +536,60 @@ done:
     return error;
 }
 
+/* Whether the live file at `path` is still the one recorded in the swap table as k. */
+static int same_live(pb_journal *j, int k, const char *path, int *same, pb_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    struct stat s;
+    int rc = sqlite3_prepare_v2(j->db, "SELECT ino, size, mtime_ns FROM swap WHERE k = ?", -1, &st,
+                                NULL);
+    *same = 0;
+    if (rc == SQLITE_OK && (rc = sqlite3_bind_int(st, 1, k)) == SQLITE_OK &&
+        (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        *same = lstat(path, &s) == 0 && (int64_t)s.st_ino == sqlite3_column_int64(st, 0) &&
+                (int64_t)s.st_size == sqlite3_column_int64(st, 1) &&
+                (int64_t)s.st_mtim.tv_sec * 1000000000 + s.st_mtim.tv_nsec ==
+                    sqlite3_column_int64(st, 2);
+        rc = SQLITE_OK;
+    } else if (rc == SQLITE_DONE) {
+        rc = SQLITE_OK;
+    }
+    sqlite3_finalize(st);
+    return rc == SQLITE_OK ? 0 : pb_journal__sqlerr(j, rc, "read the swap", err);
+}
+
+int pb_journal__swap_forward(pb_journal *j, int *committed, pb_error *err)
+{
+    pb_journal_run r;
+    char live[2][PATH_MAX + 80], copy[2][PATH_MAX + 160], wal[PATH_MAX + 96];
+    int error, same;
+
+    *committed = 0;
+    if ((error = pb_journal__load_run(j, &r, err)) < 0 || !r.have)
+        return error;
+    pb_journal__live_paths(r.plex_dir, live[0], live[1], sizeof(live[0]));
+    for (int k = 0; k < 2; k++)
+        pb_journal__copy_path(copy[k], sizeof(copy[k]), live[k], r.run_id, k);
+    if (pb_fs_exists(copy[0])) {
+        /* main not swapped yet: only onto the very file left at the swap, with no WAL beside */
+        snprintf(wal, sizeof(wal), "%s-wal", live[0]);
+        if ((error = same_live(j, 0, live[0], &same, err)) < 0)
+            return error;
+        if (!same || pb_fs_exists(wal))
+            return 0;
+        if (rename(copy[0], live[0]) != 0)
+            return pb_error_errno(err, "cannot rename %s onto %s", copy[0], live[0]);
+    }
+    if (pb_fs_exists(copy[1]) && rename(copy[1], live[1]) != 0)
+        return pb_error_errno(err, "cannot rename %s onto %s", copy[1], live[1]);
+    char *slash = strrchr(live[0], '/');
+    if (slash)
+        *slash = '\0';
+    pb_fs_sync_dir(live[0]);
+    *committed = 1;
+    return 0;
+}
+
 int pb_journal__finish(pb_journal *j, pb_error *err)
 {
     pb_journal_run r;
@@ -553,7 +607,7 @@ int pb_journal__finish(pb_journal *j, pb_error *err)
         return error;
     if ((error = pb_journal__jexec(j,
                                    "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM dirs; "
-                                   "DELETE FROM stagedirs; DELETE FROM run; COMMIT;",
+                                   "DELETE FROM stagedirs; DELETE FROM swap; DELETE FROM run; COMMIT;",
                                    "clear the run", err)) < 0) {
         if (!sqlite3_get_autocommit(j->db))
             sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
@@ -589,6 +643,9 @@ int pb_journal__recover(pb_journal *j, pb_recover_result *out, pb_error *err)
         if (!committed && r.online &&
             (error = pb_probes__decide(j->probes, r.plex_dir, r.has_blobs, r.run_id, j->path,
                                        &committed, err)) < 0)
+            return error;
+    } else if (strcmp(r.state, PB_JST_SWAPPING) == 0) {
+        if ((error = pb_journal__swap_forward(j, &committed, err)) < 0)
             return error;
     } else if (strcmp(r.state, PB_JST_MERGED) == 0 || strcmp(r.state, PB_JST_INSTALLED) == 0) {
         committed = 1;

@@ -119,6 +119,11 @@ typedef struct pb_apply_options {
      * completes. */
     int (*cancelled)(void *payload);
     void *cancel_payload;
+    /** 0 (the default): the rows are merged into a copy of the live pair while Plex still runs,
+     * and the copy replaces the live files during the stop when Plex wrote nothing since the copy
+     * (else, or when no copy can be made, the merge happens in place, Plex stopped). 1: always
+     * in place. */
+    int merge_in_place;
 } pb_apply_options;
 
 /** The default timeout of the Plex stop and start commands, in seconds. */
@@ -160,7 +165,12 @@ typedef struct pb_apply_result {
     char rollback_error[256];
     struct {
         double recover, verify, guards, stage, merge, install, apply, downtime;
+        double premerge; /* the merge into the copies, before the stop (0: none) */
     } ms;
+    /* the rows were merged into copies before the stop and swapped in during it; else, when a
+     * merge into copies was tried or not possible, swap_note says why it happened in place */
+    int swapped;
+    char swap_note[512];
 } pb_apply_result;
 
 /**
