@@ -90,6 +90,11 @@ static void show_merge(const pb_apply_result *r)
               (ull)r->rows.conflicts, (ull)r->rows.merged, (ull)r->rows.remapped,
               (ull)r->rows.user_state_dropped);
     cli_state("🛠️", "written by %s", r->engine);
+    if (r->swapped)
+        cli_state("✅", "merged into a copy while Plex ran (%.1f s); the stop only swapped it in",
+                  r->ms.premerge / 1000);
+    else if (r->swap_note[0])
+        cli_state("⚠️", "%s", r->swap_note);
     cli_state(r->atomic_pair ? "✅" : "⚠️", "%s",
               r->atomic_pair ? "main + blobs + journal marker committed atomically"
                              : "online: commit recorded by probes (main and blobs commit "
@@ -248,6 +253,9 @@ static int print_json(const pb_apply_result *r, const pb_apply_options *o, int r
     json_object_set_new(j, "plex",
                         json_pack("{s:b, s:b, s:b}", "was_running", r->plex_was_running, "stopped",
                                   r->plex_stopped, "started", r->plex_started));
+    json_object_set_new(j, "swap",
+                        json_pack("{s:b, s:s, s:f}", "swapped", r->swapped, "note", r->swap_note,
+                                  "premerge_ms", r->ms.premerge));
     json_object_set_new(j, "timings_ms",
                         json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "recover",
                                   r->ms.recover, "verify", r->ms.verify, "guards", r->ms.guards,

@@ -80,7 +80,12 @@ json_t *rv_result_json(const pb_run_result *r, int rc, const pb_error *err)
     json_object_set_new(o, "files", files_json(r));
     json_object_set_new(o, "export", export_json(&r->exported));
     json_object_set_new(o, "timings_ms",
-                        json_pack("{s:f, s:f}", "total", r->ms.total, "downtime", r->ms.downtime));
+                        json_pack("{s:f, s:f, s:f}", "total", r->ms.total, "downtime",
+                                  r->ms.downtime, "premerge",
+                                  r->have_apply ? a->ms.premerge : 0.0));
+    json_object_set_new(o, "swap",
+                        json_pack("{s:b, s:s}", "swapped", r->have_apply && a->swapped, "note",
+                                  r->have_apply ? a->swap_note : ""));
     json_t *ph = json_array();
     for (size_t i = 0; i < r->nphases; i++)
         json_array_append_new(ph, json_pack("{s:s, s:b, s:f, s:f}", "name", r->phases[i].name, "ok",

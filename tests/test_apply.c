@@ -1589,8 +1589,7 @@ static void test_swap_crashes(void **state)
         {"PB_TEST_CRASH_AT=swapping", 'B'},   /* the commit point: nothing renamed yet */
         {"PB_TEST_CRASH_AT=swap-main", 'B'},  /* main renamed, blobs not */
         {"PB_TEST_CRASH_AT=swap-blobs", 'B'}, /* both renamed */
-        {"PB_TEST_CRASH_AT=merged", 'B'},
-        {"PB_TEST_CRASH_AT=install:1", 'B'},
+        {"PB_TEST_CRASH_AT=merged", 'B'},     {"PB_TEST_CRASH_AT=install:1", 'B'},
     };
     char d[P];
     pathf(d, sizeof(d), "%s/swap-crash", g.root);
@@ -1631,12 +1630,18 @@ int main(void)
     if (prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
         tu_skip("prctl(PR_SET_CHILD_SUBREAPER) failed");
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_roundtrip),        cmocka_unit_test(test_dry_run),
-        cmocka_unit_test(test_verified_handoff), cmocka_unit_test(test_crash_points),
-        cmocka_unit_test(test_random_kills),     cmocka_unit_test(test_online),
-        cmocka_unit_test(test_hostile),          cmocka_unit_test(test_cli),
-        cmocka_unit_test(test_engine_roundtrip), cmocka_unit_test(test_engine_crashes),
-        cmocka_unit_test(test_swap),             cmocka_unit_test(test_swap_crashes),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_dry_run),
+        cmocka_unit_test(test_verified_handoff),
+        cmocka_unit_test(test_crash_points),
+        cmocka_unit_test(test_random_kills),
+        cmocka_unit_test(test_online),
+        cmocka_unit_test(test_hostile),
+        cmocka_unit_test(test_cli),
+        cmocka_unit_test(test_engine_roundtrip),
+        cmocka_unit_test(test_engine_crashes),
+        cmocka_unit_test(test_swap),
+        cmocka_unit_test(test_swap_crashes),
     };
     if (access(tu_build_path("mkplex"), X_OK) != 0)
         tu_skip("mkplex is not built");

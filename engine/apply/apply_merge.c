@@ -127,8 +127,8 @@ static int marker_present(apply_run *x, int *present)
     if (rc == SQLITE_OK)
         rc = sqlite3_prepare_v2(db, "SELECT 1 FROM " PB_MARKER_TABLE " WHERE run_id = ?", -1, &st,
                                 NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_bind_text(st, 1, x->run_id, -1, SQLITE_STATIC)) ==
-                               SQLITE_OK) {
+    if (rc == SQLITE_OK &&
+        (rc = sqlite3_bind_text(st, 1, x->run_id, -1, SQLITE_STATIC)) == SQLITE_OK) {
         rc = sqlite3_step(st);
         *present = rc == SQLITE_ROW;
         rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;

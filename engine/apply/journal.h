@@ -18,11 +18,11 @@
 #define PB_MARKER_SCHEMA "pbmark" /* the name the marker DB is attached under in the merge */
 
 /* Journal states of a run, in order. */
-#define PB_JST_STAGING   "staging" /* files are being staged; nothing visible has changed */
-#define PB_JST_STAGED    "staged"  /* every file staged and durable */
-#define PB_JST_MERGING   "merging" /* Plex stopped, journal modes recorded, the merge may commit */
+#define PB_JST_STAGING   "staging"  /* files are being staged; nothing visible has changed */
+#define PB_JST_STAGED    "staged"   /* every file staged and durable */
+#define PB_JST_MERGING   "merging"  /* Plex stopped, journal modes recorded, the merge may commit */
 #define PB_JST_SWAPPING  "swapping" /* the merged copies replace the live pair (premerge.c) */
-#define PB_JST_MERGED    "merged"  /* the rows are committed: only forward from here */
+#define PB_JST_MERGED    "merged"   /* the rows are committed: only forward from here */
 #define PB_JST_INSTALLED "installed" /* every staged file renamed into place */
 
 /** File kinds recorded per staged record. */

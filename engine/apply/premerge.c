@@ -155,8 +155,7 @@ static int copy_one(apply_run *x, pb_premerge *p, int k, const char *live)
     remove_copy(p->copy[k]);
     rc = sqlite3_open_v2(p->copy[k], &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", NULL, NULL,
-                          NULL);
+        rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", NULL, NULL, NULL);
     if (rc != SQLITE_OK) {
         error = sqlfail(dst, rc, "cannot create", p->copy[k], err);
         goto done;
@@ -249,9 +248,9 @@ int pb_apply__premerge(apply_run *x)
         sqlite3 *m = NULL;
         int rc = sqlite3_open_v2(p->marker, &m, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
         if (rc == SQLITE_OK)
-            rc = sqlite3_exec(m, "CREATE TABLE IF NOT EXISTS " PB_MARKER_TABLE
-                                 "(run_id TEXT PRIMARY KEY)",
-                              NULL, NULL, NULL);
+            rc = sqlite3_exec(
+                m, "CREATE TABLE IF NOT EXISTS " PB_MARKER_TABLE "(run_id TEXT PRIMARY KEY)", NULL,
+                NULL, NULL);
         if (rc != SQLITE_OK)
             error = sqlfail(m, rc, "cannot create", p->marker, x->err);
         sqlite3_close(m);
@@ -306,8 +305,8 @@ int pb_apply__swap(apply_run *x, int *swapped)
         sqlite3_close(p->watch[k]);
         p->watch[k] = NULL;
     }
-    if ((error = pb_journal__set_merging(x->j, p->mode[0], p->n > 1 ? p->mode[1] : NULL,
-                                         x->err)) < 0)
+    if ((error = pb_journal__set_merging(x->j, p->mode[0], p->n > 1 ? p->mode[1] : NULL, x->err)) <
+        0)
         return error;
     /* DELETE mode: proves that no other process holds the live DB and leaves no -wal beside it
      * (a -wal left there would be replayed onto the copy renamed over it) */

@@ -222,10 +222,11 @@ int pb_journal__rollback(pb_journal *j, pb_recover_result *out, pb_error *err)
     if ((error = pb_journal__restore_modes(j, &restored, err)) < 0)
         goto done;
     out->modes_restored = restored;
-    if ((error = pb_journal__jexec(j,
-                                   "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM dirs; "
-                                   "DELETE FROM stagedirs; DELETE FROM swap; DELETE FROM run; COMMIT;",
-                                   "clear the run", err)) < 0)
+    if ((error =
+             pb_journal__jexec(j,
+                               "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM dirs; "
+                               "DELETE FROM stagedirs; DELETE FROM swap; DELETE FROM run; COMMIT;",
+                               "clear the run", err)) < 0)
         goto done;
     unlink(j->probes);
     out->action = PB_RECOVER_ROLLED_BACK;
@@ -605,10 +606,11 @@ int pb_journal__finish(pb_journal *j, pb_error *err)
     b.has_blobs = r.has_blobs;
     if ((error = pb_baseline_write(j->state_dir, &b, err)) < 0)
         return error;
-    if ((error = pb_journal__jexec(j,
-                                   "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM dirs; "
-                                   "DELETE FROM stagedirs; DELETE FROM swap; DELETE FROM run; COMMIT;",
-                                   "clear the run", err)) < 0) {
+    if ((error =
+             pb_journal__jexec(j,
+                               "BEGIN IMMEDIATE; DELETE FROM files; DELETE FROM dirs; "
+                               "DELETE FROM stagedirs; DELETE FROM swap; DELETE FROM run; COMMIT;",
+                               "clear the run", err)) < 0) {
         if (!sqlite3_get_autocommit(j->db))
             sqlite3_exec(j->db, "ROLLBACK", NULL, NULL, NULL);
         return error;

@@ -240,6 +240,13 @@ int pb_run__apply_phase(rx *x)
                 (unsigned long long)a->rows.inserted, (unsigned long long)a->rows.updated,
                 (unsigned long long)a->rows.deleted, (unsigned long long)a->files_new,
                 (unsigned long long)a->files_patched, a->ms.downtime / 1000);
+    if (a->swapped)
+        pb_run__log(
+            x, "info",
+            "the rows were merged into a copy while Plex ran (%.1f s); the stop swapped it in",
+            a->ms.premerge / 1000);
+    else if (a->swap_note[0])
+        pb_run__log(x, "warn", "%s", a->swap_note);
     pb_run__fault_point("after_apply");
     return pb_run__cur_write(x, "applied", x->err);
 }
