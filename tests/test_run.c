@@ -232,13 +232,15 @@ static void test_kill_every_phase(void **state)
 {
     (void)state;
     /* the start of each phase (SNAPSHOT falls in the same case as UPLOAD_DELTA:
-     * nothing stored yet), around the apply, and inside it (the journal's crash points) */
+     * nothing stored yet), around the apply, and inside it (the journal's crash points: the
+     * rows merged into the copies, the swap's commit point, the installs) */
     static const char *const faults[] = {
         "PLEXBURST_FAULT=kill:UPLOAD_DELTA", "PLEXBURST_FAULT=kill:INJECT_DB",
         "PLEXBURST_FAULT=kill:ANALYSIS",     "PLEXBURST_FAULT=kill:EXPORT",
         "PLEXBURST_FAULT=kill:DOWNLOAD",     "PLEXBURST_FAULT=kill:after_record",
-        "PB_TEST_CRASH_AT=commit",           "PB_TEST_CRASH_AT=install",
-        "PLEXBURST_FAULT=kill:after_apply",  "PLEXBURST_FAULT=kill:FINALIZE",
+        "PB_TEST_CRASH_AT=premerged",        "PB_TEST_CRASH_AT=swapping",
+        "PB_TEST_CRASH_AT=install",          "PLEXBURST_FAULT=kill:after_apply",
+        "PLEXBURST_FAULT=kill:FINALIZE",
     };
     char home[4200], oracle[4200];
     setup_paths("run-kill");
