@@ -239,7 +239,7 @@ static void test_kill_every_phase(void **state)
         "PLEXBURST_FAULT=kill:ANALYSIS",     "PLEXBURST_FAULT=kill:EXPORT",
         "PLEXBURST_FAULT=kill:DOWNLOAD",     "PLEXBURST_FAULT=kill:after_record",
         "PB_TEST_CRASH_AT=premerged",        "PB_TEST_CRASH_AT=swapping",
-        "PB_TEST_CRASH_AT=install",          "PLEXBURST_FAULT=kill:after_apply",
+        "PB_TEST_CRASH_AT=finish",           "PLEXBURST_FAULT=kill:after_apply",
         "PLEXBURST_FAULT=kill:FINALIZE",
     };
     char home[4200], oracle[4200];

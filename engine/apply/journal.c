@@ -62,13 +62,17 @@
  *     changed a row. Online, main and blobs are not atomic together (merge.h says so).
  * INSTALLS BEFORE THE STOP (pb_journal__preinstall, recover.c): once staged, while Plex still
  * runs, every file row is marked done = 2 (durably: "a rename may have happened"), each stage
- * file whose target does not exist is renamed onto it (renameat2 RENAME_NOREPLACE: a new file at
- * a new path, named by no row of the live DB before the merge commits, so Plex cannot use it),
- * syncfs, then each row settled: done = 1 when its stage file is gone (renamed, durable), else
- * 0 (left for the install after the commit). A roll forward installs the rows with done != 1
- * (a done = 2 row whose stage file is gone is checked by hash, as after any crash); a roll back
- * first removes the target of every done 1 or 2 row whose stage file is gone and whose target
- * holds the recorded hash (before the commit, done = 1 is only ever set here).
+ * file is renamed onto its target: a new path with renameat2 RENAME_NOREPLACE (named by no row
+ * of the live DB before the merge commits, so Plex cannot use it); an existing file after a hard
+ * link keeps it as <stage>-old (the backup; Plex may see the new content a little before the
+ * rows that go with it, never a half-written file); then syncfs, and each row settled: done = 1
+ * when its stage file is gone (renamed, durable), else 0 (left for the install after the
+ * commit). A roll forward installs the rows with done != 1 (a done = 2 row whose stage file is
+ * gone is checked by hash, as after any crash); a roll back first puts back every done 1 or 2
+ * row whose stage file is gone: its backup renamed over the target, or with no backup (a new
+ * path) the target removed when it holds the recorded hash (before the commit, done = 1 is only
+ * ever set here). The end of a run (pb_journal__finish, after Plex started) sweeps the backups
+ * and any other .pb-stage-<run>- file from the recorded stage dirs.
  * Recovery: states staging/staged -> roll back; merging -> marker (or probes) decides; merged and
  * installed -> roll forward. Roll back = delete the run's stage files (recorded ones, and any
  * .pb-stage-<run>- file in the recorded stage dirs), remove the created directories (deepest

@@ -20,7 +20,8 @@
  * did, the copies are removed and the caller merges in place. Else `watch` closes (the last
  * connection: the WAL is checkpointed and removed), the live pair is switched to journal_mode
  * DELETE (which fails when another process still holds it), its file identity is recorded with
- * the state "swapping" (the commit point), and the copies are renamed over the live files.
+ * the state "swapping" (the commit point), and the copies are renamed over the live files (each
+ * replaced file linked first to <copy>-old, which the end of the run removes after Plex started).
  * RECOVERY of "swapping" (pb_journal__swap_forward): a copy still waiting is renamed when its live
  * file is still the one recorded; when the live main DB changed since (Plex started and wrote
  * before the recovery), nothing was swapped yet: the run is rolled back instead.
@@ -333,6 +334,12 @@ int pb_apply__swap(apply_run *x, int *swapped)
     if ((error = pb_journal__set_swapping(x->j, &st[0], p->n > 1 ? &st[1] : NULL, x->err)) < 0)
         return error;
     for (int k = 0; k < p->n; k++) {
+        /* the replaced file keeps a name until the run ends (journal.c sweeps it after the
+         * start): the rename then frees no blocks, which takes long for a large DB */
+        char old[PATH_MAX + 160];
+        snprintf(old, sizeof(old), "%s-old", p->copy[k]);
+        if (link(live[k], old) != 0 && errno != EEXIST)
+            return pb_error_errno(x->err, "cannot link %s to %s", live[k], old);
         if (rename(p->copy[k], live[k]) != 0)
             return pb_error_errno(x->err, "cannot rename %s onto %s", p->copy[k], live[k]);
         p->copy[k][0] = '\0';

@@ -27,6 +27,13 @@ static int open_root(pb_journal *j, int *fd, pb_error *err)
     return 0;
 }
 
+/* The name under which the pre-install keeps the file a staged file replaces (a hard link beside
+ * it, until the run ends: a rollback renames it back). */
+static void backup_name(char *out, size_t cap, const char *stage)
+{
+    snprintf(out, cap, "%s-old", stage);
+}
+
 /* Removes stage files named .pb-stage-<run>- in the directory `rel`. */
 static int sweep_stagedir(int root_fd, const char *rel, const char *run_id, uint64_t *removed,
                           pb_error *err)
@@ -68,9 +75,10 @@ static int sweep_stagedir(int root_fd, const char *rel, const char *run_id, uint
 static int target_hash(int root_fd, const char *path, uint8_t out[16], int *present, pb_error *err);
 
 /* Undoes the installs made before the commit (pb_journal__preinstall): a file row marked done 1
- * or 2 whose stage file is gone was renamed onto a path that did not exist; its target is
- * removed when it holds the recorded content. Runs before the stage files are deleted (a present
- * stage file means no rename happened). */
+ * or 2 whose stage file is gone was renamed onto its target; the file it replaced, kept as a
+ * backup link, is renamed back; with no backup the target did not exist, and is removed when it
+ * holds the recorded content. Runs before the stage files are deleted (a present stage file means
+ * no rename happened). */
 static int remove_preinstalled(pb_journal *j, int root_fd, pb_recover_result *out, pb_error *err)
 {
     sqlite3_stmt *st = NULL;
@@ -97,6 +105,18 @@ static int remove_preinstalled(pb_journal *j, int root_fd, pb_recover_result *ou
         close(dfd);
         if (staged)
             continue; /* not renamed: remove_staged deletes it */
+        /* a file it replaced: its former content comes back */
+        char bk[96];
+        backup_name(bk, sizeof(bk), stage);
+        if (pb_fs_open_parent(&dfd, &name, root_fd, path, NULL, NULL, &e) == 0) {
+            int back = renameat(dfd, bk, dfd, name) == 0;
+            close(dfd);
+            if (back) {
+                out->files_removed++;
+                pb_journal__crash_point("recover-unlink");
+                continue;
+            }
+        }
         uint8_t h[16];
         int present = 0;
         if ((error = target_hash(root_fd, path, h, &present, err)) < 0)
@@ -489,7 +509,8 @@ int pb_journal__preinstall(pb_journal *j, uint64_t *moved, pb_error *err)
         error = pb_journal__sqlerr(j, rc, "read the staged files", err);
         goto done;
     }
-    /* 2. rename onto the targets that do not exist (never over a file) */
+    /* 2. rename onto the targets: a new path directly (RENAME_NOREPLACE), an existing file after
+     * a hard link keeps it under a backup name (renamed back by a rollback, removed at the end) */
     for (;;) {
         int nrows = 0;
         if ((error = load_batch(j, st, rows, after, &nrows, err)) < 0)
@@ -502,7 +523,14 @@ int pb_journal__preinstall(pb_journal *j, uint64_t *moved, pb_error *err)
             pb_error e = PB_ERROR_INIT;
             if (pb_fs_open_parent(&dfd, &name, root_fd, rows[i].path, NULL, NULL, &e) != 0)
                 continue;
-            if (renameat2(dfd, rows[i].stage, dfd, name, RENAME_NOREPLACE) == 0)
+            int ok = renameat2(dfd, rows[i].stage, dfd, name, RENAME_NOREPLACE) == 0;
+            if (!ok && errno == EEXIST) {
+                char bk[96];
+                backup_name(bk, sizeof(bk), rows[i].stage);
+                ok = (linkat(dfd, name, dfd, bk, 0) == 0 || errno == EEXIST) &&
+                     renameat(dfd, rows[i].stage, dfd, name) == 0;
+            }
+            if (ok)
                 pb_journal__crash_point("preinstall");
             close(dfd);
         }
@@ -599,6 +627,16 @@ int pb_journal__finish(pb_journal *j, pb_error *err)
         (error = pb_journal__load_run(j, &r, err)) < 0 || !r.have)
         return error;
     pb_journal__crash_point("finish");
+    /* what the run replaced (backup links) and any stage file left: no longer needed */
+    int root_fd = -1;
+    pb_recover_result swept;
+    memset(&swept, 0, sizeof(swept));
+    if ((error = open_root(j, &root_fd, err)) < 0)
+        return error;
+    error = sweep_stagedirs(j, root_fd, r.run_id, &swept, err);
+    close(root_fd);
+    if (error < 0)
+        return error;
     pb_baseline b;
     memset(&b, 0, sizeof(b));
     memcpy(b.main, r.target_main, 16);
