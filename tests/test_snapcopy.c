@@ -85,7 +85,8 @@ FWD(xCheckReservedLock, (sqlite3_file * f, int *r), (s->real, r))
 FWD(xFileControl, (sqlite3_file * f, int op, void *a), (s->real, op, a))
 FWD(xSectorSize, (sqlite3_file * f), (s->real))
 FWD(xDeviceCharacteristics, (sqlite3_file * f), (s->real))
-FWD(xShmMap, (sqlite3_file * f, int i, int sz, int ext, void volatile **p), (s->real, i, sz, ext, p))
+FWD(xShmMap, (sqlite3_file * f, int i, int sz, int ext, void volatile **p),
+    (s->real, i, sz, ext, p))
 FWD(xShmLock, (sqlite3_file * f, int o, int n, int fl), (s->real, o, n, fl))
 FWD(xShmUnmap, (sqlite3_file * f, int del), (s->real, del))
 static void xShmBarrier(sqlite3_file *f)
@@ -95,10 +96,25 @@ static void xShmBarrier(sqlite3_file *f)
 }
 
 static const sqlite3_io_methods shim_io = {
-    2,           s_close,   s_read,  xWrite,     xTruncate,   xSync,
-    xFileSize,   xLock,     xUnlock, xCheckReservedLock,      xFileControl,
-    xSectorSize, xDeviceCharacteristics,         xShmMap,     xShmLock,
-    xShmBarrier, xShmUnmap, NULL,    NULL,
+    2,
+    s_close,
+    s_read,
+    xWrite,
+    xTruncate,
+    xSync,
+    xFileSize,
+    xLock,
+    xUnlock,
+    xCheckReservedLock,
+    xFileControl,
+    xSectorSize,
+    xDeviceCharacteristics,
+    xShmMap,
+    xShmLock,
+    xShmBarrier,
+    xShmUnmap,
+    NULL,
+    NULL,
 };
 
 static int s_open(sqlite3_vfs *v, const char *name, sqlite3_file *f, int flags, int *out)
@@ -135,9 +151,9 @@ static void make_source(const char *dir, const char *mode)
     sqlite3 *db;
     char sql[512];
     snprintf(src_path, sizeof(src_path), "%s/src.db", dir);
-    assert_int_equal(sqlite3_open_v2(src_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
-                                     real->zName),
-                     SQLITE_OK);
+    assert_int_equal(
+        sqlite3_open_v2(src_path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, real->zName),
+        SQLITE_OK);
     snprintf(sql, sizeof(sql),
              "PRAGMA page_size=%d; PRAGMA journal_mode=%s; "
              "CREATE TABLE t(id INTEGER PRIMARY KEY, v BLOB); CREATE TABLE c(n INTEGER); "
