@@ -8,10 +8,14 @@
  * (reads grow with the commits); the copy must read each page about once, and hold one
  * committed state: integrity_check ok and count(t) == c.n. Both journal modes: WAL (Plex's; the
  * writer commits during the copy) and DELETE (the writer is refused while the copy reads).
+ * The copies' writes are gathered (engine/plex/seqwrite.c): a write error met while writing a
+ * gathered run must fail the snapshot.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "backup.h"
@@ -264,15 +268,41 @@ static void test_backup_delete(void **state)
     run_case("delete", 0);
 }
 
+/* A write refused while the gathered runs are written out (the file size limit standing for a
+ * full disk) fails the snapshot: no short copy is renamed into place. */
+static void test_snapshot_write_error(void **state)
+{
+    (void)state;
+    char dst[4300];
+    const char *dir = tu_tmpdir("snapcopy");
+    pb_error e = PB_ERROR_INIT;
+    struct rlimit old, lim;
+    make_source(dir, "wal");
+    sqlite3_close(writer);
+    writer = NULL;
+    snprintf(dst, sizeof(dst), "%s/copy.db", dir);
+    assert_int_equal(getrlimit(RLIMIT_FSIZE, &old), 0);
+    lim = old;
+    lim.rlim_cur = 1u << 20; /* the source is about 7 MB */
+    signal(SIGXFSZ, SIG_IGN);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &lim), 0);
+    int rc = pb_run__snapshot(src_path, dst, &e);
+    assert_int_equal(setrlimit(RLIMIT_FSIZE, &old), 0);
+    signal(SIGXFSZ, SIG_DFL);
+    fprintf(stderr, "snapshot over the size limit: %d %s\n", rc, e.msg);
+    assert_true(rc < 0);
+    assert_int_equal(access(dst, F_OK), -1);
+    tu_sh("rm -rf '%s'", dir);
+}
+
 int main(void)
 {
     sqlite3_initialize();
     real = sqlite3_vfs_find(NULL);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_snapshot_wal),
-        cmocka_unit_test(test_snapshot_delete),
-        cmocka_unit_test(test_backup_wal),
-        cmocka_unit_test(test_backup_delete),
+        cmocka_unit_test(test_snapshot_wal),         cmocka_unit_test(test_snapshot_delete),
+        cmocka_unit_test(test_backup_wal),           cmocka_unit_test(test_backup_delete),
+        cmocka_unit_test(test_snapshot_write_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

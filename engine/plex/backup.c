@@ -2,7 +2,8 @@
  * backup.c: backups of the live Plex DB pair with SQLite's online backup API, and their rotation
  * (see backup.h).
  * Role: taken right before the merge writes, so that the state before any plexburst write can be
- * restored. The backup API copies a consistent snapshot even while Plex runs.
+ * restored. The backup API copies a consistent snapshot even while Plex runs; the copy's writes
+ * are gathered into runs (seqwrite.h).
  * Prerequisites: a writable backup directory; nothing Plex-specific beyond file names.
  */
 #include <dirent.h>
@@ -18,6 +19,7 @@
 
 #include "backup.h"
 #include "fs.h"
+#include "seqwrite.h"
 
 static const char *base_name(const char *path)
 {
@@ -106,7 +108,8 @@ static int copy_db(const char *src_path, const char *dst_path, pb_error *err)
 
     rc = sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READONLY, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+        rc = sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                             pb_seqwrite_vfs());
     if (rc != SQLITE_OK) {
         error = pb_error_setd(err, PB_ESQLITE, rc, "backup: cannot open %s: %s",
                               dst ? dst_path : src_path, sqlite3_errstr(rc));
