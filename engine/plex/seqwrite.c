@@ -12,8 +12,8 @@
 
 #include "seqwrite.h"
 
-#define RUN_CAP (64 * 1024) /* the unix VFS writes at most 128 KiB - 1 in one call */
-#define FCNTL_CHECK 0x70625701 /* ours: write out, report the first error */
+#define RUN_CAP     (64 * 1024) /* the unix VFS writes at most 128 KiB - 1 in one call */
+#define FCNTL_CHECK 0x70625701  /* ours: write out, report the first error */
 
 typedef struct sw_file {
     sqlite3_file base;
@@ -152,9 +152,9 @@ static int sw_shm_unmap(sqlite3_file *p, int del)
 /* Version 2 of the methods: shared memory forwarded (a copy of a WAL DB reads as WAL until its
  * journal mode is changed), no memory map. */
 static const sqlite3_io_methods sw_io = {
-    2,          sw_close,   sw_read,     sw_write,       sw_truncate, sw_sync, sw_size,
-    sw_lock,    sw_unlock,  sw_reserved, sw_fcntl,       sw_sector,   sw_chars, sw_shm_map,
-    sw_shm_lock, sw_shm_barrier, sw_shm_unmap, NULL, NULL,
+    2,           sw_close,       sw_read,      sw_write, sw_truncate, sw_sync,  sw_size,
+    sw_lock,     sw_unlock,      sw_reserved,  sw_fcntl, sw_sector,   sw_chars, sw_shm_map,
+    sw_shm_lock, sw_shm_barrier, sw_shm_unmap, NULL,     NULL,
 };
 
 static int sw_open(sqlite3_vfs *v, sqlite3_filename name, sqlite3_file *p, int flags, int *out)
