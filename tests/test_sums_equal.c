@@ -16,8 +16,8 @@
 
 /* The numbers 1..n as the rows of g(value). */
 #define SERIES(n)                                                                                  \
-    "WITH RECURSIVE g(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM g WHERE value < " #n ")" \
-                                                                                               " "
+    "WITH RECURSIVE g(value) AS (SELECT 1 UNION ALL SELECT value + 1 FROM g " SERIES_END(n)
+#define SERIES_END(n) "WHERE value < " #n ") "
 
 static void fill(const char *path, int reverse, int change, int schema)
 {
