@@ -34,6 +34,7 @@
 #include "buf.h"
 #include "fs.h"
 #include "hex.h"
+#include "pagecmp.h"
 #include "plexburst/compat.h"
 #include "plexburst/sqldiff.h"
 #include "sums.h"
@@ -202,7 +203,7 @@ static int on_reuse(const char *table, uint64_t *rows, uint8_t sum[16], void *pa
 {
     sums_job *j = payload;
     const pb_sums_entry *e = find(j->out, table);
-    if (!e || !e->same)
+    if (!e || !(e->same || e->ranged))
         return 0;
     *rows = e->rows;
     memcpy(sum, e->sum, 16);
@@ -221,6 +222,59 @@ static int on_table(const pb_table_checksum *c, void *payload)
     e->rows = c->rows;
     memcpy(e->sum, c->sum, 16);
     return 0;
+}
+
+/* a - b + c on 128-bit sums written high 8 bytes first (mod 2^128) */
+static void sum_update(uint8_t out[16], const uint8_t a[16], const uint8_t b[16],
+                       const uint8_t c[16])
+{
+    unsigned x = 0;
+    uint8_t t[16];
+    int borrow = 0;
+    for (int i = 15; i >= 0; i--) {
+        int d = a[i] - b[i] - borrow;
+        borrow = d < 0;
+        t[i] = (uint8_t)d;
+    }
+    for (int i = 15; i >= 0; i--) {
+        x = (unsigned)t[i] + c[i] + (x >> 8);
+        out[i] = (uint8_t)x;
+    }
+}
+
+/* The tables of the reference whose pages differ: summed from the reference's share and the
+ * rows of the leaves that differ, when the page layout tells them (pagecmp.h). */
+static int ranged_shares(sums_job *j, const char *db, const char *ref, const pb_diff_options *o,
+                         pb_error *err)
+{
+    int error = 0;
+    for (size_t i = 0; i < j->ref->n && !error; i++) {
+        const pb_sums_entry *r = &j->ref->e[i];
+        const pb_sums_entry *cur = find(j->out, r->table);
+        pb_rowid_ranges rb = {0}, rt = {0};
+        int found = 0;
+        uint64_t nb = 0, nt = 0;
+        uint8_t sb[16], st[16];
+        if (cur && cur->same)
+            continue;
+        if ((error = pb_sqldiff_leaf_ranges(&found, &rb, &rt, ref, db, r->table, err)) == 0 &&
+            found && (error = pb_sqldiff_sum_ranges(&nb, sb, ref, r->table, &rb, o, err)) == 0 &&
+            (error = pb_sqldiff_sum_ranges(&nt, st, db, r->table, &rt, o, err)) == 0 &&
+            nb <= r->rows) {
+            pb_sums_entry *e = add(j->out, r->table);
+            if (!e) {
+                j->nomem = 1;
+                error = PB_ENOMEM;
+            } else {
+                e->ranged = 1;
+                e->rows = r->rows - nb + nt;
+                sum_update(e->sum, r->sum, sb, st);
+            }
+        }
+        pb_rowid_ranges_dispose(&rb);
+        pb_rowid_ranges_dispose(&rt);
+    }
+    return error;
 }
 
 int pb_sums_checksum(uint8_t digest[16], pb_sums *out, unsigned *reused, const char *db,
@@ -243,6 +297,8 @@ int pb_sums_checksum(uint8_t digest[16], pb_sums *out, unsigned *reused, const c
             goto done;
         }
     }
+    if (ref && ref_sums && (error = ranged_shares(&j, db, ref, &o, err)) < 0)
+        goto done;
     o.reuse = on_reuse;
     o.reuse_payload = &j;
     o.table_checksum = on_table;

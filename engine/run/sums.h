@@ -13,12 +13,14 @@
 
 #include "plexburst/errors.h"
 
-/** One table's share of a checksum; `same`: its pages equal the reference DB's. */
+/** One table's share of a checksum; `same`: its pages equal the reference DB's (or its rows,
+ * pb_sums_mark_equal); `ranged`: its share was computed from the reference's and the rows of
+ * the leaves that differ (pb_sqldiff_leaf_ranges), not by reading the table. */
 typedef struct pb_sums_entry {
     char *table;
     uint64_t rows;
     uint8_t sum[16];
-    int same;
+    int same, ranged;
 } pb_sums_entry;
 
 /** The tables of one DB's checksum (owned; pb_sums_dispose). */
@@ -45,8 +47,9 @@ void pb_sums_remove(const char *db);
 /**
  * The logical checksum of `db` (pb_sqldiff_checksum's digest) with each table's share in `out`.
  * With a reference (`ref`, a DB file, and `ref_sums`, its shares), the tables whose pages equal
- * the reference's are not read: their shares are taken from `ref_sums` and flagged `same`.
- * `*reused` (optional) counts them.
+ * the reference's are not read: their shares are taken from `ref_sums` and flagged `same`; a
+ * rowid table whose pages differ is summed from the reference's share and the rows of the
+ * leaves that differ (flagged `ranged`). `*reused` (optional) counts the tables not read whole.
  */
 int pb_sums_checksum(uint8_t digest[16], pb_sums *out, unsigned *reused, const char *db,
                      const char *ref, const pb_sums *ref_sums, pb_error *err);
