@@ -464,7 +464,7 @@ static int ranges_of(pb_rowid_ranges *out, const leaves *l, const int64_t *share
 
 int pb_sqldiff_leaf_ranges(int *found, pb_rowid_ranges *base_out, pb_rowid_ranges *target_out,
                            const char *base_path, const char *target_path, const char *table,
-                           pb_error *err)
+                           const pb_diff_options *opts, pb_error *err)
 {
     int error = 0, utf8 = 0, r = 1;
     sqlite3 *dbb = NULL, *dbt = NULL;
@@ -479,8 +479,8 @@ int pb_sqldiff_leaf_ranges(int *found, pb_rowid_ranges *base_out, pb_rowid_range
     *found = 0;
     memset(base_out, 0, sizeof(*base_out));
     memset(target_out, 0, sizeof(*target_out));
-    if ((error = pb_tables__open(&dbb, &utf8, base_path, NULL, 0, err)) < 0 ||
-        (error = pb_tables__open(&dbt, &utf8, target_path, NULL, 0, err)) < 0)
+    if ((error = pb_tables__open(&dbb, &utf8, base_path, opts, 0, err)) < 0 ||
+        (error = pb_tables__open(&dbt, &utf8, target_path, opts, 0, err)) < 0)
         goto done;
     if (not_at_rest(base_path) || not_at_rest(target_path))
         goto done;

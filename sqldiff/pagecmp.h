@@ -38,7 +38,7 @@ void pb_rowid_ranges_dispose(pb_rowid_ranges *r);
  */
 int pb_sqldiff_leaf_ranges(int *found, pb_rowid_ranges *base_out, pb_rowid_ranges *target_out,
                            const char *base_path, const char *target_path, const char *table,
-                           pb_error *err);
+                           const pb_diff_options *opts, pb_error *err);
 
 /**
  * The checksum share (pb_table_checksum's rows and sum, checksum.c) of the rows of `table` in

@@ -147,7 +147,7 @@ static void test_one_row_one_range(void **state)
     assert_int_equal(sqlite3_open(copy, &db), SQLITE_OK);
     tu_exec_ok(db, "UPDATE items SET title = 'x' WHERE id = 20000");
     sqlite3_close(db);
-    assert_int_equal(pb_sqldiff_leaf_ranges(&found, &rb, &rt, base, copy, "items", &e), 0);
+    assert_int_equal(pb_sqldiff_leaf_ranges(&found, &rb, &rt, base, copy, "items", NULL, &e), 0);
     assert_int_equal(found, 1);
     /* the leaves holding rows that spill to overflow pages are never shared: one range each
      * (rows 970, 1940, ...), and one more around the changed row */
@@ -163,7 +163,7 @@ static void test_one_row_one_range(void **state)
     pb_rowid_ranges_dispose(&rt);
     /* a WAL beside the copy: not at rest, nothing told */
     assert_int_equal(tu_sh("printf x > '%s-wal'", copy), 0);
-    assert_int_equal(pb_sqldiff_leaf_ranges(&found, &rb, &rt, base, copy, "items", &e), 0);
+    assert_int_equal(pb_sqldiff_leaf_ranges(&found, &rb, &rt, base, copy, "items", NULL, &e), 0);
     assert_int_equal(found, 0);
     tu_sh("rm -rf '%s'", dir);
 }

@@ -257,7 +257,7 @@ static int ranged_shares(sums_job *j, const char *db, const char *ref, const pb_
         uint8_t sb[16], st[16];
         if (cur && cur->same)
             continue;
-        if ((error = pb_sqldiff_leaf_ranges(&found, &rb, &rt, ref, db, r->table, err)) == 0 &&
+        if ((error = pb_sqldiff_leaf_ranges(&found, &rb, &rt, ref, db, r->table, o, err)) == 0 &&
             found && (error = pb_sqldiff_sum_ranges(&nb, sb, ref, r->table, &rb, o, err)) == 0 &&
             (error = pb_sqldiff_sum_ranges(&nt, st, db, r->table, &rt, o, err)) == 0 &&
             nb <= r->rows) {
