@@ -1,14 +1,15 @@
 /*
  * sync.c: the nightly sync's phases (pb_run with PB_RUN_SYNC; run.c drives them):
- * 1 RECOVER (resume.c), 2 SNAPSHOT (online backup of the live pair; logical checksums that
- * read only the tables whose pages changed since the baseline copy: sums.c), 3 UPLOAD DELTA
- * (row changeset baseline -> snapshot over those tables, zstd; the whole snapshot the first
- * time), 4 INJECT DB (agent started, snapshot rebuilt and verified in the cloud; a mismatch falls
- * back to a full upload), 5 ANALYSIS (the runner), 6 EXPORT (the cloud's list of what it wrote,
- * those paths looked up in the home's tree through the fingerprint cache, the home's answer with
- * signatures, the bundle built and stored with the new baseline), 7 DOWNLOAD and 8 APPLY
- * (fetch_apply.c), 9 FINALIZE (the baseline recorded, work cleaned, old runs pruned from the
- * store). An interrupted sync whose bundle is stored is completed (resume_sync).
+ * 1 RECOVER (resume.c), 2 SNAPSHOT (online backup of the live pair in one read transaction;
+ * logical checksums that read only the rows of the leaves that changed since the baseline copy:
+ * sums.c), 3 UPLOAD DELTA (row changeset baseline -> snapshot over the tables whose rows
+ * changed, zstd; the whole snapshot the first time), 4 INJECT DB (agent started, snapshot
+ * rebuilt and verified in the cloud; a mismatch falls back to a full upload), 5 ANALYSIS (the
+ * runner), 6 EXPORT (the cloud's list of what it wrote, those paths looked up in the home's tree
+ * through the fingerprint cache, the home's answer with signatures, the bundle built and stored
+ * with the new baseline), 7 DOWNLOAD and 8 APPLY (fetch_apply.c), 9 FINALIZE (the baseline
+ * recorded, work cleaned, old runs pruned from the store).
+ * An interrupted sync whose bundle is stored is completed (resume_sync).
  * ANALYSIS and EXPORT serve the bootstrap too (bootstrap.c).
  * Role: engine/run, the home side (run_ctx.h). Prerequisites: the fingerprint lookup, sqldiff's
  * page comparison, diff and checksum,
