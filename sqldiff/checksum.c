@@ -29,6 +29,7 @@
 #include <xxhash.h>
 
 #include "hex.h"
+#include "pagecmp.h"
 #include "record.h"
 #include "rowsrc.h"
 #include "tables.h"
@@ -172,4 +173,95 @@ const char *pb_checksum_hex(char hex[PB_CHECKSUM_HEX_SIZE], const pb_checksum *s
 int pb_checksum_equal(const pb_checksum *a, const pb_checksum *b)
 {
     return memcmp(a->digest, b->digest, 16) == 0;
+}
+
+/* The rows of `t` with a rowid in `ranges`, summed as checksum_table sums them. */
+static int sum_ranges(uint64_t *rows, uint64_t *hi_out, uint64_t *lo_out, sqlite3 *db, int utf8,
+                      const pb_table *t, const pb_rowid_ranges *ranges, pb_error *err)
+{
+    int error = 0, rc, packed = 0;
+    sqlite3_stmt *st = NULL;
+    pb_rowsrc src;
+    uint64_t hi = 0, lo = 0, n = 0;
+    XXH64_hash_t seed = XXH3_64bits(t->name, strlen(t->name));
+    sqlite3_str *s = sqlite3_str_new(db);
+    char *sql = NULL;
+
+    memset(&src, 0, sizeof(src));
+    packed = utf8 && t->ncol <= sqlite3_limit(db, SQLITE_LIMIT_FUNCTION_ARG, -1);
+    if (packed && (error = pb_rowsrc__register(&src, db, err)) < 0)
+        goto done;
+    sqlite3_str_appendall(s, packed ? "SELECT " PB_ROWSRC_FN "(" : "SELECT ");
+    for (int i = 0; i < t->ncol; i++)
+        sqlite3_str_appendf(s, "%s\"%w\"", i ? "," : "", t->cols[i]);
+    sqlite3_str_appendf(s, "%s FROM main.\"%w\" WHERE rowid BETWEEN ?1 AND ?2", packed ? ")" : "",
+                        t->name);
+    if (!(sql = sqlite3_str_finish(s))) {
+        error = pb_error_set(err, PB_ENOMEM, "sqldiff: out of memory");
+        goto done;
+    }
+    if ((rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL)) != SQLITE_OK) {
+        error = pb_error_setd(err, PB_ESQLITE, rc, "sqldiff: %s: %s", t->name, sqlite3_errmsg(db));
+        goto done;
+    }
+    for (size_t k = 0; k < ranges->n && !error; k++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, ranges->r[k].lo);
+        sqlite3_bind_int64(st, 2, ranges->r[k].hi);
+        if ((error = packed ? pb_rowsrc__open_packed(&src, st, t->ncol, 0, err)
+                            : pb_rowsrc__open(&src, st, t->ncol, utf8, 0, err)) < 0)
+            break;
+        for (;;) {
+            if ((error = pb_rowsrc__next(&src, err)) < 0)
+                break;
+            if (src.eof)
+                break;
+            XXH128_hash_t r = XXH3_128bits_withSeed(src.row.rec, src.row.off[t->ncol], seed);
+            lo += r.low64;
+            hi += r.high64 + (lo < r.low64);
+        }
+        n += src.rows;
+        pb_rowsrc__close(&src);
+        memset(&src, 0, sizeof(src));
+    }
+    *rows = n;
+    *hi_out = hi;
+    *lo_out = lo;
+done:
+    pb_rowsrc__close(&src);
+    sqlite3_finalize(st);
+    sqlite3_free(sql);
+    if (packed)
+        pb_rowsrc__unregister(db);
+    return error;
+}
+
+int pb_sqldiff_sum_ranges(uint64_t *rows, uint8_t sum[16], const char *path, const char *table,
+                          const pb_rowid_ranges *ranges, const pb_diff_options *opts, pb_error *err)
+{
+    int error = 0, utf8 = 0;
+    sqlite3 *db = NULL;
+    pb_tablelist l = {0};
+    uint64_t hi = 0, lo = 0;
+    const pb_table *t = NULL;
+    *rows = 0;
+    memset(sum, 0, 16);
+    if ((error = pb_tables__open(&db, &utf8, path, opts, 0, err)) < 0 ||
+        (error = pb_tables__list(&l, db, opts, err)) < 0)
+        goto done;
+    for (size_t i = 0; i < l.n && !t; i++)
+        if (strcmp(l.t[i].name, table) == 0)
+            t = &l.t[i];
+    if (!t) {
+        error = pb_error_set(err, PB_ENOTFOUND, "sqldiff: no table %s in %s", table, path);
+        goto done;
+    }
+    if ((error = sum_ranges(rows, &hi, &lo, db, utf8, t, ranges, err)) < 0)
+        goto done;
+    put_u64(sum, hi);
+    put_u64(sum + 8, lo);
+done:
+    pb_tables__dispose(&l);
+    pb_tables__close(db);
+    return error;
 }

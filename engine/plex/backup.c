@@ -2,7 +2,8 @@
  * backup.c: backups of the live Plex DB pair with SQLite's online backup API, and their rotation
  * (see backup.h).
  * Role: taken right before the merge writes, so that the state before any plexburst write can be
- * restored. The backup API copies a consistent snapshot even while Plex runs.
+ * restored. The backup API copies a consistent snapshot even while Plex runs; the copy's writes
+ * are gathered into runs (seqwrite.h).
  * Prerequisites: a writable backup directory; nothing Plex-specific beyond file names.
  */
 #include <dirent.h>
@@ -18,6 +19,7 @@
 
 #include "backup.h"
 #include "fs.h"
+#include "seqwrite.h"
 
 static const char *base_name(const char *path)
 {
@@ -45,23 +47,56 @@ static void remove_dir(const char *dir)
 
 int pb_backup_db_copy(sqlite3 *dst, sqlite3 *src, const char *what, pb_error *err)
 {
-    sqlite3_backup *b = sqlite3_backup_init(dst, "main", src, "main");
-    int rc;
-    if (!b)
-        return pb_error_setd(err, PB_ESQLITE, sqlite3_extended_errcode(dst), "%s: %s", what,
-                             sqlite3_errmsg(dst));
+    sqlite3_backup *b = NULL;
+    int rc, error = 0, in_txn = 0;
+    /* One read transaction on the source for the whole copy, and the copy in one step: a step
+     * of N pages ends the read transaction, and a write committed before the next step (Plex
+     * writes while it runs) restarts the backup from page 1, possibly forever on a busy library.
+     * Held across the copy, the read transaction sees one state: in WAL mode Plex's writers go
+     * on (they append to the WAL, and no checkpoint rewrites a page this reader still needs);
+     * in rollback mode they wait for the copy (their busy timeout), as for any reader. */
+    for (;;) {
+        rc = sqlite3_exec(src, "BEGIN; SELECT count(*) FROM main.sqlite_schema", NULL, NULL, NULL);
+        if (rc == SQLITE_OK) {
+            in_txn = 1;
+            break;
+        }
+        if (!sqlite3_get_autocommit(src))
+            sqlite3_exec(src, "ROLLBACK", NULL, NULL, NULL);
+        if ((rc & 0xff) != SQLITE_BUSY && (rc & 0xff) != SQLITE_LOCKED) {
+            error = pb_error_setd(err, PB_ESQLITE, rc, "%s: cannot read the source: %s", what,
+                                  sqlite3_errstr(rc));
+            goto done;
+        }
+        sqlite3_sleep(50); /* a writer holds the file (rollback mode): its commit ends soon */
+    }
+    if (!(b = sqlite3_backup_init(dst, "main", src, "main"))) {
+        error = pb_error_setd(err, PB_ESQLITE, sqlite3_extended_errcode(dst), "%s: %s", what,
+                              sqlite3_errmsg(dst));
+        goto done;
+    }
     do {
-        rc = sqlite3_backup_step(b, 4096);
+        rc = sqlite3_backup_step(b, -1);
         if (rc == SQLITE_BUSY || rc == SQLITE_LOCKED)
-            sqlite3_sleep(50);
+            sqlite3_sleep(50); /* the destination is busy: no page was copied yet */
     } while (rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED);
     sqlite3_backup_finish(b);
-    if (rc != SQLITE_DONE)
-        return pb_error_setd(err, PB_ESQLITE, rc, "%s: %s", what, sqlite3_errstr(rc));
+    b = NULL;
+    if (rc != SQLITE_DONE) {
+        error = pb_error_setd(err, PB_ESQLITE, rc, "%s: %s", what, sqlite3_errstr(rc));
+        goto done;
+    }
+    sqlite3_exec(src, "COMMIT", NULL, NULL, NULL);
+    in_txn = 0;
     if ((rc = sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL)) != SQLITE_OK)
-        return pb_error_setd(err, PB_ESQLITE, rc, "%s: journal mode: %s", what,
-                             sqlite3_errmsg(dst));
-    return 0;
+        error =
+            pb_error_setd(err, PB_ESQLITE, rc, "%s: journal mode: %s", what, sqlite3_errmsg(dst));
+done:
+    if (b)
+        sqlite3_backup_finish(b);
+    if (in_txn && !sqlite3_get_autocommit(src))
+        sqlite3_exec(src, "ROLLBACK", NULL, NULL, NULL);
+    return error;
 }
 
 /* One DB file copied with the backup API. */
@@ -73,7 +108,8 @@ static int copy_db(const char *src_path, const char *dst_path, pb_error *err)
 
     rc = sqlite3_open_v2(src_path, &src, SQLITE_OPEN_READONLY, NULL);
     if (rc == SQLITE_OK)
-        rc = sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+        rc = sqlite3_open_v2(dst_path, &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                             pb_seqwrite_vfs());
     if (rc != SQLITE_OK) {
         error = pb_error_setd(err, PB_ESQLITE, rc, "backup: cannot open %s: %s",
                               dst ? dst_path : src_path, sqlite3_errstr(rc));

@@ -10,9 +10,11 @@
 #include "plexburst/errors.h"
 
 /**
- * Copies the main DB of `src` onto `dst` with SQLite's online backup API (4096 pages a step,
- * waiting out BUSY and LOCKED), then sets dst's journal mode to DELETE (a self-contained file:
- * no -wal left next to the copy). `what` starts the error message.
+ * Copies the main DB of `src` onto `dst` with SQLite's online backup API, in one step inside one
+ * read transaction on `src` (the state of one commit, however often others write meanwhile;
+ * waits out BUSY and LOCKED before the copy starts), then sets dst's journal mode to DELETE (a
+ * self-contained file: no -wal left next to the copy). `src` must not be in a transaction.
+ * `what` starts the error message.
  * @return 0 or PB_ESQLITE.
  */
 int pb_backup_db_copy(sqlite3 *dst, sqlite3 *src, const char *what, pb_error *err);

@@ -25,6 +25,7 @@
 #include "backup.h"
 #include "fs.h"
 #include "run_int.h"
+#include "seqwrite.h"
 #include "zstream.h"
 
 void pb_run__new_id(char out[40])
@@ -158,8 +159,8 @@ int pb_run__snapshot(const char *src, const char *dst, pb_error *err)
         goto done;
     /* a new private file, renamed into place only once whole and synced: no journal and no sync
      * per step while it is written */
-    if ((rc = sqlite3_open_v2(tmp, &d, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL)) !=
-            SQLITE_OK ||
+    if ((rc = sqlite3_open_v2(tmp, &d, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                              pb_seqwrite_vfs())) != SQLITE_OK ||
         (rc = sqlite3_exec(d, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", NULL, NULL,
                            NULL)) != SQLITE_OK) {
         error = sqlfail(d, rc, "snapshot: cannot create the copy", err);

@@ -1,14 +1,15 @@
 /*
  * sync.c: the nightly sync's phases (pb_run with PB_RUN_SYNC; run.c drives them):
- * 1 RECOVER (resume.c), 2 SNAPSHOT (online backup of the live pair; logical checksums that
- * read only the tables whose pages changed since the baseline copy: sums.c), 3 UPLOAD DELTA
- * (row changeset baseline -> snapshot over those tables, zstd; the whole snapshot the first
- * time), 4 INJECT DB (agent started, snapshot rebuilt and verified in the cloud; a mismatch falls
- * back to a full upload), 5 ANALYSIS (the runner), 6 EXPORT (the cloud's list of what it wrote,
- * those paths looked up in the home's tree through the fingerprint cache, the home's answer with
- * signatures, the bundle built and stored with the new baseline), 7 DOWNLOAD and 8 APPLY
- * (fetch_apply.c), 9 FINALIZE (the baseline recorded, work cleaned, old runs pruned from the
- * store). An interrupted sync whose bundle is stored is completed (resume_sync).
+ * 1 RECOVER (resume.c), 2 SNAPSHOT (online backup of the live pair in one read transaction;
+ * logical checksums that read only the rows of the leaves that changed since the baseline copy:
+ * sums.c), 3 UPLOAD DELTA (row changeset baseline -> snapshot over the tables whose rows
+ * changed, zstd; the whole snapshot the first time), 4 INJECT DB (agent started, snapshot
+ * rebuilt and verified in the cloud; a mismatch falls back to a full upload), 5 ANALYSIS (the
+ * runner), 6 EXPORT (the cloud's list of what it wrote, those paths looked up in the home's tree
+ * through the fingerprint cache, the home's answer with signatures, the bundle built and stored
+ * with the new baseline), 7 DOWNLOAD and 8 APPLY (fetch_apply.c), 9 FINALIZE (the baseline
+ * recorded, work cleaned, old runs pruned from the store).
+ * An interrupted sync whose bundle is stored is completed (resume_sync).
  * ANALYSIS and EXPORT serve the bootstrap too (bootstrap.c).
  * Role: engine/run, the home side (run_ctx.h). Prerequisites: the fingerprint lookup, sqldiff's
  * page comparison, diff and checksum,
@@ -27,14 +28,15 @@
 
 /* The snapshot's ids: only the tables whose pages differ from the home's baseline copy are read
  * (sums.c); the others' sums come from the copy's, and those tables are flagged for the diff to
- * leave out. The snapshot's sums are kept beside it for the next baseline copy. */
+ * leave out, as are the tables read whose rows sum as in the copy (pb_sums_mark_equal). The
+ * snapshot's sums are kept beside it for the next baseline copy. */
 static int snapshot_ids(rx *x)
 {
     char base[2][PATH_MAX + 64];
     const char *snap[2] = {x->snap_main, x->snap_blobs};
     const uint8_t *base_id[2] = {x->base_ids.main, x->base_ids.blobs};
     uint8_t *id[2] = {x->snap_ids.main, x->snap_ids.blobs};
-    unsigned reused = 0, tables = 0;
+    unsigned reused = 0, tables = 0, equal = 0;
     memset(&x->snap_ids, 0, sizeof(x->snap_ids));
     pb_run__home_base(x);
     snprintf(base[0], sizeof(base[0]), "%s/" PB_HOME_BASE_MAIN, x->state);
@@ -48,19 +50,28 @@ static int snapshot_ids(rx *x)
             pb_sums_load(&ref, base[i], base_id[i]);
         int error = pb_sums_checksum(id[i], &x->snap_sums[i], &r, snap[i], use ? base[i] : NULL,
                                      &ref, x->err);
+        unsigned eq = 0;
+        if (error == 0 && use)
+            error = pb_sums_mark_equal(&x->snap_sums[i], &eq, snap[i], base[i], &ref, x->err);
         pb_sums_dispose(&ref);
         if (error < 0)
             return error;
+        equal += eq;
         if (pb_sums_save(&x->snap_sums[i], snap[i], id[i], &e) < 0)
             pb_run__log(x, "warn", "%s", e.msg);
         reused += r;
         tables += (unsigned)x->snap_sums[i].n;
     }
     x->snap_ids.has_blobs = x->has_blobs;
+    unsigned ranged = 0;
+    for (int i = 0; i < 1 + x->has_blobs; i++)
+        for (size_t k = 0; k < x->snap_sums[i].n; k++)
+            ranged += x->snap_sums[i].e[k].ranged != 0;
     pb_run__log(x, "detail",
                 "snapshot checksum: %u of %u tables unchanged since the baseline copy (same "
-                "pages), %u read",
-                reused, tables, tables - reused);
+                "pages), %u summed from their changed leaves, %u read whole; %u with the same "
+                "rows as the copy (left out of the diff)",
+                reused - ranged, tables, ranged, tables - reused, equal);
     return 0;
 }
 
