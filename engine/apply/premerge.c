@@ -8,15 +8,15 @@
  * explains why a crash at any instant ends in all of the bundle or none), the merge.
  *
  * BEFORE THE STOP (pb_apply__premerge). For each live DB (main, and blobs when the bundle writes
- * it) a connection `watch` opens it, starts a read transaction, reads PRAGMA data_version and
- * copies the DB with the backup API inside that same transaction (one step: the copy is the
- * snapshot the version names, whatever Plex commits meanwhile) to .pb-stage-<run>-db-main (or
- * -db-blobs) in the Databases directory (recorded as a stage dir first, so a rollback sweeps the
+ * it) a connection `watch` opens it, reads PRAGMA data_version and copies the DB with the backup
+ * API in one read transaction (pb_backup_db_copy) to .pb-stage-<run>-db-main (or -db-blobs) in
+ * the Databases directory (recorded as a stage dir first, so a rollback sweeps the
  * copies). The merge then runs on the copies exactly as it would on the live pair (same policy,
  * same writer: in-process or Plex's engine), with a scratch commit marker; the copies get the live
  * DBs' journal mode, owner and mode, and are made durable. `watch` stays open.
  * DURING THE STOP (pb_apply__swap). PRAGMA data_version on `watch` tells whether another
- * connection (Plex) committed since the copy (SQLite's own cache coherence rests on it): when it
+ * connection (Plex) committed since it was read before the copy (SQLite's own cache coherence
+ * rests on it): when it
  * did, the copies are removed and the caller merges in place. Else `watch` closes (the last
  * connection: the WAL is checkpointed and removed), the live pair is switched to journal_mode
  * DELETE (which fails when another process still holds it), its file identity is recorded with
@@ -37,9 +37,11 @@
 #include <sqlite3.h>
 
 #include "apply_int.h"
+#include "backup.h"
 #include "clock.h"
 #include "fs.h"
 #include "plexburst/plex.h"
+#include "seqwrite.h"
 
 /* Room the copies need beyond their own size (their rollback journals during the merge). */
 #define PREMERGE_SPACE_FACTOR 1.25
@@ -134,49 +136,35 @@ static int swappable(apply_run *x, const char *live, struct stat *st)
     return 1;
 }
 
-/* Copies live DB k to its stage copy inside a read transaction, noting its data_version. */
+/* Copies live DB k to its stage copy (pb_backup_db_copy: one read transaction, gathered
+ * writes), its data_version noted first: a commit that lands before the copy's read transaction
+ * is in the copy but changes the version, so the swap then falls back (never the reverse). */
 static int copy_one(apply_run *x, pb_premerge *p, int k, const char *live)
 {
     pb_error *err = x->err;
     sqlite3 *w = NULL, *dst = NULL;
-    sqlite3_backup *b;
     int rc, error = 0;
 
     if ((rc = sqlite3_open_v2(live, &w, SQLITE_OPEN_READONLY, NULL)) != SQLITE_OK)
         return sqlfail(w, rc, "cannot open", live, err);
     p->watch[k] = w;
     sqlite3_busy_timeout(w, 30000);
-    rc = sqlite3_exec(w, "BEGIN; SELECT count(*) FROM sqlite_master", NULL, NULL, NULL);
-    if (rc == SQLITE_OK)
-        rc = int_pragma(w, "PRAGMA data_version", &p->version[k]);
+    rc = int_pragma(w, "PRAGMA data_version", &p->version[k]);
     if (rc == SQLITE_OK)
         rc = text_pragma(w, "PRAGMA journal_mode", p->mode[k], sizeof(p->mode[k]));
     if (rc != SQLITE_OK)
         return sqlfail(w, rc, "cannot read", live, err);
     remove_copy(p->copy[k]);
-    rc = sqlite3_open_v2(p->copy[k], &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    rc = sqlite3_open_v2(p->copy[k], &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                         pb_seqwrite_vfs());
     if (rc == SQLITE_OK)
         rc = sqlite3_exec(dst, "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF", NULL, NULL, NULL);
-    if (rc != SQLITE_OK) {
+    if (rc != SQLITE_OK)
         error = sqlfail(dst, rc, "cannot create", p->copy[k], err);
-        goto done;
-    }
-    /* one step: the whole copy inside the read transaction opened above */
-    if (!(b = sqlite3_backup_init(dst, "main", w, "main"))) {
-        error = sqlfail(dst, sqlite3_errcode(dst), "cannot copy", live, err);
-        goto done;
-    }
-    rc = sqlite3_backup_step(b, -1);
-    sqlite3_backup_finish(b);
-    if (rc != SQLITE_DONE) {
-        error = sqlfail(NULL, rc, "cannot copy", live, err);
-        goto done;
-    }
-    if ((rc = sqlite3_exec(dst, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL)) != SQLITE_OK)
-        error = sqlfail(dst, rc, "cannot set the journal mode of", p->copy[k], err);
-done:
+    else if ((error = pb_backup_db_copy(dst, w, "premerge: cannot copy the live DB", err)) == 0 &&
+             (rc = pb_seqwrite_check(dst)) != SQLITE_OK)
+        error = sqlfail(NULL, rc, "cannot write", p->copy[k], err);
     sqlite3_close(dst);
-    sqlite3_exec(w, "COMMIT", NULL, NULL, NULL);
     return error;
 }
 
