@@ -16,8 +16,7 @@
  * DBs' journal mode, owner and mode, and are made durable. `watch` stays open.
  * DURING THE STOP (pb_apply__swap). PRAGMA data_version on `watch` tells whether another
  * connection (Plex) committed since it was read before the copy (SQLite's own cache coherence
- * rests on it): when it
- * did, the copies are removed and the caller merges in place. Else `watch` closes (the last
+ * rests on it): when it did, the copies are removed and the caller merges in place. Else `watch` closes (the last
  * connection: the WAL is checkpointed and removed), the live pair is switched to journal_mode
  * DELETE (which fails when another process still holds it), its file identity is recorded with
  * the state "swapping" (the commit point), and the copies are renamed over the live files (each
