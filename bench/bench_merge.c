@@ -19,12 +19,15 @@
  * <= 64 MB and not growing with the DB size. Prints one JSON object on stdout (with `table`, the
  * human summary, also printed on stderr).
  *
- * usage: bench_merge [--work DIR] [--runs R] [--no-whole] [--no-sqldiff] FIXTURE...
+ * usage: bench_merge [--work DIR] [--runs R] [--no-whole] [--no-sqldiff] [--merge-only]
+ *                    FIXTURE...
  *   FIXTURE  an mkplex triple: FIXTURE/base, FIXTURE/cloud (base + mkplex analyze) and
  *            FIXTURE/home (base + mkplex stream), DB-only is enough (bench/run builds them);
  *            list the smaller first: targets are judged on the last one
  *   --work   scratch directory (default $TMPDIR); copies of the home and base pairs go there
- *   --runs   repetitions of the diff and merge timings, the best is reported (default 3)
+ *   --runs   repetitions of the diff and merge timings, the best is reported (default 3; the
+ *            merge's medians too)
+ *   --merge-only  only the merge of our changeset into the home pair (phase 5's figures)
  * Wall-clock figures on a shared machine vary: the load average and CPU times are reported.
  * Run on demand only (bench/run).
  */
@@ -54,6 +57,7 @@ extern char **environ;
 #define BDBREL "/Plug-in Support/Databases/com.plexapp.plugins.library.blobs.db"
 
 static int g_runs = 3;
+static int g_merge_only; /* --merge-only: the merge of the changeset into the home pair only */
 static const char *g_work;
 
 static void die(const char *fmt, ...)
@@ -301,6 +305,27 @@ static void on_phase(int phase, void *payload)
         g_cpu_merge_end = bench_cpu_ms();
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median of a JSON array of numbers (0 when empty). */
+static double median(json_t *a)
+{
+    size_t n = json_array_size(a);
+    double v[64];
+    if (n == 0)
+        return 0;
+    if (n > 64)
+        n = 64;
+    for (size_t i = 0; i < n; i++)
+        v[i] = json_number_value(json_array_get(a, i));
+    qsort(v, n, sizeof(v[0]), cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
 static json_t *merge_into(fx *f, const char *live_src, const char *blive_src, int from_cloud)
 {
     char live[4400], blive[4400];
@@ -308,6 +333,7 @@ static json_t *merge_into(fx *f, const char *live_src, const char *blive_src, in
     snprintf(blive, sizeof(blive), "%s/merge.blobs.db", f->work);
     pb_plex_report best;
     double best_ms = -1, best_cpu = 0, best_merge_cpu = 0;
+    json_t *runs_cpu = json_array(), *runs_ms = json_array();
     memset(&best, 0, sizeof(best));
     for (int run = 0; run < g_runs; run++) {
         copy_pair(live_src, blive_src, live, blive);
@@ -340,6 +366,8 @@ static json_t *merge_into(fx *f, const char *live_src, const char *blive_src, in
         if (g_cpu_merge_end <= 0)
             g_cpu_merge_end = bench_cpu_ms();
         double mcpu = g_cpu_merge_end - g_cpu_merge_start;
+        json_array_append_new(runs_cpu, json_real(mcpu));
+        json_array_append_new(runs_ms, json_real(r.ms.merge));
         if (best_ms < 0 || mcpu < best_merge_cpu) {
             pb_plex_report_dispose(&best);
             best = r;
@@ -359,6 +387,10 @@ static json_t *merge_into(fx *f, const char *live_src, const char *blive_src, in
         (json_int_t)best.merge.conflicts, "remapped", (json_int_t)best.merge.remapped,
         "changeset_zstd_bytes", (json_int_t)best.bytes_changeset_zstd, "atomic_pair",
         best.atomic_pair);
+    json_object_set_new(j, "merge_cpu_ms_median", json_real(median(runs_cpu)));
+    json_object_set_new(j, "merge_ms_median", json_real(median(runs_ms)));
+    json_object_set_new(j, "runs_merge_cpu_ms", runs_cpu);
+    json_object_set_new(j, "runs_merge_ms", runs_ms);
     pb_plex_report_dispose(&best);
     remove(live);
     remove(blive);
@@ -519,6 +551,11 @@ static json_t *bench_fixture(fx *f, int whole, int sqldiff)
     f->tables = json_pack("{s:o, s:o}", "main", json_array(), "blobs", json_array());
     diff_once(f->base, f->cloud, f->cs, &st, json_object_get(f->tables, "main"), &cms);
     diff_once(f->bbase, f->bcloud, f->bcs, &st, json_object_get(f->tables, "blobs"), &cms);
+    if (g_merge_only) {
+        fprintf(stderr, "bench_merge: %s: merge\n", f->name);
+        json_object_set_new(r, "merge", in_child(run_merge_changeset, f));
+        goto done;
+    }
     json_t *d = in_child(run_diff, f);
     json_object_del(d, "tables");
     json_object_set_new(d, "zstd3", zsum(zstd_file(f->cs, 3, 0), zstd_file(f->bcs, 3, 0)));
@@ -548,6 +585,7 @@ static json_t *bench_fixture(fx *f, int whole, int sqldiff)
             w, "zstd19", zsum(zstd_file(f->cloud, 19, threads), zstd_file(f->bcloud, 19, threads)));
         json_object_set_new(r, "whole_db", w);
     }
+done:
     json_decref(f->tables);
     f->tables = NULL;
     remove(f->cs);
@@ -596,6 +634,26 @@ static const char *ok(int yes)
     return yes ? "ok  " : "MISS";
 }
 
+/* --merge-only: phase 5's figures of the last fixture (best and medians), then the JSON. */
+static int merge_only_summary(json_t *r, json_t *L, double load)
+{
+    json_t *m = json_object_get(L, "merge"), *table = json_array();
+    line(table, "bench_merge --merge-only (%s; load %.1f on %ld cpus; %d runs)",
+         json_string_value(json_object_get(L, "name")), load, sysconf(_SC_NPROCESSORS_ONLN),
+         g_runs);
+    line(table, "  %-44s %12.0f ms %11.0f ms  %s", "merge (phase 5) CPU best vs target 1 s",
+         jreal(m, "merge_cpu_ms", NULL), 1000.0, ok(jreal(m, "merge_cpu_ms", NULL) <= 1000));
+    line(table, "  %-44s %12.0f ms %11.0f ms  (CPU / wall)", "merge (phase 5) medians",
+         jreal(m, "merge_cpu_ms_median", NULL), jreal(m, "merge_ms_median", NULL));
+    line(table, "  %-44s %9.1f MB", "peak RSS of the merge",
+         bench_jint(m, "peak_rss_kib", NULL) / 1024.0);
+    json_object_set_new(r, "table", table);
+    json_dumpf(r, stdout, JSON_INDENT(2) | JSON_REAL_PRECISION(6));
+    putchar('\n');
+    json_decref(r);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     int whole = 1, sqldiff = 1, i = 1;
@@ -610,11 +668,14 @@ int main(int argc, char **argv)
             whole = 0;
         else if (!strcmp(argv[i], "--no-sqldiff"))
             sqldiff = 0;
+        else if (!strcmp(argv[i], "--merge-only"))
+            g_merge_only = 1;
         else
             die("unknown option %s", argv[i]);
     }
     if (i >= argc) {
         fprintf(stderr, "usage: bench_merge [--work DIR] [--runs R] [--no-whole] [--no-sqldiff] "
+                        "[--merge-only] "
                         "FIXTURE...\n");
         return 2;
     }
@@ -643,6 +704,8 @@ int main(int argc, char **argv)
 
     /* targets, judged on the last (largest) fixture */
     json_t *L = json_array_get(all, (size_t)nfx - 1), *S = json_array_get(all, 0);
+    if (g_merge_only)
+        return merge_only_summary(r, L, load[0]);
     json_t *d = json_object_get(L, "diff"), *m = json_object_get(L, "merge"),
            *s = json_object_get(L, "session");
     double rps = jreal(d, "rows_per_s", NULL);
@@ -684,6 +747,8 @@ int main(int argc, char **argv)
          1000.0, ok(merge_cpu <= 1000));
     line(table, "  %-44s %12.0f ms %11.0f ms  %s", "merge (phase 5) wall (loaded machine)",
          merge_ms, 1000.0, ok(merge_ms <= 1000));
+    line(table, "  %-44s %12.0f ms %11.0f ms  (CPU / wall)", "merge (phase 5) medians",
+         jreal(m, "merge_cpu_ms_median", NULL), jreal(m, "merge_ms_median", NULL));
     line(table, "  %-44s %12.0f ms %11.0f ms", "same changeset onto base: ours vs apply_v2",
          jreal(json_object_get(L, "merge_onto_base"), "merge_ms", NULL),
          jreal(json_object_get(L, "apply_v2"), "ms", NULL));

@@ -19,6 +19,11 @@ typedef struct fts_table {
     char *name, *content; /* the FTS table and its content table, as sqlite_master spells them */
     char **cols;
     int ncols, events;
+    /* the first FTS table of a content table: the content columns an UPDATE must set for the
+     * FTS entry to change (the indexed ones and the rowid alias), as positions for read_keys and
+     * as the "OF ..." list of the update triggers; nwatch -1: any update (not resolved) */
+    int *watch, nwatch;
+    char *of;
 } fts_table;
 
 struct pb_ftsdefer {
@@ -111,6 +116,8 @@ static void table_dispose(fts_table *f)
     for (int i = 0; i < f->ncols; i++)
         free(f->cols[i]);
     free(f->cols);
+    free(f->watch);
+    sqlite3_free(f->of);
 }
 
 void pb_ftsdefer_free(pb_ftsdefer *d)
@@ -304,6 +311,7 @@ static int check_triggers(pb_ftsdefer *d, sqlite3 *db, int *ok)
 /* The TEMP objects of one content table `k` and the re-indexing SQL of its FTS tables. */
 static char *content_setup(const pb_ftsdefer *d, const char *tbl, int k)
 {
+    const char *of = d->t[k].of ? d->t[k].of : "";
     char *dels = sqlite3_mprintf("%s", "");
     for (int i = 0; i < d->n && dels; i++)
         if (d->t[i].events && strcasecmp(d->t[i].content, tbl) == 0)
@@ -316,7 +324,7 @@ static char *content_setup(const pb_ftsdefer *d, const char *tbl, int k)
         "CREATE TEMP TABLE pb_fts_ids_%d(id INTEGER PRIMARY KEY);\n"
         "DROP TABLE IF EXISTS temp.pb_fts_pre_%d;\n"
         "CREATE TEMP TABLE pb_fts_pre_%d(id INTEGER PRIMARY KEY);\n"
-        "CREATE TEMP TRIGGER pb_fts_bu_%d BEFORE UPDATE ON main.\"%w\" WHEN NOT EXISTS (SELECT 1 "
+        "CREATE TEMP TRIGGER pb_fts_bu_%d BEFORE UPDATE%s ON main.\"%w\" WHEN NOT EXISTS (SELECT 1 "
         "FROM pb_fts_ids_%d WHERE id = old.rowid) BEGIN%s INSERT INTO pb_fts_ids_%d(id) "
         "VALUES(old.rowid); END;\n"
         "CREATE TEMP TRIGGER pb_fts_bd_%d BEFORE DELETE ON main.\"%w\" WHEN NOT EXISTS (SELECT 1 "
@@ -324,9 +332,9 @@ static char *content_setup(const pb_ftsdefer *d, const char *tbl, int k)
         "VALUES(old.rowid); END;\n"
         "CREATE TEMP TRIGGER pb_fts_ai_%d AFTER INSERT ON main.\"%w\" BEGIN INSERT OR IGNORE "
         "INTO pb_fts_ids_%d(id) VALUES(new.rowid); END;\n"
-        "CREATE TEMP TRIGGER pb_fts_au_%d AFTER UPDATE ON main.\"%w\" WHEN new.rowid <> "
+        "CREATE TEMP TRIGGER pb_fts_au_%d AFTER UPDATE%s ON main.\"%w\" WHEN new.rowid <> "
         "old.rowid BEGIN INSERT OR IGNORE INTO pb_fts_ids_%d(id) VALUES(new.rowid); END;\n",
-        k, k, k, k, k, tbl, k, dels, k, k, tbl, k, dels, k, k, tbl, k, k, tbl, k);
+        k, k, k, k, k, of, tbl, k, dels, k, k, tbl, k, dels, k, k, tbl, k, k, of, tbl, k);
     sqlite3_free(dels);
     return s;
 }
@@ -355,6 +363,80 @@ static int content_index(const pb_ftsdefer *d, int i)
     while (k < i && !(d->t[k].events && strcasecmp(d->t[k].content, d->t[i].content) == 0))
         k++;
     return k;
+}
+
+/* Adds the column `name` of the content table (columns `names`, n of them) to f's watch list;
+ * -1 when the content table has no such column. */
+static int watch_add(fts_table *f, char **names, int n, const char *name)
+{
+    int c = 0;
+    while (c < n && strcasecmp(names[c], name) != 0)
+        c++;
+    if (c == n)
+        return -1;
+    for (int w = 0; w < f->nwatch; w++)
+        if (f->watch[w] == c)
+            return 0;
+    f->watch[f->nwatch++] = c;
+    f->of = f->of ? sqlite3_mprintf("%z, \"%w\"", f->of, names[c])
+                  : sqlite3_mprintf(" OF \"%w\"", names[c]);
+    return f->of ? 0 : -1;
+}
+
+/* The watch list of the content table of d->t[k] (its first maintained FTS table): the columns
+ * of every FTS table over it and its INTEGER PRIMARY KEY. An UPDATE that sets none of them
+ * leaves the FTS entries as they are (external content: an entry is the tokens of those columns
+ * at that rowid), so its row is neither deleted from nor re-added to the index. Left at -1 (any
+ * update) when a column cannot be resolved. */
+static int resolve_watch(pb_ftsdefer *d, sqlite3 *db, int k)
+{
+    fts_table *f = &d->t[k];
+    sqlite3_stmt *st = NULL;
+    char **names = NULL, *ipk = NULL;
+    int n = 0, cap = 0, npk = 0, rc = SQLITE_OK, ok = 0;
+    char *q =
+        sqlite3_mprintf("SELECT name, type, pk FROM pragma_table_info(%Q, 'main')", f->content);
+    f->nwatch = -1;
+    if (!q || sqlite3_prepare_v2(db, q, -1, &st, NULL) != SQLITE_OK)
+        goto done;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *name = (const char *)sqlite3_column_text(st, 0);
+        const char *type = (const char *)sqlite3_column_text(st, 1);
+        if (!name)
+            goto done;
+        if (n == cap) {
+            char **nn = realloc(names, (size_t)(cap = cap ? 2 * cap : 64) * sizeof(*nn));
+            if (!nn)
+                goto done;
+            names = nn;
+        }
+        if (!(names[n++] = strdup(name)))
+            goto done;
+        if (sqlite3_column_int(st, 2) > 0 && ++npk == 1 && type && strcasecmp(type, "INTEGER") == 0)
+            ipk = names[n - 1];
+    }
+    if (rc != SQLITE_DONE || !n || !(f->watch = malloc(sizeof(int) * (size_t)(n + 1))))
+        goto done;
+    f->nwatch = 0;
+    ok = 1;
+    for (int i = k; i < d->n && ok; i++)
+        if (d->t[i].events && strcasecmp(d->t[i].content, f->content) == 0)
+            for (int c = 0; c < d->t[i].ncols && ok; c++)
+                ok = watch_add(f, names, n, d->t[i].cols[c]) == 0;
+    if (ok && npk == 1 && ipk)
+        ok = watch_add(f, names, n, ipk) == 0;
+done:
+    if (!ok) { /* any update: the triggers without a column list, every key read */
+        f->nwatch = -1;
+        sqlite3_free(f->of);
+        f->of = NULL;
+    }
+    sqlite3_finalize(st);
+    sqlite3_free(q);
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    return 0;
 }
 
 /* setup, before and finish over every maintained content table. */
@@ -398,6 +480,19 @@ static int build_sql(pb_ftsdefer *d)
     return d->setup && d->finish && d->before ? 0 : -1;
 }
 
+/* Whether the UPDATE record at `it` (ncol columns) sets a watched column of f's content table. */
+static int sets_watched(const fts_table *f, sqlite3_changeset_iter *it, int ncol)
+{
+    if (f->nwatch < 0)
+        return 1;
+    for (int w = 0; w < f->nwatch; w++) {
+        sqlite3_value *v = NULL;
+        if (f->watch[w] < ncol && sqlite3changeset_new(it, f->watch[w], &v) == SQLITE_OK && v)
+            return 1;
+    }
+    return 0;
+}
+
 /* The keys of the changeset's UPDATE and DELETE records on the maintained content tables, as
  * INSERTs into their temp.pb_fts_pre_<k> tables appended to the setup SQL: the rows whose FTS
  * entries the before SQL removes in one statement. A row the merge writes without such a record
@@ -428,6 +523,8 @@ static int read_keys(pb_ftsdefer *d, const char *changeset, pb_error *err)
                 break;
         if (i == d->n || sqlite3changeset_pk(it, &pk, &ncol) != SQLITE_OK)
             continue;
+        if (op == SQLITE_UPDATE && !sets_watched(&d->t[i], it, ncol))
+            continue; /* no indexed column written: the FTS entry stays */
         int c = 0;
         while (c < ncol && !pk[c])
             c++;
@@ -482,6 +579,9 @@ int pb_ftsdefer_new(pb_ftsdefer **out, sqlite3 *db, const pb_merge_input *inputs
     }
     if (other || !ok)
         goto done;
+    for (int i = 0; i < d->n; i++)
+        if (d->t[i].events && content_index(d, i) == i)
+            resolve_watch(d, db, i);
     if (build_sql(d) != 0) {
         error = pb_error_set(err, PB_ENOMEM, "merge: out of memory");
         goto done;

@@ -10,9 +10,13 @@
  * every statement that opens a savepoint, so row-by-row deletes would still write a segment each);
  * TEMP triggers delete the entry of any other row at its first write and remember every row
  * written; just before COMMIT one INSERT ... SELECT ... ORDER BY id re-indexes every remembered row
- * that still exists, in the same transaction. The index ends exactly as the row triggers would
- * leave it. It applies only when every trigger of the DB is a recognised FTS trigger of main (the 4
- * events of each maintained FTS table, bodies as Plex writes them); otherwise nothing changes.
+ * that still exists, in the same transaction. An UPDATE that sets none of the indexed columns
+ * (nor the id) leaves a row's FTS entry as it is (external content: the entry is the tokens of
+ * those columns): such UPDATE records are not re-indexed and the TEMP update triggers fire only
+ * for "UPDATE OF" those columns (an analysis night's extra_data / changed_at updates are most of
+ * its updates). The index ends exactly as the row triggers would leave it. It applies only when
+ * every trigger of the DB is a recognised FTS trigger of main (the 4 events of each maintained FTS
+ * table, bodies as Plex writes them); otherwise nothing changes.
  * Role: the two write paths of a merge (apply_merge.c, plexmerge.c), in-process and in the
  * script Plex's engine runs (there with `.dbconfig enable_trigger off`).
  * Prerequisites: SQLite >= 3.35 (TEMP triggers fire with the DB's triggers off).
@@ -29,12 +33,12 @@ typedef struct pb_ftsdefer pb_ftsdefer;
 
 /**
  * Inspects the triggers of every DB on `db` (main's, and those of the attached DBs on tables
- * their input writes: then the deferral does not apply) and reads the keys of the UPDATE and
- * DELETE records of main's input (a raw changeset) on the
- * maintained tables: the rows whose FTS entries go in one statement before the merge writes (a
- * row written without such a record is handled by the TEMP triggers). `*out` is NULL when
- * the deferral does not apply (no FTS trigger, or a trigger it does not recognise), else a plan
- * the caller frees with pb_ftsdefer_free.
+ * their input writes: then the deferral does not apply) and reads the keys of the UPDATE records
+ * that set an indexed column (or the id) and of the DELETE records of main's input (a raw
+ * changeset) on the maintained tables: the rows whose FTS entries go in one statement before the
+ * merge writes (a row written without such a record is handled by the TEMP triggers). `*out` is
+ * NULL when the deferral does not apply (no FTS trigger, or a trigger it does not recognise), else
+ * a plan the caller frees with pb_ftsdefer_free.
  * @return 0, PB_ENOMEM or PB_ESQLITE.
  */
 int pb_ftsdefer_new(pb_ftsdefer **out, sqlite3 *db, const pb_merge_input *inputs, size_t ninputs,
