@@ -109,6 +109,11 @@ static int marker_triggers(sqlite3 *db, const char *schema, const char *run_id, 
     return error;
 }
 
+/* The settings of a merge into the copies made before the stop (premerge.c). */
+#define PRE_SETTINGS_MAIN                                                                          \
+    "PRAGMA main.journal_mode=OFF; PRAGMA main.synchronous=OFF; PRAGMA pbmark.synchronous=OFF;\n"
+#define PRE_SETTINGS_BLOBS "PRAGMA blobs.journal_mode=OFF; PRAGMA blobs.synchronous=OFF;\n"
+
 /* The commit marker the merge writes: the journal's, or a scratch one for a merge into a copy
  * (premerge.c), whose commit is not the apply's. */
 static const char *marker_path(const apply_run *x)
@@ -156,12 +161,10 @@ static int switch_modes(apply_run *x, sqlite3 *db, int with_blobs)
     pb_error *err = x->err;
     char mode_main[16] = "", mode_blobs[16] = "", now[16];
     int error;
-    if (x->pre) /* a copy in DELETE mode (premerge.c), made durable after the merge */
-        return exec_sql(db,
-                        with_blobs ? "PRAGMA main.synchronous=OFF; PRAGMA blobs.synchronous=OFF; "
-                                     "PRAGMA pbmark.synchronous=OFF"
-                                   : "PRAGMA main.synchronous=OFF; PRAGMA pbmark.synchronous=OFF",
-                        "synchronous", err);
+    if (x->pre) /* copies (premerge.c): no journal, no sync; dropped on any failure, made
+                   durable after the merge, made atomic by the swap */
+        return exec_sql(db, with_blobs ? PRE_SETTINGS_MAIN PRE_SETTINGS_BLOBS : PRE_SETTINGS_MAIN,
+                        "the copies' settings", err);
     if ((error = pragma_text(db, "PRAGMA main.journal_mode", mode_main, sizeof(mode_main), err)) <
             0 ||
         (with_blobs && (error = pragma_text(db, "PRAGMA blobs.journal_mode", mode_blobs,
@@ -319,6 +322,17 @@ static int script_prologue(apply_run *x, FILE *f, int with_blobs, const char *ru
         sql = sqlite3_mprintf("%z"
                               "ATTACH %Q AS blobs;\n",
                               sql, x->m_blobs);
+    if (x->pre) { /* the copies (premerge.c): no journal, no sync, no guard */
+        if (sql)
+            sql = sqlite3_mprintf("%z"
+                                  "ATTACH %Q AS " PB_MARKER_SCHEMA ";\n%s",
+                                  sql, marker_path(x),
+                                  with_blobs ? PRE_SETTINGS_MAIN PRE_SETTINGS_BLOBS
+                                             : PRE_SETTINGS_MAIN);
+        int ok = sql && fputs(sql, f) >= 0;
+        sqlite3_free(sql);
+        return ok ? 0 : pb_error_errno(x->err, "merge: writing %s", x->script);
+    }
     if (sql)
         sql = sqlite3_mprintf("%z"
                               "PRAGMA main.journal_mode=DELETE;\n",

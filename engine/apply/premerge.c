@@ -16,14 +16,14 @@
  * DBs' journal mode, owner and mode, and are made durable. `watch` stays open.
  * DURING THE STOP (pb_apply__swap). PRAGMA data_version on `watch` tells whether another
  * connection (Plex) committed since it was read before the copy (SQLite's own cache coherence
- * rests on it): when it did, the copies are removed and the caller merges in place. Else `watch` closes (the last
- * connection: the WAL is checkpointed and removed), the live pair is switched to journal_mode
- * DELETE (which fails when another process still holds it), its file identity is recorded with
- * the state "swapping" (the commit point), and the copies are renamed over the live files (each
- * replaced file linked first to <copy>-old, which the end of the run removes after Plex started).
- * RECOVERY of "swapping" (pb_journal__swap_forward): a copy still waiting is renamed when its live
- * file is still the one recorded; when the live main DB changed since (Plex started and wrote
- * before the recovery), nothing was swapped yet: the run is rolled back instead.
+ * rests on it): when it did, the copies are removed and the caller merges in place. Else `watch`
+ * closes (the last connection: the WAL is checkpointed and removed), the live pair is switched to
+ * journal_mode DELETE (which fails when another process still holds it), its file identity is
+ * recorded with the state "swapping" (the commit point), and the copies are renamed over the live
+ * files (each replaced file linked first to <copy>-old, which the end of the run removes after Plex
+ * started). RECOVERY of "swapping" (pb_journal__swap_forward): a copy still waiting is renamed when
+ * its live file is still the one recorded; when the live main DB changed since (Plex started and
+ * wrote before the recovery), nothing was swapped yet: the run is rolled back instead.
  */
 #include <errno.h>
 #include <fcntl.h>
