@@ -123,27 +123,8 @@ static const char *marker_path(const apply_run *x)
 
 static int marker_present(apply_run *x, int *present)
 {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *st = NULL;
-    int rc;
-    if (!x->m_marker)
-        return pb_journal__marker_present(x->j, present, x->err);
-    rc = sqlite3_open_v2(x->m_marker, &db, SQLITE_OPEN_READWRITE, NULL);
-    if (rc == SQLITE_OK)
-        rc = sqlite3_prepare_v2(db, "SELECT 1 FROM " PB_MARKER_TABLE " WHERE run_id = ?", -1, &st,
-                                NULL);
-    if (rc == SQLITE_OK &&
-        (rc = sqlite3_bind_text(st, 1, x->run_id, -1, SQLITE_STATIC)) == SQLITE_OK) {
-        rc = sqlite3_step(st);
-        *present = rc == SQLITE_ROW;
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? SQLITE_OK : rc;
-    }
-    sqlite3_finalize(st);
-    int error = rc == SQLITE_OK ? 0
-                                : pb_error_setd(x->err, PB_ESQLITE, rc, "merge: marker %s: %s",
-                                                x->m_marker, sqlite3_errstr(rc));
-    sqlite3_close(db);
-    return error;
+    return x->m_marker ? pb_journal__marker_at(x->m_marker, x->run_id, present, x->err)
+                       : pb_journal__marker_present(x->j, present, x->err);
 }
 
 static int crash_hook(void *payload)

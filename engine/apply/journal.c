@@ -229,12 +229,12 @@ void pb_journal__live_paths(const char *plex_dir, char *main_db, char *blobs_db,
 /* Runs SQL on the marker DB through a short-lived connection (opening it lets SQLite roll back
  * or clean up what an interrupted merge left). With `run_id`, *present tells whether the
  * marker row of that run exists. */
-static int marker_exec(pb_journal *j, const char *sql, const char *run_id, int *present,
-                       pb_error *err)
+static int marker_exec_at(const char *path, const char *sql, const char *run_id, int *present,
+                          pb_error *err)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_open_v2(j->marker, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
+    int rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
     if (rc == SQLITE_OK) {
         sqlite3_busy_timeout(db, 10000);
         rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
@@ -255,9 +255,23 @@ static int marker_exec(pb_journal *j, const char *sql, const char *run_id, int *
     if (rc != SQLITE_OK)
         error =
             pb_error_setd(err, rc == SQLITE_BUSY ? PB_EBUSY : PB_ESQLITE, rc, "apply marker %s: %s",
-                          j->marker, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+                          path, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
     sqlite3_close(db);
     return error;
+}
+
+static int marker_exec(pb_journal *j, const char *sql, const char *run_id, int *present,
+                       pb_error *err)
+{
+    return marker_exec_at(j->marker, sql, run_id, present, err);
+}
+
+int pb_journal__marker_at(const char *path, const char *run_id, int *yes, pb_error *err)
+{
+    *yes = 0;
+    return marker_exec_at(path,
+                          "CREATE TABLE IF NOT EXISTS " PB_MARKER_TABLE "(run_id TEXT PRIMARY KEY)",
+                          run_id, yes, err);
 }
 
 int pb_journal__open(pb_journal **out, const char *state_dir, const char *plex_dir, pb_error *err)

@@ -49,6 +49,9 @@ int pb_journal__lock_fd(const pb_journal *j);
 /** Whether the marker row of the current run is in the marker DB (opening it rolls back what an
  * interrupted transaction left): *yes = 1 when the run's merge committed a row. */
 int pb_journal__marker_present(pb_journal *j, int *yes, pb_error *err);
+/** The same for a marker DB at `path` (created with its table when missing): the scratch marker
+ * of a merge into copies (premerge.c). `run_id` NULL only creates it. */
+int pb_journal__marker_at(const char *path, const char *run_id, int *yes, pb_error *err);
 
 /** Starts a run (state staging): fails with PB_EBUSY when a run is recorded. */
 int pb_journal__begin(pb_journal *j, const char *run_id, const char *bundle, int online,

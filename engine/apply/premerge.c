@@ -232,19 +232,9 @@ int pb_apply__premerge(apply_run *x)
     }
     pb_journal__crash_point("premerge");
     snprintf(p->marker, sizeof(p->marker), "%s/%s.premerge-marker.db", x->work, x->run_id);
-    {
-        sqlite3 *m = NULL;
-        int rc = sqlite3_open_v2(p->marker, &m, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL);
-        if (rc == SQLITE_OK)
-            rc = sqlite3_exec(
-                m, "CREATE TABLE IF NOT EXISTS " PB_MARKER_TABLE "(run_id TEXT PRIMARY KEY)", NULL,
-                NULL, NULL);
-        if (rc != SQLITE_OK)
-            error = sqlfail(m, rc, "cannot create", p->marker, x->err);
-        sqlite3_close(m);
-        if (error < 0)
-            goto fail;
-    }
+    int unused;
+    if ((error = pb_journal__marker_at(p->marker, NULL, &unused, x->err)) < 0)
+        goto fail;
     x->m_main = p->copy[0];
     x->m_blobs = n > 1 ? p->copy[1] : x->blobs_db;
     x->m_marker = p->marker;
