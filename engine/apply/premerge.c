@@ -42,7 +42,7 @@
 #include "plexburst/plex.h"
 #include "seqwrite.h"
 
-/* Room the copies need beyond their own size (their rollback journals during the merge). */
+/* Room the copies need beyond their own size (the pages the merge adds, and some left over). */
 #define PREMERGE_SPACE_FACTOR 1.25
 
 struct pb_premerge {
@@ -278,7 +278,7 @@ int pb_apply__swap(apply_run *x, int *swapped)
             return 0;
         }
     }
-    /* the last connections: closing them checkpoints the WAL into the live files */
+    /* closed: the switch below checkpoints what Plex left in the WAL into the live files */
     for (int k = 0; k < p->n; k++) {
         sqlite3_close(p->watch[k]);
         p->watch[k] = NULL;
