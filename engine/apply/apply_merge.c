@@ -233,8 +233,10 @@ static int merge_in_process(apply_run *x, const char *run_id)
             (error = pb_probes__install(&probes, db, pb_journal__probes_path(x->j), err)) < 0)
             goto done;
     }
-    if ((error = marker_triggers(db, "main", run_id, err)) < 0 ||
-        (with_blobs && (error = marker_triggers(db, "blobs", run_id, err)) < 0))
+    /* the marker proves the commit of the live pair; the copies' commit is the swap's business
+     * (premerge.c): no trigger fires on their rows */
+    if (!x->pre && ((error = marker_triggers(db, "main", run_id, err)) < 0 ||
+                    (with_blobs && (error = marker_triggers(db, "blobs", run_id, err)) < 0)))
         goto done;
     if ((error = load_policy(x, db, with_blobs, &pm, &pol, err)) < 0)
         goto done;

@@ -601,7 +601,7 @@ int pb_journal__marker_present(pb_journal *j, int *yes, pb_error *err)
 /* ---------------------------------------------------------------------------------------- */
 /* journal modes of the live pair                                                            */
 
-static int get_set_mode(const char *db_path, const char *want, char *now, size_t cap, pb_error *err)
+int pb_journal__mode(const char *db_path, const char *want, char *now, size_t cap, pb_error *err)
 {
     sqlite3 *db = NULL;
     sqlite3_stmt *st = NULL;
@@ -643,11 +643,11 @@ int pb_journal__restore_modes(pb_journal *j, int *restored, pb_error *err)
     for (int i = 0; i < 2; i++) {
         if (!modes[i][0])
             continue;
-        if ((error = get_set_mode(paths[i], NULL, now, sizeof(now), err)) < 0)
+        if ((error = pb_journal__mode(paths[i], NULL, now, sizeof(now), err)) < 0)
             return error;
         if (!now[0] || strcasecmp(now, modes[i]) == 0)
             continue;
-        if ((error = get_set_mode(paths[i], modes[i], now, sizeof(now), err)) < 0)
+        if ((error = pb_journal__mode(paths[i], modes[i], now, sizeof(now), err)) < 0)
             return error;
         if (strcasecmp(now, modes[i]) != 0)
             return pb_error_set(err, PB_EBUSY,

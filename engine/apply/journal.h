@@ -117,6 +117,9 @@ int pb_journal__forward(pb_journal *j, pb_recover_result *out, pb_error *err);
 /** Ends the run: records the baseline (the bundle's target ids) and deletes the run's rows. */
 int pb_journal__finish(pb_journal *j, pb_error *err);
 
+/** Reads (`want` NULL) or sets the journal mode of the DB at `db_path` through a short-lived
+ * connection; `now` gets the mode it is in after ("" when the file does not exist). */
+int pb_journal__mode(const char *db_path, const char *want, char *now, size_t cap, pb_error *err);
 /** Restores the recorded journal modes of the live DB pair (when the run recorded them). */
 int pb_journal__restore_modes(pb_journal *j, int *restored, pb_error *err);
 

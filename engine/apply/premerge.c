@@ -52,6 +52,7 @@ struct pb_premerge {
     char mode[2][16];   /* their journal modes */
     char copy[2][PATH_MAX + 128];
     char marker[PATH_MAX + 128];
+    char dir[PATH_MAX + 80]; /* the Databases directory, which holds the copies */
 };
 
 static void note(apply_run *x, const char *fmt, const char *arg)
@@ -71,19 +72,6 @@ static int int_pragma(sqlite3 *db, const char *sql, int64_t *v)
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
     if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
         *v = sqlite3_column_int64(st, 0);
-        rc = SQLITE_OK;
-    }
-    sqlite3_finalize(st);
-    return rc;
-}
-
-static int text_pragma(sqlite3 *db, const char *sql, char *out, size_t cap)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
-    if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-        const unsigned char *t = sqlite3_column_text(st, 0);
-        snprintf(out, cap, "%s", t ? (const char *)t : "");
         rc = SQLITE_OK;
     }
     sqlite3_finalize(st);
@@ -148,11 +136,10 @@ static int copy_one(apply_run *x, pb_premerge *p, int k, const char *live)
         return sqlfail(w, rc, "cannot open", live, err);
     p->watch[k] = w;
     sqlite3_busy_timeout(w, 30000);
-    rc = int_pragma(w, "PRAGMA data_version", &p->version[k]);
-    if (rc == SQLITE_OK)
-        rc = text_pragma(w, "PRAGMA journal_mode", p->mode[k], sizeof(p->mode[k]));
-    if (rc != SQLITE_OK)
+    if ((rc = int_pragma(w, "PRAGMA data_version", &p->version[k])) != SQLITE_OK)
         return sqlfail(w, rc, "cannot read", live, err);
+    if ((error = pb_journal__mode(live, NULL, p->mode[k], sizeof(p->mode[k]), err)) < 0)
+        return error;
     remove_copy(p->copy[k]);
     rc = sqlite3_open_v2(p->copy[k], &dst, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
                          pb_seqwrite_vfs());
@@ -171,16 +158,10 @@ static int copy_one(apply_run *x, pb_premerge *p, int k, const char *live)
 static int settle_copy(apply_run *x, pb_premerge *p, int k, const struct stat *live_st)
 {
     pb_error *err = x->err;
-    sqlite3 *db = NULL;
-    char now[16] = "", sql[64];
-    int rc = sqlite3_open_v2(p->copy[k], &db, SQLITE_OPEN_READWRITE, NULL), error = 0, fd;
-    snprintf(sql, sizeof(sql), "PRAGMA journal_mode=%s", p->mode[k][0] ? p->mode[k] : "delete");
-    if (rc == SQLITE_OK)
-        rc = text_pragma(db, sql, now, sizeof(now));
-    if (rc != SQLITE_OK)
-        error = sqlfail(db, rc, "cannot set the journal mode of", p->copy[k], err);
-    sqlite3_close(db);
-    if (error < 0)
+    char now[16];
+    int error, fd;
+    if ((error = pb_journal__mode(p->copy[k], p->mode[k][0] ? p->mode[k] : "delete", now,
+                                  sizeof(now), err)) < 0)
         return error;
     if ((fd = open(p->copy[k], O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0)
         return pb_error_errno(err, "premerge: cannot open %s", p->copy[k]);
@@ -206,22 +187,22 @@ int pb_apply__premerge(apply_run *x)
     for (int k = 0; k < n; k++)
         if (!swappable(x, live[k], &st[k]))
             return 0;
-    struct statvfs vfs;
-    char dbdir[PATH_MAX + 80];
-    pb_journal__copy_path(dbdir, sizeof(dbdir), x->main_db, x->run_id, 0);
-    *strrchr(dbdir, '/') = '\0';
-    double need = (double)(st[0].st_size + (n > 1 ? st[1].st_size : 0)) * PREMERGE_SPACE_FACTOR;
-    if (statvfs(dbdir, &vfs) == 0 && (double)vfs.f_bavail * (double)vfs.f_frsize < need) {
-        note(x, "no room for a copy of the library DB in %.300s: merged in place", dbdir);
-        return 0;
-    }
     if (!(p = calloc(1, sizeof(*p))))
         return pb_error_set(x->err, PB_ENOMEM, "premerge: out of memory");
+    snprintf(p->dir, sizeof(p->dir), "%s", x->main_db);
+    *strrchr(p->dir, '/') = '\0';
+    struct statvfs vfs;
+    double need = (double)(st[0].st_size + (n > 1 ? st[1].st_size : 0)) * PREMERGE_SPACE_FACTOR;
+    if (statvfs(p->dir, &vfs) == 0 && (double)vfs.f_bavail * (double)vfs.f_frsize < need) {
+        note(x, "no room for a copy of the library DB in %.300s: merged in place", p->dir);
+        free(p);
+        return 0;
+    }
     x->pm = p;
     p->n = n;
     /* the copies live in the Databases dir, recorded first so that a rollback sweeps them */
     size_t rl = strlen(x->plex);
-    if ((error = pb_journal__add_stagedir(x->j, dbdir[rl] == '/' ? dbdir + rl + 1 : dbdir,
+    if ((error = pb_journal__add_stagedir(x->j, p->dir[rl] == '/' ? p->dir + rl + 1 : p->dir,
                                           x->err)) < 0 ||
         (error = pb_journal__flush(x->j, x->err)) < 0)
         goto fail;
@@ -246,7 +227,7 @@ int pb_apply__premerge(apply_run *x)
     for (int k = 0; k < n; k++)
         if ((error = settle_copy(x, p, k, &st[k])) < 0)
             goto fail;
-    pb_fs_sync_dir(dbdir);
+    pb_fs_sync_dir(p->dir);
     pb_journal__crash_point("premerged");
     x->out->ms.premerge = pb_clock_ms() - t;
     return 0;
@@ -290,21 +271,14 @@ int pb_apply__swap(apply_run *x, int *swapped)
      * (a -wal left there would be replayed onto the copy renamed over it) */
     struct stat st[2];
     for (int k = 0; k < p->n; k++) {
-        sqlite3 *db = NULL;
-        char now[16] = "";
-        rc = sqlite3_open_v2(live[k], &db, SQLITE_OPEN_READWRITE, NULL);
-        if (rc == SQLITE_OK)
-            rc = text_pragma(db, "PRAGMA journal_mode=DELETE", now, sizeof(now));
-        if (rc != SQLITE_OK)
-            error = sqlfail(db, rc, "cannot switch the journal mode of", live[k], x->err);
-        else if (strcmp(now, "delete") != 0)
-            error = pb_error_set(x->err, PB_EBUSY,
-                                 "cannot switch %s to journal_mode=DELETE (still %s): another "
-                                 "process holds it (Plex?)",
-                                 live[k], now);
-        sqlite3_close(db);
-        if (error < 0)
+        char now[16];
+        if ((error = pb_journal__mode(live[k], "delete", now, sizeof(now), x->err)) < 0)
             return error;
+        if (strcmp(now, "delete") != 0)
+            return pb_error_set(x->err, PB_EBUSY,
+                                "cannot switch %s to journal_mode=DELETE (still %s): another "
+                                "process holds it (Plex?)",
+                                live[k], now);
         if (lstat(live[k], &st[k]) != 0)
             return pb_error_errno(x->err, "cannot stat %s", live[k]);
     }
@@ -322,10 +296,7 @@ int pb_apply__swap(apply_run *x, int *swapped)
         p->copy[k][0] = '\0';
         pb_journal__crash_point(k ? "swap-blobs" : "swap-main");
     }
-    char dbdir[PATH_MAX + 80];
-    snprintf(dbdir, sizeof(dbdir), "%s", x->main_db);
-    *strrchr(dbdir, '/') = '\0';
-    pb_fs_sync_dir(dbdir);
+    pb_fs_sync_dir(p->dir);
     x->committed = 1;
     x->out->atomic_pair = 1;
     x->out->swapped = 1;
